@@ -1,0 +1,123 @@
+"""Prices of target rows, and the dual bound they certify.
+
+For prices ``pi_r`` (one per target row, sign convention of DESIGN.md: > 0 where a lower
+target binds, < 0 where an upper bound binds), Lagrangian duality gives the upper bound
+
+    D(pi) = sum_i a_i max_(o allowed) (v[i,o] + sum_k c[o,k] pi(i,k))
+            - sum_r ( max(pi_r, 0) lo_r - max(-pi_r, 0) hi_r )
+
+on the LP optimum, valid whenever every price has the sign its row allows (a row without
+an upper bound cannot have a negative price, ...) and, for elastic targets, no lower price
+exceeds the claim's shortfall penalty. ``pi(i, k)`` sums the prices of every zoning's row of
+claim k over the zone that contains cell i.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.problem import Problem
+from engine.solve import kernels
+
+
+@dataclass
+class DualStructure:
+    """What the per-cell passes need of a problem, computed once per solve."""
+
+    group: np.ndarray  # (N,) int32
+    membership: np.ndarray  # (G, R) float: 1 where group g lies in row r's zone
+    row_option: np.ndarray  # (R, O): c[o, claim of row r]
+    lower: np.ndarray  # (R,) NaN = none
+    upper: np.ndarray  # (R,) NaN = none
+    price_min: np.ndarray  # (R,) -inf, or 0 for rows without an upper bound
+    price_max: np.ndarray  # (R,) +inf, 0 for rows without a lower target, or the penalty
+    penalty: np.ndarray  # (R,) shortfall penalty of the row's claim, inf for hard targets
+    area: np.ndarray  # (N,) or (1,) float64
+    allowed: np.ndarray  # (N, O) bool or (1, 1) placeholder
+    has_allowed: bool
+
+    @property
+    def n_groups(self) -> int:
+        return self.membership.shape[0]
+
+    @property
+    def n_rows(self) -> int:
+        return self.membership.shape[1]
+
+    def adjustment(self, prices: np.ndarray) -> np.ndarray:
+        """``adj[g, o] = sum_k c[o,k] * price(g, k)`` for the row prices."""
+        return self.membership @ (prices[:, None] * self.row_option)
+
+    def supply(self, assigned: np.ndarray) -> np.ndarray:
+        """Hectares per row from hectares per (group, option)."""
+        return np.einsum("gr,go,ro->r", self.membership, assigned, self.row_option)
+
+    def project(self, prices: np.ndarray) -> np.ndarray:
+        """The nearest prices with the signs and caps every row allows."""
+        return np.clip(prices, self.price_min, self.price_max)
+
+    def target_term(self, prices: np.ndarray) -> float:
+        """``sum_r max(pi,0) lo_r - max(-pi,0) hi_r`` (rows without the bound add nothing)."""
+        lo = np.where(np.isnan(self.lower), 0.0, self.lower)
+        hi = np.where(np.isnan(self.upper), 0.0, self.upper)
+        return float(np.sum(np.maximum(prices, 0.0) * lo - np.maximum(-prices, 0.0) * hi))
+
+
+def dual_structure(problem: Problem) -> DualStructure:
+    rows = problem.rows
+    groups = problem.groups
+    membership = (groups.zones[:, rows.zoning] == rows.zone[None, :]).astype(np.float64)
+    row_option = problem.contribution[:, rows.claim].T.copy()
+    has_lower = rows.has_lower
+    has_upper = rows.has_upper
+    if problem.elastic:
+        penalty = problem.shortfall_penalty[rows.claim]
+    else:
+        penalty = np.full(len(rows), np.inf)
+    price_max = np.where(has_lower, penalty, 0.0)
+    price_min = np.where(has_upper, -np.inf, 0.0)
+    area = np.atleast_1d(np.asarray(problem.area, dtype=np.float64))
+    if problem.allowed is None:
+        allowed, has_allowed = np.ones((1, 1), dtype=bool), False
+    else:
+        allowed, has_allowed = problem.allowed, True
+    return DualStructure(
+        group=groups.group,
+        membership=membership,
+        row_option=row_option,
+        lower=rows.lower,
+        upper=rows.upper,
+        price_min=price_min,
+        price_max=price_max,
+        penalty=penalty,
+        area=area,
+        allowed=allowed,
+        has_allowed=has_allowed,
+    )
+
+
+@dataclass
+class PricedCells:
+    """Every cell's best option under a set of prices, and the dual bound they give."""
+
+    prices: np.ndarray
+    choice: np.ndarray  # (N,) int16
+    margin: np.ndarray  # (N,) best minus runner-up adjusted value
+    bound: float
+
+
+def price_cells(problem: Problem, structure: DualStructure, prices: np.ndarray) -> PricedCells:
+    """One pass over the cells: best options and ``D(prices)`` (prices are projected first)."""
+    prices = structure.project(prices)
+    choice, margin, best_sum = kernels.best_options(
+        problem.value,
+        structure.allowed,
+        structure.has_allowed,
+        structure.group,
+        structure.area,
+        structure.adjustment(prices),
+    )
+    bound = best_sum - structure.target_term(prices)
+    return PricedCells(prices=prices, choice=choice, margin=margin, bound=bound)

@@ -1,0 +1,382 @@
+"""The fast exact solver: prices first, then the few undecided cells exactly.
+
+The allocation LP is fully described by one price per target row: at the optimum every
+cell takes the option with the highest ``v[i,o] + sum_k c[o,k] price(i,k)``, and only about
+as many cells as there are binding targets are split between options. So:
+
+1. **Prices.** Minimise the entropy-smoothed dual (a log-sum-exp over each cell's options,
+   temperature ``tau``) with L-BFGS-B over the few hundred prices. Each evaluation is one
+   Numba pass over the cells. Started on a regular sample of the cells (every k-th: the
+   layers are spatially smooth, so a stride is a fair sample), then on all cells with a
+   lower temperature. These prices are close to the optimal ones but not exact.
+2. **Repair.** Under those prices most cells have a clear best option; the cells whose two
+   best options are within ``delta`` of each other are *free*. Fix the others at their
+   best option and solve the LP over the free cells exactly with HiGHS (targets reduced by
+   what the fixed cells deliver). Its row duals are candidate exact prices.
+3. **Pricing.** One pass over all cells: any fixed cell whose option is no longer best
+   under the new prices joins the free cells, and step 2 repeats. When none is left, the
+   prices are optimal duals of the whole LP: every cell takes a best option (fixed cells)
+   or satisfies complementary slackness (LP cells).
+4. **Certificate.** The dual bound ``D(prices)`` over all cells against the objective of
+   the returned allocation gives ``gap``; it is computed independently of steps 1-3.
+
+Ties are broken towards the lowest option index, in every pass and in ``choice``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+from scipy import optimize, sparse
+
+from engine.problem import Problem
+from engine.solve import kernels
+from engine.solve.dual import DualStructure, dual_structure, price_cells
+from engine.solve.lp import lower_bounds, solve_lp, upper_bounds
+from engine.solve.solution import GapWarning, InfeasibleError, Solution, build_solution
+
+# Cells in the sample of the first price stage. Enough for a fair sample of every zone.
+SAMPLE_CELLS = 150_000
+
+
+def solve_fast(
+    problem: Problem,
+    *,
+    prices: np.ndarray | list | None = None,
+    gap_tolerance: float = 1e-9,
+    max_repairs: int = 40,
+) -> Solution:
+    """Solve ``problem`` exactly; ``prices`` (per zoning, or in row order) warm-start it."""
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    structure = dual_structure(problem)
+    scale = value_scale(problem)
+    start = _initial_prices(problem, prices)
+    timings["setup"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    approx, tau = smoothed_prices(problem, structure, start, scale)
+    timings["prices"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    priced = price_cells(problem, structure, approx)
+    choice = priced.choice.astype(np.int64)
+    free = priced.margin < 8.0 * tau
+    tolerance = 1e-11 * scale
+    lp_cells = np.zeros(0, dtype=np.int64)
+    lp_x = np.zeros((0, problem.n_options))
+    for repair in range(max_repairs):
+        lp = restricted_lp(problem, structure, choice, free)
+        if lp is None:
+            # The fixed cells leave the free ones unable to meet a hard target: the prices
+            # were too rough here. Free more cells, nearest to a tie first.
+            free = _widen(priced.margin, free)
+            continue
+        lp_cells, lp_x, lp_prices = lp
+        priced = price_cells(problem, structure, lp_prices)
+        fixed = ~free
+        worse = fixed & (priced.choice != choice)
+        if worse.any():
+            gain = _switch_gain(problem, structure, priced.prices, choice, priced.choice, worse)
+            worse[np.flatnonzero(worse)[gain <= tolerance]] = False
+        if not worse.any():
+            break
+        free |= worse
+    else:
+        warnings.warn(
+            f"fast: repair did not settle in {max_repairs} rounds; the certificate says how "
+            f"far from optimal the result is",
+            GapWarning,
+            stacklevel=2,
+        )
+    timings["repair"] = time.perf_counter() - clock
+    timings["repair_rounds"] = repair + 1
+    timings["lp_cells"] = int(len(lp_cells))
+
+    clock = time.perf_counter()
+    choice[lp_cells] = np.argmax(lp_x, axis=1)
+    x = _allocation_matrix(problem, choice, lp_cells, lp_x)
+    solution = build_solution(
+        problem,
+        x,
+        priced.prices,
+        priced.bound,
+        method="fast",
+        choice=choice,
+        gap_tolerance=gap_tolerance,
+        timings=timings,
+    )
+    solution.timings["certificate"] = time.perf_counter() - clock
+    return solution
+
+
+def value_scale(problem: Problem) -> float:
+    """A typical spread of the values, the unit for temperatures and tolerances."""
+    step = max(1, problem.n_cells // 100_000)
+    sample = np.asarray(problem.value[::step], dtype=np.float64)
+    spread = float(np.std(sample))
+    return spread if spread > 0 else max(1.0, float(np.max(np.abs(sample))))
+
+
+def _initial_prices(problem: Problem, prices) -> np.ndarray:
+    n_rows = len(problem.rows)
+    if prices is None:
+        return np.zeros(n_rows)
+    if isinstance(prices, np.ndarray) and prices.ndim == 1:
+        if prices.shape != (n_rows,):
+            raise ValueError(f"prices: shape {prices.shape}, expected ({n_rows},) in row order")
+        return prices.astype(np.float64)
+    rows = problem.rows
+    per_zoning = [np.asarray(p, dtype=np.float64) for p in prices]
+    if len(per_zoning) != problem.n_zonings:
+        raise ValueError(
+            f"prices: {len(per_zoning)} arrays for {problem.n_zonings} zonings; pass "
+            f"Solution.prices of a problem with the same zonings"
+        )
+    return np.array([per_zoning[l][z, k] for l, z, k in zip(rows.zoning, rows.zone, rows.claim)])
+
+
+# -- 1. prices from the smoothed dual ------------------------------------------------------
+
+
+class _SmoothedDual:
+    """The smoothed dual over a set of cells, as a function of scaled prices for L-BFGS-B.
+
+    Variables are ``lambda_r >= 0`` for lower targets and ``mu_r >= 0`` for upper bounds
+    (price = lambda - mu), divided by the value scale; the function is divided by the total
+    area, so both are of order one whatever the units.
+    """
+
+    def __init__(self, value, allowed, has_allowed, group, area, total_area, structure, scale):
+        self.value = value
+        self.allowed = allowed
+        self.has_allowed = has_allowed
+        self.group = group
+        self.area = area
+        self.structure = structure
+        self.scale = scale
+        self.norm = total_area * scale
+        has_lower = ~np.isnan(structure.lower)
+        has_upper = ~np.isnan(structure.upper)
+        self.lower_rows = np.flatnonzero(has_lower)
+        self.upper_rows = np.flatnonzero(has_upper)
+        self.lower = structure.lower[self.lower_rows]
+        self.upper = structure.upper[self.upper_rows]
+        penalty = structure.penalty[self.lower_rows] / scale
+        self.bounds = [(0.0, None if np.isinf(p) else p) for p in penalty] + [
+            (0.0, None)
+        ] * len(self.upper_rows)
+        self.tau = 1.0
+
+    def prices(self, z: np.ndarray) -> np.ndarray:
+        p = np.zeros(self.structure.n_rows)
+        p[self.lower_rows] += z[: len(self.lower_rows)]
+        p[self.upper_rows] -= z[len(self.lower_rows) :]
+        return p * self.scale
+
+    def variables(self, prices: np.ndarray) -> np.ndarray:
+        p = prices / self.scale
+        return np.concatenate([np.maximum(p[self.lower_rows], 0), np.maximum(-p[self.upper_rows], 0)])
+
+    def __call__(self, z: np.ndarray):
+        prices = self.prices(z)
+        f, assigned = kernels.smoothed_dual_terms(
+            self.value,
+            self.allowed,
+            self.has_allowed,
+            self.group,
+            self.area,
+            self.structure.adjustment(prices),
+            self.tau,
+            self.structure.n_groups,
+        )
+        supply = self.structure.supply(assigned)
+        lam = z[: len(self.lower_rows)] * self.scale
+        mu = z[len(self.lower_rows) :] * self.scale
+        f = f - lam @ self.lower + mu @ self.upper
+        grad = np.concatenate(
+            [supply[self.lower_rows] - self.lower, self.upper - supply[self.upper_rows]]
+        )
+        return f / self.norm, grad * (self.scale / self.norm)
+
+    def minimise(self, prices: np.ndarray, tau: float, iterations: int) -> np.ndarray:
+        self.tau = tau
+        z0 = self.variables(prices)
+        if len(z0) == 0:
+            return prices
+        result = optimize.minimize(
+            self,
+            z0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=self.bounds,
+            options={"maxiter": iterations, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 30},
+        )
+        return self.prices(result.x)
+
+
+def smoothed_prices(
+    problem: Problem, structure: DualStructure, prices: np.ndarray, scale: float
+) -> tuple[np.ndarray, float]:
+    """Near-optimal prices, and the temperature they were found at."""
+    area = structure.area
+    total_area = float(np.sum(problem.area_of()))
+    stride = max(1, problem.n_cells // SAMPLE_CELLS)
+    if stride > 1:
+        cells = slice(None, None, stride)
+        sample_area = area * stride if len(area) == 1 else np.ascontiguousarray(area[cells]) * stride
+        allowed = (
+            np.ascontiguousarray(structure.allowed[cells])
+            if structure.has_allowed
+            else structure.allowed
+        )
+        sample = _SmoothedDual(
+            np.ascontiguousarray(problem.value[cells]),
+            allowed,
+            structure.has_allowed,
+            np.ascontiguousarray(structure.group[cells]),
+            sample_area,
+            total_area,
+            structure,
+            scale,
+        )
+        prices = sample.minimise(prices, 0.05 * scale, 200)
+        prices = sample.minimise(prices, 0.01 * scale, 200)
+    full = _SmoothedDual(
+        problem.value,
+        structure.allowed,
+        structure.has_allowed,
+        structure.group,
+        area,
+        total_area,
+        structure,
+        scale,
+    )
+    tau = 0.002 * scale
+    prices = full.minimise(prices, tau, 100)
+    return structure.project(prices), tau
+
+
+# -- 2. the exact LP over the free cells ---------------------------------------------------
+
+
+def restricted_lp(
+    problem: Problem, structure: DualStructure, choice: np.ndarray, free: np.ndarray
+):
+    """Solve the LP over the free cells with the others fixed at ``choice``.
+
+    Returns ``(cells, x, prices)`` (x is (M, O) over the free cells) or None when the fixed
+    cells make a hard target unreachable.
+    """
+    n_groups, n_opt = structure.n_groups, problem.n_options
+    fixed_area = kernels.assigned_area(
+        choice, ~free, structure.group, structure.area, n_groups, n_opt
+    )
+    fixed_supply = structure.supply(fixed_area)
+
+    cells = np.flatnonzero(free)
+    m = len(cells)
+    area = problem.area_of(cells)
+    group = structure.group[cells]
+    allowed = (
+        structure.allowed[cells] if structure.has_allowed else np.ones((m, n_opt), dtype=bool)
+    )
+    col_cell, col_opt = np.nonzero(allowed)
+    n_x = len(col_cell)
+
+    # Target-row entries of every column, through a table of the rows each (group, option)
+    # pair feeds: a national problem has few groups, so the table is small.
+    coef_go = structure.membership[:, None, :] * structure.row_option.T[None, :, :]  # (G,O,R)
+    key_g, key_o, key_r = np.nonzero(coef_go)
+    key = key_g * n_opt + key_o
+    key_ptr = np.searchsorted(key, np.arange(n_groups * n_opt + 1))
+    col_key = group[col_cell] * n_opt + col_opt
+    count = key_ptr[col_key + 1] - key_ptr[col_key]
+    entry_col = np.repeat(np.arange(n_x), count)
+    offset = np.arange(len(entry_col)) - np.repeat(np.cumsum(count) - count, count)
+    entry_key = key_ptr[col_key][entry_col] + offset
+    entry_row = key_r[entry_key]
+    entry_val = coef_go[key_g[entry_key], key_o[entry_key], entry_row] * area[col_cell[entry_col]]
+
+    rows = problem.rows
+    n_rows = len(rows)
+    elastic_rows = np.flatnonzero(rows.has_lower) if problem.elastic else np.zeros(0, int)
+    n_s = len(elastic_rows)
+    matrix = sparse.csc_matrix(
+        (
+            np.concatenate([np.ones(n_x), entry_val, np.ones(n_s)]),
+            (
+                np.concatenate([col_cell, m + entry_row, m + elastic_rows]),
+                np.concatenate([np.arange(n_x), entry_col, n_x + np.arange(n_s)]),
+            ),
+        ),
+        shape=(m + n_rows, n_x + n_s),
+    )
+    cost = np.concatenate(
+        [
+            -area[col_cell] * problem.value[cells[col_cell], col_opt],
+            structure.penalty[elastic_rows] if n_s else np.zeros(0),
+        ]
+    )
+    row_lo = np.concatenate([np.ones(m), lower_bounds(rows.lower - fixed_supply)])
+    row_hi = np.concatenate([np.ones(m), upper_bounds(rows.upper - fixed_supply)])
+    result = solve_lp(
+        cost,
+        matrix,
+        row_lo,
+        row_hi,
+        np.zeros(n_x + n_s),
+        upper_bounds(np.full(n_x + n_s, np.nan)),
+    )
+    if result.status == "infeasible":
+        return None
+    if result.status != "optimal":
+        raise RuntimeError(f"fast: the repair LP ended with status {result.status!r}")
+    x = np.zeros((m, n_opt))
+    x[col_cell, col_opt] = np.clip(result.x[:n_x], 0.0, None)
+    x /= x.sum(axis=1, keepdims=True)
+    # HiGHS minimises -objective; its row dual is d(-objective)/d(bound), which is our price.
+    prices = result.row_dual[m:]
+    return cells, x, prices
+
+
+def _widen(margin: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Twice as many free cells, taking the next-closest ties."""
+    n_free = max(int(free.sum()), 1000)
+    if n_free >= len(margin):
+        raise InfeasibleError("fast: no allocation meets the hard targets")
+    threshold = np.partition(margin, min(len(margin) - 1, 2 * n_free))[min(len(margin) - 1, 2 * n_free)]
+    return free | (margin <= threshold)
+
+
+def _switch_gain(problem, structure, prices, old, new, cells_mask):
+    """How much better the new best option is than the old one, per selected cell."""
+    cells = np.flatnonzero(cells_mask)
+    adj = structure.adjustment(prices)
+    g = structure.group[cells]
+    value = problem.value
+    return (value[cells, new[cells]] + adj[g, new[cells]]) - (
+        value[cells, old[cells]] + adj[g, old[cells]]
+    )
+
+
+def _allocation_matrix(problem: Problem, choice, lp_cells, lp_x) -> sparse.csr_matrix:
+    """One-hot rows for the fixed cells, the LP's fractions for the free ones."""
+    n, n_opt = problem.n_cells, problem.n_options
+    per_cell = np.ones(n, dtype=np.int64)
+    keep = lp_x > 0
+    per_cell[lp_cells] = keep.sum(axis=1)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(per_cell, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    data = np.ones(indptr[-1], dtype=np.float64)
+    fixed = np.ones(n, dtype=bool)
+    fixed[lp_cells] = False
+    indices[indptr[:-1][fixed]] = choice[fixed]
+    lp_row, lp_opt = np.nonzero(keep)
+    position = indptr[lp_cells][lp_row] + (np.arange(len(lp_row)) - np.searchsorted(lp_row, lp_row))
+    indices[position] = lp_opt
+    data[position] = lp_x[lp_row, lp_opt]
+    return sparse.csr_matrix((data, indices, indptr), shape=(n, n_opt))

@@ -1,0 +1,164 @@
+"""Numba kernels: the per-cell passes of the fast solver.
+
+Every pass works over fixed blocks of ``BLOCK`` cells and adds the blocks' partial sums in
+block order. The block size does not depend on the number of threads, so every result is
+the same bit for bit on one core or many.
+
+Conventions shared by the kernels:
+
+- ``adj[g, o]`` is what the prices add to option o in a cell of group g:
+  ``sum_k c[o, k] * price(g, k)``; the adjusted value of option o in cell i is
+  ``value[i, o] + adj[group[i], o]``.
+- ``allowed`` is an (N, O) bool array, or a (1, 1) array when every option is allowed
+  (``has_allowed`` False) so that the kernels need one signature.
+- ``area`` is an (N,) array, or a (1,) array for a uniform area.
+- Ties are broken towards the lowest option index (strict ``>`` when scanning options).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+BLOCK = 1 << 15
+
+
+@njit(cache=True)
+def n_blocks(n):
+    return (n + BLOCK - 1) // BLOCK
+
+
+@njit(cache=True)
+def _ordered_sum(parts):
+    # A plain loop in a non-parallel function: numba never turns it into a parallel
+    # reduction, so the order of addition is fixed.
+    total = 0.0
+    for p in parts:
+        total += p
+    return total
+
+
+@njit(cache=True, inline="always")
+def _area(area, i):
+    return area[0] if area.shape[0] == 1 else area[i]
+
+
+@njit(parallel=True, cache=True)
+def best_options(value, allowed, has_allowed, group, area, adj):
+    """Per cell the best option under the prices, its margin over the runner-up, and the
+    area-weighted sum of best adjusted values per block (the dual bound's main term).
+
+    ``margin`` is +inf for a cell with a single allowed option.
+    """
+    n, n_opt = value.shape
+    nb = n_blocks(n)
+    choice = np.empty(n, dtype=np.int16)
+    margin = np.empty(n, dtype=np.float64)
+    block_sum = np.zeros(nb, dtype=np.float64)
+    for b in prange(nb):
+        start = b * BLOCK
+        stop = min(n, start + BLOCK)
+        acc = 0.0
+        for i in range(start, stop):
+            g = group[i]
+            best = -np.inf
+            second = -np.inf
+            arg = -1
+            for o in range(n_opt):
+                if has_allowed and not allowed[i, o]:
+                    continue
+                u = value[i, o] + adj[g, o]
+                if u > best:
+                    second = best
+                    best = u
+                    arg = o
+                elif u > second:
+                    second = u
+            choice[i] = arg
+            margin[i] = best - second
+            acc += _area(area, i) * best
+        block_sum[b] = acc
+    return choice, margin, _ordered_sum(block_sum)
+
+
+@njit(parallel=True, cache=True)
+def smoothed_dual_terms(value, allowed, has_allowed, group, area, adj, tau, n_groups):
+    """The entropy-smoothed dual over the given cells.
+
+    Returns ``F = sum_i a_i * tau * log sum_o exp(u[i,o] / tau)`` and
+    ``S[g, o] = sum_(i in g) a_i * softmax(u[i] / tau)[o]``, the soft assignment whose
+    contributions are the gradient of F in the prices.
+    """
+    n, n_opt = value.shape
+    nb = n_blocks(n)
+    f_part = np.zeros(nb, dtype=np.float64)
+    s_part = np.zeros((nb, n_groups, n_opt), dtype=np.float64)
+    inv_tau = 1.0 / tau
+    for b in prange(nb):
+        start = b * BLOCK
+        stop = min(n, start + BLOCK)
+        u = np.empty(n_opt, dtype=np.float64)
+        acc = 0.0
+        for i in range(start, stop):
+            g = group[i]
+            top = -np.inf
+            for o in range(n_opt):
+                if has_allowed and not allowed[i, o]:
+                    u[o] = -np.inf
+                    continue
+                u[o] = value[i, o] + adj[g, o]
+                if u[o] > top:
+                    top = u[o]
+            z = 0.0
+            for o in range(n_opt):
+                if u[o] == -np.inf:
+                    u[o] = 0.0
+                else:
+                    u[o] = np.exp((u[o] - top) * inv_tau)
+                    z += u[o]
+            a = _area(area, i)
+            acc += a * (top + tau * np.log(z))
+            w = a / z
+            for o in range(n_opt):
+                s_part[b, g, o] += w * u[o]
+        f_part[b] = acc
+    s = np.zeros((n_groups, n_opt), dtype=np.float64)
+    for b in range(nb):
+        s += s_part[b]
+    return _ordered_sum(f_part), s
+
+
+@njit(parallel=True, cache=True)
+def assigned_area(choice, selected, group, area, n_groups, n_opt):
+    """``A[g, o]``: hectares of the selected cells in group g that take option o, and the
+    area-weighted value they realise is computed separately (see ``assigned_value``)."""
+    n = choice.shape[0]
+    nb = n_blocks(n)
+    part = np.zeros((nb, n_groups, n_opt), dtype=np.float64)
+    for b in prange(nb):
+        start = b * BLOCK
+        stop = min(n, start + BLOCK)
+        for i in range(start, stop):
+            if selected[i]:
+                part[b, group[i], choice[i]] += _area(area, i)
+    out = np.zeros((n_groups, n_opt), dtype=np.float64)
+    for b in range(nb):
+        out += part[b]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def assigned_value(value, choice, selected, area):
+    """``sum_i a_i v[i, choice[i]]`` over the selected cells."""
+    n = choice.shape[0]
+    nb = n_blocks(n)
+    part = np.zeros(nb, dtype=np.float64)
+    for b in prange(nb):
+        start = b * BLOCK
+        stop = min(n, start + BLOCK)
+        acc = 0.0
+        for i in range(start, stop):
+            if selected[i]:
+                acc += _area(area, i) * value[i, choice[i]]
+        part[b] = acc
+    return _ordered_sum(part)

@@ -1,0 +1,90 @@
+"""Small sparse LPs through highspy, for the steps that need an exact simplex solve.
+
+The fast solver's repair step and the feasibility test build their LPs as sparse matrices
+and hand them to HiGHS in one call; going through PuLP would cost more than the solve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+from scipy import sparse
+
+INF = highspy.kHighsInf
+
+
+@dataclass
+class LPResult:
+    status: str  # 'optimal', 'infeasible', or HiGHS's own words
+    x: np.ndarray
+    row_dual: np.ndarray  # d objective / d row bound (minimisation convention)
+    objective: float
+
+
+def solve_lp(
+    cost: np.ndarray,
+    matrix: sparse.spmatrix,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    col_lower: np.ndarray,
+    col_upper: np.ndarray,
+    *,
+    tolerance: float = 1e-10,
+) -> LPResult:
+    """Minimise ``cost @ x`` s.t. ``row_lower <= matrix @ x <= row_upper``, col bounds.
+
+    Single-threaded dual simplex with tight tolerances: the result must be reproducible bit
+    for bit and precise enough for a 1e-9 certificate.
+    """
+    matrix = sparse.csc_matrix(matrix)
+    lp = highspy.HighsLp()
+    lp.num_col_ = matrix.shape[1]
+    lp.num_row_ = matrix.shape[0]
+    lp.col_cost_ = np.ascontiguousarray(cost, dtype=np.float64)
+    lp.col_lower_ = _f64(col_lower)
+    lp.col_upper_ = _f64(col_upper)
+    lp.row_lower_ = _f64(row_lower)
+    lp.row_upper_ = _f64(row_upper)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
+    lp.a_matrix_.value_ = matrix.data.astype(np.float64)
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("solver", "simplex")
+    h.setOptionValue("primal_feasibility_tolerance", tolerance)
+    h.setOptionValue("dual_feasibility_tolerance", tolerance)
+    h.setOptionValue("random_seed", 0)
+    h.passModel(lp)
+    h.run()
+    model_status = h.getModelStatus()
+    status = h.modelStatusToString(model_status).lower()
+    if model_status == highspy.HighsModelStatus.kOptimal:
+        status = "optimal"
+    elif model_status == highspy.HighsModelStatus.kInfeasible:
+        status = "infeasible"
+    solution = h.getSolution()
+    return LPResult(
+        status=status,
+        x=np.asarray(solution.col_value, dtype=np.float64),
+        row_dual=np.asarray(solution.row_dual, dtype=np.float64),
+        objective=float(h.getInfo().objective_function_value),
+    )
+
+
+def _f64(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=np.float64)
+
+
+def lower_bounds(values: np.ndarray) -> np.ndarray:
+    """Our 'no bound' (NaN) as HiGHS's minus infinity."""
+    return np.where(np.isnan(values), -INF, values)
+
+
+def upper_bounds(values: np.ndarray) -> np.ndarray:
+    """Our 'no bound' (NaN) as HiGHS's plus infinity."""
+    return np.where(np.isnan(values), INF, values)

@@ -1,0 +1,125 @@
+"""``Solution``: what every backend returns, and the checks that make it trustworthy."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+
+from engine.problem import Problem
+
+
+class InfeasibleError(ValueError):
+    """Hard targets that no allocation can meet. ``rows`` lists what cannot be placed."""
+
+    def __init__(self, message: str, rows: list[dict] | None = None):
+        super().__init__(message)
+        self.rows = rows or []
+
+
+class GapWarning(UserWarning):
+    """The solver stopped before certifying the requested gap."""
+
+
+@dataclass
+class Solution:
+    objective: float  # the LP objective of DESIGN.md for ``x``
+    x: np.ndarray | sparse.csr_matrix  # (N, O) fractions per cell, rows sum to 1
+    choice: np.ndarray  # (N,) int, dominant option (largest fraction, lowest index on ties)
+    shortfall: list[np.ndarray]  # per zoning (Z_l, K) hectares missing
+    prices: list[np.ndarray]  # per zoning (Z_l, K) target duals, value per hectare
+    allocated: list[np.ndarray]  # per zoning (Z_l, K) hectares delivered
+    bound: float  # dual bound D(prices) >= optimum >= objective
+    gap: float  # (bound - objective) / max(1, |bound|, |objective|)
+    status: str  # 'optimal', or what else happened, in words
+    method: str  # backend that produced it
+    timings: dict = field(default_factory=dict)  # seconds per stage
+    row_prices: np.ndarray | None = None  # prices in the problem's row order
+
+    def __repr__(self) -> str:
+        return (
+            f"Solution(status={self.status!r}, objective={self.objective:.10g}, "
+            f"gap={self.gap:.2e}, method={self.method!r})"
+        )
+
+
+def relative_gap(bound: float, objective: float) -> float:
+    return (bound - objective) / max(1.0, abs(bound), abs(objective))
+
+
+def allocation_objective(problem: Problem, x) -> float:
+    """``sum_i a_i sum_o v[i,o] x[i,o]`` for dense or CSR ``x`` (without the penalty term)."""
+    area = problem.area_of()
+    if sparse.issparse(x):
+        x = sparse.csr_matrix(x)
+        cells = np.repeat(np.arange(problem.n_cells), np.diff(x.indptr))
+        return float(np.sum(area[cells] * problem.value[cells, x.indices] * x.data))
+    return float(np.sum(area * np.einsum("io,io->i", problem.value, x)))
+
+
+def dominant_option(x) -> np.ndarray:
+    if sparse.issparse(x):
+        x = sparse.csr_matrix(x)
+        return np.asarray(x.argmax(axis=1)).ravel().astype(np.int64)
+    return np.argmax(x, axis=1).astype(np.int64)
+
+
+def build_solution(
+    problem: Problem,
+    x,
+    row_prices: np.ndarray,
+    bound: float,
+    *,
+    method: str,
+    choice: np.ndarray | None = None,
+    status: str = "optimal",
+    timings: dict | None = None,
+    gap_tolerance: float = 1e-9,
+    feasibility_tolerance: float = 1e-6,
+) -> Solution:
+    """Evaluate ``x`` against the problem and wrap it with its certificate.
+
+    The objective, the shortfall and the gap are computed here from ``x`` itself, the same
+    way for every backend, so that backends are compared on equal terms.
+    """
+    supply = problem.supply(x)
+    rows = problem.rows
+    shortfall = np.where(rows.has_lower, np.maximum(rows.lower - supply, 0.0), 0.0)
+    scale = np.maximum(1.0, np.abs(np.nan_to_num(rows.lower)) + np.abs(np.nan_to_num(rows.upper)))
+    over = np.where(rows.has_upper, supply - rows.upper, -np.inf)
+    if np.any(over > feasibility_tolerance * scale):
+        r = int(np.argmax(over / scale))
+        status = f"infeasible allocation: {problem.describe_row(r)} exceeds its upper bound by {over[r]:.6g} ha"
+    if problem.elastic:
+        penalty = problem.shortfall_penalty[rows.claim]
+        objective = allocation_objective(problem, x) - float(np.sum(penalty * shortfall))
+    else:
+        objective = allocation_objective(problem, x)
+        if np.any(shortfall > feasibility_tolerance * scale):
+            r = int(np.argmax(shortfall / scale))
+            status = (
+                f"infeasible allocation: {problem.describe_row(r)} misses its target by "
+                f"{shortfall[r]:.6g} ha"
+            )
+        shortfall = np.zeros_like(shortfall)
+    gap = relative_gap(bound, objective)
+    if status == "optimal" and gap > gap_tolerance:
+        status = f"not certified: gap {gap:.2e} above {gap_tolerance:.0e}"
+    if status != "optimal":
+        warnings.warn(f"{method}: {status}", GapWarning, stacklevel=3)
+    return Solution(
+        objective=objective,
+        x=x,
+        choice=dominant_option(x) if choice is None else choice,
+        shortfall=problem.per_zoning(shortfall),
+        prices=problem.per_zoning(row_prices),
+        allocated=problem.per_zoning(supply),
+        bound=float(bound),
+        gap=float(gap),
+        status=status,
+        method=method,
+        timings=dict(timings or {}),
+        row_prices=np.asarray(row_prices, dtype=np.float64),
+    )
