@@ -1,0 +1,979 @@
+"""Load and validate the policy configuration (TOML) before any work is done.
+
+A run starts from one file: ``configs/national.toml`` (the twelve provinces at once) or a
+province file ``configs/provinces/<province>.toml`` (one province; it points at the national
+file for the shared catalogue, rules and the national targets it takes a share of). The files
+are read with :mod:`tomllib` into one tree::
+
+    run, targets, layers        national.toml
+    assumptions, claims, options  claims.toml
+    rules.{exclusions,penalties,ladders,reservations}  rules.toml
+    suitability                 suitability.toml
+    provinces.<slug>            provinces/<slug>.toml
+
+``overrides`` address that tree with dotted keys (``"assumptions.housing_density_urban": 60``,
+``"rules.exclusions.natura2000.enabled": False``, ``"provinces.utrecht.shares.nature": 0.1``);
+that is how a sweep varies a run. Then the tree is validated into frozen dataclasses. Every
+error is a :class:`ConfigError` naming the file, the key, what is wrong and how to fix it
+("did you mean ..."). Nothing in a config is ever evaluated as code.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "Assumption",
+    "Claim",
+    "Option",
+    "Term",
+    "Recipe",
+    "Rule",
+    "Target",
+    "Novex",
+    "Province",
+    "LayerSource",
+    "Config",
+    "load_config",
+    "to_ha",
+    "from_ha",
+    "GRID_LAYERS",
+    "slugify",
+]
+
+# The layers of the demo grid (engine.grid); a grid may carry more, a rule may use any of them.
+GRID_LAYERS = (
+    "land", "province", "municipality", "elevation", "land_cover", "built_up_fraction",
+    "population_density", "deep_polder", "floodplain", "dike_zone", "water_body", "peat",
+    "sandy_highland", "natura2000", "nature_network", "external_safety", "valuable_farmland",
+    "station_distance", "town_distance",
+)  # fmt: skip
+
+# Units by dimension, with the factor to the dimension's base unit.
+UNITS = {
+    "homes": ("count", 1.0), "dwellings": ("count", 1.0), "jobs": ("count", 1.0),
+    "TWh": ("energy", 1e9), "GWh": ("energy", 1e6), "MWh": ("energy", 1e3), "kWh": ("energy", 1.0),
+    "ha": ("area", 1.0), "km2": ("area", 100.0), "m2": ("area", 1e-4),
+}  # fmt: skip
+FRACTION_UNITS = ("fraction", "1", "ha/ha")
+
+RULE_KINDS = ("exclusions", "penalties", "ladders", "reservations")
+TRANSFORMS = ("value", "linear", "decay", "above", "below")
+
+
+class ConfigError(ValueError):
+    """A configuration error: file, key, what is wrong, and the fix."""
+
+    def __init__(self, file, key: str, problem: str, fix: str = ""):
+        self.file, self.key, self.problem, self.fix = str(file), key, problem, fix
+        msg = f"{file}: {key}: {problem}"
+        if fix:
+            msg += f"; {fix}"
+        super().__init__(msg)
+
+
+def did_you_mean(name: str, choices) -> str:
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    shown = ", ".join(sorted(choices)[:25]) + (" ..." if len(choices) > 25 else "")
+    return f"choose one of: {shown}"
+
+
+def slugify(name: str) -> str:
+    """'Noord-Holland' -> 'noord-holland', 'Fryslân' -> 'fryslan'."""
+    import unicodedata
+
+    s = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    return "-".join(s.lower().replace("_", " ").replace("-", " ").split())
+
+
+# -- dataclasses ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Assumption:
+    name: str
+    value: float
+    unit: str
+    note: str
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    unit: str
+    per_ha: float  # claim units delivered by one claim hectare (1 for hectare claims)
+    reference: str | None  # the assumption that fixes per_ha
+    shortfall_penalty: float
+    description: str
+    province: str | None = None  # set for a claim a province file adds
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    code: int
+    colour: str
+    description: str
+    tags: tuple[str, ...]
+    contributes: dict  # claim -> claim hectares per hectare of the option (c[o, k])
+    province: str | None = None
+
+
+@dataclass(frozen=True)
+class Term:
+    layer: str
+    transform: str
+    weight: float
+    low: float | None = None
+    high: float | None = None
+    scale: float | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    option: str
+    terms: tuple[Term, ...]
+    conversion_cost: dict  # land-cover class name -> value lost per ha
+    default_cost: float
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str  # exclusions | penalties | ladders | reservations
+    id: str
+    source: str
+    note: str
+    options: tuple[str, ...]
+    where: dict | None = None
+    amount: float = 0.0
+    steps: tuple = ()  # ladders: ((label, where, value), ...)
+    otherwise: float = 0.0
+    share: float = 0.0
+    order_layer: str | None = None
+    ascending: bool = True
+    group_by: str = "province"
+    claim: str | None = None
+    province: str | None = None  # a province file's rule acts only inside that province
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    claim: str
+    lower_ha: float | None
+    upper_ha: float | None
+    unit: str  # as written
+    source: str
+    note: str = ""
+    rule: str | None = None  # a reservation rule whose reserved hectares are the target
+
+
+@dataclass(frozen=True)
+class Novex:
+    id: str
+    name: str
+    source: str
+    note: str
+    municipalities: tuple[str, ...]
+    targets: dict  # claim -> Target
+    province: str  # the province file that holds it
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """A layer taken from another dataset than the base grid (pas toe of leg uit, L11371)."""
+
+    layer: str
+    path: Path
+    reason: str
+    dataset: str
+    location: str
+
+
+@dataclass(frozen=True)
+class Province:
+    slug: str
+    name: str
+    code: str
+    path: Path
+    targets: dict  # claim -> Target (own targets, e.g. the housing bid)
+    shares: dict  # claim -> share of the national target
+    shares_basis: str
+    novex: dict  # id -> Novex
+
+
+@dataclass
+class Config:
+    path: Path
+    name: str
+    scope: str  # "national" or a province slug
+    grid: str
+    resolution: int
+    hard_targets: bool
+    assumptions: dict
+    claims: dict
+    options: dict
+    recipes: dict
+    rules: list
+    national_targets: dict
+    provinces: dict
+    layers: dict = field(default_factory=dict)
+    files: list = field(default_factory=list)
+    resolved: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def province_slugs(self) -> list[str]:
+        """The provinces in scope, in the order of the national file (CBS code order)."""
+        if self.scope == "national":
+            return list(self.provinces)
+        return [self.scope]
+
+    @property
+    def option_names(self) -> list[str]:
+        return list(self.options)
+
+    @property
+    def claim_names(self) -> list[str]:
+        return list(self.claims)
+
+    def contribution_matrix(self):
+        import numpy as np
+
+        c = np.zeros((len(self.options), len(self.claims)))
+        claims = self.claim_names
+        for o, opt in enumerate(self.options.values()):
+            for k, v in opt.contributes.items():
+                c[o, claims.index(k)] = v
+        return c
+
+    def province_targets(self, slug: str) -> dict:
+        """Claim -> Target for one province: its own targets plus its shares of national ones."""
+        prov = self.provinces[slug]
+        out = dict(prov.targets)
+        for claim, share in prov.shares.items():
+            nat = self.national_targets.get(claim)
+            if nat is None or claim in out:
+                continue
+            out[claim] = Target(
+                claim=claim,
+                lower_ha=None if nat.lower_ha is None else nat.lower_ha * share,
+                upper_ha=None if nat.upper_ha is None else nat.upper_ha * share,
+                unit=nat.unit,
+                source=nat.source,
+                note=f"{share:g} of the national target ({prov.shares_basis})",
+            )
+        return out
+
+
+# -- units ----------------------------------------------------------------------------------------
+
+
+def to_ha(value: float, unit: str, claim: Claim) -> float:
+    """A quantity of a claim in ``unit`` -> claim hectares (exact inverse of :func:`from_ha`)."""
+    dim, f = UNITS[unit]
+    cdim, cf = UNITS[claim.unit]
+    if dim == "area" and cdim != "area":
+        return value * f  # "ha" of a non-area claim means claim hectares
+    if dim != cdim:
+        raise ValueError(f"unit {unit!r} does not measure claim {claim.name!r} ({claim.unit})")
+    return value * f / cf / claim.per_ha
+
+
+def from_ha(ha: float, claim: Claim) -> float:
+    """Claim hectares -> the claim's own unit."""
+    return ha * claim.per_ha
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def _read_toml(path: Path, who: str) -> dict:
+    if not path.is_file():
+        raise ConfigError(path, who, "file not found", "check the path (relative paths are "
+                          "taken from the folder of the file that names them)")
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(path, "(syntax)", f"not valid TOML: {err}",
+                          "fix the TOML syntax at the line shown") from None
+
+
+class _Origins:
+    """Which file each part of the tree came from, for messages."""
+
+    def __init__(self):
+        self.by_prefix: dict[tuple, Path] = {}
+
+    def add(self, prefix: tuple, path: Path):
+        self.by_prefix[prefix] = path
+
+    def file(self, key: tuple) -> str:
+        best, n = None, -1
+        for prefix, path in self.by_prefix.items():
+            if key[: len(prefix)] == prefix and len(prefix) > n:
+                best, n = path, len(prefix)
+        return _show(best) if best else "(config)"
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def load_raw(path) -> tuple[dict, str, _Origins, list[Path]]:
+    """Read the TOML files of a run into one tree. Returns (tree, scope, origins, files)."""
+    path = Path(path)
+    first = _read_toml(path, "(file)")
+    origins = _Origins()
+    files = [path]
+    scope = "national"
+    if "province" in first and "run" not in first:
+        prov = first.get("province")
+        if not isinstance(prov, dict) or "national" not in prov:
+            raise ConfigError(path, "province.national", "missing",
+                              'name the national file, e.g. national = "../national.toml"')
+        national_path = (path.parent / prov["national"]).resolve()
+        tree, _, origins, files = load_raw(national_path)
+        slug = slugify(prov.get("name", path.stem))
+        if slug not in tree["provinces"]:
+            tree["provinces"][slug] = first
+            origins.add(("provinces", slug), path)
+            files.append(path)
+        elif Path(tree["provinces"][slug]["__path__"]).resolve() != path.resolve():
+            # A variant file for a province the national file lists: it replaces that one.
+            tree["provinces"][slug] = first
+            origins.add(("provinces", slug), path)
+            files.append(path)
+        tree["provinces"][slug]["__path__"] = str(path)
+        return tree, slug, origins, files
+
+    if "run" not in first:
+        raise ConfigError(path, "(file)", "neither a national config ([run]) nor a province "
+                          "config ([province])", "start from configs/national.toml or "
+                          "configs/provinces/<province>.toml")
+    tree: dict[str, Any] = {}
+    for key in ("run", "targets", "layers"):
+        tree[key] = first.get(key, {})
+        origins.add((key,), path)
+    extra = set(first) - {"run", "targets", "layers"}
+    if extra:
+        key = sorted(extra)[0]
+        raise ConfigError(path, key, "unknown section",
+                          did_you_mean(key, ["run", "targets", "layers"]))
+    run = tree["run"]
+    base = path.parent
+    for key, section in (("claims", None), ("rules", "rules"), ("suitability", "suitability")):
+        if key not in run:
+            raise ConfigError(path, f"run.{key}", "missing", f'name the file, e.g. {key} = "{key}.toml"')
+        sub_path = (base / run[key]).resolve()
+        sub = _read_toml(sub_path, f"run.{key}")
+        files.append(sub_path)
+        if key == "claims":
+            for part in ("assumptions", "claims", "options"):
+                tree[part] = sub.get(part, {})
+                origins.add((part,), sub_path)
+            extra = set(sub) - {"assumptions", "claims", "options"}
+            if extra:
+                k = sorted(extra)[0]
+                raise ConfigError(sub_path, k, "unknown section",
+                                  did_you_mean(k, ["assumptions", "claims", "options"]))
+        elif key == "rules":
+            extra = set(sub) - set(RULE_KINDS)
+            if extra:
+                k = sorted(extra)[0]
+                raise ConfigError(sub_path, k, "unknown rule kind", did_you_mean(k, RULE_KINDS))
+            tree["rules"] = {kind: sub.get(kind, {}) for kind in RULE_KINDS}
+            origins.add(("rules",), sub_path)
+        else:
+            tree["suitability"] = sub
+            origins.add(("suitability",), sub_path)
+    tree["provinces"] = {}
+    for rel in run.get("provinces", []):
+        p = (base / rel).resolve()
+        data = _read_toml(p, "run.provinces")
+        files.append(p)
+        name = (data.get("province") or {}).get("name", p.stem)
+        slug = slugify(name)
+        data["__path__"] = str(p)
+        tree["provinces"][slug] = data
+        origins.add(("provinces", slug), p)
+    return tree, scope, origins, files
+
+
+def apply_overrides(tree: dict, overrides: dict | None, origins: _Origins) -> dict:
+    """Set dotted keys in the tree; an unknown path is an error with a suggestion."""
+    tree = copy.deepcopy(tree)
+    for dotted, value in (overrides or {}).items():
+        parts = str(dotted).split(".")
+        node = tree
+        for depth, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node:
+                here = ".".join(parts[:depth]) or "(top)"
+                choices = list(node) if isinstance(node, dict) else []
+                raise ConfigError("overrides", dotted, f"'{part}' is not a key of {here}",
+                                  did_you_mean(part, [c for c in choices if c != "__path__"]))
+            node = node[part]
+        last = parts[-1]
+        if parts[0] == "assumptions" and len(parts) == 2:
+            if last not in node:
+                raise ConfigError("overrides", dotted, "no such assumption",
+                                  did_you_mean(last, list(node)))
+            node[last]["value"] = value  # shorthand: an assumption's value
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError("overrides", dotted, "the parent is not a table",
+                              "address a key inside a table")
+        node[last] = value
+    return tree
+
+
+# -- validation helpers ---------------------------------------------------------------------------
+
+
+class _V:
+    """Validation context: knows the file of every key."""
+
+    def __init__(self, origins: _Origins):
+        self.origins = origins
+
+    def err(self, key: tuple, problem: str, fix: str = "") -> ConfigError:
+        return ConfigError(self.origins.file(key), ".".join(key), problem, fix)
+
+    def table(self, node, key: tuple) -> dict:
+        if not isinstance(node, dict):
+            raise self.err(key, f"expected a table, got {type(node).__name__}",
+                           "write it as [section] or { ... }")
+        return node
+
+    def keys(self, node: dict, key: tuple, allowed, required=()):
+        for k in node:
+            if k == "__path__":
+                continue
+            if k not in allowed:
+                raise self.err(key + (k,), "unknown key", did_you_mean(k, allowed))
+        for k in required:
+            if k not in node:
+                raise self.err(key + (k,), "missing", f"add {k} = ...")
+
+    def number(self, node, key: tuple, *, minimum=None, maximum=None) -> float:
+        if isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
+            raise self.err(key, f"expected a number, got {node!r}", "write a plain number")
+        if minimum is not None and node < minimum:
+            raise self.err(key, f"{node} is below {minimum}", f"use a value >= {minimum}")
+        if maximum is not None and node > maximum:
+            raise self.err(key, f"{node} is above {maximum}", f"use a value <= {maximum}")
+        return float(node)
+
+    def string(self, node, key: tuple) -> str:
+        if not isinstance(node, str):
+            raise self.err(key, f"expected text, got {node!r}", 'write it in quotes: "..."')
+        return node
+
+    def source(self, node: dict, key: tuple) -> str:
+        if "source" not in node:
+            raise self.err(key + ("source",), "missing",
+                           'cite the line in shared/seed it comes from, e.g. source = "L188"')
+        s = self.string(node["source"], key + ("source",))
+        if not s.startswith("L") or not s[1:].split("-")[0].isdigit():
+            raise self.err(key + ("source",), f"{s!r} is not a line reference",
+                           'write source = "L123" (a line of shared/seed)')
+        return s
+
+
+# -- the validation proper ------------------------------------------------------------------------
+
+
+def _assumptions(v: _V, tree: dict) -> dict:
+    out = {}
+    for name, a in v.table(tree.get("assumptions", {}), ("assumptions",)).items():
+        key = ("assumptions", name)
+        a = v.table(a, key)
+        v.keys(a, key, ("value", "unit", "note", "source"), ("value", "unit", "note"))
+        note = v.string(a["note"], key + ("note",))
+        if "assumption" not in note.lower():
+            raise v.err(key + ("note",), "an assumption's note must say it is an assumption",
+                        'start the note with "Assumption: ..."')
+        unit = v.string(a["unit"], key + ("unit",))
+        _check_unit_text(v, unit, key + ("unit",))
+        out[name] = Assumption(name, v.number(a["value"], key + ("value",)), unit, note,
+                               a.get("source"))
+    return out
+
+
+def _check_unit_text(v: _V, unit: str, key: tuple):
+    if unit in UNITS or unit in FRACTION_UNITS:
+        return
+    if "/" in unit:
+        num, den = unit.split("/", 1)
+        if num in UNITS and den == "ha":
+            return
+    raise v.err(key, f"unknown unit {unit!r}",
+                "use one of " + ", ".join(list(UNITS) + list(FRACTION_UNITS))
+                + " or '<unit>/ha' (e.g. homes/ha, GWh/ha)")
+
+
+def _per_ha(v: _V, ref, claim_unit: str, assumptions: dict, key: tuple) -> float:
+    """A quantity of a claim per hectare (number, or an assumption's name) in claim units/ha."""
+    cdim, cf = UNITS[claim_unit]
+    if isinstance(ref, str):
+        if ref not in assumptions:
+            raise v.err(key, f"no assumption named {ref!r}", did_you_mean(ref, assumptions))
+        a = assumptions[ref]
+        if cdim == "area":
+            if a.unit not in FRACTION_UNITS:
+                raise v.err(key, f"assumption {ref!r} is in {a.unit!r}, a hectare claim needs a "
+                            "fraction", f"give {ref} unit = \"fraction\"")
+            return a.value
+        num = a.unit.split("/", 1)[0] if a.unit.endswith("/ha") else None
+        if num not in UNITS or UNITS[num][0] != cdim:
+            raise v.err(key, f"assumption {ref!r} is in {a.unit!r}, which does not measure "
+                        f"{claim_unit} per ha", f"give it a unit like \"{claim_unit}/ha\"")
+        return a.value * UNITS[num][1] / cf
+    return v.number(ref, key, minimum=0.0)
+
+
+def _claims(v: _V, tree_claims: dict, assumptions: dict, key0: tuple, province=None) -> dict:
+    out = {}
+    for name, c in v.table(tree_claims, key0).items():
+        key = key0 + (name,)
+        c = v.table(c, key)
+        v.keys(c, key, ("unit", "reference", "shortfall_penalty", "description"),
+               ("unit", "description"))
+        unit = v.string(c["unit"], key + ("unit",))
+        if unit not in UNITS:
+            raise v.err(key + ("unit",), f"unknown unit {unit!r}", did_you_mean(unit, UNITS))
+        ref = c.get("reference")
+        if UNITS[unit][0] == "area":
+            if unit != "ha":
+                raise v.err(key + ("unit",), "a land claim is counted in ha", 'use unit = "ha"')
+            per_ha = 1.0
+            if ref is not None:
+                raise v.err(key + ("reference",), "a claim in ha needs no reference",
+                            "remove the key")
+        else:
+            if ref is None:
+                raise v.err(key + ("reference",), f"missing: a claim in {unit} needs the "
+                            "assumption that turns it into hectares",
+                            f'e.g. reference = "<an assumption in {unit}/ha>"')
+            per_ha = _per_ha(v, v.string(ref, key + ("reference",)), unit, assumptions,
+                             key + ("reference",))
+            if per_ha <= 0:
+                raise v.err(key + ("reference",), "the reference must be > 0",
+                            f"set assumption {ref} to a positive value")
+        pen = v.number(c.get("shortfall_penalty", 100.0), key + ("shortfall_penalty",),
+                       minimum=0.0)
+        out[name] = Claim(name, unit, per_ha, ref, pen, v.string(c["description"],
+                          key + ("description",)), province)
+    return out
+
+
+def _options(v: _V, tree_opts: dict, claims: dict, assumptions: dict, key0: tuple,
+             province=None) -> dict:
+    out = {}
+    for name, o in v.table(tree_opts, key0).items():
+        key = key0 + (name,)
+        o = v.table(o, key)
+        v.keys(o, key, ("code", "colour", "description", "tags", "contributes"),
+               ("code", "colour", "description", "contributes"))
+        code = int(v.number(o["code"], key + ("code",), minimum=0, maximum=254))
+        colour = v.string(o["colour"], key + ("colour",))
+        if len(colour) != 7 or colour[0] != "#" or any(ch not in "0123456789abcdefABCDEF"
+                                                        for ch in colour[1:]):
+            raise v.err(key + ("colour",), f"{colour!r} is not a colour", 'write "#rrggbb"')
+        tags = o.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise v.err(key + ("tags",), "expected a list of names", 'e.g. tags = ["building"]')
+        contrib = {}
+        for k, val in v.table(o["contributes"], key + ("contributes",)).items():
+            if k not in claims:
+                raise v.err(key + ("contributes", k), "no such claim", did_you_mean(k, claims))
+            per = _per_ha(v, val, claims[k].unit, assumptions, key + ("contributes", k))
+            contrib[k] = per / claims[k].per_ha
+        out[name] = Option(name, code, colour, v.string(o["description"], key + ("description",)),
+                           tuple(tags), contrib, province)
+    return out
+
+
+def _recipes(v: _V, tree_suit: dict, options: dict, key0: tuple) -> dict:
+    out = {}
+    for name, r in v.table(tree_suit, key0).items():
+        key = key0 + (name,)
+        if name not in options:
+            raise v.err(key, "a recipe for an option that does not exist",
+                        did_you_mean(name, options))
+        if name == "keep":
+            raise v.err(key, "keep is the reference (value 0) and has no recipe",
+                        "remove this recipe")
+        r = v.table(r, key)
+        v.keys(r, key, ("terms", "conversion_cost", "note"))
+        terms = []
+        for j, t in enumerate(r.get("terms", [])):
+            tk = key + (f"terms[{j}]",)
+            t = v.table(t, tk)
+            v.keys(t, tk, ("layer", "transform", "weight", "low", "high", "scale", "threshold"),
+                   ("layer", "transform", "weight"))
+            tr = v.string(t["transform"], tk + ("transform",))
+            if tr not in TRANSFORMS:
+                raise v.err(tk + ("transform",), f"unknown transform {tr!r}",
+                            did_you_mean(tr, TRANSFORMS))
+            need = {"linear": ("low", "high"), "decay": ("scale",), "above": ("threshold",),
+                    "below": ("threshold",), "value": ()}[tr]
+            for n in need:
+                if n not in t:
+                    raise v.err(tk + (n,), f"missing: transform {tr!r} needs {', '.join(need)}",
+                                f"add {n} = <number>")
+            vals = {n: v.number(t[n], tk + (n,)) for n in ("low", "high", "scale", "threshold")
+                    if n in t}
+            if tr == "linear" and vals["low"] == vals["high"]:
+                raise v.err(tk + ("high",), "low and high are equal", "make them differ")
+            if tr == "decay" and vals["scale"] <= 0:
+                raise v.err(tk + ("scale",), "scale must be > 0", "use a distance in metres")
+            terms.append(Term(v.string(t["layer"], tk + ("layer",)), tr,
+                              v.number(t["weight"], tk + ("weight",)), **vals))
+        costs = dict(v.table(r.get("conversion_cost", {}), key + ("conversion_cost",)))
+        default = v.number(costs.pop("default", 0.0), key + ("conversion_cost", "default"))
+        costs = {c: v.number(x, key + ("conversion_cost", c)) for c, x in costs.items()}
+        out[name] = Recipe(name, tuple(terms), costs, default)
+    return out
+
+
+def _where(v: _V, node, key: tuple) -> dict:
+    """Validate a condition tree (structure only; layers are checked against the grid later)."""
+    node = v.table(node, key)
+    if "all" in node or "any" in node:
+        op = "all" if "all" in node else "any"
+        v.keys(node, key, (op,))
+        items = node[op]
+        if not isinstance(items, list) or not items:
+            raise v.err(key + (op,), "expected a non-empty list of conditions",
+                        f"{op} = [{{ layer = ... }}, ...]")
+        return {op: [_where(v, c, key + (f"{op}[{j}]",)) for j, c in enumerate(items)]}
+    if "not" in node:
+        v.keys(node, key, ("not",))
+        return {"not": _where(v, node["not"], key + ("not",))}
+    v.keys(node, key, ("layer", "min", "max", "in"), ("layer",))
+    out = {"layer": v.string(node["layer"], key + ("layer",))}
+    for b in ("min", "max"):
+        if b in node:
+            out[b] = v.number(node[b], key + (b,))
+    if "in" in node:
+        names = node["in"]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise v.err(key + ("in",), "expected a list of names", 'in = ["built_up"]')
+        if "min" in out or "max" in out:
+            raise v.err(key + ("in",), "use either in or min/max, not both",
+                        "split it with all = [...]")
+        out["in"] = list(names)
+    return out
+
+
+def _rule_options(v: _V, r: dict, key: tuple, options: dict) -> tuple[str, ...]:
+    if "options" not in r and "tags" not in r:
+        raise v.err(key + ("options",), "missing: a rule names the options it acts on",
+                    'add options = ["housing_edge"] or tags = ["building"]')
+    names: list[str] = []
+    for o in r.get("options", []):
+        if o not in options:
+            raise v.err(key + ("options",), f"no option named {o!r}", did_you_mean(o, options))
+        names.append(o)
+    all_tags = sorted({t for opt in options.values() for t in opt.tags})
+    for t in r.get("tags", []):
+        if t not in all_tags:
+            raise v.err(key + ("tags",), f"no option has tag {t!r}", did_you_mean(t, all_tags))
+        names.extend(o for o, opt in options.items() if t in opt.tags)
+    return tuple(dict.fromkeys(names))
+
+
+def _value(v: _V, node, key: tuple, assumptions: dict, *, minimum=None, maximum=None) -> float:
+    """A number, or the name of an assumption."""
+    if isinstance(node, str):
+        if node not in assumptions:
+            raise v.err(key, f"no assumption named {node!r}", did_you_mean(node, assumptions))
+        val = assumptions[node].value
+        return v.number(val, ("assumptions", node, "value"), minimum=minimum, maximum=maximum)
+    return v.number(node, key, minimum=minimum, maximum=maximum)
+
+
+def _rules(v: _V, rules_tree: dict, options: dict, claims: dict, assumptions: dict,
+           key0: tuple, province=None) -> list:
+    out = []
+    common = ("source", "note", "options", "tags", "enabled")
+    allowed = {
+        "exclusions": common + ("where",),
+        "penalties": common + ("where", "amount"),
+        "ladders": common + ("steps", "otherwise"),
+        "reservations": common + ("where", "share", "order", "group_by", "claim"),
+    }
+    for kind in RULE_KINDS:
+        for rid, r in v.table(rules_tree.get(kind, {}), key0 + (kind,)).items():
+            key = key0 + (kind, rid)
+            r = v.table(r, key)
+            v.keys(r, key, allowed[kind])
+            enabled = r.get("enabled", True)
+            if not isinstance(enabled, bool):
+                raise v.err(key + ("enabled",), f"expected true or false, got {enabled!r}",
+                            "enabled = false switches the rule off")
+            source = v.source(r, key)
+            if not enabled:
+                continue
+            opts = _rule_options(v, r, key, options)
+            kw: dict[str, Any] = {}
+            if kind != "ladders":
+                if "where" not in r:
+                    raise v.err(key + ("where",), "missing", 'add where = { layer = "..." }')
+                kw["where"] = _where(v, r["where"], key + ("where",))
+            if kind == "penalties":
+                if "amount" not in r:
+                    raise v.err(key + ("amount",), "missing",
+                                "add amount = <value lost per ha, > 0>")
+                kw["amount"] = _value(v, r["amount"], key + ("amount",), assumptions)
+            if kind == "ladders":
+                steps = r.get("steps")
+                if not isinstance(steps, list) or not steps:
+                    raise v.err(key + ("steps",), "expected a non-empty list of steps",
+                                'steps = [{ label = "...", where = {...}, value = 0.5 }]')
+                parsed = []
+                for j, s in enumerate(steps):
+                    sk = key + (f"steps[{j}]",)
+                    s = v.table(s, sk)
+                    v.keys(s, sk, ("label", "where", "value"), ("where", "value"))
+                    parsed.append((str(s.get("label", f"step {j + 1}")),
+                                   _where(v, s["where"], sk + ("where",)),
+                                   _value(v, s["value"], sk + ("value",), assumptions)))
+                kw["steps"] = tuple(parsed)
+                kw["otherwise"] = _value(v, r.get("otherwise", 0.0), key + ("otherwise",),
+                                         assumptions)
+            if kind == "reservations":
+                for n in ("share", "order", "claim"):
+                    if n not in r:
+                        raise v.err(key + (n,), "missing", {
+                            "share": 'add share = 0.05 or the name of an assumption',
+                            "order": 'add order = { layer = "elevation", ascending = true }',
+                            "claim": 'add claim = "water_storage"'}[n])
+                kw["share"] = _value(v, r["share"], key + ("share",), assumptions,
+                                     minimum=0.0, maximum=1.0)
+                order = v.table(r["order"], key + ("order",))
+                v.keys(order, key + ("order",), ("layer", "ascending"), ("layer",))
+                kw["order_layer"] = v.string(order["layer"], key + ("order", "layer"))
+                kw["ascending"] = bool(order.get("ascending", True))
+                kw["group_by"] = v.string(r.get("group_by", "province"), key + ("group_by",))
+                claim = v.string(r["claim"], key + ("claim",))
+                if claim not in claims:
+                    raise v.err(key + ("claim",), f"no claim named {claim!r}",
+                                did_you_mean(claim, claims))
+                kw["claim"] = claim
+                bad = [o for o in opts if claim not in options[o].contributes]
+                if bad:
+                    raise v.err(key + ("options",), f"option {bad[0]!r} does not deliver "
+                                f"claim {claim!r}", "reserve land only for options that serve it")
+            out.append(Rule(kind=kind, id=rid, source=source, note=str(r.get("note", "")),
+                            options=opts, province=province, file=v.origins.file(key), **kw))
+    return out
+
+
+def _target(v: _V, t: dict, key: tuple, claim: Claim, assumptions: dict, rules: list) -> Target:
+    t = v.table(t, key)
+    v.keys(t, key, ("lower", "upper", "unit", "source", "note", "rule"))
+    source = v.source(t, key)
+    if "rule" in t:
+        rid = v.string(t["rule"], key + ("rule",))
+        res = [r.id for r in rules if r.kind == "reservations"]
+        if rid not in res:
+            raise v.err(key + ("rule",), f"no reservation rule {rid!r} (or it is disabled)",
+                        did_you_mean(rid, res) if res else "add it to rules.toml reservations")
+        return Target(claim.name, None, None, "ha", source, str(t.get("note", "")), rule=rid)
+    if "lower" not in t and "upper" not in t:
+        raise v.err(key + ("lower",), "missing: a target needs lower and/or upper",
+                    "add lower = <amount>")
+    if "unit" not in t:
+        raise v.err(key + ("unit",), "missing", f'add unit = "{claim.unit}"')
+    unit = v.string(t["unit"], key + ("unit",))
+    if unit not in UNITS:
+        raise v.err(key + ("unit",), f"unknown unit {unit!r}", did_you_mean(unit, UNITS))
+    if UNITS[unit][0] not in (UNITS[claim.unit][0], "area"):
+        raise v.err(key + ("unit",), f"claim {claim.name!r} is measured in {claim.unit}, not "
+                    f"{unit}", f'use unit = "{claim.unit}" (or "ha" for claim hectares)')
+    vals = {}
+    for b in ("lower", "upper"):
+        if b in t:
+            amount = _value(v, t[b], key + (b,), assumptions, minimum=0.0)
+            vals[b] = to_ha(amount, unit, claim)
+    if "lower" in vals and "upper" in vals and vals["lower"] > vals["upper"]:
+        raise v.err(key + ("upper",), "upper is below lower", "raise upper or lower lower")
+    return Target(claim.name, vals.get("lower"), vals.get("upper"), unit, source,
+                  str(t.get("note", "")))
+
+
+def _targets(v: _V, tree_t: dict, key0: tuple, claims: dict, assumptions: dict,
+             rules: list) -> dict:
+    out = {}
+    for name, t in v.table(tree_t, key0).items():
+        if name not in claims:
+            raise v.err(key0 + (name,), "no such claim", did_you_mean(name, claims))
+        out[name] = _target(v, t, key0 + (name,), claims[name], assumptions, rules)
+    return out
+
+
+def validate(tree: dict, scope: str, origins: _Origins, path: Path) -> Config:
+    v = _V(origins)
+    run = v.table(tree["run"], ("run",))
+    v.keys(run, ("run",), ("name", "grid", "resolution", "targets", "claims", "rules",
+                           "suitability", "provinces"))
+    resolution = int(v.number(run.get("resolution", 250), ("run", "resolution"), minimum=1))
+    mode = run.get("targets", "elastic")
+    if mode not in ("elastic", "hard"):
+        raise v.err(("run", "targets"), f"{mode!r} is not a target mode",
+                    did_you_mean(str(mode), ("elastic", "hard")))
+    assumptions = _assumptions(v, tree)
+    claims = _claims(v, tree.get("claims", {}), assumptions, ("claims",))
+    if not claims:
+        raise v.err(("claims",), "no claims", "define at least one [claims.<name>]")
+    options = _options(v, tree.get("options", {}), claims, assumptions, ("options",))
+    if "keep" not in options:
+        raise v.err(("options", "keep"), "missing: every cell may keep its current use",
+                    "add [options.keep] with contributes = {}")
+    # Province files may add claims, options and recipes; collect them first.
+    provinces_tree = tree.get("provinces", {})
+    suitability = dict(v.table(tree.get("suitability", {}), ("suitability",)))
+    for slug, p in provinces_tree.items():
+        key = ("provinces", slug)
+        extra_claims = _claims(v, p.get("claims", {}), assumptions, key + ("claims",), slug)
+        for name in extra_claims:
+            if name in claims:
+                raise v.err(key + ("claims", name), "a claim of that name exists already",
+                            "give the province's claim its own name")
+        claims.update(extra_claims)
+        extra_opts = _options(v, p.get("options", {}), claims, assumptions,
+                              key + ("options",), slug)
+        for name in extra_opts:
+            if name in options:
+                raise v.err(key + ("options", name), "an option of that name exists already",
+                            "give the province's option its own name")
+        options.update(extra_opts)
+    codes: dict[int, str] = {}
+    for name, o in options.items():
+        if o.code in codes:
+            raise v.err(("options", name, "code"), f"code {o.code} is used by "
+                        f"{codes[o.code]!r} too", "give every option its own code")
+        codes[o.code] = name
+    recipes = _recipes(v, suitability, options, ("suitability",))
+    for slug, p in provinces_tree.items():
+        recipes.update(_recipes(v, p.get("suitability", {}), options,
+                                ("provinces", slug, "suitability")))
+    rules = _rules(v, tree.get("rules", {}), options, claims, assumptions, ("rules",))
+    national_targets = _targets(v, tree.get("targets", {}), ("targets",), claims, assumptions,
+                                rules)
+    provinces = {}
+    for slug, p in provinces_tree.items():
+        key = ("provinces", slug)
+        p = v.table(p, key)
+        v.keys(p, key, ("province", "targets", "shares", "novex", "claims", "options",
+                        "suitability") + RULE_KINDS)
+        meta = v.table(p.get("province", {}), key + ("province",))
+        v.keys(meta, key + ("province",), ("name", "code", "national"), ("name", "code"))
+        rules.extend(_rules(v, {k: p.get(k, {}) for k in RULE_KINDS}, options, claims,
+                            assumptions, key, province=slug))
+        targets = _targets(v, p.get("targets", {}), key + ("targets",), claims, assumptions,
+                           rules)
+        shares_tree = dict(v.table(p.get("shares", {}), key + ("shares",)))
+        basis = str(shares_tree.pop("basis", ""))
+        shares = {}
+        for claim, s in shares_tree.items():
+            sk = key + ("shares", claim)
+            if claim not in claims:
+                raise v.err(sk, "no such claim", did_you_mean(claim, claims))
+            if claim not in national_targets or national_targets[claim].rule:
+                raise v.err(sk, f"there is no national target of {claim!r} to share",
+                            "add it to national.toml [targets] or give the province its own "
+                            "target in [targets]")
+            if claim in targets:
+                raise v.err(sk, f"the province has its own {claim!r} target as well",
+                            "keep either the share or the target")
+            shares[claim] = v.number(s, sk, minimum=0.0, maximum=1.0)
+        if shares and not basis:
+            raise v.err(key + ("shares", "basis"), "missing: a share is a scenario choice",
+                        'say on what it rests, e.g. basis = "share of land area"')
+        novex = {}
+        for nid, n in v.table(p.get("novex", {}), key + ("novex",)).items():
+            nk = key + ("novex", nid)
+            n = v.table(n, nk)
+            v.keys(n, nk, ("name", "source", "note", "municipalities", "targets"),
+                   ("name", "municipalities"))
+            munis = n["municipalities"]
+            if not isinstance(munis, list) or not munis:
+                raise v.err(nk + ("municipalities",), "expected a list of municipality names",
+                            'municipalities = ["Utrecht", ...]')
+            novex[nid] = Novex(nid, v.string(n["name"], nk + ("name",)), v.source(n, nk),
+                               str(n.get("note", "")), tuple(munis),
+                               _targets(v, n.get("targets", {}), nk + ("targets",), claims,
+                                        assumptions, rules), slug)
+        provinces[slug] = Province(slug, v.string(meta["name"], key + ("province", "name")),
+                                   v.string(meta["code"], key + ("province", "code")),
+                                   Path(p.get("__path__", "")), targets, shares, basis, novex)
+    # Province-specific claims need a target in their province.
+    for name, c in claims.items():
+        if c.province and name not in provinces[c.province].targets:
+            raise v.err(("provinces", c.province, "targets", name), "the province adds claim "
+                        f"{name!r} but gives it no target", f"add [targets.{name}]")
+    for claim in national_targets:
+        total = sum(p.shares.get(claim, 0.0) for p in provinces.values())
+        if total > 1.0 + 1e-6:
+            raise v.err(("provinces", "*", "shares", claim), f"the provinces' shares of "
+                        f"{claim!r} add up to {total:.4f} > 1", "lower the shares so they sum to 1")
+    for name in options:
+        if name != "keep" and name not in recipes:
+            raise v.err(("suitability", name), "missing: every option but keep needs a recipe",
+                        f"add [{name}] with terms and conversion_cost to suitability.toml")
+    layers = {}
+    for lname, spec in v.table(tree.get("layers", {}), ("layers",)).items():
+        lk = ("layers", lname)
+        spec = v.table(spec, lk)
+        v.keys(spec, lk, ("path", "reason", "dataset", "location"), ("path", "reason", "dataset"))
+        reason = v.string(spec["reason"], lk + ("reason",)).strip()
+        if not reason:
+            raise v.err(lk + ("reason",), "empty: a deviation from the base data needs a "
+                        "reason (pas toe of leg uit, L11371)", "say why this dataset is used")
+        layers[lname] = LayerSource(lname, (path.parent / spec["path"]).resolve(), reason,
+                                    v.string(spec["dataset"], lk + ("dataset",)),
+                                    str(spec.get("location", spec["path"])))
+    if scope != "national" and scope not in provinces:
+        raise v.err(("province", "name"), f"{scope!r} is not a province of the national "
+                    "file", did_you_mean(scope, provinces))
+    return Config(
+        path=path, name=str(run.get("name", path.stem)) if scope == "national" else scope,
+        scope=scope, grid=str(run.get("grid", "nl")), resolution=resolution,
+        hard_targets=(mode == "hard"), assumptions=assumptions, claims=claims, options=options,
+        recipes=recipes, rules=rules, national_targets=national_targets, provinces=provinces,
+        layers=layers,
+    )
+
+
+def load_config(path, overrides: dict | None = None) -> Config:
+    """Read, override and validate a run's configuration. Raises :class:`ConfigError`."""
+    path = Path(path)
+    tree, scope, origins, files = load_raw(path)
+    tree = apply_overrides(tree, overrides, origins)
+    config = validate(tree, scope, origins, path)
+    config.files = list(dict.fromkeys(Path(f).resolve() for f in files))
+    resolved = copy.deepcopy(tree)
+    for p in resolved.get("provinces", {}).values():
+        p.pop("__path__", None)
+    config.resolved = resolved
+    config.overrides = dict(overrides or {})
+    return config
