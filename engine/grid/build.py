@@ -1,0 +1,361 @@
+"""Build a grid tile by tile into a folder of GeoTIFFs, cache it, and open it as a Dataset.
+
+The cache folder holds one tiled, compressed GeoTIFF per layer and ``grid.json`` with the
+metadata. Its name carries a key: the hash of the definition (with the hashes of its source
+files), the resolution, the package version and the grid code, so a change to any of them
+builds anew. A build writes into a temporary folder and renames it into place, so a reader
+never sees half a grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import xarray as xr
+
+from engine.grid import layers as layer_functions
+from engine.grid.definition import GridDefinition, load_definition
+from engine.grid.tiles import Context, GridGeometry, Tile, Window
+
+__all__ = [
+    "cache_root",
+    "cache_folder",
+    "compute_window",
+    "build_grid",
+    "open_grid",
+    "open_folder",
+    "grid_folder",
+]
+
+META_FILE = "grid.json"
+FORMAT_VERSION = 1
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("ruimtepuzzel")
+    except Exception:  # not installed (running from a checkout): the source hash still counts
+        return "0+unknown"
+
+
+def _code_hash() -> str:
+    # The grid code itself is part of the key: a fix in a layer function must not be hidden
+    # behind an old cache while the version number stays the same during development.
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_root() -> Path:
+    """``$RUIMTEPUZZEL_CACHE/grids`` or the user's cache directory for ruimtepuzzel."""
+    env = os.environ.get("RUIMTEPUZZEL_CACHE")
+    if env:
+        return Path(env) / "grids"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("ruimtepuzzel")) / "grids"
+
+
+def cache_key(definition: GridDefinition, resolution: float) -> str:
+    doc = {
+        "format": FORMAT_VERSION,
+        "definition": definition.fingerprint(),
+        "resolution": float(resolution),
+        "version": _package_version(),
+        "code": _code_hash(),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def cache_folder(definition: GridDefinition, resolution: float, root: Path | None = None) -> Path:
+    root = Path(root) if root is not None else cache_root()
+    key = cache_key(definition, resolution)
+    return root / f"{definition.name}-{resolution:g}m-{key[:16]}"
+
+
+# --------------------------------------------------------------------------- computing
+
+
+def _needed(definition: GridDefinition, wanted: list[str] | None) -> list[str]:
+    order = definition.order
+    if wanted is None:
+        return order
+    unknown = sorted(set(wanted) - set(order))
+    if unknown:
+        raise ValueError(f"grid {definition.name!r} has no layer(s) {unknown}; it has {order}")
+    need: set[str] = set()
+    stack = list(wanted)
+    while stack:
+        name = stack.pop()
+        if name not in need:
+            need.add(name)
+            stack.extend(definition.layers[name].inputs)
+    return [n for n in order if n in need]
+
+
+def _compute_tile(ctx: Context, window: Window, names: list[str]) -> Tile:
+    tile = Tile(ctx, window)
+    for name in names:
+        spec = ctx.definition.layers[name]
+        tile.layers[name] = layer_functions.compute(tile, spec)
+    return tile
+
+
+def compute_window(
+    grid: str | os.PathLike | GridDefinition,
+    resolution: float | None = None,
+    window: Window | tuple[int, int, int, int] | None = None,
+    layers: list[str] | None = None,
+    *,
+    context: Context | None = None,
+) -> dict[str, np.ndarray]:
+    """Compute layers (and what they need) for one window, in memory, without the cache.
+
+    ``window`` is (row0, col0, height, width) in cells; the default is the whole grid. Meant
+    for small windows, tests and checks; ``open_grid`` is the way to a whole grid.
+    """
+    definition = grid if isinstance(grid, GridDefinition) else load_definition(grid)
+    resolution = definition.check_resolution(resolution or definition.default_resolution)
+    ctx = context or Context(definition, GridGeometry.of(definition, resolution))
+    if window is None:
+        window = ctx.geometry.full()
+    elif not isinstance(window, Window):
+        window = Window(*window)
+    tile = _compute_tile(ctx, window, _needed(definition, layers))
+    return {n: tile.layers[n] for n in (layers or tile.layers)}
+
+
+def _layer_attrs(ctx: Context, name: str) -> dict[str, Any]:
+    spec = ctx.definition.layers[name]
+    attrs = spec.metadata()
+    attrs.update(ctx.layer_attrs.get(name, {}))
+    return attrs
+
+
+def _profile(geometry: GridGeometry, dtype: str, nodata: float | None) -> dict[str, Any]:
+    block = 256
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": geometry.width,
+        "height": geometry.height,
+        "count": 1,
+        "dtype": dtype,
+        "crs": geometry.crs,
+        "transform": geometry.transform,
+        "tiled": geometry.width >= block and geometry.height >= block,
+        "compress": "deflate",
+        "zlevel": 1,
+        "predictor": 2 if np.issubdtype(np.dtype(dtype), np.integer) else 3,
+        "BIGTIFF": "IF_SAFER",
+        "nodata": nodata,
+    }
+    if profile["tiled"]:
+        profile.update(blockxsize=block, blockysize=block)
+    return profile
+
+
+def build_grid(
+    definition: GridDefinition,
+    resolution: float,
+    dest: Path,
+    *,
+    tile_size: int | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> Path:
+    """Build every layer of the grid into the folder ``dest`` (written atomically)."""
+    import dask
+
+    resolution = definition.check_resolution(resolution)
+    geometry = GridGeometry.of(definition, resolution)
+    ctx = Context(definition, geometry)
+    names = definition.order
+    types = {n: layer_functions.types(ctx, definition.layers[n]) for n in names}
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir()
+    started = time.perf_counter()
+    windows = geometry.windows(tile_size or definition.tile_size)
+    write_lock = threading.Lock()
+    try:
+        with ExitStack() as stack:
+            files = {
+                n: stack.enter_context(
+                    rasterio.open(tmp / f"{n}.tif", "w", **_profile(geometry, *types[n]))
+                )
+                for n in names
+            }
+
+            def process(window: Window) -> None:
+                tile = _compute_tile(ctx, window, names)
+                rw = ((window.row0, window.row0 + window.height),
+                      (window.col0, window.col0 + window.width))
+                with write_lock:  # one GDAL handle per file: writes take turns
+                    for n in names:
+                        files[n].write(tile.layers[n], 1, window=rw)
+
+            # The first tile alone, so that everything prepared once (vector files, base
+            # fields) is made before the threads start and any error surfaces plainly.
+            process(windows[0])
+            tasks = [dask.delayed(process)(w) for w in windows[1:]]
+            if progress:
+                from dask.diagnostics import ProgressBar
+
+                stack.enter_context(ProgressBar())
+            dask.compute(*tasks, scheduler="threads", num_workers=workers or os.cpu_count())
+
+            for n in names:
+                attrs = _layer_attrs(ctx, n)
+                files[n].update_tags(**{k: _tag(v) for k, v in attrs.items()})
+                files[n].set_band_description(1, attrs["long_name"])
+                files[n].set_band_unit(1, attrs["units"])
+        meta = {
+            "format": FORMAT_VERSION,
+            "grid_name": definition.name,
+            "title": definition.title,
+            "resolution": resolution,
+            "crs": definition.crs,
+            "transform": list(geometry.transform)[:6],
+            "shape": list(geometry.shape),
+            "credits": list(definition.credits),
+            "definition": str(definition.path),
+            "key": cache_key(definition, resolution),
+            "package_version": _package_version(),
+            "build_seconds": round(time.perf_counter() - started, 2),
+            "layers": {
+                n: {"file": f"{n}.tif", "dtype": types[n][0], "nodata": _json_nodata(types[n][1]),
+                    "attrs": _layer_attrs(ctx, n)}
+                for n in names
+            },
+        }
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            if not (dest / META_FILE).is_file():  # not a finished twin built meanwhile
+                raise
+            shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _tag(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _json_nodata(nodata: float | None) -> float | str | None:
+    if nodata is None:
+        return None
+    return "nan" if np.isnan(nodata) else nodata
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def grid_folder(
+    name_or_path: str | os.PathLike | GridDefinition,
+    resolution: float | None = None,
+    *,
+    rebuild: bool = False,
+    cache_dir: os.PathLike | None = None,
+    progress: bool = False,
+) -> Path:
+    """The cache folder of a grid at a resolution, built first if it is not there."""
+    definition = (
+        name_or_path if isinstance(name_or_path, GridDefinition) else load_definition(name_or_path)
+    )
+    resolution = definition.check_resolution(resolution or definition.default_resolution)
+    folder = cache_folder(definition, resolution, Path(cache_dir) / "grids" if cache_dir else None)
+    if rebuild and folder.exists():
+        shutil.rmtree(folder)
+    if not (folder / META_FILE).is_file():
+        build_grid(definition, resolution, folder, progress=progress)
+        _remove_stale(folder)
+    return folder
+
+
+def _remove_stale(folder: Path) -> None:
+    """Drop older builds of the same grid and resolution (other keys); they can't be hit."""
+    prefix = folder.name.rsplit("-", 1)[0] + "-"
+    for other in folder.parent.glob(prefix + "*"):
+        if other != folder and other.is_dir() and not other.name.startswith("."):
+            shutil.rmtree(other, ignore_errors=True)
+
+
+def open_grid(
+    name_or_path: str | os.PathLike | GridDefinition,
+    resolution: float | None = None,
+    *,
+    chunks: int | None = None,
+    rebuild: bool = False,
+    cache_dir: os.PathLike | None = None,
+    progress: bool = False,
+) -> xr.Dataset:
+    """Open a grid as an ``xarray.Dataset`` (dims y, x; dask-chunked), building it first
+    when the cache does not have it.
+
+    ``name_or_path`` is a grid name in ``grids/`` (``"nl"``) or a definition .toml;
+    ``resolution`` in metres (the definition's default when omitted).
+    """
+    folder = grid_folder(
+        name_or_path, resolution, rebuild=rebuild, cache_dir=cache_dir, progress=progress
+    )
+    return open_folder(folder, chunks=chunks)
+
+
+def open_folder(folder: os.PathLike, *, chunks: int | None = None) -> xr.Dataset:
+    """Open a built grid folder (``grid.json`` plus one GeoTIFF per layer)."""
+    import rioxarray
+
+    folder = Path(folder)
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{folder} is not a built grid: it has no {META_FILE}")
+    meta = json.loads(meta_path.read_text())
+    chunk = int(chunks or 1024)
+    variables = {}
+    for name, layer in meta["layers"].items():
+        da = rioxarray.open_rasterio(
+            folder / layer["file"], chunks={"y": chunk, "x": chunk}, mask_and_scale=False,
+            lock=False, cache=False,
+        ).squeeze("band", drop=True)
+        da = da.drop_vars("spatial_ref", errors="ignore")
+        da.attrs = dict(layer["attrs"])
+        da.encoding.pop("_FillValue", None)
+        nodata = layer["nodata"]
+        if nodata is not None:
+            da = da.rio.write_nodata(float(nodata) if nodata == "nan" else nodata, encoded=False)
+        variables[name] = da
+    ds = xr.Dataset(variables)
+    ds.attrs = {
+        "grid_name": meta["grid_name"],
+        "title": meta.get("title", ""),
+        "resolution": meta["resolution"],
+        "credits": "\n".join(meta["credits"]),
+        "cache_key": meta["key"],
+        "package_version": meta["package_version"],
+    }
+    ds = ds.rio.write_crs(meta["crs"]).rio.write_transform(
+        rasterio.Affine(*meta["transform"])
+    )
+    ds.encoding["source_folder"] = str(folder)
+    return ds

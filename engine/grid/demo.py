@@ -1,0 +1,494 @@
+"""Derivations of the Netherlands demo grid: layers that behave like the real ones where no
+public copy exists, made from the real layers (districts, elevation, dikes, water bodies).
+
+Every function here works cell by cell on a tile, using only the tile's own inputs, its cell
+centre coordinates, and fields prepared once for the whole build (``ctx.once``). That keeps
+a layer identical whatever the tiling, and lets the 25 m national grid build tile by tile.
+Thresholds and shapes come from the layer's ``params`` in the grid definition, so what the
+demo assumes is written in ``grids/nl.toml``, not hidden here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import shapely
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from engine.grid.definition import LayerSpec
+from engine.grid.layers import derivation
+from engine.grid.noise import fbm
+from engine.grid.sources import VectorTable, burn_shapes, read_vector
+from engine.grid.tiles import BaseField, Context, Tile
+
+LAND_COVER = ("none", "built_up", "agriculture", "greenhouse", "forest", "open_nature", "water")
+NONE, BUILT_UP, AGRICULTURE, GREENHOUSE, FOREST, OPEN_NATURE, WATER = range(7)
+
+
+def _noise(tile: Tile, spacing: float, salt: int, octaves: int = 3) -> np.ndarray:
+    """Fractal noise for this tile; ``salt`` keeps the layers' textures independent."""
+    seed = tile.ctx.definition.seed * 7919 + salt
+    return fbm(tile.x, tile.y, spacing, seed, octaves)
+
+
+def _vector(ctx: Context, path, key: str = "") -> VectorTable:
+    return ctx.once(("vector-file", str(path), key), lambda: read_vector(path, ctx.definition.crs))
+
+
+def _mask(*arrays: np.ndarray) -> np.ndarray:
+    out = np.ones(arrays[0].shape, bool)
+    for a in arrays:
+        out &= a.astype(bool)
+    return out
+
+
+# --------------------------------------------------------------------------- built-up land
+
+
+def _districts(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    table = _vector(ctx, p["districts_file"])
+    pop = table.column("population").astype(np.float64)
+    pop = np.where(pop > 0, pop, 0.0)  # CBS marks suppressed counts negative
+    area_km2 = shapely.area(table.geometries) / 1e6
+    density = pop / np.maximum(area_km2, 1e-6)
+    return {"table": table, "population": pop, "area_km2": area_km2, "density": density}
+
+
+def _built_up_model(ctx: Context, spec: LayerSpec) -> dict[str, Any]:
+    """Per district a threshold on a 'coreness' field so that the district's built-up share
+    follows its population density; cores are where the smoothed density is highest.
+
+    coreness(x) = smoothed log10 density (a base field) + noise. Thresholds are quantiles of
+    coreness over the district's cells on a fixed base grid, so they do not depend on the
+    resolution or the tiles of the build.
+    """
+    p = spec.params
+    d = _districts(ctx, p)
+    table = d["table"]
+    res = float(p.get("base_resolution", 200))
+    base = BaseField.over(ctx.context_extent, res)
+    btile = _base_tile(ctx, base)
+    index = burn_shapes(btile, table.geometries, np.arange(len(table)), fill=-1, dtype="int32",
+                        tree=shapely.STRtree(table.geometries))
+    logd = np.where(index >= 0, np.log10(np.maximum(d["density"], 1.0))[index], 0.0)
+    sigma = float(p.get("smooth_m", 1200)) / res
+    core = BaseField(ndimage.gaussian_filter(logd, sigma).astype(np.float32), base.x0, base.y0, res)
+    coreness = _coreness(core, btile.x, btile.y, ctx, p)
+
+    target = np.clip(d["density"] / float(p["full_density"]), p.get("min_fraction", 0.02),
+                     p.get("max_fraction", 0.97))
+    thresholds = np.full(len(table), np.inf)
+    flat_idx, flat_c = index.ravel(), coreness.ravel()
+    inside = flat_idx >= 0
+    order = np.lexsort((flat_c[inside], flat_idx[inside]))
+    sorted_idx, sorted_c = flat_idx[inside][order], flat_c[inside][order]
+    starts = np.searchsorted(sorted_idx, np.arange(len(table)))
+    ends = np.searchsorted(sorted_idx, np.arange(len(table)), side="right")
+    for k in range(len(table)):
+        n = ends[k] - starts[k]
+        if n == 0:  # smaller than a base cell: built-up if mostly so
+            thresholds[k] = -np.inf if target[k] >= 0.5 else np.inf
+            continue
+        q = int(np.clip(round((1 - target[k]) * n), 0, n - 1))
+        thresholds[k] = sorted_c[starts[k] + q]
+    margin = float(p.get("soft_margin", 0.08))
+    frac = _soft(coreness, thresholds, index, margin)
+    mean_frac = ndimage.mean(frac, labels=index + 1, index=np.arange(1, len(table) + 1))
+    return {"core": core, "thresholds": thresholds, "margin": margin,
+            "mean_fraction": np.nan_to_num(mean_frac), **d}
+
+
+def _coreness(core: BaseField, x, y, ctx: Context, p: dict[str, Any]) -> np.ndarray:
+    seed = ctx.definition.seed * 7919 + 11
+    n = fbm(x, y, float(p.get("noise_spacing", 1600)), seed, 3)
+    return core.sample(x, y) + float(p.get("noise_amplitude", 0.6)) * (n - 0.5)
+
+
+def _soft(coreness, thresholds, index, margin) -> np.ndarray:
+    thr = np.where(index >= 0, thresholds[np.maximum(index, 0)], np.inf)
+    with np.errstate(invalid="ignore"):
+        frac = np.clip(0.5 + (coreness - thr) / (2 * margin), 0.0, 1.0)
+    return np.where(index >= 0, np.nan_to_num(frac), 0.0)
+
+
+class _BaseTile(Tile):
+    """A tile over a base field's cells, to rasterise onto base grids with the same code."""
+
+    def __init__(self, ctx: Context, base: BaseField):
+        super().__init__(ctx, None)  # type: ignore[arg-type]
+        self._base = base
+
+    @property
+    def shape(self):
+        return self._base.values.shape
+
+    @property
+    def x(self):
+        return self._base.xs
+
+    @property
+    def y(self):
+        return self._base.ys
+
+    @property
+    def transform(self):
+        return self._base.transform
+
+    @property
+    def bounds(self):
+        t, (h, w) = self._base.transform, self._base.values.shape
+        return t.c, t.f - h * self._base.res, t.c + w * self._base.res, t.f
+
+
+def _base_tile(ctx: Context, base: BaseField) -> Tile:
+    return _BaseTile(ctx, base)
+
+
+@derivation("built_up_fraction")
+def built_up_fraction(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    model = tile.ctx.once(("built_up", spec.name), lambda: _built_up_model(tile.ctx, spec))
+    index = tile["district"].astype(np.int64)
+    coreness = _coreness(model["core"], tile.x, tile.y, tile.ctx, spec.params)
+    frac = _soft(coreness, model["thresholds"], index, model["margin"])
+    return np.where(tile["land"] == 1, frac, 0.0)
+
+
+@derivation("population_density")
+def population_density(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """District density spread over the district: most on built-up cells, a share on all."""
+    owner = spec.params["built_up_layer"]
+    model = tile.ctx.once(("built_up", owner),
+                          lambda: _built_up_model(tile.ctx, tile.ctx.definition.layers[owner]))
+    index = tile["district"].astype(np.int64)
+    k = np.maximum(index, 0)
+    everywhere = float(spec.params.get("share_everywhere", 0.1))
+    mean = model["mean_fraction"][k]
+    dens = model["density"][k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shaped = np.where(mean > 0, everywhere + (1 - everywhere) * tile[owner] / mean, 1.0)
+    return np.where((index >= 0) & (tile["land"] == 1), dens * shaped, 0.0)
+
+
+# --------------------------------------------------------------------------- water system
+
+
+@derivation("below_elevation")
+def below_elevation(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Deep polders: land (not large water) with elevation below ``below`` m NAP."""
+    below = float(spec.params["below"])
+    return _mask(tile["land"], tile["elevation"] < below, tile["water_body"] == 0)
+
+
+@derivation("depth_below")
+def depth_below(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Depth below NAP (m, positive) where the mask input is set, else 0."""
+    elev, mask = tile[spec.inputs[0]], tile[spec.inputs[1]]
+    return np.where(mask == 1, np.maximum(-elev, 0.0), 0.0)
+
+
+def _line_buffers(ctx: Context, path, distance: float) -> tuple[np.ndarray, shapely.STRtree]:
+    table = _vector(ctx, path)
+    geoms = shapely.buffer(table.geometries, distance)
+    return geoms, shapely.STRtree(geoms)
+
+
+@derivation("line_buffer")
+def line_buffer(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Cells within ``distance`` m of the lines (every touched cell), on land."""
+    p = spec.params
+    geoms, tree = tile.ctx.once(
+        ("line_buffer", str(p["lines_file"]), p["distance"]),
+        lambda: _line_buffers(tile.ctx, p["lines_file"], float(p["distance"])),
+    )
+    zone = burn_shapes(tile, geoms, all_touched=True, tree=tree)
+    return _mask(zone, tile["land"])
+
+
+def _between_dikes(ctx: Context, p: dict[str, Any]) -> BaseField:
+    """Base field: 1 where a cell lies between dike lines of two different dike rings that
+    face each other (nearest points in opposite directions, less than ``max_width`` apart),
+    2 on the middle strip of that space (the river channel), else 0.
+
+    This is how the floodplains (uiterwaarden) of the big rivers look from the dike-ring
+    map: the rivers run between the rings along them; behind a dike, both rings lie on the
+    same side and the cell is protected land.
+    """
+    table = _vector(ctx, p["lines_file"])
+    rings = table.column(p.get("ring_attribute", "dijkringnummer")).astype(str)
+    res = float(p.get("base_resolution", 100))
+    max_width = float(p.get("max_width", 3000))
+    channel = float(p.get("channel_width", 250))
+    cos_limit = float(p.get("opposite_cos", -0.5))
+    base = BaseField.over(ctx.context_extent, res)
+    ny, nx = base.values.shape
+    pad = int(np.ceil(max_width / res)) + 1
+
+    def ring_fields(ring: str):
+        geoms = table.geometries[rings == ring]
+        xmin, ymin, xmax, ymax = shapely.total_bounds(geoms)
+        c0 = max(int((xmin - (base.x0 - res / 2)) // res) - pad, 0)
+        c1 = min(int((xmax - (base.x0 - res / 2)) // res) + pad + 1, nx)
+        r0 = max(int(((base.y0 + res / 2) - ymax) // res) - pad, 0)
+        r1 = min(int(((base.y0 + res / 2) - ymin) // res) + pad + 1, ny)
+        sub = BaseField(np.zeros((r1 - r0, c1 - c0), np.float32),
+                        base.x0 + c0 * res, base.y0 - r0 * res, res)
+        lines = burn_shapes(_base_tile(ctx, sub), geoms, all_touched=True)
+        dist, (iy, ix) = ndimage.distance_transform_edt(lines == 0, return_indices=True)
+        gy, gx = np.indices(lines.shape)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vx, vy = (ix - gx) / dist, (iy - gy) / dist
+        return (slice(r0, r1), slice(c0, c1)), dist * res, vx, vy
+
+    near_d = np.full((ny, nx), np.inf)
+    near_vx, near_vy = np.zeros((ny, nx)), np.zeros((ny, nx))
+    near_ring = np.full((ny, nx), -1)
+    unique = sorted(set(rings))
+    for k, ring in enumerate(unique):  # pass 1: the nearest ring of every cell
+        sl, dist, vx, vy = ring_fields(ring)
+        closer = dist < near_d[sl]
+        near_d[sl] = np.where(closer, dist, near_d[sl])
+        near_vx[sl] = np.where(closer, vx, near_vx[sl])
+        near_vy[sl] = np.where(closer, vy, near_vy[sl])
+        near_ring[sl] = np.where(closer, k, near_ring[sl])
+    out = np.zeros((ny, nx), np.float32)
+    for k, ring in enumerate(unique):  # pass 2: another ring on the opposite side
+        sl, dist, vx, vy = ring_fields(ring)
+        facing = (near_vx[sl] * vx + near_vy[sl] * vy) < cos_limit
+        width = near_d[sl] + dist
+        between = (near_ring[sl] != k) & facing & (width <= max_width) & (near_d[sl] > 0)
+        middle = between & (np.abs(dist - near_d[sl]) <= channel / 2 + res / 2)
+        out[sl] = np.maximum(out[sl], np.where(middle, 2, np.where(between, 1, 0)))
+    base.values = out
+    return base
+
+
+def _floodplain_field(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    p = spec.params
+    key = ("between_dikes", str(p["lines_file"]), tuple(sorted((k, str(v)) for k, v in p.items())))
+    field = tile.ctx.once(key, lambda: _between_dikes(tile.ctx, p))
+    return field.sample(tile.x, tile.y, order=0)
+
+
+@derivation("floodplain")
+def floodplain(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Land between facing dikes of different rings (river floodplains and the river)."""
+    return _mask(_floodplain_field(tile, spec) >= 1, tile["land"], tile["water_body"] == 0)
+
+
+@derivation("river_channel")
+def river_channel(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """The middle strip of the space between facing dikes: the river's summer bed."""
+    return _mask(_floodplain_field(tile, spec) >= 2, tile["land"], tile["water_body"] == 0)
+
+
+# --------------------------------------------------------------------------- soils
+
+
+def _province_index(tile: Tile, codes: list[str]) -> np.ndarray:
+    known = tile.ctx.layer_attrs.get("province", {}).get("codes", [])
+    wanted = [known.index(c) for c in codes if c in known]
+    return np.isin(tile["province"], wanted)
+
+
+def _in_boxes(tile: Tile, boxes) -> np.ndarray:
+    out = np.zeros(tile.shape, bool)
+    x, y = tile.x[None, :], tile.y[:, None]
+    for xmin, ymin, xmax, ymax in boxes:
+        out |= (x >= xmin) & (x < xmax) & (y >= ymin) & (y < ymax)
+    return out
+
+
+@derivation("peat")
+def peat(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Peat in the low west and north: elevation in a band around NAP, in the provinces
+    listed, broken into patches by noise (clay and sand lie between)."""
+    p = spec.params
+    elev = tile["elevation"]
+    n = _noise(tile, float(p.get("noise_spacing", 4000)), 21)
+    band = (elev >= float(p["min_elevation"])) & (elev <= float(p["max_elevation"]))
+    return _mask(tile["land"], band, _province_index(tile, p["provinces"]),
+                 n > float(p.get("noise_threshold", 0.3)),
+                 ~_in_boxes(tile, p.get("exclude_boxes", [])))
+
+
+@derivation("sandy_highland")
+def sandy_highland(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Pleistocene sand: land above ``min_elevation`` m NAP (the edge made irregular by
+    noise), except the loess of Zuid-Limburg and other boxes listed."""
+    p = spec.params
+    n = _noise(tile, float(p.get("noise_spacing", 3000)), 31)
+    elev = tile["elevation"] + float(p.get("noise_m", 2.0)) * (n - 0.5)
+    return _mask(tile["land"], elev >= float(p["min_elevation"]),
+                 ~_in_boxes(tile, p.get("exclude_boxes", [])))
+
+
+def _sea_buffer(ctx: Context, p: dict[str, Any]):
+    table = _vector(ctx, p["water_file"])
+    names = table.column(p.get("name_attribute", "OWMNAAM")).astype(str)
+    sea = shapely.union_all(table.geometries[np.isin(names, p["sea_names"])])
+    zone = shapely.buffer(sea, float(p["width"]))
+    return np.array([zone], dtype=object)
+
+
+@derivation("coastal_strip")
+def coastal_strip(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Land within ``width`` m of the named sea water bodies: the dune belt."""
+    p = spec.params
+    zone = tile.ctx.once(("coast", spec.name), lambda: _sea_buffer(tile.ctx, p))
+    return _mask(burn_shapes(tile, zone), tile["land"])
+
+
+# --------------------------------------------------------------------------- land cover
+
+
+def _near_points(tile: Tile, sites: list[dict[str, Any]], wobble: np.ndarray) -> np.ndarray:
+    """Cells within each site's radius, the radius scaled by (0.6 + 0.8 * wobble)."""
+    out = np.zeros(tile.shape, bool)
+    x, y = tile.x[None, :], tile.y[:, None]
+    for s in sites:
+        r = float(s["radius"]) * (0.6 + 0.8 * wobble)
+        out |= (x - float(s["x"])) ** 2 + (y - float(s["y"])) ** 2 <= r * r
+    return out
+
+
+@derivation("land_cover")
+def land_cover(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Current land cover, one class per cell; later rules win where they overlap."""
+    p = spec.params
+    land = tile["land"] == 1
+    elev = tile["elevation"]
+    sandy, peat_ = tile["sandy_highland"] == 1, tile["peat"] == 1
+    dunes, flood = tile["coastal_strip"] == 1, tile["floodplain"] == 1
+
+    cover = np.where(land, AGRICULTURE, NONE).astype(np.uint8)
+    forest_n = _noise(tile, float(p.get("forest_spacing", 2500)), 41)
+    # Higher sand carries more forest (the Veluwe, Utrechtse Heuvelrug, Sallandse Heuvelrug).
+    lift = float(p.get("forest_elevation_gain", 0.35)) * np.clip((elev - 5.0) / 40.0, 0, 1)
+    forest = sandy & (forest_n + lift > float(p.get("forest_threshold", 0.62)))
+    forest |= dunes & (forest_n > float(p.get("dune_forest_threshold", 0.6)))
+    heath_n = _noise(tile, float(p.get("heath_spacing", 1800)), 43)
+    nature = dunes & ~forest
+    nature |= sandy & ~forest & (heath_n > float(p.get("heath_threshold", 0.8)))
+    wet_n = _noise(tile, float(p.get("wetland_spacing", 2000)), 47)
+    nature |= peat_ & (wet_n > float(p.get("wetland_threshold", 0.78)))
+    nature |= flood & (wet_n > float(p.get("floodplain_nature_threshold", 0.5)))
+    cover[forest & land] = FOREST
+    cover[nature & land] = OPEN_NATURE
+
+    glass_n = _noise(tile, 600.0, 53, octaves=2)
+    glass = _near_points(tile, p.get("greenhouse_clusters", []), glass_n)
+    cover[glass & land & (glass_n > 0.35)] = GREENHOUSE
+
+    cover[(tile["built_up_fraction"] >= 0.5) & land] = BUILT_UP
+    lakes = peat_ & (wet_n > float(p.get("lake_threshold", 0.9)))
+    water = (tile["water_body"] == 1) | (tile["river_channel"] == 1) | lakes
+    cover[water & land] = WATER
+    return cover
+
+
+@derivation("patches")
+def patches(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Protected nature as coherent patches: cells of the eligible kinds where a large-scale
+    noise field is above ``threshold``; plus the layers in ``include`` (e.g. Natura 2000
+    inside the nature network)."""
+    p = spec.params
+    cover = tile["land_cover"]
+    eligible = np.isin(cover, [FOREST, OPEN_NATURE])
+    for name in p.get("eligible_layers", []):
+        eligible |= (tile[name] == 1) & (cover != BUILT_UP)
+    # Salt from the patch seed, not the layer name, so nested networks share their cores.
+    n = _noise(tile, float(p.get("spacing", 8000)), int(p.get("patch_seed", 61)))
+    out = eligible & (n > float(p["threshold"])) & (tile["land"] == 1)
+    for name in p.get("include", []):
+        out |= tile[name] == 1
+    return out
+
+
+@derivation("circles")
+def circles(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Discs of the listed radius around the listed sites (risk contours), on land."""
+    sites = spec.params["sites"]
+    out = np.zeros(tile.shape, bool)
+    x, y = tile.x[None, :], tile.y[:, None]
+    for s in sites:
+        out |= (x - float(s["x"])) ** 2 + (y - float(s["y"])) ** 2 <= float(s["radius"]) ** 2
+    return _mask(out, tile["land"])
+
+
+@derivation("valuable_farmland")
+def valuable_farmland(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Farmland on the young sea and river clays: agriculture that is not on peat or sand,
+    not in floodplains, between the elevations given."""
+    p = spec.params
+    elev = tile["elevation"]
+    return _mask(tile["land_cover"] == AGRICULTURE, tile["peat"] == 0,
+                 tile["sandy_highland"] == 0, tile["floodplain"] == 0,
+                 elev >= float(p["min_elevation"]), elev <= float(p["max_elevation"]))
+
+
+# --------------------------------------------------------------------------- towns, stations
+
+
+def _places(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    """Town centres: per municipality of at least ``min_population`` inhabitants, the
+    representative point of its densest district (the district code WKggggww carries the
+    municipality code gggg)."""
+    d = _districts(ctx, p)
+    table = d["table"]
+    codes = table.column("code").astype(str)
+    names = table.column("name").astype(str)
+    muni = np.array([c[2:6] for c in codes])
+    min_pop = float(p["min_population"])
+    points, labels = [], []
+    for m in sorted(set(muni)):
+        rows = np.flatnonzero(muni == m)
+        if d["population"][rows].sum() < min_pop:
+            continue
+        populated = rows[d["population"][rows] >= 500]
+        core = (populated if populated.size else rows)[np.argmax(d["density"][populated if populated.size else rows])]
+        pt = shapely.point_on_surface(table.geometries[core])
+        points.append((shapely.get_x(pt), shapely.get_y(pt)))
+        labels.append(f"GM{m} {names[core]}")
+    xy = np.array(points, dtype=np.float64)
+    return {"xy": xy, "labels": labels, "tree": cKDTree(xy)}
+
+
+def _place_set(tile: Tile, spec: LayerSpec) -> dict[str, Any]:
+    p = spec.params
+    key = ("places", str(p["districts_file"]), float(p["min_population"]))
+    places = tile.ctx.once(key, lambda: _places(tile.ctx, p))
+    tile.ctx.layer_attrs.setdefault(spec.name, {})["points"] = [
+        [round(x, 1), round(y, 1), label] for (x, y), label in zip(places["xy"], places["labels"])
+    ]
+    return places
+
+
+@derivation("distance_to_places")
+def distance_to_places(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Straight-line distance (m) from each land cell centre to the nearest place; NaN off
+    land. The places are listed in the layer's ``points`` attribute."""
+    places = _place_set(tile, spec)
+    land = tile["land"] == 1
+    out = np.full(tile.shape, np.nan, np.float32)
+    if land.any():
+        rows, cols = np.nonzero(land)
+        pts = np.column_stack([tile.x[cols], tile.y[rows]])
+        dist, _ = places["tree"].query(pts, workers=1)
+        out[rows, cols] = dist
+    return out
+
+
+@derivation("place_cells")
+def place_cells(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """1 in the cell that holds a place (e.g. a railway station), else 0."""
+    places = _place_set(tile, spec)
+    g = tile.geometry
+    out = np.zeros(tile.shape, np.uint8)
+    for x, y in places["xy"]:
+        r = int((g.ymax - y) // g.res) - tile.window.row0
+        c = int((x - g.xmin) // g.res) - tile.window.col0
+        if 0 <= r < tile.shape[0] and 0 <= c < tile.shape[1]:
+            out[r, c] = 1
+    return out
