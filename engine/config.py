@@ -63,6 +63,7 @@ UNITS = {
     "ha": ("area", 1.0), "km2": ("area", 100.0), "m2": ("area", 1e-4),
 }  # fmt: skip
 FRACTION_UNITS = ("fraction", "1", "ha/ha")
+VALUE_UNITS = ("value/ha",)  # suitability units: the value of a hectare
 
 RULE_KINDS = ("exclusions", "penalties", "ladders", "reservations")
 TRANSFORMS = ("value", "linear", "decay", "above", "below")
@@ -517,7 +518,7 @@ def _assumptions(v: _V, tree: dict) -> dict:
 
 
 def _check_unit_text(v: _V, unit: str, key: tuple):
-    if unit in UNITS or unit in FRACTION_UNITS:
+    if unit in UNITS or unit in FRACTION_UNITS or unit in VALUE_UNITS:
         return
     if "/" in unit:
         num, den = unit.split("/", 1)

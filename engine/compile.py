@@ -1,0 +1,261 @@
+"""Config + grid -> :class:`engine.Problem` (the allocation LP of DESIGN.md).
+
+The pieces compose like prioritizr's: the cells (land in scope), the objective (suitability
+recipes plus penalties and ladders), the constraints (exclusions and reservations as
+``allowed``), and the targets, one zoning at a time:
+
+- ``national`` (national runs): one zone, the national targets; the reservation targets summed.
+- ``province``: the provinces in scope; their own targets (the housing bid), their shares of
+  the national targets (a scenario choice), and the hectares their reservations hold.
+- ``novex:<id>``: one zoning per NOVEX area (they overlap), zones ``[area, rest]``; the rest
+  zone has no targets.
+
+Every target row remembers the file and key it came from, so an impossible target can be
+reported where it can be fixed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.config import Config, ConfigError, Target
+from engine.problem import Problem
+from engine.rules import Cells, RuleEffects, apply_rules, category_names, check_layers
+from engine.rules import province_index
+from engine.suitability import option_values
+
+__all__ = ["Compiled", "compile_problem", "cell_mask", "capacity"]
+
+
+@dataclass
+class Compiled:
+    problem: Problem
+    cells: Cells
+    config: Config
+    effects: RuleEffects
+    area_ha: float
+    province_codes: dict  # slug -> grid code
+    row_meta: dict  # (zoning, zone, claim) -> {file, key, source, note}
+    notes: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+
+def cell_mask(config: Config, ds, province_codes: dict) -> np.ndarray:
+    """(y, x) bool: land cells inside the provinces in scope."""
+    land = np.asarray(ds["land"].values) != 0
+    prov = np.asarray(ds["province"].values)
+    codes = [province_codes[s] for s in config.province_slugs]
+    return land & np.isin(prov, codes)
+
+
+def _resolution(ds) -> float:
+    res = ds.attrs.get("resolution")
+    if res:
+        return float(res)
+    x = np.asarray(ds["x"].values)
+    return float(abs(x[1] - x[0]))
+
+
+def _meta(file, key, t: Target | None, note: str = "") -> dict:
+    return {
+        "file": str(file), "key": key,
+        "source": t.source if t else None,
+        "note": (t.note if t else note) or note,
+    }  # fmt: skip
+
+
+def compile_problem(config: Config, ds) -> Compiled:
+    """Check the config against the grid, then build the Problem."""
+    t0 = time.perf_counter()
+    check_layers(config, ds)
+    province_codes = {s: province_index(config, ds, s) for s in config.provinces}
+    mask = cell_mask(config, ds, province_codes)
+    cells = Cells(ds, mask)
+    if cells.n == 0:
+        raise ConfigError(config.path, "scope", "no land cells in scope",
+                          "check the grid's land and province layers")
+    res = _resolution(ds)
+    area_ha = res * res / 1e4
+    timings = {"cells": time.perf_counter() - t0}
+
+    t = time.perf_counter()
+    value = option_values(config, cells)
+    timings["suitability"] = time.perf_counter() - t
+    t = time.perf_counter()
+    effects = apply_rules(config, cells, area_ha, province_codes)
+    value += effects.value
+    timings["rules"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    claims = config.claim_names
+    k_of = {c: k for k, c in enumerate(claims)}
+    n_claims = len(claims)
+    zonings, zone_names, zones, lower, upper = [], [], [], [], []
+    row_meta: dict = {}
+    notes: list[str] = []
+    national_file = config.files[0] if config.files else config.path
+    prov = cells.layer("province")
+    slugs = config.province_slugs
+    res_targets = effects.reservation_targets  # (rule, claim, group, ha)
+    code_to_slug = {c: s for s, c in province_codes.items()}
+
+    def reservation_ha(claim: str, rule_id: str, slug: str | None) -> float:
+        return sum(ha for rid, c, g, ha in res_targets
+                   if c == claim and rid == rule_id
+                   and (slug is None or code_to_slug.get(g) == slug))
+
+    if config.scope == "national":
+        lo = np.full((1, n_claims), np.nan)
+        hi = np.full((1, n_claims), np.nan)
+        for claim, tg in config.national_targets.items():
+            k = k_of[claim]
+            if tg.rule:
+                lo[0, k] = reservation_ha(claim, tg.rule, None)
+            else:
+                lo[0, k] = np.nan if tg.lower_ha is None else tg.lower_ha
+                hi[0, k] = np.nan if tg.upper_ha is None else tg.upper_ha
+            row_meta[(len(zonings), 0, k)] = _meta(national_file, f"targets.{claim}", tg)
+        zonings.append("national")
+        zone_names.append(["Nederland"])
+        zones.append(np.zeros(cells.n, dtype=np.int64))
+        lower.append(lo)
+        upper.append(hi)
+
+    # Provinces.
+    lo = np.full((len(slugs), n_claims), np.nan)
+    hi = np.full((len(slugs), n_claims), np.nan)
+    pz = np.full(cells.n, -1, dtype=np.int64)
+    for z, slug in enumerate(slugs):
+        pz[prov == province_codes[slug]] = z
+        p = config.provinces[slug]
+        for claim, tg in config.province_targets(slug).items():
+            k = k_of[claim]
+            lo[z, k] = np.nan if tg.lower_ha is None else tg.lower_ha
+            hi[z, k] = np.nan if tg.upper_ha is None else tg.upper_ha
+            key = f"shares.{claim}" if claim in p.shares else f"targets.{claim}"
+            row_meta[(len(zonings), z, k)] = _meta(p.path, key, tg)
+        for claim, tg in config.national_targets.items():
+            if tg.rule:
+                k = k_of[claim]
+                lo[z, k] = reservation_ha(claim, tg.rule, slug)
+                row_meta[(len(zonings), z, k)] = _meta(national_file, f"targets.{claim}", tg,
+                                                       f"reservation rule {tg.rule}")
+    zonings.append("province")
+    zone_names.append([config.provinces[s].name for s in slugs])
+    zones.append(pz)
+    lower.append(lo)
+    upper.append(hi)
+
+    # NOVEX areas, one zoning each (they overlap and cross provinces).
+    muni = cells.layer("municipality") if cells.has("municipality") else None
+    for slug_owner, p in config.provinces.items():
+        for nid, nv in p.novex.items():
+            if muni is None or not nv.targets:
+                continue
+            codes = cells.codes("municipality", nv.municipalities)
+            inside = np.isin(muni, codes)
+            scale = 1.0
+            if config.scope != "national":
+                # A province run holds only part of a cross-province area: clip and scale.
+                all_muni = np.asarray(ds["municipality"].values)
+                all_land = np.asarray(ds["land"].values) != 0
+                total = int((np.isin(all_muni, codes) & all_land).sum())
+                if int(inside.sum()) == 0:
+                    continue
+                if total > int(inside.sum()):
+                    scale = inside.sum() / total
+                    notes.append(
+                        f"NOVEX {nv.name} crosses the province boundary: clipped to "
+                        f"{config.provinces[config.scope].name}, its targets scaled by the "
+                        f"share of its land inside ({scale:.3f})."
+                    )
+            if not inside.any():
+                continue
+            lo = np.full((2, n_claims), np.nan)
+            hi = np.full((2, n_claims), np.nan)
+            for claim, tg in nv.targets.items():
+                k = k_of[claim]
+                lo[0, k] = np.nan if tg.lower_ha is None else tg.lower_ha * scale
+                hi[0, k] = np.nan if tg.upper_ha is None else tg.upper_ha * scale
+                row_meta[(len(zonings), 0, k)] = _meta(p.path, f"novex.{nid}.targets.{claim}", tg)
+            zonings.append(f"novex:{nid}")
+            zone_names.append([nv.name, "rest"])
+            zones.append(np.where(inside, 0, 1).astype(np.int64))
+            lower.append(lo)
+            upper.append(hi)
+
+    penalty = None
+    if not config.hard_targets:
+        penalty = np.array([c.shortfall_penalty for c in config.claims.values()])
+    problem = Problem(
+        value=value, contribution=config.contribution_matrix(), zones=np.vstack(zones),
+        lower=lower, upper=upper, allowed=effects.allowed, area=area_ha,
+        shortfall_penalty=penalty, option_names=config.option_names, claim_names=claims,
+        zoning_names=zonings, zone_names=zone_names,
+    )
+    timings["problem"] = time.perf_counter() - t
+    return Compiled(problem, cells, config, effects, area_ha, province_codes, row_meta, notes,
+                    timings)
+
+
+def capacity(compiled: Compiled) -> list[np.ndarray]:
+    """Per zoning (Z_l, K): the most claim hectares the land allowed for a claim could give.
+
+    Each claim alone, as if no other claim wanted the land: an upper bound, so a target above
+    it can never be met whatever the other claims do.
+    """
+    p = compiled.problem
+    c = p.contribution
+    best = np.zeros((p.n_cells, p.n_claims))
+    allowed = p.allowed
+    for k in range(p.n_claims):
+        col = c[:, k]
+        if not (col > 0).any():
+            continue
+        best[:, k] = np.max(np.where(allowed, col[None, :], 0.0), axis=1)
+    best *= compiled.area_ha
+    out = []
+    for l in range(p.n_zonings):
+        out.append(np.stack([np.bincount(p.zones[l], weights=best[:, k],
+                                         minlength=p.n_zones[l]) for k in range(p.n_claims)],
+                            axis=1))
+    return out
+
+
+def check_capacity(compiled: Compiled) -> list[dict]:
+    """Rows whose lower target exceeds the land allowed for the claim in that zone."""
+    p = compiled.problem
+    cap = capacity(compiled)
+    bad = []
+    for l in range(p.n_zonings):
+        z_idx, k_idx = np.nonzero(p.lower[l] > cap[l] * (1 + 1e-9) + 1e-9)
+        for z, k in zip(z_idx, k_idx):
+            meta = compiled.row_meta.get((l, int(z), int(k)), {})
+            bad.append({
+                "zoning": p.zoning_names[l], "zone": p.zone_names[l][z],
+                "claim": p.claim_names[k], "lower_ha": float(p.lower[l][z, k]),
+                "capacity_ha": float(cap[l][z, k]), **meta,
+            })  # fmt: skip
+    return bad
+
+
+def capacity_error(row: dict, config: Config) -> ConfigError:
+    claim = config.claims[row["claim"]]
+    from engine.config import from_ha
+
+    unit = claim.unit
+    return ConfigError(
+        row.get("file", config.path), row.get("key", f"targets.{row['claim']}"),
+        f"target of {row['claim']} in {row['zone']} ({row['zoning']}) is "
+        f"{from_ha(row['lower_ha'], claim):,.0f} {unit} ({row['lower_ha']:,.0f} ha) but the rules "
+        f"leave only {row['capacity_ha']:,.0f} ha of land that may take it",
+        "lower the target, or relax the exclusions that bar the claim there "
+        "(rules.toml; e.g. override rules.exclusions.<id>.enabled = false)",
+    )
+
+
+def land_names(ds) -> dict:
+    return {"land_cover": category_names(ds["land_cover"]) if "land_cover" in ds else []}

@@ -1,0 +1,408 @@
+"""The outputs of a run: ``report.json``, ``allocation.tif``, ``manifest.json``, ``summary.md``.
+
+- ``report.json``: the contract of DESIGN.md (``objective``, ``gap``, ``status`` and one
+  ``targets`` row per (zoning, zone, claim) with ``lower_ha``, ``upper_ha``, ``allocated_ha``,
+  ``shortfall_ha``, ``shadow_price``), each row also in the claim's own unit (homes, TWh) and
+  with the file, key and source line its target came from.
+- ``allocation.tif``: a Cloud-Optimised GeoTIFF in EPSG:28992, the option code per cell, 255
+  outside the land, with a colour table; category names go in the GDAL sidecar
+  ``allocation.tif.aux.xml`` and a QGIS style ``allocation.qml``, so QGIS shows a legend.
+- ``manifest.json``: what produced the result (Spelregel 3, L11385): the resolved config,
+  every input with its sha256, the grid, the assumptions, deviations from the base data with
+  their reason (*pas toe of leg uit*, L11371), versions, solver status, gap and timings.
+- ``summary.md``: what fits, what does not, where it is scarce.
+
+Every file is written to a temporary name in the target folder and moved into place with
+``os.replace`` only when all of them are complete, ``report.json`` last: after a crash the
+folder holds the previous complete run or the new one, never half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from engine.config import Config, from_ha
+
+__all__ = ["build_report", "write_outputs", "sha256_file", "NODATA"]
+
+NODATA = 255
+
+
+def _num(x):
+    """JSON-safe float: NaN -> None."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def delivered_by_zone(problem, x) -> list[np.ndarray]:
+    """Per zoning (Z_l, K): claim hectares the allocation delivers."""
+    delivered = np.asarray(x @ problem.contribution) * problem.area_of()[:, None]
+    out = []
+    for l in range(problem.n_zonings):
+        out.append(np.stack([np.bincount(problem.zones[l], weights=delivered[:, k],
+                                         minlength=problem.n_zones[l])
+                             for k in range(problem.n_claims)], axis=1))
+    return out
+
+
+def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
+    """The report.json content (a plain dict)."""
+    p, config = compiled.problem, compiled.config
+    allocated = delivered_by_zone(p, sol.x)
+    rows = []
+    for l, zoning in enumerate(p.zoning_names):
+        for z, zone in enumerate(p.zone_names[l]):
+            if zoning.startswith("novex:") and z > 0:
+                continue  # the rest of the country is no zone of a NOVEX area
+            for k, claim_name in enumerate(p.claim_names):
+                claim = config.claims[claim_name]
+                lo, hi = p.lower[l][z, k], p.upper[l][z, k]
+                alloc = allocated[l][z, k]
+                short = sol.shortfall[l][z, k] if not np.isnan(lo) else 0.0
+                meta = compiled.row_meta.get((l, z, k), {})
+                rows.append({
+                    "zoning": zoning, "zone": zone, "claim": claim_name,
+                    "lower_ha": _num(lo), "upper_ha": _num(hi),
+                    "allocated_ha": _num(alloc), "shortfall_ha": _num(short),
+                    "shadow_price": _num(sol.prices[l][z, k]),
+                    "unit": claim.unit,
+                    "lower": _num(from_ha(lo, claim)), "upper": _num(from_ha(hi, claim)),
+                    "allocated": _num(from_ha(alloc, claim)),
+                    "shortfall": _num(from_ha(short, claim)),
+                    "source": meta.get("source"), "file": meta.get("file"),
+                    "key": meta.get("key"),
+                })  # fmt: skip
+    counts = np.bincount(np.asarray(sol.choice), minlength=p.n_options) * compiled.area_ha
+    options = [
+        {"code": o.code, "name": o.name, "colour": o.colour, "description": o.description,
+         "tags": list(o.tags), "area_ha": float(counts[j]),
+         "contributes": {k: float(v) for k, v in o.contributes.items()}}
+        for j, o in enumerate(config.options.values())
+    ]  # fmt: skip
+    claims = {
+        name: {"unit": c.unit, "per_claim_ha": c.per_ha, "reference": c.reference,
+               "shortfall_penalty": c.shortfall_penalty, "description": c.description}
+        for name, c in config.claims.items()
+    }  # fmt: skip
+    return {
+        "name": config.name,
+        "scope": config.scope,
+        "objective": float(sol.objective),
+        "gap": float(sol.gap),
+        "status": sol.status,
+        "method": sol.method,
+        "targets_mode": "hard" if config.hard_targets else "elastic",
+        "cells": int(p.n_cells),
+        "cell_area_ha": compiled.area_ha,
+        "claims": claims,
+        "options": options,
+        "targets": rows,
+        "notes": list(compiled.notes),
+        "timings": dict(timings or {}),
+    }
+
+
+# -- the map --------------------------------------------------------------------------------------
+
+
+def _transform(ds):
+    import rasterio
+
+    try:
+        return ds.rio.transform()
+    except Exception:  # a Dataset without rioxarray metadata: from the cell-centre coords
+        x, y = np.asarray(ds["x"].values), np.asarray(ds["y"].values)
+        dx, dy = float(x[1] - x[0]), float(y[1] - y[0])
+        return rasterio.Affine(dx, 0, x[0] - dx / 2, 0, dy, y[0] - dy / 2)
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def write_allocation_tif(path: Path, compiled, choice, ds) -> None:
+    import rasterio
+
+    config = compiled.config
+    codes = np.array([o.code for o in config.options.values()], dtype=np.uint8)
+    grid = np.full(compiled.cells.shape, NODATA, dtype=np.uint8)
+    grid.ravel()[compiled.cells.flat] = codes[np.asarray(choice)]
+    profile = {
+        "driver": "COG", "width": grid.shape[1], "height": grid.shape[0], "count": 1,
+        "dtype": "uint8", "nodata": NODATA, "crs": "EPSG:28992", "transform": _transform(ds),
+        "compress": "DEFLATE", "blocksize": 512, "overview_resampling": "nearest",
+    }  # fmt: skip
+    colormap = {i: (0, 0, 0, 0) for i in range(256)}
+    for o in config.options.values():
+        colormap[o.code] = (*_rgb(o.colour), 255)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(grid, 1)
+        dst.write_colormap(1, colormap)
+        dst.set_band_description(1, "allocated option (see allocation.tif.aux.xml / .qml)")
+        dst.update_tags(1, **{f"option_{o.code}": o.name for o in config.options.values()})
+        dst.update_tags(run=config.name, scope=config.scope)
+
+
+def allocation_aux_xml(config: Config) -> str:
+    """GDAL PAM sidecar with the category names (index = option code)."""
+    names = [""] * (max(o.code for o in config.options.values()) + 1)
+    for o in config.options.values():
+        names[o.code] = o.name
+    cats = "".join(f"<Category>{escape(n)}</Category>" for n in names)
+    return (
+        "<PAMDataset>\n  <PAMRasterBand band=\"1\">\n"
+        f"    <CategoryNames>{cats}</CategoryNames>\n"
+        "  </PAMRasterBand>\n</PAMDataset>\n"
+    )
+
+
+def allocation_qml(config: Config) -> str:
+    """A QGIS style: paletted renderer with one labelled class per option."""
+    entries = "\n".join(
+        f'        <paletteEntry value="{o.code}" color="{o.colour}" alpha="255" '
+        f'label="{escape(o.name)}"/>'
+        for o in config.options.values()
+    )
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28" styleCategories="Symbology">
+  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="1" nodataColor="">
+      <colorPalette>
+{entries}
+      </colorPalette>
+    </rasterrenderer>
+  </pipe>
+</qgis>
+"""
+
+
+# -- manifest -------------------------------------------------------------------------------------
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("ruimtepuzzel", "numpy", "scipy", "numba", "xarray", "dask", "rasterio",
+                "rioxarray", "highspy", "pulp", "pandas"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def grid_inputs(ds) -> list[dict]:
+    """The files a grid was read from, with their hashes."""
+    out = []
+    folder = ds.encoding.get("source_folder")
+    if folder and Path(folder).is_dir():
+        for f in sorted(Path(folder).iterdir()):
+            if f.is_file() and not f.name.startswith("."):
+                out.append({"role": "grid", "path": str(f), "sha256": sha256_file(f)})
+    return out
+
+
+def build_manifest(compiled, sol, ds, *, timings: dict, deviations: list, inputs: list) -> dict:
+    config = compiled.config
+    p = compiled.problem
+    transform = _transform(ds)
+    return {
+        "run": config.name,
+        "scope": config.scope,
+        "config": {
+            "path": str(config.path),
+            "overrides": {k: v for k, v in config.overrides.items()},
+            "resolved": config.resolved,
+        },
+        "inputs": [{"role": "config", "path": str(f), "sha256": sha256_file(f)}
+                   for f in config.files] + inputs,
+        "grid": {
+            "name": ds.attrs.get("grid_name"),
+            "resolution_m": float(compiled.area_ha ** 0.5 * 100),
+            "shape": list(compiled.cells.shape),
+            "transform": list(transform)[:6],
+            "crs": "EPSG:28992",
+            "cells_in_problem": int(p.n_cells),
+            "cell_area_ha": compiled.area_ha,
+            "attrs": {k: (v if isinstance(v, (str, int, float)) else str(v))
+                      for k, v in ds.attrs.items()},
+            "source_folder": ds.encoding.get("source_folder"),
+            "layers": {name: {k: str(v) for k, v in ds[name].attrs.items()
+                              if k in ("long_name", "units", "provenance")}
+                       for name in ds.data_vars},
+        },
+        "assumptions": [
+            {"name": a.name, "value": a.value, "unit": a.unit, "note": a.note,
+             "source": a.source, "overridden": f"assumptions.{a.name}" in config.overrides
+             or f"assumptions.{a.name}.value" in config.overrides}
+            for a in config.assumptions.values()
+        ],
+        "rules": [
+            {"kind": r.kind, "id": r.id, "source": r.source, "note": r.note,
+             "province": r.province, "options": list(r.options),
+             "cells": compiled.effects.counts.get(r.id, 0)}
+            for r in config.rules
+        ],
+        "deviations": deviations,
+        "notes": list(compiled.notes),
+        "versions": _versions(),
+        "solver": {
+            "method": sol.method, "status": sol.status, "gap": float(sol.gap),
+            "objective": float(sol.objective), "bound": _num(getattr(sol, "bound", None)),
+            "timings": {k: v for k, v in (sol.timings or {}).items()},
+        },
+        "timings": timings,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }  # fmt: skip
+
+
+# -- summary --------------------------------------------------------------------------------------
+
+
+def _fmt(x, unit):
+    if x is None:
+        return "-"
+    if unit == "TWh":
+        return f"{x:,.2f} {unit}"
+    return f"{x:,.0f} {unit}"
+
+
+def build_summary(report: dict, manifest: dict) -> str:
+    lines = [f"# ruimtepuzzel: {report['name']}", ""]
+    g = manifest["grid"]
+    lines.append(
+        f"Grid {g['name']} at {g['resolution_m']:.0f} m, {report['cells']:,} cells of land in "
+        f"scope. Solver: {report['method']}, status **{report['status']}**, certified gap "
+        f"{report['gap']:.1e}. Targets are {report['targets_mode']}."
+    )
+    lines += ["", "## What fits", "", "| claim | target | allocated | shortfall |",
+              "|---|---|---|---|"]
+    top = "national" if report["scope"] == "national" else "province"
+    for r in report["targets"]:
+        if r["zoning"] == top and (r["lower"] is not None or r["allocated"]):
+            lines.append(f"| {r['claim']} | {_fmt(r['lower'], r['unit'])} | "
+                         f"{_fmt(r['allocated'], r['unit'])} | {_fmt(r['shortfall'], r['unit'])} |")
+    short = [r for r in report["targets"] if (r["shortfall_ha"] or 0) > 0.5]
+    lines += ["", "## What does not fit", ""]
+    if not short:
+        lines.append("Every target is met in every zone.")
+    else:
+        lines += ["| zoning | zone | claim | missing |", "|---|---|---|---|"]
+        for r in sorted(short, key=lambda r: -r["shortfall_ha"]):
+            lines.append(f"| {r['zoning']} | {r['zone']} | {r['claim']} | "
+                         f"{_fmt(r['shortfall'], r['unit'])} ({r['shortfall_ha']:,.0f} ha) |")
+        lines.append("")
+        lines.append("A shortfall in one province is a candidate for an exchange between "
+                     "provinces (*uitruil*, L11699) or is not realistic within the province "
+                     "(L11761).")
+    scarce = sorted([r for r in report["targets"] if (r["shadow_price"] or 0) > 1e-9],
+                    key=lambda r: -r["shadow_price"])[:12]
+    lines += ["", "## Where it is scarce", "",
+              "The shadow price is the value (suitability) one more hectare of the claim would "
+              "cost in that zone: the higher, the scarcer the land for it.", ""]
+    if scarce:
+        lines += ["| zoning | zone | claim | shadow price per ha |", "|---|---|---|---|"]
+        for r in scarce:
+            lines.append(f"| {r['zoning']} | {r['zone']} | {r['claim']} | "
+                         f"{r['shadow_price']:.3f} |")
+    else:
+        lines.append("No target binds.")
+    lines += ["", "## Land use", "", "| option | hectares |", "|---|---|"]
+    for o in report["options"]:
+        if o["area_ha"]:
+            lines.append(f"| {o['name']} | {o['area_ha']:,.0f} |")
+    if report["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
+    assumed = [a for a in manifest["assumptions"]]
+    lines += ["", "## Assumptions", ""]
+    for a in assumed:
+        lines.append(f"- `{a['name']}` = {a['value']:g} {a['unit']}"
+                     + (" (overridden)" if a["overridden"] else ""))
+    t = report["timings"]
+    if t:
+        lines += ["", "Timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in t.items()
+                                              if isinstance(v, (int, float)))]
+    lines += ["", "Maps are *praatkaarten, niet plankaarten* (L12436): a basis for the "
+              "conversation, not a plan.", ""]
+    return "\n".join(lines)
+
+
+# -- atomic writing -------------------------------------------------------------------------------
+
+
+class _Staged:
+    """Temporary files in the target folder, moved into place together."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.items: list[tuple[Path, Path]] = []
+
+    def path(self, name: str) -> Path:
+        tmp = self.folder / f".{name}.tmp-{os.getpid()}"
+        self.items.append((tmp, self.folder / name))
+        return tmp
+
+    def text(self, name: str, text: str):
+        tmp = self.path(name)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def commit(self):
+        for tmp, final in self.items:
+            os.replace(tmp, final)
+
+    def abort(self):
+        for tmp, _ in self.items:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def write_outputs(out_dir, compiled, sol, ds, *, timings: dict, deviations=(),
+                  extra_inputs=()) -> dict:
+    """Write the four outputs atomically; returns the report dict."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    report = build_report(compiled, sol, timings=timings)
+    manifest = build_manifest(compiled, sol, ds, timings=timings, deviations=list(deviations),
+                              inputs=grid_inputs(ds) + list(extra_inputs))
+    staged = _Staged(out)
+    try:
+        write_allocation_tif(staged.path("allocation.tif"), compiled, sol.choice, ds)
+        staged.text("allocation.tif.aux.xml", allocation_aux_xml(compiled.config))
+        staged.text("allocation.qml", allocation_qml(compiled.config))
+        staged.text("summary.md", build_summary(report, manifest))
+        timings["write"] = time.perf_counter() - t
+        report["timings"] = dict(timings)
+        manifest["timings"] = dict(timings)
+        staged.text("manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
+        staged.text("report.json", json.dumps(report, indent=1) + "\n")
+    except BaseException:
+        staged.abort()
+        raise
+    staged.commit()
+    return report

@@ -1,0 +1,317 @@
+"""The structuring choices as masks and ladders (*water en bodem sturend* and the other rules).
+
+The grid is flattened to the cells of the problem (:class:`Cells`); a rule's ``where`` is
+evaluated to a boolean per cell (:func:`evaluate`); then the rules of ``rules.toml`` and the
+province files become
+
+- ``allowed[i, o]``: exclusions (hard) and reservations (the reserved cells take only the
+  reserved options, nothing else, not even the current use);
+- ``value[i, o]`` additions: penalties (soft) and ladders (preference orders);
+- reservation targets: the hectares each group (province) reserves for a claim.
+
+Conditions are small structured tables, checked against the grid before any work
+(:func:`check_layers`): an unknown layer or class name is a :class:`ConfigError` that names
+the file, the key and the closest name the grid has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.config import Config, ConfigError, Rule, did_you_mean
+
+__all__ = ["Cells", "RuleEffects", "evaluate", "check_layers", "apply_rules", "category_names"]
+
+# Layers whose `in = [...]` names are looked up in the layer's metadata.
+_NAMED = {"land_cover": "classes", "province": "names", "municipality": "names"}
+
+
+def category_names(da) -> list[str]:
+    """Names of the categories of a layer, index = code (``classes`` or ``names`` attr)."""
+    for attr in ("classes", "names"):
+        names = da.attrs.get(attr)
+        if names is None:
+            continue
+        if isinstance(names, str):
+            import json
+
+            try:
+                names = json.loads(names)
+            except ValueError:
+                names = [s.strip() for s in names.split(",")]
+        if isinstance(names, dict):
+            out: list[str] = []
+            for code, name in names.items():
+                if str(code).lstrip("-").isdigit():
+                    code, name = int(code), str(name)
+                else:
+                    code, name = int(name), str(code)
+                while len(out) <= code:
+                    out.append("")
+                out[code] = name
+            return out
+        return [str(n) for n in names]
+    raise KeyError(f"layer {da.name!r} has no 'classes' or 'names' attribute")
+
+
+class Cells:
+    """The cells of a problem: flat positions in the grid and layer values at them."""
+
+    def __init__(self, ds, mask: np.ndarray):
+        self.ds = ds
+        self.shape = mask.shape
+        self.flat = np.flatnonzero(mask.ravel())
+        self._cache: dict[str, np.ndarray] = {}
+
+    @property
+    def n(self) -> int:
+        return len(self.flat)
+
+    def has(self, name: str) -> bool:
+        return name in self.ds.data_vars
+
+    def layer(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            values = np.asarray(self.ds[name].values).ravel()
+            self._cache[name] = values[self.flat]
+        return self._cache[name]
+
+    def names(self, name: str) -> list[str]:
+        return category_names(self.ds[name])
+
+    def codes(self, layer: str, labels) -> np.ndarray:
+        names = self.names(layer)
+        return np.array([names.index(lab) for lab in labels], dtype=np.int64)
+
+    def subset(self, keep: np.ndarray) -> Cells:
+        out = Cells.__new__(Cells)
+        out.ds, out.shape = self.ds, self.shape
+        out.flat = self.flat[keep]
+        out._cache = {k: v[keep] for k, v in self._cache.items()}
+        return out
+
+
+def evaluate(where: dict, cells: Cells) -> np.ndarray:
+    """A validated condition -> bool per cell. NaN never matches."""
+    if "all" in where:
+        out = np.ones(cells.n, dtype=bool)
+        for c in where["all"]:
+            out &= evaluate(c, cells)
+        return out
+    if "any" in where:
+        out = np.zeros(cells.n, dtype=bool)
+        for c in where["any"]:
+            out |= evaluate(c, cells)
+        return out
+    if "not" in where:
+        return ~evaluate(where["not"], cells)
+    values = cells.layer(where["layer"])
+    if "in" in where:
+        return np.isin(values, cells.codes(where["layer"], where["in"]))
+    if "min" not in where and "max" not in where:
+        with np.errstate(invalid="ignore"):
+            return np.nan_to_num(values) != 0
+    out = np.ones(cells.n, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if "min" in where:
+            out &= values >= where["min"]
+        if "max" in where:
+            out &= values <= where["max"]
+    return out
+
+
+# -- checks against the grid ----------------------------------------------------------------------
+
+
+def _check_where(where: dict, ds, file: str, key: str):
+    for op in ("all", "any"):
+        if op in where:
+            for j, c in enumerate(where[op]):
+                _check_where(c, ds, file, f"{key}.{op}[{j}]")
+            return
+    if "not" in where:
+        _check_where(where["not"], ds, file, f"{key}.not")
+        return
+    _check_layer(where["layer"], ds, file, f"{key}.layer")
+    if "in" in where:
+        try:
+            names = category_names(ds[where["layer"]])
+        except KeyError:
+            raise ConfigError(file, f"{key}.in", f"layer {where['layer']!r} has no category "
+                              "names", "compare with min/max instead") from None
+        for name in where["in"]:
+            if name not in names:
+                raise ConfigError(file, f"{key}.in", f"{where['layer']} has no {name!r}",
+                                  did_you_mean(name, [n for n in names if n]))
+
+
+def _check_layer(layer: str, ds, file: str, key: str):
+    if layer not in ds.data_vars:
+        raise ConfigError(file, key, f"the grid has no layer {layer!r}",
+                          did_you_mean(layer, list(ds.data_vars)))
+
+
+def check_layers(config: Config, ds) -> None:
+    """Every layer, class, province and municipality a config names must exist in the grid."""
+    for r in config.rules:
+        key = f"{r.kind}.{r.id}"
+        if r.where is not None:
+            _check_where(r.where, ds, r.file, f"{key}.where")
+        for j, (_, w, _) in enumerate(r.steps):
+            _check_where(w, ds, r.file, f"{key}.steps[{j}].where")
+        if r.kind == "reservations":
+            _check_layer(r.order_layer, ds, r.file, f"{key}.order.layer")
+            _check_layer(r.group_by, ds, r.file, f"{key}.group_by")
+    for name, recipe in config.recipes.items():
+        opt = config.options[name]
+        file = _file_of(config, opt.province, "suitability")
+        for j, t in enumerate(recipe.terms):
+            _check_layer(t.layer, ds, file, f"{name}.terms[{j}].layer")
+        if recipe.conversion_cost:
+            _check_layer("land_cover", ds, file, f"{name}.conversion_cost")
+            classes = category_names(ds["land_cover"])
+            for c in recipe.conversion_cost:
+                if c not in classes:
+                    raise ConfigError(file, f"{name}.conversion_cost.{c}",
+                                      "no such land-cover class",
+                                      did_you_mean(c, [n for n in classes if n]))
+    codes = [str(c) for c in ds["province"].attrs.get("codes", [])]
+    for slug, prov in config.provinces.items():
+        if codes and prov.code not in codes:
+            raise ConfigError(prov.path, "province.code", f"{prov.code!r} is not a province "
+                              "code of the grid", did_you_mean(prov.code, codes))
+        for nid, nv in prov.novex.items():
+            names = category_names(ds["municipality"])
+            for m in nv.municipalities:
+                if m not in names:
+                    raise ConfigError(prov.path, f"novex.{nid}.municipalities",
+                                      f"no municipality {m!r} in the grid",
+                                      did_you_mean(m, [n for n in names if n]))
+
+
+def _file_of(config: Config, province: str | None, what: str) -> str:
+    if province:
+        return str(config.provinces[province].path)
+    for f in config.files:
+        if f.stem == what:
+            return str(f)
+    return what
+
+
+def province_index(config: Config, ds, slug: str) -> int:
+    """The grid's province code (0..11) of a province of the config."""
+    prov = config.provinces[slug]
+    codes = [str(c) for c in ds["province"].attrs.get("codes", [])]
+    if prov.code in codes:
+        return codes.index(prov.code)
+    names = category_names(ds["province"])
+    from engine.config import slugify
+
+    slugs = [slugify(n) for n in names]
+    if slug in slugs:
+        return slugs.index(slug)
+    raise ConfigError(prov.path, "province.code", f"{prov.code!r} ({prov.name}) is not in the "
+                      "grid", did_you_mean(prov.code, codes or names))
+
+
+# -- the effects of the rules ---------------------------------------------------------------------
+
+
+@dataclass
+class RuleEffects:
+    allowed: np.ndarray  # (N, O) bool
+    value: np.ndarray  # (N, O) float32, added to the suitability
+    reserved: np.ndarray  # (N,) bool, cells held by a reservation
+    # (rule id, claim, group value, hectares) per reservation group
+    reservation_targets: list
+    counts: dict  # rule id -> cells it acted on (for the manifest)
+
+
+def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: dict) -> RuleEffects:
+    """All enabled rules on the cells. ``province_codes``: slug -> grid province code."""
+    options = config.option_names
+    n, n_opt = cells.n, len(options)
+    allowed = np.ones((n, n_opt), dtype=bool)
+    value = np.zeros((n, n_opt), dtype=np.float32)
+    counts: dict[str, int] = {}
+    prov = cells.layer("province")
+
+    # A province's own options exist only in that province.
+    for o, opt in enumerate(config.options.values()):
+        if opt.province is not None:
+            allowed[prov != province_codes.get(opt.province, -99), o] = False
+
+    def scope_mask(rule: Rule, mask: np.ndarray) -> np.ndarray:
+        if rule.province is None:
+            return mask
+        return mask & (prov == province_codes.get(rule.province, -99))
+
+    cols = {name: j for j, name in enumerate(options)}
+    for rule in config.rules:
+        idx = [cols[o] for o in rule.options]
+        if rule.kind == "exclusions":
+            mask = scope_mask(rule, evaluate(rule.where, cells))
+            allowed[np.ix_(mask, idx)] = False
+            counts[rule.id] = int(mask.sum())
+        elif rule.kind == "penalties":
+            mask = scope_mask(rule, evaluate(rule.where, cells))
+            value[np.ix_(mask, idx)] -= np.float32(rule.amount)
+            counts[rule.id] = int(mask.sum())
+        elif rule.kind == "ladders":
+            add = np.full(n, rule.otherwise, dtype=np.float32)
+            todo = scope_mask(rule, np.ones(n, dtype=bool))
+            if rule.province is not None:
+                add[~todo] = 0.0
+            for _, where, step_value in rule.steps:
+                hit = todo & evaluate(where, cells)
+                add[hit] = step_value
+                todo &= ~hit
+            value[:, idx] += add[:, None]
+            counts[rule.id] = int(n - todo.sum())
+
+    reserved = np.zeros(n, dtype=bool)
+    targets = []
+    for rule in config.rules:
+        if rule.kind != "reservations":
+            continue
+        idx = [cols[o] for o in rule.options]
+        # Only cells that can take a reserved option after the exclusions are candidates.
+        mask = scope_mask(rule, evaluate(rule.where, cells)) & allowed[:, idx].any(axis=1)
+        mask &= ~reserved
+        take = reserve_ranked(mask, cells.layer(rule.order_layer), cells.layer(rule.group_by),
+                              rule.share, rule.ascending)
+        only = np.zeros(n_opt, dtype=bool)
+        only[idx] = True
+        allowed[take] &= only
+        reserved |= take
+        groups = cells.layer(rule.group_by)
+        for g in np.unique(groups[mask]):
+            targets.append((rule.id, rule.claim, int(g), float(take[groups == g].sum()) * area_ha))
+        counts[rule.id] = int(take.sum())
+    return RuleEffects(allowed, value, reserved, targets, counts)
+
+
+def reserve_ranked(mask, order, groups, share: float, ascending: bool = True) -> np.ndarray:
+    """Per group, the ``share`` of the masked cells that come first by ``order``.
+
+    Deepest first is ``order = elevation, ascending``. Ties go to the lower cell index, so the
+    result never depends on anything but the data. The count per group is the share of its
+    cells rounded to the nearest whole cell.
+    """
+    take = np.zeros(len(mask), dtype=bool)
+    cand = np.flatnonzero(mask)
+    if len(cand) == 0 or share <= 0:
+        return take
+    key = np.asarray(order, dtype=np.float64)[cand]
+    key = np.where(np.isnan(key), np.inf, key if ascending else -key)
+    g = np.asarray(groups)[cand]
+    ranked = cand[np.lexsort((cand, key, g))]  # by group, then order, then index
+    g_sorted = np.asarray(groups)[ranked]
+    starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
+    ends = np.r_[starts[1:], len(ranked)]
+    for s, e in zip(starts, ends):
+        k = int(np.floor(share * (e - s) + 0.5))
+        take[ranked[s : s + k]] = True
+    return take
