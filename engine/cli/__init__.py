@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import solve_demo
+from engine.cli import grid, solve_demo
 
-COMMANDS = [solve_demo]
+COMMANDS = [solve_demo, grid]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -67,7 +67,7 @@ def _built_up_model(ctx: Context, spec: LayerSpec) -> dict[str, Any]:
     p = spec.params
     d = _districts(ctx, p)
     table = d["table"]
-    res = float(p.get("base_resolution", 200))
+    res = float(p.get("base_resolution", 250))
     base = BaseField.over(ctx.context_extent, res)
     btile = _base_tile(ctx, base)
     index = burn_shapes(btile, table.geometries, np.arange(len(table)), fill=-1, dtype="int32",
@@ -95,7 +95,8 @@ def _built_up_model(ctx: Context, spec: LayerSpec) -> dict[str, Any]:
         thresholds[k] = sorted_c[starts[k] + q]
     margin = float(p.get("soft_margin", 0.08))
     frac = _soft(coreness, thresholds, index, margin)
-    mean_frac = ndimage.mean(frac, labels=index + 1, index=np.arange(1, len(table) + 1))
+    with np.errstate(invalid="ignore", divide="ignore"):  # districts smaller than a cell
+        mean_frac = ndimage.mean(frac, labels=index + 1, index=np.arange(1, len(table) + 1))
     return {"core": core, "thresholds": thresholds, "margin": margin,
             "mean_fraction": np.nan_to_num(mean_frac), **d}
 
@@ -190,7 +191,9 @@ def depth_below(tile: Tile, spec: LayerSpec) -> np.ndarray:
 
 def _line_buffers(ctx: Context, path, distance: float) -> tuple[np.ndarray, shapely.STRtree]:
     table = _vector(ctx, path)
-    geoms = shapely.buffer(table.geometries, distance)
+    # Simplified first: vertices metres apart add nothing to a zone hundreds of metres wide.
+    lines = shapely.simplify(table.geometries, distance / 10)
+    geoms = shapely.buffer(lines, distance, quad_segs=4)
     return geoms, shapely.STRtree(geoms)
 
 
@@ -239,22 +242,22 @@ def _between_dikes(ctx: Context, p: dict[str, Any]) -> BaseField:
         gy, gx = np.indices(lines.shape)
         with np.errstate(invalid="ignore", divide="ignore"):
             vx, vy = (ix - gx) / dist, (iy - gy) / dist
-        return (slice(r0, r1), slice(c0, c1)), dist * res, vx, vy
+        f32 = np.float32
+        return (slice(r0, r1), slice(c0, c1)), (dist * res).astype(f32), vx.astype(f32), vy.astype(f32)
 
-    near_d = np.full((ny, nx), np.inf)
-    near_vx, near_vy = np.zeros((ny, nx)), np.zeros((ny, nx))
-    near_ring = np.full((ny, nx), -1)
+    near_d = np.full((ny, nx), np.inf, np.float32)
+    near_vx, near_vy = np.zeros((ny, nx), np.float32), np.zeros((ny, nx), np.float32)
+    near_ring = np.full((ny, nx), -1, np.int16)
     unique = sorted(set(rings))
-    for k, ring in enumerate(unique):  # pass 1: the nearest ring of every cell
-        sl, dist, vx, vy = ring_fields(ring)
+    fields = [ring_fields(ring) for ring in unique]  # each ring's window only: small
+    for k, (sl, dist, vx, vy) in enumerate(fields):  # pass 1: the nearest ring of every cell
         closer = dist < near_d[sl]
         near_d[sl] = np.where(closer, dist, near_d[sl])
         near_vx[sl] = np.where(closer, vx, near_vx[sl])
         near_vy[sl] = np.where(closer, vy, near_vy[sl])
         near_ring[sl] = np.where(closer, k, near_ring[sl])
     out = np.zeros((ny, nx), np.float32)
-    for k, ring in enumerate(unique):  # pass 2: another ring on the opposite side
-        sl, dist, vx, vy = ring_fields(ring)
+    for k, (sl, dist, vx, vy) in enumerate(fields):  # pass 2: a facing ring on the other side
         facing = (near_vx[sl] * vx + near_vy[sl] * vy) < cos_limit
         width = near_d[sl] + dist
         between = (near_ring[sl] != k) & facing & (width <= max_width) & (near_d[sl] > 0)
@@ -308,9 +311,12 @@ def peat(tile: Tile, spec: LayerSpec) -> np.ndarray:
     elev = tile["elevation"]
     n = _noise(tile, float(p.get("noise_spacing", 4000)), 21)
     band = (elev >= float(p["min_elevation"])) & (elev <= float(p["max_elevation"]))
-    return _mask(tile["land"], band, _province_index(tile, p["provinces"]),
-                 n > float(p.get("noise_threshold", 0.3)),
-                 ~_in_boxes(tile, p.get("exclude_boxes", [])))
+    out = _mask(tile["land"], band, _province_index(tile, p["provinces"]),
+                n > float(p.get("noise_threshold", 0.3)))
+    if p.get("coast_names"):  # the young sea clay along the coasts is no peat
+        out &= ~_near_water(tile, p["water_file"], p["coast_names"],
+                            float(p["coast_distance"]), p.get("name_attribute", "OWMNAAM"))
+    return out
 
 
 @derivation("sandy_highland")
@@ -324,20 +330,26 @@ def sandy_highland(tile: Tile, spec: LayerSpec) -> np.ndarray:
                  ~_in_boxes(tile, p.get("exclude_boxes", [])))
 
 
-def _sea_buffer(ctx: Context, p: dict[str, Any]):
-    table = _vector(ctx, p["water_file"])
-    names = table.column(p.get("name_attribute", "OWMNAAM")).astype(str)
-    sea = shapely.union_all(table.geometries[np.isin(names, p["sea_names"])])
-    zone = shapely.buffer(sea, float(p["width"]))
-    return np.array([zone], dtype=object)
+def _water_buffer(ctx: Context, path, attribute: str, names: list[str], width: float):
+    table = _vector(ctx, path)
+    chosen = np.isin(table.column(attribute).astype(str), names)
+    water = shapely.simplify(shapely.union_all(table.geometries[chosen]), width / 20)
+    return np.array([shapely.buffer(water, width, quad_segs=4)], dtype=object)
+
+
+def _near_water(tile: Tile, path, names: list[str], width: float, attribute: str) -> np.ndarray:
+    key = ("near_water", str(path), tuple(names), float(width))
+    zone = tile.ctx.once(key, lambda: _water_buffer(tile.ctx, path, attribute, names, width))
+    return burn_shapes(tile, zone) == 1
 
 
 @derivation("coastal_strip")
 def coastal_strip(tile: Tile, spec: LayerSpec) -> np.ndarray:
     """Land within ``width`` m of the named sea water bodies: the dune belt."""
     p = spec.params
-    zone = tile.ctx.once(("coast", spec.name), lambda: _sea_buffer(tile.ctx, p))
-    return _mask(burn_shapes(tile, zone), tile["land"])
+    near = _near_water(tile, p["water_file"], p["sea_names"], float(p["width"]),
+                       p.get("name_attribute", "OWMNAAM"))
+    return _mask(near, tile["land"])
 
 
 # --------------------------------------------------------------------------- land cover

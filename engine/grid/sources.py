@@ -253,6 +253,7 @@ def _prepare_ugrid(ctx: Context, spec: LayerSpec) -> BaseField:
     """
     import xarray as xr
     from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
+    from scipy.spatial import Delaunay
 
     with xr.open_dataset(spec.path) as ds:
         if spec.variable not in ds:
@@ -273,11 +274,16 @@ def _prepare_ugrid(ctx: Context, spec: LayerSpec) -> BaseField:
         fx, fy = ds[xs[0]].values, ds[ys[0]].values
         values = var.values.astype(np.float64)
     ok = np.isfinite(values)
+    if "valid_range" in spec.params:
+        # E.g. leave the sea bed out, so coastal land is not pulled down to -20 m by the
+        # centre of a neighbouring sea face.
+        lo, hi = spec.params["valid_range"]
+        ok &= (values >= lo) & (values <= hi)
     points = np.column_stack([fx[ok], fy[ok]])
     res = float(spec.base_resolution or 250.0)
     field = BaseField.over(ctx.context_extent, res)
     gx, gy = np.meshgrid(field.xs, field.ys)
-    linear = LinearNDInterpolator(points, values[ok])(gx, gy)
+    linear = LinearNDInterpolator(Delaunay(points), values[ok])(gx, gy)
     nearest = NearestNDInterpolator(points, values[ok])
     outside = ~np.isfinite(linear)
     linear[outside] = nearest(gx[outside], gy[outside])
