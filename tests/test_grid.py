@@ -334,7 +334,8 @@ def test_info_and_sheet(nl1000, tmp_path):
 
 def test_cli_grid_commands(nl1000, cache, tmp_path, monkeypatch, capsys):
     # The CLI frame imports every command module; skip (with the reason) while one is missing.
-    pytest.importorskip("engine.cli.solve_demo", reason="engine/cli/solve_demo.py not there yet")
+    if not (Path(__file__).parents[1] / "engine" / "cli" / "solve_demo.py").is_file():
+        pytest.skip("engine/cli/__init__.py imports solve_demo, which is not in the tree yet")
     from engine.cli import main
 
     monkeypatch.setenv("RUIMTEPUZZEL_CACHE", str(cache))
