@@ -42,6 +42,7 @@ __all__ = [
     "LayerSource",
     "Config",
     "load_config",
+    "parse_overrides",
     "to_ha",
     "from_ha",
     "GRID_LAYERS",
@@ -963,6 +964,23 @@ def validate(tree: dict, scope: str, origins: _Origins, path: Path) -> Config:
         recipes=recipes, rules=rules, national_targets=national_targets, provinces=provinces,
         layers=layers,
     )
+
+
+def parse_overrides(pairs) -> dict:
+    """``KEY=VALUE`` texts (the CLI's ``--set``) -> overrides; a value is read as a TOML value
+    (number, true/false, "text", [list]) and otherwise kept as plain text, never run as code."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError("--set", str(pair), "expected KEY=VALUE",
+                              "e.g. --set assumptions.solar_yield=1.2")
+        key, raw = pair.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
 
 
 def load_config(path, overrides: dict | None = None) -> Config:

@@ -278,10 +278,12 @@ def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: di
             continue
         idx = [cols[o] for o in rule.options]
         # Only cells that can take a reserved option after the exclusions are candidates.
-        mask = scope_mask(rule, evaluate(rule.where, cells)) & allowed[:, idx].any(axis=1)
-        mask &= ~reserved
+        # The share is of all the land in `where` (the polder); it is taken from the cells
+        # that may hold it, deepest first.
+        where = scope_mask(rule, evaluate(rule.where, cells))
+        mask = where & allowed[:, idx].any(axis=1) & ~reserved
         take = reserve_ranked(mask, cells.layer(rule.order_layer), cells.layer(rule.group_by),
-                              rule.share, rule.ascending)
+                              rule.share, rule.ascending, count_mask=where)
         only = np.zeros(n_opt, dtype=bool)
         only[idx] = True
         allowed[take] &= only
@@ -293,17 +295,24 @@ def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: di
     return RuleEffects(allowed, value, reserved, targets, counts)
 
 
-def reserve_ranked(mask, order, groups, share: float, ascending: bool = True) -> np.ndarray:
-    """Per group, the ``share`` of the masked cells that come first by ``order``.
+def reserve_ranked(mask, order, groups, share: float, ascending: bool = True,
+                   count_mask=None) -> np.ndarray:
+    """Per group, the ``share`` of the cells of ``count_mask`` (default ``mask``), taken from
+    the cells of ``mask`` that come first by ``order``.
 
     Deepest first is ``order = elevation, ascending``. Ties go to the lower cell index, so the
     result never depends on anything but the data. The count per group is the share of its
-    cells rounded to the nearest whole cell.
+    cells rounded to the nearest whole cell (at most the candidates it has).
     """
     take = np.zeros(len(mask), dtype=bool)
     cand = np.flatnonzero(mask)
     if len(cand) == 0 or share <= 0:
         return take
+    count_mask = mask if count_mask is None else count_mask
+    totals = {}
+    g_all = np.asarray(groups)[count_mask]
+    for g, n in zip(*np.unique(g_all, return_counts=True)):
+        totals[g] = int(n)
     key = np.asarray(order, dtype=np.float64)[cand]
     key = np.where(np.isnan(key), np.inf, key if ascending else -key)
     g = np.asarray(groups)[cand]
@@ -312,6 +321,6 @@ def reserve_ranked(mask, order, groups, share: float, ascending: bool = True) ->
     starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
     ends = np.r_[starts[1:], len(ranked)]
     for s, e in zip(starts, ends):
-        k = int(np.floor(share * (e - s) + 0.5))
+        k = min(e - s, int(np.floor(share * totals.get(g_sorted[s], e - s) + 0.5)))
         take[ranked[s : s + k]] = True
     return take

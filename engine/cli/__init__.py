@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import grid, solve_demo
+from engine.cli import check, grid, run, solve_demo
 
-COMMANDS = [solve_demo, grid]
+COMMANDS = [solve_demo, grid, run, check]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,85 @@
+"""The outputs: a COG with a legend, JSON that keeps its contract, and atomic writing."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from rp_grid import synthetic_grid
+
+import engine
+from engine import report as report_mod
+from engine.compile import compile_problem
+from engine.config import load_config
+from engine.run import run
+
+NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return synthetic_grid(block=20)
+
+
+@pytest.fixture(scope="module")
+def done(grid, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return run(NATIONAL, out, grid=grid, progress=False, method="highs"), out
+
+
+def test_allocation_is_a_cog_with_colours_and_names(done, grid):
+    import rasterio
+
+    report, out = done
+    with rasterio.open(out / "allocation.tif") as src:
+        assert src.driver == "GTiff" and src.crs.to_epsg() == 28992
+        assert src.nodata == 255 and src.dtypes[0] == "uint8"
+        assert src.profile.get("tiled") or src.block_shapes[0][0] < src.height
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        cmap = src.colormap(1)
+        codes = src.read(1)
+    for o in report["options"]:
+        r, g, b = (int(o["colour"][i : i + 2], 16) for i in (1, 3, 5))
+        assert cmap[o["code"]][:3] == (r, g, b)
+    land = grid["land"].values == 1
+    assert (codes[~land] == 255).all() and (codes[land] != 255).all()
+    cats = ET.parse(out / "allocation.tif.aux.xml").findall(".//CategoryNames/Category")
+    for o in report["options"]:
+        assert cats[o["code"]].text == o["name"]
+    qml = (out / "allocation.qml").read_text()
+    assert 'label="housing_urban"' in qml
+
+
+def test_report_json_rows_carry_both_units_and_their_source(done):
+    report, _ = done
+    housing = [r for r in report["targets"]
+               if r["zoning"] == "province" and r["zone"] == "Utrecht" and r["claim"] == "housing"][0]
+    assert housing["unit"] == "homes" and housing["lower"] == pytest.approx(83_500)
+    assert housing["source"] == "L10659" and housing["file"].endswith("utrecht.toml")
+    assert housing["key"] == "targets.housing"
+    energy = [r for r in report["targets"]
+              if r["zoning"] == "national" and r["claim"] == "renewable_energy"][0]
+    assert energy["unit"] == "TWh" and energy["lower"] == pytest.approx(35)
+    assert energy["lower_ha"] == pytest.approx(35_000)
+    summary = (_ := done[1] / "summary.md").read_text()
+    assert "What fits" in summary and "Where it is scarce" in summary
+
+
+def test_a_crash_while_writing_leaves_the_previous_run_whole(done, grid, monkeypatch):
+    report, out = done
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    cfg = load_config(NATIONAL, overrides={"assumptions.housing_density_urban": 80})
+    compiled = compile_problem(cfg, grid)
+    sol = engine.solve(compiled.problem, method="highs")
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report_mod, "build_summary", boom)
+    with pytest.raises(RuntimeError):
+        report_mod.write_outputs(out, compiled, sol, grid, timings={})
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after == before  # nothing replaced, no temporary left
+    json.loads(after["report.json"])

@@ -1,0 +1,169 @@
+"""Rules really act: exclusions, reservations (deepest first), ladders, and their checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rp_grid import synthetic_grid
+
+from engine.compile import check_capacity, compile_problem
+from engine.config import ConfigError, load_config
+from engine.rules import Cells, evaluate, reserve_ranked
+
+NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return synthetic_grid(block=20)
+
+
+@pytest.fixture(scope="module")
+def compiled(grid):
+    return compile_problem(load_config(NATIONAL), grid)
+
+
+def _col(compiled, name):
+    return compiled.problem.option_names.index(name)
+
+
+def test_no_building_allowed_in_floodplains_or_dike_zones(compiled):
+    p, cells = compiled.problem, compiled.cells
+    flood = cells.layer("floodplain") == 1
+    dike = cells.layer("dike_zone") == 1
+    assert flood.sum() > 0 and dike.sum() > 0
+    for name in ("housing_urban", "housing_edge", "work", "defence"):
+        o = _col(compiled, name)
+        assert not p.allowed[flood, o].any(), name
+        assert not p.allowed[dike, o].any(), name
+    # The rules do not forbid what they do not name: nature may go into a floodplain.
+    assert p.allowed[flood, _col(compiled, "nature")].any()
+
+
+def test_no_homes_inside_the_external_safety_contour(compiled):
+    p, cells = compiled.problem, compiled.cells
+    risky = cells.layer("external_safety") == 1
+    assert risky.any()
+    for name in ("housing_urban", "housing_edge"):
+        assert not p.allowed[risky, _col(compiled, name)].any()
+
+
+def test_deep_polder_storage_takes_the_deepest_cells_first(compiled, grid):
+    p, cells = compiled.problem, compiled.cells
+    reserved = compiled.effects.reserved
+    deep = cells.layer("deep_polder") == 1
+    elev = cells.layer("elevation")
+    prov = cells.layer("province")
+    share = compiled.config.assumptions["deep_polder_storage_share"].value
+    assert reserved.any() and not reserved[~deep].any()
+    storage = [_col(compiled, "water_storage"), _col(compiled, "water_storage_nature")]
+    for g in np.unique(prov[deep]):
+        in_g = deep & (prov == g)
+        taken = reserved & in_g
+        assert taken.sum() == int(np.floor(share * in_g.sum() + 0.5))
+        # Every reserved cell lies at least as deep as every cell left out that could hold
+        # storage (open water and Natura 2000 cannot).
+        could = in_g & p.allowed[:, storage].any(axis=1) & ~taken
+        if taken.any() and could.any():
+            assert elev[taken].max() <= elev[could].min()
+    # Reserved cells take only storage: no building, not even the current use.
+    only = np.zeros(p.n_options, dtype=bool)
+    only[storage] = True
+    assert (p.allowed[reserved] <= only).all()
+    # The reserved hectares are the water-storage target of each province and of the nation.
+    k = p.claim_names.index("water_storage")
+    nat = p.zoning_names.index("national")
+    assert p.lower[nat][0, k] == pytest.approx(reserved.sum() * compiled.area_ha)
+
+
+def test_reserve_ranked_is_deterministic_on_ties():
+    mask = np.ones(10, dtype=bool)
+    order = np.zeros(10)
+    groups = np.zeros(10, dtype=int)
+    take = reserve_ranked(mask, order, groups, 0.3)
+    assert np.flatnonzero(take).tolist() == [0, 1, 2]
+    order = np.array([5, 4, 3, 2, 1, 0, np.nan, 9, 8, 7.0])
+    take = reserve_ranked(mask, order, groups, 0.2)
+    assert np.flatnonzero(take).tolist() == [4, 5]
+
+
+def test_province_rule_acts_only_in_its_province(compiled):
+    p, cells = compiled.problem, compiled.cells
+    wind = _col(compiled, "wind")
+    names = cells.names("municipality")
+    muni = cells.layer("municipality")
+    maastricht = muni == names.index("Maastricht")
+    venlo = muni == names.index("Venlo")
+    assert maastricht.any() and not p.allowed[maastricht, wind].any()
+    # Outside Zuid-Limburg, in Limburg, wind keeps whatever the national rules leave it.
+    assert p.allowed[venlo, wind].any()
+    # The barracks only at Zeewolde, and only in Flevoland.
+    defence = _col(compiled, "defence")
+    zeewolde = muni == names.index("Zeewolde")
+    assert p.allowed[:, defence].sum() > 0
+    assert not p.allowed[~zeewolde, defence].any()
+
+
+def test_ladders_and_penalties_shape_the_values(grid):
+    cfg = load_config(NATIONAL)
+    off = load_config(NATIONAL, overrides={
+        "rules.ladders.solar_preference_order.enabled": False,
+        "rules.penalties.subsiding_peat.enabled": False,
+    })  # fmt: skip
+    a, b = compile_problem(cfg, grid), compile_problem(off, grid)
+    solar = _col(a, "solar")
+    built = a.cells.layer("land_cover") == 1
+    diff = a.problem.value[:, solar] - b.problem.value[:, solar]
+    assert np.allclose(diff[built], 0.6)  # first rung: unused land in built-up areas
+    peat = a.cells.layer("peat") == 1
+    work = _col(a, "work")
+    d = b.problem.value[:, work] - a.problem.value[:, work]
+    assert np.allclose(d[peat], 1.5) and np.allclose(d[~peat], 0.0)
+
+
+def test_evaluate_conditions(grid):
+    cells = Cells(grid, np.asarray(grid["land"].values) == 1)
+    lc = cells.layer("land_cover")
+    assert (evaluate({"layer": "land_cover", "in": ["built_up"]}, cells) == (lc == 1)).all()
+    near = evaluate({"layer": "town_distance", "max": 1000}, cells)
+    assert (near == (cells.layer("town_distance") <= 1000)).all()
+    both = evaluate({"all": [{"layer": "peat"}, {"not": {"layer": "deep_polder"}}]}, cells)
+    assert (both == ((cells.layer("peat") == 1) & (cells.layer("deep_polder") == 0))).all()
+
+
+def test_a_layer_the_grid_lacks(grid):
+    cfg = load_config(NATIONAL, overrides={
+        "rules.exclusions.natura2000.where": {"layer": "natura_2000"}})
+    with pytest.raises(ConfigError) as info:
+        compile_problem(cfg, grid)
+    err = info.value
+    assert err.file.endswith("rules.toml") and "exclusions.natura2000.where.layer" in err.key
+    assert "did you mean 'natura2000'" in str(err)
+
+
+def test_a_class_or_municipality_the_grid_lacks(grid):
+    cfg = load_config(NATIONAL, overrides={
+        "rules.exclusions.new_forest_is_new.where": {"layer": "land_cover", "in": ["forrest"]}})
+    with pytest.raises(ConfigError, match="did you mean 'forest'"):
+        compile_problem(cfg, grid)
+    cfg = load_config(NATIONAL, overrides={
+        "provinces.limburg.exclusions.einstein_telescope_no_wind.where":
+            {"layer": "municipality", "in": ["Maastricht", "Heerlen", "Kerkrad"]}})
+    with pytest.raises(ConfigError, match="did you mean 'Kerkrade'"):
+        compile_problem(cfg, grid)
+
+
+def test_a_province_code_the_grid_lacks(grid):
+    cfg = load_config(NATIONAL, overrides={"provinces.zeeland.province.code": "PV92"})
+    with pytest.raises(ConfigError) as info:
+        compile_problem(cfg, grid)
+    assert info.value.file.endswith("zeeland.toml") and "did you mean 'PV29'" in str(info.value)
+
+
+def test_targets_larger_than_the_land_that_may_take_them(grid):
+    cfg = load_config(NATIONAL, overrides={"provinces.zeeland.targets.housing.lower": 5e7})
+    bad = check_capacity(compile_problem(cfg, grid))
+    assert bad and bad[0]["claim"] == "housing" and bad[0]["zone"] == "Zeeland"
+    assert bad[0]["file"].endswith("zeeland.toml") and bad[0]["key"] == "targets.housing"
