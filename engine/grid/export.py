@@ -68,10 +68,13 @@ def grid_info(ds: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
-def _display(da: xr.DataArray, max_cells: int) -> np.ndarray:
-    """The layer thinned to at most max_cells per side, by taking every k-th cell: a sheet
-    wants a glance, not the 25 m detail, and categories must not be averaged."""
+def _display(da: xr.DataArray, max_cells: int, *, keep_presence: bool = False) -> np.ndarray:
+    """The layer brought down to at most max_cells per side for a sheet: every k-th cell
+    (categories must not be averaged), or, for 1/0 masks, the maximum of each k x k block, so
+    that thin lines (dikes, rivers) and single cells (stations) stay visible."""
     step = max(1, int(np.ceil(max(da.shape) / max_cells)))
+    if keep_presence and step > 1:
+        return da.coarsen(y=step, x=step, boundary="pad").max().values
     return da.values[::step, ::step]
 
 
@@ -92,6 +95,7 @@ def plot_sheet(ds: xr.Dataset, out: str | Path, *, max_cells: int = 700, columns
     t = ds.rio.transform()
     extent = (t.c, t.c + t.a * ds.sizes["x"], t.f + t.e * ds.sizes["y"], t.f)
     land = _display(ds["land"], max_cells) == 1 if "land" in ds else None
+    land_full = ds["land"].values == 1 if "land" in ds else None
     outlines = _display(ds["province"], max_cells) if "province" in ds else None
 
     for ax, name in zip(axes, names):
@@ -107,13 +111,18 @@ def plot_sheet(ds: xr.Dataset, out: str | Path, *, max_cells: int = 700, columns
             handles = [Patch(color=colours[i], label=c) for i, c in enumerate(classes) if i]
             ax.legend(handles=handles, loc="lower right", fontsize=6, framealpha=0.8)
         elif _is_mask(da):
+            share = (da.values[land_full] == 1).mean() * 100 if land_full is not None else 0
+            data = _display(da, max_cells, keep_presence=True)
+            data = data[: land.shape[0], : land.shape[1]] if land is not None else data
             shown = np.where(data == 1, 1.0, np.nan)
             if land is not None:
                 ax.imshow(np.where(land, 0.0, np.nan), extent=extent, cmap="Greys",
                           vmin=0, vmax=4, interpolation="nearest")
             ax.imshow(shown, extent=extent, cmap=ListedColormap(["#c0392b"]), vmin=0, vmax=1,
                       interpolation="nearest")
-            share = (data[land] == 1).mean() * 100 if land is not None and land.any() else 0
+            if da.attrs.get("points"):  # single cells (stations) would vanish on a sheet
+                xy = np.array([p[:2] for p in da.attrs["points"]], dtype=float)
+                ax.scatter(xy[:, 0], xy[:, 1], s=5, c="#c0392b", zorder=3)
             ax.legend(handles=[Patch(color="#c0392b", label=f"1 ({share:.1f}% of land)")],
                       loc="lower right", fontsize=6)
         else:
@@ -123,12 +132,12 @@ def plot_sheet(ds: xr.Dataset, out: str | Path, *, max_cells: int = 700, columns
                 cmap = "tab20"
             else:
                 cmap = "terrain" if name == "elevation" else "viridis"
-                if land is not None and name != "elevation":
+                if land is not None:
                     values = np.where(land, values, np.nan)
             finite = values[np.isfinite(values)]
             lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0, 1))
-            if name == "elevation":
-                lo, hi = -8.0, max(hi, 10.0)
+            if da.attrs.get("units") == "m NAP":  # the lowlands are what matters: -7..50 m
+                lo, hi = -7.0, 50.0
             im = ax.imshow(values, extent=extent, cmap=cmap, vmin=lo, vmax=hi,
                            interpolation="nearest")
             bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
