@@ -249,8 +249,8 @@ def _load(path: Path, seen: tuple[Path, ...]) -> GridDefinition:
 def _data_dir(path: Path, grid: dict, parent: GridDefinition | None) -> Path | None:
     # The environment wins so that CI and users can keep the data elsewhere; only the shipped
     # definitions read it, a user's own definition keeps its own relative paths.
-    if "data_dir" not in grid:
-        return parent.data_dir if parent else path.parent
+    if "data_dir" not in grid:  # a definition's own relative paths are relative to it
+        return path.parent
     env = os.environ.get("RUIMTEPUZZEL_DATA")
     if env and path.parent == GRIDS_DIR:
         return Path(env).resolve()
