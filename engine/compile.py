@@ -27,7 +27,7 @@ from engine.rules import Cells, RuleEffects, apply_rules, category_names, check_
 from engine.rules import province_index
 from engine.suitability import option_values
 
-__all__ = ["Compiled", "compile_problem", "cell_mask", "capacity"]
+__all__ = ["Compiled", "compile_problem", "cell_mask", "capacity", "drop_implied_rows"]
 
 
 @dataclass
@@ -41,6 +41,10 @@ class Compiled:
     row_meta: dict  # (zoning, zone, claim) -> {file, key, source, note}
     notes: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    # The targets as configured, per zoning (Z_l, K) ha; the problem may hold fewer rows
+    # (see drop_implied_rows), the report states all of them.
+    stated_lower: list = field(default_factory=list)
+    implied: set = field(default_factory=set)  # (zoning, zone, claim) left to other rows
 
 
 def cell_mask(config: Config, ds, province_codes: dict) -> np.ndarray:
@@ -187,6 +191,8 @@ def compile_problem(config: Config, ds) -> Compiled:
             lower.append(lo)
             upper.append(hi)
 
+    stated_lower = [lo.copy() for lo in lower]
+    implied = drop_implied_rows(zonings, lower, upper)
     penalty = None
     if not config.hard_targets:
         penalty = np.array([c.shortfall_penalty for c in config.claims.values()])
@@ -198,7 +204,32 @@ def compile_problem(config: Config, ds) -> Compiled:
     )
     timings["problem"] = time.perf_counter() - t
     return Compiled(problem, cells, config, effects, area_ha, province_codes, row_meta, notes,
-                    timings)
+                    timings, stated_lower, implied)
+
+
+def drop_implied_rows(zonings: list, lower: list, upper: list) -> set:
+    """Leave out national lower targets the provinces' own targets already imply.
+
+    When the provinces' targets of a claim add up to at least the national one (the shares
+    sum to 1; the housing bids sum to 917,193 >= 900,000), the national row can never bind
+    on its own: it only duplicates the province rows and makes the prices non-unique (any
+    split between the national and the provincial price is optimal). Dropping it gives the
+    same allocation with the scarcity priced where it arises, per province. The report still
+    states the national target and checks it against the national sum.
+    """
+    implied: set = set()
+    if "national" not in zonings or "province" not in zonings:
+        return implied
+    nat, prov = zonings.index("national"), zonings.index("province")
+    for k in range(lower[nat].shape[1]):
+        target = lower[nat][0, k]
+        if np.isnan(target) or not np.isnan(upper[nat][0, k]):
+            continue
+        provinces = np.nansum(lower[prov][:, k])
+        if provinces >= target * (1 - 1e-12):
+            lower[nat][0, k] = np.nan
+            implied.add((nat, 0, k))
+    return implied
 
 
 def capacity(compiled: Compiled) -> list[np.ndarray]:

@@ -70,6 +70,10 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
                 lo, hi = p.lower[l][z, k], p.upper[l][z, k]
                 alloc = allocated[l][z, k]
                 short = sol.shortfall[l][z, k] if not np.isnan(lo) else 0.0
+                implied = (l, z, k) in compiled.implied
+                if implied:  # stated, but left to the province rows (drop_implied_rows)
+                    lo = compiled.stated_lower[l][z, k]
+                    short = max(0.0, lo - alloc)
                 meta = compiled.row_meta.get((l, z, k), {})
                 rows.append({
                     "zoning": zoning, "zone": zone, "claim": claim_name,
@@ -81,7 +85,7 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
                     "allocated": _num(from_ha(alloc, claim)),
                     "shortfall": _num(from_ha(short, claim)),
                     "source": meta.get("source"), "file": meta.get("file"),
-                    "key": meta.get("key"),
+                    "key": meta.get("key"), "implied_by_provinces": implied,
                 })  # fmt: skip
     counts = np.bincount(np.asarray(sol.choice), minlength=p.n_options) * compiled.area_ha
     options = [

@@ -168,7 +168,7 @@ def check(config, *, grid=None, resolution=None, overrides=None) -> dict:
             if zoning.startswith("novex:") and z > 0:
                 continue
             for k, claim in enumerate(p.claim_names):
-                lo = p.lower[l][z, k]
+                lo = compiled.stated_lower[l][z, k]
                 if np.isnan(lo) and zoning != "province":
                     continue
                 rows.append({"zoning": zoning, "zone": zone, "claim": claim,
