@@ -87,6 +87,23 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
                     "source": meta.get("source"), "file": meta.get("file"),
                     "key": meta.get("key"), "implied_by_provinces": implied,
                 })  # fmt: skip
+    # The value (suitability) each zone's allocation realises: sum_i a_i sum_o v[i,o] x[i,o].
+    x = sol.x
+    if hasattr(x, "multiply"):
+        cell_value = np.asarray(x.multiply(p.value).sum(axis=1)).ravel()
+    else:
+        cell_value = np.einsum("io,io->i", x, p.value)
+    cell_value = cell_value * p.area_of()
+    zones = []
+    for l, zoning in enumerate(p.zoning_names):
+        by_zone = np.bincount(p.zones[l], weights=cell_value, minlength=p.n_zones[l])
+        cells = np.bincount(p.zones[l], minlength=p.n_zones[l])
+        for z, zone in enumerate(p.zone_names[l]):
+            if zoning.startswith("novex:") and z > 0:
+                continue
+            zones.append({"zoning": zoning, "zone": zone, "cells": int(cells[z]),
+                          "area_ha": float(cells[z] * compiled.area_ha),
+                          "value": float(by_zone[z])})
     counts = np.bincount(np.asarray(sol.choice), minlength=p.n_options) * compiled.area_ha
     options = [
         {"code": o.code, "name": o.name, "colour": o.colour, "description": o.description,
@@ -112,6 +129,7 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
         "claims": claims,
         "options": options,
         "targets": rows,
+        "zones": zones,
         "notes": list(compiled.notes),
         "timings": dict(timings or {}),
     }

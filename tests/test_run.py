@@ -136,7 +136,12 @@ def test_a_province_run_agrees_with_the_national_run(national, grid, tmp_path):
         n, u = s1.read(1), s2.read(1)
     inside = u != 255
     assert inside.any()
-    assert (n[inside] == u[inside]).mean() > 0.995
+    # The same optimum: the value Utrecht realises is the same to solver precision. Cells
+    # may still differ where options tie exactly (equal values, another optimal vertex).
+    value = {r["zoning"]: r["value"] for r in report["zones"] if r["zone"] == "Utrecht"}
+    alone = [r["value"] for r in prov_report["zones"] if r["zoning"] == "province"][0]
+    assert alone == pytest.approx(value["province"], rel=1e-7, abs=1e-3)
+    assert (n[inside] == u[inside]).mean() > 0.98
 
 
 def test_overrides_change_the_run(grid):
@@ -145,5 +150,5 @@ def test_overrides_change_the_run(grid):
     more, _ = prepare(NATIONAL, grid=grid,
                       overrides={"assumptions.deep_polder_storage_share": 0.10})
     k = base.problem.claim_names.index("water_storage")
-    a, b = base.problem.lower[0][0, k], more.problem.lower[0][0, k]
+    a, b = base.stated_lower[0][0, k], more.stated_lower[0][0, k]
     assert b == pytest.approx(2 * a, rel=0.05)
