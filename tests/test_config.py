@@ -166,3 +166,12 @@ def test_config_text_is_never_evaluated():
     assert ov["assumptions.solar_yield"] == "__import__('os').getcwd()"
     err = _error(ov)
     assert "expected a number" in str(err)
+
+
+def test_a_deviation_from_the_base_data_needs_a_reason(tmp_path):
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    nat = tmp_path / "configs" / "national.toml"
+    nat.write_text(nat.read_text() + '\n[layers.peat]\npath = "peat.tif"\nreason = ""\n'
+                   'dataset = "Bodemkaart 1:50.000"\n')
+    err = _error(path=nat)
+    assert err.key == "layers.peat.reason" and "pas toe of leg uit" in str(err)
