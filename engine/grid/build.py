@@ -91,7 +91,10 @@ def cache_key(definition: GridDefinition, resolution: float) -> str:
 def cache_folder(definition: GridDefinition, resolution: float, root: Path | None = None) -> Path:
     root = Path(root) if root is not None else cache_root()
     key = cache_key(definition, resolution)
-    return root / f"{definition.name}-{resolution:g}m-{key[:16]}"
+    # Where the definition lives is part of the name, so that two definitions that share a
+    # grid name never take each other's place (builds of one place replace each other).
+    place = hashlib.sha256(str(definition.path).encode()).hexdigest()[:8]
+    return root / f"{definition.name}-{resolution:g}m-{place}-{key[:16]}"
 
 
 # --------------------------------------------------------------------------- computing
@@ -300,7 +303,7 @@ def grid_folder(
 
 
 def _remove_stale(folder: Path) -> None:
-    """Drop older builds of the same grid and resolution (other keys); they can't be hit."""
+    """Drop older builds of the same definition and resolution (other keys): no longer hit."""
     prefix = folder.name.rsplit("-", 1)[0] + "-"
     for other in folder.parent.glob(prefix + "*"):
         if other != folder and other.is_dir() and not other.name.startswith("."):

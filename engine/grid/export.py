@@ -75,7 +75,7 @@ def _display(da: xr.DataArray, max_cells: int, *, keep_presence: bool = False) -
     step = max(1, int(np.ceil(max(da.shape) / max_cells)))
     if keep_presence and step > 1:
         return da.coarsen(y=step, x=step, boundary="pad").max().values
-    return da.values[::step, ::step]
+    return da[::step, ::step].values  # sliced lazily: a 25 m layer is never whole in memory
 
 
 def plot_sheet(ds: xr.Dataset, out: str | Path, *, max_cells: int = 700, columns: int = 5) -> Path:
