@@ -253,6 +253,11 @@ def test_misaligned_raster_is_resampled_when_asked(tif_stack, cache):
         "height": {"path": "off.tif", "resample": "bilinear", "dtype": "float32"}}, extent)
     ds = open_grid(path, 100, cache_dir=cache)
     np.testing.assert_allclose(ds.height.values[5, 1:-1], np.arange(1, 29) + 0.5)
+    # Warped tile by tile, a cell's value does not depend on the tile it was warped in.
+    from engine.grid import open_folder
+
+    tiled = build_grid(load_definition(path), 100, folder / "tiled", tile_size=7, workers=2)
+    np.testing.assert_array_equal(open_folder(tiled).height.values, ds.height.values)
 
 
 def test_a_province_geotiff_stack_replaces_demo_layers(nl1000, cache, tmp_path):
@@ -360,3 +365,22 @@ def test_the_whole_stack_from_exported_cogs_reopens_identically(nl1000, cache, t
         assert ds[name].dtype == da.dtype, name
         np.testing.assert_array_equal(ds[name].values, da.values, err_msg=name)
         assert ds[name].rio.nodata == da.rio.nodata or np.isnan(da.rio.nodata), name
+
+
+def test_a_raster_in_another_crs_is_reprojected_the_same_in_any_tiling(tif_stack, cache):
+    from rasterio.warp import transform_bounds
+
+    from engine.grid import open_folder
+
+    folder, extent, _ = tif_stack
+    left, bottom, right, top = transform_bounds("EPSG:28992", "EPSG:3035", *extent)
+    left, top = left - 500, top + 500
+    cols, rows = int((right - left + 500) // 50), int((top - bottom + 500) // 50)
+    gradient = np.add.outer(np.arange(rows), np.arange(cols)).astype(np.float32)
+    _write_tif(folder / "laea.tif", gradient, from_origin(left, top, 50, 50), crs="EPSG:3035")
+    path = _definition(folder / "laea.toml", {
+        "height": {"path": "laea.tif", "resample": "bilinear", "dtype": "float32"}}, extent)
+    whole = open_folder(build_grid(load_definition(path), 100, folder / "whole", tile_size=1000))
+    tiled = open_folder(build_grid(load_definition(path), 100, folder / "tiled", tile_size=7))
+    assert np.isfinite(whole.height.values).all()
+    np.testing.assert_array_equal(tiled.height.values, whole.height.values)

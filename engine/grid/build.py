@@ -140,12 +140,17 @@ def compute_window(
     """
     definition = grid if isinstance(grid, GridDefinition) else load_definition(grid)
     resolution = definition.check_resolution(resolution or definition.default_resolution)
+    own = context is None
     ctx = context or Context(definition, GridGeometry.of(definition, resolution))
     if window is None:
         window = ctx.geometry.full()
     elif not isinstance(window, Window):
         window = Window(*window)
-    tile = _compute_tile(ctx, window, _needed(definition, layers))
+    try:
+        tile = _compute_tile(ctx, window, _needed(definition, layers))
+    finally:
+        if own:
+            ctx.close()
     return {n: tile.layers[n] for n in (layers or tile.layers)}
 
 
@@ -188,11 +193,17 @@ def build_grid(
     progress: bool = False,
 ) -> Path:
     """Build every layer of the grid into the folder ``dest`` (written atomically)."""
-    import dask
-
     resolution = definition.check_resolution(resolution)
     geometry = GridGeometry.of(definition, resolution)
-    ctx = Context(definition, geometry)
+    with Context(definition, geometry) as ctx:
+        return _build(ctx, dest, tile_size, workers, progress)
+
+
+def _build(ctx: Context, dest: Path, tile_size: int | None, workers: int | None,
+           progress: bool) -> Path:
+    import dask
+
+    definition, geometry, resolution = ctx.definition, ctx.geometry, ctx.geometry.res
     names = definition.order
     types = {n: layer_functions.types(ctx, definition.layers[n]) for n in names}
 

@@ -196,6 +196,32 @@ def check_raster_alignment(spec: LayerSpec, ctx: Context) -> dict[str, Any]:
         return info
 
 
+def _warp_whole(spec: LayerSpec, ctx: Context, info: dict[str, Any]) -> Path:
+    """Warp the layer's file onto the whole grid once, into a scratch GeoTIFF (float64, NaN
+    for no data), so that tiles read it like an aligned raster.
+
+    Warping tile by tile would not do: GDAL sizes its resampling kernel and transforms
+    coordinates relative to each destination window, so a cell's value would depend, in
+    the last digits, on the tile it fell in. GDAL works through the whole grid in chunks of
+    its own (bounded by its warp memory), the same whatever our tiles.
+    """
+    geometry = ctx.geometry
+    dest = ctx.scratch() / f"{spec.name}.warped.tif"
+    profile = {
+        "driver": "GTiff", "width": geometry.width, "height": geometry.height, "count": 1,
+        "dtype": "float64", "crs": geometry.crs, "transform": geometry.transform,
+        "nodata": np.nan, "tiled": True, "blockxsize": 256, "blockysize": 256,
+        "BIGTIFF": "IF_SAFER",
+    }
+    with rasterio.open(spec.path) as src, rasterio.open(dest, "w", **profile) as dst:
+        reproject(
+            rasterio.band(src, spec.band), rasterio.band(dst, 1),
+            src_nodata=info["nodata"], dst_nodata=np.nan, init_dest_nodata=True,
+            resampling=Resampling[spec.resample], warp_mem_limit=256,
+        )
+    return dest
+
+
 def raster_types(spec: LayerSpec, ctx: Context) -> tuple[str, float | None]:
     """The layer's dtype and nodata: the definition's where it gives them, else the file's."""
     info = ctx.once(("raster", spec.name), lambda: check_raster_alignment(spec, ctx))
@@ -211,25 +237,17 @@ def raster_tile(tile: Tile, spec: LayerSpec) -> np.ndarray:
         np.nan if np.issubdtype(np.dtype(dtype), np.floating) else 0
     )
     w = tile.window
-    with rasterio.open(spec.path) as src:
-        if spec.resample is None:
-            data = src.read(spec.band, window=((w.row0, w.row0 + w.height), (w.col0, w.col0 + w.width)))
-            valid = np.ones(data.shape, bool) if info["nodata"] is None else ~_is_nodata(
-                data, info["nodata"]
-            )
-        else:
-            data = np.zeros(tile.shape, dtype=np.float64)
-            valid8 = np.zeros(tile.shape, dtype=np.uint8)
-            common = dict(
-                src_transform=src.transform, src_crs=src.crs, dst_transform=tile.transform,
-                dst_crs=tile.geometry.crs, resampling=Resampling[spec.resample],
-                src_nodata=info["nodata"],
-            )
-            # Exact coordinate transformation (no approximation over the tile), so that a
-            # cell's value does not depend on which tile it was warped in.
-            reproject(rasterio.band(src, spec.band), data, dst_nodata=np.nan, tolerance=0, **common)
-            valid8[:] = np.isfinite(data)
-            valid = valid8.astype(bool)
+    window = ((w.row0, w.row0 + w.height), (w.col0, w.col0 + w.width))
+    if spec.resample is None:
+        with rasterio.open(spec.path) as src:
+            data = src.read(spec.band, window=window)
+        valid = (np.ones(data.shape, bool) if info["nodata"] is None
+                 else ~_is_nodata(data, info["nodata"]))
+    else:
+        warped = tile.ctx.once(("warped", spec.name), lambda: _warp_whole(spec, tile.ctx, info))
+        with rasterio.open(warped) as src:
+            data = src.read(1, window=window)
+        valid = np.isfinite(data)
     out = np.full(tile.shape, fill, dtype=dtype)
     out[valid] = data[valid].astype(dtype)
     return out

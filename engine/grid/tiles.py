@@ -9,9 +9,12 @@ bit for bit whatever the tile size.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,6 +149,26 @@ class Context:
         self._memo: dict[Any, Any] = {}
         self._locks: dict[Any, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._scratch: Path | None = None
+
+    def scratch(self) -> Path:
+        """A private temporary folder for this build (e.g. rasters warped to the grid)."""
+        with self._guard:
+            if self._scratch is None:
+                self._scratch = Path(tempfile.mkdtemp(prefix="ruimtepuzzel-grid-"))
+            return self._scratch
+
+    def close(self) -> None:
+        """Remove the scratch folder; the context's prepared objects stay usable."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def context_extent(self) -> tuple[float, float, float, float]:
