@@ -47,7 +47,8 @@ def grid_info(ds: xr.Dataset) -> str:
     for name, da in ds.data_vars.items():
         values = da.values
         if _is_mask(da):
-            summary = f"{values[land].mean() * 100:5.1f}% of land"
+            cells = int((values[land] == 1).sum())
+            summary = f"{cells / max(land.sum(), 1) * 100:5.1f}% of land ({cells:,} cells)"
         elif da.attrs.get("classes"):
             counts = np.bincount(values[land].ravel(), minlength=len(da.attrs["classes"]))
             shares = counts / max(land.sum(), 1) * 100
