@@ -7,6 +7,7 @@ checks that need finer cells compute only the layers they need, over the area th
 from __future__ import annotations
 
 import hashlib
+import time
 import os
 from pathlib import Path
 
@@ -384,3 +385,18 @@ def test_a_raster_in_another_crs_is_reprojected_the_same_in_any_tiling(tif_stack
     tiled = open_folder(build_grid(load_definition(path), 100, folder / "tiled", tile_size=7))
     assert np.isfinite(whole.height.values).all()
     np.testing.assert_array_equal(tiled.height.values, whole.height.values)
+
+
+def test_older_builds_are_dropped_only_after_a_grace_period(nl1000, cache):
+    from engine.grid.build import STALE_AFTER_S, _remove_stale
+
+    folder = grid_folder("nl", 1000, cache_dir=cache)
+    prefix = folder.name.rsplit("-", 1)[0]
+    old, recent = folder.parent / f"{prefix}-0000old", folder.parent / f"{prefix}-0000new"
+    for other in (old, recent):
+        other.mkdir()
+        (other / "grid.json").write_text("{}")
+    past = time.time() - STALE_AFTER_S - 60
+    os.utime(old / "grid.json", (past, past))
+    _remove_stale(folder)
+    assert not old.exists() and recent.exists() and folder.exists()

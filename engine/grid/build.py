@@ -313,11 +313,21 @@ def grid_folder(
     return folder
 
 
+STALE_AFTER_S = 24 * 3600
+
+
 def _remove_stale(folder: Path) -> None:
-    """Drop older builds of the same definition and resolution (other keys): no longer hit."""
+    """Drop older builds of the same definition and resolution (other keys: no longer hit)
+    once they are a day old. Not at once: another process may still be reading one lazily
+    (a long sweep started before the upgrade), and its reads open the files chunk by chunk."""
     prefix = folder.name.rsplit("-", 1)[0] + "-"
+    now = time.time()
     for other in folder.parent.glob(prefix + "*"):
-        if other != folder and other.is_dir() and not other.name.startswith("."):
+        if other == folder or not other.is_dir() or other.name.startswith("."):
+            continue
+        meta = other / META_FILE
+        built = meta.stat().st_mtime if meta.is_file() else other.stat().st_mtime
+        if now - built > STALE_AFTER_S:
             shutil.rmtree(other, ignore_errors=True)
 
 
