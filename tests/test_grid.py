@@ -336,6 +336,16 @@ def test_info_and_sheet(nl1000, tmp_path):
     assert "elevation" in text and "m NAP" in text and "generated" in text and "CBS" in text
     png = plot_sheet(nl1000, tmp_path / "sheet.png", max_cells=200)
     assert png.stat().st_size > 50_000
+    from engine.grid.export import select
+
+    part = select(nl1000, layers=["station", "floodplain"], bbox=[115000, 420000, 205000, 475000])
+    assert list(part.data_vars) == ["land", "province", "station", "floodplain"]
+    assert part.sizes == {"y": 55, "x": 90}
+    assert plot_sheet(part, tmp_path / "part.png").is_file()
+    with pytest.raises(ValueError, match="no layer"):
+        select(nl1000, layers=["nope"])
+    with pytest.raises(ValueError, match="holds no cells"):
+        select(nl1000, bbox=[-9000, 0, -8000, 10])
 
 
 def test_cli_grid_commands(nl1000, cache, tmp_path, monkeypatch, capsys):

@@ -11,6 +11,7 @@ EXAMPLES = """\
   ruimtepuzzel grid build nl --resolution 100      build (once) and cache the 100 m grid
   ruimtepuzzel grid info nl                         layers, units, provenance, credits
   ruimtepuzzel grid show nl --out sheet.png         all layers on one sheet
+  ruimtepuzzel grid show nl -r 100 --bbox 120000,420000,200000,470000 --layers land_cover,floodplain --out rivers.png
   ruimtepuzzel grid export nl --out nl_cogs/        one Cloud Optimized GeoTIFF per layer
   ruimtepuzzel grid info my_province.toml           a grid definition of your own
   ruimtepuzzel grid list                            shipped grids and what is cached
@@ -32,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid_action("info", "list the layers with units, provenance and ranges, and the credits")
     show = grid_action("show", "draw every layer on one PNG sheet with legends")
     show.add_argument("--out", "-o", required=True, help="PNG file to write")
+    show.add_argument("--layers", help="comma-separated layers to draw (default: all)")
+    show.add_argument("--bbox", help="xmin,ymin,xmax,ymax in grid metres: draw only this area")
     export = grid_action("export", "write one Cloud Optimized GeoTIFF per layer to a folder")
     export.add_argument("--out", "-o", required=True, help="folder to write the COGs into")
     actions.add_parser("list", help="the shipped grid definitions and the cached builds")
@@ -69,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
         print(grid_info(ds))
     elif args.action == "show":
-        from engine.grid.export import plot_sheet
+        from engine.grid.export import plot_sheet, select
 
+        ds = select(ds, layers=args.layers.split(",") if args.layers else None,
+                    bbox=[float(v) for v in args.bbox.split(",")] if args.bbox else None)
         print(f"wrote {plot_sheet(ds, args.out)}")
     elif args.action == "export":
         from engine.grid.export import export_cogs

@@ -16,12 +16,31 @@ import rasterio
 import rasterio.shutil
 import xarray as xr
 
-__all__ = ["grid_info", "plot_sheet", "export_cogs", "CATEGORICAL_COLOURS"]
+__all__ = ["grid_info", "plot_sheet", "export_cogs", "select", "CATEGORICAL_COLOURS"]
 
 #: Colours of the land-cover classes, index = code (none, built_up, agriculture, greenhouse,
 #: forest, open_nature, water).
 CATEGORICAL_COLOURS = ["#ffffff", "#d7301f", "#f3e6a2", "#b15be0", "#1b7837", "#a6d96a",
                        "#4393c3"]
+
+
+def select(ds: xr.Dataset, layers: list[str] | None = None,
+           bbox: list[float] | None = None) -> xr.Dataset:
+    """Some layers (``land`` and ``province`` kept for the outlines) and/or an area
+    (xmin, ymin, xmax, ymax in grid metres) of a grid."""
+    if layers:
+        unknown = sorted(set(layers) - set(ds.data_vars))
+        if unknown:
+            raise ValueError(f"grid has no layer(s) {unknown}; it has {list(ds.data_vars)}")
+        keep = [n for n in ("land", "province") if n in ds and n not in layers]
+        ds = ds[keep + list(layers)]
+    if bbox:
+        if len(bbox) != 4 or bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
+            raise ValueError(f"bbox {bbox} must be xmin,ymin,xmax,ymax with xmax > xmin, ymax > ymin")
+        ds = ds.sel(x=slice(bbox[0], bbox[2]), y=slice(bbox[3], bbox[1]))
+        if not ds.sizes["x"] or not ds.sizes["y"]:
+            raise ValueError(f"bbox {bbox} holds no cells of the grid")
+    return ds
 
 
 def _is_mask(da: xr.DataArray) -> bool:
@@ -147,6 +166,8 @@ def plot_sheet(ds: xr.Dataset, out: str | Path, *, max_cells: int = 700, columns
         if outlines is not None:
             ax.contour(outlines, levels=np.arange(-0.5, outlines.max() + 1), colors="k",
                        linewidths=0.3, extent=extent, origin="upper")
+        ax.set_xlim(extent[0], extent[1])  # points (stations) beyond a window stay out
+        ax.set_ylim(extent[2], extent[3])
         ax.set_title(title, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
