@@ -410,3 +410,15 @@ def test_older_builds_are_dropped_only_after_a_grace_period(nl1000, cache):
     os.utime(old / "grid.json", (past, past))
     _remove_stale(folder)
     assert not old.exists() and recent.exists() and folder.exists()
+
+
+def test_a_vector_attribute_is_rasterised_with_nan_outside(tmp_path, cache):
+    gemeenten = DATA / "admin/cbs_gemeenten_2022_rd.gpkg"
+    path = _definition(tmp_path / "pop.toml", {"population": {
+        "source": "vector", "path": str(gemeenten), "burn": "attribute",
+        "attribute": "population", "dtype": "float32", "units": "inhabitants"}},
+        (0, 305000, 280000, 622000), (1000,))
+    pop = open_grid(path, 1000, cache_dir=cache).population.values
+    utrecht = pop[int((622000 - 455500) // 1000), int(136500 // 1000)]  # Utrecht centre
+    assert utrecht == 361699  # GM0344 Utrecht, CBS 2022
+    assert np.isnan(pop[0, 0])  # the North Sea

@@ -137,7 +137,10 @@ def _prepare_vector(ctx: Context, spec: LayerSpec) -> dict[str, Any]:
 
 def vector_tile(tile: Tile, spec: LayerSpec) -> np.ndarray:
     prepared = tile.ctx.once(("vector", spec.name), lambda: _prepare_vector(tile.ctx, spec))
-    fill = spec.nodata if spec.nodata is not None else 0
+    # Outside every feature: the layer's nodata (NaN for an attribute burnt as float), else 0.
+    fill = spec.nodata if spec.nodata is not None else (
+        np.nan if spec.burn == "attribute" and np.dtype(spec.dtype).kind == "f" else 0
+    )
     return burn_shapes(
         tile,
         prepared["geometries"],
