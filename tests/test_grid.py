@@ -422,3 +422,12 @@ def test_a_vector_attribute_is_rasterised_with_nan_outside(tmp_path, cache):
     utrecht = pop[int((622000 - 455500) // 1000), int(136500 // 1000)]  # Utrecht centre
     assert utrecht == 361699  # GM0344 Utrecht, CBS 2022
     assert np.isnan(pop[0, 0])  # the North Sea
+
+
+def test_a_province_window_equals_the_national_grid_there(nl1000, cache):
+    ds = open_grid("utrecht", 1000, cache_dir=cache)
+    assert ds.sizes == {"y": 51, "x": 58}
+    window = nl1000.sel(x=slice(114000, 172000), y=slice(480000, 429000))
+    for name in nl1000.data_vars:
+        np.testing.assert_array_equal(ds[name].values, window[name].values, err_msg=name)
+    assert ds.attrs["grid_name"] == "utrecht"
