@@ -134,10 +134,17 @@ def test_nl_layers_hold_together(nl1000):
 
 
 def test_deep_polders_are_where_the_known_ones_are():
+    from engine.grid.tiles import Context, GridGeometry
+
+    definition = load_definition("nl")
+    # One context for all windows: the elevation mesh and vectors are prepared once.
+    ctx = Context(definition, GridGeometry.of(definition, 250))
+
     def share(x, y):
         # 250 m cells, a 3 x 3 km window around the place; only what deep_polder needs.
         row0, col0 = int((622000 - y - 1500) // 250), int((x - 1500) // 250)
-        out = compute_window("nl", 250, (row0, col0, 12, 12), layers=["deep_polder"])
+        out = compute_window(definition, 250, (row0, col0, 12, 12), layers=["deep_polder"],
+                             context=ctx)
         return out["deep_polder"].mean()
 
     assert share(104500, 481000) > 0.9  # Haarlemmermeer
