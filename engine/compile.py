@@ -24,7 +24,7 @@ import numpy as np
 from engine.config import Config, ConfigError, Target
 from engine.problem import Problem
 from engine.rules import Cells, RuleEffects, apply_rules, category_names, check_layers
-from engine.rules import province_index
+from engine.rules import layers_used, province_index
 from engine.suitability import option_values
 
 __all__ = ["Compiled", "compile_problem", "cell_mask", "capacity", "drop_implied_rows"]
@@ -78,6 +78,7 @@ def compile_problem(config: Config, ds) -> Compiled:
     province_codes = {s: province_index(config, ds, s) for s in config.provinces}
     mask = cell_mask(config, ds, province_codes)
     cells = Cells(ds, mask)
+    cells.preload(layers_used(config))
     if cells.n == 0:
         raise ConfigError(config.path, "scope", "no land cells in scope",
                           "check the grid's land and province layers")
@@ -89,8 +90,9 @@ def compile_problem(config: Config, ds) -> Compiled:
     value = option_values(config, cells)
     timings["suitability"] = time.perf_counter() - t
     t = time.perf_counter()
-    effects = apply_rules(config, cells, area_ha, province_codes)
-    value += effects.value
+    effects = apply_rules(config, cells, area_ha, province_codes, value)
+    value = np.ascontiguousarray(value.T)  # (N, O) for the Problem
+    allowed = np.ascontiguousarray(effects.allowed)
     timings["rules"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -198,7 +200,7 @@ def compile_problem(config: Config, ds) -> Compiled:
         penalty = np.array([c.shortfall_penalty for c in config.claims.values()])
     problem = Problem(
         value=value, contribution=config.contribution_matrix(), zones=np.vstack(zones),
-        lower=lower, upper=upper, allowed=effects.allowed, area=area_ha,
+        lower=lower, upper=upper, allowed=allowed, area=area_ha,
         shortfall_penalty=penalty, option_names=config.option_names, claim_names=claims,
         zoning_names=zonings, zone_names=zone_names,
     )
@@ -240,19 +242,18 @@ def capacity(compiled: Compiled) -> list[np.ndarray]:
     """
     p = compiled.problem
     c = p.contribution
-    best = np.zeros((p.n_cells, p.n_claims))
-    allowed = p.allowed
+    allowed = p.allowed if p.allowed is not None else np.ones(p.value.shape, dtype=bool)
+    out = [np.zeros((n, p.n_claims)) for n in p.n_zones]
     for k in range(p.n_claims):
-        col = c[:, k]
-        if not (col > 0).any():
+        best = np.zeros(p.n_cells, dtype=np.float32)
+        for o in np.flatnonzero(c[:, k] > 0):  # only the few options that serve claim k
+            np.maximum(best, np.where(allowed[:, o], np.float32(c[o, k]), np.float32(0)),
+                       out=best)
+        if not best.any():
             continue
-        best[:, k] = np.max(np.where(allowed, col[None, :], 0.0), axis=1)
-    best *= compiled.area_ha
-    out = []
-    for l in range(p.n_zonings):
-        out.append(np.stack([np.bincount(p.zones[l], weights=best[:, k],
-                                         minlength=p.n_zones[l]) for k in range(p.n_claims)],
-                            axis=1))
+        for l in range(p.n_zonings):
+            out[l][:, k] = np.bincount(p.zones[l], weights=best,
+                                       minlength=p.n_zones[l]) * compiled.area_ha
     return out
 
 

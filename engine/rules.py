@@ -78,6 +78,24 @@ class Cells:
             self._cache[name] = values[self.flat]
         return self._cache[name]
 
+    def preload(self, names) -> None:
+        """Read several layers in one pass (dask decompresses the tiles in parallel)."""
+        names = [n for n in dict.fromkeys(names) if n not in self._cache and self.has(n)]
+        if not names:
+            return
+        import dask
+
+        arrays = dask.compute(*[self.ds[n].data for n in names])
+        for n, a in zip(names, arrays):
+            self._cache[n] = np.asarray(a).ravel()[self.flat]
+
+    def layer_f32(self, name: str) -> np.ndarray:
+        """The layer as contiguous float32 (for the suitability kernels), kept once."""
+        key = name + "\0f32"
+        if key not in self._cache:
+            self._cache[key] = np.ascontiguousarray(self.layer(name), dtype=np.float32)
+        return self._cache[key]
+
     def names(self, name: str) -> list[str]:
         return category_names(self.ds[name])
 
@@ -191,6 +209,32 @@ def check_layers(config: Config, ds) -> None:
                                       did_you_mean(m, [n for n in names if n]))
 
 
+def layers_used(config: Config) -> list[str]:
+    """Every grid layer the rules and recipes of a config read."""
+    out = ["land_cover", "province", "municipality"]
+
+    def walk(where):
+        if where is None:
+            return
+        for op in ("all", "any"):
+            for c in where.get(op, []):
+                walk(c)
+        if "not" in where:
+            walk(where["not"])
+        if "layer" in where:
+            out.append(where["layer"])
+
+    for r in config.rules:
+        walk(r.where)
+        for _, w, _ in r.steps:
+            walk(w)
+        if r.order_layer:
+            out += [r.order_layer, r.group_by]
+    for recipe in config.recipes.values():
+        out += [t.layer for t in recipe.terms]
+    return list(dict.fromkeys(out))
+
+
 def _file_of(config: Config, province: str | None, what: str) -> str:
     if province:
         return str(config.provinces[province].path)
@@ -221,27 +265,30 @@ def province_index(config: Config, ds, slug: str) -> int:
 
 @dataclass
 class RuleEffects:
-    allowed: np.ndarray  # (N, O) bool
-    value: np.ndarray  # (N, O) float32, added to the suitability
+    allowed: np.ndarray  # (N, O) bool (a view of the option-major array the rules fill)
     reserved: np.ndarray  # (N,) bool, cells held by a reservation
     # (rule id, claim, group value, hectares) per reservation group
     reservation_targets: list
     counts: dict  # rule id -> cells it acted on (for the manifest)
 
 
-def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: dict) -> RuleEffects:
-    """All enabled rules on the cells. ``province_codes``: slug -> grid province code."""
+def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: dict,
+                value: np.ndarray) -> RuleEffects:
+    """All enabled rules on the cells. ``province_codes``: slug -> grid province code.
+
+    ``value`` is option-major (O, N) float32; penalties and ladders are added to it in place.
+    Rows per option keep every update a contiguous pass over the cells.
+    """
     options = config.option_names
     n, n_opt = cells.n, len(options)
-    allowed = np.ones((n, n_opt), dtype=bool)
-    value = np.zeros((n, n_opt), dtype=np.float32)
+    allowed = np.ones((n_opt, n), dtype=bool)
     counts: dict[str, int] = {}
     prov = cells.layer("province")
 
     # A province's own options exist only in that province.
     for o, opt in enumerate(config.options.values()):
         if opt.province is not None:
-            allowed[prov != province_codes.get(opt.province, -99), o] = False
+            allowed[o, prov != province_codes.get(opt.province, -99)] = False
 
     def scope_mask(rule: Rule, mask: np.ndarray) -> np.ndarray:
         if rule.province is None:
@@ -253,11 +300,14 @@ def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: di
         idx = [cols[o] for o in rule.options]
         if rule.kind == "exclusions":
             mask = scope_mask(rule, evaluate(rule.where, cells))
-            allowed[np.ix_(mask, idx)] = False
+            for j in idx:
+                allowed[j] &= ~mask
             counts[rule.id] = int(mask.sum())
         elif rule.kind == "penalties":
             mask = scope_mask(rule, evaluate(rule.where, cells))
-            value[np.ix_(mask, idx)] -= np.float32(rule.amount)
+            cost = mask.astype(np.float32) * np.float32(rule.amount)
+            for j in idx:
+                value[j] -= cost
             counts[rule.id] = int(mask.sum())
         elif rule.kind == "ladders":
             add = np.full(n, rule.otherwise, dtype=np.float32)
@@ -268,7 +318,8 @@ def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: di
                 hit = todo & evaluate(where, cells)
                 add[hit] = step_value
                 todo &= ~hit
-            value[:, idx] += add[:, None]
+            for j in idx:
+                value[j] += add
             counts[rule.id] = int(n - todo.sum())
 
     reserved = np.zeros(n, dtype=bool)
@@ -281,18 +332,18 @@ def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: di
         # The share is of all the land in `where` (the polder); it is taken from the cells
         # that may hold it, deepest first.
         where = scope_mask(rule, evaluate(rule.where, cells))
-        mask = where & allowed[:, idx].any(axis=1) & ~reserved
+        mask = where & allowed[idx].any(axis=0) & ~reserved
         take = reserve_ranked(mask, cells.layer(rule.order_layer), cells.layer(rule.group_by),
                               rule.share, rule.ascending, count_mask=where)
         only = np.zeros(n_opt, dtype=bool)
         only[idx] = True
-        allowed[take] &= only
+        allowed[:, take] &= only[:, None]
         reserved |= take
         groups = cells.layer(rule.group_by)
         for g in np.unique(groups[mask]):
             targets.append((rule.id, rule.claim, int(g), float(take[groups == g].sum()) * area_ha))
         counts[rule.id] = int(take.sum())
-    return RuleEffects(allowed, value, reserved, targets, counts)
+    return RuleEffects(allowed.T, reserved, targets, counts)
 
 
 def reserve_ranked(mask, order, groups, share: float, ascending: bool = True,

@@ -68,7 +68,12 @@ def open_run_grid(config: Config, grid=None, resolution=None):
         return grid
     from engine.grid import open_grid
 
-    return open_grid(grid or config.grid, resolution=resolution or config.resolution)
+    name = grid or config.grid
+    if Path(str(name)).is_dir():  # a built grid folder (grid.json + GeoTIFFs)
+        from engine.grid.build import open_folder
+
+        return open_folder(name)
+    return open_grid(name, resolution=resolution or config.resolution)
 
 
 def substitute_layers(config: Config, ds) -> tuple[object, list, list]:

@@ -46,7 +46,7 @@ def recipe_values(recipe: Recipe, cells: Cells, classes: list[str] | None) -> np
     """One option's column of ``v`` (float32)."""
     out = np.zeros(cells.n, dtype=np.float32)
     for t in recipe.terms:
-        x = np.ascontiguousarray(cells.layer(t.layer), dtype=np.float32)
+        x = cells.layer_f32(t.layer)
         kind = _KIND[t.transform]
         if kind == 1:
             a, b = t.low, t.high
@@ -61,22 +61,22 @@ def recipe_values(recipe: Recipe, cells: Cells, classes: list[str] | None) -> np
         cost = np.full(max(len(classes), 256), recipe.default_cost, dtype=np.float32)
         for name, c in recipe.conversion_cost.items():
             cost[classes.index(name)] = c
-        lc = cells.layer("land_cover").astype(np.int64)
-        out -= cost[np.clip(lc, 0, len(cost) - 1)]
+        out -= cost[cells.layer("land_cover").astype(np.uint8)]  # 256 entries: any uint8
     elif recipe.default_cost:
         out -= np.float32(recipe.default_cost)
     return out
 
 
 def option_values(config: Config, cells: Cells) -> np.ndarray:
-    """``v`` (N, O) float32 from the recipes; keep is 0."""
+    """``v`` option-major, (O, N) float32, from the recipes; keep is 0."""
     classes = category_names(cells.ds["land_cover"]) if cells.has("land_cover") else None
     # The assumption land_take_cost: what changing a hectare costs whatever it becomes, so that
     # options go where targets need them rather than wherever they score above zero.
     take = config.assumptions.get("land_take_cost")
     take = np.float32(take.value if take is not None else 0.0)
-    v = np.zeros((cells.n, len(config.options)), dtype=np.float32)
+    v = np.zeros((len(config.options), cells.n), dtype=np.float32)
     for o, name in enumerate(config.options):
         if name in config.recipes:
-            v[:, o] = recipe_values(config.recipes[name], cells, classes) - take
+            v[o] = recipe_values(config.recipes[name], cells, classes)
+            v[o] -= take
     return v

@@ -25,7 +25,9 @@ def grid():
 @pytest.fixture(scope="module")
 def national(grid, tmp_path_factory):
     out = tmp_path_factory.mktemp("national")
-    report = run(NATIONAL, out, grid=grid, progress=False)
+    # HiGHS, the reference backend: the pipeline is under test here, not the fast solver
+    # (the CLI test and the benchmarks run the default method).
+    report = run(NATIONAL, out, grid=grid, progress=False, method="highs")
     return report, out
 
 
@@ -124,7 +126,7 @@ def test_a_province_run_agrees_with_the_national_run(national, grid, tmp_path):
     import rasterio
 
     report, out = national
-    prov_report = run(UTRECHT, tmp_path, grid=grid, progress=False)
+    prov_report = run(UTRECHT, tmp_path, grid=grid, progress=False, method="highs")
     for claim in report["claims"]:
         a = _rows(report, "province", claim)
         a = [r for r in a if r["zone"] == "Utrecht"][0]
