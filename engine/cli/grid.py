@@ -11,7 +11,8 @@ EXAMPLES = """\
   ruimtepuzzel grid build nl --resolution 100      build (once) and cache the 100 m grid
   ruimtepuzzel grid info nl                         layers, units, provenance, credits
   ruimtepuzzel grid show nl --out sheet.png         all layers on one sheet
-  ruimtepuzzel grid show nl -r 100 --bbox 120000,420000,200000,470000 --layers land_cover,floodplain --out rivers.png
+  ruimtepuzzel grid show nl -r 100 --bbox 120000,420000,200000,470000 \
+      --layers land_cover,floodplain --out rivers.png   a few layers of an area
   ruimtepuzzel grid export nl --out nl_cogs/        one Cloud Optimized GeoTIFF per layer
   ruimtepuzzel grid info my_province.toml           a grid definition of your own
   ruimtepuzzel grid list                            shipped grids and what is cached

@@ -242,7 +242,7 @@ def _load(path: Path, seen: tuple[Path, ...]) -> GridDefinition:
         layers=layers,
         data_dir=data_dir,
     )
-    definition.order  # validates inputs and cycles now, not halfway through a build
+    _ = definition.order  # validates inputs and cycles now, not halfway through a build
     return definition
 
 
@@ -434,7 +434,9 @@ def _topological_order(layers: dict[str, LayerSpec], path: Path) -> list[str]:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            raise ValueError(f"{path}: layers depend on each other in a cycle: {' -> '.join(chain)}")
+            raise ValueError(
+                f"{path}: layers depend on each other in a cycle: {' -> '.join(chain)}"
+            )
         state[name] = 1
         for dep in layers[name].inputs:
             if dep not in layers:

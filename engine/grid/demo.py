@@ -69,13 +69,12 @@ def _built_up_model(ctx: Context, spec: LayerSpec) -> dict[str, Any]:
     table = d["table"]
     res = float(p.get("base_resolution", 250))
     base = BaseField.over(ctx.context_extent, res)
-    btile = _base_tile(ctx, base)
-    index = burn_shapes(btile, table.geometries, np.arange(len(table)), fill=-1, dtype="int32",
+    index = burn_shapes(base, table.geometries, np.arange(len(table)), fill=-1, dtype="int32",
                         tree=shapely.STRtree(table.geometries))
     logd = np.where(index >= 0, np.log10(np.maximum(d["density"], 1.0))[index], 0.0)
     sigma = float(p.get("smooth_m", 1200)) / res
     core = BaseField(ndimage.gaussian_filter(logd, sigma).astype(np.float32), base.x0, base.y0, res)
-    coreness = _coreness(core, btile.x, btile.y, ctx, p)
+    coreness = _coreness(core, base.xs, base.ys, ctx, p)
 
     target = np.clip(d["density"] / float(p["full_density"]), p.get("min_fraction", 0.02),
                      p.get("max_fraction", 0.97))
@@ -112,39 +111,6 @@ def _soft(coreness, thresholds, index, margin) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         frac = np.clip(0.5 + (coreness - thr) / (2 * margin), 0.0, 1.0)
     return np.where(index >= 0, np.nan_to_num(frac), 0.0)
-
-
-class _BaseTile(Tile):
-    """A tile over a base field's cells, to rasterise onto base grids with the same code."""
-
-    def __init__(self, ctx: Context, base: BaseField):
-        super().__init__(ctx, None)  # type: ignore[arg-type]
-        self._base = base
-
-    @property
-    def shape(self):
-        return self._base.values.shape
-
-    @property
-    def x(self):
-        return self._base.xs
-
-    @property
-    def y(self):
-        return self._base.ys
-
-    @property
-    def transform(self):
-        return self._base.transform
-
-    @property
-    def bounds(self):
-        t, (h, w) = self._base.transform, self._base.values.shape
-        return t.c, t.f - h * self._base.res, t.c + w * self._base.res, t.f
-
-
-def _base_tile(ctx: Context, base: BaseField) -> Tile:
-    return _BaseTile(ctx, base)
 
 
 @derivation("built_up_fraction")
@@ -237,13 +203,14 @@ def _between_dikes(ctx: Context, p: dict[str, Any]) -> BaseField:
         r1 = min(int(((base.y0 + res / 2) - ymin) // res) + pad + 1, ny)
         sub = BaseField(np.zeros((r1 - r0, c1 - c0), np.float32),
                         base.x0 + c0 * res, base.y0 - r0 * res, res)
-        lines = burn_shapes(_base_tile(ctx, sub), geoms, all_touched=True)
+        lines = burn_shapes(sub, geoms, all_touched=True)
         dist, (iy, ix) = ndimage.distance_transform_edt(lines == 0, return_indices=True)
         gy, gx = np.indices(lines.shape)
         with np.errstate(invalid="ignore", divide="ignore"):
             vx, vy = (ix - gx) / dist, (iy - gy) / dist
         f32 = np.float32
-        return (slice(r0, r1), slice(c0, c1)), (dist * res).astype(f32), vx.astype(f32), vy.astype(f32)
+        window = (slice(r0, r1), slice(c0, c1))
+        return window, (dist * res).astype(f32), vx.astype(f32), vy.astype(f32)
 
     near_d = np.full((ny, nx), np.inf, np.float32)
     near_vx, near_vy = np.zeros((ny, nx), np.float32), np.zeros((ny, nx), np.float32)
@@ -459,7 +426,8 @@ def _places(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
         if d["population"][rows].sum() < min_pop:
             continue
         populated = rows[d["population"][rows] >= 500]
-        core = (populated if populated.size else rows)[np.argmax(d["density"][populated if populated.size else rows])]
+        candidates = populated if populated.size else rows
+        core = candidates[np.argmax(d["density"][candidates])]
         pt = shapely.point_on_surface(table.geometries[core])
         points.append((shapely.get_x(pt), shapely.get_y(pt)))
         labels.append(f"GM{m} {names[core]}")

@@ -36,7 +36,9 @@ def select(ds: xr.Dataset, layers: list[str] | None = None,
         ds = ds[keep + list(layers)]
     if bbox:
         if len(bbox) != 4 or bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
-            raise ValueError(f"bbox {bbox} must be xmin,ymin,xmax,ymax with xmax > xmin, ymax > ymin")
+            raise ValueError(
+                f"bbox {bbox} must be xmin,ymin,xmax,ymax with xmax > xmin and ymax > ymin"
+            )
         ds = ds.sel(x=slice(bbox[0], bbox[2]), y=slice(bbox[3], bbox[1]))
         if not ds.sizes["x"] or not ds.sizes["y"]:
             raise ValueError(f"bbox {bbox} holds no cells of the grid")

@@ -68,7 +68,8 @@ def fbm(x: np.ndarray, y: np.ndarray, spacing: float, seed: int, octaves: int = 
     xs, ys = np.asarray(x, np.float64), np.asarray(y, np.float64)
     for o in range(octaves):
         w = 0.5**o
-        _value_noise(xs, ys, spacing / 2**o, np.uint64((seed * 1_000_003 + o) & 0xFFFFFFFFFFFFFFFF), w, out)
+        octave_seed = np.uint64((seed * 1_000_003 + o) & 0xFFFFFFFFFFFFFFFF)
+        _value_noise(xs, ys, spacing / 2**o, octave_seed, w, out)
         total += w
     out /= total
     # Summing octaves narrows the spread around 0.5; stretch it back so thresholds read as

@@ -69,7 +69,9 @@ def read_vector(path: Path, crs: str) -> VectorTable:
     geometries = shapely.from_wkb(wkb)
     source_crs = meta.get("crs")
     if source_crs is None:
-        raise ValueError(f"{path}: the vector file has no CRS; assign one (e.g. with ogr2ogr -a_srs)")
+        raise ValueError(
+            f"{path}: the vector file has no CRS; assign one (e.g. with ogr2ogr -a_srs)"
+        )
     if CRS.from_user_input(source_crs) != CRS.from_user_input(crs):
         geometries = np.array(
             [
@@ -85,7 +87,7 @@ def read_vector(path: Path, crs: str) -> VectorTable:
 
 
 def burn_shapes(
-    tile: Tile,
+    tile: Tile | BaseField,
     geometries: np.ndarray,
     values: np.ndarray | None = None,
     *,
@@ -94,7 +96,8 @@ def burn_shapes(
     all_touched: bool = False,
     tree: shapely.STRtree | None = None,
 ) -> np.ndarray:
-    """Rasterise geometries onto a tile by cell centre (or every touched cell).
+    """Rasterise geometries onto a tile (or a base field's grid) by cell centre, or onto
+    every touched cell.
 
     Later geometries win where they overlap; only those that reach the tile are passed to
     GDAL, in their original order, so the result does not depend on the tiling.
@@ -132,7 +135,8 @@ def _prepare_vector(ctx: Context, spec: LayerSpec) -> dict[str, Any]:
     else:
         values = np.ones(len(table))
     ctx.layer_attrs.setdefault(spec.name, {}).update(attrs)
-    return {"geometries": table.geometries, "values": values, "tree": shapely.STRtree(table.geometries)}
+    tree = shapely.STRtree(table.geometries)
+    return {"geometries": table.geometries, "values": values, "tree": tree}
 
 
 def vector_tile(tile: Tile, spec: LayerSpec) -> np.ndarray:

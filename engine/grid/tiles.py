@@ -121,10 +121,20 @@ class BaseField:
         return self.y0 - np.arange(self.values.shape[0]) * self.res
 
     @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape
+
+    @property
     def transform(self) -> Affine:
         return Affine(
             self.res, 0.0, self.x0 - 0.5 * self.res, 0.0, -self.res, self.y0 + 0.5 * self.res
         )
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        (ny, nx), half = self.values.shape, 0.5 * self.res
+        return (self.x0 - half, self.y0 + half - ny * self.res,
+                self.x0 - half + nx * self.res, self.y0 + half)
 
     def sample(self, x: np.ndarray, y: np.ndarray, order: int = 1) -> np.ndarray:
         """Values at the grid of points (y[:, None], x[None, :]), float32."""
