@@ -162,3 +162,29 @@ def assigned_value(value, choice, selected, area):
                 acc += _area(area, i) * value[i, choice[i]]
         part[b] = acc
     return _ordered_sum(part)
+
+
+@njit(parallel=True, cache=True)
+def allocation_totals(value, indptr, indices, data, group, area, n_groups):
+    """For an allocation in CSR form: ``sum_i a_i sum_o v[i,o] x[i,o]`` and the hectares
+    per (group, option), from which every target row's supply follows."""
+    n, n_opt = value.shape
+    nb = n_blocks(n)
+    obj_part = np.zeros(nb, dtype=np.float64)
+    area_part = np.zeros((nb, n_groups, n_opt), dtype=np.float64)
+    for b in prange(nb):
+        start = b * BLOCK
+        stop = min(n, start + BLOCK)
+        acc = 0.0
+        for i in range(start, stop):
+            a = _area(area, i)
+            g = group[i]
+            for j in range(indptr[i], indptr[i + 1]):
+                o = indices[j]
+                acc += a * value[i, o] * data[j]
+                area_part[b, g, o] += a * data[j]
+        obj_part[b] = acc
+    assigned = np.zeros((n_groups, n_opt), dtype=np.float64)
+    for b in range(nb):
+        assigned += area_part[b]
+    return _ordered_sum(obj_part), assigned

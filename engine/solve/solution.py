@@ -49,14 +49,24 @@ def relative_gap(bound: float, objective: float) -> float:
     return (bound - objective) / max(1.0, abs(bound), abs(objective))
 
 
-def allocation_objective(problem: Problem, x) -> float:
-    """``sum_i a_i sum_o v[i,o] x[i,o]`` for dense or CSR ``x`` (without the penalty term)."""
-    area = problem.area_of()
-    if sparse.issparse(x):
-        x = sparse.csr_matrix(x)
-        cells = np.repeat(np.arange(problem.n_cells), np.diff(x.indptr))
-        return float(np.sum(area[cells] * problem.value[cells, x.indices] * x.data))
-    return float(np.sum(area * np.einsum("io,io->i", problem.value, x)))
+def allocation_totals(problem: Problem, x) -> tuple[float, np.ndarray]:
+    """``sum_i a_i sum_o v[i,o] x[i,o]`` (without the penalty term) and each target row's
+    supply in hectares, for a dense or sparse ``x``: one pass over the cells."""
+    from engine.solve import kernels
+    from engine.solve.dual import dual_structure
+
+    x = sparse.csr_matrix(x)
+    structure = dual_structure(problem)
+    value, assigned = kernels.allocation_totals(
+        problem.value,
+        x.indptr,
+        x.indices,
+        x.data.astype(np.float64),
+        structure.group,
+        structure.area,
+        structure.n_groups,
+    )
+    return float(value), structure.supply(assigned)
 
 
 def dominant_option(x) -> np.ndarray:
@@ -84,7 +94,7 @@ def build_solution(
     The objective, the shortfall and the gap are computed here from ``x`` itself, the same
     way for every backend, so that backends are compared on equal terms.
     """
-    supply = problem.supply(x)
+    value, supply = allocation_totals(problem, x)
     rows = problem.rows
     shortfall = np.where(rows.has_lower, np.maximum(rows.lower - supply, 0.0), 0.0)
     scale = np.maximum(1.0, np.abs(np.nan_to_num(rows.lower)) + np.abs(np.nan_to_num(rows.upper)))
@@ -94,9 +104,9 @@ def build_solution(
         status = f"infeasible allocation: {problem.describe_row(r)} exceeds its upper bound by {over[r]:.6g} ha"
     if problem.elastic:
         penalty = problem.shortfall_penalty[rows.claim]
-        objective = allocation_objective(problem, x) - float(np.sum(penalty * shortfall))
+        objective = value - float(np.sum(penalty * shortfall))
     else:
-        objective = allocation_objective(problem, x)
+        objective = value
         if np.any(shortfall > feasibility_tolerance * scale):
             r = int(np.argmax(shortfall / scale))
             status = (
