@@ -130,7 +130,8 @@ def test_nl_layers_hold_together(nl1000):
         d = ds[name].values
         assert np.isfinite(d[land]).all() and np.isnan(d[~land]).all()
     assert (ds.station_distance.values[land] >= ds.town_distance.values[land]).all()
-    assert len(ds.station_distance.attrs["points"]) > 50
+    attrs = ds.station_distance.attrs
+    assert len(attrs["points_x"]) == len(attrs["points_y"]) == len(attrs["points_name"]) > 50
 
 
 def test_deep_polders_are_where_the_known_ones_are():
@@ -440,3 +441,8 @@ def test_a_province_window_equals_the_national_grid_there(nl1000, cache):
     for name in nl1000.data_vars:
         np.testing.assert_array_equal(ds[name].values, window[name].values, err_msg=name)
     assert ds.attrs["grid_name"] == "utrecht"
+
+
+def test_the_grid_can_be_written_to_netcdf(nl1000, tmp_path):
+    # Attributes must stay NetCDF-able (1-D lists, strings, numbers) for whoever saves a grid.
+    nl1000.to_netcdf(tmp_path / "grid.nc")

@@ -439,16 +439,20 @@ def _place_set(tile: Tile, spec: LayerSpec) -> dict[str, Any]:
     p = spec.params
     key = ("places", str(p["districts_file"]), float(p["min_population"]))
     places = tile.ctx.once(key, lambda: _places(tile.ctx, p))
-    tile.ctx.layer_attrs.setdefault(spec.name, {})["points"] = [
-        [round(x, 1), round(y, 1), label] for (x, y), label in zip(places["xy"], places["labels"])
-    ]
+    # Three flat lists rather than a list of records: attributes must stay 1-D to be written
+    # to NetCDF or GeoTIFF tags.
+    tile.ctx.layer_attrs.setdefault(spec.name, {}).update(
+        points_x=[round(float(x), 1) for x in places["xy"][:, 0]],
+        points_y=[round(float(y), 1) for y in places["xy"][:, 1]],
+        points_name=list(places["labels"]),
+    )
     return places
 
 
 @derivation("distance_to_places")
 def distance_to_places(tile: Tile, spec: LayerSpec) -> np.ndarray:
     """Straight-line distance (m) from each land cell centre to the nearest place; NaN off
-    land. The places are listed in the layer's ``points`` attribute."""
+    land. The places are in the layer's ``points_x``, ``points_y``, ``points_name`` attributes."""
     places = _place_set(tile, spec)
     land = tile["land"] == 1
     out = np.full(tile.shape, np.nan, np.float32)

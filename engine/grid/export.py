@@ -142,9 +142,9 @@ def plot_sheet(ds: xr.Dataset, out: str | Path, *, max_cells: int = 700, columns
                           vmin=0, vmax=4, interpolation="nearest")
             ax.imshow(shown, extent=extent, cmap=ListedColormap(["#c0392b"]), vmin=0, vmax=1,
                       interpolation="nearest")
-            if da.attrs.get("points"):  # single cells (stations) would vanish on a sheet
-                xy = np.array([p[:2] for p in da.attrs["points"]], dtype=float)
-                ax.scatter(xy[:, 0], xy[:, 1], s=5, c="#c0392b", zorder=3)
+            if da.attrs.get("points_x"):  # single cells (stations) would vanish on a sheet
+                ax.scatter(da.attrs["points_x"], da.attrs["points_y"], s=5, c="#c0392b",
+                           zorder=3)
             ax.legend(handles=[Patch(color="#c0392b", label=f"1 ({share:.1f}% of land)")],
                       loc="lower right", fontsize=6)
         else:
