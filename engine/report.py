@@ -45,15 +45,32 @@ def _num(x):
     return None if math.isnan(x) or math.isinf(x) else x
 
 
-def delivered_by_zone(problem, x) -> list[np.ndarray]:
-    """Per zoning (Z_l, K): claim hectares the allocation delivers."""
-    delivered = np.asarray(x @ problem.contribution) * problem.area_of()[:, None]
+def sum_by_zone(problem, per_cell: np.ndarray) -> list[np.ndarray]:
+    """Per zoning (Z_l, ...) sums of a per-cell array (N,) or (N, K).
+
+    Summed once per group of cells that share all their zones (a few dozen groups), then
+    per zone: one pass over the cells whatever the number of zonings.
+    """
+    groups = problem.groups
+    per_cell = np.asarray(per_cell, dtype=np.float64)
+    cols = per_cell.reshape(len(per_cell), -1)
+    by_group = np.stack([np.bincount(groups.group, weights=np.ascontiguousarray(cols[:, k]),
+                                     minlength=groups.count) for k in range(cols.shape[1])],
+                        axis=1)
     out = []
     for l in range(problem.n_zonings):
-        out.append(np.stack([np.bincount(problem.zones[l], weights=delivered[:, k],
-                                         minlength=problem.n_zones[l])
-                             for k in range(problem.n_claims)], axis=1))
+        zone_sum = np.zeros((problem.n_zones[l], cols.shape[1]))
+        np.add.at(zone_sum, groups.zones[:, l], by_group)
+        out.append(zone_sum if per_cell.ndim == 2 else zone_sum[:, 0])
     return out
+
+
+def delivered_by_zone(problem, x) -> list[np.ndarray]:
+    """Per zoning (Z_l, K): claim hectares the allocation delivers."""
+    area = problem.area if np.ndim(problem.area) == 0 else problem.area[:, None]
+    delivered = np.asarray(x @ problem.contribution)
+    delivered *= area
+    return sum_by_zone(problem, delivered)
 
 
 def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
@@ -93,11 +110,13 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
         cell_value = np.asarray(x.multiply(p.value).sum(axis=1)).ravel()
     else:
         cell_value = np.einsum("io,io->i", x, p.value)
-    cell_value = cell_value * p.area_of()
+    cell_value = cell_value * p.area
     zones = []
+    value_by_zone = sum_by_zone(p, cell_value)
+    cells_by_zone = sum_by_zone(p, np.ones(p.n_cells))
     for l, zoning in enumerate(p.zoning_names):
-        by_zone = np.bincount(p.zones[l], weights=cell_value, minlength=p.n_zones[l])
-        cells = np.bincount(p.zones[l], minlength=p.n_zones[l])
+        by_zone = value_by_zone[l]
+        cells = cells_by_zone[l].round().astype(np.int64)
         for z, zone in enumerate(p.zone_names[l]):
             if zoning.startswith("novex:") and z > 0:
                 continue
