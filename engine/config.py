@@ -149,6 +149,7 @@ class Recipe:
     terms: tuple[Term, ...]
     conversion_cost: dict  # land-cover class name -> value lost per ha
     default_cost: float
+    land_take_share: float = 1.0  # share of a hectare whose use really changes
 
 
 @dataclass(frozen=True)
@@ -623,7 +624,7 @@ def _recipes(v: _V, tree_suit: dict, options: dict, key0: tuple) -> dict:
             raise v.err(key, "keep is the reference (value 0) and has no recipe",
                         "remove this recipe")
         r = v.table(r, key)
-        v.keys(r, key, ("terms", "conversion_cost", "note"))
+        v.keys(r, key, ("terms", "conversion_cost", "land_take_share", "note"))
         terms = []
         for j, t in enumerate(r.get("terms", [])):
             tk = key + (f"terms[{j}]",)
@@ -651,7 +652,9 @@ def _recipes(v: _V, tree_suit: dict, options: dict, key0: tuple) -> dict:
         costs = dict(v.table(r.get("conversion_cost", {}), key + ("conversion_cost",)))
         default = v.number(costs.pop("default", 0.0), key + ("conversion_cost", "default"))
         costs = {c: v.number(x, key + ("conversion_cost", c)) for c, x in costs.items()}
-        out[name] = Recipe(name, tuple(terms), costs, default)
+        share = v.number(r.get("land_take_share", 1.0), key + ("land_take_share",),
+                         minimum=0.0, maximum=1.0)
+        out[name] = Recipe(name, tuple(terms), costs, default, share)
     return out
 
 

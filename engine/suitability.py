@@ -1,7 +1,8 @@
 """Suitability recipes -> ``v[i, o]``, the value of option o in cell i per hectare.
 
     v[i, o] = sum_t weight_t * transform_t(layer_t[i])  -  conversion_cost_o(land_cover[i])
-    v[i, keep] = 0;  every other option also pays the assumption ``land_take_cost``
+    v[i, keep] = 0;  every other option also pays the assumption ``land_take_cost`` times
+                     its recipe's ``land_take_share`` (the share of the hectare that changes)
 
 Rules (penalties, ladders) are added on top by :mod:`engine.rules`. The per-cell work is one
 fused Numba pass per term over the cells (no temporaries at 25 m), the land-cover cost one
@@ -77,6 +78,7 @@ def option_values(config: Config, cells: Cells) -> np.ndarray:
     v = np.zeros((len(config.options), cells.n), dtype=np.float32)
     for o, name in enumerate(config.options):
         if name in config.recipes:
-            v[o] = recipe_values(config.recipes[name], cells, classes)
-            v[o] -= take
+            recipe = config.recipes[name]
+            v[o] = recipe_values(recipe, cells, classes)
+            v[o] -= take * np.float32(recipe.land_take_share)
     return v
