@@ -99,16 +99,27 @@ def allocation_problem(
         for o in range(1, n_options):
             allowed[:, o] = rules * (1 + 0.1 * o) > cut
 
+    # Each province asks for 3-12 % of its land per claim, and no claim more than its share
+    # of the land where it is allowed: the targets compete, but all fit.
     province_area = np.bincount(province, minlength=n_provinces) * area
+    if allowed is None:
+        best_share = np.broadcast_to(contribution.max(axis=0), (n_cells, n_claims))
+    else:
+        best_share = np.max(allowed[:, :, None] * contribution[None, :, :], axis=1)
+    capacity = np.stack(
+        [np.bincount(province, weights=best_share[:, k], minlength=n_provinces) * area
+         for k in range(n_claims)],
+        axis=1,
+    )
     share = rng.uniform(0.03, 0.12, size=(n_provinces, n_claims)) * (0.6 if combinations else 1)
-    lower_prov = province_area[:, None] * share
+    lower_prov = np.minimum(province_area[:, None] * share, capacity / (n_claims + 2))
     lower_prov[rng.random(lower_prov.shape) < 0.15] = np.nan
     upper_prov = np.full_like(lower_prov, np.nan)
 
     total = n_cells * area
     lower_nat = np.full((1, n_claims), np.nan)
     upper_nat = np.full((1, n_claims), np.nan)
-    upper_nat[0, n_claims - 1] = 0.05 * total
+    upper_nat[0, n_claims - 1] = max(0.05 * total, 1.2 * np.nansum(lower_prov[:, n_claims - 1]))
     lower_nat[0, n_claims - 1] = 0.01 * total
     lower = [lower_nat, lower_prov]
     upper = [upper_nat, upper_prov]

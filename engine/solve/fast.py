@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, sparse
+from threadpoolctl import threadpool_limits
 
 from engine.problem import Problem
 from engine.solve import kernels
@@ -64,7 +65,7 @@ def solve_fast(
     clock = time.perf_counter()
     priced = price_cells(problem, structure, approx)
     choice = priced.choice.astype(np.int64)
-    free = priced.margin < 3.0 * tau
+    free = _nearest_ties(priced.margin, 3.0 * tau, minimum=50 + 2 * len(problem.rows))
     tolerance = 1e-11 * scale
     lp_cells = np.zeros(0, dtype=np.int64)
     lp_x = np.zeros((0, problem.n_options))
@@ -250,14 +251,16 @@ class _SmoothedDual:
             (max(lo, z - r), z + r if hi is None else min(hi, z + r))
             for z, (lo, hi) in zip(z0, self.bounds)
         ]
-        result = optimize.minimize(
-            self,
-            z0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": iterations, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 30},
-        )
+        # L-BFGS-B's small dense products only lose time to BLAS threads waking up.
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = optimize.minimize(
+                self,
+                z0,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": iterations, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 30},
+            )
         edge = np.abs(result.x - z0) >= r * (1 - 1e-6)
         return self.prices(result.x), not edge.any()
 
@@ -397,6 +400,16 @@ def restricted_lp(
     # HiGHS minimises -objective; its row dual is d(-objective)/d(bound), which is our price.
     prices = result.row_dual[m:]
     return cells, x, prices
+
+
+def _nearest_ties(margin: np.ndarray, delta: float, minimum: int) -> np.ndarray:
+    """Cells within ``delta`` of a tie, and never fewer than ``minimum`` of the closest: the
+    LP needs a few cells around every binding target to find its exact price."""
+    free = margin < delta
+    if free.sum() < minimum:
+        k = min(minimum, len(margin))
+        free[np.argpartition(margin, k - 1)[:k]] = True
+    return free
 
 
 def _widen(margin: np.ndarray, free: np.ndarray) -> np.ndarray:

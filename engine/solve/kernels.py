@@ -13,6 +13,10 @@ Conventions shared by the kernels:
   (``has_allowed`` False) so that the kernels need one signature.
 - ``area`` is an (N,) array, or a (1,) array for a uniform area.
 - Ties are broken towards the lowest option index (strict ``>`` when scanning options).
+
+Each kernel is compiled twice, serial and parallel, and the cell count picks one: thread
+start-up costs more than a small pass, and on a busy machine (a sweep's workers) threads
+that wait for each other cost far more.
 """
 
 from __future__ import annotations
@@ -43,8 +47,7 @@ def _area(area, i):
     return area[0] if area.shape[0] == 1 else area[i]
 
 
-@njit(parallel=True, cache=True)
-def best_options(value, allowed, has_allowed, group, area, adj):
+def _best_options(value, allowed, has_allowed, group, area, adj):
     """Per cell the best option under the prices, its margin over the runner-up, and the
     area-weighted sum of best adjusted values per block (the dual bound's main term).
 
@@ -81,8 +84,7 @@ def best_options(value, allowed, has_allowed, group, area, adj):
     return choice, margin, _ordered_sum(block_sum)
 
 
-@njit(parallel=True, cache=True)
-def smoothed_dual_terms(value, allowed, has_allowed, group, area, adj, tau, n_groups):
+def _smoothed_dual_terms(value, allowed, has_allowed, group, area, adj, tau, n_groups):
     """The entropy-smoothed dual over the given cells.
 
     Returns ``F = sum_i a_i * tau * log sum_o exp(u[i,o] / tau)`` and
@@ -128,8 +130,7 @@ def smoothed_dual_terms(value, allowed, has_allowed, group, area, adj, tau, n_gr
     return _ordered_sum(f_part), s
 
 
-@njit(parallel=True, cache=True)
-def assigned_area(choice, selected, group, area, n_groups, n_opt):
+def _assigned_area(choice, selected, group, area, n_groups, n_opt):
     """``A[g, o]``: hectares of the selected cells in group g that take option o, and the
     area-weighted value they realise is computed separately (see ``assigned_value``)."""
     n = choice.shape[0]
@@ -147,8 +148,7 @@ def assigned_area(choice, selected, group, area, n_groups, n_opt):
     return out
 
 
-@njit(parallel=True, cache=True)
-def assigned_value(value, choice, selected, area):
+def _assigned_value(value, choice, selected, area):
     """``sum_i a_i v[i, choice[i]]`` over the selected cells."""
     n = choice.shape[0]
     nb = n_blocks(n)
@@ -164,8 +164,7 @@ def assigned_value(value, choice, selected, area):
     return _ordered_sum(part)
 
 
-@njit(parallel=True, cache=True)
-def allocation_totals(value, indptr, indices, data, group, area, n_groups):
+def _allocation_totals(value, indptr, indices, data, group, area, n_groups):
     """For an allocation in CSR form: ``sum_i a_i sum_o v[i,o] x[i,o]`` and the hectares
     per (group, option), from which every target row's supply follows."""
     n, n_opt = value.shape
@@ -188,3 +187,27 @@ def allocation_totals(value, indptr, indices, data, group, area, n_groups):
     for b in range(nb):
         assigned += area_part[b]
     return _ordered_sum(obj_part), assigned
+
+
+# Below this many cells a pass runs on one thread.
+PARALLEL_CELLS = 200_000
+
+
+def _by_size(function):
+    serial = njit(cache=True)(function)
+    parallel = njit(parallel=True, cache=True)(function)
+
+    def dispatch(*args):
+        cells = args[0].shape[0]
+        return (parallel if cells >= PARALLEL_CELLS else serial)(*args)
+
+    dispatch.__name__ = function.__name__.lstrip("_")
+    dispatch.__doc__ = function.__doc__
+    return dispatch
+
+
+best_options = _by_size(_best_options)
+smoothed_dual_terms = _by_size(_smoothed_dual_terms)
+assigned_area = _by_size(_assigned_area)
+assigned_value = _by_size(_assigned_value)
+allocation_totals = _by_size(_allocation_totals)

@@ -1,0 +1,71 @@
+"""Every bad input to engine.Problem gets a ValueError that names the argument and the index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+
+
+def arrays(n=6, o=3, k=2):
+    value = np.arange(n * o, dtype=float).reshape(n, o) / 10
+    contribution = np.zeros((o, k))
+    contribution[1, 0] = contribution[2, 1] = 1.0
+    zones = np.stack([np.zeros(n, int), np.arange(n) % 2])
+    lower = [np.array([[1.0, np.nan]]), np.array([[1.0, np.nan], [np.nan, 1.0]])]
+    upper = [np.array([[np.nan, 4.0]]), np.full((2, k), np.nan)]
+    return dict(value=value, contribution=contribution, zones=zones, lower=lower, upper=upper)
+
+
+def test_valid_problem_builds():
+    p = engine.Problem(**arrays())
+    assert (p.n_cells, p.n_options, p.n_claims, p.n_zonings) == (6, 3, 2, 2)
+    assert len(p.rows) == 4
+    assert p.groups.count == 2
+
+
+def bad(**changes):
+    kwargs = arrays()
+    kwargs.update(changes)
+    return kwargs
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (bad(value=np.ones(6)), r"value: expected a 2-D"),
+        (bad(value=np.where(np.eye(6, 3) > 0, np.nan, 1.0)), r"value\[0, 0\] = nan.*allowed"),
+        (bad(value=np.where(np.eye(6, 3) > 0, np.inf, 1.0)), r"value\[0, 0\] = inf"),
+        (bad(contribution=np.ones((2, 2))), r"contribution: shape \(2, 2\), expected \(3, claims\)"),
+        (bad(contribution=np.array([[0, 0], [1, 0], [0, -1.0]])), r"contribution\[2, 1\] = -1.0.*non-negative"),
+        (bad(zones=np.zeros((2, 5), int)), r"zones: shape \(2, 5\), expected \(zonings, 6\)"),
+        (bad(zones=np.stack([np.zeros(6, int), np.array([0, 1, 2, 0, 1, 0])])), r"zones\[1, 2\] = 2: out of range.*2 zones"),
+        (bad(zones=np.stack([np.zeros(6, int), np.array([0, -1, 0, 0, 1, 0])])), r"zones\[1, 1\] = -1.*start at 0"),
+        (bad(zones=np.zeros((2, 6))), r"zones: dtype float64, expected integers"),
+        (bad(lower=[np.array([[5.0, np.nan]]), np.full((2, 2), np.nan)], upper=[np.array([[4.0, np.nan]]), np.full((2, 2), np.nan)]), r"lower\[0\]\[0, 0\] = 5.0 > upper\[0\]\[0, 0\] = 4.0"),
+        (bad(lower=[np.array([[-1.0, np.nan]]), np.full((2, 2), np.nan)]), r"lower\[0\]\[0, 0\] = -1.0.*>= 0"),
+        (bad(lower=[np.array([[1.0, np.nan]])]), r"lower: expected one array per zoning \(2\), got 1"),
+        (bad(upper=[np.full((1, 2), np.nan), np.full((3, 2), np.nan)]), r"upper\[1\]: shape \(3, 2\), expected \(2, 2\)"),
+        (bad(allowed=np.ones((6, 2), bool)), r"allowed: shape \(6, 2\), expected \(6, 3\)"),
+        (bad(allowed=np.vstack([np.ones((5, 3), bool), np.zeros((1, 3), bool)])), r"allowed\[5, :\] is all False"),
+        (bad(area=0.0), r"area = 0.0: cell area must be finite and > 0"),
+        (bad(area=np.array([1, 1, -1, 1, 1, 1.0])), r"area\[2\] = -1.0"),
+        (bad(area=np.ones(4)), r"area: shape \(4,\), expected a scalar or \(6,\)"),
+        (bad(shortfall_penalty=np.ones(3)), r"shortfall_penalty: shape \(3,\), expected \(2,\)"),
+        (bad(shortfall_penalty=np.array([1.0, -2.0])), r"shortfall_penalty\[1\] = -2.0"),
+    ],
+)
+def test_bad_input_names_argument_and_index(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        engine.Problem(**kwargs)
+
+
+def test_names_must_match_counts():
+    with pytest.raises(ValueError, match=r"claim_names: 3 names for 2 claims"):
+        engine.Problem(**arrays(), claim_names=["a", "b", "c"])
+
+
+def test_solve_refuses_non_problem():
+    with pytest.raises(TypeError, match="engine.Problem"):
+        engine.solve({"value": 1})

@@ -1,0 +1,213 @@
+"""The fast solver against the reference solvers (HiGHS and CBC through PuLP)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import engine
+from engine.solve import GapWarning
+from engine.synthetic import allocation_problem
+from tests.problems import problems
+
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def assert_feasible(problem: engine.Problem, sol: engine.Solution, tol=1e-6):
+    x = sol.x.toarray() if hasattr(sol.x, "toarray") else np.asarray(sol.x)
+    assert x.shape == (problem.n_cells, problem.n_options)
+    assert np.all(x >= -tol)
+    np.testing.assert_allclose(x.sum(axis=1), 1.0, atol=tol)
+    if problem.allowed is not None:
+        assert np.all(x[~problem.allowed] <= tol), "an option was placed where it is forbidden"
+    supply = problem.supply(x)
+    rows = problem.rows
+    shortfall = problem.per_zoning(np.zeros(len(rows)))
+    for l, s in enumerate(sol.shortfall):
+        shortfall[l] = s
+    short = np.array(
+        [shortfall[l][z, k] for l, z, k in zip(rows.zoning, rows.zone, rows.claim)]
+    )
+    scale = 1 + np.abs(np.nan_to_num(rows.lower)) + np.abs(np.nan_to_num(rows.upper))
+    lower_ok = ~rows.has_lower | (supply + short >= rows.lower - tol * scale)
+    upper_ok = ~rows.has_upper | (supply <= rows.upper + tol * scale)
+    assert lower_ok.all(), f"lower targets missed: {np.flatnonzero(~lower_ok)}"
+    assert upper_ok.all(), f"upper bounds exceeded: {np.flatnonzero(~upper_ok)}"
+    if not problem.elastic:
+        assert all(np.all(s == 0) for s in sol.shortfall)
+    np.testing.assert_array_equal(sol.choice, np.argmax(x, axis=1))
+
+
+def rel(a, b):
+    return abs(a - b) / max(1.0, abs(a), abs(b))
+
+
+@SETTINGS
+@given(problems())
+def test_fast_matches_highs_and_cbc(problem):
+    fast = engine.solve(problem, method="fast")
+    highs = engine.solve(problem, method="highs")
+    cbc = engine.solve(problem, method="cbc")
+    assert fast.status == "optimal", fast.status
+    assert fast.gap <= 1e-9
+    assert rel(fast.objective, highs.objective) <= 1e-7
+    assert rel(fast.objective, cbc.objective) <= 1e-7
+    for sol in (fast, highs, cbc):
+        assert_feasible(problem, sol)
+
+
+@SETTINGS
+@given(problems())
+def test_prices_are_optimal_duals(problem):
+    """The fast prices certify optimality, and have the documented signs."""
+    fast = engine.solve(problem, method="fast")
+    highs = engine.solve(problem, method="highs")
+    # Both sets of prices are dual optimal: each gives a bound equal to the optimum.
+    assert rel(fast.bound, highs.objective) <= 1e-7
+    assert rel(highs.bound, highs.objective) <= 1e-7
+    rows = problem.rows
+    p = fast.row_prices
+    assert np.all(p[~rows.has_upper] >= 0), "a price below 0 on a row without upper bound"
+    assert np.all(p[~rows.has_lower] <= 0), "a price above 0 on a row without lower target"
+    if problem.elastic:
+        assert np.all(p <= problem.shortfall_penalty[rows.claim] + 1e-9)
+    # Complementary slackness: a price is zero where its row is slack.
+    supply = problem.supply(fast.x)
+    slack_lo = ~rows.has_lower | (supply > rows.lower + 1e-6 * (1 + np.abs(rows.lower)))
+    slack_hi = ~rows.has_upper | (supply < rows.upper - 1e-6 * (1 + np.abs(rows.upper)))
+    assert np.allclose(p[slack_lo & slack_hi], 0.0, atol=1e-7)
+
+
+def test_prices_equal_highs_duals_where_unique():
+    """On a generic problem with continuous values the duals are unique and must agree."""
+    problem = allocation_problem(3000, 5, 3, seed=3, forbidden=0.0)
+    fast = engine.solve(problem, method="fast")
+    highs = engine.solve(problem, method="highs")
+    assert rel(fast.objective, highs.objective) <= 1e-9
+    scale = np.max(np.abs(highs.row_prices))
+    np.testing.assert_allclose(fast.row_prices, highs.row_prices, atol=1e-6 * scale)
+    assert np.any(np.abs(highs.row_prices) > 0), "the test needs binding targets"
+
+
+def test_fast_matches_highs_on_a_national_style_problem():
+    problem = allocation_problem(20_000, 6, 12, seed=7)
+    fast = engine.solve(problem, method="fast")
+    highs = engine.solve(problem, method="highs")
+    assert fast.status == "optimal"
+    assert fast.gap <= 1e-9
+    assert rel(fast.objective, highs.objective) <= 1e-9
+    assert_feasible(problem, fast)
+    # Only about as many cells as binding rows are split between options.
+    x = fast.x.toarray()
+    fractional = int(np.sum(x.max(axis=1) < 1 - 1e-9))
+    binding = int(np.sum(np.abs(fast.row_prices) > 1e-9))
+    assert fractional <= binding + 1
+
+
+def test_elastic_targets_report_shortfall():
+    problem = allocation_problem(4000, 5, 4, seed=2, elastic=True)
+    big = [lo * 4 for lo in problem.lower]  # far more than the land can take
+    problem = engine.Problem(
+        problem.value, problem.contribution, problem.zones, big, problem.upper,
+        problem.allowed, problem.area, problem.shortfall_penalty,
+    )
+    fast = engine.solve(problem, method="fast")
+    highs = engine.solve(problem, method="highs")
+    assert rel(fast.objective, highs.objective) <= 1e-7
+    assert sum(s.sum() for s in fast.shortfall) > 0
+    # A row short of its target is priced at its claim's penalty.
+    rows = problem.rows
+    short = np.concatenate([s[rows.zone[rows.zoning == l], rows.claim[rows.zoning == l]]
+                            for l, s in enumerate(fast.shortfall)])
+    order = np.concatenate([np.flatnonzero(rows.zoning == l) for l in range(problem.n_zonings)])
+    short_rows = order[short > 1e-6]
+    np.testing.assert_allclose(
+        fast.row_prices[short_rows],
+        problem.shortfall_penalty[rows.claim[short_rows]],
+        rtol=1e-6,
+    )
+
+
+def test_infeasible_hard_target_names_claim_zone_and_hectares():
+    n = 40
+    value = np.zeros((n, 2))
+    contribution = np.array([[0.0], [1.0]])
+    zones = np.stack([np.zeros(n, int), (np.arange(n) >= 20).astype(int)])
+    allowed = np.ones((n, 2), bool)
+    allowed[25:, 1] = False  # only 5 cells of zone 1 may take the claim
+    problem = engine.Problem(
+        value, contribution, zones,
+        lower=[np.array([[np.nan]]), np.array([[3.0], [12.0]])],
+        upper=[np.array([[np.nan]]), np.array([[np.nan], [np.nan]])],
+        allowed=allowed,
+        claim_names=["housing"], zoning_names=["national", "province"],
+        zone_names=[["NL"], ["Utrecht", "Gelderland"]],
+    )
+    for method in ("fast", "highs", "auto"):
+        with pytest.raises(engine.InfeasibleError) as err:
+            engine.solve(problem, method=method)
+        message = str(err.value)
+        assert "housing" in message and "Gelderland" in message and "province" in message
+        assert "7.0 ha" in message  # 12 ha wanted, 5 cells of 1 ha allowed
+        assert err.value.rows[0]["hectares"] == pytest.approx(7.0)
+
+
+def test_infeasible_upper_bound_is_named():
+    n = 10
+    problem = engine.Problem(
+        np.zeros((n, 2)), np.array([[0.0], [1.0]]), np.zeros(n, int),
+        lower=[np.array([[np.nan]])], upper=[np.array([[4.0]])],
+        allowed=np.column_stack([np.r_[np.zeros(8, bool), np.ones(2, bool)], np.ones(n, bool)]),
+        claim_names=["solar"],
+    )
+    with pytest.raises(engine.InfeasibleError, match=r"solar.*4\.0 ha more than the upper"):
+        engine.solve(problem, method="fast")
+
+
+def test_deterministic_for_any_thread_count():
+    problem = allocation_problem(250_000, 6, 12, seed=5)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = engine.solve(problem, method="fast")
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = engine.solve(problem, method="fast")
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one.choice, many.choice)
+    assert one.objective == many.objective
+    np.testing.assert_array_equal(one.row_prices, many.row_prices)
+
+
+def test_warm_start_from_prices_gives_the_same_optimum():
+    problem = allocation_problem(50_000, 6, 12, seed=4)
+    cold = engine.solve(problem, method="fast")
+    warm = engine.solve(problem, method="fast", prices=cold.prices)
+    assert rel(warm.objective, cold.objective) <= 1e-12
+    assert warm.gap <= 1e-9
+
+
+def test_auto_uses_reference_for_tiny_and_fast_for_large():
+    assert engine.solve(allocation_problem(100, 4, 2, seed=1), method="auto").method == "highs"
+    assert engine.solve(allocation_problem(5000, 4, 2, seed=1), method="auto").method == "fast"
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="method='gurobi'"):
+        engine.solve(allocation_problem(100, 4, 2, seed=1), method="gurobi")
+
+
+def test_gap_warning_when_not_certified():
+    problem = allocation_problem(2000, 4, 2, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GapWarning)
+        engine.solve(problem, method="fast")  # certified: no warning
+    with pytest.warns(GapWarning, match="gap"):
+        sol = engine.solve(problem, method="fast", gap_tolerance=-1.0)
+    assert sol.status.startswith("not certified")
