@@ -1,0 +1,173 @@
+"""Exchange suggestions (*uitruil*, L11699, L11761): move part of a claim's target from the
+province where it is dear to one where it is cheap.
+
+For claim k and provinces a (dearer, price ``pi_a``) and b (cheaper, ``pi_b``), lowering a's
+target by d ha and raising b's by d changes the objective by about ``(pi_a - pi_b) d`` at first,
+less as the prices move towards each other. The hectares ``d*`` where they meet are estimated
+from the cells themselves, other prices held fixed: lowering a's price to p releases the cells
+of a whose k-option wins by less than ``(pi_a - p) c``; raising b's price to p draws in the cells
+of b whose best k-option loses by less than ``(p - pi_b) c``; ``d*`` is where the two supply
+curves cross. Every suggestion is then verified by re-solving the problem with the target moved;
+the reported ``gain`` is that measured objective difference (``d`` is halved while the move
+makes things worse or is infeasible).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.analysis.conflict import adjusted_values, _zoning_index
+from engine.analysis.rule_costs import relaxed_problem, resolve
+from engine.problem import Problem
+from engine.solve.dual import dual_structure
+
+__all__ = ["exchange_suggestions", "apply_exchange", "candidate_pairs"]
+
+
+def candidate_pairs(problem: Problem, sol, zoning=None, *, min_difference: float = 1e-6,
+                    per_claim: int = 2) -> list[dict]:
+    """Per claim the pairs of zones (dearer, cheaper) with the largest price differences, each
+    zone used once per claim; only rows with a lower target (a target can be moved)."""
+    l = _zoning_index(problem, zoning)
+    prices, lower = sol.prices[l], problem.lower[l]
+    out = []
+    for k in range(problem.n_claims):
+        zs = np.flatnonzero(~np.isnan(lower[:, k]))
+        if len(zs) < 2:
+            continue
+        p = prices[zs, k]
+        order = np.argsort(-p, kind="stable")
+        dear, cheap = list(zs[order]), list(zs[order][::-1])
+        used: set = set()
+        n = 0
+        for a in dear:
+            if n >= per_claim:
+                break
+            for b in cheap:
+                if a in used or b in used or a == b:
+                    continue
+                if prices[a, k] - prices[b, k] <= min_difference or lower[a, k] <= 0:
+                    break
+                out.append({"zoning": l, "claim": k, "from": int(a), "to": int(b),
+                            "difference": float(prices[a, k] - prices[b, k])})
+                used |= {a, b}
+                n += 1
+                break
+    out.sort(key=lambda e: -e["difference"])
+    return out
+
+
+def _supply_curve(problem: Problem, sol, l: int, z: int, k: int, structure, releasing: bool):
+    """Sorted price steps and cumulative claim hectares that move as zone z's price of claim k
+    falls (releasing) or rises (drawing in) by the step."""
+    cells = np.flatnonzero(problem.zones[l] == z)
+    if len(cells) == 0:
+        return np.zeros(0), np.zeros(0)
+    u = adjusted_values(problem, sol.row_prices, cells, structure)
+    c = problem.contribution[:, k]
+    serves = c > 0
+    with np.errstate(invalid="ignore"):
+        best_k = np.where(serves[None, :], u, -np.inf)
+        best_other = np.where(~serves[None, :], u, -np.inf)
+        ok, oo = best_k.argmax(axis=1), best_other.argmax(axis=1)
+        rows = np.arange(len(cells))
+        uk, uo = best_k[rows, ok], best_other[rows, oo]
+        ck = c[ok]
+        area = problem.area_of(cells)
+        if releasing:  # cells on a k-option; the price step at which they leave it
+            take = np.isfinite(uk) & (uk >= uo) & np.isfinite(uo)
+            step = (uk - uo)[take] / ck[take]
+        else:  # cells off k; the price step at which a k-option wins
+            take = np.isfinite(uk) & (uk < uo)
+            step = (uo - uk)[take] / ck[take]
+    ha = (area * ck)[take]
+    order = np.argsort(step, kind="stable")
+    return step[order], np.cumsum(ha[order])
+
+
+def _meeting_point(pa, pb, rel, draw, cap):
+    """Hectares d and price p where the released supply in a equals the drawn supply in b."""
+    s_a, h_a = rel
+    s_b, h_b = draw
+    lo, hi = pb, pa
+    for _ in range(60):
+        p = 0.5 * (lo + hi)
+        ha = h_a[np.searchsorted(s_a, pa - p, side="right") - 1] if len(s_a) and s_a[0] <= pa - p else 0.0
+        hb = h_b[np.searchsorted(s_b, p - pb, side="right") - 1] if len(s_b) and s_b[0] <= p - pb else 0.0
+        if ha < hb:  # a releases too little: the price in a must fall further
+            hi = p
+        else:
+            lo = p
+    p = 0.5 * (lo + hi)
+    ha = h_a[np.searchsorted(s_a, pa - p, side="right") - 1] if len(s_a) and s_a[0] <= pa - p else 0.0
+    hb = h_b[np.searchsorted(s_b, p - pb, side="right") - 1] if len(s_b) and s_b[0] <= p - pb else 0.0
+    return float(min(max(ha, hb), cap)), float(p)
+
+
+def apply_exchange(problem: Problem, suggestion: dict) -> Problem:
+    """The problem with ``suggestion['hectares']`` of the target moved from one zone to another."""
+    l, k = suggestion["zoning_index"], suggestion["claim_index"]
+    a, b, d = suggestion["from_index"], suggestion["to_index"], suggestion["hectares"]
+    lower = [lo.copy() for lo in problem.lower]
+    lower[l][a, k] -= d
+    lower[l][b, k] += d
+    lower[l][a, k] = max(lower[l][a, k], 0.0)
+    return relaxed_problem(problem, lower=lower)
+
+
+def exchange_suggestions(problem: Problem, sol, zoning=None, *, per_claim: int = 2,
+                         max_suggestions: int = 6, verify: bool = True, method: str = "auto",
+                         halvings: int = 4, min_difference: float = 1e-6) -> list[dict]:
+    """Exchange suggestions, best estimated gain first, each verified by a re-solve."""
+    from engine.solve import InfeasibleError
+
+    structure = dual_structure(problem)
+    out = []
+    for cand in candidate_pairs(problem, sol, zoning, per_claim=per_claim,
+                                min_difference=min_difference):
+        l, k, a, b = cand["zoning"], cand["claim"], cand["from"], cand["to"]
+        pa, pb = float(sol.prices[l][a, k]), float(sol.prices[l][b, k])
+        upper_b = problem.upper[l][b, k]
+        cap = float(problem.lower[l][a, k])
+        if not np.isnan(upper_b):
+            cap = min(cap, float(upper_b - problem.lower[l][b, k]))
+        rel = _supply_curve(problem, sol, l, a, k, structure, releasing=True)
+        draw = _supply_curve(problem, sol, l, b, k, structure, releasing=False)
+        d, p_meet = _meeting_point(pa, pb, rel, draw, cap)
+        if d <= 0:
+            continue
+        out.append({
+            "zoning": problem.zoning_names[l], "claim": problem.claim_names[k],
+            "from": problem.zone_names[l][a], "to": problem.zone_names[l][b],
+            "price_from": pa, "price_to": pb, "price_meet_estimate": p_meet,
+            "hectares_estimate": d, "hectares": d,
+            # Gain estimate: the area between the two prices as they close linearly.
+            "gain_estimate": 0.5 * (pa - pb) * d,
+            "gain": None, "verified": False,
+            "zoning_index": l, "claim_index": k, "from_index": a, "to_index": b,
+        })  # fmt: skip
+    out.sort(key=lambda e: -e["gain_estimate"])
+    out = out[:max_suggestions]
+    if not verify:
+        return out
+    scale = max(1.0, abs(sol.objective))
+    for s in out:
+        d = s["hectares"]
+        for _ in range(halvings + 1):
+            s["hectares"] = d
+            try:
+                rsol = resolve(apply_exchange(problem, s), method, prices=sol.row_prices)
+            except InfeasibleError:
+                d *= 0.5
+                continue
+            gain = float(rsol.objective - sol.objective)
+            if gain > 1e-9 * scale:
+                s.update(gain=gain, verified=True, objective_after=float(rsol.objective),
+                         status_after=rsol.status)
+                break
+            d *= 0.5
+        else:
+            s.update(gain=None, verified=False, hectares=0.0)
+    out = [s for s in out if s["verified"]]
+    out.sort(key=lambda e: -e["gain"])
+    return out

@@ -1,0 +1,211 @@
+"""The analysis outputs of a run, added to its folder after ``engine.report.write_outputs``:
+
+- ``conflict.tif`` (uint8 conflict class, colour table, 255 nodata), ``margin.tif`` (float32
+  adjusted-value margin of the best option over the runner-up), ``scarcity.tif`` (float32, one
+  band per claim: its price in the cell, band names = claim names), ``regret.tif`` (float32);
+  all Cloud-Optimised GeoTIFFs in EPSG:28992 like ``allocation.tif``;
+- ``report.json`` gains ``conflicts``, ``scarcity``, ``rule_costs``, ``exchanges`` and
+  ``addability`` (fields added, none renamed);
+- ``report.html``: the page for the planner (:mod:`engine.html`).
+
+Every file goes to a temporary name first and is moved into place when all are complete,
+``report.json`` last, as in :mod:`engine.report`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.analysis.addability import addability
+from engine.analysis.conflict import CLASSES, cell_conflict, conflict_summary, contested_pairs
+from engine.analysis.exchange import exchange_suggestions
+from engine.analysis.rule_costs import compiled_relaxations, rule_costs
+from engine.analysis.scarcity import cell_prices, regret, shadow_price_table
+
+__all__ = ["analysis_outputs", "analyse", "DEFAULTS"]
+
+NODATA_CLASS = 255
+NODATA_FLOAT = -9999.0
+
+DEFAULTS = {
+    "conflict_threshold": 0.05,  # value units per ha: options this close to the best compete
+    "rule_costs": True,
+    "rule_cost_workers": 1,
+    "exchanges": True,
+    "exchanges_per_claim": 2,
+    "max_exchanges": 6,
+}
+
+
+def _clean(x):
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return None if (np.isnan(x) or np.isinf(x)) else x
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def analyse(problem, sol, *, report: dict | None = None, compiled=None, options=None) -> dict:
+    """All analyses of a solved problem: the report sections and the per-cell arrays."""
+    opt = {**DEFAULTS, **(options or {})}
+    timings = {}
+    t = time.perf_counter()
+    conflict = cell_conflict(problem, sol, opt["conflict_threshold"])
+    pairs = contested_pairs(problem, conflict, min_ha=0.0)
+    summary = conflict_summary(problem, conflict)
+    area = problem.area_of()
+    timings["conflicts"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    prices = cell_prices(problem, sol)
+    reg = regret(problem, sol)
+    table = shadow_price_table(problem, sol)
+    timings["scarcity"] = time.perf_counter() - t
+
+    costs = []
+    if opt["rule_costs"] and compiled is not None:
+        t = time.perf_counter()
+        costs = rule_costs(problem, sol, compiled_relaxations(compiled),
+                           workers=opt["rule_cost_workers"])
+        timings["rule_costs"] = time.perf_counter() - t
+    exchanges = []
+    if opt["exchanges"]:
+        t = time.perf_counter()
+        exchanges = exchange_suggestions(problem, sol, per_claim=opt["exchanges_per_claim"],
+                                         max_suggestions=opt["max_exchanges"])
+        for e in exchanges:
+            for key in ("zoning_index", "claim_index", "from_index", "to_index"):
+                e.pop(key, None)
+        timings["exchanges"] = time.perf_counter() - t
+    sections = {
+        "conflicts": {
+            **summary,
+            "contested_pairs": pairs,
+            "cells_contested": int(np.sum(conflict.klass >= 3)),
+            "area_contested_ha": float(np.sum(area[conflict.klass >= 3])),
+        },
+        "scarcity": {
+            "shadow_prices": table,
+            "regret_total": float(np.sum(reg * area)),
+            "regret_mean_per_ha": float(np.sum(reg * area) / max(area.sum(), 1e-12)),
+        },
+        "rule_costs": costs,
+        "exchanges": exchanges,
+        "addability": addability(report) if report is not None else [],
+        "analysis_timings": timings,
+    }
+    arrays = {"conflict": conflict, "prices": prices, "regret": reg}
+    return {"sections": _clean(sections), "arrays": arrays}
+
+
+def _profile(compiled, ds, dtype, count, nodata):
+    from engine.report import _transform
+
+    ny, nx = compiled.cells.shape
+    return {"driver": "COG", "width": nx, "height": ny, "count": count, "dtype": dtype,
+            "nodata": nodata, "crs": "EPSG:28992", "transform": _transform(ds),
+            "compress": "DEFLATE", "blocksize": 512,
+            "overview_resampling": "nearest" if dtype == "uint8" else "average"}
+
+
+def _grid(compiled, values, fill, dtype):
+    out = np.full(compiled.cells.shape, fill, dtype=dtype)
+    out.ravel()[compiled.cells.flat] = values
+    return out
+
+
+def write_conflict_tif(path, compiled, ds, conflict):
+    import rasterio
+
+    from engine.report import _rgb
+
+    grid = _grid(compiled, conflict.klass, NODATA_CLASS, np.uint8)
+    with rasterio.open(path, "w", **_profile(compiled, ds, "uint8", 1, NODATA_CLASS)) as dst:
+        dst.write(grid, 1)
+        cmap = {i: (0, 0, 0, 0) for i in range(256)}
+        for code, (_, _, colour) in CLASSES.items():
+            cmap[code] = (*_rgb(colour), 255)
+        dst.write_colormap(1, cmap)
+        dst.set_band_description(1, "conflict class")
+        dst.update_tags(1, **{f"class_{c}": n for c, (n, _, _) in CLASSES.items()},
+                        threshold=str(conflict.threshold))
+
+
+def write_float_tif(path, compiled, ds, bands: dict):
+    import rasterio
+
+    with rasterio.open(path, "w", **_profile(compiled, ds, "float32", len(bands),
+                                              NODATA_FLOAT)) as dst:
+        for j, (name, values) in enumerate(bands.items(), start=1):
+            v = np.asarray(values, dtype=np.float32)
+            v = np.where(np.isfinite(v), v, np.float32(NODATA_FLOAT))
+            dst.write(_grid(compiled, v, NODATA_FLOAT, np.float32), j)
+            dst.set_band_description(j, name)
+
+
+def conflict_aux_xml() -> str:
+    from xml.sax.saxutils import escape
+
+    names = [""] * 5
+    for c, (n, _, _) in CLASSES.items():
+        names[c] = n
+    cats = "".join(f"<Category>{escape(n)}</Category>" for n in names)
+    return ("<PAMDataset>\n  <PAMRasterBand band=\"1\">\n"
+            f"    <CategoryNames>{cats}</CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n")
+
+
+def analysis_outputs(out_dir, compiled, sol, ds, report: dict, options=None) -> dict:
+    """Write the analysis rasters, extend report.json and write report.html; returns the
+    extended report dict (the one passed in, updated in place)."""
+    from engine.html import render_report
+    from engine.report import _Staged
+
+    out = Path(out_dir)
+    t = time.perf_counter()
+    problem = compiled.problem
+    result = analyse(problem, sol, report=report, compiled=compiled, options=options)
+    report.update(result["sections"])
+    arrays = result["arrays"]
+    conflict = arrays["conflict"]
+    staged = _Staged(out)
+    try:
+        write_conflict_tif(staged.path("conflict.tif"), compiled, ds, conflict)
+        staged.text("conflict.tif.aux.xml", conflict_aux_xml())
+        margin = np.where(np.isfinite(conflict.margin), conflict.margin, np.nan)
+        write_float_tif(staged.path("margin.tif"), compiled, ds, {"margin": margin})
+        write_float_tif(staged.path("scarcity.tif"), compiled, ds,
+                        {name: arrays["prices"][:, k]
+                         for k, name in enumerate(problem.claim_names)})
+        write_float_tif(staged.path("regret.tif"), compiled, ds, {"regret": arrays["regret"]})
+        manifest = {}
+        if (out / "manifest.json").is_file():
+            manifest = json.loads((out / "manifest.json").read_text())
+        report.setdefault("timings", {})["analysis"] = time.perf_counter() - t
+        grids = {
+            "allocation": _grid(compiled, np.asarray(sol.choice), -1, np.int16),
+            "conflict": _grid(compiled, conflict.klass, 0, np.uint8),
+            "prices": {name: _grid(compiled, arrays["prices"][:, k], np.nan, np.float32)
+                       for k, name in enumerate(problem.claim_names)},
+            "regret": _grid(compiled, arrays["regret"], np.nan, np.float32),
+        }
+        staged.text("report.html", render_report(report, manifest, grids))
+        staged.text("report.json", json.dumps(report, indent=1) + "\n")
+    except BaseException:
+        staged.abort()
+        raise
+    staged.commit()
+    return report
+
+

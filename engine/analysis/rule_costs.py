@@ -1,0 +1,167 @@
+"""The cost of each hard rule: what lifting it would gain, and which claims it binds.
+
+A hard rule is a set of (cell, option) pairs it forbids. Lifting it enlarges ``allowed``; the
+objective can only rise. Under the optimal prices ``pi`` the Lagrangian bound of the relaxed
+problem (``engine.solve.dual``) is
+
+    D'(pi) = D(pi) + sum_i a_i max(0, max_(o newly allowed) u[i,o] - max_(o allowed) u[i,o])
+
+with ``u`` the adjusted values, so ``0 <= gain <= D'(pi) - objective``. When that bound is
+zero (no newly allowed option beats a cell's best under the current prices) the rule costs
+nothing and the prices are decisive; otherwise the relaxed problem is re-solved (warm-started
+from the prices) and the gain is the exact objective difference. Re-solves run in a thread
+pool when ``workers > 1``.
+
+``binds`` lists the claims whose options gain from the lifting under the current prices: the
+claims the rule keeps from land they would take.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from engine.problem import Problem
+from engine.solve import kernels
+from engine.solve.dual import dual_structure
+
+__all__ = ["rule_costs", "relaxed_problem", "compiled_relaxations"]
+
+
+def relaxed_problem(problem: Problem, allowed: np.ndarray | None = None, *, lower=None,
+                    upper=None) -> Problem:
+    """A copy of ``problem`` with another ``allowed`` and/or other targets (arrays are shared)."""
+    return Problem(
+        value=problem.value, contribution=problem.contribution, zones=problem.zones,
+        lower=problem.lower if lower is None else lower,
+        upper=problem.upper if upper is None else upper,
+        allowed=problem.allowed if allowed is None else allowed, area=problem.area,
+        shortfall_penalty=problem.shortfall_penalty, option_names=problem.option_names,
+        claim_names=problem.claim_names, zoning_names=problem.zoning_names,
+        zone_names=problem.zone_names,
+    )  # fmt: skip
+
+
+def _resolve_method(problem: Problem, method: str) -> str:
+    if method != "auto":
+        return method
+    from engine.solve import TINY
+
+    return "highs" if problem.n_cells * problem.n_options <= TINY else "fast"
+
+
+def resolve(problem: Problem, method: str, prices=None):
+    import warnings
+
+    import engine
+
+    method = _resolve_method(problem, method)
+    kwargs = {"prices": prices} if (method == "fast" and prices is not None) else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return engine.solve(problem, method=method, **kwargs)
+
+
+def _price_bound(problem: Problem, sol, relaxed: np.ndarray, structure, adj, best_u):
+    """Per claim and in total: sum_i a_i max(0, best newly allowed u - best u)."""
+    base = problem.allowed
+    new = relaxed & ~base if base is not None else np.zeros_like(relaxed)
+    cells = np.flatnonzero(new.any(axis=1))
+    if len(cells) == 0:
+        return 0.0, np.zeros(problem.n_claims), 0
+    u = problem.value[cells].astype(np.float64) + adj[structure.group[cells]]
+    u[~new[cells]] = -np.inf
+    gain_cell = np.maximum(u.max(axis=1) - best_u[cells], 0.0) * problem.area_of(cells)
+    # Per claim: the gain of the newly allowed options that deliver it.
+    per_claim = np.zeros(problem.n_claims)
+    serves = problem.contribution > 0
+    for k in range(problem.n_claims):
+        opts = serves[:, k]
+        if not opts.any():
+            continue
+        uk = np.where(opts[None, :], u, -np.inf).max(axis=1)
+        per_claim[k] = float(np.sum(np.maximum(uk - best_u[cells], 0.0)
+                                    * problem.area_of(cells)))
+    return float(gain_cell.sum()), per_claim, int(new.sum())
+
+
+def rule_costs(problem: Problem, sol, relaxations: dict, *, method: str = "auto",
+               workers: int = 1, tolerance: float = 1e-9, exact: bool = True) -> list[dict]:
+    """Per rule: ``bound_gain`` from the prices, ``gain`` (exact), ``binds`` and how it was found.
+
+    ``relaxations``: rule name -> the (N, O) ``allowed`` array without that rule (or a callable
+    returning it). ``exact=False`` skips the re-solves (``gain`` is None where not decisive).
+    """
+    structure = dual_structure(problem)
+    prices = np.asarray(sol.row_prices, dtype=np.float64)
+    adj = structure.adjustment(prices)
+    # Best adjusted value per cell under the current rules.
+    best, margin, best_sum = kernels.best_options(
+        problem.value, structure.allowed, structure.has_allowed, structure.group,
+        structure.area, adj,
+    )
+    rows = np.arange(problem.n_cells)
+    best_u = problem.value[rows, best.astype(np.int64)].astype(np.float64) + adj[
+        structure.group, best.astype(np.int64)]
+    dual = best_sum - structure.target_term(prices)
+    scale = max(1.0, abs(sol.objective))
+    results, todo = [], []
+    for name, relaxed in relaxations.items():
+        relaxed = relaxed() if callable(relaxed) else np.asarray(relaxed, dtype=bool)
+        extra, per_claim, pairs = _price_bound(problem, sol, relaxed, structure, adj, best_u)
+        bound_gain = max(0.0, dual + extra - sol.objective)
+        binds = [problem.claim_names[k] for k in np.flatnonzero(per_claim > tolerance * scale)]
+        entry = {"rule": name, "cells_options_freed": pairs, "bound_gain": bound_gain,
+                 "binds": binds, "gain": None, "objective_relaxed": None, "method": None}
+        if bound_gain <= tolerance * scale:
+            entry.update(gain=0.0, objective_relaxed=float(sol.objective), method="prices")
+        elif exact:
+            todo.append((entry, relaxed))
+        results.append(entry)
+
+    def work(item):
+        entry, relaxed = item
+        rsol = resolve(relaxed_problem(problem, relaxed), method, prices=sol.row_prices)
+        gain = float(rsol.objective - sol.objective)
+        entry.update(gain=max(gain, 0.0) if gain > -tolerance * scale else gain,
+                     objective_relaxed=float(rsol.objective), method="re-solve",
+                     status_relaxed=rsol.status)
+        return entry
+
+    if workers > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(work, todo))
+    else:
+        for item in todo:
+            work(item)
+    results.sort(key=lambda e: -(e["gain"] if e["gain"] is not None else e["bound_gain"]))
+    return results
+
+
+def compiled_relaxations(compiled, kinds=("exclusions",)) -> dict:
+    """Rule id -> a callable giving ``allowed`` with that rule switched off (the other rules,
+    reservations included, applied as compiled). The targets stay as compiled."""
+    from types import SimpleNamespace
+
+    from engine.rules import apply_rules
+
+    config = compiled.config
+    rules = [r for r in config.rules if r.kind in kinds]
+    n_opt = len(config.option_names)
+
+    def make(rule):
+        def relaxed():
+            shim = SimpleNamespace(options=config.options, option_names=config.option_names,
+                                   rules=[r for r in config.rules if r is not rule])
+            scratch = np.zeros((n_opt, compiled.cells.n), dtype=np.float32)
+            eff = apply_rules(shim, compiled.cells, compiled.area_ha, compiled.province_codes,
+                              scratch)
+            return np.ascontiguousarray(eff.allowed)
+        return relaxed
+
+    out = {}
+    for r in rules:
+        key = r.id if r.province is None else f"{r.id} ({r.province})"
+        out[key] = make(r)
+    return out
