@@ -339,6 +339,12 @@ def _show(path: Path) -> str:
         return str(path)
 
 
+def _only_sections(data: dict, allowed, path: Path, problem: str = "unknown section"):
+    extra = sorted(set(data) - set(allowed))
+    if extra:
+        raise ConfigError(path, extra[0], problem, did_you_mean(extra[0], allowed))
+
+
 def load_raw(path) -> tuple[dict, str, _Origins, list[Path]]:
     """Read the TOML files of a run into one tree. Returns (tree, scope, origins, files)."""
     path = Path(path)
@@ -374,11 +380,7 @@ def load_raw(path) -> tuple[dict, str, _Origins, list[Path]]:
     for key in ("run", "targets", "layers"):
         tree[key] = first.get(key, {})
         origins.add((key,), path)
-    extra = set(first) - {"run", "targets", "layers"}
-    if extra:
-        key = sorted(extra)[0]
-        raise ConfigError(path, key, "unknown section",
-                          did_you_mean(key, ["run", "targets", "layers"]))
+    _only_sections(first, ("run", "targets", "layers"), path)
     run = tree["run"]
     base = path.parent
     for key, section in (("claims", None), ("rules", "rules"), ("suitability", "suitability")):
@@ -391,16 +393,9 @@ def load_raw(path) -> tuple[dict, str, _Origins, list[Path]]:
             for part in ("assumptions", "claims", "options"):
                 tree[part] = sub.get(part, {})
                 origins.add((part,), sub_path)
-            extra = set(sub) - {"assumptions", "claims", "options"}
-            if extra:
-                k = sorted(extra)[0]
-                raise ConfigError(sub_path, k, "unknown section",
-                                  did_you_mean(k, ["assumptions", "claims", "options"]))
+            _only_sections(sub, ("assumptions", "claims", "options"), sub_path)
         elif key == "rules":
-            extra = set(sub) - set(RULE_KINDS)
-            if extra:
-                k = sorted(extra)[0]
-                raise ConfigError(sub_path, k, "unknown rule kind", did_you_mean(k, RULE_KINDS))
+            _only_sections(sub, RULE_KINDS, sub_path, "unknown rule kind")
             tree["rules"] = {kind: sub.get(kind, {}) for kind in RULE_KINDS}
             origins.add(("rules",), sub_path)
         else:
