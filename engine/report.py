@@ -343,6 +343,7 @@ def build_summary(report: dict, manifest: dict) -> str:
         if r["zoning"] == top and (r["lower"] is not None or r["allocated"]):
             lines.append(f"| {r['claim']} | {_fmt(r['lower'], r['unit'])} | "
                          f"{_fmt(r['allocated'], r['unit'])} | {_fmt(r['shortfall'], r['unit'])} |")
+    lines += _province_table(report)
     short = [r for r in report["targets"] if (r["shortfall_ha"] or 0) > 0.5]
     lines += ["", "## What does not fit", ""]
     if not short:
@@ -386,6 +387,29 @@ def build_summary(report: dict, manifest: dict) -> str:
     lines += ["", "Maps are *praatkaarten, niet plankaarten* (L12436): a basis for the "
               "conversation, not a plan.", ""]
     return "\n".join(lines)
+
+
+def _province_table(report: dict) -> list[str]:
+    """Per province and claim: allocated / target in the claim's unit (addable, L11254)."""
+    rows = [r for r in report["targets"] if r["zoning"] == "province"]
+    claims = [c for c in report["claims"]
+              if any(r["claim"] == c and (r["lower"] is not None or r["allocated"]) for r in rows)]
+    if not rows or not claims:
+        return []
+    units = {c: report["claims"][c]["unit"] for c in claims}
+    out = ["", "Per province, allocated / target (the provinces add up to the national row):",
+           "", "| province | " + " | ".join(f"{c} ({units[c]})" for c in claims) + " |",
+           "|---|" + "---|" * len(claims)]
+    digits = {c: 2 if units[c] == "TWh" else 0 for c in claims}
+    for zone in dict.fromkeys(r["zone"] for r in rows):
+        cells = []
+        for c in claims:
+            r = next(r for r in rows if r["zone"] == zone and r["claim"] == c)
+            a = f"{r['allocated']:,.{digits[c]}f}"
+            t = "-" if r["lower"] is None else f"{r['lower']:,.{digits[c]}f}"
+            cells.append(f"{a} / {t}")
+        out.append(f"| {zone} | " + " | ".join(cells) + " |")
+    return out
 
 
 # -- atomic writing -------------------------------------------------------------------------------
