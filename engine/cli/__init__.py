@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import check, grid, run, solve_demo, sweep, sweep_report
+from engine.cli import check, compare, grid, run, solve_demo, sweep, sweep_report
 
-COMMANDS = [solve_demo, grid, run, check, sweep, sweep_report]
+COMMANDS = [solve_demo, grid, run, check, sweep, sweep_report, compare]
 
 
 def build_parser() -> argparse.ArgumentParser:
