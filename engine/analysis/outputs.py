@@ -36,6 +36,7 @@ DEFAULTS = {
     "conflict_threshold": 0.05,  # value units per ha: options this close to the best compete
     "rule_costs": True,
     "rule_cost_workers": 1,
+    "rule_cost_resolves": 8,  # exact re-solves for the rules with the largest price bounds
     "exchanges": True,
     "exchanges_per_claim": 2,
     "max_exchanges": 6,
@@ -78,7 +79,8 @@ def analyse(problem, sol, *, report: dict | None = None, compiled=None, options=
     if opt["rule_costs"] and compiled is not None:
         t = time.perf_counter()
         costs = rule_costs(problem, sol, compiled_relaxations(compiled),
-                           workers=opt["rule_cost_workers"])
+                           workers=opt["rule_cost_workers"],
+                           max_resolves=opt["rule_cost_resolves"])
         timings["rule_costs"] = time.perf_counter() - t
     exchanges = []
     if opt["exchanges"]:

@@ -87,11 +87,14 @@ def _price_bound(problem: Problem, sol, relaxed: np.ndarray, structure, adj, bes
 
 
 def rule_costs(problem: Problem, sol, relaxations: dict, *, method: str = "auto",
-               workers: int = 1, tolerance: float = 1e-9, exact: bool = True) -> list[dict]:
+               workers: int = 1, tolerance: float = 1e-9, exact: bool = True,
+               max_resolves: int | None = None) -> list[dict]:
     """Per rule: ``bound_gain`` from the prices, ``gain`` (exact), ``binds`` and how it was found.
 
     ``relaxations``: rule name -> the (N, O) ``allowed`` array without that rule (or a callable
-    returning it). ``exact=False`` skips the re-solves (``gain`` is None where not decisive).
+    returning it). ``exact=False`` skips the re-solves; ``max_resolves`` re-solves only the rules
+    with the largest bounds. A rule not re-solved has ``gain`` None and ``method`` 'bound':
+    its cost lies between 0 and ``bound_gain``.
     """
     structure = dual_structure(problem)
     prices = np.asarray(sol.row_prices, dtype=np.float64)
@@ -116,9 +119,19 @@ def rule_costs(problem: Problem, sol, relaxations: dict, *, method: str = "auto"
                  "binds": binds, "gain": None, "objective_relaxed": None, "method": None}
         if bound_gain <= tolerance * scale:
             entry.update(gain=0.0, objective_relaxed=float(sol.objective), method="prices")
-        elif exact:
+        else:
             todo.append((entry, relaxed))
         results.append(entry)
+
+    todo.sort(key=lambda item: -item[0]["bound_gain"])
+    if max_resolves is not None:
+        for entry, _ in todo[max_resolves:]:
+            entry["method"] = "bound"
+        todo = todo[:max_resolves]
+    if not exact:
+        for entry, _ in todo:
+            entry["method"] = "bound"
+        todo = []
 
     def work(item):
         entry, relaxed = item

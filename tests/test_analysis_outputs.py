@@ -1,0 +1,97 @@
+"""A run's analysis outputs: GeoTIFFs that round-trip through rasterio with CRS and band names,
+report.json sections added (none renamed), and report.html with every section and image."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rp_grid import synthetic_grid
+
+import engine
+from engine.analysis.outputs import analysis_outputs
+from engine.html import SECTIONS
+from engine.report import write_outputs
+from engine.run import prepare
+
+NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    grid = synthetic_grid(block=20)
+    compiled, ds = prepare(NATIONAL, grid=grid)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = engine.solve(compiled.problem, method="highs")
+    out = tmp_path_factory.mktemp("analysis")
+    report = write_outputs(out, compiled, sol, ds, timings={})
+    before = json.loads((out / "report.json").read_text())
+    # Few re-solves: their exactness is tested on small problems in test_analysis.
+    report = analysis_outputs(out, compiled, sol, ds, report,
+                              options={"rule_cost_resolves": 2, "max_exchanges": 1})
+    return compiled, sol, out, before, report
+
+
+def test_report_json_gains_the_sections_and_renames_nothing(done):
+    _, _, out, before, report = done
+    after = json.loads((out / "report.json").read_text())
+    for key in before:
+        assert key in after
+        if key != "timings":
+            assert after[key] == before[key]
+    for key in ("conflicts", "rule_costs", "exchanges", "addability", "scarcity"):
+        assert key in after
+    assert after["addability"] and all("sum" in a for a in after["addability"])
+    housing = next(a for a in after["addability"] if a["claim"] == "housing")
+    assert housing["national"]["target"] == pytest.approx(900_000)
+    methods = [c["method"] for c in after["rule_costs"]]
+    assert methods.count("re-solve") <= 2 and set(methods) <= {"re-solve", "prices", "bound"}
+    for c in after["rule_costs"]:
+        if c["gain"] is not None:
+            assert c["gain"] >= -1e-6 and c["bound_gain"] >= c["gain"] - 1e-6
+
+
+def test_geotiffs_round_trip_with_crs_nodata_and_band_names(done):
+    import rasterio
+
+    compiled, sol, out, _, _ = done
+    p = compiled.problem
+    with rasterio.open(out / "conflict.tif") as src:
+        assert src.crs.to_epsg() == 28992 and src.nodata == 255 and src.dtypes[0] == "uint8"
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert src.descriptions == ("conflict class",)
+        assert src.colormap(1)[4][:3] == (0xb3, 0, 0)
+        a = src.read(1)
+        assert set(np.unique(a)) <= {1, 2, 3, 4, 255}
+        assert (a != 255).sum() == p.n_cells
+    with rasterio.open(out / "scarcity.tif") as src:
+        assert src.crs.to_epsg() == 28992 and src.count == p.n_claims
+        assert list(src.descriptions) == p.claim_names
+        prices = src.read()
+        flat = prices.reshape(p.n_claims, -1)[:, compiled.cells.flat].T
+        from engine.analysis import cell_prices
+
+        assert np.allclose(flat, cell_prices(p, sol), atol=1e-6)
+    with rasterio.open(out / "margin.tif") as src:
+        assert src.crs.to_epsg() == 28992 and src.descriptions == ("margin",)
+        assert src.nodata == -9999.0
+
+
+def test_report_html_has_every_section_and_image(done):
+    _, _, out, _, report = done
+    html = (out / "report.html").read_text()
+    for sid in SECTIONS:
+        assert f'<section id="{sid}">' in html
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) >= 4  # allocation, conflict, scarcity (when a target binds), regret
+    import base64
+
+    for b in images:
+        assert base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "src=\"http" not in html and "<script" not in html  # self-contained
+    assert report["status"] in html and "917,193" in html
