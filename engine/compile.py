@@ -174,7 +174,7 @@ def compile_problem(config: Config, ds) -> Compiled:
                 if total > int(inside.sum()):
                     scale = inside.sum() / total
                     notes.append(
-                        f"NOVEX {nv.name} crosses the province boundary: clipped to "
+                        f"{nv.name} crosses the province boundary: clipped to "
                         f"{config.provinces[config.scope].name}, its targets scaled by the "
                         f"share of its land inside ({scale:.3f})."
                     )
