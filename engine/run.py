@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.analysis.outputs import analysis_outputs
 from engine.compile import Compiled, capacity, capacity_error, check_capacity, compile_problem
 from engine.config import Config, ConfigError, load_config
 from engine.report import sha256_file, write_outputs
@@ -153,6 +154,7 @@ def run(config, out_dir, *, grid=None, resolution=None, progress=True, overrides
         timings["compile_detail"] = compiled.timings  # type: ignore[assignment]
         report = write_outputs(out_dir, compiled, sol, ds, timings=timings,
                                deviations=deviations, extra_inputs=inputs)
+        report = analysis_outputs(out_dir, compiled, sol, ds, report)  # conflicts, report.html
         stages.done()
     finally:
         stages.close()

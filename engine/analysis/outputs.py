@@ -8,6 +8,10 @@
   ``addability`` (fields added, none renamed);
 - ``report.html``: the page for the planner (:mod:`engine.html`).
 
+The re-solves (rule costs, exchanges) are what costs time; ``RUIMTEPUZZEL_ANALYSIS=quick`` in
+the environment skips them (rule costs then carry their price bound, exchanges their estimate),
+``off`` skips the analysis outputs altogether (e.g. inside a large sweep).
+
 Every file goes to a temporary name first and is moved into place when all are complete,
 ``report.json`` last, as in :mod:`engine.report`.
 """
@@ -36,11 +40,22 @@ DEFAULTS = {
     "conflict_threshold": 0.05,  # value units per ha: options this close to the best compete
     "rule_costs": True,
     "rule_cost_workers": 1,
-    "rule_cost_resolves": 8,  # exact re-solves for the rules with the largest price bounds
+    "rule_cost_resolves": 4,  # exact re-solves for the rules with the largest price bounds
     "exchanges": True,
     "exchanges_per_claim": 2,
-    "max_exchanges": 6,
+    "max_exchanges": 3,
+    "verify_exchanges": True,
 }
+QUICK = {"rule_cost_resolves": 0, "verify_exchanges": False}
+
+
+def _level() -> str:
+    import os
+
+    level = os.environ.get("RUIMTEPUZZEL_ANALYSIS", "full").strip().lower() or "full"
+    if level not in ("full", "quick", "off"):
+        raise ValueError(f"RUIMTEPUZZEL_ANALYSIS={level!r}: use full, quick or off")
+    return level
 
 
 def _clean(x):
@@ -60,7 +75,7 @@ def _clean(x):
 
 def analyse(problem, sol, *, report: dict | None = None, compiled=None, options=None) -> dict:
     """All analyses of a solved problem: the report sections and the per-cell arrays."""
-    opt = {**DEFAULTS, **(options or {})}
+    opt = {**DEFAULTS, **(QUICK if _level() == "quick" else {}), **(options or {})}
     timings = {}
     t = time.perf_counter()
     conflict = cell_conflict(problem, sol, opt["conflict_threshold"])
@@ -86,7 +101,8 @@ def analyse(problem, sol, *, report: dict | None = None, compiled=None, options=
     if opt["exchanges"]:
         t = time.perf_counter()
         exchanges = exchange_suggestions(problem, sol, per_claim=opt["exchanges_per_claim"],
-                                         max_suggestions=opt["max_exchanges"])
+                                         max_suggestions=opt["max_exchanges"],
+                                         verify=opt["verify_exchanges"])
         for e in exchanges:
             for key in ("zoning_index", "claim_index", "from_index", "to_index"):
                 e.pop(key, None)
@@ -174,6 +190,8 @@ def analysis_outputs(out_dir, compiled, sol, ds, report: dict, options=None) -> 
     from engine.html import render_report
     from engine.report import _Staged
 
+    if _level() == "off":
+        return report
     out = Path(out_dir)
     t = time.perf_counter()
     problem = compiled.problem
