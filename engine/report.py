@@ -351,8 +351,9 @@ def build_summary(report: dict, manifest: dict) -> str:
     else:
         lines += ["| zoning | zone | claim | missing |", "|---|---|---|---|"]
         for r in sorted(short, key=lambda r: -r["shortfall_ha"]):
+            ha = "" if r["unit"] == "ha" else f" ({r['shortfall_ha']:,.0f} ha)"
             lines.append(f"| {r['zoning']} | {r['zone']} | {r['claim']} | "
-                         f"{_fmt(r['shortfall'], r['unit'])} ({r['shortfall_ha']:,.0f} ha) |")
+                         f"{_fmt(r['shortfall'], r['unit'])}{ha} |")
         lines.append("")
         lines.append("A shortfall in one province is a candidate for an exchange between "
                      "provinces (*uitruil*, L11699) or is not realistic within the province "

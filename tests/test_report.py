@@ -83,3 +83,22 @@ def test_a_crash_while_writing_leaves_the_previous_run_whole(done, grid, monkeyp
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     assert after == before  # nothing replaced, no temporary left
     json.loads(after["report.json"])
+
+
+def test_what_does_not_fit_is_reported_and_adds_up(grid, tmp_path):
+    """Six times the national forest, nature and energy targets cannot all fit: elastic
+    targets report the shortfall instead of failing, per province and for the nation."""
+    report = run(NATIONAL, tmp_path, grid=grid, progress=False, method="highs", overrides={
+        "targets.forest.lower": 6 * 37_400, "targets.nature.lower": 6 * 40_571,
+        "targets.renewable_energy.lower": 6 * 35})  # fmt: skip
+    assert report["status"] == "optimal"
+    rows = report["targets"]
+    for claim in ("forest", "nature", "renewable_energy"):
+        nat = next(r for r in rows if r["zoning"] == "national" and r["claim"] == claim)
+        prov = [r for r in rows if r["zoning"] == "province" and r["claim"] == claim]
+        assert nat["shortfall_ha"] > 0
+        # The shares add up to the national target, so the shortfalls do too.
+        assert sum(r["shortfall_ha"] for r in prov) == pytest.approx(nat["shortfall_ha"], rel=1e-6)
+        assert nat["allocated_ha"] + nat["shortfall_ha"] == pytest.approx(nat["lower_ha"])
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| national | Nederland | forest |" in summary and "uitruil" in summary
