@@ -296,6 +296,7 @@ def run_variant(spec: dict, *_after) -> dict:
     (out / "variant.json").unlink(missing_ok=True)
     (out / "prices.npz").unlink(missing_ok=True)
     record = {k: spec[k] for k in ("id", "index", "key", "axes", "overrides", "warm_from")}
+    _limit_threads(spec.get("threads", 1))  # numba's setting is per thread: set it here
     t0 = time.perf_counter()
     try:
         config = load_config(spec["base"], spec["overrides"])
@@ -379,11 +380,9 @@ def _client(workers: int | None, scheduler: str | None, threads: int):
         return Client(scheduler), None
     env = {"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
            "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    for k, v in env.items():  # worker processes inherit the environment
-        os.environ.setdefault(k, v)
     cluster = LocalCluster(n_workers=workers or max(1, (os.cpu_count() or 1) // threads),
-                           threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=40)
+                           threads_per_worker=1, processes=True, dashboard_address=":0",
+                           silence_logs=40, env=env)
     return Client(cluster), cluster
 
 
@@ -417,14 +416,14 @@ def sweep(scenario, out_dir, *, workers: int | None = None, scheduler: str | Non
         if client is None:
             client, own = _client(workers, scheduler, threads)
         try:
-            client.run(_limit_threads, threads)
             futures = {}
             for v, key in todo:  # scenario order: a neighbour is submitted before its next
                 spec = {"id": v.id, "index": v.index, "key": key, "axes": v.axes,
                         "overrides": v.overrides, "warm_from": v.warm_from,
                         "base": str(scenario.base), "grid": scenario.grid,
                         "resolution": scenario.resolution, "method": scenario.method,
-                        "out": str((out / v.id).resolve()), "warm_dir": None}
+                        "out": str((out / v.id).resolve()), "warm_dir": None,
+                        "threads": threads}
                 after = []
                 if v.warm_from is not None:
                     spec["warm_dir"] = str((out / v.warm_from).resolve())
