@@ -113,8 +113,10 @@ def small_multiples(grids: dict, title: str, cmap="YlOrRd", label="") -> str:
     for ax, name in zip(axes.ravel(), names):
         g = grids[name]
         lim = float(np.nanmax(np.abs(g))) if np.isfinite(g).any() else 0.0
-        im = ax.imshow(np.ma.masked_invalid(g), cmap=cmap, interpolation="nearest",
-                       vmin=-lim if np.nanmin(g) < 0 else 0, vmax=lim or 1)
+        # Diverging around 0 where an upper bound binds (negative prices), else sequential.
+        signed = np.nanmin(g) < 0
+        im = ax.imshow(np.ma.masked_invalid(g), cmap="RdBu_r" if signed else cmap,
+                       interpolation="nearest", vmin=-lim if signed else 0, vmax=lim or 1)
         ax.set_title(name, fontsize=9)
         cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
         cb.ax.tick_params(labelsize=6)
@@ -236,8 +238,8 @@ def _scarcity(report, grids) -> str:
             "cost where the cell lies: positive where a target binds, negative where an upper "
             "bound does. Regret is what the cell gives up versus its own best option.</p>")
     if prices:
-        html += img(small_multiples(prices, "Shadow price per claim", cmap="RdBu_r",
-                                    label="value per ha"), "scarcity maps")
+        html += img(small_multiples(prices, "Shadow price per claim (value per ha)"),
+                    "scarcity maps")
     else:
         html += "<p>No target binds: nothing is scarce.</p>"
     html += img(continuous_map(grids["regret"], "Regret: value lost per ha versus the best "
