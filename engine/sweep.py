@@ -412,8 +412,8 @@ def sweep(scenario, out_dir, *, workers: int | None = None, scheduler: str | Non
     computed = 0
     t0 = time.perf_counter()
     if todo:
-        own = None
-        if client is None:
+        own, made = None, client is None
+        if made:
             client, own = _client(workers, scheduler, threads)
         try:
             futures = {}
@@ -441,8 +441,18 @@ def sweep(scenario, out_dir, *, workers: int | None = None, scheduler: str | Non
 
                 bar = tqdm(total=len(scenario.variants), initial=len(records), unit="variant",
                            desc=scenario.name, file=sys.stderr)
+            ids = {f.key: vid for vid, f in futures.items()}
             for fut in as_completed(list(futures.values())):
-                rec = fut.result()
+                try:
+                    rec = fut.result()
+                except Exception as err:  # a worker died (memory?), or its neighbour's did:
+                    # record it for this table, but write no variant.json, so a rerun redoes it
+                    v = next(v for v, _ in todo if v.id == ids[fut.key])
+                    rec = {"id": v.id, "index": v.index, "axes": v.axes,
+                           "overrides": v.overrides, "warm_from": v.warm_from,
+                           "status": "error", "error": f"{type(err).__name__}: {err}",
+                           "objective": None, "gap": None, "seconds": None,
+                           "solve_seconds": None}
                 records[rec["id"]] = rec
                 computed += 1
                 if bar is not None:
@@ -452,8 +462,9 @@ def sweep(scenario, out_dir, *, workers: int | None = None, scheduler: str | Non
             if bar is not None:
                 bar.close()
         finally:
-            if own is not None:
+            if made:
                 client.close()
+            if own is not None:
                 own.close()
     table = collect_results(scenario, out, records)
     return {"variants": len(scenario.variants), "computed": computed,

@@ -190,3 +190,16 @@ def test_resume_after_a_kill(tmp_path):
     assert not data.duplicated(["variant", "zoning", "zone", "claim"]).any()
     assert (data["status"] == "optimal").all()
     assert not list(out.glob("*/.*.tmp-*"))
+
+
+def test_an_existing_scheduler_gives_the_same_results(list_sweep):
+    import pandas.testing as pdt
+    from dask.distributed import LocalCluster
+
+    tmp, out2, _ = list_sweep
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=":0") as cluster:
+        summary = sweep(tmp / "s.toml", tmp / "out3", scheduler=cluster.scheduler_address,
+                        progress=False)
+    assert summary["computed"] == 3 and summary["failed"] == 1
+    pdt.assert_frame_equal(frame(tmp / "out3"), frame(out2), check_exact=True)
