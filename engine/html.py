@@ -189,6 +189,14 @@ def _allocation(report, grids) -> str:
 def _addability(report) -> str:
     out = ['<p>Per province the target, the allocation and the shortfall in the claim\'s own '
            'unit, and the sum against the national target (L11254-L11268).</p>']
+    overview = []
+    for entry in report.get("addability", []):
+        s, nat = entry["sum"], entry.get("national") or {}
+        overview.append([entry["claim"], entry.get("unit") or "ha", s["target"], nat.get("target"),
+                         s["allocated"], s["shortfall"]])
+    if overview:
+        out.append(table(["claim", "unit", "sum of province targets", "national target",
+                          "allocated", "shortfall"], overview, left=2))
     for entry in report.get("addability", []):
         if not entry["provinces"]:
             continue
