@@ -95,3 +95,16 @@ def test_report_html_has_every_section_and_image(done):
         assert base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "src=\"http" not in html and "<script" not in html  # self-contained
     assert report["status"] in html and "917,193" in html
+
+
+def test_a_rules_cost_equals_the_run_with_the_rule_switched_off(done):
+    compiled, sol, _, _, report = done
+    solved = [c for c in report["rule_costs"] if c["method"] == "re-solve" and "(" not in c["rule"]]
+    assert solved, "the largest rule bounds are re-solved"
+    cost = max(solved, key=lambda c: c["gain"])
+    off, _ = prepare(NATIONAL, grid=compiled.cells.ds,
+                     overrides={f"rules.exclusions.{cost['rule']}.enabled": False})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = engine.solve(off.problem, method="highs")
+    assert other.objective - sol.objective == pytest.approx(cost["gain"], rel=1e-6, abs=1e-6)
