@@ -10,7 +10,6 @@ starts. Figures land in the benchmark's extra_info (``--benchmark-json``) and ar
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -28,13 +27,11 @@ def _built(resolution):
     open_grid("nl", resolution=resolution)  # build into the cache once, untimed
 
 
-def _scenario(resolution, n, warm=True):
-    s = load_scenario(NATIONAL_SWEEP)
+def _scenario(resolution, n, warm=False):
+    s = load_scenario(NATIONAL_SWEEP, warm_start=warm)
     s.resolution = resolution
     # A prefix keeps every warm-start neighbour: a neighbour has a lower index.
     s.variants = s.variants[:n]
-    if not warm:
-        s.variants = [dataclasses.replace(v, warm_from=None) for v in s.variants]
     return s
 
 

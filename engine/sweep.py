@@ -91,6 +91,7 @@ class Scenario:
     warm_start: bool
     axes: list[dict]        # [{"name", "labels": [...]}] in file order
     variants: list[Variant] = field(default_factory=list)
+    inputs_sha: str | None = None
 
     def describe(self) -> dict:
         return {"name": self.name, "scenario": str(self.path), "base": str(self.base),
@@ -148,8 +149,10 @@ def _read_axis(path, i: int, spec: dict) -> tuple[str, list[tuple[str, dict]]]:
     return str(name), points
 
 
-def load_scenario(path) -> Scenario:
-    """Read a scenario file into its variants (in a fixed order). Raises ScenarioError."""
+def load_scenario(path, *, warm_start: bool | None = None) -> Scenario:
+    """Read a scenario file into its variants (in a fixed order). Raises ScenarioError.
+
+    ``warm_start`` overrides the file's ``sweep.warm_start`` (benchmarks compare both)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such scenario file")
@@ -171,7 +174,8 @@ def load_scenario(path) -> Scenario:
     scenario = Scenario(
         path=path, name=str(head.get("name", path.stem)), base=base, grid=head.get("grid"),
         resolution=head.get("resolution"), method=str(head.get("method", "auto")),
-        warm_start=bool(head.get("warm_start", True)), axes=[])
+        warm_start=bool(head.get("warm_start", True) if warm_start is None else warm_start),
+        axes=[])
     fixed = dict(head.get("set", {}))  # overrides every variant shares
     variants: list[Variant] = []
     if combine == "grid":
@@ -230,15 +234,23 @@ def load_scenario(path) -> Scenario:
 
 def variant_key(scenario: Scenario, v: Variant) -> str:
     """A digest of everything that decides a variant's result (to tell stale outputs)."""
-    text = json.dumps({"base": str(scenario.base), "base_sha": _sha(scenario.base),
+    text = json.dumps({"base": str(scenario.base), "inputs_sha": _inputs_sha(scenario),
                        "grid": scenario.grid, "resolution": scenario.resolution,
                        "method": scenario.method, "overrides": v.overrides,
                        "warm_from": v.warm_from}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+def _inputs_sha(scenario: Scenario) -> str:
+    """A digest of every config file the base config reads (claims, rules, provinces...)."""
+    if scenario.inputs_sha is None:
+        from engine.config import load_config
+
+        digest = hashlib.sha256()
+        for f in sorted(map(str, load_config(scenario.base).files)):
+            digest.update(f.encode() + b"\0" + Path(f).read_bytes())
+        scenario.inputs_sha = digest.hexdigest()[:16]
+    return scenario.inputs_sha
 
 
 # -- on the worker --------------------------------------------------------------------------------
@@ -298,11 +310,14 @@ def run_variant(spec: dict, *_after) -> dict:
     record = {k: spec[k] for k in ("id", "index", "key", "axes", "overrides", "warm_from")}
     _limit_threads(spec.get("threads", 1))  # numba's setting is per thread: set it here
     t0 = time.perf_counter()
+    stages: dict[str, float] = {}
     try:
         config = load_config(spec["base"], spec["overrides"])
         ds = worker_grid(config, spec["grid"], spec["resolution"])
         ds, deviations, inputs = substitute_layers(config, ds)
+        stages["load"] = time.perf_counter() - t0
         compiled = compile_problem(config, ds)
+        stages["compile"] = time.perf_counter() - t0 - stages["load"]
         bad = check_capacity(compiled)
         if bad:
             raise capacity_error(bad[0], config)
@@ -319,8 +334,11 @@ def run_variant(spec: dict, *_after) -> dict:
         t1 = time.perf_counter()
         sol = engine.solve(p, method=method, **options)
         solve_s = time.perf_counter() - t1
+        stages["solve"] = solve_s
+        t1 = time.perf_counter()
         report = write_outputs(out, compiled, sol, ds, timings={"solve": solve_s},
                                deviations=deviations, extra_inputs=inputs)
+        stages["write"] = time.perf_counter() - t1
         tmp = out / f".prices.npz.tmp-{os.getpid()}"
         with open(tmp, "wb") as fh:
             np.savez(fh, **{f"p{i}": np.asarray(a, dtype=np.float64)
@@ -333,6 +351,7 @@ def run_variant(spec: dict, *_after) -> dict:
         record.update(status="error", error=f"{type(err).__name__}: {err}", objective=None,
                       gap=None, solve_seconds=None, warm_started=False)
     record["seconds"] = time.perf_counter() - t0
+    record["stages"] = stages  # where the time went: load (config, grid), compile, solve, write
     _atomic_json(out / "variant.json", record)
     return record
 

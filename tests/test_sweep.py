@@ -23,6 +23,7 @@ NATIONAL = ROOT / "configs" / "national.toml"
 GRID = f"""
 [sweep]
 name = "t-grid"
+warm_start = true
 base = "{NATIONAL}"
 resolution = 1000
 
