@@ -204,3 +204,17 @@ def test_an_existing_scheduler_gives_the_same_results(list_sweep):
                         progress=False)
     assert summary["computed"] == 3 and summary["failed"] == 1
     pdt.assert_frame_equal(frame(tmp / "out3"), frame(out2), check_exact=True)
+
+
+def test_the_command_line(list_sweep, capsys):
+    import engine.cli as cli
+
+    tmp, out, _ = list_sweep
+    assert cli.main(["sweep", str(tmp / "s.toml"), "--out", str(out), "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert "optimal   base" in listed and "error     impossible" in listed
+    # everything done: nothing recomputed; a failed variant makes the exit status 1
+    assert cli.main(["sweep", str(tmp / "s.toml"), "--out", str(out), "--quiet"]) == 1
+    assert "0 computed, 3 already done, 1 failed" in capsys.readouterr().out
+    assert cli.main(["sweep-report", str(out)]) == 0
+    assert "index.html" in capsys.readouterr().out
