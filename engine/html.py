@@ -282,12 +282,14 @@ def _exchanges(report) -> str:
         return ("<p>No exchange between provinces would raise the objective (shadow prices of "
                 "every claim are equal across provinces, or no target can move).</p>")
     rows = [[e["claim"], e["from"], e["to"], e["price_from"], e["price_to"], e["hectares"],
-             e["gain_estimate"], e["gain"]] for e in ex]
+             e.get("price_from_after"), e.get("price_to_after"), e["gain_estimate"], e["gain"]]
+            for e in ex]
     return ("<p>Moving part of a claim's target from the province where it is dear to one "
             "where it is cheap (<i>uitruil</i>, L11699): the hectares moved and the gain, "
             "verified by re-solving with the target moved.</p>"
             + table(["claim", "from", "to", "price from", "price to", "hectares moved",
-                     "gain (estimate)", "gain (verified)"], rows, left=3))
+                     "price from after", "price to after", "gain (estimate)",
+                     "gain (verified)"], rows, left=3))
 
 
 def _provenance(manifest) -> str:

@@ -154,6 +154,8 @@ def test_an_exchange_applied_raises_the_objective_by_the_reported_gain():
         assert np.nansum(moved.lower[l][:, k]) == pytest.approx(np.nansum(p.lower[l][:, k]))
         after = _solve(moved)
         assert after.objective - sol.objective == pytest.approx(e["gain"], rel=1e-7, abs=1e-6)
+        # Moving the target narrows the price difference (it never widens it).
+        assert e["price_from_after"] - e["price_to_after"] <= e["price_from"] - e["price_to"] + 1e-9
 
 
 def test_addability_sums_provinces_against_the_national_target():

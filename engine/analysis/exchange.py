@@ -163,7 +163,12 @@ def exchange_suggestions(problem: Problem, sol, zoning=None, *, per_claim: int =
             gain = float(rsol.objective - sol.objective)
             if gain > 1e-9 * scale:
                 s.update(gain=gain, verified=True, objective_after=float(rsol.objective),
-                         status_after=rsol.status)
+                         status_after=rsol.status,
+                         # The prices after the move: near each other when d* was right.
+                         price_from_after=float(rsol.prices[s["zoning_index"]][
+                             s["from_index"], s["claim_index"]]),
+                         price_to_after=float(rsol.prices[s["zoning_index"]][
+                             s["to_index"], s["claim_index"]]))
                 break
             d *= 0.5
         else:
