@@ -24,7 +24,10 @@ A scenario file (``scenarios/*.toml``) names a base config and variant axes::
 
     [[variant]]                          # with combine = "list": explicit variants
     id = "dense-no-n2000"                # optional; default: built from the settings
-    set = { "assumptions.housing_density_urban" = 80.0, "rules.exclusions.natura2000.enabled" = false }
+    warm_from = "base"                   # optional: the variant whose prices it starts from
+    [variant.set]
+    "assumptions.housing_density_urban" = 80.0
+    "rules.exclusions.natura2000.enabled" = false
 
 Every variant has a stable readable id (``density-low__storage-0.075``) and writes what
 ``ruimtepuzzel run`` writes under ``OUT/<id>/``, then ``variant.json`` last: a variant is done
@@ -336,7 +339,6 @@ def run_variant(spec: dict, *_after) -> dict:
             if method == "auto":
                 method = "highs" if p.n_cells * p.n_options <= TINY else "fast"
             options = {}
-            warm = None
             if spec.get("warm_dir") and method == "fast":
                 warm = _read_prices(Path(spec["warm_dir"]))
                 if warm is not None and [a.shape for a in warm] == [a.shape for a in p.lower]:
@@ -458,8 +460,8 @@ def sweep(scenario, out_dir, *, workers: int | None = None, scheduler: str | Non
                     spec["warm_dir"] = str((out / v.warm_from).resolve())
                     if v.warm_from in futures:
                         after.append(futures[v.warm_from])
-                futures[v.id] = client.submit(run_variant, spec, *after, key=f"variant-{v.id}-{key}",
-                                              pure=False)
+                futures[v.id] = client.submit(run_variant, spec, *after, pure=False,
+                                              key=f"variant-{v.id}-{key}")
             from dask.distributed import as_completed
 
             bar = None

@@ -167,7 +167,8 @@ def test_the_report_page(list_sweep):
 def test_resume_after_a_kill(tmp_path):
     path = scenario(tmp_path, GRID)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())", "sweep", str(path), "--out", str(out),
+    main = "import sys; from engine.cli import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", main, "sweep", str(path), "--out", str(out),
            "--workers", "1", "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
