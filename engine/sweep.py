@@ -574,9 +574,11 @@ def write_report(out_dir) -> Path:
     import pandas as pd
 
     out = Path(out_dir)
-    if not (out / "results.parquet").is_file():
-        raise FileNotFoundError(f"{out}/results.parquet not found: run 'ruimtepuzzel sweep' first")
+    if not (out / "sweep.json").is_file():
+        raise FileNotFoundError(f"{out}/sweep.json not found: run 'ruimtepuzzel sweep' first")
     meta = json.loads((out / "sweep.json").read_text())
+    if not (out / "results.parquet").is_file():  # a sweep killed before its table: the
+        collect_results(load_scenario(meta["scenario"]), out)  # variants done so far
     data = pd.read_parquet(out / "results.parquet")
     folder = out / "report"
     folder.mkdir(exist_ok=True)

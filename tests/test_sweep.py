@@ -183,6 +183,11 @@ def test_resume_after_a_kill(tmp_path):
     before = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/variant.json")}
     assert 1 <= len(before) < 4
     assert not (out / "results.parquet").exists()
+    from engine.sweep import write_report
+
+    page = write_report(out).read_text()  # a report of the variants done so far
+    assert all(vid in page for vid in before)
+    (out / "results.parquet").unlink()
     summary = sweep(path, out, workers=1, progress=False)
     assert summary["computed"] == 4 - len(before) and summary["reused"] == len(before)
     for vid, mtime in before.items():  # finished variants were not recomputed
