@@ -351,6 +351,10 @@ def run_variant(spec: dict, *_after) -> dict:
             report = write_outputs(out, compiled, sol, ds, timings={"solve": solve_s},
                                    deviations=deviations, extra_inputs=inputs)
             stages["write"] = time.perf_counter() - t1
+            if spec.get("analysis", "quick") != "off":  # as run does: conflicts, report.html
+                t1 = time.perf_counter()
+                report = _analysis(out, compiled, sol, ds, report, spec.get("analysis", "quick"))
+                stages["analysis"] = time.perf_counter() - t1
             tmp = out / f".prices.npz.tmp-{os.getpid()}"
             with open(tmp, "wb") as fh:
                 np.savez(fh, **{f"p{i}": np.asarray(a, dtype=np.float64)
@@ -366,6 +370,21 @@ def run_variant(spec: dict, *_after) -> dict:
     record["stages"] = stages  # where the time went: load (config, grid), compile, solve, write
     _atomic_json(out / "variant.json", record)
     return record
+
+
+def _analysis(out, compiled, sol, ds, report, level: str):
+    """``run``'s analysis outputs at ``level`` (RUIMTEPUZZEL_ANALYSIS: full, quick)."""
+    from engine.analysis.outputs import analysis_outputs
+
+    before = os.environ.get("RUIMTEPUZZEL_ANALYSIS")
+    os.environ["RUIMTEPUZZEL_ANALYSIS"] = level
+    try:
+        return analysis_outputs(out, compiled, sol, ds, report)
+    finally:
+        if before is None:
+            os.environ.pop("RUIMTEPUZZEL_ANALYSIS", None)
+        else:
+            os.environ["RUIMTEPUZZEL_ANALYSIS"] = before
 
 
 def _limit_threads(n: int = 1):
@@ -419,12 +438,14 @@ def _client(workers: int | None, scheduler: str | None, threads: int):
 
 def sweep(scenario, out_dir, *, workers: int | None = None, scheduler: str | None = None,
           progress: bool = True, retry_failed: bool = False, threads: int = 1,
-          client=None) -> dict:
+          analysis: str = "quick", client=None) -> dict:
     """Run every variant not yet done, then write results.parquet/.csv; returns a summary.
 
     ``workers``: a LocalCluster of that many single-threaded workers (default: one per
     core); ``scheduler``: the address of a running Dask scheduler instead; ``client``: an
     existing ``distributed.Client`` (tests). ``threads``: numba threads per worker.
+    ``analysis``: the analysis outputs ``run`` writes, per variant: "full" (with the
+    re-solves for rule costs and exchanges), "quick" (default) or "off".
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
@@ -454,7 +475,7 @@ def sweep(scenario, out_dir, *, workers: int | None = None, scheduler: str | Non
                         "base": str(scenario.base), "grid": scenario.grid,
                         "resolution": scenario.resolution, "method": scenario.method,
                         "out": str((out / v.id).resolve()), "warm_dir": None,
-                        "threads": threads}
+                        "threads": threads, "analysis": analysis}
                 after = []
                 if v.warm_from is not None:
                     spec["warm_dir"] = str((out / v.warm_from).resolve())
@@ -634,7 +655,7 @@ def write_report(out_dir) -> Path:
     rows = []
     axis_cols = [f"axis_{a['name']}" for a in meta["axes"]]
     for _, v in variants.iterrows():
-        cells = [v["variant_index"], f"<a href='../{html.escape(v['variant'])}/summary.md'>"
+        cells = [v["variant_index"], f"<a href='../{html.escape(v['variant'])}/'>"
                  f"{html.escape(v['variant'])}</a>"]
         cells += [html.escape(str(v[c])) for c in axis_cols]
         cells += [html.escape(str(v["status"])),

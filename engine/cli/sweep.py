@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "see --out and the configs at the same paths)")
     parser.add_argument("--threads", type=int, default=1,
                         help="numba threads per worker (default 1; more oversubscribes cores)")
+    parser.add_argument("--analysis", default="quick", choices=("full", "quick", "off"),
+                        help="the analysis outputs of 'run' per variant (conflicts, "
+                        "report.html): full re-solves for rule costs and exchanges, quick "
+                        "(default) skips most of them, off writes none")
     parser.add_argument("--retry-failed", action="store_true",
                         help="run failed variants again (default: keep their recorded error)")
     parser.add_argument("--list", action="store_true",
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     summary = sweep(scenario, args.out, workers=args.workers, scheduler=args.scheduler,
                     progress=not args.quiet, retry_failed=args.retry_failed,
-                    threads=args.threads)
+                    threads=args.threads, analysis=args.analysis)
     print(f"{scenario.name}: {summary['variants']} variants, {summary['computed']} computed, "
           f"{summary['reused']} already done, {summary['failed']} failed; "
           f"{summary['seconds']:.1f} s")
