@@ -439,6 +439,18 @@ class _Staged:
         for tmp, final in self.items:
             os.replace(tmp, final)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        # Nothing moves into place unless every file was written: a crash leaves the
+        # previous outputs whole.
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+        return False
+
     def abort(self):
         for tmp, _ in self.items:
             try:
@@ -456,8 +468,7 @@ def write_outputs(out_dir, compiled, sol, ds, *, timings: dict, deviations=(),
     report = build_report(compiled, sol, timings=timings)
     manifest = build_manifest(compiled, sol, ds, timings=timings, deviations=list(deviations),
                               inputs=grid_inputs(ds) + list(extra_inputs))
-    staged = _Staged(out)
-    try:
+    with _Staged(out) as staged:
         write_allocation_tif(staged.path("allocation.tif"), compiled, sol.choice, ds)
         staged.text("allocation.tif.aux.xml", allocation_aux_xml(compiled.config))
         staged.text("allocation.qml", allocation_qml(compiled.config))
@@ -467,8 +478,4 @@ def write_outputs(out_dir, compiled, sol, ds, *, timings: dict, deviations=(),
         manifest["timings"] = dict(timings)
         staged.text("manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
         staged.text("report.json", json.dumps(report, indent=1) + "\n")
-    except BaseException:
-        staged.abort()
-        raise
-    staged.commit()
     return report

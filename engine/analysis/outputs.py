@@ -199,8 +199,7 @@ def analysis_outputs(out_dir, compiled, sol, ds, report: dict, options=None) -> 
     report.update(result["sections"])
     arrays = result["arrays"]
     conflict = arrays["conflict"]
-    staged = _Staged(out)
-    try:
+    with _Staged(out) as staged:
         write_conflict_tif(staged.path("conflict.tif"), compiled, ds, conflict)
         staged.text("conflict.tif.aux.xml", conflict_aux_xml())
         margin = np.where(np.isfinite(conflict.margin), conflict.margin, np.nan)
@@ -222,10 +221,6 @@ def analysis_outputs(out_dir, compiled, sol, ds, report: dict, options=None) -> 
         }
         staged.text("report.html", render_report(report, manifest, grids))
         staged.text("report.json", json.dumps(report, indent=1) + "\n")
-    except BaseException:
-        staged.abort()
-        raise
-    staged.commit()
     return report
 
 
