@@ -26,7 +26,7 @@ def solve_reference(problem: Problem, method: str = "highs") -> Solution:
     if method not in SOLVERS:
         raise ValueError(f"method={method!r}: the reference backends are {sorted(SOLVERS)}")
     t0 = time.perf_counter()
-    lp, x_vars, short_vars, target_cons = _build(problem)
+    lp, x_vars, target_cons = _build(problem)
     t1 = time.perf_counter()
     lp.solve(SOLVERS[method]())
     t2 = time.perf_counter()
@@ -86,7 +86,6 @@ def _build(problem: Problem):
         )
 
     rows = problem.rows
-    short_vars = {}
     target_cons = {}
     for r in range(len(rows)):
         l, z, k = rows.zoning[r], rows.zone[r], rows.claim[r]
@@ -101,7 +100,6 @@ def _build(problem: Problem):
         if rows.has_lower[r]:
             if problem.elastic:
                 s = pulp.LpVariable(f"s_{r}", lowBound=0)
-                short_vars[r] = s
                 objective.append((s, -float(problem.shortfall_penalty[k])))
                 c = supply + s >= float(rows.lower[r])
             else:
@@ -113,4 +111,4 @@ def _build(problem: Problem):
             cons.append(lp.constraints[f"upper_{r}"])
         target_cons[r] = cons
     lp.setObjective(pulp.LpAffineExpression(objective))
-    return lp, x_vars, short_vars, target_cons
+    return lp, x_vars, target_cons
