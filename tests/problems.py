@@ -13,7 +13,7 @@ import engine
 
 
 @st.composite
-def problems(draw, *, elastic=None, max_cells=60):
+def problems(draw, *, elastic=None, max_cells=60, tied=False):
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     n = draw(st.integers(4, max_cells))
@@ -30,6 +30,11 @@ def problems(draw, *, elastic=None, max_cells=60):
     # Spatially correlated values: a random walk along the cells plus noise.
     value = np.cumsum(rng.normal(size=(n, n_options)), axis=0) * 0.3
     value += rng.normal(size=(n, n_options))
+    if tied:
+        # Cells drawn from a few land-use classes whose options differ by the same amounts,
+        # each cell shifted by its own constant: whole classes tie under the optimal prices.
+        palette = rng.integers(0, 3, size=(draw(st.integers(1, 4)), n_options)) * 0.5
+        value = palette[rng.integers(0, len(palette), n)] + rng.normal(size=(n, 1))
 
     contribution = np.zeros((n_options, n_claims))
     for o in range(1, n_options):

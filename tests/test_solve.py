@@ -63,6 +63,19 @@ def test_fast_matches_highs_and_cbc(problem):
 
 
 @SETTINGS
+@given(problems(tied=True, max_cells=300))
+def test_fast_matches_highs_when_whole_classes_of_cells_tie(problem):
+    """Real grids have land-use classes of cells that differ by a constant only; the
+    repair LP merges them and spreads the result back over their cells."""
+    fast = engine.solve(problem, method="fast")
+    highs = engine.solve(problem, method="highs")
+    assert fast.status == "optimal", fast.status
+    assert fast.gap <= 1e-9
+    assert rel(fast.objective, highs.objective) <= 1e-7
+    assert_feasible(problem, fast)
+
+
+@SETTINGS
 @given(problems())
 def test_prices_are_optimal_duals(problem):
     """The fast prices certify optimality, and have the documented signs."""

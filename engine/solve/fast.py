@@ -65,27 +65,24 @@ def solve_fast(
     clock = time.perf_counter()
     priced = price_cells(problem, structure, approx)
     choice = priced.choice.astype(np.int64)
-    free = _nearest_ties(priced.margin, 3.0 * tau, minimum=50 + 2 * len(problem.rows))
+    free = near_ties(
+        problem, structure, priced, tie_window(problem, tau), minimum=50 + 2 * len(problem.rows)
+    )
     tolerance = 1e-11 * scale
-    lp_cells = np.zeros(0, dtype=np.int64)
     lp_x = np.zeros((0, problem.n_options))
     for repair in range(max_repairs):
         lp = restricted_lp(problem, structure, choice, free)
         if lp is None:
             # The fixed cells leave the free ones unable to meet a hard target: the prices
             # were too rough here. Free more cells, nearest to a tie first.
-            free = _widen(priced.margin, free)
+            free = _widen(problem, structure, priced, free)
             continue
-        lp_cells, lp_x, lp_prices = lp
+        lp_x, lp_prices, n_classes = lp
         priced = price_cells(problem, structure, lp_prices)
-        fixed = ~free
-        worse = fixed & (priced.choice != choice)
-        if worse.any():
-            gain = _switch_gain(problem, structure, priced.prices, choice, priced.choice, worse)
-            worse[np.flatnonzero(worse)[gain <= tolerance]] = False
-        if not worse.any():
+        better = improving_options(problem, structure, priced, choice, free, tolerance)
+        if better is None:
             break
-        free |= worse
+        free = free.join(*better)
     else:
         warnings.warn(
             f"fast: repair did not settle in {max_repairs} rounds; the certificate says how "
@@ -95,11 +92,12 @@ def solve_fast(
         )
     timings["repair"] = time.perf_counter() - clock
     timings["repair_rounds"] = repair + 1
-    timings["lp_cells"] = int(len(lp_cells))
+    timings["lp_cells"] = int(len(free.cells))
+    timings["lp_classes"] = int(n_classes)
 
     clock = time.perf_counter()
-    choice[lp_cells] = np.argmax(lp_x, axis=1)
-    x = _allocation_matrix(problem, choice, lp_cells, lp_x)
+    choice[free.cells] = np.argmax(lp_x, axis=1)
+    x = _allocation_matrix(problem, choice, free.cells, lp_x)
     solution = build_solution(
         problem,
         x,
@@ -322,28 +320,131 @@ def stratified_sample(n: int, stride: int) -> np.ndarray:
 # -- 2. the exact LP over the free cells ---------------------------------------------------
 
 
-def restricted_lp(
-    problem: Problem, structure: DualStructure, choice: np.ndarray, free: np.ndarray
-):
-    """Solve the LP over the free cells with the others fixed at ``choice``.
+@dataclass(frozen=True)
+class FreeCells:
+    """The cells the repair LP decides, each with the options it may take there.
 
-    Returns ``(cells, x, prices)`` (x is (M, O) over the free cells) or None when the fixed
-    cells make a hard target unreachable.
+    An option far behind a cell's best under near-optimal prices cannot enter the optimum
+    unless the prices move that far, so the LP leaves it out; the pricing step puts it back
+    if they do.
+    """
+
+    cells: np.ndarray  # (M,) int64, ascending
+    options: np.ndarray  # (M, O) bool
+
+    def join(self, cells: np.ndarray, options: np.ndarray) -> FreeCells:
+        """These cells and options as well."""
+        all_cells = np.concatenate([self.cells, cells])
+        all_options = np.concatenate([self.options, options])
+        order = np.argsort(all_cells, kind="stable")
+        unique, start = np.unique(all_cells[order], return_index=True)
+        return FreeCells(unique, np.logical_or.reduceat(all_options[order], start, axis=0))
+
+
+def tie_window(problem: Problem, tau: float) -> float:
+    """How far behind its best an option may be and still matter at temperature ``tau``.
+
+    The smoothed dual gives an option ``d`` behind the best a weight of about
+    ``exp(-d / tau)``; a claim that is met by a large class of near-identical cells sits
+    where those cells' weights add up to the missing hectares, a few ``tau`` behind the tie
+    for a small class and ``tau * ln(N)`` for one of all N cells. Beyond this window all
+    options together weigh less than ``exp(-3)`` cells.
+    """
+    return tau * (3.0 + np.log(max(problem.n_cells, 1)))
+
+
+def near_ties(
+    problem: Problem, structure: DualStructure, priced, window: float, minimum: int
+) -> FreeCells:
+    """Cells whose runner-up is within ``window`` of their best option, with the options
+    that are; never fewer than ``minimum`` of the closest cells: the LP needs a few cells
+    around every binding target to find its exact price."""
+    free = priced.margin < window
+    if free.sum() < minimum:
+        k = min(minimum, problem.n_cells)
+        free[np.argpartition(priced.margin, k - 1)[:k]] = True
+    cells = np.flatnonzero(free)
+    per_cell_window = np.maximum(window, priced.margin[cells])
+    return FreeCells(cells, _near_best(problem, structure, priced.prices, cells, per_cell_window))
+
+
+def _adjusted_values(problem, structure, prices, cells) -> np.ndarray:
+    """(M, O) ``v + adj`` of the given cells, -inf where an option is not allowed."""
+    adj = structure.adjustment(prices)
+    values = problem.value[cells].astype(np.float64) + adj[structure.group[cells]]
+    if structure.has_allowed:
+        values[~structure.allowed[cells]] = -np.inf
+    return values
+
+
+def _near_best(problem, structure, prices, cells, window) -> np.ndarray:
+    """(M, O) bool: the allowed options within ``window`` (scalar or per cell) of the best."""
+    values = _adjusted_values(problem, structure, prices, cells)
+    best = values.max(axis=1)
+    return np.isfinite(values) & (values >= (best - window)[:, None])
+
+
+@dataclass(frozen=True)
+class _Classes:
+    """Free cells that are interchangeable in the repair LP.
+
+    Cells of the same group with the same options, whose values differ between those
+    options by the same amounts, differ only by a constant the LP cannot see: the LP needs
+    one column per option for all of them together. Real grids have many such cells (a
+    land-use class whose suitabilities come from the same few layers), and they are the
+    ones that tie.
+    """
+
+    of_cell: np.ndarray  # (M,) class of each free cell, classes ordered by their first cell
+    first: np.ndarray  # (C,) index into the free cells of each class's first cell
+    area: np.ndarray  # (C,) hectares
+
+
+def _interchangeable(problem: Problem, structure: DualStructure, free: FreeCells) -> _Classes:
+    m = len(free.cells)
+    values = problem.value[free.cells].astype(np.float64)
+    lead = np.argmax(free.options, axis=1)
+    # float32 values subtract exactly in float64, so equal differences compare equal.
+    differences = np.where(free.options, values - values[np.arange(m), lead][:, None], 0.0)
+    key = np.ascontiguousarray(
+        np.concatenate(
+            [structure.group[free.cells][:, None], free.options, differences], axis=1,
+            dtype=np.float64,
+        )
+    )
+    rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    of_cell = rank[inverse.ravel()]
+    area = np.bincount(of_cell, weights=problem.area_of(free.cells) * np.ones(m))
+    return _Classes(of_cell=of_cell, first=first[order], area=area)
+
+
+def restricted_lp(
+    problem: Problem, structure: DualStructure, choice: np.ndarray, free: FreeCells
+):
+    """Solve the LP over the free cells and their options, the others fixed at ``choice``.
+
+    Returns ``(x, prices, classes)`` (x is (M, O) over the free cells, ``classes`` the
+    number of LP cells after merging interchangeable ones) or None when the fixed cells
+    make a hard target unreachable.
     """
     n_groups, n_opt = structure.n_groups, problem.n_options
+    is_free = np.zeros(problem.n_cells, dtype=bool)
+    is_free[free.cells] = True
     fixed_area = kernels.assigned_area(
-        choice, ~free, structure.group, structure.area, n_groups, n_opt
+        choice, ~is_free, structure.group, structure.area, n_groups, n_opt
     )
     fixed_supply = structure.supply(fixed_area)
 
-    cells = np.flatnonzero(free)
-    m = len(cells)
-    area = problem.area_of(cells)
-    group = structure.group[cells]
-    allowed = (
-        structure.allowed[cells] if structure.has_allowed else np.ones((m, n_opt), dtype=bool)
-    )
-    col_cell, col_opt = np.nonzero(allowed)
+    classes = _interchangeable(problem, structure, free)
+    m = len(classes.first)
+    representative = free.cells[classes.first]
+    area = classes.area
+    group = structure.group[representative]
+    col_cell, col_opt = np.nonzero(free.options[classes.first])
     n_x = len(col_cell)
 
     # Target-row entries of every column, through a table of the rows each (group, option)
@@ -376,7 +477,7 @@ def restricted_lp(
     )
     cost = np.concatenate(
         [
-            -area[col_cell] * problem.value[cells[col_cell], col_opt],
+            -area[col_cell] * problem.value[representative[col_cell], col_opt],
             structure.penalty[elastic_rows] if n_s else np.zeros(0),
         ]
     )
@@ -394,42 +495,83 @@ def restricted_lp(
         return None
     if result.status != "optimal":
         raise RuntimeError(f"fast: the repair LP ended with status {result.status!r}")
-    x = np.zeros((m, n_opt))
-    x[col_cell, col_opt] = np.clip(result.x[:n_x], 0.0, None)
-    x /= x.sum(axis=1, keepdims=True)
+    class_x = np.zeros((m, n_opt))
+    class_x[col_cell, col_opt] = np.clip(result.x[:n_x], 0.0, None)
+    class_x /= class_x.sum(axis=1, keepdims=True)
     # HiGHS minimises -objective; its row dual is d(-objective)/d(bound), which is our price.
     prices = result.row_dual[m:]
-    return cells, x, prices
+    return _spread(class_x, classes, problem.area_of(free.cells) * np.ones(len(free.cells))), prices, m
 
 
-def _nearest_ties(margin: np.ndarray, delta: float, minimum: int) -> np.ndarray:
-    """Cells within ``delta`` of a tie, and never fewer than ``minimum`` of the closest: the
-    LP needs a few cells around every binding target to find its exact price."""
-    free = margin < delta
-    if free.sum() < minimum:
-        k = min(minimum, len(margin))
-        free[np.argpartition(margin, k - 1)[:k]] = True
-    return free
-
-
-def _widen(margin: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Twice as many free cells, taking the next-closest ties."""
-    n_free = max(int(free.sum()), 1000)
-    if n_free >= len(margin):
-        raise InfeasibleError("fast: no allocation meets the hard targets")
-    threshold = np.partition(margin, min(len(margin) - 1, 2 * n_free))[min(len(margin) - 1, 2 * n_free)]
-    return free | (margin <= threshold)
-
-
-def _switch_gain(problem, structure, prices, old, new, cells_mask):
-    """How much better the new best option is than the old one, per selected cell."""
-    cells = np.flatnonzero(cells_mask)
-    adj = structure.adjustment(prices)
-    g = structure.group[cells]
-    value = problem.value
-    return (value[cells, new[cells]] + adj[g, new[cells]]) - (
-        value[cells, old[cells]] + adj[g, old[cells]]
+def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np.ndarray:
+    """Each class's hectares per option over its cells: cells in index order take the
+    options in option order, so at most one cell per option boundary is split."""
+    order = np.argsort(classes.of_cell, kind="stable")
+    of_cell = classes.of_cell[order]
+    area = cell_area[order]
+    filled = np.cumsum(area)
+    class_start = np.searchsorted(of_cell, np.arange(len(classes.first)))
+    before = np.where(class_start > 0, filled[np.maximum(class_start - 1, 0)], 0.0)
+    end = filled - before[of_cell]
+    begin = end - area
+    hectares = class_x * classes.area[:, None]
+    upto = np.cumsum(hectares, axis=1)
+    share = np.clip(
+        np.minimum(end[:, None], upto[of_cell]) - np.maximum(begin[:, None], (upto - hectares)[of_cell]),
+        0.0,
+        None,
     )
+    # Rounding in the running sums leaves slivers of a boundary in the neighbouring cell.
+    share[share < 1e-9 * area[:, None]] = 0.0
+    x = np.empty_like(share)
+    x[order] = share / share.sum(axis=1, keepdims=True)
+    return x
+
+
+def improving_options(problem, structure, priced, choice, free: FreeCells, tolerance: float):
+    """Cells and options the LP left out that beat what it chose under its prices, as
+    ``(cells, options)`` for :meth:`FreeCells.join`, or None when there are none."""
+    is_free = np.zeros(problem.n_cells, dtype=bool)
+    is_free[free.cells] = True
+    switched = np.flatnonzero(~is_free & (priced.choice != choice))
+    if len(switched):
+        values = _adjusted_values(problem, structure, priced.prices, switched)
+        rows = np.arange(len(switched))
+        gain = values[rows, priced.choice[switched]] - values[rows, choice[switched]]
+        switched = switched[gain > tolerance]
+    switched_options = np.zeros((len(switched), problem.n_options), dtype=bool)
+    switched_options[np.arange(len(switched)), choice[switched]] = True
+    switched_options[np.arange(len(switched)), priced.choice[switched]] = True
+
+    values = _adjusted_values(problem, structure, priced.prices, free.cells)
+    best_taken = np.where(free.options, values, -np.inf).max(axis=1)
+    missing = np.flatnonzero(values.max(axis=1) > best_taken + tolerance)
+    missing_options = np.zeros((len(missing), problem.n_options), dtype=bool)
+    missing_options[np.arange(len(missing)), np.argmax(values[missing], axis=1)] = True
+
+    if len(switched) == 0 and len(missing) == 0:
+        return None
+    return (
+        np.concatenate([switched, free.cells[missing]]),
+        np.concatenate([switched_options, missing_options]),
+    )
+
+
+def _widen(problem: Problem, structure: DualStructure, priced, free: FreeCells) -> FreeCells:
+    """Twice as many free cells, the next-closest ties, with every option within their
+    margin; all cells with all their options when that is most of them."""
+    n = problem.n_cells
+    if len(free.cells) == n and np.array_equal(
+        free.options, _near_best(problem, structure, priced.prices, free.cells, np.inf)
+    ):
+        raise InfeasibleError("fast: no allocation meets the hard targets")
+    k = 2 * max(len(free.cells), 1000)
+    if k >= n:
+        cells, window = np.arange(n), np.inf
+    else:
+        window = np.partition(priced.margin, k)[k]
+        cells = np.flatnonzero(priced.margin <= window)
+    return free.join(cells, _near_best(problem, structure, priced.prices, cells, window))
 
 
 def _allocation_matrix(problem: Problem, choice, lp_cells, lp_x) -> sparse.csr_matrix:
