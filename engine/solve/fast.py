@@ -199,6 +199,11 @@ class _SmoothedDual:
         ] * len(self.upper_rows)
         self.tau = 1.0
         self.evaluations = 0
+        # Stop when every target is met to within half the smallest cell (of the sample's
+        # weighted cells), or a millionth of the land: finer prices only shift which of the
+        # near-tied cells the exact repair LP decides, not how many there are.
+        smallest = float(np.min(cells.area)) if len(cells.area) else 0.0
+        self.gtol = max(0.5 * smallest / total_area, 1e-6)
 
     def prices(self, z: np.ndarray) -> np.ndarray:
         p = np.zeros(self.structure.n_rows)
@@ -257,7 +262,7 @@ class _SmoothedDual:
                 jac=True,
                 method="L-BFGS-B",
                 bounds=bounds,
-                options={"maxiter": iterations, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 30},
+                options={"maxiter": iterations, "ftol": 1e-15, "gtol": self.gtol, "maxcor": 30},
             )
         edge = np.abs(result.x - z0) >= r * (1 - 1e-6)
         return self.prices(result.x), not edge.any()
@@ -282,11 +287,20 @@ def smoothed_prices(
     # round minimises within a trust region a few times that size (the local model is
     # unbounded where the active cells alone cannot meet a target), then re-centres on the
     # new prices; the round that moves less than the safe distance is exact and the last.
+    # Far from the optimum a round that ends on the edge of its region doubles it; the
+    # frozen cells make the local model a minorant of the dual, so a step that raised the
+    # dual bound by more than smoothing explains is taken again from its centre, shorter.
     safe = (window - 30 * tau) / 2
     reach = float(np.max(np.abs(structure.membership) @ np.abs(structure.row_option)))
-    radius = 4 * safe / reach if reach > 0 else np.inf
+    base_radius = 4 * safe / reach if reach > 0 else np.inf
+    slack = tau * np.log(problem.n_options) * total_area
+    radius, last_step = base_radius, None  # last_step: (centre, radius) of the last round
     for _ in range(MAX_ROUNDS):
         priced = price_cells(problem, structure, prices)
+        if last_step is not None:
+            centre, step_radius = last_step
+            if step_radius > base_radius and priced.bound > centre.bound + slack:
+                priced, radius = centre, max(base_radius, step_radius / 4)
         active = priced.margin < window
         settled = ~active
         settled_part = (
@@ -303,6 +317,9 @@ def smoothed_prices(
         moved = np.max(np.abs(structure.adjustment(prices) - structure.adjustment(priced.prices)))
         if inside and moved <= safe:
             break
+        last_step = (priced, radius)
+        if not inside:
+            radius *= 2
     return prices, tau
 
 
@@ -427,80 +444,92 @@ def restricted_lp(
 ):
     """Solve the LP over the free cells and their options, the others fixed at ``choice``.
 
+    Interchangeable free cells form one class. A class's hectares start on its first
+    option (its *lead*); a column per other option moves hectares there, bounded by the
+    class's area, with the change in value and in every target as its coefficients. Only a
+    class with three or more options needs a row (what its columns move together is at
+    most its area), so the LP has about as many rows as targets, however many cells are
+    free, and HiGHS's dual simplex handles the rest as bounds.
+
     Returns ``(x, prices, classes)`` (x is (M, O) over the free cells, ``classes`` the
-    number of LP cells after merging interchangeable ones) or None when the fixed cells
-    make a hard target unreachable.
+    number of classes) or None when the fixed cells make a hard target unreachable.
     """
     n_groups, n_opt = structure.n_groups, problem.n_options
     is_free = np.zeros(problem.n_cells, dtype=bool)
     is_free[free.cells] = True
-    fixed_area = kernels.assigned_area(
+    start_area = kernels.assigned_area(
         choice, ~is_free, structure.group, structure.area, n_groups, n_opt
     )
-    fixed_supply = structure.supply(fixed_area)
-
     classes = _interchangeable(problem, structure, free)
-    m = len(classes.first)
+    n_classes = len(classes.first)
     representative = free.cells[classes.first]
-    area = classes.area
     group = structure.group[representative]
-    col_cell, col_opt = np.nonzero(free.options[classes.first])
-    n_x = len(col_cell)
+    options = free.options[classes.first]
+    lead = np.argmax(options, axis=1)
+    np.add.at(start_area, (group, lead), classes.area)
+    start_supply = structure.supply(start_area)
 
-    # Target-row entries of every column, through a table of the rows each (group, option)
-    # pair feeds: a national problem has few groups, so the table is small.
-    coef_go = structure.membership[:, None, :] * structure.row_option.T[None, :, :]  # (G,O,R)
-    key_g, key_o, key_r = np.nonzero(coef_go)
-    key = key_g * n_opt + key_o
-    key_ptr = np.searchsorted(key, np.arange(n_groups * n_opt + 1))
-    col_key = group[col_cell] * n_opt + col_opt
-    count = key_ptr[col_key + 1] - key_ptr[col_key]
-    entry_col = np.repeat(np.arange(n_x), count)
-    offset = np.arange(len(entry_col)) - np.repeat(np.cumsum(count) - count, count)
-    entry_key = key_ptr[col_key][entry_col] + offset
-    entry_row = key_r[entry_key]
-    entry_val = coef_go[key_g[entry_key], key_o[entry_key], entry_row] * area[col_cell[entry_col]]
+    moves = options.copy()
+    moves[np.arange(n_classes), lead] = False
+    col_class, col_opt = np.nonzero(moves)
+    col_lead = lead[col_class]
+    n_x = len(col_class)
+    value = problem.value[representative].astype(np.float64)
+    gain = value[col_class, col_opt] - value[col_class, col_lead]
+
+    # What a hectare moved from the lead to the option adds to each target row, through a
+    # table over the (group, lead, option) triples that occur: a national problem has few.
+    per_hectare = structure.membership[:, None, :] * structure.row_option.T[None, :, :]  # (G,O,R)
+    triple = (group[col_class] * n_opt + col_lead) * n_opt + col_opt
+    kinds, col_kind = np.unique(triple, return_inverse=True)
+    kind_group, kind_rest = np.divmod(kinds, n_opt * n_opt)
+    kind_lead, kind_opt = np.divmod(kind_rest, n_opt)
+    effect = per_hectare[kind_group, kind_opt] - per_hectare[kind_group, kind_lead]  # (K, R)
+    pick = sparse.csr_matrix((np.ones(n_x), (np.arange(n_x), col_kind.ravel())),
+                             shape=(n_x, len(kinds)))
+    target_block = sparse.csr_matrix(pick @ sparse.csr_matrix(effect)).T
+
+    shared = np.flatnonzero(moves.sum(axis=1) >= 2)
+    in_shared = np.isin(col_class, shared)
+    share_row = np.searchsorted(shared, col_class[in_shared])
+    share_block = sparse.csr_matrix(
+        (np.ones(int(in_shared.sum())), (share_row, np.flatnonzero(in_shared))),
+        shape=(len(shared), n_x),
+    )
 
     rows = problem.rows
     n_rows = len(rows)
     elastic_rows = np.flatnonzero(rows.has_lower) if problem.elastic else np.zeros(0, int)
     n_s = len(elastic_rows)
-    matrix = sparse.csc_matrix(
-        (
-            np.concatenate([np.ones(n_x), entry_val, np.ones(n_s)]),
-            (
-                np.concatenate([col_cell, m + entry_row, m + elastic_rows]),
-                np.concatenate([np.arange(n_x), entry_col, n_x + np.arange(n_s)]),
-            ),
-        ),
-        shape=(m + n_rows, n_x + n_s),
+    shortfall_block = sparse.csr_matrix(
+        (np.ones(n_s), (elastic_rows, np.arange(n_s))), shape=(n_rows, n_s)
     )
-    cost = np.concatenate(
-        [
-            -area[col_cell] * problem.value[representative[col_cell], col_opt],
-            structure.penalty[elastic_rows] if n_s else np.zeros(0),
-        ]
-    )
-    row_lo = np.concatenate([np.ones(m), lower_bounds(rows.lower - fixed_supply)])
-    row_hi = np.concatenate([np.ones(m), upper_bounds(rows.upper - fixed_supply)])
+    matrix = sparse.bmat(
+        [[target_block, shortfall_block], [share_block, None]], format="csc"
+    ) if len(shared) else sparse.hstack([target_block, shortfall_block], format="csc")
+    cost = np.concatenate([-gain, structure.penalty[elastic_rows] if n_s else np.zeros(0)])
+    row_lo = np.concatenate([lower_bounds(rows.lower - start_supply), np.zeros(len(shared))])
+    row_hi = np.concatenate([upper_bounds(rows.upper - start_supply), classes.area[shared]])
     result = solve_lp(
         cost,
         matrix,
         row_lo,
         row_hi,
         np.zeros(n_x + n_s),
-        upper_bounds(np.full(n_x + n_s, np.nan)),
+        np.concatenate([classes.area[col_class], upper_bounds(np.full(n_s, np.nan))]),
     )
     if result.status == "infeasible":
         return None
     if result.status != "optimal":
         raise RuntimeError(f"fast: the repair LP ended with status {result.status!r}")
-    class_x = np.zeros((m, n_opt))
-    class_x[col_cell, col_opt] = np.clip(result.x[:n_x], 0.0, None)
+    class_x = np.zeros((n_classes, n_opt))
+    class_x[col_class, col_opt] = np.clip(result.x[:n_x], 0.0, None) / classes.area[col_class]
+    class_x[np.arange(n_classes), lead] = np.clip(1.0 - class_x.sum(axis=1), 0.0, None)
     class_x /= class_x.sum(axis=1, keepdims=True)
     # HiGHS minimises -objective; its row dual is d(-objective)/d(bound), which is our price.
-    prices = result.row_dual[m:]
-    return _spread(class_x, classes, problem.area_of(free.cells) * np.ones(len(free.cells))), prices, m
+    prices = result.row_dual[:n_rows]
+    cell_area = problem.area_of(free.cells) * np.ones(len(free.cells))
+    return _spread(class_x, classes, cell_area), prices, n_classes
 
 
 def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np.ndarray:

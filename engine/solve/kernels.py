@@ -113,16 +113,20 @@ def _smoothed_dual_terms(value, allowed, has_allowed, group, area, adj, tau, n_g
                     top = u[o]
             z = 0.0
             for o in range(n_opt):
-                if u[o] == -np.inf:
+                scaled = (u[o] - top) * inv_tau
+                # exp(-40) is below a double's precision next to the best option's 1:
+                # skipping it saves most of the exponentials of a cell near a tie.
+                if scaled < -40.0:
                     u[o] = 0.0
                 else:
-                    u[o] = np.exp((u[o] - top) * inv_tau)
+                    u[o] = np.exp(scaled)
                     z += u[o]
             a = _area(area, i)
             acc += a * (top + tau * np.log(z))
             w = a / z
             for o in range(n_opt):
-                s_part[b, g, o] += w * u[o]
+                if u[o] != 0.0:
+                    s_part[b, g, o] += w * u[o]
         f_part[b] = acc
     s = np.zeros((n_groups, n_opt), dtype=np.float64)
     for b in range(nb):
