@@ -59,7 +59,7 @@ def solve_fast(
     timings["setup"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    approx, tau = smoothed_prices(problem, structure, start, scale)
+    approx, tau = smoothed_prices(problem, structure, start, scale, warm=prices is not None)
     timings["prices"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -171,6 +171,16 @@ class _Cells:
             area=np.ascontiguousarray(area * weight),
         )
 
+    @classmethod
+    def every(cls, problem: Problem, structure: DualStructure):
+        """All cells, without copying the problem's arrays."""
+        return cls(
+            value=np.ascontiguousarray(problem.value),
+            allowed=structure.allowed,
+            group=structure.group,
+            area=structure.area,
+        )
+
 
 class _SmoothedDual:
     """The smoothed dual over a set of cells, as a function of scaled prices for L-BFGS-B.
@@ -269,17 +279,31 @@ class _SmoothedDual:
 
 
 def smoothed_prices(
-    problem: Problem, structure: DualStructure, prices: np.ndarray, scale: float
+    problem: Problem, structure: DualStructure, prices: np.ndarray, scale: float,
+    warm: bool = False,
 ) -> tuple[np.ndarray, float]:
-    """Near-optimal prices, and the temperature they were found at."""
+    """Near-optimal prices, and the temperature they were found at.
+
+    The sample stage starts from ``prices``; with ``warm`` prices (of a neighbouring
+    problem) the fine stage starts from whichever of those and the sample's is better by
+    its own objective: near prices lie closer than the sample's smoothing bias, far ones
+    are better replaced.
+    """
     total_area = float(np.sum(problem.area_of()))
     stride = max(1, problem.n_cells // SAMPLE_CELLS)
     sample = _Cells.select(
         problem, structure, stratified_sample(problem.n_cells, stride), weight=stride
     )
+    start = prices
     prices, _ = _SmoothedDual(sample, structure, scale, total_area).minimise(
         prices, TAU_SAMPLE * scale
     )
+    if warm:
+        fine = _SmoothedDual(_Cells.every(problem, structure), structure, scale, total_area)
+        fine.tau = TAU_FINE * scale
+        prices = min(
+            (structure.project(start), prices), key=lambda p: fine(fine.variables(p))[0]
+        )
     tau = TAU_FINE * scale
     window = WINDOW * scale
     # Settled cells keep their best option, far enough ahead for the smoothing to be exact
