@@ -416,6 +416,20 @@ def _province_table(report: dict) -> list[str]:
 # -- atomic writing -------------------------------------------------------------------------------
 
 
+# The prices of every target row, per zoning (arrays p0, p1, ... shaped like the targets):
+# what a later run of a similar config starts from (``run(..., prices=read_prices(dir))``).
+PRICES_FILE = "prices.npz"
+
+
+def read_prices(folder) -> list[np.ndarray] | None:
+    """The row prices a run wrote to ``folder``, or None if it has none."""
+    path = Path(folder) / PRICES_FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        return [saved[f"p{l}"] for l in range(len(saved.files))]
+
+
 class _Staged:
     """Temporary files in the target folder, moved into place together."""
 
@@ -473,6 +487,9 @@ def write_outputs(out_dir, compiled, sol, ds, *, timings: dict, deviations=(),
         staged.text("allocation.tif.aux.xml", allocation_aux_xml(compiled.config))
         staged.text("allocation.qml", allocation_qml(compiled.config))
         staged.text("summary.md", build_summary(report, manifest))
+        with open(staged.path(PRICES_FILE), "wb") as fh:
+            np.savez(fh, **{f"p{l}": np.asarray(a, dtype=np.float64)
+                            for l, a in enumerate(sol.prices)})
         timings["write"] = time.perf_counter() - t
         report["timings"] = dict(timings)
         manifest["timings"] = dict(timings)

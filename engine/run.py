@@ -122,12 +122,14 @@ def prepare(config, *, grid=None, resolution=None, overrides=None) -> tuple[Comp
 
 
 def run(config, out_dir, *, grid=None, resolution=None, progress=True, overrides=None,
-        method: str = "auto") -> dict:
+        method: str = "auto", prices=None, analysis: str | None = None) -> dict:
     """Run one config end to end and write its outputs to ``out_dir``; returns report.json.
 
     ``config``: a path or a loaded :class:`Config`; ``overrides``: dotted keys into the
     config (see :func:`engine.config.load_config`); ``grid``: a grid name, a path, or an
-    ``xarray.Dataset``; ``resolution`` in metres (default: the config's).
+    ``xarray.Dataset``; ``resolution`` in metres (default: the config's). ``prices``: the
+    row prices of a similar run (:func:`engine.report.read_prices`) to start the solver
+    from; ``analysis``: full, quick or off (default: RUIMTEPUZZEL_ANALYSIS, else full).
     """
     import engine
 
@@ -147,14 +149,16 @@ def run(config, out_dir, *, grid=None, resolution=None, progress=True, overrides
             raise capacity_error(bad[0], config)
         stages.done()
         stages.start("solve")
-        sol = engine.solve(compiled.problem, method=method)
+        sol = engine.solve(compiled.problem, method=method,
+                           **({} if prices is None else {"prices": prices}))
         stages.done()
         stages.start("write")
         timings = dict(stages.timings)
         timings["compile_detail"] = compiled.timings  # type: ignore[assignment]
         report = write_outputs(out_dir, compiled, sol, ds, timings=timings,
                                deviations=deviations, extra_inputs=inputs)
-        report = analysis_outputs(out_dir, compiled, sol, ds, report)  # conflicts, report.html
+        # conflicts, scarcity, rule costs, exchanges, report.html
+        report = analysis_outputs(out_dir, compiled, sol, ds, report, level=analysis)
         stages.done()
     finally:
         stages.close()

@@ -291,100 +291,53 @@ def _atomic_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def _read_prices(folder: Path):
-    f = folder / "prices.npz"
-    if not f.is_file():
-        return None
-    with np.load(f) as z:
-        return [z[f"p{i}"] for i in range(len(z.files))]
-
-
 def run_variant(spec: dict, *_after) -> dict:
-    """Run one variant into ``spec['out']``; returns its variant.json content.
+    """Run one variant into ``spec['out']`` as ``run`` does; returns its variant.json content.
 
     ``_after``: the results of the tasks this one waits for (its warm-start neighbour), so
     that it starts from the neighbour's saved prices. Never raises for a failing variant:
     the error is recorded in variant.json with status "error".
     """
-    import engine
-    from engine.compile import capacity_error, check_capacity, compile_problem
     from engine.config import load_config
-    from engine.report import write_outputs
-    from engine.run import substitute_layers
-    from engine.solve import TINY
+    from engine.report import PRICES_FILE, read_prices
+    from engine.run import run
+    from engine.solve import WarmStartError
 
     out = Path(spec["out"])
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.tmp-*"):  # left by a killed write
         stale.unlink(missing_ok=True)
     (out / "variant.json").unlink(missing_ok=True)
-    (out / "prices.npz").unlink(missing_ok=True)
+    (out / PRICES_FILE).unlink(missing_ok=True)
     record = {k: spec[k] for k in ("id", "index", "key", "axes", "overrides", "warm_from")}
     _limit_threads(spec.get("threads", 1))  # numba's setting is per thread: set it here
     t0 = time.perf_counter()
-    stages: dict[str, float] = {}
+    timings: dict = {}
     with _local_dask():
         try:
             config = load_config(spec["base"], spec["overrides"])
             ds = worker_grid(config, spec["grid"], spec["resolution"])
-            ds, deviations, inputs = substitute_layers(config, ds)
-            stages["load"] = time.perf_counter() - t0
-            compiled = compile_problem(config, ds)
-            stages["compile"] = time.perf_counter() - t0 - stages["load"]
-            bad = check_capacity(compiled)
-            if bad:
-                raise capacity_error(bad[0], config)
-            p = compiled.problem
-            method = spec["method"]
-            if method == "auto":
-                method = "highs" if p.n_cells * p.n_options <= TINY else "fast"
-            options = {}
-            if spec.get("warm_dir") and method == "fast":
-                warm = _read_prices(Path(spec["warm_dir"]))
-                if warm is not None and [a.shape for a in warm] == [a.shape for a in p.lower]:
-                    options["prices"] = warm
-            t1 = time.perf_counter()
-            sol = engine.solve(p, method=method, **options)
-            solve_s = time.perf_counter() - t1
-            stages["solve"] = solve_s
-            t1 = time.perf_counter()
-            report = write_outputs(out, compiled, sol, ds, timings={"solve": solve_s},
-                                   deviations=deviations, extra_inputs=inputs)
-            stages["write"] = time.perf_counter() - t1
-            if spec.get("analysis", "quick") != "off":  # as run does: conflicts, report.html
-                t1 = time.perf_counter()
-                report = _analysis(out, compiled, sol, ds, report, spec.get("analysis", "quick"))
-                stages["analysis"] = time.perf_counter() - t1
-            tmp = out / f".prices.npz.tmp-{os.getpid()}"
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **{f"p{i}": np.asarray(a, dtype=np.float64)
-                                for i, a in enumerate(sol.prices)})
-            os.replace(tmp, out / "prices.npz")
+            warm = read_prices(Path(spec["warm_dir"])) if spec.get("warm_dir") else None
+            try:
+                report = run(config, out, grid=ds, progress=False, method=spec["method"],
+                             prices=warm, analysis=spec.get("analysis", "quick"))
+            except WarmStartError:
+                # The neighbour's zones or claims differ (an axis changes them): start cold.
+                warm = None
+                report = run(config, out, grid=ds, progress=False, method=spec["method"],
+                             analysis=spec.get("analysis", "quick"))
+            timings = report["timings"]
             record.update(status=report["status"], error=None, objective=report["objective"],
-                          gap=report["gap"], solve_seconds=solve_s,
-                          warm_started="prices" in options)
+                          gap=report["gap"], solve_seconds=timings["solve"],
+                          warm_started=warm is not None and report["method"] == "fast")
         except Exception as err:  # a failing variant is a result, not the end of the sweep
             record.update(status="error", error=f"{type(err).__name__}: {err}", objective=None,
                           gap=None, solve_seconds=None, warm_started=False)
     record["seconds"] = time.perf_counter() - t0
-    record["stages"] = stages  # where the time went: load (config, grid), compile, solve, write
+    # Where the time went: run's stages (config, grid, compile, solve, write, analysis).
+    record["stages"] = {k: v for k, v in timings.items() if isinstance(v, (int, float))}
     _atomic_json(out / "variant.json", record)
     return record
-
-
-def _analysis(out, compiled, sol, ds, report, level: str):
-    """``run``'s analysis outputs at ``level`` (RUIMTEPUZZEL_ANALYSIS: full, quick)."""
-    from engine.analysis.outputs import analysis_outputs
-
-    before = os.environ.get("RUIMTEPUZZEL_ANALYSIS")
-    os.environ["RUIMTEPUZZEL_ANALYSIS"] = level
-    try:
-        return analysis_outputs(out, compiled, sol, ds, report)
-    finally:
-        if before is None:
-            os.environ.pop("RUIMTEPUZZEL_ANALYSIS", None)
-        else:
-            os.environ["RUIMTEPUZZEL_ANALYSIS"] = before
 
 
 def _limit_threads(n: int = 1):

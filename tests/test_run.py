@@ -154,3 +154,28 @@ def test_overrides_change_the_run(grid):
     k = base.problem.claim_names.index("water_storage")
     a, b = base.stated_lower[0][0, k], more.stated_lower[0][0, k]
     assert b == pytest.approx(2 * a, rel=0.05)
+
+
+def test_a_warm_started_run_reaches_the_same_optimum(grid, tmp_path):
+    """Every run leaves its prices; a similar config started from them ends where a cold
+    start does (the sweep's warm start, and ``run --warm-start``)."""
+    from engine.report import read_prices
+    from engine.solve import WarmStartError
+
+    base = run(NATIONAL, tmp_path / "base", grid=grid, progress=False, method="fast",
+               analysis="off")
+    prices = read_prices(tmp_path / "base")
+    compiled, _ = prepare(NATIONAL, grid=grid)
+    assert [p.shape for p in prices] == [lower.shape for lower in compiled.problem.lower]
+    denser = {"assumptions.housing_density_urban": 80}
+    cold = run(NATIONAL, tmp_path / "cold", grid=grid, progress=False, method="fast",
+               analysis="off", overrides=denser)
+    warm = run(NATIONAL, tmp_path / "warm", grid=grid, progress=False, method="fast",
+               analysis="off", overrides=denser, prices=prices)
+    assert warm["status"] == cold["status"] == "optimal"
+    assert warm["objective"] == pytest.approx(cold["objective"], rel=1e-9)
+    assert warm["objective"] != pytest.approx(base["objective"], rel=1e-9)
+    with pytest.raises(WarmStartError, match="same zonings"):
+        run(UTRECHT, tmp_path / "utrecht", grid=grid, progress=False, method="fast",
+            analysis="off", prices=prices)
+

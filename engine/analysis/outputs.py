@@ -49,12 +49,19 @@ DEFAULTS = {
 QUICK = {"rule_cost_resolves": 0, "verify_exchanges": False}
 
 
-def _level() -> str:
+LEVELS = ("full", "quick", "off")
+
+
+def _level(level: str | None = None) -> str:
+    """The analysis level asked for, else RUIMTEPUZZEL_ANALYSIS, else full."""
     import os
 
-    level = os.environ.get("RUIMTEPUZZEL_ANALYSIS", "full").strip().lower() or "full"
-    if level not in ("full", "quick", "off"):
-        raise ValueError(f"RUIMTEPUZZEL_ANALYSIS={level!r}: use full, quick or off")
+    source = "analysis"
+    if level is None:
+        source = "RUIMTEPUZZEL_ANALYSIS"
+        level = os.environ.get(source, "full").strip().lower() or "full"
+    if level not in LEVELS:
+        raise ValueError(f"{source}={level!r}: use full, quick or off")
     return level
 
 
@@ -73,9 +80,13 @@ def _clean(x):
     return x
 
 
-def analyse(problem, sol, *, report: dict | None = None, compiled=None, options=None) -> dict:
-    """All analyses of a solved problem: the report sections and the per-cell arrays."""
-    opt = {**DEFAULTS, **(QUICK if _level() == "quick" else {}), **(options or {})}
+def analyse(problem, sol, *, report: dict | None = None, compiled=None, options=None,
+            level: str | None = None) -> dict:
+    """All analyses of a solved problem: the report sections and the per-cell arrays.
+
+    ``level``: full or quick (default: RUIMTEPUZZEL_ANALYSIS, else full).
+    """
+    opt = {**DEFAULTS, **(QUICK if _level(level) == "quick" else {}), **(options or {})}
     timings = {}
     t = time.perf_counter()
     conflict = cell_conflict(problem, sol, opt["conflict_threshold"])
@@ -184,18 +195,21 @@ def conflict_aux_xml() -> str:
             f"    <CategoryNames>{cats}</CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n")
 
 
-def analysis_outputs(out_dir, compiled, sol, ds, report: dict, options=None) -> dict:
+def analysis_outputs(out_dir, compiled, sol, ds, report: dict, options=None,
+                     level: str | None = None) -> dict:
     """Write the analysis rasters, extend report.json and write report.html; returns the
-    extended report dict (the one passed in, updated in place)."""
+    extended report dict (the one passed in, updated in place). ``level``: see analyse."""
     from engine.html import render_report
     from engine.report import _Staged
 
-    if _level() == "off":
+    level = _level(level)
+    if level == "off":
         return report
     out = Path(out_dir)
     t = time.perf_counter()
     problem = compiled.problem
-    result = analyse(problem, sol, report=report, compiled=compiled, options=options)
+    result = analyse(problem, sol, report=report, compiled=compiled, options=options,
+                     level=level)
     report.update(result["sections"])
     arrays = result["arrays"]
     conflict = arrays["conflict"]

@@ -18,6 +18,8 @@ EXAMPLES = """\
   ruimtepuzzel run configs/provinces/utrecht.toml --out out/utrecht
   ruimtepuzzel run configs/national.toml --set assumptions.housing_density_urban=80 --out out/dense
   ruimtepuzzel run configs/national.toml --set rules.exclusions.natura2000.enabled=false --out out/no-n2000
+  ruimtepuzzel run configs/national.toml --set assumptions.housing_density_urban=80 \
+      --warm-start out/national --analysis quick --out out/dense
 """
 
 
@@ -31,15 +33,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. assumptions.solar_yield=1.2 "
                         "(repeatable; VALUE is read as TOML: numbers, true/false, \"text\")")
+    parser.add_argument("--warm-start", metavar="RUN_DIR",
+                        help="start the solver from the prices of an earlier run of a similar "
+                        "config (its prices.npz); same optimum, found sooner")
+    parser.add_argument("--analysis", choices=("full", "quick", "off"),
+                        help="conflicts, scarcity, rule costs and exchanges: full (re-solves "
+                        "to make rule costs and exchanges exact), quick (price bounds only) "
+                        "or off (default: $RUIMTEPUZZEL_ANALYSIS, else full)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.report import PRICES_FILE, read_prices
     from engine.run import run as run_job
 
+    prices = None
+    if args.warm_start:
+        prices = read_prices(args.warm_start)
+        if prices is None:
+            print(f"ruimtepuzzel run: --warm-start {args.warm_start}: no {PRICES_FILE} there; "
+                  f"give the --out folder of an earlier run", file=sys.stderr)
+            return 2
     report = run_job(
         args.config, args.out, grid=args.grid, resolution=args.resolution,
         progress=not args.quiet, overrides=parse_overrides(args.set), method=args.method,
+        prices=prices, analysis=args.analysis,
     )
     short = [r for r in report["targets"] if (r["shortfall_ha"] or 0) > 0.5]
     t = report["timings"]
@@ -48,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         f"{report['cells']:,} cells; {len(short)} target rows short; "
         + ", ".join(f"{k} {v:.1f} s" for k, v in t.items() if isinstance(v, (int, float)))
     )
-    print(f"wrote {args.out}/report.json, allocation.tif, manifest.json, summary.md")
+    print(f"wrote {args.out}/report.json, allocation.tif, manifest.json, summary.md, "
+          f"{PRICES_FILE}")
     return 0
 
 

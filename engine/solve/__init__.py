@@ -11,9 +11,9 @@ Backends:
 from __future__ import annotations
 
 from engine.problem import Problem
-from engine.solve.solution import GapWarning, InfeasibleError, Solution
+from engine.solve.solution import GapWarning, InfeasibleError, Solution, WarmStartError
 
-__all__ = ["solve", "Solution", "InfeasibleError", "GapWarning", "METHODS"]
+__all__ = ["solve", "Solution", "InfeasibleError", "GapWarning", "WarmStartError", "METHODS"]
 
 METHODS = ("auto", "fast", "highs", "cbc")
 
@@ -25,7 +25,8 @@ def solve(problem: Problem, method: str = "auto", **options) -> Solution:
     """Solve ``problem`` to proven optimality; see DESIGN.md for the LP.
 
     ``options`` go to the fast backend (e.g. ``prices=`` to warm-start from the prices of a
-    similar problem, ``gap_tolerance=``). Hard targets that cannot be met raise
+    similar problem, ``gap_tolerance=``); with ``auto``, a warm start that falls to the
+    reference is dropped. Hard targets that cannot be met raise
     ``InfeasibleError`` naming the claim, the zone and the missing hectares.
     """
     if not isinstance(problem, Problem):
@@ -37,6 +38,8 @@ def solve(problem: Problem, method: str = "auto", **options) -> Solution:
     check_feasible(problem)
     if method == "auto":
         method = "highs" if problem.n_cells * problem.n_options <= TINY else "fast"
+        if method != "fast":
+            options.pop("prices", None)  # a hint the reference has no use for
     if method == "fast":
         from engine.solve.fast import solve_fast
 

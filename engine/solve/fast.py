@@ -36,7 +36,13 @@ from engine.problem import Problem
 from engine.solve import kernels
 from engine.solve.dual import DualStructure, dual_structure, price_cells
 from engine.solve.lp import lower_bounds, solve_lp, upper_bounds
-from engine.solve.solution import GapWarning, InfeasibleError, Solution, build_solution
+from engine.solve.solution import (
+    GapWarning,
+    InfeasibleError,
+    Solution,
+    WarmStartError,
+    build_solution,
+)
 
 # Cells in the sample of the rough price stage (all cells of a smaller problem). Enough for
 # a fair sample of every zone.
@@ -126,15 +132,23 @@ def _initial_prices(problem: Problem, prices) -> np.ndarray:
         return np.zeros(n_rows)
     if isinstance(prices, np.ndarray) and prices.ndim == 1:
         if prices.shape != (n_rows,):
-            raise ValueError(f"prices: shape {prices.shape}, expected ({n_rows},) in row order")
+            raise WarmStartError(f"prices: shape {prices.shape}, expected ({n_rows},) in row order")
         return prices.astype(np.float64)
     rows = problem.rows
     per_zoning = [np.asarray(p, dtype=np.float64) for p in prices]
     if len(per_zoning) != problem.n_zonings:
-        raise ValueError(
+        raise WarmStartError(
             f"prices: {len(per_zoning)} arrays for {problem.n_zonings} zonings; pass "
             f"Solution.prices of a problem with the same zonings"
         )
+    for l, given in enumerate(per_zoning):
+        expected = (problem.n_zones[l], problem.n_claims)
+        if given.shape != expected:
+            raise WarmStartError(
+                f"prices: zoning {problem.zoning_names[l]!r} has shape {given.shape}, "
+                f"expected {expected} (zones, claims); warm-start from a problem with the "
+                f"same zonings, zones and claims"
+            )
     return np.array([per_zoning[l][z, k] for l, z, k in zip(rows.zoning, rows.zone, rows.claim)])
 
 

@@ -11,6 +11,10 @@ from scipy import sparse
 from engine.problem import Problem
 
 
+class WarmStartError(ValueError):
+    """Warm-start prices that do not fit the problem (other zonings, zones or claims)."""
+
+
 class InfeasibleError(ValueError):
     """Hard targets that no allocation can meet. ``rows`` lists what cannot be placed."""
 
