@@ -45,6 +45,18 @@ def png_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+# A map on the page is 7.2 inches at 110 dpi, about 800 pixels wide: a finer grid only costs
+# time to draw (matplotlib resamples it anyway), so maps take every k-th cell beyond this.
+DISPLAY_CELLS = 1000
+
+
+def for_display(grid: np.ndarray) -> np.ndarray:
+    """Every k-th row and column so that the longer side has at most DISPLAY_CELLS cells
+    (the nearest-neighbour sampling ``imshow`` would do when drawing)."""
+    step = -(-max(grid.shape[:2]) // DISPLAY_CELLS)
+    return grid[::step, ::step] if step > 1 else grid
+
+
 def _figure(shape, legend_room=True):
     import matplotlib
 
@@ -65,17 +77,17 @@ def categorical_map(codes: np.ndarray, classes: list[tuple[int, str, str]], titl
     from matplotlib.colors import to_rgba
     from matplotlib.patches import Patch
 
-    rgba = np.zeros(codes.shape + (4,), dtype=float)
-    present = []
-    for code, label, colour in classes:
-        hit = codes == code
-        if hit.any():
-            rgba[hit] = to_rgba(colour)
-            present.append((label, colour, int(hit.sum())))
+    # The legend names every class on the land, also one too small to survive the sampling.
+    on_land = set(np.unique(codes).tolist())
+    present = [(label, colour) for code, label, colour in classes if code in on_land]
+    codes = for_display(codes)
+    rgba = np.zeros(codes.shape + (4,), dtype=np.float32)
+    for code, _, colour in classes:
+        rgba[codes == code] = to_rgba(colour)
     fig, ax = _figure(codes.shape)
     ax.imshow(rgba, interpolation="nearest")
     ax.set_title(title, fontsize=11)
-    handles = [Patch(facecolor=c, edgecolor="#555", label=lab) for lab, c, _ in present]
+    handles = [Patch(facecolor=c, edgecolor="#555", label=lab) for lab, c in present]
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
                   frameon=False)
@@ -84,6 +96,7 @@ def categorical_map(codes: np.ndarray, classes: list[tuple[int, str, str]], titl
 
 def continuous_map(values: np.ndarray, title: str, cmap: str = "viridis", label: str = "",
                    diverging: bool = False) -> str:
+    values = for_display(values)
     fig, ax = _figure(values.shape, legend_room=False)
     v = np.ma.masked_invalid(values.astype(float))
     kw = {}
@@ -101,6 +114,7 @@ def continuous_map(values: np.ndarray, title: str, cmap: str = "viridis", label:
 def small_multiples(grids: dict, title: str, cmap="YlOrRd", label="") -> str:
     import matplotlib.pyplot as plt
 
+    grids = {name: for_display(g) for name, g in grids.items()}
     names = list(grids)
     n = len(names)
     cols = min(3, n)
