@@ -320,12 +320,12 @@ def run_variant(spec: dict, *_after) -> dict:
             warm = read_prices(Path(spec["warm_dir"])) if spec.get("warm_dir") else None
             try:
                 report = run(config, out, grid=ds, progress=False, method=spec["method"],
-                             prices=warm, analysis=spec.get("analysis", "quick"))
+                             prices=warm, analysis=spec.get("analysis", "off"))
             except WarmStartError:
                 # The neighbour's zones or claims differ (an axis changes them): start cold.
                 warm = None
                 report = run(config, out, grid=ds, progress=False, method=spec["method"],
-                             analysis=spec.get("analysis", "quick"))
+                             analysis=spec.get("analysis", "off"))
             timings = report["timings"]
             record.update(status=report["status"], error=None, objective=report["objective"],
                           gap=report["gap"], solve_seconds=timings["solve"],
@@ -391,14 +391,16 @@ def _client(workers: int | None, scheduler: str | None, threads: int):
 
 def sweep(scenario, out_dir, *, workers: int | None = None, scheduler: str | None = None,
           progress: bool = True, retry_failed: bool = False, threads: int = 1,
-          analysis: str = "quick", client=None) -> dict:
+          analysis: str = "off", client=None) -> dict:
     """Run every variant not yet done, then write results.parquet/.csv; returns a summary.
 
     ``workers``: a LocalCluster of that many single-threaded workers (default: one per
     core); ``scheduler``: the address of a running Dask scheduler instead; ``client``: an
     existing ``distributed.Client`` (tests). ``threads``: numba threads per worker.
-    ``analysis``: the analysis outputs ``run`` writes, per variant: "full" (with the
-    re-solves for rule costs and exchanges), "quick" (default) or "off".
+    ``analysis``: the analysis outputs ``run`` writes, per variant: "off" (default; a
+    sweep's question is answered by the results table, and the maps and pages cost more
+    than the solve), "quick" (price bounds) or "full" (with the re-solves for rule costs
+    and exchanges).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)

@@ -31,10 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "see --out and the configs at the same paths)")
     parser.add_argument("--threads", type=int, default=1,
                         help="numba threads per worker (default 1; more oversubscribes cores)")
-    parser.add_argument("--analysis", default="quick", choices=("full", "quick", "off"),
-                        help="the analysis outputs of 'run' per variant (conflicts, "
-                        "report.html): full re-solves for rule costs and exchanges, quick "
-                        "(default) skips most of them, off writes none")
+    parser.add_argument("--analysis", default="off", choices=("full", "quick", "off"),
+                        help="the analysis outputs of 'run' per variant (conflict and "
+                        "scarcity maps, report.html): off (default: the results table and "
+                        "each variant's report.json, allocation.tif, manifest.json, "
+                        "summary.md), quick (price bounds, about 5 s more per variant at "
+                        "250 m), full (re-solves for exact rule costs and exchanges)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="run failed variants again (default: keep their recorded error)")
     parser.add_argument("--list", action="store_true",
