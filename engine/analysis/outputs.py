@@ -40,7 +40,9 @@ DEFAULTS = {
     "conflict_threshold": 0.05,  # value units per ha: options this close to the best compete
     "rule_costs": True,
     "rule_cost_workers": 1,
-    "rule_cost_resolves": 4,  # exact re-solves for the rules with the largest price bounds
+    # Every rule whose price bound is not decisive is re-solved (None); a number caps the
+    # re-solves to the rules with the largest bounds, the rest keep their bound.
+    "rule_cost_resolves": None,
     "exchanges": True,
     "exchanges_per_claim": 2,
     "max_exchanges": 3,
