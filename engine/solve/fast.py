@@ -7,15 +7,19 @@ as many cells as there are binding targets are split between options. So:
 1. **Prices.** Minimise the entropy-smoothed dual (a log-sum-exp over each cell's options,
    temperature ``tau``) with L-BFGS-B over the few hundred prices. Each evaluation is one
    Numba pass over the cells. Started on a stratified sample of the cells, then on all cells
-   with a lower temperature, where only the cells near a tie are visited per evaluation. These prices are close to the optimal ones but not exact.
-2. **Repair.** Under those prices most cells have a clear best option; the cells whose two
-   best options are within ``delta`` of each other are *free*. Fix the others at their
-   best option and solve the LP over the free cells exactly with HiGHS (targets reduced by
-   what the fixed cells deliver). Its row duals are candidate exact prices.
+   with a lower temperature, where only the cells near a tie are visited per evaluation.
+   These prices are close to the optimal ones but not exact.
+2. **Repair.** Under those prices most cells have a clear best option; the cells whose
+   runner-up is within a window (:func:`tie_window`) are *free*, each with the options
+   within that window. Fix the others at their best option and solve the LP over the free
+   cells exactly with HiGHS (targets reduced by what the fixed cells deliver). Free cells
+   that are interchangeable (a land-use class whose options differ by the same amounts)
+   share one set of columns. Its row duals are candidate exact prices.
 3. **Pricing.** One pass over all cells: any fixed cell whose option is no longer best
-   under the new prices joins the free cells, and step 2 repeats. When none is left, the
-   prices are optimal duals of the whole LP: every cell takes a best option (fixed cells)
-   or satisfies complementary slackness (LP cells).
+   under the new prices joins the free cells, any free cell's option the LP left out that
+   now beats its options joins them, and step 2 repeats. When none is left, the prices are
+   optimal duals of the whole LP: every cell takes a best option (fixed cells) or satisfies
+   complementary slackness (LP cells).
 4. **Certificate.** The dual bound ``D(prices)`` over all cells against the objective of
    the returned allocation gives ``gap``; it is computed independently of steps 1-3.
 
@@ -75,7 +79,8 @@ def solve_fast(
         problem, structure, priced, tie_window(problem, tau), minimum=50 + 2 * len(problem.rows)
     )
     tolerance = 1e-11 * scale
-    lp_x = np.zeros((0, problem.n_options))
+    # What the last repair LP decided: its cells and their fractions per option.
+    lp_cells, lp_x, n_classes = np.zeros(0, dtype=np.int64), np.zeros((0, problem.n_options)), 0
     for repair in range(max_repairs):
         lp = restricted_lp(problem, structure, choice, free)
         if lp is None:
@@ -83,6 +88,7 @@ def solve_fast(
             # were too rough here. Free more cells, nearest to a tie first.
             free = _widen(problem, structure, priced, free)
             continue
+        lp_cells = free.cells
         lp_x, lp_prices, n_classes = lp
         priced = price_cells(problem, structure, lp_prices)
         better = improving_options(problem, structure, priced, choice, free, tolerance)
@@ -98,12 +104,12 @@ def solve_fast(
         )
     timings["repair"] = time.perf_counter() - clock
     timings["repair_rounds"] = repair + 1
-    timings["lp_cells"] = int(len(free.cells))
+    timings["lp_cells"] = int(len(lp_cells))
     timings["lp_classes"] = int(n_classes)
 
     clock = time.perf_counter()
-    choice[free.cells] = np.argmax(lp_x, axis=1)
-    x = _allocation_matrix(problem, choice, free.cells, lp_x)
+    choice[lp_cells] = np.argmax(lp_x, axis=1)
+    x = _allocation_matrix(problem, choice, lp_cells, lp_x)
     solution = build_solution(
         problem,
         x,
