@@ -75,7 +75,7 @@ def _build(problem: Problem):
     x_vars = {}
     objective = []
     for i, o in zip(*np.nonzero(allowed)):
-        var = pulp.LpVariable(f"x_{i}_{o}", lowBound=0)
+        var = lp.add_variable(f"x_{i}_{o}", lowBound=0)
         x_vars[(int(i), int(o))] = var
         objective.append((var, float(area[i] * problem.value[i, o])))
 
@@ -99,16 +99,16 @@ def _build(problem: Problem):
         cons = []
         if rows.has_lower[r]:
             if problem.elastic:
-                s = pulp.LpVariable(f"s_{r}", lowBound=0)
+                s = lp.add_variable(f"s_{r}", lowBound=0)
                 objective.append((s, -float(problem.shortfall_penalty[k])))
                 c = supply + s >= float(rows.lower[r])
             else:
                 c = supply >= float(rows.lower[r])
             lp += c, f"lower_{r}"
-            cons.append(lp.constraints[f"lower_{r}"])
+            cons.append(lp.get_constraint_by_name(f"lower_{r}"))
         if rows.has_upper[r]:
             lp += supply <= float(rows.upper[r]), f"upper_{r}"
-            cons.append(lp.constraints[f"upper_{r}"])
+            cons.append(lp.get_constraint_by_name(f"upper_{r}"))
         target_cons[r] = cons
     lp.setObjective(pulp.LpAffineExpression(objective))
     return lp, x_vars, target_cons
