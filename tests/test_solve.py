@@ -8,6 +8,7 @@ import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import engine
 from engine.solve import GapWarning
@@ -223,6 +224,37 @@ def test_warm_start_from_prices_gives_the_same_optimum():
     warm = engine.solve(problem, method="fast", prices=cold.prices)
     assert rel(warm.objective, cold.objective) <= 1e-12
     assert warm.gap <= 1e-9
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(tied=True, max_cells=300), st.integers(0, 2**32 - 1))
+def test_a_warm_start_far_from_the_optimum_still_ends_at_it(problem, seed):
+    """Prices knocked off the optimum make fixed cells switch and options the repair LP
+    left out beat its choice: the pricing step has to bring them in."""
+    exact = engine.solve(problem, method="highs")
+    rng = np.random.default_rng(seed)
+    knocked = [p + rng.normal(scale=0.5, size=p.shape) for p in exact.prices]
+    warm = engine.solve(problem, method="fast", prices=knocked)
+    assert warm.status == "optimal", warm.status
+    assert rel(warm.objective, exact.objective) <= 1e-7
+
+
+def test_cells_with_one_option_each_leave_the_repair_nothing_to_decide():
+    """Every cell allowed one option (a zoning plan already fixed): the repair LP has no
+    columns and the allocation is the plan."""
+    base = allocation_problem(5_000, 4, 3, seed=2)
+    only = np.random.default_rng(2).integers(0, base.n_options, base.n_cells)
+    allowed = np.zeros((base.n_cells, base.n_options), dtype=bool)
+    allowed[np.arange(base.n_cells), only] = True
+    problem = engine.Problem(
+        value=base.value, contribution=base.contribution, zones=base.zones,
+        allowed=allowed, area=base.area, option_names=base.option_names,
+        claim_names=base.claim_names,
+    )  # fmt: skip
+    fast = engine.solve(problem, method="fast")
+    assert fast.status == "optimal" and fast.gap <= 1e-9
+    np.testing.assert_array_equal(fast.choice, only)
+    assert rel(fast.objective, engine.solve(problem, method="highs").objective) <= 1e-9
 
 
 def test_auto_uses_reference_for_tiny_and_fast_for_large():

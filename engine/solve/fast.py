@@ -14,7 +14,7 @@ as many cells as there are binding targets are split between options. So:
    within that window. Fix the others at their best option and solve the LP over the free
    cells exactly with HiGHS (targets reduced by what the fixed cells deliver). Free cells
    that are interchangeable (a land-use class whose options differ by the same amounts)
-   share one set of columns. Its row duals are candidate exact prices.
+   share one set of columns. The LP's row duals are candidate exact prices.
 3. **Pricing.** One pass over all cells: any fixed cell whose option is no longer best
    under the new prices joins the free cells, any free cell's option the LP left out that
    now beats its options joins them, and step 2 repeats. When none is left, the prices are
@@ -81,6 +81,7 @@ def solve_fast(
     tolerance = 1e-11 * scale
     # What the last repair LP decided: its cells and their fractions per option.
     lp_cells, lp_x, n_classes = np.zeros(0, dtype=np.int64), np.zeros((0, problem.n_options)), 0
+    repair = -1
     for repair in range(max_repairs):
         lp = restricted_lp(problem, structure, choice, free)
         if lp is None:
@@ -332,18 +333,21 @@ def smoothed_prices(
     # unbounded where the active cells alone cannot meet a target), then re-centres on the
     # new prices; the round that moves less than the safe distance is exact and the last.
     # Far from the optimum a round that ends on the edge of its region doubles it; the
-    # frozen cells make the local model a minorant of the dual, so a step that raised the
-    # dual bound by more than smoothing explains is taken again from its centre, shorter.
+    # frozen cells make the local model a minorant of the smoothed dual, so a step that
+    # raised the dual bound by more than smoothing explains is taken again from its centre,
+    # shorter, and no later region grows back to the size that failed.
     safe = (window - 30 * tau) / 2
     reach = float(np.max(np.abs(structure.membership) @ np.abs(structure.row_option)))
     base_radius = 4 * safe / reach if reach > 0 else np.inf
     slack = tau * np.log(problem.n_options) * total_area
     radius, last_step = base_radius, None  # last_step: (centre, radius) of the last round
+    too_far = np.inf  # the smallest radius whose step was taken back
     for _ in range(MAX_ROUNDS):
         priced = price_cells(problem, structure, prices)
         if last_step is not None:
             centre, step_radius = last_step
             if step_radius > base_radius and priced.bound > centre.bound + slack:
+                too_far = min(too_far, step_radius)
                 priced, radius = centre, max(base_radius, step_radius / 4)
         active = priced.margin < window
         settled = ~active
@@ -363,7 +367,7 @@ def smoothed_prices(
             break
         last_step = (priced, radius)
         if not inside:
-            radius *= 2
+            radius = max(base_radius, min(2 * radius, too_far / 2))
     return prices, tau
 
 
@@ -465,7 +469,9 @@ def _interchangeable(problem: Problem, structure: DualStructure, free: FreeCells
     m = len(free.cells)
     values = problem.value[free.cells].astype(np.float64)
     lead = np.argmax(free.options, axis=1)
-    # float32 values subtract exactly in float64, so equal differences compare equal.
+    # Float32 values of similar size subtract exactly in float64, so equal differences compare
+    # equal; otherwise cells merge only when their differences are the same bits, which is
+    # always safe.
     differences = np.where(free.options, values - values[np.arange(m), lead][:, None], 0.0)
     key = np.ascontiguousarray(
         np.concatenate(
@@ -548,12 +554,25 @@ def restricted_lp(
     shortfall_block = sparse.csr_matrix(
         (np.ones(n_s), (elastic_rows, np.arange(n_s))), shape=(n_rows, n_s)
     )
-    matrix = sparse.bmat(
-        [[target_block, shortfall_block], [share_block, None]], format="csc"
-    ) if len(shared) else sparse.hstack([target_block, shortfall_block], format="csc")
-    cost = np.concatenate([-gain, structure.penalty[elastic_rows] if n_s else np.zeros(0)])
     row_lo = np.concatenate([lower_bounds(rows.lower - start_supply), np.zeros(len(shared))])
     row_hi = np.concatenate([upper_bounds(rows.upper - start_supply), classes.area[shared]])
+    cell_area = problem.area_of(free.cells) * np.ones(len(free.cells))
+    if n_x + n_s == 0:
+        # Every free class has one option and no target is elastic: nothing to decide, and
+        # HiGHS calls an LP without columns "empty" rather than solving it.
+        slack = 1e-9 * np.maximum(1.0, np.abs(start_supply))
+        if np.any(row_lo[:n_rows] > slack) or np.any(row_hi[:n_rows] < -slack):
+            return None
+        class_x = np.zeros((n_classes, n_opt))
+        class_x[np.arange(n_classes), lead] = 1.0
+        return _spread(class_x, classes, cell_area), np.zeros(n_rows), n_classes
+    if len(shared):
+        matrix = sparse.bmat(
+            [[target_block, shortfall_block], [share_block, None]], format="csc"
+        )
+    else:
+        matrix = sparse.hstack([target_block, shortfall_block], format="csc")
+    cost = np.concatenate([-gain, structure.penalty[elastic_rows] if n_s else np.zeros(0)])
     result = solve_lp(
         cost,
         matrix,
@@ -572,7 +591,6 @@ def restricted_lp(
     class_x /= class_x.sum(axis=1, keepdims=True)
     # HiGHS minimises -objective; its row dual is d(-objective)/d(bound), which is our price.
     prices = result.row_dual[:n_rows]
-    cell_area = problem.area_of(free.cells) * np.ones(len(free.cells))
     return _spread(class_x, classes, cell_area), prices, n_classes
 
 
@@ -589,8 +607,9 @@ def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np
     begin = end - area
     hectares = class_x * classes.area[:, None]
     upto = np.cumsum(hectares, axis=1)
+    start_of_option = (upto - hectares)[of_cell]
     share = np.clip(
-        np.minimum(end[:, None], upto[of_cell]) - np.maximum(begin[:, None], (upto - hectares)[of_cell]),
+        np.minimum(end[:, None], upto[of_cell]) - np.maximum(begin[:, None], start_of_option),
         0.0,
         None,
     )

@@ -35,8 +35,8 @@ def solve_lp(
 ) -> LPResult:
     """Minimise ``cost @ x`` s.t. ``row_lower <= matrix @ x <= row_upper``, col bounds.
 
-    Single-threaded dual simplex without presolve, with tight tolerances: the result must be reproducible bit
-    for bit and precise enough for a 1e-9 certificate.
+    Single-threaded dual simplex without presolve, with tight tolerances: the result must
+    be reproducible bit for bit and precise enough for a 1e-9 certificate.
     """
     matrix = sparse.csc_matrix(matrix)
     lp = highspy.HighsLp()
@@ -61,7 +61,8 @@ def solve_lp(
     h.setOptionValue("random_seed", 0)
     # The repair LP has thousands of columns with the same coefficients (a kind of cell
     # moving to the same option); presolve spends seconds comparing them and finds nothing
-    # that the dual simplex does not handle as bounds in a fraction of that.
+    # that the dual simplex does not handle as bounds in a fraction of that. The other LPs
+    # given here (the feasibility test over classes of cells) are small and already reduced.
     h.setOptionValue("presolve", "off")
     h.passModel(lp)
     h.run()
