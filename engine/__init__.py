@@ -8,7 +8,7 @@ The solver is usable without any files::
 """
 
 from engine.problem import Problem
-from engine.solve import InfeasibleError, Solution, solve
+from engine.solve import InfeasibleError, Solution, WarmStartError, solve
 
-__all__ = ["Problem", "Solution", "InfeasibleError", "solve"]
+__all__ = ["Problem", "Solution", "InfeasibleError", "WarmStartError", "solve"]
 __version__ = "0.1.0"

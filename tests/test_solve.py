@@ -257,6 +257,14 @@ def test_cells_with_one_option_each_leave_the_repair_nothing_to_decide():
     assert rel(fast.objective, engine.solve(problem, method="highs").objective) <= 1e-9
 
 
+def test_auto_checks_a_warm_start_even_when_the_reference_solves():
+    tiny = allocation_problem(100, 4, 2, seed=1)
+    good = engine.solve(tiny, method="auto")
+    assert engine.solve(tiny, method="auto", prices=good.prices).objective == good.objective
+    with pytest.raises(engine.WarmStartError, match="zoning"):
+        engine.solve(tiny, method="auto", prices=[p[:1] for p in good.prices])
+
+
 def test_auto_uses_reference_for_tiny_and_fast_for_large():
     assert engine.solve(allocation_problem(100, 4, 2, seed=1), method="auto").method == "highs"
     assert engine.solve(allocation_problem(5000, 4, 2, seed=1), method="auto").method == "fast"

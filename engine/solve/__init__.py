@@ -38,8 +38,12 @@ def solve(problem: Problem, method: str = "auto", **options) -> Solution:
     check_feasible(problem)
     if method == "auto":
         method = "highs" if problem.n_cells * problem.n_options <= TINY else "fast"
-        if method != "fast":
-            options.pop("prices", None)  # a hint the reference has no use for
+        if method != "fast" and "prices" in options:
+            from engine.solve.fast import initial_prices
+
+            # A hint the reference has no use for, but prices of another problem are still
+            # a mistake worth saying, whichever backend the size picks.
+            initial_prices(problem, options.pop("prices"))
     if method == "fast":
         from engine.solve.fast import solve_fast
 

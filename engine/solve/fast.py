@@ -65,7 +65,7 @@ def solve_fast(
     clock = time.perf_counter()
     structure = dual_structure(problem)
     scale = value_scale(problem)
-    start = _initial_prices(problem, prices)
+    start = initial_prices(problem, prices)
     timings["setup"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -133,7 +133,7 @@ def value_scale(problem: Problem) -> float:
     return spread if spread > 0 else max(1.0, float(np.max(np.abs(sample))))
 
 
-def _initial_prices(problem: Problem, prices) -> np.ndarray:
+def initial_prices(problem: Problem, prices) -> np.ndarray:
     n_rows = len(problem.rows)
     if prices is None:
         return np.zeros(n_rows)
