@@ -134,6 +134,8 @@ def value_scale(problem: Problem) -> float:
 
 
 def initial_prices(problem: Problem, prices) -> np.ndarray:
+    """Warm-start ``prices`` (per zoning, or in row order) as one array in row order; zeros
+    for None. Raises :class:`WarmStartError` when they belong to another problem."""
     n_rows = len(problem.rows)
     if prices is None:
         return np.zeros(n_rows)
