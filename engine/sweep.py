@@ -318,14 +318,17 @@ def run_variant(spec: dict, *_after) -> dict:
             config = load_config(spec["base"], spec["overrides"])
             ds = worker_grid(config, spec["grid"], spec["resolution"])
             warm = read_prices(Path(spec["warm_dir"])) if spec.get("warm_dir") else None
+
+            def run_from(prices):
+                return run(config, out, grid=ds, progress=False, method=spec["method"],
+                           prices=prices, analysis=spec.get("analysis", "off"))
+
             try:
-                report = run(config, out, grid=ds, progress=False, method=spec["method"],
-                             prices=warm, analysis=spec.get("analysis", "off"))
+                report = run_from(warm)
             except WarmStartError:
                 # The neighbour's zones or claims differ (an axis changes them): start cold.
                 warm = None
-                report = run(config, out, grid=ds, progress=False, method=spec["method"],
-                             analysis=spec.get("analysis", "off"))
+                report = run_from(None)
             timings = report["timings"]
             record.update(status=report["status"], error=None, objective=report["objective"],
                           gap=report["gap"], solve_seconds=timings["solve"],

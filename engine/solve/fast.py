@@ -399,6 +399,12 @@ class FreeCells:
     cells: np.ndarray  # (M,) int64, ascending
     options: np.ndarray  # (M, O) bool
 
+    def mask(self, n_cells: int) -> np.ndarray:
+        """(N,) bool: True for the free cells."""
+        is_free = np.zeros(n_cells, dtype=bool)
+        is_free[self.cells] = True
+        return is_free
+
     def join(self, cells: np.ndarray, options: np.ndarray) -> FreeCells:
         """These cells and options as well."""
         all_cells = np.concatenate([self.cells, cells])
@@ -467,7 +473,9 @@ class _Classes:
     area: np.ndarray  # (C,) hectares
 
 
-def _interchangeable(problem: Problem, structure: DualStructure, free: FreeCells) -> _Classes:
+def _interchangeable(
+    problem: Problem, structure: DualStructure, free: FreeCells, cell_area: np.ndarray
+) -> _Classes:
     m = len(free.cells)
     values = problem.value[free.cells].astype(np.float64)
     lead = np.argmax(free.options, axis=1)
@@ -487,7 +495,7 @@ def _interchangeable(problem: Problem, structure: DualStructure, free: FreeCells
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     of_cell = rank[inverse.ravel()]
-    area = np.bincount(of_cell, weights=problem.area_of(free.cells) * np.ones(m))
+    area = np.bincount(of_cell, weights=cell_area)
     return _Classes(of_cell=of_cell, first=first[order], area=area)
 
 
@@ -507,12 +515,11 @@ def restricted_lp(
     number of classes) or None when the fixed cells make a hard target unreachable.
     """
     n_groups, n_opt = structure.n_groups, problem.n_options
-    is_free = np.zeros(problem.n_cells, dtype=bool)
-    is_free[free.cells] = True
     start_area = kernels.assigned_area(
-        choice, ~is_free, structure.group, structure.area, n_groups, n_opt
+        choice, ~free.mask(problem.n_cells), structure.group, structure.area, n_groups, n_opt
     )
-    classes = _interchangeable(problem, structure, free)
+    cell_area = problem.area_of(free.cells) * np.ones(len(free.cells))
+    classes = _interchangeable(problem, structure, free, cell_area)
     n_classes = len(classes.first)
     representative = free.cells[classes.first]
     group = structure.group[representative]
@@ -558,7 +565,6 @@ def restricted_lp(
     )
     row_lo = np.concatenate([lower_bounds(rows.lower - start_supply), np.zeros(len(shared))])
     row_hi = np.concatenate([upper_bounds(rows.upper - start_supply), classes.area[shared]])
-    cell_area = problem.area_of(free.cells) * np.ones(len(free.cells))
     if n_x + n_s == 0:
         # Every free class has one option and no target is elastic: nothing to decide, and
         # HiGHS calls an LP without columns "empty" rather than solving it.
@@ -625,9 +631,7 @@ def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np
 def improving_options(problem, structure, priced, choice, free: FreeCells, tolerance: float):
     """Cells and options the LP left out that beat what it chose under its prices, as
     ``(cells, options)`` for :meth:`FreeCells.join`, or None when there are none."""
-    is_free = np.zeros(problem.n_cells, dtype=bool)
-    is_free[free.cells] = True
-    switched = np.flatnonzero(~is_free & (priced.choice != choice))
+    switched = np.flatnonzero(~free.mask(problem.n_cells) & (priced.choice != choice))
     if len(switched):
         values = _adjusted_values(problem, structure, priced.prices, switched)
         rows = np.arange(len(switched))
