@@ -7,8 +7,11 @@ The solver is usable without any files::
     sol = engine.solve(p)
 """
 
+from engine.errors import RuimtepuzzelError
 from engine.problem import Problem
 from engine.solve import InfeasibleError, Solution, WarmStartError, solve
 
-__all__ = ["Problem", "Solution", "InfeasibleError", "WarmStartError", "solve"]
+__all__ = [
+    "Problem", "Solution", "RuimtepuzzelError", "InfeasibleError", "WarmStartError", "solve",
+]
 __version__ = "0.1.0"

@@ -28,6 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.errors import RuimtepuzzelError
+from engine.resources import find_config
+from engine.source import cite, source_document
+
 __all__ = [
     "ConfigError",
     "Assumption",
@@ -70,7 +74,7 @@ RULE_KINDS = ("exclusions", "penalties", "ladders", "reservations")
 TRANSFORMS = ("value", "linear", "decay", "above", "below")
 
 
-class ConfigError(ValueError):
+class ConfigError(RuimtepuzzelError):
     """A configuration error: file, key, what is wrong, and the fix."""
 
     def __init__(self, file, key: str, problem: str, fix: str = ""):
@@ -181,6 +185,7 @@ class Target:
     source: str
     note: str = ""
     rule: str | None = None  # a reservation rule whose reserved hectares are the target
+    sum_of: tuple[str, ...] = ()  # line references whose figures add up to this target's
 
 
 @dataclass(frozen=True)
@@ -486,11 +491,18 @@ class _V:
     def source(self, node: dict, key: tuple) -> str:
         if "source" not in node:
             raise self.err(key + ("source",), "missing",
-                           'cite the line in shared/seed it comes from, e.g. source = "L188"')
-        s = self.string(node["source"], key + ("source",))
-        if not s.startswith("L") or not s[1:].split("-")[0].isdigit():
-            raise self.err(key + ("source",), f"{s!r} is not a line reference",
-                           'write source = "L123" (a line of shared/seed)')
+                           f'cite the line of {source_document().title} it comes from, e.g. '
+                           f'source = "L188" (data/source/)')
+        return self.reference(node["source"], key + ("source",))
+
+    def reference(self, node, key: tuple) -> str:
+        """A line reference into the policy source that exists there."""
+        s = self.string(node, key)
+        try:
+            cite(s)
+        except RuimtepuzzelError as err:
+            raise self.err(key, str(err), 'write source = "L123", a line of '
+                           f"{source_document().path.name} that says it") from None
         return s
 
 
@@ -789,8 +801,14 @@ def _rules(v: _V, rules_tree: dict, options: dict, claims: dict, assumptions: di
 
 def _target(v: _V, t: dict, key: tuple, claim: Claim, assumptions: dict, rules: list) -> Target:
     t = v.table(t, key)
-    v.keys(t, key, ("lower", "upper", "unit", "source", "note", "rule"))
+    v.keys(t, key, ("lower", "upper", "unit", "source", "sum_of", "note", "rule"))
     source = v.source(t, key)
+    # A figure the source gives in parts cites each part; tests check that they add up.
+    parts = t.get("sum_of", [])
+    if not isinstance(parts, list):
+        raise v.err(key + ("sum_of",), f"expected a list of line references, got {parts!r}",
+                    'write sum_of = ["L5792", "L5794"]')
+    sum_of = tuple(v.reference(ref, key + ("sum_of", i)) for i, ref in enumerate(parts))
     if "rule" in t:
         rid = v.string(t["rule"], key + ("rule",))
         res = [r.id for r in rules if r.kind == "reservations"]
@@ -817,7 +835,7 @@ def _target(v: _V, t: dict, key: tuple, claim: Claim, assumptions: dict, rules: 
     if "lower" in vals and "upper" in vals and vals["lower"] > vals["upper"]:
         raise v.err(key + ("upper",), "upper is below lower", "raise upper or lower lower")
     return Target(claim.name, vals.get("lower"), vals.get("upper"), unit, source,
-                  str(t.get("note", "")))
+                  str(t.get("note", "")), sum_of=sum_of)
 
 
 def _targets(v: _V, tree_t: dict, key0: tuple, claims: dict, assumptions: dict,
@@ -982,8 +1000,9 @@ def parse_overrides(pairs) -> dict:
 
 
 def load_config(path, overrides: dict | None = None) -> Config:
-    """Read, override and validate a run's configuration. Raises :class:`ConfigError`."""
-    path = Path(path)
+    """Read, override and validate a run's configuration: a path, or the name of a shipped
+    config (``national``, ``utrecht``, ...). Raises :class:`ConfigError`."""
+    path = find_config(path)
     tree, scope, origins, files = load_raw(path)
     tree = apply_overrides(tree, overrides, origins)
     config = validate(tree, scope, origins, path)

@@ -13,6 +13,8 @@ from html import escape
 
 import numpy as np
 
+from engine.report import layers_by_provenance
+
 __all__ = ["render_report", "png_data_uri", "categorical_map", "continuous_map", "page", "table",
            "SECTIONS"]
 
@@ -329,6 +331,22 @@ def _provenance(manifest) -> str:
             ["name", "value", "unit", "overridden", "source"],
             [[a["name"], a["value"], a.get("unit"), a.get("overridden"), a.get("source")]
              for a in assumptions], left=1)
+    layers = layers_by_provenance(manifest) if manifest.get("grid", {}).get("layers") else {}
+    if layers:
+        html += "<h3>Layers: real, derived or generated</h3>" + table(
+            ["provenance", "layers"], [[k, ", ".join(v)] for k, v in layers.items()], left=2)
+        if "generated" in layers:
+            html += ('<p class="note"><b>Generated stand-ins shaped this result</b> ('
+                     + escape(", ".join(layers["generated"])) + "): they behave like, but "
+                     "are not, the official maps.</p>")
+    doc = manifest.get("source_document")
+    if doc:
+        html += (f'<p class="note">Targets and rules cite lines of <i>{escape(doc["title"])}'
+                 f'</i> ({doc["year"]}, {escape(doc["publisher"])}).</p>')
+    credits = manifest.get("grid", {}).get("credits") or []
+    if credits:
+        html += "<h3>Data credits</h3><ul>" + "".join(
+            f"<li>{escape(c)}</li>" for c in credits) + "</ul>"
     devs = manifest.get("deviations", [])
     if devs:
         html += "<h3>Deviations from the base data (pas toe of leg uit)</h3>" + table(

@@ -31,6 +31,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from engine.config import Config, from_ha
+from engine.source import cite, source_document
 
 __all__ = ["build_report", "write_outputs", "sha256_file", "NODATA"]
 
@@ -291,7 +292,9 @@ def build_manifest(compiled, sol, ds, *, timings: dict, deviations: list, inputs
             "layers": {name: {k: str(v) for k, v in ds[name].attrs.items()
                               if k in ("long_name", "units", "provenance")}
                        for name in ds.data_vars},
+            "credits": ds.attrs.get("credits", "").splitlines(),
         },
+        "source_document": source_document().describe(),
         "assumptions": [
             {"name": a.name, "value": a.value, "unit": a.unit, "note": a.note,
              "source": a.source, "overridden": f"assumptions.{a.name}" in config.overrides
@@ -299,7 +302,8 @@ def build_manifest(compiled, sol, ds, *, timings: dict, deviations: list, inputs
             for a in config.assumptions.values()
         ],
         "rules": [
-            {"kind": r.kind, "id": r.id, "source": r.source, "note": r.note,
+            {"kind": r.kind, "id": r.id, "source": r.source,
+             "source_text": cite(r.source).text, "note": r.note,
              "province": r.province, "options": list(r.options),
              "cells": compiled.effects.counts.get(r.id, 0)}
             for r in config.rules
@@ -318,6 +322,32 @@ def build_manifest(compiled, sol, ds, *, timings: dict, deviations: list, inputs
 
 
 # -- summary --------------------------------------------------------------------------------------
+
+
+def layers_by_provenance(manifest: dict) -> dict[str, list[str]]:
+    """The grid's layers grouped as real, derived (from real data) and generated stand-ins."""
+    groups: dict[str, list[str]] = {"real": [], "derived": [], "generated": []}
+    for name, attrs in manifest["grid"]["layers"].items():
+        groups.setdefault(attrs.get("provenance", "unknown"), []).append(name)
+    return {k: v for k, v in groups.items() if v}
+
+
+def _data_section(manifest: dict) -> list[str]:
+    doc = manifest["source_document"]
+    lines = ["", "## Data and sources", "",
+             f"Targets and rules cite lines (L...) of *{doc['title']}* ({doc['year']}, "
+             f"{doc['publisher']}), shipped as `{doc['file']}`.", ""]
+    for provenance, names in layers_by_provenance(manifest).items():
+        lines.append(f"- {provenance}: " + ", ".join(f"`{n}`" for n in names))
+    generated = layers_by_provenance(manifest).get("generated")
+    if generated:
+        lines += ["", "**Generated stand-ins shaped this result** ("
+                  + ", ".join(generated) + "): they behave like, but are not, the official "
+                  "maps; replace them with a province's own data through a grid definition."]
+    lines += ["", "Credits:", ""] + [f"- {c}" for c in manifest["grid"]["credits"]]
+    return lines
+
+
 
 
 def _fmt(x, unit):
@@ -385,6 +415,7 @@ def build_summary(report: dict, manifest: dict) -> str:
     if t:
         lines += ["", "Timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in t.items()
                                               if isinstance(v, (int, float)))]
+    lines += _data_section(manifest)
     lines += ["", "Maps are *praatkaarten, niet plankaarten* (L12436): a basis for the "
               "conversation, not a plan.", ""]
     return "\n".join(lines)

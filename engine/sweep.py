@@ -55,6 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import RuimtepuzzelError
+
 __all__ = ["Scenario", "Variant", "load_scenario", "sweep", "collect_results", "run_variant",
            "RESULT_COLUMNS", "ScenarioError"]
 
@@ -67,7 +69,7 @@ ROW_COLUMNS = ["zoning", "zone", "claim", "lower_ha", "upper_ha", "allocated_ha"
 RESULT_COLUMNS = VARIANT_COLUMNS + ROW_COLUMNS
 
 
-class ScenarioError(ValueError):
+class ScenarioError(RuimtepuzzelError):
     """A scenario file error: file, key, what is wrong."""
 
     def __init__(self, file, key: str, problem: str):

@@ -11,10 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NATIONAL = ROOT / "configs" / "national.toml"
 UTRECHT = ROOT / "configs" / "provinces" / "utrecht.toml"
 
-try:
-    import engine.cli as cli
-except ImportError as err:  # the CLI frame's solve_demo module may not have landed yet
-    pytest.skip(f"the CLI frame does not import yet: {err}", allow_module_level=True)
+import engine.cli as cli
 
 
 def test_check_prints_targets_against_the_land_allowed(capsys):

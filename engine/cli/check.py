@@ -12,14 +12,15 @@ HELP = (
     "allow) and print claims in ha per province next to the land allowed for them."
 )
 EXAMPLES = """\
-  ruimtepuzzel check configs/national.toml
+  ruimtepuzzel check national
   ruimtepuzzel check configs/provinces/limburg.toml --resolution 1000
   ruimtepuzzel check configs/national.toml --set assumptions.deep_polder_storage_share=0.10
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="a national or province config (TOML)")
+    parser.add_argument("config", help="a config file (TOML), or the name of a shipped one: "
+                        "national, or a province (utrecht, zuid-holland, ...)")
     parser.add_argument("--grid", help="grid name (e.g. nl) or path; default: the config's")
     parser.add_argument("--resolution", type=float, help="cell size in metres")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

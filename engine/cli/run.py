@@ -13,9 +13,10 @@ HELP = (
     "allocation.tif, manifest.json and summary.md to --out."
 )
 EXAMPLES = """\
-  ruimtepuzzel run configs/national.toml --out out/national
+  ruimtepuzzel run national --out out/national
+  ruimtepuzzel run configs/national.toml --out out/national     # the same, by path
   ruimtepuzzel run configs/national.toml --resolution 100 --out out/national-100m
-  ruimtepuzzel run configs/provinces/utrecht.toml --out out/utrecht
+  ruimtepuzzel run utrecht --out out/utrecht
   ruimtepuzzel run configs/national.toml --set assumptions.housing_density_urban=80 --out out/dense
   ruimtepuzzel run configs/national.toml --set rules.exclusions.natura2000.enabled=false --out out/no-n2000
   ruimtepuzzel run configs/national.toml --set assumptions.housing_density_urban=80 \
@@ -24,7 +25,8 @@ EXAMPLES = """\
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="a national or province config (TOML)")
+    parser.add_argument("config", help="a config file (TOML), or the name of a shipped one: "
+                        "national, or a province (utrecht, zuid-holland, ...)")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     parser.add_argument("--grid", help="grid name (e.g. nl) or path; default: the config's")
     parser.add_argument("--resolution", type=float, help="cell size in metres (1000, 250, 100, 25)")

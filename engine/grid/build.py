@@ -90,11 +90,9 @@ def cache_key(definition: GridDefinition, resolution: float) -> str:
 
 def cache_folder(definition: GridDefinition, resolution: float, root: Path | None = None) -> Path:
     root = Path(root) if root is not None else cache_root()
-    key = cache_key(definition, resolution)
-    # Where the definition lives is part of the name, so that two definitions that share a
-    # grid name never take each other's place (builds of one place replace each other).
-    place = hashlib.sha256(str(definition.path).encode()).hexdigest()[:8]
-    return root / f"{definition.name}-{resolution:g}m-{place}-{key[:16]}"
+    # The key is content only (definition, source files, code): every checkout and every
+    # installation of the same grid shares one build, wherever its files live.
+    return root / f"{definition.name}-{resolution:g}m-{cache_key(definition, resolution)[:16]}"
 
 
 # --------------------------------------------------------------------------- computing

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.resources import shipped_dir
+
 __all__ = [
     "GRIDS_DIR",
     "SOURCES",
@@ -40,8 +42,8 @@ __all__ = [
     "find_definition",
 ]
 
-#: The grid definitions shipped with the project (``grids/`` beside the package).
-GRIDS_DIR = Path(__file__).resolve().parents[2] / "grids"
+#: The grid definitions shipped with the project.
+GRIDS_DIR = shipped_dir("grids")
 
 SOURCES = ("raster", "vector", "ugrid", "derived")
 PROVENANCES = ("real", "derived", "generated")
@@ -198,7 +200,7 @@ def _load(path: Path, seen: tuple[Path, ...]) -> GridDefinition:
     if "extends" in grid:
         parent = _load(find_definition(grid["extends"]), seen + (path,))
 
-    data_dir = _data_dir(path, grid, parent)
+    data_dir = _data_dir(path, grid)
 
     def pick(key: str, default: Any = None) -> Any:
         if key in grid:
@@ -246,15 +248,10 @@ def _load(path: Path, seen: tuple[Path, ...]) -> GridDefinition:
     return definition
 
 
-def _data_dir(path: Path, grid: dict, parent: GridDefinition | None) -> Path | None:
-    # The environment wins so that CI and users can keep the data elsewhere; only the shipped
-    # definitions read it, a user's own definition keeps its own relative paths.
-    if "data_dir" not in grid:  # a definition's own relative paths are relative to it
-        return path.parent
-    env = os.environ.get("RUIMTEPUZZEL_DATA")
-    if env and path.parent == GRIDS_DIR:
-        return Path(env).resolve()
-    return (path.parent / grid["data_dir"]).resolve()
+def _data_dir(path: Path, grid: dict) -> Path:
+    # A definition's relative source paths are relative to its data_dir, or to the definition
+    # itself; the shipped ones name the shipped data folder (../data beside grids/).
+    return (path.parent / grid.get("data_dir", ".")).resolve()
 
 
 def _layer(
@@ -297,7 +294,7 @@ def _layer(
         if not file_path.is_file():
             raise ValueError(
                 f"{where}: source file {file_path} does not exist; fix path (relative to "
-                f"{data_dir or path.parent}) or set RUIMTEPUZZEL_DATA to the data folder"
+                f"{data_dir or path.parent})"
             )
     resample = merged.get("resample")
     if resample is not None and resample not in RESAMPLING:
@@ -365,7 +362,7 @@ def _resolve_param_files(
             if not file_path.is_file():
                 raise ValueError(
                     f"{where}: params.{key} = {file_path} does not exist; fix the path "
-                    f"(relative to {data_dir}) or set RUIMTEPUZZEL_DATA to the data folder"
+                    f"(relative to {data_dir})"
                 )
             params[key] = file_path
     return params

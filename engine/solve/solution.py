@@ -9,13 +9,14 @@ import numpy as np
 from scipy import sparse
 
 from engine.problem import Problem
+from engine.errors import RuimtepuzzelError
 
 
-class WarmStartError(ValueError):
+class WarmStartError(RuimtepuzzelError):
     """Warm-start prices that do not fit the problem (other zonings, zones or claims)."""
 
 
-class InfeasibleError(ValueError):
+class InfeasibleError(RuimtepuzzelError):
     """Hard targets that no allocation can meet. ``rows`` lists what cannot be placed."""
 
     def __init__(self, message: str, rows: list[dict] | None = None):
