@@ -24,7 +24,7 @@ import numpy as np
 from engine.config import Config, ConfigError, Target
 from engine.problem import Problem
 from engine.rules import Cells, RuleEffects, apply_rules, category_names, check_layers
-from engine.rules import layers_used, province_index
+from engine.rules import layers_used, province_index, zone_labels
 from engine.suitability import option_values
 
 __all__ = ["Compiled", "compile_problem", "cell_mask", "capacity", "drop_implied_rows"]
@@ -192,6 +192,35 @@ def compile_problem(config: Config, ds) -> Compiled:
             zones.append(np.where(inside, 0, 1).astype(np.int64))
             lower.append(lo)
             upper.append(hi)
+
+    # Configured zonings of an index layer (RES regions, municipal housing deals, ...).
+    for zid, zoning in config.zonings.items():
+        index = cells.layer(zoning.layer).astype(np.int64)
+        labels = zone_labels(ds[zoning.layer])
+        names = category_names(ds[zoning.layer])
+        n_zones = max(len(names), int(index.max(initial=-1)) + 1)
+        names = [*names, *(f"zone {z}" for z in range(len(names), n_zones))]
+        # Cells outside every zone (index -1) form one more zone without targets.
+        zz = np.where(index >= 0, index, n_zones)
+        lo = np.full((n_zones + 1, n_claims), np.nan)
+        hi = np.full((n_zones + 1, n_claims), np.nan)
+        for zone, claim_targets in zoning.targets.items():
+            z = labels[zone]
+            if not (zz == z).any():
+                notes.append(f"{zoning.name}: {zone} has no land in scope; its targets are "
+                             f"left out of this run.")
+                continue
+            for claim, tg in claim_targets.items():
+                k = k_of[claim]
+                lo[z, k] = np.nan if tg.lower_ha is None else tg.lower_ha
+                hi[z, k] = np.nan if tg.upper_ha is None else tg.upper_ha
+                row_meta[(len(zonings), z, k)] = _meta(
+                    config.path, f"zonings.{zid}.targets.{zone}.{claim}", tg)
+        zonings.append(zid)
+        zone_names.append([*names, "rest"])
+        zones.append(zz)
+        lower.append(lo)
+        upper.append(hi)
 
     stated_lower = [lo.copy() for lo in lower]
     implied = drop_implied_rows(zonings, lower, upper)

@@ -189,6 +189,20 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Zoning:
+    """Targets per zone of an index layer of the grid (RES regions, municipalities, ...).
+
+    ``targets`` maps a zone, by the layer's code or name as written, to claim -> Target."""
+
+    id: str
+    name: str
+    layer: str
+    source: str
+    note: str
+    targets: dict
+
+
+@dataclass(frozen=True)
 class Novex:
     id: str
     name: str
@@ -238,6 +252,7 @@ class Config:
     national_targets: dict
     provinces: dict
     layers: dict = field(default_factory=dict)
+    zonings: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
     resolved: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
@@ -382,10 +397,10 @@ def load_raw(path) -> tuple[dict, str, _Origins, list[Path]]:
                           "config ([province])", "start from configs/national.toml or "
                           "configs/provinces/<province>.toml")
     tree: dict[str, Any] = {}
-    for key in ("run", "targets", "layers"):
+    for key in ("run", "targets", "zonings", "layers"):
         tree[key] = first.get(key, {})
         origins.add((key,), path)
-    _only_sections(first, ("run", "targets", "layers"), path)
+    _only_sections(first, ("run", "targets", "zonings", "layers"), path)
     run = tree["run"]
     base = path.parent
     for key, section in (("claims", None), ("rules", "rules"), ("suitability", "suitability")):
@@ -848,6 +863,22 @@ def _targets(v: _V, tree_t: dict, key0: tuple, claims: dict, assumptions: dict,
     return out
 
 
+def _zonings(v: _V, tree: dict, claims: dict, assumptions: dict, rules: list) -> dict:
+    out = {}
+    for zid, z in v.table(tree, ("zonings",)).items():
+        key = ("zonings", zid)
+        z = v.table(z, key)
+        v.keys(z, key, ("name", "layer", "source", "note", "targets"), ("layer", "targets"))
+        zones = v.table(z["targets"], key + ("targets",))
+        if not zones:
+            raise v.err(key + ("targets",), "empty", "add [zonings.<id>.targets.<zone>.<claim>]")
+        targets = {str(zone): _targets(v, t, key + ("targets", zone), claims, assumptions, rules)
+                   for zone, t in zones.items()}
+        out[zid] = Zoning(zid, str(z.get("name", zid)), v.string(z["layer"], key + ("layer",)),
+                          v.source(z, key), str(z.get("note", "")), targets)
+    return out
+
+
 def validate(tree: dict, scope: str, origins: _Origins, path: Path) -> Config:
     v = _V(origins)
     run = v.table(tree["run"], ("run",))
@@ -970,6 +1001,7 @@ def validate(tree: dict, scope: str, origins: _Origins, path: Path) -> Config:
         layers[lname] = LayerSource(lname, (path.parent / spec["path"]).resolve(), reason,
                                     v.string(spec["dataset"], lk + ("dataset",)),
                                     str(spec.get("location", spec["path"])))
+    zonings = _zonings(v, tree.get("zonings", {}), claims, assumptions, rules)
     if scope != "national" and scope not in provinces:
         raise v.err(("province", "name"), f"{scope!r} is not a province of the national "
                     "file", did_you_mean(scope, provinces))
@@ -978,7 +1010,7 @@ def validate(tree: dict, scope: str, origins: _Origins, path: Path) -> Config:
         scope=scope, grid=str(run.get("grid", "nl")), resolution=resolution,
         hard_targets=(mode == "hard"), assumptions=assumptions, claims=claims, options=options,
         recipes=recipes, rules=rules, national_targets=national_targets, provinces=provinces,
-        layers=layers,
+        layers=layers, zonings=zonings,
     )
 
 

@@ -207,6 +207,35 @@ def check_layers(config: Config, ds) -> None:
                     raise ConfigError(prov.path, f"novex.{nid}.municipalities",
                                       f"no municipality {m!r} in the grid",
                                       did_you_mean(m, [n for n in names if n]))
+    _check_zonings(config, ds)
+
+
+def zone_labels(da) -> dict[str, int]:
+    """Code and name of every zone of an index layer -> its index (``codes``/``names`` attrs)."""
+    out: dict[str, int] = {}
+    codes = da.attrs.get("codes")
+    if isinstance(codes, str):
+        codes = category_names(da.assign_attrs(names=codes))
+    for index, code in enumerate(codes or []):
+        out[str(code)] = index
+    for index, name in enumerate(category_names(da)):
+        out.setdefault(str(name), index)
+    return out
+
+
+def _check_zonings(config: Config, ds) -> None:
+    file = config.path
+    for zid, zoning in config.zonings.items():
+        _check_layer(zoning.layer, ds, file, f"zonings.{zid}.layer")
+        labels = zone_labels(ds[zoning.layer])
+        if not labels:
+            raise ConfigError(file, f"zonings.{zid}.layer", f"layer {zoning.layer!r} has no "
+                              "zone codes or names", "use an index layer (burn = 'index')")
+        for zone in zoning.targets:
+            if zone not in labels:
+                raise ConfigError(file, f"zonings.{zid}.targets.{zone}",
+                                  f"no zone {zone!r} in layer {zoning.layer!r}",
+                                  did_you_mean(zone, labels))
 
 
 def layers_used(config: Config) -> list[str]:
@@ -232,6 +261,7 @@ def layers_used(config: Config) -> list[str]:
             out += [r.order_layer, r.group_by]
     for recipe in config.recipes.values():
         out += [t.layer for t in recipe.terms]
+    out += [zoning.layer for zoning in config.zonings.values()]
     return list(dict.fromkeys(out))
 
 

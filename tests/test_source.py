@@ -11,6 +11,7 @@ import pytest
 from engine.errors import RuimtepuzzelError
 from engine.resources import shipped_dir
 from engine.source import cite, parse_reference, source_document
+from tests.configs import national_copy
 
 CONFIG_FILES = sorted(shipped_dir("configs").rglob("*.toml"))
 
@@ -90,11 +91,6 @@ def test_ranges_read_every_line():
 def test_a_config_citing_a_missing_line_is_refused(tmp_path):
     from engine.config import ConfigError, load_config
 
-    national = shipped_dir("configs") / "national.toml"
-    text = national.read_text().replace('source = "L3057"', 'source = "L99999"')
-    for name in ("claims.toml", "rules.toml", "suitability.toml"):
-        (tmp_path / name).write_text((shipped_dir("configs") / name).read_text())
-    broken = tmp_path / "national.toml"
-    broken.write_text(text.replace('"provinces/', '"' + str(national.parent / "provinces") + "/"))
+    broken = national_copy(tmp_path, replace={'source = "L3057"': 'source = "L99999"'})
     with pytest.raises(ConfigError, match="L99999.*lines 1-12898"):
         load_config(broken)
