@@ -97,6 +97,10 @@ def synthetic_grid(block: int = 12, resolution: float = 1000.0, seed: int = 7) -
     nature_network = (natura2000 | ((xx % 10 >= 8) & (yy % 10 >= 7))).astype(np.uint8) & land
     external_safety = ((xx % 12 == 1) & (yy % 12 == 1)).astype(np.uint8) & land
     valuable_farmland = ((land_cover == 2) & (elevation > 0) & (yy % 4 == 0)).astype(np.uint8)
+    # A wind park (1) and a solar park (2) on farmland, a few cells each.
+    existing_energy = np.zeros_like(land)
+    existing_energy[((xx % 12 == 4) & (yy % 12 == 4)) & (land_cover == 2)] = 1
+    existing_energy[((xx % 12 == 4) & (yy % 12 == 7)) & (land_cover == 2)] = 2
 
     def da(a, long_name, units, **attrs):
         out = xr.DataArray(a, dims=("y", "x"))
@@ -128,6 +132,8 @@ def synthetic_grid(block: int = 12, resolution: float = 1000.0, seed: int = 7) -
             "valuable_farmland": da(valuable_farmland, "valuable farmland", "1"),
             "station_distance": da(station_distance, "station distance", "m"),
             "town_distance": da(town_distance, "town distance", "m"),
+            "existing_energy": da(existing_energy, "existing parks", "class",
+                                  classes=["none", "wind", "solar"]),
         },
         coords={"y": y, "x": x},
     )

@@ -42,6 +42,16 @@ def test_no_building_allowed_in_floodplains_or_dike_zones(compiled):
     assert p.allowed[flood, _col(compiled, "nature")].any()
 
 
+def test_a_cell_holding_a_park_is_not_new_land(compiled):
+    p, cells = compiled.problem, compiled.cells
+    park = cells.layer("existing_energy") > 0
+    assert park.sum() > 0
+    keep = _col(compiled, "keep")
+    assert p.allowed[park, keep].all()
+    others = [o for o in range(p.n_options) if o != keep]
+    assert not p.allowed[np.ix_(park, others)].any()
+
+
 def test_no_homes_inside_the_external_safety_contour(compiled):
     p, cells = compiled.problem, compiled.cells
     risky = cells.layer("external_safety") == 1

@@ -10,18 +10,20 @@ demo assumes is written in ``grids/nl.toml``, not hidden here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import shapely
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from engine.grid.definition import LayerSpec
 from engine.grid.layers import derivation
 from engine.grid.noise import fbm
 from engine.grid.sources import VectorTable, burn_shapes, read_vector
-from engine.grid.tiles import BaseField, Context, Tile
+from engine.grid.tiles import BaseField, Context, GridGeometry, Tile
 
 LAND_COVER = ("none", "built_up", "agriculture", "greenhouse", "forest", "open_nature", "water")
 NONE, BUILT_UP, AGRICULTURE, GREENHOUSE, FOREST, OPEN_NATURE, WATER = range(7)
@@ -33,7 +35,8 @@ def _noise(tile: Tile, spacing: float, salt: int, octaves: int = 3) -> np.ndarra
     return fbm(tile.x, tile.y, spacing, seed, octaves)
 
 
-def _vector(ctx: Context, path, key: str = "") -> VectorTable:
+def vector_table(ctx: Context, path, key: str = "") -> VectorTable:
+    """A vector file in the grid CRS, read once per build."""
     return ctx.once(("vector-file", str(path), key), lambda: read_vector(path, ctx.definition.crs))
 
 
@@ -44,11 +47,136 @@ def _mask(*arrays: np.ndarray) -> np.ndarray:
     return out
 
 
+# --------------------------------------------------------------------------- whole-extent fields
+
+
+def params_key(p: dict[str, Any]) -> str:
+    """A layer's params as a key for ``Context.once``: layers with the same params share."""
+    return repr(sorted((k, str(v)) for k, v in p.items()))
+
+
+def _raster_layers(ctx: Context, names: list[str]) -> list[str]:
+    """The layers among ``names`` and everything they are made from that read a raster."""
+    seen: set[str] = set()
+    stack = list(names)
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(ctx.definition.layers[name].inputs)
+    return sorted(n for n in seen if ctx.definition.layers[n].source == "raster")
+
+
+def field_geometry(ctx: Context, names: list[str], res: float) -> GridGeometry:
+    """Where a field made from the layers ``names`` is worked out: the whole context extent
+    at ``res``, so that a window grid (a province) gets the national grid's values. A layer
+    read from a raster lines up with the grid's own cells only; a field made from one is
+    worked out on the grid itself."""
+    if _raster_layers(ctx, names):
+        return ctx.geometry
+    xmin, ymin, xmax, ymax = ctx.context_extent
+    return GridGeometry(ctx.definition.crs, xmin, ymax, float(res),
+                        round((ymax - ymin) / res), round((xmax - xmin) / res))
+
+
+@contextmanager
+def context_at(ctx: Context, geometry: GridGeometry) -> Iterator[Context]:
+    """A build context on ``geometry``: the build's own when that is its grid (nothing is
+    prepared twice), else a fresh one, closed afterwards."""
+    if geometry == ctx.geometry:
+        yield ctx
+        return
+    with Context(ctx.definition, geometry) as wide:
+        yield wide
+
+
+@dataclass
+class GridField:
+    """Arrays on a field grid, read per tile at the cell holding each tile cell centre."""
+
+    geometry: GridGeometry
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def offset(self, tile: Tile) -> tuple[int, int]:
+        """(row, col) of the tile's first cell on this grid; same resolution only."""
+        g, t = self.geometry, tile.geometry
+        return (round((g.ymax - t.ymax) / g.res) + tile.window.row0,
+                round((t.xmin - g.xmin) / g.res) + tile.window.col0)
+
+    def take(self, name: str, tile: Tile) -> np.ndarray:
+        g = self.geometry
+        # Floor, not round: a cell centre on a coarser cell's edge always goes the same way.
+        rows = np.clip(np.floor((g.ymax - tile.y) / g.res).astype(np.int64), 0, g.height - 1)
+        cols = np.clip(np.floor((tile.x - g.xmin) / g.res).astype(np.int64), 0, g.width - 1)
+        return self.values[name][rows[:, None], cols[None, :]]
+
+
+def context_layers(ctx: Context, names: list[str], res: float) -> GridField:
+    """The layers ``names`` over the field grid of ``field_geometry`` (``res`` one of the
+    grid's resolutions), window by window as a build would: for fields that must see past
+    a tile, such as connected areas and distances to edges."""
+    from engine.grid.build import compute_window
+
+    out = GridField(field_geometry(ctx, names, res))
+    g = out.geometry
+    with context_at(ctx, g) as wide:
+        for window in g.windows(ctx.definition.tile_size):
+            part = compute_window(ctx.definition, g.res, window, names, context=wide)
+            for name in names:
+                if name not in out.values:
+                    out.values[name] = np.empty(g.shape, part[name].dtype)
+                out.values[name][window.row0:window.row0 + window.height,
+                                 window.col0:window.col0 + window.width] = part[name]
+    return out
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def _majority_regions(ctx: Context, units: LayerSpec, p: dict[str, Any]) -> dict[str, Any]:
+    """For every unit of an index layer (in its index order), the region it overlaps most."""
+    if units.source != "vector" or units.burn != "index":
+        raise ValueError(f"params.units_layer {units.name!r} must be a vector layer burnt as "
+                         f"an index (its polygons are what is assigned to regions)")
+    table = vector_table(ctx, units.path)
+    order = np.argsort(table.column(units.key, units.name).astype(str), kind="stable")
+    unit_geoms = table.geometries[order]
+    regions = vector_table(ctx, p["regions_file"])
+    keys = regions.column(p["key"]).astype(str)
+    by_key = np.argsort(keys, kind="stable")
+    region_geoms = regions.geometries[by_key]
+    tree = shapely.STRtree(region_geoms)
+    lookup = np.full(len(unit_geoms), -1, np.int64)
+    for i, geom in enumerate(unit_geoms):
+        hits = np.sort(tree.query(geom))
+        if hits.size:
+            overlap = shapely.area(shapely.intersection(geom, region_geoms[hits]))
+            lookup[i] = hits[int(np.argmax(overlap))] if overlap.max() > 0 else -1
+    return {"lookup": lookup, "codes": [str(k) for k in keys[by_key]],
+            "names": [str(v) for v in regions.column(p["label"]).astype(str)[by_key]]}
+
+
+@derivation("region_of_units")
+def region_of_units(tile: Tile, spec: LayerSpec) -> np.ndarray:
+    """Region index (in the order of the regions' ``key``) of the unit (municipality) each
+    cell is in, the region being the one the unit overlaps most; -1 outside every unit.
+    Regions made of whole units so get the units' exact boundaries."""
+    p = spec.params
+    units = tile.ctx.definition.layers[p.get("units_layer", spec.inputs[0])]
+    model = tile.ctx.once(("region-of-units", spec.name, units.name, str(p["regions_file"])),
+                          lambda: _majority_regions(tile.ctx, units, p))
+    tile.ctx.layer_attrs.setdefault(spec.name, {}).update(codes=model["codes"],
+                                                          names=model["names"])
+    index = tile[units.name].astype(np.int64)
+    return np.where(index >= 0, model["lookup"][np.maximum(index, 0)], -1)
+
+
 # --------------------------------------------------------------------------- built-up land
 
 
 def _districts(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    table = _vector(ctx, p["districts_file"])
+    table = vector_table(ctx, p["districts_file"])
     pop = table.column("population").astype(np.float64)
     pop = np.where(pop > 0, pop, 0.0)  # CBS marks suppressed counts negative
     area_km2 = shapely.area(table.geometries) / 1e6
@@ -156,7 +284,7 @@ def depth_below(tile: Tile, spec: LayerSpec) -> np.ndarray:
 
 
 def _line_buffers(ctx: Context, path, distance: float) -> tuple[np.ndarray, shapely.STRtree]:
-    table = _vector(ctx, path)
+    table = vector_table(ctx, path)
     # Simplified first: vertices metres apart add nothing to a zone hundreds of metres wide.
     lines = shapely.simplify(table.geometries, distance / 10)
     geoms = shapely.buffer(lines, distance, quad_segs=4)
@@ -184,7 +312,7 @@ def _between_dikes(ctx: Context, p: dict[str, Any]) -> BaseField:
     map: the rivers run between the rings along them; behind a dike, both rings lie on the
     same side and the cell is protected land.
     """
-    table = _vector(ctx, p["lines_file"])
+    table = vector_table(ctx, p["lines_file"])
     rings = table.column(p.get("ring_attribute", "dijkringnummer")).astype(str)
     res = float(p.get("base_resolution", 100))
     max_width = float(p.get("max_width", 3000))
@@ -298,7 +426,7 @@ def sandy_highland(tile: Tile, spec: LayerSpec) -> np.ndarray:
 
 
 def _water_buffer(ctx: Context, path, attribute: str, names: list[str], width: float):
-    table = _vector(ctx, path)
+    table = vector_table(ctx, path)
     chosen = np.isin(table.column(attribute).astype(str), names)
     water = shapely.simplify(shapely.union_all(table.geometries[chosen]), width / 20)
     return np.array([shapely.buffer(water, width, quad_segs=4)], dtype=object)
@@ -367,24 +495,6 @@ def land_cover(tile: Tile, spec: LayerSpec) -> np.ndarray:
     return cover
 
 
-@derivation("patches")
-def patches(tile: Tile, spec: LayerSpec) -> np.ndarray:
-    """Protected nature as coherent patches: cells of the eligible kinds where a large-scale
-    noise field is above ``threshold``; plus the layers in ``include`` (e.g. Natura 2000
-    inside the nature network)."""
-    p = spec.params
-    cover = tile["land_cover"]
-    eligible = np.isin(cover, [FOREST, OPEN_NATURE])
-    for name in p.get("eligible_layers", []):
-        eligible |= (tile[name] == 1) & (cover != BUILT_UP)
-    # Salt from the patch seed, not the layer name, so nested networks share their cores.
-    n = _noise(tile, float(p.get("spacing", 8000)), int(p.get("patch_seed", 61)))
-    out = eligible & (n > float(p["threshold"])) & (tile["land"] == 1)
-    for name in p.get("include", []):
-        out |= tile[name] == 1
-    return out
-
-
 @derivation("circles")
 def circles(tile: Tile, spec: LayerSpec) -> np.ndarray:
     """Discs of the listed radius around the listed sites (risk contours), on land."""
@@ -405,74 +515,3 @@ def valuable_farmland(tile: Tile, spec: LayerSpec) -> np.ndarray:
     return _mask(tile["land_cover"] == AGRICULTURE, tile["peat"] == 0,
                  tile["sandy_highland"] == 0, tile["floodplain"] == 0,
                  elev >= float(p["min_elevation"]), elev <= float(p["max_elevation"]))
-
-
-# --------------------------------------------------------------------------- towns, stations
-
-
-def _places(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    """Town centres: per municipality of at least ``min_population`` inhabitants, the
-    representative point of its densest district (the district code WKggggww carries the
-    municipality code gggg)."""
-    d = _districts(ctx, p)
-    table = d["table"]
-    codes = table.column("code").astype(str)
-    names = table.column("name").astype(str)
-    muni = np.array([c[2:6] for c in codes])
-    min_pop = float(p["min_population"])
-    points, labels = [], []
-    for m in sorted(set(muni)):
-        rows = np.flatnonzero(muni == m)
-        if d["population"][rows].sum() < min_pop:
-            continue
-        populated = rows[d["population"][rows] >= 500]
-        candidates = populated if populated.size else rows
-        core = candidates[np.argmax(d["density"][candidates])]
-        pt = shapely.point_on_surface(table.geometries[core])
-        points.append((shapely.get_x(pt), shapely.get_y(pt)))
-        labels.append(f"GM{m} {names[core]}")
-    xy = np.array(points, dtype=np.float64)
-    return {"xy": xy, "labels": labels, "tree": cKDTree(xy)}
-
-
-def _place_set(tile: Tile, spec: LayerSpec) -> dict[str, Any]:
-    p = spec.params
-    key = ("places", str(p["districts_file"]), float(p["min_population"]))
-    places = tile.ctx.once(key, lambda: _places(tile.ctx, p))
-    # Three flat lists rather than a list of records: attributes must stay 1-D to be written
-    # to NetCDF or GeoTIFF tags.
-    tile.ctx.layer_attrs.setdefault(spec.name, {}).update(
-        points_x=[round(float(x), 1) for x in places["xy"][:, 0]],
-        points_y=[round(float(y), 1) for y in places["xy"][:, 1]],
-        points_name=list(places["labels"]),
-    )
-    return places
-
-
-@derivation("distance_to_places")
-def distance_to_places(tile: Tile, spec: LayerSpec) -> np.ndarray:
-    """Straight-line distance (m) from each land cell centre to the nearest place; NaN off
-    land. The places are in the layer's ``points_x``, ``points_y``, ``points_name`` attributes."""
-    places = _place_set(tile, spec)
-    land = tile["land"] == 1
-    out = np.full(tile.shape, np.nan, np.float32)
-    if land.any():
-        rows, cols = np.nonzero(land)
-        pts = np.column_stack([tile.x[cols], tile.y[rows]])
-        dist, _ = places["tree"].query(pts, workers=1)
-        out[rows, cols] = dist
-    return out
-
-
-@derivation("place_cells")
-def place_cells(tile: Tile, spec: LayerSpec) -> np.ndarray:
-    """1 in the cell that holds a place (e.g. a railway station), else 0."""
-    places = _place_set(tile, spec)
-    g = tile.geometry
-    out = np.zeros(tile.shape, np.uint8)
-    for x, y in places["xy"]:
-        r = int((g.ymax - y) // g.res) - tile.window.row0
-        c = int((x - g.xmin) // g.res) - tile.window.col0
-        if 0 <= r < tile.shape[0] and 0 <= c < tile.shape[1]:
-            out[r, c] = 1
-    return out
