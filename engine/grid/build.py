@@ -105,13 +105,7 @@ def _needed(definition: GridDefinition, wanted: list[str] | None) -> list[str]:
     unknown = sorted(set(wanted) - set(order))
     if unknown:
         raise ValueError(f"grid {definition.name!r} has no layer(s) {unknown}; it has {order}")
-    need: set[str] = set()
-    stack = list(wanted)
-    while stack:
-        name = stack.pop()
-        if name not in need:
-            need.add(name)
-            stack.extend(definition.layers[name].inputs)
+    need = definition.closure(wanted)
     return [n for n in order if n in need]
 
 

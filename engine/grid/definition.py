@@ -132,6 +132,17 @@ class GridDefinition:
         """Layer names so that every layer comes after its inputs."""
         return _topological_order(self.layers, self.path)
 
+    def closure(self, names) -> set[str]:
+        """The layers ``names`` and everything they are made from."""
+        seen: set[str] = set()
+        stack = list(names)
+        while stack:
+            name = stack.pop()
+            if name not in seen:
+                seen.add(name)
+                stack.extend(self.layers[name].inputs)
+        return seen
+
     def shape(self, resolution: float) -> tuple[int, int]:
         xmin, ymin, xmax, ymax = self.extent
         return int(round((ymax - ymin) / resolution)), int(round((xmax - xmin) / resolution))

@@ -57,14 +57,8 @@ def params_key(p: dict[str, Any]) -> str:
 
 def _raster_layers(ctx: Context, names: list[str]) -> list[str]:
     """The layers among ``names`` and everything they are made from that read a raster."""
-    seen: set[str] = set()
-    stack = list(names)
-    while stack:
-        name = stack.pop()
-        if name not in seen:
-            seen.add(name)
-            stack.extend(ctx.definition.layers[name].inputs)
-    return sorted(n for n in seen if ctx.definition.layers[n].source == "raster")
+    layers = ctx.definition.layers
+    return sorted(n for n in ctx.definition.closure(names) if layers[n].source == "raster")
 
 
 def field_geometry(ctx: Context, names: list[str], res: float) -> GridGeometry:
