@@ -297,7 +297,7 @@ def province_index(config: Config, ds, slug: str) -> int:
 class RuleEffects:
     allowed: np.ndarray  # (N, O) bool (a view of the option-major array the rules fill)
     reserved: np.ndarray  # (N,) bool, cells held by a reservation
-    # (rule id, claim, group value, hectares) per reservation group
+    # (rule id, claim, province code, hectares) per province a reservation reaches
     reservation_targets: list
     counts: dict  # rule id -> cells it acted on (for the manifest)
 
@@ -369,9 +369,12 @@ def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: di
         only[idx] = True
         allowed[:, take] &= only[:, None]
         reserved |= take
-        groups = cells.layer(rule.group_by)
-        for g in np.unique(groups[mask]):
-            targets.append((rule.id, rule.claim, int(g), float(take[groups == g].sum()) * area_ha))
+        # The reserved hectares become targets per province, whatever the rule groups by
+        # (a polder may cross a provincial border).
+        province = cells.layer("province")
+        for g in np.unique(province[mask]):
+            targets.append((rule.id, rule.claim, int(g),
+                            float(take[province == g].sum()) * area_ha))
         counts[rule.id] = int(take.sum())
     return RuleEffects(allowed.T, reserved, targets, counts)
 

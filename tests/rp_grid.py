@@ -97,6 +97,11 @@ def synthetic_grid(block: int = 12, resolution: float = 1000.0, seed: int = 7) -
     nature_network = (natura2000 | ((xx % 10 >= 8) & (yy % 10 >= 7))).astype(np.uint8) & land
     external_safety = ((xx % 12 == 1) & (yy % 12 == 1)).astype(np.uint8) & land
     valuable_farmland = ((land_cover == 2) & (elevation > 0) & (yy % 4 == 0)).astype(np.uint8)
+    # Each connected deep polder its own zone, as the demo grid's deep_polder_id.
+    from scipy import ndimage
+
+    polder_labels, n_polders = ndimage.label(deep_polder == 1, structure=np.ones((3, 3), bool))
+    deep_polder_id = (polder_labels - 1).astype(np.int32)
     # A wind park (1) and a solar park (2) on farmland, a few cells each.
     existing_energy = np.zeros_like(land)
     existing_energy[((xx % 12 == 4) & (yy % 12 == 4)) & (land_cover == 2)] = 1
@@ -132,6 +137,9 @@ def synthetic_grid(block: int = 12, resolution: float = 1000.0, seed: int = 7) -
             "valuable_farmland": da(valuable_farmland, "valuable farmland", "1"),
             "station_distance": da(station_distance, "station distance", "m"),
             "town_distance": da(town_distance, "town distance", "m"),
+            "built_up_distance": da(town_distance, "built-up distance", "m"),
+            "deep_polder_id": da(deep_polder_id, "deep polder", "index",
+                                 names=[f"polder {i}" for i in range(n_polders)]),
             "existing_energy": da(existing_energy, "existing parks", "class",
                                   classes=["none", "wind", "solar"]),
         },

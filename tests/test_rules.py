@@ -65,12 +65,13 @@ def test_deep_polder_storage_takes_the_deepest_cells_first(compiled, grid):
     reserved = compiled.effects.reserved
     deep = cells.layer("deep_polder") == 1
     elev = cells.layer("elevation")
-    prov = cells.layer("province")
+    polder = cells.layer("deep_polder_id")
+    built = np.isin(cells.layer("land_cover"), [1, 3])  # built_up, greenhouse: never storage
     share = compiled.config.assumptions["deep_polder_storage_share"].value
-    assert reserved.any() and not reserved[~deep].any()
+    assert reserved.any() and not reserved[~deep].any() and not reserved[built].any()
     storage = [_col(compiled, "water_storage"), _col(compiled, "water_storage_nature")]
-    for g in np.unique(prov[deep]):
-        in_g = deep & (prov == g)
+    for g in np.unique(polder[deep]):  # per polder, of its open land (L188)
+        in_g = deep & (polder == g) & ~built
         taken = reserved & in_g
         assert taken.sum() == int(np.floor(share * in_g.sum() + 0.5))
         # Every reserved cell lies at least as deep as every cell left out that could hold

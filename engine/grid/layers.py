@@ -72,4 +72,4 @@ def compute(tile: Tile, spec: LayerSpec) -> np.ndarray:
 def _load_builtin() -> None:
     # The demo derivations register themselves on import; imported lazily so that reading a
     # plain GeoTIFF grid does not pay for them.
-    from engine.grid import demo, nature, places  # noqa: F401
+    from engine.grid import areas, demo, nature, places  # noqa: F401

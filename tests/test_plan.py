@@ -1,0 +1,70 @@
+"""The national plan honours the rules of the source on the real demo grid (250 m): the
+deep-polder reservation per polder and never on built-up land (L188), no wind near homes
+(L4491) or in dike zones (L178), no forest in floodplains (L172)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.compile import compile_problem
+from engine.config import load_config
+from engine.grid import open_grid
+
+
+@pytest.fixture(scope="module")
+def national():
+    ds = open_grid("nl", resolution=250)
+    compiled = compile_problem(load_config("national"), ds)
+    return compiled, ds
+
+
+def _allowed(compiled, option: str) -> np.ndarray:
+    return compiled.problem.allowed[:, compiled.problem.option_names.index(option)]
+
+
+def test_every_deep_polder_reserves_its_share_of_open_land_deepest_first(national):
+    compiled, ds = national
+    cells, reserved = compiled.cells, compiled.effects.reserved
+    share = compiled.config.assumptions["deep_polder_storage_share"].value
+    polder = cells.layer("deep_polder_id")
+    built = np.isin(cells.layer("land_cover"), [1, 3])  # built_up, greenhouse
+    elevation = cells.layer("elevation")
+    names, area = ds["deep_polder_id"].attrs["names"], ds["deep_polder_id"].attrs["area_ha"]
+    large = [i for i, a in enumerate(area) if a >= 1000]
+    assert len(large) >= 20
+    storage = _allowed(compiled, "water_storage") | _allowed(compiled, "water_storage_nature")
+    for i in large:
+        open_land = (polder == i) & ~built
+        may_store = open_land & storage  # not where Natura 2000 or open water rules it out
+        taken = reserved & (polder == i)
+        want = min(np.floor(share * open_land.sum() + 0.5), may_store.sum())
+        assert taken.sum() == want, names[i]
+        # Deepest first: no cell that could have held it lies deeper than what was taken.
+        rest = may_store & ~taken
+        if rest.any():
+            assert elevation[taken].max() <= elevation[rest].min() + 1e-6, names[i]
+    assert not (reserved & built).any()
+
+
+def test_the_reservation_targets_add_up_per_province(national):
+    compiled, _ = national
+    per_province = sum(ha for rule, _, _, ha in compiled.effects.reservation_targets
+                       if rule == "deep_polder_storage")
+    assert per_province == pytest.approx(compiled.effects.reserved.sum() * compiled.area_ha)
+
+
+def test_no_wind_near_homes_or_in_dike_zones(national):
+    compiled, _ = national
+    cells = compiled.cells
+    wind = _allowed(compiled, "wind")
+    assert not (wind & (cells.layer("built_up_distance") <= 400)).any()
+    assert not (wind & (cells.layer("dike_zone") == 1)).any()
+    assert wind.sum() > 0.2 * len(wind)  # still room for wind in the open land
+
+
+def test_no_forest_in_floodplains(national):
+    compiled, _ = national
+    floodplain = compiled.cells.layer("floodplain") == 1
+    assert floodplain.sum() > 1000
+    assert not (_allowed(compiled, "forest") & floodplain).any()
