@@ -363,7 +363,7 @@ def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: di
         # that may hold it, deepest first.
         where = scope_mask(rule, evaluate(rule.where, cells))
         mask = where & allowed[idx].any(axis=0) & ~reserved
-        take = reserve_ranked(mask, cells.layer(rule.order_layer), cells.layer(rule.group_by),
+        take = reserve_ranked(mask, cells.layer(rule.order_layer), _groups_in_province(cells, rule),
                               rule.share, rule.ascending, count_mask=where)
         only = np.zeros(n_opt, dtype=bool)
         only[idx] = True
@@ -377,6 +377,13 @@ def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: di
                             float(take[province == g].sum()) * area_ha))
         counts[rule.id] = int(take.sum())
     return RuleEffects(allowed.T, reserved, targets, counts)
+
+
+def _groups_in_province(cells: Cells, rule: Rule) -> np.ndarray:
+    """The rule's groups split at provincial borders: each province reserves its share of its
+    own part of a polder, so province runs add up to the national run (optelbaarheid)."""
+    pairs = np.stack([cells.layer(rule.group_by), cells.layer("province")], axis=1)
+    return np.unique(pairs, axis=0, return_inverse=True)[1].ravel()
 
 
 def reserve_ranked(mask, order, groups, share: float, ascending: bool = True,

@@ -65,7 +65,8 @@ def test_deep_polder_storage_takes_the_deepest_cells_first(compiled, grid):
     reserved = compiled.effects.reserved
     deep = cells.layer("deep_polder") == 1
     elev = cells.layer("elevation")
-    polder = cells.layer("deep_polder_id")
+    # Per polder, split at provincial borders (each province reserves its own part).
+    polder = cells.layer("deep_polder_id") * 100 + cells.layer("province")
     built = np.isin(cells.layer("land_cover"), [1, 3])  # built_up, greenhouse: never storage
     share = compiled.config.assumptions["deep_polder_storage_share"].value
     assert reserved.any() and not reserved[~deep].any() and not reserved[built].any()

@@ -84,6 +84,8 @@ def test_an_energy_target_per_res_region(tmp_path):
     want = twente["allocated"] + 1.0
     bound = _run(tmp_path / "bound", RES.format(zone="ES04", lower=want))
     row = _row(bound, "res", "Twente", "renewable_energy")
-    assert row["allocated"] == pytest.approx(want, rel=1e-6) and row["shadow_price"] > 0
+    # Met; the region may get more than asked where the wind cap shifts the mix to solar.
+    assert row["allocated"] >= want * (1 - 1e-9) and row["shortfall_ha"] == pytest.approx(0)
+    assert bound["objective"] < free["objective"]  # and it costs value elsewhere
     national = _row(bound, "national", "Nederland", "renewable_energy")
     assert national["allocated"] >= national["lower"] * (1 - 1e-9)  # still adds up
