@@ -88,3 +88,12 @@ def test_wind_and_solar_both_carry_the_energy_target():
     assert 0.3 * 35 <= wind["allocated"] <= 17.5 * (1 + 1e-9)
     solar = {o["name"]: o["area_ha"] for o in report["options"]}
     assert solar["solar"] + solar["solar_combined"] > 5000  # the rest is solar, on real land
+
+
+def test_new_work_land_does_not_replace_built_up_land(national):
+    """No net loss of existing work land (L1621): new work locations are new land."""
+    compiled, _ = national
+    built = compiled.cells.layer("land_cover") == 1
+    assert built.sum() > 1000
+    assert not (_allowed(compiled, "work") & built).any()
+    assert _allowed(compiled, "work").sum() > 10 * 7000 / compiled.area_ha  # room enough
