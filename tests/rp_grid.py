@@ -136,6 +136,8 @@ def synthetic_grid(block: int = 12, resolution: float = 1000.0, seed: int = 7) -
             "external_safety": da(external_safety, "external safety", "1"),
             "valuable_farmland": da(valuable_farmland, "valuable farmland", "1"),
             "station_distance": da(station_distance, "station distance", "m"),
+            "intercity_distance": da(station_distance + 2 * resolution, "intercity distance",
+                                     "m"),
             "town_distance": da(town_distance, "town distance", "m"),
             "built_up_distance": da(town_distance, "built-up distance", "m"),
             "deep_polder_id": da(deep_polder_id, "deep polder", "index",
