@@ -133,6 +133,8 @@ def synthetic_grid(block: int = 12, resolution: float = 1000.0, seed: int = 7) -
             "sandy_highland": da(sandy_highland, "sandy highland", "1"),
             "natura2000": da(natura2000, "Natura 2000", "1"),
             "nature_network": da(nature_network, "NNN", "1"),
+            "nature_network_planned": da(nature_network & (land_cover == 2).astype(np.uint8)
+                                         & (1 - natura2000), "NNN still to realise", "1"),
             "external_safety": da(external_safety, "external safety", "1"),
             "valuable_farmland": da(valuable_farmland, "valuable farmland", "1"),
             "station_distance": da(station_distance, "station distance", "m"),

@@ -38,8 +38,8 @@ def test_no_building_allowed_in_floodplains_or_dike_zones(compiled):
         o = _col(compiled, name)
         assert not p.allowed[flood, o].any(), name
         assert not p.allowed[dike, o].any(), name
-    # The rules do not forbid what they do not name: nature may go into a floodplain.
-    assert p.allowed[flood, _col(compiled, "nature")].any()
+    # The rules do not forbid what they do not name: wet nature may go into a floodplain.
+    assert p.allowed[flood, _col(compiled, "water_storage_nature")].any()
 
 
 def test_a_cell_holding_a_park_is_not_new_land(compiled):
