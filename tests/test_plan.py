@@ -73,21 +73,46 @@ def test_no_forest_in_floodplains(national):
     assert not (_allowed(compiled, "forest") & floodplain).any()
 
 
-def test_wind_and_solar_both_carry_the_energy_target():
-    """The energy mix (L1463, L1439): wind up to its assumed share, solar the rest; both real."""
-    import tempfile
-
+@pytest.fixture(scope="module")
+def national_1000m(tmp_path_factory):
     from engine.run import run
 
-    with tempfile.TemporaryDirectory() as out:
-        report = run("national", out, resolution=1000, progress=False, analysis="off")
-    rows = {r["claim"]: r for r in report["targets"] if r["zoning"] == "national"}
+    out = tmp_path_factory.mktemp("national-1000m")
+    return run("national", out, resolution=1000, progress=False, analysis="off")
+
+
+def test_wind_and_solar_both_carry_the_energy_target(national_1000m):
+    """The energy mix (L1463, L1439): wind up to its assumed share, solar the rest; both real."""
+    rows = {r["claim"]: r for r in national_1000m["targets"] if r["zoning"] == "national"}
     energy, wind = rows["renewable_energy"], rows["wind_energy"]
     assert energy["allocated"] == pytest.approx(35, rel=1e-6)
     assert wind["upper"] == pytest.approx(17.5)
     assert 0.3 * 35 <= wind["allocated"] <= 17.5 * (1 + 1e-9)
-    solar = {o["name"]: o["area_ha"] for o in report["options"]}
-    assert solar["solar"] + solar["solar_combined"] > 5000  # the rest is solar, on real land
+    area = {o["name"]: o["area_ha"] for o in national_1000m["options"]}
+    assert area["solar"] + area["solar_combined"] > 5000  # the rest is solar, on real land
+
+
+def test_homes_both_inside_towns_and_at_their_edges(national_1000m):
+    """Infill is bounded by the land that can transform, so extensions take the rest."""
+    area = {o["name"]: o["area_ha"] for o in national_1000m["options"]}
+    density = {k: a.value for k, a in load_config("national").assumptions.items()}
+    infill = area["housing_urban"] * density["housing_density_urban"]
+    extension = area["housing_edge"] * density["housing_density_edge"]
+    assert infill + extension >= 900000
+    assert 0.2 < infill / (infill + extension) < 0.8
+
+
+def test_infill_only_where_built_up_land_can_transform(national):
+    compiled, _ = national
+    cells = compiled.cells
+    infill = _allowed(compiled, "housing_urban")
+    share = cells.layer("built_up_fraction")
+    assert infill.any()
+    assert (share[infill] >= 0.5).all() and (share[infill] <= 0.7).all()
+    assert (cells.layer("station_distance")[infill] <= 1200).all()
+    # Bounded: at the net density, the land that may transform cannot hold every new home.
+    density = compiled.config.assumptions["housing_density_urban"].value
+    assert infill.sum() * compiled.area_ha * density < 900000
 
 
 def test_new_work_land_does_not_replace_built_up_land(national):
