@@ -131,3 +131,19 @@ def test_new_nature_goes_where_the_network_is_still_to_be_realised(national):
     nature = _allowed(compiled, "nature")
     assert nature.any() and not (nature & ~planned).any()
     assert nature.sum() * compiled.area_ha > 40571  # the planned part can hold the target
+
+
+def test_the_two_claims_the_source_adds_are_placed(national_1000m):
+    """Urban forest (L3268) and green-blue veining (L448) are claims with targets, met."""
+    rows = {r["claim"]: r for r in national_1000m["targets"] if r["zoning"] == "national"}
+    for claim in ("urban_forest", "green_blue_veining"):
+        assert rows[claim]["lower"] > 0 and rows[claim]["shortfall_ha"] == pytest.approx(0)
+    assert rows["urban_forest"]["source"] == "L3268"
+    assert rows["green_blue_veining"]["source"] == "L448"
+
+
+def test_urban_forest_by_the_towns_and_veining_on_farmland(national):
+    compiled, _ = national
+    cells = compiled.cells
+    assert (cells.layer("town_distance")[_allowed(compiled, "urban_forest")] < 1000).all()
+    assert (cells.layer("land_cover")[_allowed(compiled, "green_blue_veining")] == 2).all()

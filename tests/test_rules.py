@@ -178,6 +178,6 @@ def test_a_province_code_the_grid_lacks(grid):
 
 def test_targets_larger_than_the_land_that_may_take_them(grid):
     cfg = load_config(NATIONAL, overrides={"provinces.zeeland.targets.housing.lower": 5e7})
-    bad = check_capacity(compile_problem(cfg, grid))
-    assert bad and bad[0]["claim"] == "housing" and bad[0]["zone"] == "Zeeland"
-    assert bad[0]["file"].endswith("zeeland.toml") and bad[0]["key"] == "targets.housing"
+    bad = [b for b in check_capacity(compile_problem(cfg, grid))
+           if b["claim"] == "housing" and b["zone"] == "Zeeland"]
+    assert bad and bad[0]["file"].endswith("zeeland.toml") and bad[0]["key"] == "targets.housing"

@@ -84,8 +84,9 @@ def test_an_energy_target_per_res_region(tmp_path):
     want = twente["allocated"] + 1.0
     bound = _run(tmp_path / "bound", RES.format(zone="ES04", lower=want))
     row = _row(bound, "res", "Twente", "renewable_energy")
-    # Met; the region may get more than asked where the wind cap shifts the mix to solar.
+    # Met (the free optimum gave Twente a TWh less); the region may get more than asked, and
+    # at no cost where the wind cap lets the mix shift between regions.
     assert row["allocated"] >= want * (1 - 1e-9) and row["shortfall_ha"] == pytest.approx(0)
-    assert bound["objective"] < free["objective"]  # and it costs value elsewhere
+    assert bound["objective"] <= free["objective"] + 1e-9 * abs(free["objective"])
     national = _row(bound, "national", "Nederland", "renewable_energy")
     assert national["allocated"] >= national["lower"] * (1 - 1e-9)  # still adds up
