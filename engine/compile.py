@@ -27,7 +27,8 @@ from engine.rules import Cells, RuleEffects, apply_rules, category_names, check_
 from engine.rules import layers_used, province_index, zone_labels
 from engine.suitability import option_values
 
-__all__ = ["Compiled", "compile_problem", "cell_mask", "capacity", "drop_implied_rows"]
+__all__ = ["Compiled", "compile_problem", "cell_mask", "capacity", "drop_implied_rows",
+           "check_capacity", "capacity_error", "refusal", "shortfalls"]
 
 
 @dataclass
@@ -223,7 +224,7 @@ def compile_problem(config: Config, ds) -> Compiled:
         upper.append(hi)
 
     stated_lower = [lo.copy() for lo in lower]
-    implied = drop_implied_rows(zonings, lower, upper)
+    implied = drop_implied_rows(zonings, lower, upper, config.hard_targets)
     penalty = None
     if not config.hard_targets:
         penalty = np.array([c.shortfall_penalty for c in config.claims.values()])
@@ -238,18 +239,20 @@ def compile_problem(config: Config, ds) -> Compiled:
                     timings, stated_lower, implied)
 
 
-def drop_implied_rows(zonings: list, lower: list, upper: list) -> set:
+def drop_implied_rows(zonings: list, lower: list, upper: list, hard_targets: bool = False) -> set:
     """Leave out national lower targets the provinces' own targets already imply.
 
-    When the provinces' targets of a claim add up to at least the national one (the shares
-    sum to 1; the housing bids sum to 917,193 >= 900,000), the national row can never bind
-    on its own: it only duplicates the province rows and makes the prices non-unique (any
-    split between the national and the provincial price is optimal). Dropping it gives the
-    same allocation with the scarcity priced where it arises, per province. The report still
-    states the national target and checks it against the national sum.
+    When the targets are hard and the provinces' targets of a claim add up to at least the
+    national one (the shares sum to 1; the housing bids sum to 917,193 >= 900,000), the
+    national row can never bind on its own: it only duplicates the province rows and makes
+    the prices non-unique (any split between the national and the provincial price is
+    optimal). Dropping it gives the same allocation with the scarcity priced where it arises,
+    per province. The report still states the national target and checks it against the
+    national sum. Elastic targets keep the row: provinces short of their own targets can
+    leave the nation short too, and that shortfall has its own penalty.
     """
     implied: set = set()
-    if "national" not in zonings or "province" not in zonings:
+    if not hard_targets or "national" not in zonings or "province" not in zonings:
         return implied
     nat, prov = zonings.index("national"), zonings.index("province")
     for k in range(lower[nat].shape[1]):
@@ -318,5 +321,32 @@ def capacity_error(row: dict, config: Config) -> ConfigError:
     )
 
 
-def land_names(ds) -> dict:
-    return {"land_cover": category_names(ds["land_cover"]) if "land_cover" in ds else []}
+def refusal(compiled: Compiled):
+    """The error a run stops with before its solve, or None. Hard targets only (DESIGN: an
+    elastic target the land cannot meet is a shortfall to report, not an error): first a
+    target above all the land its rules allow for the claim, named with its file and key;
+    then targets and upper bounds that fit one by one but not together (the solver's own
+    exact feasibility test, over classes of interchangeable cells). ``run`` and ``check``
+    both ask this."""
+    if compiled.config.hard_targets:
+        bad = check_capacity(compiled)
+        if bad:
+            return capacity_error(bad[0], compiled.config)
+    from engine.solve import InfeasibleError
+    from engine.solve.feasibility import check_feasible
+
+    try:
+        check_feasible(compiled.problem)
+    except InfeasibleError as err:
+        return err
+    return None
+
+
+def shortfalls(compiled: Compiled) -> list[str]:
+    """Elastic targets above the land their rules allow: what a run will report short."""
+    if compiled.config.hard_targets:
+        return []
+    return [f"{r['claim']} in {r['zone']} ({r['zoning']}): the target of {r['lower_ha']:,.0f} "
+            f"ha is above the {r['capacity_ha']:,.0f} ha the rules allow; the targets are "
+            f"elastic, so the run reports the shortfall ({r.get('file')}: {r.get('key')})"
+            for r in check_capacity(compiled)]

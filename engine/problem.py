@@ -9,19 +9,26 @@ See DESIGN.md, "The problem (the allocation LP)":
                sum_(i in z) a_i sum_o c[o,k] x[i,o] <= hi[l,z,k]
                x >= 0, s >= 0
 
-Every validation error is a ``ValueError`` that names the argument, the offending index and
-what to do about it, because a planner's config compiles into these arrays and the message is
-all they will see.
+Every validation error is a ``RuimtepuzzelError`` (a ``ValueError``) that names the argument,
+the offending index and what to do about it, because a planner's config compiles into these
+arrays and the message is all they will see.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-__all__ = ["Problem", "TargetRows"]
+from engine.errors import RuimtepuzzelError
+
+__all__ = ["Problem", "TargetRows", "Units"]
+
+# Beyond this many times the typical difference between a cell's options, a value leaves
+# float64 fewer than four digits for those differences (and HiGHS's tolerances none).
+VALUE_RANGE = 1e12
 
 
 @dataclass(frozen=True)
@@ -67,35 +74,80 @@ class CellGroups:
         return self.zones.shape[0]
 
 
-def _as_per_zoning(name: str, arrays, n_zonings: int, n_zones: np.ndarray, n_claims: int):
+@dataclass(frozen=True)
+class Units:
+    """The typical magnitudes of a problem, as powers of two.
+
+    The solvers hand their LPs to HiGHS in these units (dividing by a power of two is exact)
+    and state every tolerance relative to them, so a result does not depend on whether areas
+    are in hectares or square metres, or values in euros or millions of euros.
+    """
+
+    area: float  # hectares: the mean cell area
+    value: float  # value per hectare: the typical difference between a cell's options
+
+    @property
+    def objective(self) -> float:
+        """One typical cell's worth of value: the floor of the relative gap."""
+        return self.area * self.value
+
+
+def _power_of_two(x: float) -> float:
+    return float(2.0 ** np.round(np.log2(x))) if x > 0 and np.isfinite(x) else 1.0
+
+
+def _option_spread(value: np.ndarray, largest: float) -> float:
+    """The median over (a sample of) the cells of the spread between their options' values;
+    robust to a few outlying cells, and blind to a per-cell offset, which no allocation
+    can change."""
+    step = max(1, value.shape[0] // 100_000)
+    sample = value[::step]
+    spread = sample.max(axis=1).astype(np.float64) - sample.min(axis=1)
+    spread = spread[spread > 0]
+    if len(spread):
+        return float(np.median(spread))
+    return largest if largest > 0 else 1.0
+
+
+def _per_zoning(name: str, arrays, n_zonings: int, zmax: np.ndarray, n_claims: int):
+    """``arrays`` as one float array per zoning (None stays None); a bare 2-D array is the
+    one zoning's."""
     if arrays is None:
-        return [np.full((int(z), n_claims), np.nan) for z in n_zones]
-    if isinstance(arrays, np.ndarray) and arrays.ndim == 2 and n_zonings == 1:
-        arrays = [arrays]
+        return None
+    if isinstance(arrays, np.ndarray) and arrays.ndim == 2:
+        if n_zonings == 1:
+            return [np.asarray(arrays, dtype=np.float64)]
+        shapes = ", ".join(str((int(z) + 1, n_claims)) for z in zmax)
+        raise RuimtepuzzelError(
+            f"{name}: one array of shape {arrays.shape} for {n_zonings} zonings; pass a list "
+            f"with one (Z_l, K) array per zoning, here (Z_l, K) = {shapes} going by the zone "
+            f"indices in `zones`"
+        )
     arrays = list(arrays)
     if len(arrays) != n_zonings:
-        raise ValueError(
+        raise RuimtepuzzelError(
             f"{name}: expected one array per zoning ({n_zonings}), got {len(arrays)}; "
             f"pass a list with a (zones, claims) array for every row of `zones`"
         )
-    out = []
+    return [np.asarray(arr, dtype=np.float64) for arr in arrays]
+
+
+def _check_targets(name: str, arrays: list, n_zones: np.ndarray, n_claims: int) -> list:
     for l, arr in enumerate(arrays):
-        arr = np.asarray(arr, dtype=np.float64)
         expected = (int(n_zones[l]), n_claims)
         if arr.shape != expected:
-            raise ValueError(
+            raise RuimtepuzzelError(
                 f"{name}[{l}]: shape {arr.shape}, expected {expected} "
                 f"(zones in zoning {l} x claims); use NaN for zones without a target"
             )
         bad = np.argwhere(np.isinf(arr) | (arr < 0))
         if len(bad):
             z, k = bad[0]
-            raise ValueError(
+            raise RuimtepuzzelError(
                 f"{name}[{l}][{z}, {k}] = {arr[z, k]}: targets must be finite and >= 0 "
                 f"hectares; use NaN for 'no target'"
             )
-        out.append(arr)
-    return out
+    return arrays
 
 
 class Problem:
@@ -105,15 +157,18 @@ class Problem:
     ----------
     value : (N, O) float
         ``v[i, o]``, the value of option o in cell i per hectare (suitability minus conversion
-        cost). float32 is kept as float32; the solvers accumulate in float64.
+        cost), in any unit. float32 is kept as float32; the solvers accumulate in float64.
+        Entries must be finite and within ``VALUE_RANGE`` times the typical difference between
+        a cell's options: forbid an option through ``allowed``, not with a huge value.
     contribution : (O, K) float
         ``c[o, k] >= 0``, hectares of claim k that one hectare of option o delivers. A
         combination (*meervoudig ruimtegebruik*) has several non-zero entries.
     zones : (L, N) int
-        Zone of each cell in each zoning, ``0 .. Z_l - 1``. A 1-D array is one zoning.
+        Zone of each cell in each zoning, ``0 .. Z_l - 1``, any integer dtype. A 1-D array is
+        one zoning.
     lower, upper : list of (Z_l, K) float
         Per zoning, the lower target and upper bound of every (zone, claim) in hectares.
-        NaN means none.
+        NaN means none. With one zoning a bare (Z, K) array will do.
     allowed : (N, O) bool, optional
         Where an option may go (the rules). Default: everywhere.
     area : float or (N,) float
@@ -144,24 +199,49 @@ class Problem:
         value = np.asarray(value)
         if value.dtype not in (np.float32, np.float64):
             value = value.astype(np.float64)
+        contribution = np.asarray(contribution, dtype=np.float64)
+        zones = np.asarray(zones)
+        if zones.ndim == 1:
+            zones = zones[None, :]
         if value.ndim != 2:
-            raise ValueError(
+            raise RuimtepuzzelError(
                 f"value: expected a 2-D (cells, options) array, got shape {value.shape}"
             )
+        if zones.ndim == 2 and contribution.ndim == 2:
+            # The other arguments agree on (N, O): a value array the other way round is the
+            # likely mistake, and naming `contribution` for it would mislead.
+            expected = (zones.shape[1], contribution.shape[0])
+            if value.shape != expected and value.shape == expected[::-1]:
+                raise RuimtepuzzelError(
+                    f"value: shape {value.shape} is transposed: `zones` has {expected[0]} "
+                    f"cells and `contribution` {expected[1]} options, so value must be "
+                    f"(cells, options) = {expected}; pass value.T"
+                )
         n_cells, n_options = value.shape
         if n_cells == 0 or n_options == 0:
-            raise ValueError(f"value: shape {value.shape} has no cells or no options")
-        finite = np.isfinite(value)
-        if not finite.all():
-            i, o = np.argwhere(~finite)[0]
-            raise ValueError(
+            raise RuimtepuzzelError(f"value: shape {value.shape} has no cells or no options")
+        # max and min propagate NaN: one pass each instead of a boolean copy of the array.
+        vmax, vmin = float(value.max()), float(value.min())
+        if not (np.isfinite(vmax) and np.isfinite(vmin)):
+            i, o = np.argwhere(~np.isfinite(value))[0]
+            raise RuimtepuzzelError(
                 f"value[{i}, {o}] = {value[i, o]}: values must be finite; forbid the option "
                 f"in that cell through `allowed` instead of a NaN or infinite value"
             )
+        largest = max(abs(vmax), abs(vmin))
+        spread = _option_spread(value, largest)
+        if largest > VALUE_RANGE * spread:
+            i, o = np.unravel_index(int(np.argmax(np.abs(value))), value.shape)
+            raise RuimtepuzzelError(
+                f"value[{i}, {o}] = {value[i, o]:.6g}: value has entries up to {largest:.3g} "
+                f"while a cell's options typically differ by {spread:.3g}; beyond "
+                f"{VALUE_RANGE:.0e} times that, float64 keeps too few digits of those "
+                f"differences. Rescale the values, or forbid the option in that cell through "
+                f"`allowed` instead of giving it a huge value"
+            )
 
-        contribution = np.asarray(contribution, dtype=np.float64)
         if contribution.ndim != 2 or contribution.shape[0] != n_options:
-            raise ValueError(
+            raise RuimtepuzzelError(
                 f"contribution: shape {contribution.shape}, expected ({n_options}, claims): "
                 f"one row per option of `value`"
             )
@@ -169,46 +249,68 @@ class Problem:
         bad = np.argwhere(~np.isfinite(contribution) | (contribution < 0))
         if len(bad):
             o, k = bad[0]
-            raise ValueError(
+            raise RuimtepuzzelError(
                 f"contribution[{o}, {k}] = {contribution[o, k]}: an option delivers a "
                 f"non-negative, finite share of a claim; a negative contribution (an option "
                 f"that removes a claim) is not part of this LP, put that loss into `value`"
             )
 
-        zones = np.asarray(zones)
-        if zones.ndim == 1:
-            zones = zones[None, :]
         if zones.ndim != 2 or zones.shape[1] != n_cells:
-            raise ValueError(
+            raise RuimtepuzzelError(
                 f"zones: shape {zones.shape}, expected (zonings, {n_cells}): one zone index "
                 f"per cell per zoning"
             )
         if not np.issubdtype(zones.dtype, np.integer):
-            raise ValueError(f"zones: dtype {zones.dtype}, expected integers (zone indices)")
+            raise RuimtepuzzelError(
+                f"zones: dtype {zones.dtype}, expected integers (zone indices)"
+            )
         n_zonings = zones.shape[0]
         if n_zonings == 0:
-            raise ValueError("zones: at least one zoning is needed (e.g. one national zone)")
+            raise RuimtepuzzelError(
+                "zones: at least one zoning is needed (e.g. one national zone)"
+            )
         zmin = zones.min(axis=1)
         zmax = zones.max(axis=1)
+        if not np.can_cast(zones.dtype, np.int64):
+            # uint64: the solvers compute with int64 zone indices.
+            too_big = zmax > np.iinfo(np.int64).max
+            if too_big.any():
+                l = int(np.argmax(too_big))
+                i = int(np.argmax(zones[l] > np.iinfo(np.int64).max))
+                raise RuimtepuzzelError(
+                    f"zones[{l}, {i}] = {zones[l, i]}: out of range for a zone index"
+                )
+            zones = zones.astype(np.int64)
+            zmin, zmax = zmin.astype(np.int64), zmax.astype(np.int64)
         for l in range(n_zonings):
             if zmin[l] < 0:
                 i = int(np.argmax(zones[l] < 0))
-                raise ValueError(
+                raise RuimtepuzzelError(
                     f"zones[{l}, {i}] = {zones[l, i]}: zone indices start at 0; give cells "
                     f"outside every zone of a zoning their own 'rest' zone without targets"
                 )
-        if lower is not None:
-            n_zones = np.array([len(lower[l]) if l < len(lower) else 0 for l in range(n_zonings)])
-        elif upper is not None:
-            n_zones = np.array([len(upper[l]) if l < len(upper) else 0 for l in range(n_zonings)])
-        else:
-            n_zones = zmax + 1
-        lower = _as_per_zoning("lower", lower, n_zonings, n_zones, n_claims)
-        upper = _as_per_zoning("upper", upper, n_zonings, n_zones, n_claims)
+        lower = _per_zoning("lower", lower, n_zonings, zmax, n_claims)
+        upper = _per_zoning("upper", upper, n_zonings, zmax, n_claims)
+        # Zones per zoning: as many as the target arrays have rows, else as the indices say.
+        n_zones = np.array(
+            [
+                lower[l].shape[0] if lower is not None and lower[l].ndim == 2
+                else upper[l].shape[0] if upper is not None and upper[l].ndim == 2
+                else int(zmax[l]) + 1
+                for l in range(n_zonings)
+            ],
+            dtype=np.int64,
+        )
+        if lower is None:
+            lower = [np.full((int(z), n_claims), np.nan) for z in n_zones]
+        if upper is None:
+            upper = [np.full((int(z), n_claims), np.nan) for z in n_zones]
+        lower = _check_targets("lower", lower, n_zones, n_claims)
+        upper = _check_targets("upper", upper, n_zones, n_claims)
         for l in range(n_zonings):
             if zmax[l] >= n_zones[l]:
                 i = int(np.argmax(zones[l] >= n_zones[l]))
-                raise ValueError(
+                raise RuimtepuzzelError(
                     f"zones[{l}, {i}] = {zones[l, i]}: out of range, zoning {l} has "
                     f"{n_zones[l]} zones in `lower`/`upper`; add rows for the missing zones "
                     f"or fix the zone index"
@@ -216,7 +318,7 @@ class Problem:
             crossed = np.argwhere(lower[l] > upper[l])
             if len(crossed):
                 z, k = crossed[0]
-                raise ValueError(
+                raise RuimtepuzzelError(
                     f"lower[{l}][{z}, {k}] = {lower[l][z, k]} > upper[{l}][{z}, {k}] = "
                     f"{upper[l][z, k]}: the lower target exceeds the upper bound; lower the "
                     f"target or raise the bound"
@@ -225,14 +327,14 @@ class Problem:
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=bool)
             if allowed.shape != (n_cells, n_options):
-                raise ValueError(
+                raise RuimtepuzzelError(
                     f"allowed: shape {allowed.shape}, expected {(n_cells, n_options)} like "
                     f"`value`"
                 )
             empty = ~allowed.any(axis=1)
             if empty.any():
                 i = int(np.argmax(empty))
-                raise ValueError(
+                raise RuimtepuzzelError(
                     f"allowed[{i}, :] is all False: every cell needs at least one allowed "
                     f"option (the current use, 'keep', is always allowed)"
                 )
@@ -240,17 +342,19 @@ class Problem:
         area_arr = np.asarray(area, dtype=np.float64)
         if area_arr.ndim == 0:
             if not (np.isfinite(area_arr) and area_arr > 0):
-                raise ValueError(f"area = {float(area_arr)}: cell area must be finite and > 0 ha")
+                raise RuimtepuzzelError(
+                    f"area = {float(area_arr)}: cell area must be finite and > 0 ha"
+                )
             area_arr = float(area_arr)
         else:
             if area_arr.shape != (n_cells,):
-                raise ValueError(
+                raise RuimtepuzzelError(
                     f"area: shape {area_arr.shape}, expected a scalar or ({n_cells},)"
                 )
             bad = ~(np.isfinite(area_arr) & (area_arr > 0))
             if bad.any():
                 i = int(np.argmax(bad))
-                raise ValueError(
+                raise RuimtepuzzelError(
                     f"area[{i}] = {area_arr[i]}: cell area must be finite and > 0 ha; drop "
                     f"cells without land from the problem instead"
                 )
@@ -258,14 +362,14 @@ class Problem:
         if shortfall_penalty is not None:
             shortfall_penalty = np.asarray(shortfall_penalty, dtype=np.float64)
             if shortfall_penalty.shape != (n_claims,):
-                raise ValueError(
+                raise RuimtepuzzelError(
                     f"shortfall_penalty: shape {shortfall_penalty.shape}, expected "
                     f"({n_claims},): one price per claim, or None for hard targets"
                 )
             bad = ~(np.isfinite(shortfall_penalty) & (shortfall_penalty >= 0))
             if bad.any():
                 k = int(np.argmax(bad))
-                raise ValueError(
+                raise RuimtepuzzelError(
                     f"shortfall_penalty[{k}] = {shortfall_penalty[k]}: a penalty must be "
                     f"finite and >= 0; use None for hard targets"
                 )
@@ -278,6 +382,7 @@ class Problem:
         self.allowed = allowed
         self.area = area_arr
         self.shortfall_penalty = shortfall_penalty
+        self._value_spread = spread
         self.option_names = _names("option_names", option_names, n_options, "option")
         self.claim_names = _names("claim_names", claim_names, n_claims, "claim")
         self.zoning_names = _names("zoning_names", zoning_names, n_zonings, "zoning")
@@ -341,14 +446,31 @@ class Problem:
         )
 
     @cached_property
+    def units(self) -> Units:
+        """Typical cell area and value difference, as powers of two (see :class:`Units`)."""
+        mean_area = float(np.mean(self.area)) if np.ndim(self.area) else float(self.area)
+        return Units(area=_power_of_two(mean_area), value=_power_of_two(self._value_spread))
+
+    @cached_property
     def groups(self) -> CellGroups:
-        """Group cells by their tuple of zones (mixed-radix key, no sort when it is small)."""
-        radix = np.asarray(self.n_zones, dtype=np.int64)
+        """Group cells by their tuple of zones, in the lexicographic order of those tuples.
+
+        The tuple is a mixed-radix int64 key (no sort when the key space is small); where the
+        next zoning's digit would overflow it, the keys so far are renumbered densely first
+        (a sort), so any number of zonings and zones fits.
+        """
         key = np.zeros(self.n_cells, dtype=np.int64)
-        for l in range(self.n_zonings):
-            key *= radix[l]
+        n_keys = 1  # exact: a Python int
+        renumbered = False
+        for l, radix in enumerate(self.n_zones):
+            if n_keys * radix >= 2**62:
+                _, key = np.unique(key, return_inverse=True)
+                key = key.reshape(-1).astype(np.int64)
+                n_keys = int(key.max()) + 1
+                renumbered = True
+            key *= radix
             key += self.zones[l]
-        n_keys = int(np.prod(radix.astype(np.float64)))
+            n_keys *= radix
         if n_keys <= 4 * self.n_cells + 1_000_000:
             present = np.zeros(n_keys, dtype=bool)
             present[key] = True
@@ -358,13 +480,27 @@ class Problem:
             group = lookup[key]
         else:
             keys, group = np.unique(key, return_inverse=True)
-            group = group.astype(np.int32)
-        zones = np.empty((len(keys), self.n_zonings), dtype=np.int64)
-        rest = keys.copy()
-        for l in reversed(range(self.n_zonings)):
-            zones[:, l] = rest % radix[l]
-            rest //= radix[l]
+            group = group.reshape(-1).astype(np.int32)
+        if renumbered:
+            # The keys no longer spell the zones: any cell of a group tells them.
+            representative = np.empty(len(keys), dtype=np.int64)
+            representative[group] = np.arange(self.n_cells)
+            zones = np.ascontiguousarray(self.zones[:, representative].T, dtype=np.int64)
+        else:
+            zones = np.empty((len(keys), self.n_zonings), dtype=np.int64)
+            rest = np.asarray(keys, dtype=np.int64).copy()
+            for l in reversed(range(self.n_zonings)):
+                zones[:, l] = rest % self.n_zones[l]
+                rest //= self.n_zones[l]
         return CellGroups(group=group, zones=zones)
+
+    def with_targets(self, lower: list, upper: list) -> Problem:
+        """This problem with other target arrays of the same shapes; the rest is shared."""
+        new = copy.copy(self)
+        new.lower = [np.asarray(a, dtype=np.float64) for a in lower]
+        new.upper = [np.asarray(a, dtype=np.float64) for a in upper]
+        new.__dict__.pop("rows", None)
+        return new
 
     def row_index(self) -> list[np.ndarray]:
         """Per zoning a (Z_l, K) int array: the row of each (zone, claim), -1 where none."""
@@ -419,5 +555,5 @@ def _names(arg: str, names, n: int, kind: str) -> list[str]:
         return [f"{kind} {j}" for j in range(n)]
     names = [str(s) for s in names]
     if len(names) != n:
-        raise ValueError(f"{arg}: {len(names)} names for {n} {kind}s")
+        raise RuimtepuzzelError(f"{arg}: {len(names)} names for {n} {kind}s")
     return names

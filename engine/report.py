@@ -12,17 +12,13 @@
   their reason (*pas toe of leg uit*, L11371), versions, solver status, gap and timings.
 - ``summary.md``: what fits, what does not, where it is scarce.
 
-Every file is written to a temporary name in the target folder and moved into place with
-``os.replace`` only when all of them are complete, ``report.json`` last: after a crash the
-folder holds the previous complete run or the new one, never half a file.
+With the analysis outputs (:mod:`engine.analysis.outputs`) they make one run folder, written
+whole or not at all: every file is staged beside the folder and swapped in at once, and
+``manifest.json`` lists every other file with its sha256 (:class:`engine.outputs.RunFolder`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import os
 import platform
 import time
 from pathlib import Path
@@ -31,19 +27,15 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from engine.config import Config, from_ha
+from engine.outputs import (RunFolder, colormap, dumps_json, grid_transform, json_float,
+                            npz_bytes, pam_categories, sha256_file, write_cog, write_file)
 from engine.source import cite, source_document
 
-__all__ = ["build_report", "write_outputs", "sha256_file", "NODATA"]
+__all__ = ["build_report", "write_outputs", "stage_outputs", "sha256_file", "NODATA",
+           "PRICES_FILE", "read_prices"]
 
 NODATA = 255
-
-
-def _num(x):
-    """JSON-safe float: NaN -> None."""
-    if x is None:
-        return None
-    x = float(x)
-    return None if math.isnan(x) or math.isinf(x) else x
+_num = json_float
 
 
 def sum_by_zone(problem, per_cell: np.ndarray) -> list[np.ndarray]:
@@ -158,42 +150,17 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
 # -- the map --------------------------------------------------------------------------------------
 
 
-def _transform(ds):
-    import rasterio
-
-    try:
-        return ds.rio.transform()
-    except Exception:  # a Dataset without rioxarray metadata: from the cell-centre coords
-        x, y = np.asarray(ds["x"].values), np.asarray(ds["y"].values)
-        dx, dy = float(x[1] - x[0]), float(y[1] - y[0])
-        return rasterio.Affine(dx, 0, x[0] - dx / 2, 0, dy, y[0] - dy / 2)
-
-
-def _rgb(colour: str) -> tuple[int, int, int]:
-    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
-
-
 def write_allocation_tif(path: Path, compiled, choice, ds) -> None:
-    import rasterio
-
     config = compiled.config
     codes = np.array([o.code for o in config.options.values()], dtype=np.uint8)
     grid = np.full(compiled.cells.shape, NODATA, dtype=np.uint8)
     grid.ravel()[compiled.cells.flat] = codes[np.asarray(choice)]
-    profile = {
-        "driver": "COG", "width": grid.shape[1], "height": grid.shape[0], "count": 1,
-        "dtype": "uint8", "nodata": NODATA, "crs": "EPSG:28992", "transform": _transform(ds),
-        "compress": "DEFLATE", "blocksize": 512, "overview_resampling": "nearest",
-    }  # fmt: skip
-    colormap = {i: (0, 0, 0, 0) for i in range(256)}
-    for o in config.options.values():
-        colormap[o.code] = (*_rgb(o.colour), 255)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(grid, 1)
-        dst.write_colormap(1, colormap)
-        dst.set_band_description(1, "allocated option (see allocation.tif.aux.xml / .qml)")
-        dst.update_tags(1, **{f"option_{o.code}": o.name for o in config.options.values()})
-        dst.update_tags(run=config.name, scope=config.scope)
+    write_cog(path, [grid], transform=grid_transform(ds), dtype="uint8", nodata=NODATA,
+              categorical=True,
+              descriptions=["allocated option (see allocation.tif.aux.xml / .qml)"],
+              colormap=colormap({o.code: o.colour for o in config.options.values()}),
+              band_tags={f"option_{o.code}": o.name for o in config.options.values()},
+              tags={"run": config.name, "scope": config.scope})
 
 
 def allocation_aux_xml(config: Config) -> str:
@@ -201,12 +168,7 @@ def allocation_aux_xml(config: Config) -> str:
     names = [""] * (max(o.code for o in config.options.values()) + 1)
     for o in config.options.values():
         names[o.code] = o.name
-    cats = "".join(f"<Category>{escape(n)}</Category>" for n in names)
-    return (
-        "<PAMDataset>\n  <PAMRasterBand band=\"1\">\n"
-        f"    <CategoryNames>{cats}</CategoryNames>\n"
-        "  </PAMRasterBand>\n</PAMDataset>\n"
-    )
+    return pam_categories(names)
 
 
 def allocation_qml(config: Config) -> str:
@@ -230,14 +192,6 @@ def allocation_qml(config: Config) -> str:
 
 
 # -- manifest -------------------------------------------------------------------------------------
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _versions() -> dict:
@@ -267,7 +221,7 @@ def grid_inputs(ds) -> list[dict]:
 def build_manifest(compiled, sol, ds, *, timings: dict, deviations: list, inputs: list) -> dict:
     config = compiled.config
     p = compiled.problem
-    transform = _transform(ds)
+    transform = grid_transform(ds)
     return {
         "run": config.name,
         "scope": config.scope,
@@ -461,69 +415,51 @@ def read_prices(folder) -> list[np.ndarray] | None:
         return [saved[f"p{l}"] for l in range(len(saved.files))]
 
 
-class _Staged:
-    """Temporary files in the target folder, moved into place together."""
+def stage_outputs(stage, compiled, sol, ds, *, timings: dict, deviations=(), extra_inputs=(),
+                  analysis: str = "off", analysis_options=None,
+                  on_stage=None) -> tuple[dict, dict]:
+    """Write every output of a run but the manifest into the folder ``stage``; returns
+    (report, manifest) for :meth:`engine.outputs.RunFolder.commit` to finish.
 
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.items: list[tuple[Path, Path]] = []
-
-    def path(self, name: str) -> Path:
-        tmp = self.folder / f".{name}.tmp-{os.getpid()}"
-        self.items.append((tmp, self.folder / name))
-        return tmp
-
-    def text(self, name: str, text: str):
-        tmp = self.path(name)
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def commit(self):
-        for tmp, final in self.items:
-            os.replace(tmp, final)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        # Nothing moves into place unless every file was written: a crash leaves the
-        # previous outputs whole.
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-        return False
-
-    def abort(self):
-        for tmp, _ in self.items:
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
-
-
-def write_outputs(out_dir, compiled, sol, ds, *, timings: dict, deviations=(),
-                  extra_inputs=()) -> dict:
-    """Write the four outputs atomically; returns the report dict."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    ``analysis``: full, quick or off (:mod:`engine.analysis.outputs`); ``on_stage(name)`` is
+    told when the analysis starts.
+    """
+    stage = Path(stage)
     t = time.perf_counter()
     report = build_report(compiled, sol, timings=timings)
     manifest = build_manifest(compiled, sol, ds, timings=timings, deviations=list(deviations),
                               inputs=grid_inputs(ds) + list(extra_inputs))
-    with _Staged(out) as staged:
-        write_allocation_tif(staged.path("allocation.tif"), compiled, sol.choice, ds)
-        staged.text("allocation.tif.aux.xml", allocation_aux_xml(compiled.config))
-        staged.text("allocation.qml", allocation_qml(compiled.config))
-        staged.text("summary.md", build_summary(report, manifest))
-        with open(staged.path(PRICES_FILE), "wb") as fh:
-            np.savez(fh, **{f"p{l}": np.asarray(a, dtype=np.float64)
-                            for l, a in enumerate(sol.prices)})
-        timings["write"] = time.perf_counter() - t
-        report["timings"] = dict(timings)
-        manifest["timings"] = dict(timings)
-        staged.text("manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
-        staged.text("report.json", json.dumps(report, indent=1) + "\n")
+    write_allocation_tif(stage / "allocation.tif", compiled, sol.choice, ds)
+    write_file(stage / "allocation.tif.aux.xml", allocation_aux_xml(compiled.config))
+    write_file(stage / "allocation.qml", allocation_qml(compiled.config))
+    write_file(stage / "summary.md", build_summary(report, manifest))
+    write_file(stage / PRICES_FILE, npz_bytes(**{f"p{l}": np.asarray(a, dtype=np.float64)
+                                                 for l, a in enumerate(sol.prices)}))
+    timings["write"] = time.perf_counter() - t
+    if analysis != "off":
+        from engine.analysis.outputs import analysis_outputs
+
+        if on_stage is not None:
+            on_stage("analysis")
+        # Adds the analysis sections and timings["analysis"] to report.
+        analysis_outputs(stage, compiled, sol, ds, report, options=analysis_options,
+                         level=analysis, manifest=manifest)
+        timings["analysis"] = report["timings"]["analysis"]
+    report["timings"] = dict(timings)
+    manifest["timings"] = dict(timings)
+    write_file(stage / "report.json", dumps_json(report))
+    return report, manifest
+
+
+def write_outputs(out_dir, compiled, sol, ds, *, timings: dict, deviations=(),
+                  extra_inputs=(), analysis: str = "off", analysis_options=None) -> dict:
+    """Write a run folder whole (core outputs, and the analysis unless ``analysis`` is
+    off), replacing what ``out_dir`` held only once every file is complete; returns the
+    report dict. A run from a config is :func:`engine.run.run`."""
+    with RunFolder(out_dir) as folder:
+        report, manifest = stage_outputs(folder.stage, compiled, sol, ds, timings=timings,
+                                         deviations=deviations, extra_inputs=extra_inputs,
+                                         analysis=analysis, analysis_options=analysis_options,
+                                         on_stage=folder.note)
+        folder.commit(manifest)
     return report

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.config import Config, ConfigError, Rule, did_you_mean
+from engine.config import Config, ConfigError, Rule, did_you_mean, slugify
 
 __all__ = ["Cells", "RuleEffects", "evaluate", "check_layers", "apply_rules", "category_names"]
 
@@ -195,11 +195,8 @@ def check_layers(config: Config, ds) -> None:
                     raise ConfigError(file, f"{name}.conversion_cost.{c}",
                                       "no such land-cover class",
                                       did_you_mean(c, [n for n in classes if n]))
-    codes = [str(c) for c in ds["province"].attrs.get("codes", [])]
+    _check_provinces(config, ds)
     for slug, prov in config.provinces.items():
-        if codes and prov.code not in codes:
-            raise ConfigError(prov.path, "province.code", f"{prov.code!r} is not a province "
-                              "code of the grid", did_you_mean(prov.code, codes))
         for nid, nv in prov.novex.items():
             names = category_names(ds["municipality"])
             for m in nv.municipalities:
@@ -208,6 +205,32 @@ def check_layers(config: Config, ds) -> None:
                                       f"no municipality {m!r} in the grid",
                                       did_you_mean(m, [n for n in names if n]))
     _check_zonings(config, ds)
+
+
+def _check_provinces(config: Config, ds) -> None:
+    """A province's code and name must name the same province of the grid: the code decides
+    the cells, the name labels them, and a mismatch would label one province's cells with
+    another's name."""
+    _check_layer("province", ds, str(config.path), "province")
+    codes = [str(c) for c in ds["province"].attrs.get("codes", [])]
+    try:
+        names = category_names(ds["province"])
+    except KeyError:
+        names = []
+    by_code = dict(zip(codes, names)) if len(names) == len(codes) else {}
+    for prov in config.provinces.values():
+        if codes and prov.code not in codes:
+            raise ConfigError(prov.path, "province.code", f"{prov.code!r} is not a province "
+                              "code of the grid", did_you_mean(prov.code, codes))
+        grid_name = by_code.get(prov.code)
+        if grid_name is not None and slugify(grid_name) != slugify(prov.name):
+            right = [c for c, n in by_code.items() if slugify(n) == slugify(prov.name)]
+            raise ConfigError(
+                prov.path, "province.code", f"{prov.code!r} is {grid_name} in the grid, but "
+                f"the file is for {prov.name!r}",
+                f"use code = {right[0]!r} ({prov.name} in the grid)" if right else
+                f"fix name or code: the grid's provinces are "
+                f"{', '.join(f'{c} {n}' for c, n in by_code.items())}")
 
 
 def zone_labels(da) -> dict[str, int]:
@@ -227,7 +250,11 @@ def _check_zonings(config: Config, ds) -> None:
     file = config.path
     for zid, zoning in config.zonings.items():
         _check_layer(zoning.layer, ds, file, f"zonings.{zid}.layer")
-        labels = zone_labels(ds[zoning.layer])
+        try:
+            labels = zone_labels(ds[zoning.layer])
+            category_names(ds[zoning.layer])  # the zones need names in the report
+        except KeyError:
+            labels = {}
         if not labels:
             raise ConfigError(file, f"zonings.{zid}.layer", f"layer {zoning.layer!r} has no "
                               "zone codes or names", "use an index layer (burn = 'index')")
@@ -281,8 +308,6 @@ def province_index(config: Config, ds, slug: str) -> int:
     if prov.code in codes:
         return codes.index(prov.code)
     names = category_names(ds["province"])
-    from engine.config import slugify
-
     slugs = [slugify(n) for n in names]
     if slug in slugs:
         return slugs.index(slug)

@@ -5,32 +5,38 @@
     report = run("configs/national.toml", "out/dense",
                  overrides={"assumptions.housing_density_urban": 80}, progress=False)
 
-``run`` has no side effects but writing ``out_dir`` (atomically, see :mod:`engine.report`);
-a sweep calls it once per variant. ``check`` does only the validation: config, then the config
-against the grid, then every target against the land the rules leave for it.
+``run`` has no side effects but writing ``out_dir``, whole or not at all (see
+:mod:`engine.outputs`: checked and locked before any work, staged beside it and swapped in
+when every file is complete); a sweep calls it once per variant. ``check`` does only the
+validation: config, then the config against the grid, then every target against the land
+the rules leave for it.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from engine.analysis.outputs import analysis_outputs
-from engine.compile import Compiled, capacity, capacity_error, check_capacity, compile_problem
+from engine.analysis.outputs import analysis_level
+from engine.compile import Compiled, capacity, compile_problem
+from engine.compile import refusal, shortfalls
 from engine.config import Config, ConfigError, load_config
-from engine.report import sha256_file, write_outputs
+from engine.outputs import RunFolder, sha256_file
+from engine.report import stage_outputs
 
-__all__ = ["run", "check", "open_run_grid", "prepare"]
+__all__ = ["run", "check", "open_run_grid", "prepare", "prepare_run", "Prepared"]
 
 
 class _Stages:
     """Times the stages; shows progress on stderr when asked."""
 
-    def __init__(self, progress: bool, total: int):
+    def __init__(self, progress: bool, total: int, on_start=None):
         self.timings: dict[str, float] = {}
+        self.on_start = on_start
         self.bar = None
         if progress:
             from tqdm import tqdm
@@ -40,6 +46,8 @@ class _Stages:
 
     def start(self, name: str):
         self._name, self._t = name, time.perf_counter()
+        if self.on_start is not None:
+            self.on_start(name)
         if self.bar is not None:
             self.bar.set_postfix_str(name)
 
@@ -62,7 +70,8 @@ def _as_config(config, overrides) -> Config:
 
 
 def open_run_grid(config: Config, grid=None, resolution=None):
-    """The grid a run uses: a Dataset as given, else ``open_grid`` of a name or path."""
+    """The grid a run uses: a Dataset as given, else ``open_grid`` of a name or path, or a
+    built grid folder (grid.json + GeoTIFFs)."""
     import xarray as xr
 
     if isinstance(grid, xr.Dataset):
@@ -70,7 +79,7 @@ def open_run_grid(config: Config, grid=None, resolution=None):
     from engine.grid import open_grid
 
     name = grid or config.grid
-    if Path(str(name)).is_dir():  # a built grid folder (grid.json + GeoTIFFs)
+    if Path(str(name)).is_dir():
         from engine.grid.build import open_folder
 
         return open_folder(name)
@@ -81,44 +90,100 @@ def substitute_layers(config: Config, ds) -> tuple[object, list, list]:
     """Replace base layers by the datasets the config names, with their reasons.
 
     *Pas toe of leg uit* (L11371): a deviation from the base data is allowed with a reason,
-    and the manifest records the dataset's name and location.
+    and the manifest records the dataset's name and location. A dataset gets the checks of a
+    grid definition's layer (:func:`engine.grid.sources.read_replacement`): it must be
+    readable, say which band, lie on the grid, hold values the layer can take and cover the
+    land of the run.
     """
     if not config.layers:
         return ds, [], []
-    import rioxarray
+    from engine.compile import cell_mask
+    from engine.config import did_you_mean
+    from engine.grid.sources import read_replacement
+    from engine.rules import province_index
 
+    # [layers] is a section of the national file, also when a province file is run.
+    file = config.files[0] if config.files else config.path
+    land = cell_mask(config, ds, {s: province_index(config, ds, s)
+                                  for s in config.province_slugs})
     ds = ds.copy()
     deviations, inputs = [], []
     for name, spec in config.layers.items():
         if name not in ds.data_vars:
-            raise ConfigError(config.path, f"layers.{name}", "the grid has no such layer to "
-                              "replace", f"layers: {', '.join(ds.data_vars)}")
-        if not spec.path.is_file():
-            raise ConfigError(config.path, f"layers.{name}.path", f"{spec.path} not found",
-                              "give the path of a GeoTIFF, relative to the config file")
-        src = rioxarray.open_rasterio(spec.path, masked=False).squeeze("band", drop=True)
+            raise ConfigError(file, f"layers.{name}", "the grid has no such layer to replace",
+                              did_you_mean(name, list(ds.data_vars)))
         base = ds[name]
-        aligned = src.rio.reproject_match(base, resampling=0).astype(base.dtype)
-        aligned = aligned.assign_coords(x=base["x"], y=base["y"])
-        aligned.attrs = {**base.attrs, "provenance": f"{spec.dataset} ({spec.location})"}
-        ds[name] = aligned
+        values, kept = read_replacement(spec, base, land, file)
+        ds[name] = base.copy(data=values)
+        ds[name].attrs = {**base.attrs, "provenance": f"{spec.dataset} ({spec.location})"}
         digest = sha256_file(spec.path)
         deviations.append({"layer": name, "dataset": spec.dataset, "location": spec.location,
-                           "reason": spec.reason, "path": str(spec.path), "sha256": digest})
+                           "reason": spec.reason, "path": str(spec.path), "sha256": digest,
+                           "land_cells_from_base": kept})
         inputs.append({"role": f"layer {name}", "path": str(spec.path), "sha256": digest})
     return ds, deviations, inputs
 
 
-def prepare(config, *, grid=None, resolution=None, overrides=None) -> tuple[Compiled, object]:
-    """Validate and compile without solving: (compiled, grid). Raises ConfigError."""
+class _NoStages:
+    def start(self, name: str) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+@dataclass
+class Prepared:
+    """A run up to the solve: the config, the grid (with the config's layers in place), the
+    compiled problem, and the deviations from the base data with their input records."""
+
+    config: Config
+    ds: object
+    compiled: Compiled
+    deviations: list
+    inputs: list
+
+
+def _compile(config, grid, resolution, overrides, stages) -> Prepared:
+    from engine.config import check_environment
+
+    stages = stages or _NoStages()
+    check_environment()  # a bad RUIMTEPUZZEL_* setting stops the run before any work
+    stages.start("config")
     config = _as_config(config, overrides)
+    stages.done()
+    stages.start("grid")
     ds = open_run_grid(config, grid, resolution)
-    ds, _, _ = substitute_layers(config, ds)
+    ds, deviations, inputs = substitute_layers(config, ds)
+    stages.done()
+    stages.start("compile")
     compiled = compile_problem(config, ds)
-    bad = check_capacity(compiled)
-    if bad:
-        raise capacity_error(bad[0], config)
-    return compiled, ds
+    return Prepared(config, ds, compiled, deviations, inputs)
+
+
+def prepare_run(config, *, grid=None, resolution=None, overrides=None,
+                stages=None) -> Prepared:
+    """Everything a run does before the solve, and every refusal it makes before it: the
+    environment, the config, the grid and the config's layers, the compiled problem, then
+    the targets against the land (:func:`engine.compile.refusal`). Raises the
+    :class:`~engine.errors.RuimtepuzzelError` that ``run`` and ``check`` stop with.
+
+    ``stages``: an object with ``start(name)`` and ``done()`` (``run``'s progress), told of
+    the stages config, grid and compile."""
+    prepared = _compile(config, grid, resolution, overrides, stages)
+    error = refusal(prepared.compiled)
+    if error is not None:
+        raise error
+    if stages is not None:
+        stages.done()
+    return prepared
+
+
+def prepare(config, *, grid=None, resolution=None, overrides=None) -> tuple[Compiled, object]:
+    """Validate and compile without solving: (compiled, grid). Raises what ``run`` raises
+    before its solve (:func:`prepare_run`)."""
+    prepared = prepare_run(config, grid=grid, resolution=resolution, overrides=overrides)
+    return prepared.compiled, prepared.ds
 
 
 def run(config, out_dir, *, grid=None, resolution=None, progress=True, overrides=None,
@@ -133,44 +198,47 @@ def run(config, out_dir, *, grid=None, resolution=None, progress=True, overrides
     """
     import engine
 
-    stages = _Stages(progress, total=5)
-    try:
-        stages.start("config")
-        config = _as_config(config, overrides)
-        stages.done()
-        stages.start("grid")
-        ds = open_run_grid(config, grid, resolution)
-        ds, deviations, inputs = substitute_layers(config, ds)
-        stages.done()
-        stages.start("compile")
-        compiled = compile_problem(config, ds)
-        bad = check_capacity(compiled)
-        if bad:
-            raise capacity_error(bad[0], config)
-        stages.done()
-        stages.start("solve")
-        sol = engine.solve(compiled.problem, method=method,
-                           **({} if prices is None else {"prices": prices}))
-        stages.done()
-        stages.start("write")
-        timings = dict(stages.timings)
-        timings["compile_detail"] = compiled.timings  # type: ignore[assignment]
-        report = write_outputs(out_dir, compiled, sol, ds, timings=timings,
-                               deviations=deviations, extra_inputs=inputs)
-        # conflicts, scarcity, rule costs, exchanges, report.html
-        report = analysis_outputs(out_dir, compiled, sol, ds, report, level=analysis)
-        stages.done()
-    finally:
-        stages.close()
+    level = analysis_level(analysis)
+    with RunFolder(out_dir) as folder:  # --out checked and locked before any work
+        stages = _Stages(progress, total=5, on_start=folder.note)
+        try:
+            prepared = prepare_run(config, grid=grid, resolution=resolution,
+                                   overrides=overrides, stages=stages)
+            compiled = prepared.compiled
+            stages.start("solve")
+            sol = engine.solve(compiled.problem, method=method,
+                               **({} if prices is None else {"prices": prices}))
+            stages.done()
+            stages.start("write")
+            timings = dict(stages.timings)
+            timings["compile_detail"] = compiled.timings  # type: ignore[assignment]
+            # core outputs, then conflicts, scarcity, rule costs, exchanges, report.html
+            report, manifest = stage_outputs(
+                folder.stage, compiled, sol, prepared.ds, timings=timings,
+                deviations=prepared.deviations, extra_inputs=prepared.inputs,
+                analysis=level, on_stage=folder.note)
+            folder.commit(manifest)
+            stages.done()
+        finally:
+            stages.close()
     return report
 
 
 def check(config, *, grid=None, resolution=None, overrides=None) -> dict:
-    """Validate only; returns a summary: per province and claim, target vs land allowed."""
-    config = _as_config(config, overrides)
-    ds = open_run_grid(config, grid, resolution)
-    ds, deviations, _ = substitute_layers(config, ds)
-    compiled = compile_problem(config, ds)
+    """``run`` without the solve: the same checks, the same refusals (the same errors, raised
+    the same way). Returns a summary: per zone and claim the target against the land its
+    rules allow. A refusal carries the summary as its ``summary`` attribute."""
+    prepared = _compile(config, grid, resolution, overrides, None)
+    summary = _summary(prepared)
+    error = refusal(prepared.compiled)
+    if error is not None:
+        error.summary = summary
+        raise error
+    return summary
+
+
+def _summary(prepared: Prepared) -> dict:
+    compiled, config = prepared.compiled, prepared.config
     p = compiled.problem
     cap = capacity(compiled)
     rows = []
@@ -185,14 +253,9 @@ def check(config, *, grid=None, resolution=None, overrides=None) -> dict:
                 rows.append({"zoning": zoning, "zone": zone, "claim": claim,
                              "lower_ha": None if np.isnan(lo) else float(lo),
                              "allowed_ha": float(cap[l][z, k])})
-    bad = check_capacity(compiled)
     return {
         "config": str(config.path), "scope": config.scope, "cells": int(p.n_cells),
-        "cell_area_ha": compiled.area_ha, "rows": rows, "deviations": deviations,
-        "problems": [str(capacity_error(b, config)) for b in bad], "notes": compiled.notes,
-        "grid": str(ds.attrs.get("grid_name")), "out": None,
+        "cell_area_ha": compiled.area_ha, "rows": rows, "deviations": prepared.deviations,
+        "notes": compiled.notes + shortfalls(compiled),
+        "grid": str(prepared.ds.attrs.get("grid_name")),
     }
-
-
-def default_out(config_path) -> Path:
-    return Path("out") / Path(config_path).stem

@@ -1,7 +1,9 @@
 """Hypothesis strategies for allocation problems that cover the shapes planners build.
 
 Targets are derived from a random allocation that the rules allow, so every generated
-problem with hard targets is feasible by construction.
+problem with hard targets is feasible by construction. ``extremes=True`` also reaches the
+edges: targets exactly at what the land can give, a zoning of thousands of zones (most of
+them empty), and values and areas in any unit (see :func:`rescaled`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import engine
 
 
 @st.composite
-def problems(draw, *, elastic=None, max_cells=60, tied=False):
+def problems(draw, *, elastic=None, max_cells=60, tied=False, extremes=False):
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     n = draw(st.integers(4, max_cells))
@@ -26,6 +28,8 @@ def problems(draw, *, elastic=None, max_cells=60, tied=False):
     uniform_area = draw(st.booleans())
     is_elastic = draw(st.booleans()) if elastic is None else elastic
     bound_kind = draw(st.sampled_from(["lower", "upper", "both", "equal", "mixed"]))
+    at_capacity = extremes and draw(st.booleans())
+    many_zones = extremes and draw(st.booleans())
 
     # Spatially correlated values: a random walk along the cells plus noise.
     value = np.cumsum(rng.normal(size=(n, n_options)), axis=0) * 0.3
@@ -48,6 +52,9 @@ def problems(draw, *, elastic=None, max_cells=60, tied=False):
     zones = [np.zeros(n, dtype=np.int64), rng.integers(0, n_provinces, n)]
     if with_focus:
         zones.append((rng.random(n) < 0.4).astype(np.int64))  # crosses provinces
+    if many_zones:
+        # Municipal or district targets: thousands of zones, most of them without land here.
+        zones.append(rng.integers(0, draw(st.integers(1000, 5000)), n))
     zones = np.stack(zones)
 
     allowed = rng.random((n, n_options)) >= forbid
@@ -56,12 +63,22 @@ def problems(draw, *, elastic=None, max_cells=60, tied=False):
 
     # A reference allocation the rules allow; targets are set around what it delivers.
     pick = np.array([rng.choice(np.flatnonzero(allowed[i])) for i in range(n)])
+    capacity_row = None
+    if at_capacity:
+        # One (province, claim) gets all the land that may take the claim: its target is
+        # exactly what that land gives, with nothing to spare.
+        k = int(rng.integers(0, n_claims))
+        z = int(zones[1][rng.integers(0, n)])
+        gives = np.where(allowed, contribution[:, k][None, :], 0.0)
+        in_zone = zones[1] == z
+        pick[in_zone] = np.argmax(gives[in_zone], axis=1)
+        capacity_row = (z, k)
     x0 = np.zeros((n, n_options))
     x0[np.arange(n), pick] = 1.0
     delivered = (x0 @ contribution) * np.broadcast_to(area, (n,))[:, None]
 
     lower, upper = [], []
-    for zone in zones:
+    for level, zone in enumerate(zones):
         n_z = int(zone.max()) + 1
         got = np.zeros((n_z, n_claims))
         np.add.at(got, zone, delivered)
@@ -77,10 +94,18 @@ def problems(draw, *, elastic=None, max_cells=60, tied=False):
             drop = rng.random(got.shape)
             lo[drop < 0.3] = np.nan
             hi[drop > 0.6] = np.nan
+        if many_zones and level == len(zones) - 1:
+            empty = np.bincount(zone, minlength=n_z) == 0
+            lo[empty] = np.nan
+            hi[empty] = np.nan
         if is_elastic:
             # Some targets too large on purpose: elastic targets show their shortfall.
             lo = lo * rng.choice([1.0, 3.0], size=lo.shape)
             lo = np.where(np.isnan(hi), lo, np.fmin(lo, hi))
+        if capacity_row is not None and level == 1:
+            z, k = capacity_row
+            lo[z, k] = got[z, k]
+            hi[z, k] = max(hi[z, k], got[z, k]) if not np.isnan(hi[z, k]) else np.nan
         lower.append(lo)
         upper.append(np.array(hi, copy=True))
     penalty = rng.uniform(0.0, 4.0, n_claims) if is_elastic else None
@@ -93,4 +118,20 @@ def problems(draw, *, elastic=None, max_cells=60, tied=False):
         allowed=allowed,
         area=area,
         shortfall_penalty=penalty,
+    )
+
+
+def rescaled(problem: engine.Problem, value_factor: float, area_factor: float) -> engine.Problem:
+    """The same problem with values (and penalties) in another unit and areas (and targets)
+    in another: its optimum is ``value_factor * area_factor`` times the original's."""
+    penalty = problem.shortfall_penalty
+    return engine.Problem(
+        value=problem.value.astype(np.float64) * value_factor,
+        contribution=problem.contribution,
+        zones=problem.zones,
+        lower=[lo * area_factor for lo in problem.lower],
+        upper=[hi * area_factor for hi in problem.upper],
+        allowed=problem.allowed,
+        area=problem.area * area_factor,
+        shortfall_penalty=None if penalty is None else penalty * value_factor,
     )

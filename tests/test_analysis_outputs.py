@@ -13,8 +13,8 @@ import pytest
 from rp_grid import synthetic_grid
 
 import engine
-from engine.analysis.outputs import analysis_outputs
 from engine.html import SECTIONS
+from engine.outputs import verify_run_folder
 from engine.report import write_outputs
 from engine.run import prepare
 
@@ -28,13 +28,22 @@ def done(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sol = engine.solve(compiled.problem, method="highs")
+    core = tmp_path_factory.mktemp("core")
+    write_outputs(core, compiled, sol, ds, timings={}, analysis="off")
+    before = json.loads((core / "report.json").read_text())
     out = tmp_path_factory.mktemp("analysis")
-    report = write_outputs(out, compiled, sol, ds, timings={})
-    before = json.loads((out / "report.json").read_text())
     # Few re-solves: their exactness is tested on small problems in test_analysis.
-    report = analysis_outputs(out, compiled, sol, ds, report,
-                              options={"rule_cost_resolves": 2, "max_exchanges": 1})
+    report = write_outputs(out, compiled, sol, ds, timings={}, analysis="full",
+                           analysis_options={"rule_cost_resolves": 2, "max_exchanges": 1})
     return compiled, sol, out, before, report
+
+
+def test_core_and_analysis_outputs_make_one_whole_folder(done):
+    _, _, out, _, _ = done
+    manifest = verify_run_folder(out)
+    listed = {o["path"] for o in manifest["outputs"]}
+    assert {"report.json", "allocation.tif", "conflict.tif", "scarcity.tif",
+            "report.html"} <= listed
 
 
 def test_report_json_gains_the_sections_and_renames_nothing(done):

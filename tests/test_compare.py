@@ -52,8 +52,8 @@ def test_compare_writes_change_map_and_tables(tmp_path):
     with rasterio.open(tmp_path / "cmp" / "change.tif") as src:
         assert src.crs.to_epsg() == 28992 and src.nodata == 65535
         c = src.read(1)
-        assert (c[5] == 102).all() and (c[1, :3] == 1).all() and (c[0] == 65535).all()
-        assert src.tags(1)["change_102"] == "housing -> nature"
+        assert (c[5] == 258).all() and (c[1, :3] == 1).all() and (c[0] == 65535).all()
+        assert src.tags(1)["change_258"] == "housing -> nature"
     html = (tmp_path / "cmp" / "compare.html").read_text()
     assert 'id="change-map"' in html and "data:image/png;base64," in html
 

@@ -100,10 +100,18 @@ def _error(overrides=None, path=NATIONAL) -> ConfigError:
     return info.value
 
 
-def test_unknown_key_suggests_the_right_one():
+def test_unknown_key_suggests_the_right_one(tmp_path):
+    # A key an override adds is the override's; a key in a file is that file's.
     err = _error({"rules.exclusions.natura2000.wher": {"layer": "natura2000"}})
-    assert err.file.endswith("rules.toml") and err.key == "rules.exclusions.natura2000.wher"
+    assert err.file == "overrides" and err.key == "rules.exclusions.natura2000.wher"
     assert "did you mean 'where'" in str(err)
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    rules = tmp_path / "configs" / "rules.toml"
+    rules.write_text(rules.read_text().replace("[exclusions.natura2000]",
+                                               "[exclusions.natura2000]\nenabeld = true", 1))
+    err = _error(path=tmp_path / "configs" / "national.toml")
+    assert err.file.endswith("rules.toml") and err.key == "rules.exclusions.natura2000.enabeld"
+    assert "did you mean 'enabled'" in str(err)
 
 
 def test_unknown_override_path_suggests_the_right_one():
@@ -176,3 +184,61 @@ def test_a_deviation_from_the_base_data_needs_a_reason(tmp_path):
                    'dataset = "Bodemkaart 1:50.000"\n')
     err = _error(path=nat)
     assert err.key == "layers.peat.reason" and "pas toe of leg uit" in str(err)
+
+
+# -- overrides reach only what the schema has ----------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides, key, words", [
+    ({"foo": 1}, "foo", "unknown key"),
+    ({"rules.exclusion": {}}, "rules.exclusion", "did you mean 'exclusions'"),
+    ({"run.resolutoin": 1000}, "run.resolutoin", "did you mean 'resolution'"),
+    ({"targets.housing.lowr": 5}, "targets.housing.lowr", "did you mean 'lower'"),
+    ({"provinces.utrecht.province.nmae": "x"}, "provinces.utrecht.province.nmae",
+     "did you mean 'name'"),
+    ({"assumptions.new_density": 80}, "assumptions.new_density", "no such assumption"),
+    ({"assumptions.new_density.value": 80}, "assumptions.new_density.value", "not a key"),
+    ({"targets.housing.lower.x": 1}, "targets.housing.lower.x", "not a table"),
+], ids=["top", "rule-kind", "run", "target", "province-meta", "new-assumption",
+        "new-assumption-value", "into-a-value"])
+def test_an_override_must_name_a_key_the_config_can_have(overrides, key, words):
+    from engine.config import UnknownKeyError
+
+    with pytest.raises(UnknownKeyError) as info:
+        load_config(NATIONAL, overrides=overrides)
+    assert info.value.file == "overrides" and info.value.key == key
+    assert words in str(info.value)
+
+
+def test_an_override_may_add_what_the_schema_allows():
+    cfg = load_config(NATIONAL, overrides={"targets.forest.upper": 50_000,
+                                           "rules.exclusions.natura2000.note": "why"})
+    assert cfg.national_targets["forest"].upper_ha == 50_000
+    assert next(r for r in cfg.rules if r.id == "natura2000").note == "why"
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"run.resolution": 250.5}, "expected a whole number"),
+    ({"run.targets": "hrad"}, "did you mean 'hard'"),
+    ({"rules.exclusions.natura2000.options": "housing_urban"}, "expected a list of names"),
+    ({"rules.reservations.deep_polder_storage.order.ascending": "yes"}, "true or false"),
+    ({"targets.housing.lower": -5}, "is below 0"),
+    ({"assumptions.solar_yield": True}, "expected a number"),
+])
+def test_wrong_types_and_ranges_are_named(overrides, words):
+    assert words in str(_error(overrides))
+
+
+# -- the environment ----------------------------------------------------------------------------
+
+
+def test_environment_settings_are_checked(tmp_path):
+    from engine.config import SettingError, check_environment
+
+    check_environment({"RUIMTEPUZZEL_ANALYSIS": "Quick", "RUIMTEPUZZEL_CACHE": str(tmp_path),
+                       "OTHER": "x"})
+    for env, words in (({"RUIMTEPUZZEL_ANALYSIS": "fulll"}, "did you mean 'full'"),
+                       ({"RUIMTEPUZZEL_CACHE": str(NATIONAL)}, "a file, not a folder"),
+                       ({"RUIMTEPUZZEL_CAHCE": "x"}, "did you mean 'RUIMTEPUZZEL_CACHE'")):
+        with pytest.raises(SettingError, match=words):
+            check_environment(env)

@@ -20,6 +20,8 @@ from rasterio.transform import from_origin
 
 from engine.grid import build_grid, compute_window, load_definition, open_grid
 from engine.grid.build import cache_folder, grid_folder
+from engine.grid.definition import GridDefinitionError
+from engine.grid.sources import LayerFileError
 from engine.grid.export import export_cogs, grid_info, plot_sheet
 
 DATA = Path(load_definition("nl").data_dir)
@@ -239,9 +241,10 @@ def test_geotiff_round_trip_keeps_crs_transform_nodata_and_dtype(tif_stack, cach
 @pytest.mark.parametrize(
     "origin, crs, shape, words",
     [
-        ((120050, 460000), "EPSG:28992", (20, 30), ["'height'", "transform", "resample"]),
-        ((120000, 460000), "EPSG:3035", (20, 30), ["'height'", "CRS is EPSG:3035", "gdalwarp"]),
-        ((120000, 460000), "EPSG:28992", (20, 31), ["'height'", "shape is (20, 31)"]),
+        ((120050, 460000), "EPSG:28992", (20, 30), ["layers.height", "transform", "resample"]),
+        ((120000, 460000), "EPSG:3035", (20, 30), ["layers.height", "CRS is EPSG:3035",
+                                                   "gdalwarp"]),
+        ((120000, 460000), "EPSG:28992", (20, 31), ["layers.height", "shape is (20, 31)"]),
     ],
     ids=["shifted", "wrong-crs", "wrong-shape"],
 )
@@ -250,7 +253,7 @@ def test_misaligned_rasters_are_refused_by_name(tif_stack, cache, origin, crs, s
     _write_tif(folder / "bad.tif", np.zeros(shape, np.float32), from_origin(*origin, 100, 100),
                crs=crs)
     path = _definition(folder / "bad.toml", {"height": {"path": "bad.tif"}}, extent)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(LayerFileError) as err:
         open_grid(path, 100, cache_dir=cache)
     for word in words:
         assert word in str(err.value)
@@ -310,24 +313,41 @@ def test_a_province_geotiff_stack_replaces_demo_layers(nl1000, cache, tmp_path):
         ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [300]\n'
          '[layers.a]\nsource = "raster"\npath = "a.tif"\n', ["whole number", "300"]),
         ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
-         '[layers.a]\nsource = "wms"\n', ["[layers.a]", "long_name"]),
+         '[layers.a]\nsource = "wms"\n', ["layers.a.long_name", "missing"]),
         ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
          '[layers.a]\nsource = "raster"\npath = "missing.tif"\nlong_name = "a"\nunits = "1"\n'
          'provenance = "real"\ndescription = "a"\n',
-         ["[layers.a]", "missing.tif", "does not exist"]),
+         ["layers.a.path", "missing.tif", "does not exist"]),
         ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
          '[layers.a]\nsource = "derived"\nfunction = "f"\ninputs = ["b"]\ndtype = "uint8"\n'
          'long_name = "a"\nunits = "1"\nprovenance = "derived"\ndescription = "a"\n',
          ["input 'b'", "not a layer"]),
         ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
          'colour = "red"\n', ["unknown key", "colour"]),
+        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+         '[layers.a]\nsorce = "raster"\n', ["layers.a.sorce", "did you mean 'source'"]),
+        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+         '[layers.a]\nsource = "derived"\nfunction = "f"\ndtype = "unit8"\n'
+         'long_name = "a"\nunits = "1"\nprovenance = "derived"\ndescription = "a"\n',
+         ["layers.a.dtype", "did you mean 'uint8'"]),
+        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000]\nresolutions = [100]\n',
+         ["grid.extent", "[xmin, ymin, xmax, ymax]"]),
+        ('[grid]\ncrs = "RD New"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n',
+         ["grid.crs", "EPSG:28992"]),
+        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+         'tile_size = "big"\n', ["grid.tile_size", "expected a number"]),
+        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+         '[layer.a]\n', ["did you mean 'layers'"]),
+        ('[grid\ncrs = "EPSG:28992"\n', ["not valid TOML"]),
     ],
-    ids=["no-extent", "indivisible", "no-metadata", "missing-file", "unknown-input", "typo"],
+    ids=["no-extent", "indivisible", "no-metadata", "missing-file", "unknown-input", "typo",
+         "layer-typo", "dtype-typo", "short-extent", "bad-crs", "tile-size-text", "section-typo",
+         "toml-syntax"],
 )
 def test_bad_definitions_say_what_and_where(tmp_path, body, words):
     path = tmp_path / "bad.toml"
     path.write_text(body)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(GridDefinitionError) as err:
         load_definition(path)
     assert str(path) in str(err.value)
     for word in words:
@@ -449,3 +469,102 @@ def test_a_province_window_equals_the_national_grid_there(nl1000, cache):
 def test_the_grid_can_be_written_to_netcdf(nl1000, tmp_path):
     # Attributes must stay NetCDF-able (1-D lists, strings, numbers) for whoever saves a grid.
     nl1000.to_netcdf(tmp_path / "grid.nc")
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+def _cut(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_a_truncated_raster_layer_names_its_file(tif_stack, tmp_path):
+    folder, extent, _ = tif_stack
+    _cut(folder / "height.tif")
+    path = _definition(folder / "cut.toml", {"height": {"path": "height.tif"}}, extent)
+    with pytest.raises(LayerFileError) as err:
+        open_grid(path, 100, cache_dir=tmp_path)
+    text = str(err.value)
+    assert "cut.toml: layers.height.path" in text and "height.tif" in text
+    assert "cannot be read" in text and "complete copy" in text
+
+
+def test_a_two_band_raster_layer_must_say_which_band(tif_stack, tmp_path):
+    folder, extent, arrays = tif_stack
+    with rasterio.open(folder / "two.tif", "w", driver="GTiff", width=30, height=20, count=2,
+                       dtype="float32", crs="EPSG:28992",
+                       transform=from_origin(120000, 460000, 100, 100)) as dst:
+        dst.write(np.zeros((20, 30), np.float32), 1)
+        dst.write(arrays["height"], 2)
+    path = _definition(folder / "two.toml", {"height": {"path": "two.tif"}}, extent)
+    with pytest.raises(LayerFileError, match=r"has 2 bands.*band = 1..2"):
+        open_grid(path, 100, cache_dir=tmp_path)
+    path = _definition(folder / "two.toml", {"height": {"path": "two.tif", "band": 2}}, extent)
+    np.testing.assert_array_equal(open_grid(path, 100, cache_dir=tmp_path).height.values,
+                                  arrays["height"])
+
+
+def test_a_resampled_raster_with_a_wrong_crs_label_is_refused(tif_stack, tmp_path):
+    folder, extent, _ = tif_stack
+    # RD metres labelled as degrees: warped, it would be nodata everywhere.
+    _write_tif(folder / "deg.tif", np.ones((20, 30), np.float32),
+               from_origin(120000, 460000, 100, 100), crs="EPSG:4326")
+    path = _definition(folder / "deg.toml", {
+        "height": {"path": "deg.tif", "resample": "bilinear", "dtype": "float32"}}, extent)
+    with pytest.raises(LayerFileError, match="outside the grid.*EPSG:4326"):
+        open_grid(path, 100, cache_dir=tmp_path)
+
+
+def test_a_raster_layer_without_data_on_land_is_refused(tif_stack, tmp_path):
+    folder, extent, arrays = tif_stack
+    _write_tif(folder / "empty.tif", np.full((20, 30), np.nan, np.float32),
+               from_origin(120000, 460000, 100, 100), nodata=np.nan)
+    _write_tif(folder / "land.tif", np.ones((20, 30), np.uint8),
+               from_origin(120000, 460000, 100, 100))
+    path = _definition(folder / "empty.toml", {"land": {"path": "land.tif"},
+                                               "height": {"path": "empty.tif"}}, extent)
+    with pytest.raises(LayerFileError, match="no data on any of the 600 land cells"):
+        open_grid(path, 100, cache_dir=tmp_path)
+    assert not list((tmp_path / "grids").glob("empty-*"))  # nothing left in the cache
+
+
+def test_a_damaged_cache_entry_is_built_again(tif_stack, tmp_path, caplog):
+    folder, extent, arrays = tif_stack
+    path = _definition(folder / "mine.toml", {"zone": {"path": "zone.tif"},
+                                              "height": {"path": "height.tif"}}, extent)
+    built = grid_folder(path, 100, cache_dir=tmp_path)
+    for damage in (lambda: _cut(built / "zone.tif"),
+                   lambda: (built / "grid.json").write_text("{ not json"),
+                   lambda: (built / "height.tif").unlink()):
+        damage()
+        with caplog.at_level("WARNING", logger="engine.grid.build"):
+            ds = open_grid(path, 100, cache_dir=tmp_path)
+        assert "damaged" in caplog.text and "building it again" in caplog.text
+        caplog.clear()
+        np.testing.assert_array_equal(ds.zone.values, arrays["zone"])
+        np.testing.assert_array_equal(ds.height.values, arrays["height"])
+
+
+def test_a_folder_that_is_no_grid_is_named(tmp_path):
+    from engine.grid import open_folder
+    from engine.grid.build import GridFolderError
+
+    with pytest.raises(GridFolderError, match="not a built grid"):
+        open_folder(tmp_path)
+    (tmp_path / "grid.json").write_text("[]")
+    with pytest.raises(GridFolderError, match="damaged"):
+        open_folder(tmp_path)
+
+
+def test_the_grid_commands_report_bad_definitions_without_traceback(tmp_path, capsys):
+    from engine.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[grid]\ncrs = "EPSG:28992"\nextnt = [0, 0, 1000, 1000]\n')
+    assert main(["grid", "info", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml: grid.extnt: unknown key; did you mean 'extent'?" in err
+    assert "Traceback" not in err
+    assert main(["grid", "info", "atlantis"]) == 2
+    assert "no grid named 'atlantis'" in capsys.readouterr().err

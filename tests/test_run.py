@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.outputs import verify_run_folder
 from engine.run import prepare, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,9 @@ def test_the_national_run_writes_the_contract(national):
                  "allocation.tif.aux.xml", "allocation.qml"):
         assert (out / name).is_file(), name
     assert not list(out.glob(".*tmp*")), "no temporary files are left behind"
+    assert not list(out.parent.glob(out.name + ".*")), "nor a staging folder or a lock beside"
+    listed = {o["path"] for o in verify_run_folder(out)["outputs"]}  # every file, hashed
+    assert {"report.json", "allocation.tif", "summary.md", "report.html"} <= listed
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["status"] == report["status"] == "optimal"
     assert on_disk["gap"] <= 1e-6
@@ -122,7 +126,8 @@ def test_a_province_run_agrees_with_the_national_run(national, grid, tmp_path):
     value = {r["zoning"]: r["value"] for r in report["zones"] if r["zone"] == "Utrecht"}
     alone = [r["value"] for r in prov_report["zones"] if r["zoning"] == "province"][0]
     assert alone == pytest.approx(value["province"], rel=1e-7, abs=1e-3)
-    assert (n[inside] == u[inside]).mean() > 0.98
+    # (the wind plateau beyond 800 m and the even farmland of green-blue veining tie often)
+    assert (n[inside] == u[inside]).mean() > 0.95
 
 
 def test_overrides_change_the_run(grid):

@@ -54,7 +54,12 @@ def rel(a, b):
 def test_fast_matches_highs_and_cbc(problem):
     fast = engine.solve(problem, method="fast")
     highs = engine.solve(problem, method="highs")
-    cbc = engine.solve(problem, method="cbc")
+    with warnings.catch_warnings():
+        # PuLP reads CBC's solution file, which holds 8 significant digits: CBC's own
+        # certificate honestly falls short of 1e-9 on some problems.
+        warnings.simplefilter("ignore", GapWarning)
+        cbc = engine.solve(problem, method="cbc")
+    assert cbc.gap <= 1e-6, cbc.status
     assert fast.status == "optimal", fast.status
     assert fast.gap <= 1e-9
     assert rel(fast.objective, highs.objective) <= 1e-7
@@ -64,10 +69,11 @@ def test_fast_matches_highs_and_cbc(problem):
 
 
 @SETTINGS
-@given(problems(tied=True, max_cells=300))
+@given(problems(tied=True, max_cells=300, extremes=True))
 def test_fast_matches_highs_when_whole_classes_of_cells_tie(problem):
     """Real grids have land-use classes of cells that differ by a constant only; the
-    repair LP merges them and spreads the result back over their cells."""
+    repair LP merges them and spreads the result back over their cells. (With targets at
+    capacity and zonings of thousands of zones among them.)"""
     fast = engine.solve(problem, method="fast")
     highs = engine.solve(problem, method="highs")
     assert fast.status == "optimal", fast.status
@@ -96,7 +102,7 @@ def test_a_repair_cut_short_returns_an_allocation_and_says_so(problem):
 
 
 @SETTINGS
-@given(problems())
+@given(problems(extremes=True))
 def test_prices_are_optimal_duals(problem):
     """The fast prices certify optimality, and have the documented signs."""
     fast = engine.solve(problem, method="fast")
@@ -203,19 +209,50 @@ def test_infeasible_upper_bound_is_named():
         engine.solve(problem, method="fast")
 
 
-def test_deterministic_for_any_thread_count():
-    problem = allocation_problem(250_000, 6, 12, seed=5)
+KERNELS = ("best_options", "smoothed_dual_terms", "assigned_area", "assigned_value",
+           "allocation_totals")
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads")
+def test_deterministic_for_any_thread_count(monkeypatch):
+    """The parallel builds of the kernels, forced on a small problem, give the same result
+    bit for bit on one thread and on two, and the same as the serial builds."""
+    from engine.solve import kernels
+
+    problem = allocation_problem(30_000, 6, 12, seed=5)
+    assert problem.n_cells < kernels.PARALLEL_CELLS
+    serial = engine.solve(problem, method="fast")
+
+    monkeypatch.setattr(kernels, "PARALLEL_CELLS", 0)
+    calls = dict.fromkeys(KERNELS, 0)
+    for name in KERNELS:
+        kernel = getattr(kernels, name)
+
+        def counted(*args, _build=kernel.parallel, _name=name):
+            calls[_name] += 1
+            return _build(*args)
+
+        def refused(*args, _name=name):
+            raise AssertionError(f"the serial build of {_name} ran")
+
+        assert kernel.parallel.targetoptions.get("parallel")
+        monkeypatch.setattr(kernel, "parallel", counted)
+        monkeypatch.setattr(kernel, "serial", refused)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
         one = engine.solve(problem, method="fast")
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = engine.solve(problem, method="fast")
+        numba.set_num_threads(2)
+        two = engine.solve(problem, method="fast")
+        assert numba.get_num_threads() == 2
     finally:
         numba.set_num_threads(before)
-    np.testing.assert_array_equal(one.choice, many.choice)
-    assert one.objective == many.objective
-    np.testing.assert_array_equal(one.row_prices, many.row_prices)
+    assert all(calls.values()), calls
+    for other in (one, two):
+        np.testing.assert_array_equal(other.choice, serial.choice)
+        assert other.objective == serial.objective and other.bound == serial.bound
+        np.testing.assert_array_equal(other.row_prices, serial.row_prices)
+        np.testing.assert_array_equal(other.x.data, serial.x.data)
 
 
 def test_warm_start_from_prices_gives_the_same_optimum():

@@ -224,3 +224,72 @@ def test_the_command_line(list_sweep, capsys):
     assert "0 computed, 3 already done, 1 failed" in capsys.readouterr().out
     assert cli.main(["sweep-report", str(out)]) == 0
     assert "index.html" in capsys.readouterr().out
+
+
+# -- bad scenarios and options: refused before any work, with what and where --------------------
+
+
+@pytest.mark.parametrize("old, new, words", [
+    ("resolution = 1000", "resolutoin = 1000", ["sweep.resolutoin", "did you mean 'resolution'"]),
+    ("warm_start = true", "warm_strat = true", ["sweep.warm_strat", "did you mean 'warm_start'"]),
+    ("warm_start = true", 'methd = "highs"', ["sweep.methd", "did you mean 'method'"]),
+    ("values = [0.05, 0.10]", "valeus = [0.05, 0.10]", ["did you mean 'values'"]),
+    ("[[axis]]", "[[axes]]", ["axes", "did you mean 'axis'"]),
+    ("warm_start = true", 'method = "hihgs"', ["sweep.method", "did you mean 'highs'"]),
+    ("warm_start = true", 'warm_start = "yes"', ["sweep.warm_start", "true or false"]),
+    ("resolution = 1000", 'resolution = "fine"', ["sweep.resolution", "expected a number"]),
+    ('key = "assumptions.deep_polder_storage_share"',
+     'key = "assumptions.deep_polder_storage_shar"',
+     ["axis.storage.key", "no such assumption", "did you mean 'deep_polder_storage_share'"]),
+    ('key = "rules.exclusions.natura2000.enabled"', 'key = "rules.exclusions.natura2000.enabeld"',
+     ["axis.n2000.key", "rules.exclusions.natura2000.enabeld", "did you mean 'enabled'"]),
+    ("resolution = 1000", "resolution = 300", ["sweep.resolution", "300 m is not one of"]),
+], ids=["resolution", "warm_start", "method-key", "values", "axes", "method-value",
+        "warm-start-type", "resolution-type", "unknown-assumption", "unknown-rule-key",
+        "resolution-not-built"])
+def test_bad_scenarios_are_refused_with_a_suggestion(tmp_path, old, new, words):
+    assert old in GRID
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(scenario(tmp_path, GRID.replace(old, new, 1)))
+    text = str(info.value)
+    assert text.startswith(str(tmp_path / "s.toml"))
+    for word in words:
+        assert word in text
+
+
+def test_a_listed_variant_with_an_unknown_key_is_refused(tmp_path):
+    bad = LIST.replace('"run.targets" = "hard"', '"run.target" = "hard"')
+    with pytest.raises(ScenarioError, match=r"variant\[2\].set: run.target: unknown key; "
+                                            "did you mean 'targets'"):
+        load_scenario(scenario(tmp_path, bad))
+    with pytest.raises(ScenarioError, match="file not found"):
+        load_scenario(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--threads", "0"], "threads = 0: a sweep needs at least 1"),
+    (["--workers", "-1"], "workers = -1: a sweep needs at least 1"),
+    (["--workers", "0"], "workers = 0"),
+    (["--scheduler", "tcp://127.0.0.1:9", "--timeout", "1"],
+     "no Dask scheduler answers at tcp://127.0.0.1:9 within 1 s"),
+], ids=["threads-0", "workers-negative", "workers-0", "unreachable-scheduler"])
+def test_bad_sweep_options_are_refused_quickly(tmp_path, capsys, args, words):
+    import engine.cli as cli
+
+    started = time.perf_counter()
+    rc = cli.main(["sweep", str(scenario(tmp_path, GRID)), "--out", str(tmp_path / "out"),
+                   "--quiet", *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err and "Traceback" not in err
+    assert time.perf_counter() - started < 30
+    assert not list((tmp_path / "out").glob("*/variant.json"))
+
+
+def test_the_report_of_a_folder_that_holds_no_sweep(tmp_path, capsys):
+    import engine.cli as cli
+
+    assert cli.main(["sweep-report", str(tmp_path)]) == 2
+    assert "no sweep.json there" in capsys.readouterr().err
+    (tmp_path / "sweep.json").write_text("{ broken")
+    assert cli.main(["sweep-report", str(tmp_path)]) == 2
+    assert "sweep.json: cannot be read" in capsys.readouterr().err

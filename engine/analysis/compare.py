@@ -2,9 +2,10 @@
 
 Writes to DIR:
 
-- ``change.tif``: uint16 COG, per cell ``100 * from_code + to_code`` where the option changed,
-  0 where it did not, 65535 outside the land (option codes as in ``allocation.tif``); the tags
-  name every transition present;
+- ``change.tif``: uint16 COG, per cell ``256 * from_code + to_code`` where the option changed
+  (the high byte is the old option, the low byte the new: option codes go up to 254, as in
+  ``allocation.tif``), 0 where it did not, 65535 outside the land; the tags name every
+  transition present;
 - ``compare.json``: the transitions (from -> to, hectares), and per (zoning, zone, claim) the
   allocated hectares, shortfall and shadow price of both runs and their change;
 - ``compare.html``: the change map and the tables, self-contained like ``report.html``.
@@ -17,6 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import RuimtepuzzelError
+
+from engine.outputs import dumps_json, write_cog, write_file
+
 __all__ = ["compare_runs"]
 
 NODATA = 65535
@@ -28,7 +33,7 @@ def _read_run(folder: Path):
     folder = Path(folder)
     for name in ("report.json", "allocation.tif"):
         if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder / name}: not a run folder (run 'ruimtepuzzel run' "
+            raise RuimtepuzzelError(f"{folder / name}: not a run folder (run 'ruimtepuzzel run' "
                                     f"first, it writes report.json and allocation.tif)")
     report = json.loads((folder / "report.json").read_text())
     with rasterio.open(folder / "allocation.tif") as src:
@@ -47,19 +52,19 @@ def _diff(a, b):
 
 def compare_runs(run_a, run_b, out_dir) -> dict:
     """Compare two run folders; returns the compare.json content."""
-    import rasterio
-
     from engine.html import categorical_map, img, page, table
 
     rep_a, alloc_a, prof_a = _read_run(run_a)
     rep_b, alloc_b, prof_b = _read_run(run_b)
     if alloc_a.shape != alloc_b.shape or prof_a["transform"] != prof_b["transform"]:
-        raise ValueError(f"{run_a} and {run_b} are on different grids ({alloc_a.shape} vs "
+        raise RuimtepuzzelError(f"{run_a} and {run_b} are on different grids ({alloc_a.shape} vs "
                          f"{alloc_b.shape}); compare runs at the same grid and resolution")
     nd = 255
     land = (alloc_a != nd) & (alloc_b != nd)
     changed = land & (alloc_a != alloc_b)
-    code = np.where(changed, alloc_a.astype(np.uint16) * 100 + alloc_b, 0).astype(np.uint16)
+    # One byte per code (0..254): at most 254 * 256 + 254 = 65278, below NODATA, and never 0
+    # for a change (from != to).
+    code = np.where(changed, (alloc_a.astype(np.uint16) << 8) | alloc_b, 0).astype(np.uint16)
     code[~land] = NODATA
     ha = float(rep_a.get("cell_area_ha") or 1.0)
     names = {o["code"]: o["name"] for o in rep_a.get("options", [])}
@@ -67,8 +72,8 @@ def compare_runs(run_a, run_b, out_dir) -> dict:
     colours = {o["code"]: o["colour"] for o in rep_b.get("options", [])}
     pairs, counts = np.unique(code[changed], return_counts=True)
     transitions = sorted(
-        [{"from": names.get(int(p) // 100, str(int(p) // 100)),
-          "to": names.get(int(p) % 100, str(int(p) % 100)), "code": int(p),
+        [{"from": names.get(int(p) >> 8, str(int(p) >> 8)),
+          "to": names.get(int(p) & 255, str(int(p) & 255)), "code": int(p),
           "hectares": float(n * ha)} for p, n in zip(pairs, counts)],
         key=lambda t: -t["hectares"])
 
@@ -96,17 +101,13 @@ def compare_runs(run_a, run_b, out_dir) -> dict:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    profile = {**prof_a, "driver": "COG", "dtype": "uint16", "nodata": NODATA, "count": 1,
-               "compress": "DEFLATE", "blocksize": 512, "overview_resampling": "nearest"}
-    for k in ("tiled", "blockxsize", "blockysize", "interleave", "photometric"):
-        profile.pop(k, None)
-    with rasterio.open(out / "change.tif", "w", **profile) as dst:
-        dst.write(code, 1)
-        dst.set_band_description(1, "option change: 100 * from code + to code (0 unchanged)")
-        dst.update_tags(1, **{f"change_{t['code']}": f"{t['from']} -> {t['to']}"
-                              for t in transitions})
-        dst.update_tags(run_a=str(run_a), run_b=str(run_b))
-    (out / "compare.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_cog(out / "change.tif", [code], transform=prof_a["transform"], crs=prof_a["crs"],
+              dtype="uint16", nodata=NODATA, categorical=True,
+              descriptions=["option change: 256 * from code + to code (0 unchanged)"],
+              band_tags={f"change_{t['code']}": f"{t['from']} -> {t['to']}"
+                         for t in transitions},
+              tags={"run_a": str(run_a), "run_b": str(run_b)})
+    write_file(out / "compare.json", dumps_json(result))
 
     # The map: unchanged land grey, changed cells in the colour of their new option.
     shown = np.where(changed, alloc_b.astype(np.int16), np.where(land, -2, -1))
@@ -134,7 +135,7 @@ def compare_runs(run_a, run_b, out_dir) -> dict:
                 "price A", "price B", "price change"], crow, left=3)
          if crow else "<p>No allocation or price changes.</p>"),
     ]
-    (out / "compare.html").write_text(page(f"ruimtepuzzel compare: {rep_a.get('name')} -> "
-                                           f"{rep_b.get('name')}", sections,
-                                           f"A = {run_a}, B = {run_b}"), encoding="utf-8")
+    write_file(out / "compare.html", page(f"ruimtepuzzel compare: {rep_a.get('name')} -> "
+                                          f"{rep_b.get('name')}", sections,
+                                          f"A = {run_a}, B = {run_b}"))
     return result

@@ -1,4 +1,5 @@
-"""The analysis outputs of a run, added to its folder after ``engine.report.write_outputs``:
+"""The analysis outputs of a run, written into its staging folder with the core outputs
+(:func:`engine.report.stage_outputs`), so that the run folder is swapped in whole:
 
 - ``conflict.tif`` (uint8 conflict class, colour table, 255 nodata), ``margin.tif`` (float32
   adjusted-value margin of the best option over the runner-up), ``scarcity.tif`` (float32, one
@@ -12,14 +13,12 @@ The re-solves (rule costs, exchanges) are what costs time; ``RUIMTEPUZZEL_ANALYS
 the environment skips them (rule costs then carry their price bound, exchanges their estimate),
 ``off`` skips the analysis outputs altogether (e.g. inside a large sweep).
 
-Every file goes to a temporary name first and is moved into place when all are complete,
-``report.json`` last, as in :mod:`engine.report`.
+``report.json`` and ``manifest.json`` are written by whoever stages the run, after these.
 """
 
 from __future__ import annotations
 
-import json
-
+import os
 import time
 from pathlib import Path
 
@@ -30,8 +29,12 @@ from engine.analysis.conflict import CLASSES, cell_conflict, conflict_summary, c
 from engine.analysis.exchange import exchange_suggestions
 from engine.analysis.rule_costs import compiled_relaxations, rule_costs
 from engine.analysis.scarcity import cell_prices, regret, shadow_price_table
+from engine.config.environment import ANALYSIS_LEVELS
+from engine.errors import RuimtepuzzelError
+from engine.outputs import (clean_json, colormap, grid_transform, pam_categories, write_cog,
+                            write_file)
 
-__all__ = ["analysis_outputs", "analyse", "DEFAULTS"]
+__all__ = ["analysis_outputs", "analyse", "analysis_level", "DEFAULTS", "LEVELS"]
 
 NODATA_CLASS = 255
 NODATA_FLOAT = -9999.0
@@ -51,35 +54,18 @@ DEFAULTS = {
 QUICK = {"rule_cost_resolves": 0, "verify_exchanges": False}
 
 
-LEVELS = ("full", "quick", "off")
+LEVELS = ANALYSIS_LEVELS
 
 
-def _level(level: str | None = None) -> str:
+def analysis_level(level: str | None = None) -> str:
     """The analysis level asked for, else RUIMTEPUZZEL_ANALYSIS, else full."""
-    import os
-
     source = "analysis"
     if level is None:
         source = "RUIMTEPUZZEL_ANALYSIS"
         level = os.environ.get(source, "full").strip().lower() or "full"
     if level not in LEVELS:
-        raise ValueError(f"{source}={level!r}: use full, quick or off")
+        raise RuimtepuzzelError(f"{source}={level!r}: use full, quick or off")
     return level
-
-
-def _clean(x):
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        x = float(x)
-        return None if (np.isnan(x) or np.isinf(x)) else x
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
 
 
 def analyse(problem, sol, *, report: dict | None = None, compiled=None, options=None,
@@ -88,7 +74,7 @@ def analyse(problem, sol, *, report: dict | None = None, compiled=None, options=
 
     ``level``: full or quick (default: RUIMTEPUZZEL_ANALYSIS, else full).
     """
-    opt = {**DEFAULTS, **(QUICK if _level(level) == "quick" else {}), **(options or {})}
+    opt = {**DEFAULTS, **(QUICK if analysis_level(level) == "quick" else {}), **(options or {})}
     timings = {}
     t = time.perf_counter()
     conflict = cell_conflict(problem, sol, opt["conflict_threshold"])
@@ -138,17 +124,7 @@ def analyse(problem, sol, *, report: dict | None = None, compiled=None, options=
         "analysis_timings": timings,
     }
     arrays = {"conflict": conflict, "prices": prices, "regret": reg}
-    return {"sections": _clean(sections), "arrays": arrays}
-
-
-def _profile(compiled, ds, dtype, count, nodata):
-    from engine.report import _transform
-
-    ny, nx = compiled.cells.shape
-    return {"driver": "COG", "width": nx, "height": ny, "count": count, "dtype": dtype,
-            "nodata": nodata, "crs": "EPSG:28992", "transform": _transform(ds),
-            "compress": "DEFLATE", "blocksize": 512,
-            "overview_resampling": "nearest" if dtype == "uint8" else "average"}
+    return {"sections": clean_json(sections), "arrays": arrays}
 
 
 def _grid(compiled, values, fill, dtype):
@@ -158,56 +134,44 @@ def _grid(compiled, values, fill, dtype):
 
 
 def write_conflict_tif(path, compiled, ds, conflict):
-    import rasterio
-
-    from engine.report import _rgb
-
     grid = _grid(compiled, conflict.klass, NODATA_CLASS, np.uint8)
-    with rasterio.open(path, "w", **_profile(compiled, ds, "uint8", 1, NODATA_CLASS)) as dst:
-        dst.write(grid, 1)
-        cmap = {i: (0, 0, 0, 0) for i in range(256)}
-        for code, (_, _, colour) in CLASSES.items():
-            cmap[code] = (*_rgb(colour), 255)
-        dst.write_colormap(1, cmap)
-        dst.set_band_description(1, "conflict class")
-        dst.update_tags(1, **{f"class_{c}": n for c, (n, _, _) in CLASSES.items()},
-                        threshold=str(conflict.threshold))
+    write_cog(path, [grid], transform=grid_transform(ds), dtype="uint8", nodata=NODATA_CLASS,
+              categorical=True, descriptions=["conflict class"],
+              colormap=colormap({code: colour for code, (_, _, colour) in CLASSES.items()}),
+              band_tags={**{f"class_{c}": n for c, (n, _, _) in CLASSES.items()},
+                         "threshold": str(conflict.threshold)})
 
 
 def write_float_tif(path, compiled, ds, bands: dict):
-    import rasterio
-
-    with rasterio.open(path, "w", **_profile(compiled, ds, "float32", len(bands),
-                                              NODATA_FLOAT)) as dst:
-        for j, (name, values) in enumerate(bands.items(), start=1):
+    def grids():
+        for values in bands.values():
             v = np.asarray(values, dtype=np.float32)
             v = np.where(np.isfinite(v), v, np.float32(NODATA_FLOAT))
-            dst.write(_grid(compiled, v, NODATA_FLOAT, np.float32), j)
-            dst.set_band_description(j, name)
+            yield _grid(compiled, v, NODATA_FLOAT, np.float32)
+
+    write_cog(path, grids(), count=len(bands), transform=grid_transform(ds), dtype="float32",
+              nodata=NODATA_FLOAT, categorical=False, descriptions=list(bands))
 
 
 def conflict_aux_xml() -> str:
-    from xml.sax.saxutils import escape
-
     names = [""] * 5
     for c, (n, _, _) in CLASSES.items():
         names[c] = n
-    cats = "".join(f"<Category>{escape(n)}</Category>" for n in names)
-    return ("<PAMDataset>\n  <PAMRasterBand band=\"1\">\n"
-            f"    <CategoryNames>{cats}</CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n")
+    return pam_categories(names)
 
 
-def analysis_outputs(out_dir, compiled, sol, ds, report: dict, options=None,
-                     level: str | None = None) -> dict:
-    """Write the analysis rasters, extend report.json and write report.html; returns the
-    extended report dict (the one passed in, updated in place). ``level``: see analyse."""
+def analysis_outputs(folder, compiled, sol, ds, report: dict, options=None,
+                     level: str | None = None, manifest: dict | None = None) -> dict:
+    """Write the analysis rasters and report.html into ``folder`` (a run's staging folder)
+    and add the analysis sections to ``report`` (updated in place and returned); the caller
+    writes report.json. ``level``: see analyse; ``manifest``: the run's, for the page's
+    provenance."""
     from engine.html import render_report
-    from engine.report import _Staged
 
-    level = _level(level)
+    level = analysis_level(level)
     if level == "off":
         return report
-    out = Path(out_dir)
+    out = Path(folder)
     t = time.perf_counter()
     problem = compiled.problem
     result = analyse(problem, sol, report=report, compiled=compiled, options=options,
@@ -215,29 +179,21 @@ def analysis_outputs(out_dir, compiled, sol, ds, report: dict, options=None,
     report.update(result["sections"])
     arrays = result["arrays"]
     conflict = arrays["conflict"]
-    with _Staged(out) as staged:
-        write_conflict_tif(staged.path("conflict.tif"), compiled, ds, conflict)
-        staged.text("conflict.tif.aux.xml", conflict_aux_xml())
-        margin = np.where(np.isfinite(conflict.margin), conflict.margin, np.nan)
-        write_float_tif(staged.path("margin.tif"), compiled, ds, {"margin": margin})
-        write_float_tif(staged.path("scarcity.tif"), compiled, ds,
-                        {name: arrays["prices"][:, k]
-                         for k, name in enumerate(problem.claim_names)})
-        write_float_tif(staged.path("regret.tif"), compiled, ds, {"regret": arrays["regret"]})
-        manifest = {}
-        if (out / "manifest.json").is_file():
-            manifest = json.loads((out / "manifest.json").read_text())
-        grids = {
-            "allocation": _grid(compiled, np.asarray(sol.choice), -1, np.int16),
-            "conflict": _grid(compiled, conflict.klass, 0, np.uint8),
-            "prices": {name: _grid(compiled, arrays["prices"][:, k], np.nan, np.float32)
-                       for k, name in enumerate(problem.claim_names)},
-            "regret": _grid(compiled, arrays["regret"], np.nan, np.float32),
-        }
-        staged.text("report.html", render_report(report, manifest, grids))
-        # Timed after the page is drawn: the maps are a good part of the analysis stage.
-        report.setdefault("timings", {})["analysis"] = time.perf_counter() - t
-        staged.text("report.json", json.dumps(report, indent=1) + "\n")
+    write_conflict_tif(out / "conflict.tif", compiled, ds, conflict)
+    write_file(out / "conflict.tif.aux.xml", conflict_aux_xml())
+    margin = np.where(np.isfinite(conflict.margin), conflict.margin, np.nan)
+    write_float_tif(out / "margin.tif", compiled, ds, {"margin": margin})
+    write_float_tif(out / "scarcity.tif", compiled, ds,
+                    {name: arrays["prices"][:, k] for k, name in enumerate(problem.claim_names)})
+    write_float_tif(out / "regret.tif", compiled, ds, {"regret": arrays["regret"]})
+    grids = {
+        "allocation": _grid(compiled, np.asarray(sol.choice), -1, np.int16),
+        "conflict": _grid(compiled, conflict.klass, 0, np.uint8),
+        "prices": {name: _grid(compiled, arrays["prices"][:, k], np.nan, np.float32)
+                   for k, name in enumerate(problem.claim_names)},
+        "regret": _grid(compiled, arrays["regret"], np.nan, np.float32),
+    }
+    write_file(out / "report.html", render_report(report, manifest or {}, grids))
+    # Timed after the page is drawn: the maps are a good part of the analysis stage.
+    report.setdefault("timings", {})["analysis"] = time.perf_counter() - t
     return report
-
-

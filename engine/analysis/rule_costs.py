@@ -155,7 +155,7 @@ def rule_costs(problem: Problem, sol, relaxations: dict, *, method: str = "auto"
 def compiled_relaxations(compiled, kinds=("exclusions",)) -> dict:
     """Rule id -> a callable giving ``allowed`` with that rule switched off (the other rules,
     reservations included, applied as compiled). The targets stay as compiled."""
-    from types import SimpleNamespace
+    import dataclasses
 
     from engine.rules import apply_rules
 
@@ -165,10 +165,9 @@ def compiled_relaxations(compiled, kinds=("exclusions",)) -> dict:
 
     def make(rule):
         def relaxed():
-            shim = SimpleNamespace(options=config.options, option_names=config.option_names,
-                                   rules=[r for r in config.rules if r is not rule])
+            without = dataclasses.replace(config, rules=[r for r in config.rules if r is not rule])
             scratch = np.zeros((n_opt, compiled.cells.n), dtype=np.float32)
-            eff = apply_rules(shim, compiled.cells, compiled.area_ha, compiled.province_codes,
+            eff = apply_rules(without, compiled.cells, compiled.area_ha, compiled.province_codes,
                               scratch)
             return np.ascontiguousarray(eff.allowed)
         return relaxed

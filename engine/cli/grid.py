@@ -35,10 +35,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = grid_action("show", "draw every layer on one PNG sheet with legends")
     show.add_argument("--out", "-o", required=True, help="PNG file to write")
     show.add_argument("--layers", help="comma-separated layers to draw (default: all)")
-    show.add_argument("--bbox", help="xmin,ymin,xmax,ymax in grid metres: draw only this area")
+    show.add_argument("--bbox", type=_bbox,
+                      help="xmin,ymin,xmax,ymax in grid metres: draw only this area")
     export = grid_action("export", "write one Cloud Optimized GeoTIFF per layer to a folder")
     export.add_argument("--out", "-o", required=True, help="folder to write the COGs into")
     actions.add_parser("list", help="the shipped grid definitions and the cached builds")
+
+
+def _bbox(text: str) -> list[float]:
+    try:
+        box = [float(v) for v in text.split(",")]
+    except ValueError:
+        box = []
+    if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
+        raise argparse.ArgumentTypeError(f"{text!r}: give xmin,ymin,xmax,ymax in grid metres, "
+                                         "e.g. 120000,420000,200000,470000")
+    return box
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         from engine.grid.export import plot_sheet, select
 
         ds = select(ds, layers=args.layers.split(",") if args.layers else None,
-                    bbox=[float(v) for v in args.bbox.split(",")] if args.bbox else None)
+                    bbox=args.bbox)
         print(f"wrote {plot_sheet(ds, args.out)}")
     elif args.action == "export":
         from engine.grid.export import export_cogs

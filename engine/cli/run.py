@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from engine.config import parse_overrides
 
@@ -27,7 +28,9 @@ EXAMPLES = """\
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="a config file (TOML), or the name of a shipped one: "
                         "national, or a province (utrecht, zuid-holland, ...)")
-    parser.add_argument("--out", required=True, help="output folder (created if missing)")
+    parser.add_argument("--out", required=True,
+                        help="output folder: created if missing, replaced whole when the run "
+                        "is done (a new or empty folder, or an earlier run's)")
     parser.add_argument("--grid", help="grid name (e.g. nl) or path; default: the config's")
     parser.add_argument("--resolution", type=float, help="cell size in metres (1000, 250, 100, 25)")
     parser.add_argument("--method", default="auto", choices=("auto", "fast", "highs", "cbc"),
@@ -46,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.outputs import listed_outputs
     from engine.report import PRICES_FILE, read_prices
     from engine.run import run as run_job
 
@@ -68,9 +72,18 @@ def run(args: argparse.Namespace) -> int:
         f"{report['cells']:,} cells; {len(short)} target rows short; "
         + ", ".join(f"{k} {v:.1f} s" for k, v in t.items() if isinstance(v, (int, float)))
     )
-    print(f"wrote {args.out}/report.json, allocation.tif, manifest.json, summary.md, "
-          f"{PRICES_FILE}")
+    written = listed_outputs(Path(args.out).expanduser())
+    print(f"wrote {args.out}/" + ", ".join(_in_order(written)))
     return 0
+
+
+# The contract's files first, as the run has always named them; the rest as the manifest lists.
+_FIRST = ("report.json", "allocation.tif", "manifest.json", "summary.md", "prices.npz",
+          "report.html")
+
+
+def _in_order(names: list[str]) -> list[str]:
+    return sorted(names, key=lambda n: _FIRST.index(n) if n in _FIRST else len(_FIRST))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 
 NAME = "solve-demo"
@@ -13,10 +14,26 @@ EXAMPLES = """\
 """
 
 
+def _at_least(minimum: int):
+    def number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}; give {minimum} or more")
+        return value
+
+    return number
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("--cells", type=int, default=1_000_000, help="number of cells")
-    parser.add_argument("--options", type=int, default=8, help="options per cell")
-    parser.add_argument("--provinces", type=int, default=12, help="zones of the province zoning")
+    parser.add_argument("--cells", type=_at_least(100), default=1_000_000,
+                        help="number of cells (at least 100)")
+    parser.add_argument("--options", type=_at_least(2), default=8,
+                        help="options per cell (at least 2: keep and one to allocate)")
+    parser.add_argument("--provinces", type=_at_least(1), default=12,
+                        help="zones of the province zoning")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated layers")
     parser.add_argument(
         "--check", action="store_true", help="solve with HiGHS through PuLP too (small problems)"

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="a running Dask scheduler, e.g. tcp://head:8786 (the workers must "
                        "see --out and the configs at the same paths)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="how long to wait for --scheduler to answer (default 10)")
     parser.add_argument("--threads", type=int, default=1,
                         help="numba threads per worker (default 1; more oversubscribes cores)")
     parser.add_argument("--analysis", default="off", choices=("full", "quick", "off"),
@@ -47,8 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from engine.sweep import done_record, load_scenario, sweep, variant_key
+    from engine.sweep import SCHEDULER_TIMEOUT_S, check_options, done_record, load_scenario
+    from engine.sweep import sweep, variant_key
 
+    timeout = SCHEDULER_TIMEOUT_S if args.timeout is None else args.timeout
+    # Options first: a bad one must not wait for the scenario's checks, nor a cluster.
+    check_options(args.workers, args.scheduler, args.threads, args.analysis, timeout)
     scenario = load_scenario(args.scenario)
     if args.list:
         for v in scenario.variants:
@@ -59,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     summary = sweep(scenario, args.out, workers=args.workers, scheduler=args.scheduler,
                     progress=not args.quiet, retry_failed=args.retry_failed,
-                    threads=args.threads, analysis=args.analysis)
+                    threads=args.threads, analysis=args.analysis, timeout=timeout)
     print(f"{scenario.name}: {summary['variants']} variants, {summary['computed']} computed, "
           f"{summary['reused']} already done, {summary['failed']} failed; "
           f"{summary['seconds']:.1f} s")

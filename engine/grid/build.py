@@ -4,13 +4,16 @@ The cache folder holds one tiled, compressed GeoTIFF per layer and ``grid.json``
 metadata. Its name carries a key: the hash of the definition (with the hashes of its source
 files), the resolution, the package version and the grid code, so a change to any of them
 builds anew. A build writes into a temporary folder and renames it into place, so a reader
-never sees half a grid.
+never sees half a grid. ``grid.json`` records the size of every file: a cache entry that was
+damaged later (a file cut short, removed or overwritten, a broken ``grid.json``) is moved
+aside and built again, with a log line that says so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -24,9 +27,13 @@ import numpy as np
 import rasterio
 import xarray as xr
 
+from engine.config.validation import did_you_mean
+from engine.errors import RuimtepuzzelError
 from engine.grid import layers as layer_functions
-from engine.grid.definition import GridDefinition, load_definition
+from engine.grid.definition import GridDefinition, GridDefinitionError, load_definition
 from engine.grid.tiles import Context, GridGeometry, Tile, Window
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "cache_root",
@@ -36,10 +43,15 @@ __all__ = [
     "open_grid",
     "open_folder",
     "grid_folder",
+    "GridFolderError",
 ]
 
 META_FILE = "grid.json"
 FORMAT_VERSION = 1
+
+
+class GridFolderError(RuimtepuzzelError):
+    """A folder given as a built grid that is not one, or is damaged."""
 
 
 def _package_version() -> str:
@@ -104,7 +116,8 @@ def _needed(definition: GridDefinition, wanted: list[str] | None) -> list[str]:
         return order
     unknown = sorted(set(wanted) - set(order))
     if unknown:
-        raise ValueError(f"grid {definition.name!r} has no layer(s) {unknown}; it has {order}")
+        raise GridDefinitionError(definition.path, "layers", f"grid {definition.name!r} has no "
+                                  f"layer(s) {unknown}", did_you_mean(unknown[0], order))
     need = definition.closure(wanted)
     return [n for n in order if n in need]
 
@@ -206,6 +219,11 @@ def _build(ctx: Context, dest: Path, tile_size: int | None, workers: int | None,
     started = time.perf_counter()
     windows = geometry.windows(tile_size or definition.tile_size)
     write_lock = threading.Lock()
+    # Land cells with data, per raster layer: a file with none (its nodata value or CRS
+    # wrong) must not become a grid.
+    rasters = [n for n in names if definition.layers[n].source == "raster"]
+    covered = dict.fromkeys(rasters, 0)
+    land_cells = [0]
     try:
         with ExitStack() as stack:
             files = {
@@ -219,9 +237,13 @@ def _build(ctx: Context, dest: Path, tile_size: int | None, workers: int | None,
                 tile = _compute_tile(ctx, window, names)
                 rw = ((window.row0, window.row0 + window.height),
                       (window.col0, window.col0 + window.width))
+                land = (tile.layers["land"] != 0) if "land" in tile.layers else True
                 with write_lock:  # one GDAL handle per file: writes take turns
                     for n in names:
                         files[n].write(tile.layers[n], 1, window=rw)
+                    land_cells[0] += int(np.broadcast_to(land, window.shape).sum())
+                    for n in rasters:
+                        covered[n] += int((_has_data(tile.layers[n], types[n][1]) & land).sum())
 
             # The first tile alone, so that everything prepared once (vector files, base
             # fields) is made before the threads start and any error surfaces plainly.
@@ -232,6 +254,7 @@ def _build(ctx: Context, dest: Path, tile_size: int | None, workers: int | None,
 
                 stack.enter_context(ProgressBar())
             dask.compute(*tasks, scheduler="threads", num_workers=workers or os.cpu_count())
+            _check_coverage(definition, covered, land_cells[0])
 
             for n in names:
                 attrs = _layer_attrs(ctx, n)
@@ -253,7 +276,7 @@ def _build(ctx: Context, dest: Path, tile_size: int | None, workers: int | None,
             "build_seconds": round(time.perf_counter() - started, 2),
             "layers": {
                 n: {"file": f"{n}.tif", "dtype": types[n][0], "nodata": _json_nodata(types[n][1]),
-                    "attrs": _layer_attrs(ctx, n)}
+                    "size": (tmp / f"{n}.tif").stat().st_size, "attrs": _layer_attrs(ctx, n)}
                 for n in names
             },
         }
@@ -268,6 +291,31 @@ def _build(ctx: Context, dest: Path, tile_size: int | None, workers: int | None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _has_data(values: np.ndarray, nodata: float | None) -> np.ndarray:
+    if nodata is None:
+        return np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
+    if np.isnan(nodata):
+        return ~np.isnan(values)
+    return values != nodata
+
+
+def _check_coverage(definition: GridDefinition, covered: dict, land_cells: int) -> None:
+    from engine.grid.sources import LayerFileError
+
+    for name, cells in covered.items():
+        if land_cells and not cells:
+            spec = definition.layers[name]
+            raise LayerFileError(
+                spec.defined_in or definition.path, f"layers.{name}.path", spec.path,
+                f"has no data on any of the {land_cells:,} land cells of the grid",
+                "check its nodata value and CRS label (gdalinfo): the file is all nodata "
+                "where the grid has land")
+        share = 1 - cells / land_cells if land_cells else 0.0
+        if share > 0.05:
+            logger.warning("layer %s has no data on %.0f%% of the land cells of grid %s",
+                           name, 100 * share, definition.name)
 
 
 def _tag(value: Any) -> str:
@@ -298,11 +346,54 @@ def grid_folder(
     resolution = definition.check_resolution(resolution or definition.default_resolution)
     folder = cache_folder(definition, resolution, Path(cache_dir) / "grids" if cache_dir else None)
     if rebuild and folder.exists():
-        shutil.rmtree(folder)
-    if not (folder / META_FILE).is_file():
-        build_grid(definition, resolution, folder, progress=progress)
-        _remove_stale(folder)
+        _discard(folder)
+    if folder.exists():
+        problem = damage(folder)
+        if problem is None:
+            return folder
+        logger.warning("the cached grid %s is damaged (%s): building it again", folder, problem)
+        _discard(folder)
+    logger.info("building grid %s at %g m into %s (once; later runs read the cache)",
+                definition.name, resolution, folder)
+    build_grid(definition, resolution, folder, progress=progress)
+    _remove_stale(folder)
     return folder
+
+
+def damage(folder: Path, *, sizes: bool = True) -> str | None:
+    """What is wrong with a built grid folder, or None when it is whole: ``grid.json``
+    readable and complete, every layer file there and, with ``sizes``, of the size the build
+    wrote (a stat per file: cheap enough for every open; an exported folder holds other
+    files under the same ``grid.json``)."""
+    meta_path = Path(folder) / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return f"{META_FILE} cannot be read: {err}"
+    needed = ("grid_name", "resolution", "crs", "transform", "shape", "layers", "key")
+    if not isinstance(meta, dict) or any(k not in meta for k in needed) or not isinstance(
+            meta["layers"], dict):
+        return f"{META_FILE} is incomplete"
+    for name, layer in meta["layers"].items():
+        if not isinstance(layer, dict) or "file" not in layer or "attrs" not in layer:
+            return f"{META_FILE} is incomplete at layer {name!r}"
+        path = Path(folder) / layer["file"]
+        if not path.is_file():
+            return f"{layer['file']} is missing"
+        size = layer.get("size") if sizes else None
+        if size is not None and path.stat().st_size != size:
+            return f"{layer['file']} has {path.stat().st_size} bytes, the build wrote {size}"
+    return None
+
+
+def _discard(folder: Path) -> None:
+    """Move a cache entry aside, then remove it: a reader never finds half of it in place."""
+    aside = folder.parent / f".{folder.name}.discarded-{uuid.uuid4().hex[:8]}"
+    try:
+        os.rename(folder, aside)
+    except FileNotFoundError:  # another process got there first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 STALE_AFTER_S = 24 * 3600
@@ -349,10 +440,15 @@ def open_folder(folder: os.PathLike, *, chunks: int | None = None) -> xr.Dataset
     import rioxarray
 
     folder = Path(folder)
-    meta_path = folder / META_FILE
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{folder} is not a built grid: it has no {META_FILE}")
-    meta = json.loads(meta_path.read_text())
+    if not (folder / META_FILE).is_file():
+        raise GridFolderError(f"{folder}: not a built grid, it has no {META_FILE}; give a "
+                              "grid name (nl), a grid definition (.toml), or the folder of "
+                              "'ruimtepuzzel grid build' or 'grid export'")
+    problem = damage(folder, sizes=False)
+    if problem is not None:
+        raise GridFolderError(f"{folder}: the grid there is damaged ({problem}); build or "
+                              "export it again")
+    meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     chunk = int(chunks or 1024)
     variables = {}
     for name, layer in meta["layers"].items():

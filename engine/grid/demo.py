@@ -19,6 +19,7 @@ import numpy as np
 import shapely
 from scipy import ndimage
 
+from engine.errors import RuimtepuzzelError
 from engine.grid.definition import LayerSpec
 from engine.grid.layers import derivation
 from engine.grid.noise import fbm
@@ -131,7 +132,7 @@ def context_layers(ctx: Context, names: list[str], res: float) -> GridField:
 def _majority_regions(ctx: Context, units: LayerSpec, p: dict[str, Any]) -> dict[str, Any]:
     """For every unit of an index layer (in its index order), the region it overlaps most."""
     if units.source != "vector" or units.burn != "index":
-        raise ValueError(f"params.units_layer {units.name!r} must be a vector layer burnt as "
+        raise RuimtepuzzelError(f"params.units_layer {units.name!r} must be a vector layer burnt as "
                          f"an index (its polygons are what is assigned to regions)")
     table = vector_table(ctx, units.path)
     order = np.argsort(table.column(units.key, units.name).astype(str), kind="stable")

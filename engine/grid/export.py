@@ -12,9 +12,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import rasterio
-import rasterio.shutil
 import xarray as xr
+
+from engine.errors import RuimtepuzzelError
+from engine.outputs import copy_as_cog
 
 __all__ = ["grid_info", "plot_sheet", "export_cogs", "select", "CATEGORICAL_COLOURS"]
 
@@ -31,17 +32,17 @@ def select(ds: xr.Dataset, layers: list[str] | None = None,
     if layers:
         unknown = sorted(set(layers) - set(ds.data_vars))
         if unknown:
-            raise ValueError(f"grid has no layer(s) {unknown}; it has {list(ds.data_vars)}")
+            raise RuimtepuzzelError(f"grid has no layer(s) {unknown}; it has {list(ds.data_vars)}")
         keep = [n for n in ("land", "province") if n in ds and n not in layers]
         ds = ds[keep + list(layers)]
     if bbox:
         if len(bbox) != 4 or bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
-            raise ValueError(
+            raise RuimtepuzzelError(
                 f"bbox {bbox} must be xmin,ymin,xmax,ymax with xmax > xmin and ymax > ymin"
             )
         ds = ds.sel(x=slice(bbox[0], bbox[2]), y=slice(bbox[3], bbox[1]))
         if not ds.sizes["x"] or not ds.sizes["y"]:
-            raise ValueError(f"bbox {bbox} holds no cells of the grid")
+            raise RuimtepuzzelError(f"bbox {bbox} holds no cells of the grid")
     return ds
 
 
@@ -200,13 +201,8 @@ def export_cogs(folder: str | Path, out_dir: str | Path) -> list[Path]:
     for name, layer in meta["layers"].items():
         # Categories and masks must not be averaged into values they never take.
         continuous = layer["dtype"].startswith("float")
-        dst = out_dir / f"{name}.tif"
-        rasterio.shutil.copy(
-            folder / layer["file"], dst, driver="COG", compress="DEFLATE",
-            overview_resampling="average" if continuous else "nearest",
-            predictor="YES", bigtiff="IF_SAFER",
-        )
-        written.append(dst)
+        written.append(copy_as_cog(folder / layer["file"], out_dir / f"{name}.tif",
+                                   categorical=not continuous))
     shutil.copyfile(folder / "grid.json", out_dir / "grid.json")
     (out_dir / "CREDITS.txt").write_text("\n".join(meta["credits"]) + "\n")
     return written

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from engine.errors import RuimtepuzzelError
 from engine.grid.definition import LayerSpec
 from engine.grid.sources import raster_tile, raster_types, ugrid_tile, vector_tile
 from engine.grid.tiles import Context, Tile
@@ -34,7 +35,7 @@ def _derived_tile(tile: Tile, spec: LayerSpec) -> np.ndarray:
     try:
         fn = DERIVATIONS[spec.function]
     except KeyError:
-        raise ValueError(
+        raise RuimtepuzzelError(
             f"layer {spec.name!r} ({spec.defined_in}): no derivation named {spec.function!r}; "
             f"the known ones are {sorted(DERIVATIONS)}"
         ) from None

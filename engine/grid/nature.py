@@ -17,6 +17,7 @@ import numpy as np
 import shapely
 from scipy import ndimage
 
+from engine.errors import RuimtepuzzelError
 from engine.grid.definition import LayerSpec
 from engine.grid.demo import LAND_COVER, GridField, context_layers, params_key, vector_table
 from engine.grid.layers import derivation
@@ -41,7 +42,7 @@ def polygons_on_land(tile: Tile, spec: LayerSpec) -> np.ndarray:
 def _class_codes(names: list[str]) -> list[int]:
     unknown = sorted(set(names) - set(LAND_COVER))
     if unknown:
-        raise ValueError(f"land-cover classes {unknown} do not exist; they are {LAND_COVER}")
+        raise RuimtepuzzelError(f"land-cover classes {unknown} do not exist; they are {LAND_COVER}")
     return [LAND_COVER.index(n) for n in names]
 
 

@@ -20,6 +20,7 @@ from rasterio.warp import transform as reproject_points
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from engine.errors import RuimtepuzzelError
 from engine.grid.definition import LayerSpec
 from engine.grid.demo import (
     GridField,
@@ -43,7 +44,7 @@ def _read_points(path: Path, crs: str, lon: str, lat: str) -> tuple[list[dict], 
         return rows, np.zeros((0, 2))
     missing = {lon, lat} - set(rows[0])
     if missing:
-        raise ValueError(f"{path.name} has no column(s) {sorted(missing)}; it has {list(rows[0])}")
+        raise RuimtepuzzelError(f"{path.name} has no column(s) {sorted(missing)}; it has {list(rows[0])}")
     xs, ys = reproject_points("EPSG:4326", crs, [float(r[lon]) for r in rows],
                               [float(r[lat]) for r in rows])
     return rows, np.column_stack([xs, ys])
@@ -96,7 +97,7 @@ def _stations(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
             continue
         kind = row.get("type", "")
         if kind not in classes:
-            raise ValueError(f"{Path(p['stations_file']).name}: station {row['name_long']!r} "
+            raise RuimtepuzzelError(f"{Path(p['stations_file']).name}: station {row['name_long']!r} "
                              f"has type {kind!r}, not in params.type_classes {sorted(classes)}")
         if int(classes[kind]) > 0:
             keep.append(i)

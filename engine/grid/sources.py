@@ -7,6 +7,8 @@ method; the error says which layer, what does not line up, and how to fix it.
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,13 +17,18 @@ import numpy as np
 import pyogrio
 import rasterio
 import shapely
+from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 from rasterio.features import rasterize
-from rasterio.warp import reproject, transform_geom
+from rasterio.warp import reproject, transform_bounds, transform_geom
 
+from engine.config.validation import ConfigError, did_you_mean
 from engine.grid.definition import LayerSpec
 from engine.grid.tiles import BaseField, Context, Tile
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "VectorTable",
@@ -31,7 +38,12 @@ __all__ = [
     "ugrid_tile",
     "burn_shapes",
     "check_raster_alignment",
+    "check_overlap",
+    "raster_band",
     "raster_types",
+    "reading",
+    "read_replacement",
+    "LayerFileError",
 ]
 
 
@@ -51,10 +63,10 @@ class VectorTable:
 
     def column(self, name: str, layer: str = "") -> np.ndarray:
         if name not in self.fields:
-            raise ValueError(
-                f"layer {layer!r}: {self.path.name} has no attribute {name!r}; "
-                f"its attributes are {sorted(self.fields)}"
-            )
+            raise LayerFileError(
+                None, f"layer {layer!r}" if layer else "(attributes)", self.path,
+                f"has no attribute {name!r}", f"name one of its attributes: "
+                f"{did_you_mean(name, self.fields)}")
         return self.fields[name]
 
     def take(self, index: np.ndarray) -> VectorTable:
@@ -65,13 +77,17 @@ class VectorTable:
 
 def read_vector(path: Path, crs: str) -> VectorTable:
     """All features of a vector file (first layer), reprojected to ``crs`` when needed."""
-    meta, _, wkb, columns = pyogrio.raw.read(path)
+    try:
+        meta, _, wkb, columns = pyogrio.raw.read(path)
+    except (DataSourceError, DataLayerError, OSError) as err:
+        raise LayerFileError(None, "(vector file)", path, f"cannot be read ({err})",
+                             "replace it with a complete copy, or convert it to a GeoPackage "
+                             "with ogr2ogr") from None
     geometries = shapely.from_wkb(wkb)
     source_crs = meta.get("crs")
     if source_crs is None:
-        raise ValueError(
-            f"{path}: the vector file has no CRS; assign one (e.g. with ogr2ogr -a_srs)"
-        )
+        raise LayerFileError(None, "(vector file)", path, "has no CRS",
+                             "assign one (e.g. with ogr2ogr -a_srs EPSG:28992)")
     if CRS.from_user_input(source_crs) != CRS.from_user_input(crs):
         geometries = np.array(
             [
@@ -159,24 +175,92 @@ def vector_tile(tile: Tile, spec: LayerSpec) -> np.ndarray:
 # --------------------------------------------------------------------------- rasters
 
 
+class LayerFileError(ConfigError):
+    """A layer's source file that cannot be read, or does not fit the grid: ``file`` and
+    ``key`` say where it is named (a grid definition, a config), ``path`` is the file."""
+
+    def __init__(self, file, key: str, path, problem: str, fix: str):
+        self.path = Path(path)
+        if file is None:  # the file itself is the place
+            super().__init__(path, key, problem, fix)
+        else:
+            super().__init__(file, key, f"{path}: {problem}", fix)
+
+
+@contextmanager
+def reading(path: Path, file, key: str):
+    """GDAL's errors on reading ``path`` as a :class:`LayerFileError` naming the file."""
+    try:
+        yield
+    except RasterioError as err:
+        raise LayerFileError(
+            file, key, path, f"cannot be read as a raster ({err})",
+            "replace it with a complete copy (a download or copy cut short leaves a GeoTIFF "
+            "that opens but cannot be read; gdalinfo -checksum shows it), or convert it to "
+            "a GeoTIFF with gdal_translate",
+        ) from None
+
+
+def raster_band(src, band: int | None, path: Path, file, key: str) -> int:
+    """The band that holds the layer: ``band`` when the file has it; without ``band`` the file
+    must have one band, so that no band is picked silently."""
+    where = key.rsplit(".", 1)[0]
+    if band is None:
+        if src.count != 1:
+            raise LayerFileError(file, key, path, f"has {src.count} bands: which one is the "
+                                 "layer is not said", f"add band = 1..{src.count} to "
+                                 f"[{where}], or write the layer as a one-band GeoTIFF "
+                                 "(gdal_translate -b N)")
+        return 1
+    if not 1 <= band <= src.count:
+        raise LayerFileError(file, key, path, f"has {src.count} band(s); band = {band} does not "
+                             "exist", f"set band in [{where}] to 1..{src.count}")
+    return band
+
+
+def check_overlap(src, crs, bounds, path: Path, file, key: str) -> None:
+    """Refuse a raster that lies outside the grid (``bounds`` in ``crs``): a wrong CRS label
+    puts a file somewhere else, and every cell would be without data."""
+    fix = ("check its CRS label and extent (gdalinfo); a file in RD New labelled otherwise "
+           "lands elsewhere: fix the label with gdal_edit.py -a_srs EPSG:28992, or warp it "
+           "to the grid with gdalwarp")
+    if src.crs is None:
+        raise LayerFileError(file, key, path, "has no CRS, so where it lies is unknown",
+                             "assign its CRS in the file (gdal_edit.py -a_srs EPSG:28992)")
+    try:
+        with np.errstate(all="ignore"):
+            left, bottom, right, top = transform_bounds(src.crs, crs, *src.bounds)
+    except (RasterioError, ValueError) as err:
+        raise LayerFileError(file, key, path, f"its extent cannot be placed in {crs} from its "
+                             f"CRS {src.crs} ({err})", fix) from None
+    xmin, ymin, xmax, ymax = bounds
+    finite = all(np.isfinite(v) for v in (left, bottom, right, top))
+    if not finite or right <= xmin or left >= xmax or top <= ymin or bottom >= ymax:
+        shown = ", ".join(f"{v:,.0f}" for v in (left, bottom, right, top)) if finite else "none"
+        raise LayerFileError(
+            file, key, path, f"lies outside the grid: its extent in {crs} ({shown}, from its "
+            f"CRS {src.crs}) does not overlap the grid's ({xmin:,.0f}, {ymin:,.0f}, "
+            f"{xmax:,.0f}, {ymax:,.0f})", fix)
+
+
+def grid_bounds(geometry) -> tuple[float, float, float, float]:
+    """(xmin, ymin, xmax, ymax) of a :class:`GridGeometry`."""
+    return (geometry.xmin, geometry.ymax - geometry.height * geometry.res,
+            geometry.xmin + geometry.width * geometry.res, geometry.ymax)
+
+
 def check_raster_alignment(spec: LayerSpec, ctx: Context) -> dict[str, Any]:
-    """Open the layer's GeoTIFF once; refuse it when it does not line up and no resampling
-    is asked for. Returns what the tile reader needs."""
+    """Open the layer's GeoTIFF once; refuse it when it cannot be read, does not say which
+    band, lies outside the grid, or does not line up and no resampling is asked for. Returns
+    what the tile reader needs."""
     geometry = ctx.geometry
-    with rasterio.open(spec.path) as src:
-        if spec.band < 1 or spec.band > src.count:
-            raise ValueError(
-                f"layer {spec.name!r}: {spec.path.name} has {src.count} band(s), band = "
-                f"{spec.band} does not exist"
-            )
-        nodata = src.nodatavals[spec.band - 1]
-        info = {"nodata": nodata, "dtype": src.dtypes[spec.band - 1], "crs": src.crs}
+    file, key = spec.defined_in or ctx.definition.path, f"layers.{spec.name}.path"
+    with reading(spec.path, file, key), rasterio.open(spec.path) as src:
+        band = raster_band(src, spec.band, spec.path, file, key)
+        nodata = src.nodatavals[band - 1]
+        info = {"nodata": nodata, "dtype": src.dtypes[band - 1], "crs": src.crs, "band": band}
         if spec.resample is not None:
-            if src.crs is None:
-                raise ValueError(
-                    f"layer {spec.name!r}: {spec.path.name} has no CRS, so it cannot be "
-                    f"resampled; assign its CRS in the file (gdal_edit.py -a_srs)"
-                )
+            check_overlap(src, geometry.crs, grid_bounds(geometry), spec.path, file, key)
             return info
         problems = []
         if src.crs is None or CRS.from_user_input(src.crs) != CRS.from_user_input(geometry.crs):
@@ -191,14 +275,14 @@ def check_raster_alignment(spec: LayerSpec, ctx: Context) -> dict[str, Any]:
         if src.shape != geometry.shape:
             problems.append(f"shape is {src.shape}, the grid's is {geometry.shape}")
         if problems:
-            raise ValueError(
-                f"layer {spec.name!r}: {spec.path} does not line up with grid "
-                f"{ctx.definition.name!r} at {geometry.res:g} m: " + "; ".join(problems)
-                + f". Fix: warp the file to the grid (gdalwarp -t_srs {geometry.crs} -tr "
-                f"{geometry.res:g} {geometry.res:g} -te {geometry.xmin:g} "
-                f"{geometry.ymax - geometry.height * geometry.res:g} "
-                f"{geometry.xmin + geometry.width * geometry.res:g} {geometry.ymax:g}), or add "
-                f"resample = 'nearest' | 'bilinear' | 'average' | ... to [layers.{spec.name}]"
+            xmin, ymin, xmax, ymax = grid_bounds(geometry)
+            raise LayerFileError(
+                file, key, spec.path, f"does not line up with grid {ctx.definition.name!r} at "
+                f"{geometry.res:g} m: " + "; ".join(problems),
+                f"warp the file to the grid (gdalwarp -t_srs {geometry.crs} -tr "
+                f"{geometry.res:g} {geometry.res:g} -te {xmin:g} {ymin:g} {xmax:g} {ymax:g}), "
+                f"or add resample = 'nearest' | 'bilinear' | 'average' | ... to "
+                f"[layers.{spec.name}]"
             )
         return info
 
@@ -220,13 +304,88 @@ def _warp_whole(spec: LayerSpec, ctx: Context, info: dict[str, Any]) -> Path:
         "nodata": np.nan, "tiled": True, "blockxsize": 256, "blockysize": 256,
         "BIGTIFF": "IF_SAFER",
     }
-    with rasterio.open(spec.path) as src, rasterio.open(dest, "w", **profile) as dst:
+    file, key = spec.defined_in or ctx.definition.path, f"layers.{spec.name}.path"
+    with reading(spec.path, file, key), rasterio.open(spec.path) as src, \
+            rasterio.open(dest, "w", **profile) as dst:
         reproject(
-            rasterio.band(src, spec.band), rasterio.band(dst, 1),
+            rasterio.band(src, info["band"]), rasterio.band(dst, 1),
             src_nodata=info["nodata"], dst_nodata=np.nan, init_dest_nodata=True,
             resampling=Resampling[spec.resample], warp_mem_limit=256,
         )
     return dest
+
+
+def read_replacement(source, base, land: np.ndarray, file) -> tuple[np.ndarray, int]:
+    """A config's dataset for a base layer (``[layers.NAME]``, pas toe of leg uit) on the grid
+    of ``base`` (a DataArray of the grid): its values where it has data, the base layer's
+    elsewhere. Returns (values, land cells left to the base layer).
+
+    Refused with a :class:`LayerFileError` naming ``file`` and the key when it cannot be
+    read, does not say which band, lies outside the grid, has values the layer cannot take,
+    or leaves more than ``source.max_nodata_share`` of ``land`` (the land in the run's scope,
+    (y, x) bool) without data: a dataset that does not cover the run would otherwise turn
+    into whatever the missing cells happen to hold.
+    """
+    from rasterio.transform import array_bounds
+
+    path, name = source.path, source.layer
+    key = f"layers.{name}.path"
+    if not path.is_file():
+        raise LayerFileError(file, key, path, "not found",
+                             "give the path of a GeoTIFF, relative to the config file")
+    crs = base.rio.crs or CRS.from_epsg(28992)  # the project's grids are RD New
+    transform = base.rio.transform()
+    height, width = base.shape
+    west, south, east, north = array_bounds(height, width, transform)
+    target = np.dtype(base.dtype)
+    work = np.float64 if target.itemsize > 2 else np.float32  # holds every value exactly
+    out = np.full((height, width), np.nan, dtype=work)
+    with reading(path, file, key), rasterio.open(path) as src:
+        band = raster_band(src, source.band, path, file, key)
+        check_overlap(src, crs, (west, south, east, north), path, file, key)
+        if src.transform != transform or src.shape != (height, width) or src.crs != crs:
+            logger.info("layer %s: %s resampled onto the grid (nearest cell)", name, path)
+        reproject(rasterio.band(src, band), out, src_nodata=src.nodatavals[band - 1],
+                  dst_transform=transform, dst_crs=crs, dst_nodata=np.nan,
+                  init_dest_nodata=True, resampling=Resampling.nearest)
+    valid = np.isfinite(out)
+    land = np.asarray(land, dtype=bool)
+    n_land, missing = int(land.sum()), int((land & ~valid).sum())
+    if n_land and (missing == n_land or missing > source.max_nodata_share * n_land):
+        raise LayerFileError(
+            file, key, path, f"has no data on {missing:,} of the {n_land:,} land cells of the "
+            f"run ({missing / n_land:.1%}; at most {source.max_nodata_share:.1%} may lack it)",
+            "check its nodata value and CRS label (gdalinfo), use a dataset that covers the "
+            f"land of the run, or raise layers.{name}.max_nodata_share if the base layer may "
+            "fill the gaps")
+    values = np.array(base.values)
+    _check_values(out[valid & land], values[land], target, name, path, file, key)
+    values[valid] = out[valid].astype(target)
+    if missing:
+        logger.info("layer %s: %d land cells without data in %s keep the base layer's value",
+                    name, missing, path)
+    return values, missing
+
+
+def _check_values(new: np.ndarray, old: np.ndarray, dtype: np.dtype, name: str, path: Path,
+                  file, key: str) -> None:
+    """Values the replaced layer can take: whole numbers in range for an integer layer, 0 or
+    1 for a mask (an undeclared nodata value such as 255 would otherwise mark every cell)."""
+    if dtype.kind not in "iub":
+        return
+    info = np.iinfo(dtype) if dtype.kind != "b" else None
+    bad = new[(new != np.round(new)) | ((new < info.min) | (new > info.max) if info else False)]
+    if len(bad):
+        raise LayerFileError(file, key, path, f"holds values layer {name!r} ({dtype}) cannot "
+                             f"take, e.g. {bad[0]:g}", f"write whole numbers from {info.min} to "
+                             f"{info.max}, with the cells without data as its nodata value")
+    if len(old) and ((old == 0) | (old == 1)).all():
+        bad = new[(new != 0) & (new != 1)]
+        if len(bad):
+            raise LayerFileError(file, key, path, f"holds {bad[0]:g} on land, but {name!r} is a "
+                                 "mask of 0 and 1", "write 1 where it applies and 0 elsewhere; "
+                                 "declare the value of cells without data as the file's nodata "
+                                 "(gdal_edit.py -a_nodata)")
 
 
 def raster_types(spec: LayerSpec, ctx: Context) -> tuple[str, float | None]:
@@ -246,8 +405,10 @@ def raster_tile(tile: Tile, spec: LayerSpec) -> np.ndarray:
     w = tile.window
     window = ((w.row0, w.row0 + w.height), (w.col0, w.col0 + w.width))
     if spec.resample is None:
-        with rasterio.open(spec.path) as src:
-            data = src.read(spec.band, window=window)
+        file = spec.defined_in or tile.ctx.definition.path
+        with reading(spec.path, file, f"layers.{spec.name}.path"), \
+                rasterio.open(spec.path) as src:
+            data = src.read(info["band"], window=window)
         valid = (np.ones(data.shape, bool) if info["nodata"] is None
                  else ~_is_nodata(data, info["nodata"]))
     else:
@@ -280,22 +441,26 @@ def _prepare_ugrid(ctx: Context, spec: LayerSpec) -> BaseField:
     from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
     from scipy.spatial import Delaunay
 
-    with xr.open_dataset(spec.path) as ds:
+    file, key = spec.defined_in or ctx.definition.path, f"layers.{spec.name}.variable"
+    try:
+        ds = xr.open_dataset(spec.path)
+    except (OSError, ValueError) as err:
+        raise LayerFileError(file, f"layers.{spec.name}.path", spec.path,
+                             f"cannot be read as a UGRID NetCDF file ({err})",
+                             "replace it with a complete copy") from None
+    with ds:
         if spec.variable not in ds:
-            raise ValueError(
-                f"layer {spec.name!r}: {spec.path.name} has no variable {spec.variable!r}; "
-                f"it has {sorted(ds.data_vars)}"
-            )
+            raise LayerFileError(file, key, spec.path, f"has no variable {spec.variable!r}",
+                                 did_you_mean(spec.variable, list(ds.data_vars)))
         var = ds[spec.variable]
         face_dim = var.dims[0]
         coords = [c for c in ds.coords if ds[c].dims == (face_dim,)]
         xs = [c for c in coords if c.endswith("_x")]
         ys = [c for c in coords if c.endswith("_y")]
         if not xs or not ys:
-            raise ValueError(
-                f"layer {spec.name!r}: {spec.path.name}: variable {spec.variable!r} is not on "
-                f"mesh faces with *_x/*_y face coordinates"
-            )
+            raise LayerFileError(file, key, spec.path, f"variable {spec.variable!r} is not on "
+                                 "mesh faces with *_x/*_y face coordinates",
+                                 "name a face variable of the mesh")
         fx, fy = ds[xs[0]].values, ds[ys[0]].values
         values = var.values.astype(np.float64)
     ok = np.isfinite(values)

@@ -10,12 +10,36 @@ Backends:
 
 from __future__ import annotations
 
-from engine.problem import Problem
-from engine.solve.solution import GapWarning, InfeasibleError, Solution, WarmStartError
+import os
+
+# OpenMP threads that spin while they wait for work (libgomp's default) take the cores from
+# everything else on a busy machine: on a loaded 2-core box a national solve took 6-10 s with
+# the parallel kernels against 2 s serially; waiting passively, as long as serially. A
+# parallel pass lasts milliseconds, so waking a thread costs nothing measurable. libgomp reads
+# this when numba first loads it, which is after ``import engine`` (this package is imported
+# there); a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from engine.errors import RuimtepuzzelError  # noqa: E402
+from engine.problem import Problem  # noqa: E402
+from engine.solve.solution import (  # noqa: E402
+    GapWarning,
+    InfeasibleError,
+    Solution,
+    WarmStartError,
+)
 
 __all__ = ["solve", "Solution", "InfeasibleError", "GapWarning", "WarmStartError", "METHODS"]
 
 METHODS = ("auto", "fast", "highs", "cbc")
+
+# The options each backend takes. ``auto`` takes all of them: it honours what the chosen
+# backend can use (a gap tolerance), checks a warm start either way, and ignores the rest.
+OPTIONS = {
+    "fast": ("prices", "gap_tolerance", "max_repairs"),
+    "highs": ("gap_tolerance",),
+    "cbc": ("gap_tolerance",),
+}
 
 # Below this many (cell, option) pairs PuLP + HiGHS answers in well under a second.
 TINY = 2_000
@@ -24,32 +48,40 @@ TINY = 2_000
 def solve(problem: Problem, method: str = "auto", **options) -> Solution:
     """Solve ``problem`` to proven optimality; see DESIGN.md for the LP.
 
-    ``options`` go to the fast backend (e.g. ``prices=`` to warm-start from the prices of a
-    similar problem, ``gap_tolerance=``); with ``auto``, a warm start that falls to the
-    reference is dropped. Hard targets that cannot be met raise
-    ``InfeasibleError`` naming the claim, the zone and the missing hectares.
+    ``options``: ``prices=`` warm-starts the fast backend from the prices of a similar
+    problem, ``max_repairs=`` caps its repair rounds, ``gap_tolerance=`` (every backend) is
+    the relative gap below which a result counts as optimal. With ``auto``, a warm start the
+    reference will not use is still checked, and ``max_repairs`` does not apply to it. Hard
+    targets that cannot be met raise ``InfeasibleError`` naming the claim, the zone and the
+    missing hectares.
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"solve() takes an engine.Problem, got {type(problem).__name__}")
     if method not in METHODS:
-        raise ValueError(f"method={method!r}: choose one of {', '.join(METHODS)}")
+        raise RuimtepuzzelError(f"method={method!r}: choose one of {', '.join(METHODS)}")
+    takes = sorted(set().union(*OPTIONS.values())) if method == "auto" else OPTIONS[method]
+    refused = sorted(set(options) - set(takes))
+    if refused:
+        raise TypeError(f"method={method!r} takes the options {list(takes)}, not {refused}")
     from engine.solve.feasibility import check_feasible
 
-    check_feasible(problem)
+    # Targets the test passed within its tolerance but the land cannot meet exactly come back
+    # moved onto what it can: every backend then solves an LP that has a solution.
+    problem = check_feasible(problem)
     if method == "auto":
         method = "highs" if problem.n_cells * problem.n_options <= TINY else "fast"
-        if method != "fast" and "prices" in options:
-            from engine.solve.fast import initial_prices
+        if method != "fast":
+            if "prices" in options:
+                from engine.solve.fast import initial_prices
 
-            # A hint the reference has no use for, but prices of another problem are still
-            # a mistake worth saying, whichever backend the size picks.
-            initial_prices(problem, options.pop("prices"))
+                # A hint the reference has no use for, but prices of another problem are still
+                # a mistake worth saying, whichever backend the size picks.
+                initial_prices(problem, options.pop("prices"))
+            options.pop("max_repairs", None)
     if method == "fast":
         from engine.solve.fast import solve_fast
 
         return solve_fast(problem, **options)
-    if options:
-        raise TypeError(f"method={method!r} takes no options, got {sorted(options)}")
     from engine.solve.reference import solve_reference
 
-    return solve_reference(problem, method)
+    return solve_reference(problem, method, **options)

@@ -39,13 +39,14 @@ from threadpoolctl import threadpool_limits
 from engine.problem import Problem
 from engine.solve import kernels
 from engine.solve.dual import DualStructure, dual_structure, price_cells
+from engine.solve.feasibility import TOLERANCE, unmet
 from engine.solve.lp import lower_bounds, solve_lp, upper_bounds
 from engine.solve.solution import (
     GapWarning,
-    InfeasibleError,
     Solution,
     WarmStartError,
     build_solution,
+    row_scale,
 )
 
 # Cells in the sample of the rough price stage (all cells of a smaller problem). Enough for
@@ -130,7 +131,7 @@ def value_scale(problem: Problem) -> float:
     step = max(1, problem.n_cells // 100_000)
     sample = np.asarray(problem.value[::step], dtype=np.float64)
     spread = float(np.std(sample))
-    return spread if spread > 0 else max(1.0, float(np.max(np.abs(sample))))
+    return spread if spread > 0 else problem.units.value
 
 
 def initial_prices(problem: Problem, prices) -> np.ndarray:
@@ -139,11 +140,13 @@ def initial_prices(problem: Problem, prices) -> np.ndarray:
     n_rows = len(problem.rows)
     if prices is None:
         return np.zeros(n_rows)
+    rows = problem.rows
     if isinstance(prices, np.ndarray) and prices.ndim == 1:
         if prices.shape != (n_rows,):
             raise WarmStartError(f"prices: shape {prices.shape}, expected ({n_rows},) in row order")
-        return prices.astype(np.float64)
-    rows = problem.rows
+        start = prices.astype(np.float64)
+        _check_finite(problem, start, lambda r: f"prices[{r}]")
+        return start
     per_zoning = [np.asarray(p, dtype=np.float64) for p in prices]
     if len(per_zoning) != problem.n_zonings:
         raise WarmStartError(
@@ -158,7 +161,26 @@ def initial_prices(problem: Problem, prices) -> np.ndarray:
                 f"expected {expected} (zones, claims); warm-start from a problem with the "
                 f"same zonings, zones and claims"
             )
-    return np.array([per_zoning[l][z, k] for l, z, k in zip(rows.zoning, rows.zone, rows.claim)])
+    start = np.array(
+        [per_zoning[l][z, k] for l, z, k in zip(rows.zoning, rows.zone, rows.claim)],
+        dtype=np.float64,
+    ).reshape(n_rows)
+    _check_finite(
+        problem, start, lambda r: f"prices[{rows.zoning[r]}][{rows.zone[r]}, {rows.claim[r]}]"
+    )
+    return start
+
+
+def _check_finite(problem: Problem, prices: np.ndarray, name) -> None:
+    # A NaN passes every comparison and an infinity every bound: both would reach L-BFGS-B
+    # and the kernels as nonsense rather than fail there.
+    bad = np.flatnonzero(~np.isfinite(prices))
+    if len(bad):
+        r = int(bad[0])
+        raise WarmStartError(
+            f"{name(r)} = {prices[r]} (the price of {problem.describe_row(r)}): warm-start "
+            f"prices must be finite; pass Solution.prices of a solved problem, or no prices"
+        )
 
 
 # -- 1. prices from the smoothed dual ------------------------------------------------------
@@ -563,12 +585,20 @@ def restricted_lp(
     shortfall_block = sparse.csr_matrix(
         (np.ones(n_s), (elastic_rows, np.arange(n_s))), shape=(n_rows, n_s)
     )
-    row_lo = np.concatenate([lower_bounds(rows.lower - start_supply), np.zeros(len(shared))])
-    row_hi = np.concatenate([upper_bounds(rows.upper - start_supply), classes.area[shared]])
+    # HiGHS's tolerances are absolute: it gets the LP in typical cells and value differences
+    # (powers of two, so exactly), and the hectares and prices come back in the problem's units.
+    units = problem.units
+    class_area = classes.area / units.area
+    row_lo = np.concatenate(
+        [lower_bounds((rows.lower - start_supply) / units.area), np.zeros(len(shared))]
+    )
+    row_hi = np.concatenate(
+        [upper_bounds((rows.upper - start_supply) / units.area), class_area[shared]]
+    )
     if n_x + n_s == 0:
         # Every free class has one option and no target is elastic: nothing to decide, and
         # HiGHS calls an LP without columns "empty" rather than solving it.
-        slack = 1e-9 * np.maximum(1.0, np.abs(start_supply))
+        slack = TOLERANCE * row_scale(problem) / units.area
         if np.any(row_lo[:n_rows] > slack) or np.any(row_hi[:n_rows] < -slack):
             return None
         class_x = np.zeros((n_classes, n_opt))
@@ -582,23 +612,23 @@ def restricted_lp(
         matrix = sparse.hstack([target_block, shortfall_block], format="csc")
     cost = np.concatenate([-gain, structure.penalty[elastic_rows] if n_s else np.zeros(0)])
     result = solve_lp(
-        cost,
+        cost / units.value,
         matrix,
         row_lo,
         row_hi,
         np.zeros(n_x + n_s),
-        np.concatenate([classes.area[col_class], upper_bounds(np.full(n_s, np.nan))]),
+        np.concatenate([class_area[col_class], upper_bounds(np.full(n_s, np.nan))]),
     )
     if result.status == "infeasible":
         return None
     if result.status != "optimal":
         raise RuntimeError(f"fast: the repair LP ended with status {result.status!r}")
     class_x = np.zeros((n_classes, n_opt))
-    class_x[col_class, col_opt] = np.clip(result.x[:n_x], 0.0, None) / classes.area[col_class]
+    class_x[col_class, col_opt] = np.clip(result.x[:n_x], 0.0, None) / class_area[col_class]
     class_x[np.arange(n_classes), lead] = np.clip(1.0 - class_x.sum(axis=1), 0.0, None)
     class_x /= class_x.sum(axis=1, keepdims=True)
     # HiGHS minimises -objective; its row dual is d(-objective)/d(bound), which is our price.
-    prices = result.row_dual[:n_rows]
+    prices = result.row_dual[:n_rows] * units.value
     return _spread(class_x, classes, cell_area), prices, n_classes
 
 
@@ -662,7 +692,7 @@ def _widen(problem: Problem, structure: DualStructure, priced, free: FreeCells) 
     if len(free.cells) == n and np.array_equal(
         free.options, _near_best(problem, structure, priced.prices, free.cells, np.inf)
     ):
-        raise InfeasibleError("fast: no allocation meets the hard targets")
+        raise unmet(problem, "fast")
     k = 2 * max(len(free.cells), 1000)
     if k >= n:
         cells, window = np.arange(n), np.inf

@@ -16,10 +16,16 @@ Conventions shared by the kernels:
 
 Each kernel is compiled twice, serial and parallel, and the cell count picks one: thread
 start-up costs more than a small pass, and on a busy machine (a sweep's workers) threads
-that wait for each other cost far more.
+that wait for each other cost far more. The two builds are two functions with their own
+names (``_best_options_serial``, ``_best_options_parallel``): numba's on-disk cache keys a
+function by its name and source, not by its flags, so two builds of one function would
+share a cache entry and whichever was compiled first would serve both (numba issue #6845).
+Their threads wait passively between passes (``OMP_WAIT_POLICY``, set in ``engine.solve``).
 """
 
 from __future__ import annotations
+
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -193,25 +199,45 @@ def _allocation_totals(value, indptr, indices, data, group, area, n_groups):
     return _ordered_sum(obj_part), assigned
 
 
-# Below this many cells a pass runs on one thread.
+# Below this many cells a pass runs on one thread (read at every call, so a test can force
+# either build on any problem).
 PARALLEL_CELLS = 200_000
 
 
-def _by_size(function):
-    serial = njit(cache=True)(function)
-    parallel = njit(parallel=True, cache=True)(function)
+def _build(function, variant: str, **flags):
+    """``function`` compiled under its own name ``<name>_<variant>``: its own cache entry."""
+    clone = types.FunctionType(
+        function.__code__,
+        function.__globals__,
+        f"{function.__name__}_{variant}",
+        function.__defaults__,
+        function.__closure__,
+    )
+    clone.__qualname__ = f"{function.__qualname__}_{variant}"
+    clone.__doc__ = function.__doc__
+    return njit(cache=True, **flags)(clone)
 
-    def dispatch(*args):
-        cells = args[0].shape[0]
-        return (parallel if cells >= PARALLEL_CELLS else serial)(*args)
 
-    dispatch.__name__ = function.__name__.lstrip("_")
-    dispatch.__doc__ = function.__doc__
-    return dispatch
+class _BySize:
+    """A kernel in its serial and its parallel build; the cell count of the first argument
+    picks one."""
+
+    def __init__(self, function):
+        self.serial = _build(function, "serial")
+        self.parallel = _build(function, "parallel", parallel=True)
+        self.__name__ = function.__name__.lstrip("_")
+        self.__doc__ = function.__doc__
+
+    def __call__(self, *args):
+        build = self.parallel if args[0].shape[0] >= PARALLEL_CELLS else self.serial
+        return build(*args)
+
+    def __repr__(self) -> str:
+        return f"<kernel {self.__name__}: serial and parallel builds>"
 
 
-best_options = _by_size(_best_options)
-smoothed_dual_terms = _by_size(_smoothed_dual_terms)
-assigned_area = _by_size(_assigned_area)
-assigned_value = _by_size(_assigned_value)
-allocation_totals = _by_size(_allocation_totals)
+best_options = _BySize(_best_options)
+smoothed_dual_terms = _BySize(_smoothed_dual_terms)
+assigned_area = _BySize(_assigned_area)
+assigned_value = _BySize(_assigned_value)
+allocation_totals = _BySize(_allocation_totals)

@@ -12,6 +12,27 @@ import highspy
 import numpy as np
 from scipy import sparse
 
+
+def _swallow_banner() -> None:
+    """HiGHS prints its banner on C-level stdout at the first Highs() of a process, before any
+    option can be set (also PuLP's, and once per sweep worker): make that first one with
+    file descriptor 1 on /dev/null, so stdout carries only what the CLI says."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+_swallow_banner()
+
 INF = highspy.kHighsInf
 
 

@@ -37,7 +37,7 @@ class Solution:
     prices: list[np.ndarray]  # per zoning (Z_l, K) target duals, value per hectare
     allocated: list[np.ndarray]  # per zoning (Z_l, K) hectares delivered
     bound: float  # dual bound D(prices) >= optimum >= objective
-    gap: float  # (bound - objective) / max(1, |bound|, |objective|)
+    gap: float  # (bound - objective) / max(|bound|, |objective|, problem.units.objective)
     status: str  # 'optimal', or what else happened, in words
     method: str  # backend that produced it
     timings: dict = field(default_factory=dict)  # seconds per stage
@@ -50,8 +50,19 @@ class Solution:
         )
 
 
-def relative_gap(bound: float, objective: float) -> float:
-    return (bound - objective) / max(1.0, abs(bound), abs(objective))
+def relative_gap(problem: Problem, bound: float, objective: float) -> float:
+    """``(bound - objective)`` relative to the larger of the two, and at least to one typical
+    cell's worth (``problem.units.objective``): the same figure in any unit of area or value."""
+    return (bound - objective) / max(abs(bound), abs(objective), problem.units.objective)
+
+
+def row_scale(problem: Problem) -> np.ndarray:
+    """Per target row the hectares its tolerances are relative to: its bounds, and at least
+    one typical cell."""
+    rows = problem.rows
+    return np.maximum(
+        problem.units.area, np.abs(np.nan_to_num(rows.lower)) + np.abs(np.nan_to_num(rows.upper))
+    )
 
 
 def allocation_totals(problem: Problem, x) -> tuple[float, np.ndarray]:
@@ -102,7 +113,7 @@ def build_solution(
     value, supply = allocation_totals(problem, x)
     rows = problem.rows
     shortfall = np.where(rows.has_lower, np.maximum(rows.lower - supply, 0.0), 0.0)
-    scale = np.maximum(1.0, np.abs(np.nan_to_num(rows.lower)) + np.abs(np.nan_to_num(rows.upper)))
+    scale = row_scale(problem)
     over = np.where(rows.has_upper, supply - rows.upper, -np.inf)
     if np.any(over > feasibility_tolerance * scale):
         r = int(np.argmax(over / scale))
@@ -119,7 +130,7 @@ def build_solution(
                 f"{shortfall[r]:.6g} ha"
             )
         shortfall = np.zeros_like(shortfall)
-    gap = relative_gap(bound, objective)
+    gap = relative_gap(problem, bound, objective)
     if status == "optimal" and gap > gap_tolerance:
         status = f"not certified: gap {gap:.2e} above {gap_tolerance:.0e}"
     if status != "optimal":

@@ -1,530 +1,42 @@
-"""Load and validate the policy configuration (TOML) before any work is done.
+"""The section validators: a config tree (:mod:`engine.config.reading`) -> :class:`Config`.
 
-A run starts from one file: ``configs/national.toml`` (the twelve provinces at once) or a
-province file ``configs/provinces/<province>.toml`` (one province; it points at the national
-file for the shared catalogue, rules and the national targets it takes a share of). The files
-are read with :mod:`tomllib` into one tree::
-
-    run, targets, layers        national.toml
-    assumptions, claims, options  claims.toml
-    rules.{exclusions,penalties,ladders,reservations}  rules.toml
-    suitability                 suitability.toml
-    provinces.<slug>            provinces/<slug>.toml
-
-``overrides`` address that tree with dotted keys (``"assumptions.housing_density_urban": 60``,
-``"rules.exclusions.natura2000.enabled": False``, ``"provinces.utrecht.shares.nature": 0.1``);
-that is how a sweep varies a run. Then the tree is validated into frozen dataclasses. Every
-error is a :class:`ConfigError` naming the file, the key, what is wrong and how to fix it
-("did you mean ..."). Nothing in a config is ever evaluated as code.
+One function per section of the tree (assumptions, claims, options, suitability recipes,
+rules, targets, zonings, provinces, layers), each on the :class:`Validator` of
+:mod:`engine.config.validation`: every error names the file, the key, what is wrong and the
+fix. Layer, class and province names are checked against the grid later
+(:func:`engine.rules.check_layers`), when the grid is known.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
-import math
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import RuimtepuzzelError
-from engine.resources import find_config
-from engine.source import cite, source_document
+from engine.config.model import (
+    Assumption,
+    Claim,
+    Config,
+    LayerSource,
+    Novex,
+    Option,
+    Province,
+    Recipe,
+    Rule,
+    Target,
+    Term,
+    Zoning,
+)
+from engine.config.reading import RULE_KINDS, TOP_SECTIONS
+from engine.config.units import FRACTION_UNITS, UNITS, VALUE_UNITS, to_ha
+from engine.config.validation import Origins, Validator, did_you_mean
 
-__all__ = [
-    "ConfigError",
-    "Assumption",
-    "Claim",
-    "Option",
-    "Term",
-    "Recipe",
-    "Rule",
-    "Target",
-    "Novex",
-    "Province",
-    "LayerSource",
-    "Config",
-    "load_config",
-    "parse_overrides",
-    "to_ha",
-    "from_ha",
-    "GRID_LAYERS",
-    "slugify",
-]
+__all__ = ["validate", "TRANSFORMS"]
 
-# The layers of the demo grid (engine.grid); a grid may carry more, a rule may use any of them.
-GRID_LAYERS = (
-    "land", "province", "municipality", "elevation", "land_cover", "built_up_fraction",
-    "population_density", "deep_polder", "floodplain", "dike_zone", "water_body", "peat",
-    "sandy_highland", "natura2000", "nature_network", "external_safety", "valuable_farmland",
-    "station_distance", "town_distance",
-)  # fmt: skip
-
-# Units by dimension, with the factor to the dimension's base unit.
-UNITS = {
-    "homes": ("count", 1.0), "dwellings": ("count", 1.0), "jobs": ("count", 1.0),
-    "TWh": ("energy", 1e9), "GWh": ("energy", 1e6), "MWh": ("energy", 1e3), "kWh": ("energy", 1.0),
-    "ha": ("area", 1.0), "km2": ("area", 100.0), "m2": ("area", 1e-4),
-}  # fmt: skip
-FRACTION_UNITS = ("fraction", "1", "ha/ha")
-VALUE_UNITS = ("value/ha",)  # suitability units: the value of a hectare
-
-RULE_KINDS = ("exclusions", "penalties", "ladders", "reservations")
 TRANSFORMS = ("value", "linear", "decay", "above", "below")
 
 
-class ConfigError(RuimtepuzzelError):
-    """A configuration error: file, key, what is wrong, and the fix."""
 
-    def __init__(self, file, key: str, problem: str, fix: str = ""):
-        self.file, self.key, self.problem, self.fix = str(file), key, problem, fix
-        msg = f"{file}: {key}: {problem}"
-        if fix:
-            msg += f"; {fix}"
-        super().__init__(msg)
-
-
-def did_you_mean(name: str, choices) -> str:
-    choices = [str(c) for c in choices]
-    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
-    if close:
-        return f"did you mean '{close[0]}'?"
-    shown = ", ".join(sorted(choices)[:25]) + (" ..." if len(choices) > 25 else "")
-    return f"choose one of: {shown}"
-
-
-def slugify(name: str) -> str:
-    """'Noord-Holland' -> 'noord-holland', 'Fryslân' -> 'fryslan'."""
-    import unicodedata
-
-    s = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
-    return "-".join(s.lower().replace("_", " ").replace("-", " ").split())
-
-
-# -- dataclasses ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Assumption:
-    name: str
-    value: float
-    unit: str
-    note: str
-    source: str | None = None
-
-
-@dataclass(frozen=True)
-class Claim:
-    name: str
-    unit: str
-    per_ha: float  # claim units delivered by one claim hectare (1 for hectare claims)
-    reference: str | None  # the assumption that fixes per_ha
-    shortfall_penalty: float
-    description: str
-    province: str | None = None  # set for a claim a province file adds
-
-
-@dataclass(frozen=True)
-class Option:
-    name: str
-    code: int
-    colour: str
-    description: str
-    tags: tuple[str, ...]
-    contributes: dict  # claim -> claim hectares per hectare of the option (c[o, k])
-    province: str | None = None
-
-
-@dataclass(frozen=True)
-class Term:
-    layer: str
-    transform: str
-    weight: float
-    low: float | None = None
-    high: float | None = None
-    scale: float | None = None
-    threshold: float | None = None
-
-
-@dataclass(frozen=True)
-class Recipe:
-    option: str
-    terms: tuple[Term, ...]
-    conversion_cost: dict  # land-cover class name -> value lost per ha
-    default_cost: float
-    land_take_share: float = 1.0  # share of a hectare whose use really changes
-
-
-@dataclass(frozen=True)
-class Rule:
-    kind: str  # exclusions | penalties | ladders | reservations
-    id: str
-    source: str
-    note: str
-    options: tuple[str, ...]
-    where: dict | None = None
-    amount: float = 0.0
-    steps: tuple = ()  # ladders: ((label, where, value), ...)
-    otherwise: float = 0.0
-    share: float = 0.0
-    order_layer: str | None = None
-    ascending: bool = True
-    group_by: str = "province"
-    claim: str | None = None
-    province: str | None = None  # a province file's rule acts only inside that province
-    file: str = ""
-
-
-@dataclass(frozen=True)
-class Target:
-    claim: str
-    lower_ha: float | None
-    upper_ha: float | None
-    unit: str  # as written
-    source: str
-    note: str = ""
-    rule: str | None = None  # a reservation rule whose reserved hectares are the target
-    sum_of: tuple[str, ...] = ()  # line references whose figures add up to this target's
-
-
-@dataclass(frozen=True)
-class Zoning:
-    """Targets per zone of an index layer of the grid (RES regions, municipalities, ...).
-
-    ``targets`` maps a zone, by the layer's code or name as written, to claim -> Target."""
-
-    id: str
-    name: str
-    layer: str
-    source: str
-    note: str
-    targets: dict
-
-
-@dataclass(frozen=True)
-class Novex:
-    id: str
-    name: str
-    source: str
-    note: str
-    municipalities: tuple[str, ...]
-    targets: dict  # claim -> Target
-    province: str  # the province file that holds it
-
-
-@dataclass(frozen=True)
-class LayerSource:
-    """A layer taken from another dataset than the base grid (pas toe of leg uit, L11371)."""
-
-    layer: str
-    path: Path
-    reason: str
-    dataset: str
-    location: str
-
-
-@dataclass(frozen=True)
-class Province:
-    slug: str
-    name: str
-    code: str
-    path: Path
-    targets: dict  # claim -> Target (own targets, e.g. the housing bid)
-    shares: dict  # claim -> share of the national target
-    shares_basis: str
-    novex: dict  # id -> Novex
-
-
-@dataclass
-class Config:
-    path: Path
-    name: str
-    scope: str  # "national" or a province slug
-    grid: str
-    resolution: int
-    hard_targets: bool
-    assumptions: dict
-    claims: dict
-    options: dict
-    recipes: dict
-    rules: list
-    national_targets: dict
-    provinces: dict
-    layers: dict = field(default_factory=dict)
-    zonings: dict = field(default_factory=dict)
-    files: list = field(default_factory=list)
-    resolved: dict = field(default_factory=dict)
-    overrides: dict = field(default_factory=dict)
-
-    @property
-    def province_slugs(self) -> list[str]:
-        """The provinces in scope, in the order of the national file (CBS code order)."""
-        if self.scope == "national":
-            return list(self.provinces)
-        return [self.scope]
-
-    @property
-    def option_names(self) -> list[str]:
-        return list(self.options)
-
-    @property
-    def claim_names(self) -> list[str]:
-        return list(self.claims)
-
-    def contribution_matrix(self):
-        import numpy as np
-
-        c = np.zeros((len(self.options), len(self.claims)))
-        claims = self.claim_names
-        for o, opt in enumerate(self.options.values()):
-            for k, v in opt.contributes.items():
-                c[o, claims.index(k)] = v
-        return c
-
-    def province_targets(self, slug: str) -> dict:
-        """Claim -> Target for one province: its own targets plus its shares of national ones."""
-        prov = self.provinces[slug]
-        out = dict(prov.targets)
-        for claim, share in prov.shares.items():
-            nat = self.national_targets.get(claim)
-            if nat is None or claim in out:
-                continue
-            out[claim] = Target(
-                claim=claim,
-                lower_ha=None if nat.lower_ha is None else nat.lower_ha * share,
-                upper_ha=None if nat.upper_ha is None else nat.upper_ha * share,
-                unit=nat.unit,
-                source=nat.source,
-                note=f"{share:g} of the national target ({prov.shares_basis})",
-            )
-        return out
-
-
-# -- units ----------------------------------------------------------------------------------------
-
-
-def to_ha(value: float, unit: str, claim: Claim) -> float:
-    """A quantity of a claim in ``unit`` -> claim hectares (exact inverse of :func:`from_ha`)."""
-    dim, f = UNITS[unit]
-    cdim, cf = UNITS[claim.unit]
-    if dim == "area" and cdim != "area":
-        return value * f  # "ha" of a non-area claim means claim hectares
-    if dim != cdim:
-        raise ValueError(f"unit {unit!r} does not measure claim {claim.name!r} ({claim.unit})")
-    return value * f / cf / claim.per_ha
-
-
-def from_ha(ha: float, claim: Claim) -> float:
-    """Claim hectares -> the claim's own unit."""
-    return ha * claim.per_ha
-
-
-# -- reading --------------------------------------------------------------------------------------
-
-
-def _read_toml(path: Path, who: str) -> dict:
-    if not path.is_file():
-        raise ConfigError(path, who, "file not found", "check the path (relative paths are "
-                          "taken from the folder of the file that names them)")
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(path, "(syntax)", f"not valid TOML: {err}",
-                          "fix the TOML syntax at the line shown") from None
-
-
-class _Origins:
-    """Which file each part of the tree came from, for messages."""
-
-    def __init__(self):
-        self.by_prefix: dict[tuple, Path] = {}
-
-    def add(self, prefix: tuple, path: Path):
-        self.by_prefix[prefix] = path
-
-    def file(self, key: tuple) -> str:
-        best, n = None, -1
-        for prefix, path in self.by_prefix.items():
-            if key[: len(prefix)] == prefix and len(prefix) > n:
-                best, n = path, len(prefix)
-        return _show(best) if best else "(config)"
-
-
-def _show(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _only_sections(data: dict, allowed, path: Path, problem: str = "unknown section"):
-    extra = sorted(set(data) - set(allowed))
-    if extra:
-        raise ConfigError(path, extra[0], problem, did_you_mean(extra[0], allowed))
-
-
-def load_raw(path) -> tuple[dict, str, _Origins, list[Path]]:
-    """Read the TOML files of a run into one tree. Returns (tree, scope, origins, files)."""
-    path = Path(path)
-    first = _read_toml(path, "(file)")
-    origins = _Origins()
-    files = [path]
-    scope = "national"
-    if "province" in first and "run" not in first:
-        prov = first.get("province")
-        if not isinstance(prov, dict) or "national" not in prov:
-            raise ConfigError(path, "province.national", "missing",
-                              'name the national file, e.g. national = "../national.toml"')
-        national_path = (path.parent / prov["national"]).resolve()
-        tree, _, origins, files = load_raw(national_path)
-        slug = slugify(prov.get("name", path.stem))
-        if slug not in tree["provinces"]:
-            tree["provinces"][slug] = first
-            origins.add(("provinces", slug), path)
-            files.append(path)
-        elif Path(tree["provinces"][slug]["__path__"]).resolve() != path.resolve():
-            # A variant file for a province the national file lists: it replaces that one.
-            tree["provinces"][slug] = first
-            origins.add(("provinces", slug), path)
-            files.append(path)
-        tree["provinces"][slug]["__path__"] = str(path)
-        return tree, slug, origins, files
-
-    if "run" not in first:
-        raise ConfigError(path, "(file)", "neither a national config ([run]) nor a province "
-                          "config ([province])", "start from configs/national.toml or "
-                          "configs/provinces/<province>.toml")
-    tree: dict[str, Any] = {}
-    for key in ("run", "targets", "zonings", "layers"):
-        tree[key] = first.get(key, {})
-        origins.add((key,), path)
-    _only_sections(first, ("run", "targets", "zonings", "layers"), path)
-    run = tree["run"]
-    base = path.parent
-    for key, section in (("claims", None), ("rules", "rules"), ("suitability", "suitability")):
-        if key not in run:
-            raise ConfigError(path, f"run.{key}", "missing", f'name the file, e.g. {key} = "{key}.toml"')
-        sub_path = (base / run[key]).resolve()
-        sub = _read_toml(sub_path, f"run.{key}")
-        files.append(sub_path)
-        if key == "claims":
-            for part in ("assumptions", "claims", "options"):
-                tree[part] = sub.get(part, {})
-                origins.add((part,), sub_path)
-            _only_sections(sub, ("assumptions", "claims", "options"), sub_path)
-        elif key == "rules":
-            _only_sections(sub, RULE_KINDS, sub_path, "unknown rule kind")
-            tree["rules"] = {kind: sub.get(kind, {}) for kind in RULE_KINDS}
-            origins.add(("rules",), sub_path)
-        else:
-            tree["suitability"] = sub
-            origins.add(("suitability",), sub_path)
-    tree["provinces"] = {}
-    for rel in run.get("provinces", []):
-        p = (base / rel).resolve()
-        data = _read_toml(p, "run.provinces")
-        files.append(p)
-        name = (data.get("province") or {}).get("name", p.stem)
-        slug = slugify(name)
-        data["__path__"] = str(p)
-        tree["provinces"][slug] = data
-        origins.add(("provinces", slug), p)
-    return tree, scope, origins, files
-
-
-def apply_overrides(tree: dict, overrides: dict | None, origins: _Origins) -> dict:
-    """Set dotted keys in the tree; an unknown path is an error with a suggestion."""
-    tree = copy.deepcopy(tree)
-    for dotted, value in (overrides or {}).items():
-        parts = str(dotted).split(".")
-        node = tree
-        for depth, part in enumerate(parts[:-1]):
-            if not isinstance(node, dict) or part not in node:
-                here = ".".join(parts[:depth]) or "(top)"
-                choices = list(node) if isinstance(node, dict) else []
-                raise ConfigError("overrides", dotted, f"'{part}' is not a key of {here}",
-                                  did_you_mean(part, [c for c in choices if c != "__path__"]))
-            node = node[part]
-        last = parts[-1]
-        if parts[0] == "assumptions" and len(parts) == 2:
-            if last not in node:
-                raise ConfigError("overrides", dotted, "no such assumption",
-                                  did_you_mean(last, list(node)))
-            node[last]["value"] = value  # shorthand: an assumption's value
-            continue
-        if not isinstance(node, dict):
-            raise ConfigError("overrides", dotted, "the parent is not a table",
-                              "address a key inside a table")
-        node[last] = value
-    return tree
-
-
-# -- validation helpers ---------------------------------------------------------------------------
-
-
-class _V:
-    """Validation context: knows the file of every key."""
-
-    def __init__(self, origins: _Origins):
-        self.origins = origins
-
-    def err(self, key: tuple, problem: str, fix: str = "") -> ConfigError:
-        return ConfigError(self.origins.file(key), ".".join(key), problem, fix)
-
-    def table(self, node, key: tuple) -> dict:
-        if not isinstance(node, dict):
-            raise self.err(key, f"expected a table, got {type(node).__name__}",
-                           "write it as [section] or { ... }")
-        return node
-
-    def keys(self, node: dict, key: tuple, allowed, required=()):
-        for k in node:
-            if k == "__path__":
-                continue
-            if k not in allowed:
-                raise self.err(key + (k,), "unknown key", did_you_mean(k, allowed))
-        for k in required:
-            if k not in node:
-                raise self.err(key + (k,), "missing", f"add {k} = ...")
-
-    def number(self, node, key: tuple, *, minimum=None, maximum=None) -> float:
-        if isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
-            raise self.err(key, f"expected a number, got {node!r}", "write a plain number")
-        if minimum is not None and node < minimum:
-            raise self.err(key, f"{node} is below {minimum}", f"use a value >= {minimum}")
-        if maximum is not None and node > maximum:
-            raise self.err(key, f"{node} is above {maximum}", f"use a value <= {maximum}")
-        return float(node)
-
-    def string(self, node, key: tuple) -> str:
-        if not isinstance(node, str):
-            raise self.err(key, f"expected text, got {node!r}", 'write it in quotes: "..."')
-        return node
-
-    def source(self, node: dict, key: tuple) -> str:
-        if "source" not in node:
-            raise self.err(key + ("source",), "missing",
-                           f'cite the line of {source_document().title} it comes from, e.g. '
-                           f'source = "L188" (data/source/)')
-        return self.reference(node["source"], key + ("source",))
-
-    def reference(self, node, key: tuple) -> str:
-        """A line reference into the policy source that exists there."""
-        s = self.string(node, key)
-        try:
-            cite(s)
-        except RuimtepuzzelError as err:
-            raise self.err(key, str(err), 'write source = "L123", a line of '
-                           f"{source_document().path.name} that says it") from None
-        return s
-
-
-# -- the validation proper ------------------------------------------------------------------------
-
-
-def _assumptions(v: _V, tree: dict) -> dict:
+def _assumptions(v: Validator, tree: dict) -> dict:
     out = {}
     for name, a in v.table(tree.get("assumptions", {}), ("assumptions",)).items():
         key = ("assumptions", name)
@@ -541,7 +53,7 @@ def _assumptions(v: _V, tree: dict) -> dict:
     return out
 
 
-def _check_unit_text(v: _V, unit: str, key: tuple):
+def _check_unit_text(v: Validator, unit: str, key: tuple):
     if unit in UNITS or unit in FRACTION_UNITS or unit in VALUE_UNITS:
         return
     if "/" in unit:
@@ -553,7 +65,7 @@ def _check_unit_text(v: _V, unit: str, key: tuple):
                 + " or '<unit>/ha' (e.g. homes/ha, GWh/ha)")
 
 
-def _per_ha(v: _V, ref, claim_unit: str, assumptions: dict, key: tuple) -> float:
+def _per_ha(v: Validator, ref, claim_unit: str, assumptions: dict, key: tuple) -> float:
     """A quantity of a claim per hectare (number, or an assumption's name) in claim units/ha."""
     cdim, cf = UNITS[claim_unit]
     if isinstance(ref, str):
@@ -573,7 +85,7 @@ def _per_ha(v: _V, ref, claim_unit: str, assumptions: dict, key: tuple) -> float
     return v.number(ref, key, minimum=0.0)
 
 
-def _claims(v: _V, tree_claims: dict, assumptions: dict, key0: tuple, province=None) -> dict:
+def _claims(v: Validator, tree_claims: dict, assumptions: dict, key0: tuple, province=None) -> dict:
     out = {}
     for name, c in v.table(tree_claims, key0).items():
         key = key0 + (name,)
@@ -608,7 +120,7 @@ def _claims(v: _V, tree_claims: dict, assumptions: dict, key0: tuple, province=N
     return out
 
 
-def _options(v: _V, tree_opts: dict, claims: dict, assumptions: dict, key0: tuple,
+def _options(v: Validator, tree_opts: dict, claims: dict, assumptions: dict, key0: tuple,
              province=None) -> dict:
     out = {}
     for name, o in v.table(tree_opts, key0).items():
@@ -635,7 +147,7 @@ def _options(v: _V, tree_opts: dict, claims: dict, assumptions: dict, key0: tupl
     return out
 
 
-def _recipes(v: _V, tree_suit: dict, options: dict, key0: tuple) -> dict:
+def _recipes(v: Validator, tree_suit: dict, options: dict, key0: tuple) -> dict:
     out = {}
     for name, r in v.table(tree_suit, key0).items():
         key = key0 + (name,)
@@ -648,7 +160,11 @@ def _recipes(v: _V, tree_suit: dict, options: dict, key0: tuple) -> dict:
         r = v.table(r, key)
         v.keys(r, key, ("terms", "conversion_cost", "land_take_share", "note"))
         terms = []
-        for j, t in enumerate(r.get("terms", [])):
+        listed = r.get("terms", [])
+        if not isinstance(listed, list):
+            raise v.err(key + ("terms",), "expected a list of terms",
+                        'write terms = [{ layer = "...", transform = "value", weight = 1.0 }]')
+        for j, t in enumerate(listed):
             tk = key + (f"terms[{j}]",)
             t = v.table(t, tk)
             v.keys(t, tk, ("layer", "transform", "weight", "low", "high", "scale", "threshold"),
@@ -680,7 +196,7 @@ def _recipes(v: _V, tree_suit: dict, options: dict, key0: tuple) -> dict:
     return out
 
 
-def _where(v: _V, node, key: tuple) -> dict:
+def _where(v: Validator, node, key: tuple) -> dict:
     """Validate a condition tree (structure only; layers are checked against the grid later)."""
     node = v.table(node, key)
     if "all" in node or "any" in node:
@@ -710,24 +226,25 @@ def _where(v: _V, node, key: tuple) -> dict:
     return out
 
 
-def _rule_options(v: _V, r: dict, key: tuple, options: dict) -> tuple[str, ...]:
+def _rule_options(v: Validator, r: dict, key: tuple, options: dict) -> tuple[str, ...]:
     if "options" not in r and "tags" not in r:
         raise v.err(key + ("options",), "missing: a rule names the options it acts on",
                     'add options = ["housing_edge"] or tags = ["building"]')
     names: list[str] = []
-    for o in r.get("options", []):
+    for o in v.strings(r.get("options", []), key + ("options",)):
         if o not in options:
             raise v.err(key + ("options",), f"no option named {o!r}", did_you_mean(o, options))
         names.append(o)
     all_tags = sorted({t for opt in options.values() for t in opt.tags})
-    for t in r.get("tags", []):
+    for t in v.strings(r.get("tags", []), key + ("tags",)):
         if t not in all_tags:
             raise v.err(key + ("tags",), f"no option has tag {t!r}", did_you_mean(t, all_tags))
         names.extend(o for o, opt in options.items() if t in opt.tags)
     return tuple(dict.fromkeys(names))
 
 
-def _value(v: _V, node, key: tuple, assumptions: dict, *, minimum=None, maximum=None) -> float:
+def _value(v: Validator, node, key: tuple, assumptions: dict, *, minimum=None,
+           maximum=None) -> float:
     """A number, or the name of an assumption."""
     if isinstance(node, str):
         if node not in assumptions:
@@ -737,7 +254,7 @@ def _value(v: _V, node, key: tuple, assumptions: dict, *, minimum=None, maximum=
     return v.number(node, key, minimum=minimum, maximum=maximum)
 
 
-def _rules(v: _V, rules_tree: dict, options: dict, claims: dict, assumptions: dict,
+def _rules(v: Validator, rules_tree: dict, options: dict, claims: dict, assumptions: dict,
            key0: tuple, province=None) -> list:
     out = []
     common = ("source", "note", "options", "tags", "enabled")
@@ -798,7 +315,8 @@ def _rules(v: _V, rules_tree: dict, options: dict, claims: dict, assumptions: di
                 order = v.table(r["order"], key + ("order",))
                 v.keys(order, key + ("order",), ("layer", "ascending"), ("layer",))
                 kw["order_layer"] = v.string(order["layer"], key + ("order", "layer"))
-                kw["ascending"] = bool(order.get("ascending", True))
+                kw["ascending"] = v.boolean(order.get("ascending", True),
+                                            key + ("order", "ascending"))
                 kw["group_by"] = v.string(r.get("group_by", "province"), key + ("group_by",))
                 claim = v.string(r["claim"], key + ("claim",))
                 if claim not in claims:
@@ -814,7 +332,8 @@ def _rules(v: _V, rules_tree: dict, options: dict, claims: dict, assumptions: di
     return out
 
 
-def _target(v: _V, t: dict, key: tuple, claim: Claim, assumptions: dict, rules: list) -> Target:
+def _target(v: Validator, t: dict, key: tuple, claim: Claim, assumptions: dict,
+            rules: list) -> Target:
     t = v.table(t, key)
     v.keys(t, key, ("lower", "upper", "unit", "source", "sum_of", "note", "rule"))
     source = v.source(t, key)
@@ -853,7 +372,7 @@ def _target(v: _V, t: dict, key: tuple, claim: Claim, assumptions: dict, rules: 
                   str(t.get("note", "")), sum_of=sum_of)
 
 
-def _targets(v: _V, tree_t: dict, key0: tuple, claims: dict, assumptions: dict,
+def _targets(v: Validator, tree_t: dict, key0: tuple, claims: dict, assumptions: dict,
              rules: list) -> dict:
     out = {}
     for name, t in v.table(tree_t, key0).items():
@@ -863,7 +382,7 @@ def _targets(v: _V, tree_t: dict, key0: tuple, claims: dict, assumptions: dict,
     return out
 
 
-def _zonings(v: _V, tree: dict, claims: dict, assumptions: dict, rules: list) -> dict:
+def _zonings(v: Validator, tree: dict, claims: dict, assumptions: dict, rules: list) -> dict:
     out = {}
     for zid, z in v.table(tree, ("zonings",)).items():
         key = ("zonings", zid)
@@ -879,16 +398,21 @@ def _zonings(v: _V, tree: dict, claims: dict, assumptions: dict, rules: list) ->
     return out
 
 
-def validate(tree: dict, scope: str, origins: _Origins, path: Path) -> Config:
-    v = _V(origins)
+def validate(tree: dict, scope: str, origins: Origins, path: Path) -> Config:
+    """The whole tree -> :class:`Config`, or the first :class:`ConfigError` found."""
+    v = Validator(origins)
+    # Overrides can reach any table; what no section reads must not pass unnoticed.
+    v.keys(tree, (), TOP_SECTIONS)
+    v.keys(v.table(tree.get("rules", {}), ("rules",)), ("rules",), RULE_KINDS)
     run = v.table(tree["run"], ("run",))
     v.keys(run, ("run",), ("name", "grid", "resolution", "targets", "claims", "rules",
                            "suitability", "provinces"))
-    resolution = int(v.number(run.get("resolution", 250), ("run", "resolution"), minimum=1))
-    mode = run.get("targets", "elastic")
-    if mode not in ("elastic", "hard"):
-        raise v.err(("run", "targets"), f"{mode!r} is not a target mode",
-                    did_you_mean(str(mode), ("elastic", "hard")))
+    resolution = v.integer(run.get("resolution", 250), ("run", "resolution"), minimum=1)
+    mode = v.choice(run.get("targets", "elastic"), ("run", "targets"), ("elastic", "hard"))
+    if "name" in run:
+        v.string(run["name"], ("run", "name"))
+    if "grid" in run:
+        v.string(run["grid"], ("run", "grid"))
     assumptions = _assumptions(v, tree)
     claims = _claims(v, tree.get("claims", {}), assumptions, ("claims",))
     if not claims:
@@ -965,7 +489,8 @@ def validate(tree: dict, scope: str, origins: _Origins, path: Path) -> Config:
             v.keys(n, nk, ("name", "source", "note", "municipalities", "targets"),
                    ("name", "municipalities"))
             munis = n["municipalities"]
-            if not isinstance(munis, list) or not munis:
+            if not isinstance(munis, list) or not munis or not all(isinstance(m, str)
+                                                                  for m in munis):
                 raise v.err(nk + ("municipalities",), "expected a list of municipality names",
                             'municipalities = ["Utrecht", ...]')
             novex[nid] = Novex(nid, v.string(n["name"], nk + ("name",)), v.source(n, nk),
@@ -989,18 +514,7 @@ def validate(tree: dict, scope: str, origins: _Origins, path: Path) -> Config:
         if name != "keep" and name not in recipes:
             raise v.err(("suitability", name), "missing: every option but keep needs a recipe",
                         f"add [{name}] with terms and conversion_cost to suitability.toml")
-    layers = {}
-    for lname, spec in v.table(tree.get("layers", {}), ("layers",)).items():
-        lk = ("layers", lname)
-        spec = v.table(spec, lk)
-        v.keys(spec, lk, ("path", "reason", "dataset", "location"), ("path", "reason", "dataset"))
-        reason = v.string(spec["reason"], lk + ("reason",)).strip()
-        if not reason:
-            raise v.err(lk + ("reason",), "empty: a deviation from the base data needs a "
-                        "reason (pas toe of leg uit, L11371)", "say why this dataset is used")
-        layers[lname] = LayerSource(lname, (path.parent / spec["path"]).resolve(), reason,
-                                    v.string(spec["dataset"], lk + ("dataset",)),
-                                    str(spec.get("location", spec["path"])))
+    layers = _layers(v, tree, path)
     zonings = _zonings(v, tree.get("zonings", {}), claims, assumptions, rules)
     if scope != "national" and scope not in provinces:
         raise v.err(("province", "name"), f"{scope!r} is not a province of the national "
@@ -1014,34 +528,25 @@ def validate(tree: dict, scope: str, origins: _Origins, path: Path) -> Config:
     )
 
 
-def parse_overrides(pairs) -> dict:
-    """``KEY=VALUE`` texts (the CLI's ``--set``) -> overrides; a value is read as a TOML value
-    (number, true/false, "text", [list]) and otherwise kept as plain text, never run as code."""
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError("--set", str(pair), "expected KEY=VALUE",
-                              "e.g. --set assumptions.solar_yield=1.2")
-        key, raw = pair.split("=", 1)
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        out[key.strip()] = value
-    return out
+def _layers(v: Validator, tree: dict, path: Path) -> dict:
+    """``[layers.NAME]``: base layers replaced by another dataset, with the reason."""
+    layers = {}
+    for lname, spec in v.table(tree.get("layers", {}), ("layers",)).items():
+        lk = ("layers", lname)
+        spec = v.table(spec, lk)
+        v.keys(spec, lk, ("path", "reason", "dataset", "location", "band", "max_nodata_share"),
+               ("path", "reason", "dataset"))
+        reason = v.string(spec["reason"], lk + ("reason",)).strip()
+        if not reason:
+            raise v.err(lk + ("reason",), "empty: a deviation from the base data needs a "
+                        "reason (pas toe of leg uit, L11371)", "say why this dataset is used")
+        rel = v.string(spec["path"], lk + ("path",))
+        band = v.integer(spec["band"], lk + ("band",), minimum=1) if "band" in spec else None
+        share = v.number(spec.get("max_nodata_share", 0.05), lk + ("max_nodata_share",),
+                         minimum=0.0, maximum=1.0)
+        layers[lname] = LayerSource(
+            lname, (path.parent / rel).resolve(), reason,
+            v.string(spec["dataset"], lk + ("dataset",)),
+            v.string(spec.get("location", rel), lk + ("location",)), band, share)
+    return layers
 
-
-def load_config(path, overrides: dict | None = None) -> Config:
-    """Read, override and validate a run's configuration: a path, or the name of a shipped
-    config (``national``, ``utrecht``, ...). Raises :class:`ConfigError`."""
-    path = find_config(path)
-    tree, scope, origins, files = load_raw(path)
-    tree = apply_overrides(tree, overrides, origins)
-    config = validate(tree, scope, origins, path)
-    config.files = list(dict.fromkeys(Path(f).resolve() for f in files))
-    resolved = copy.deepcopy(tree)
-    for p in resolved.get("provinces", {}).values():
-        p.pop("__path__", None)
-    config.resolved = resolved
-    config.overrides = dict(overrides or {})
-    return config

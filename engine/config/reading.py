@@ -1,0 +1,198 @@
+"""Reading a run's TOML files into one tree, and overrides (``--set``, sweep variants) on it.
+
+A run starts from one file: ``configs/national.toml`` (the twelve provinces at once) or a
+province file ``configs/provinces/<province>.toml`` (one province; it points at the national
+file for the shared catalogue, rules and the national targets it takes a share of). The files
+are read into one tree::
+
+    run, targets, zonings, layers       national.toml
+    assumptions, claims, options        claims.toml
+    rules.{exclusions,penalties,ladders,reservations}  rules.toml
+    suitability                         suitability.toml
+    provinces.<slug>                    provinces/<slug>.toml
+
+``overrides`` address that tree with dotted keys (``"assumptions.housing_density_urban": 60``,
+``"rules.exclusions.natura2000.enabled": False``, ``"provinces.utrecht.shares.nature": 0.1``).
+A path must exist in the tree up to its last key; the last key may be new only where the
+schema allows a new entry (the validation says so), never silently ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from engine.config.model import Config, slugify
+from engine.config.validation import (
+    ConfigError,
+    Origins,
+    UnknownKeyError,
+    Validator,
+    did_you_mean,
+    read_toml,
+)
+
+__all__ = ["TOP_SECTIONS", "RULE_KINDS", "load_raw", "apply_overrides", "parse_overrides",
+           "load_config", "resolve_tree"]
+
+RULE_KINDS = ("exclusions", "penalties", "ladders", "reservations")
+NATIONAL_SECTIONS = ("run", "targets", "zonings", "layers")
+CLAIMS_SECTIONS = ("assumptions", "claims", "options")
+TOP_SECTIONS = NATIONAL_SECTIONS + CLAIMS_SECTIONS + ("rules", "suitability", "provinces")
+
+
+def load_raw(path) -> tuple[dict, str, Origins, list[Path]]:
+    """Read the TOML files of a run into one tree. Returns (tree, scope, origins, files)."""
+    path = Path(path)
+    first = read_toml(path)
+    if "province" in first and "run" not in first:
+        return _load_province(path, first)
+    if "run" not in first:
+        raise ConfigError(path, "(file)", "neither a national config ([run]) nor a province "
+                          "config ([province])", "start from configs/national.toml or "
+                          "configs/provinces/<province>.toml")
+    origins = Origins()
+    files = [path]
+    Validator.of_file(path).keys(first, (), NATIONAL_SECTIONS)
+    tree: dict[str, Any] = {}
+    for key in NATIONAL_SECTIONS:
+        tree[key] = first.get(key, {})
+        origins.add((key,), path)
+    run = Validator.of_file(path).table(tree["run"], ("run",))
+    for key in ("claims", "rules", "suitability"):
+        if key not in run:
+            raise ConfigError(path, f"run.{key}", "missing",
+                              f'name the file, e.g. {key} = "{key}.toml"')
+        rel = Validator.of_file(path).string(run[key], ("run", key))
+        sub_path = (path.parent / rel).resolve()
+        sub = read_toml(sub_path, f"run.{key}")
+        files.append(sub_path)
+        check = Validator.of_file(sub_path)
+        if key == "claims":
+            check.keys(sub, (), CLAIMS_SECTIONS)
+            for part in CLAIMS_SECTIONS:
+                tree[part] = sub.get(part, {})
+                origins.add((part,), sub_path)
+        elif key == "rules":
+            check.keys(sub, (), RULE_KINDS)
+            tree["rules"] = {kind: sub.get(kind, {}) for kind in RULE_KINDS}
+            origins.add(("rules",), sub_path)
+        else:
+            tree["suitability"] = sub
+            origins.add(("suitability",), sub_path)
+    tree["provinces"] = {}
+    listed = run.get("provinces", [])
+    Validator.of_file(path).strings(listed, ("run", "provinces"))
+    for rel in listed:
+        p = (path.parent / rel).resolve()
+        data = read_toml(p, "run.provinces")
+        files.append(p)
+        meta = data.get("province")
+        name = meta.get("name", p.stem) if isinstance(meta, dict) else p.stem
+        slug = slugify(name)
+        data["__path__"] = str(p)
+        tree["provinces"][slug] = data
+        origins.add(("provinces", slug), p)
+    return tree, "national", origins, files
+
+
+def _load_province(path: Path, first: dict) -> tuple[dict, str, Origins, list[Path]]:
+    """A province file: the national file it names, with this file as that province."""
+    prov = first.get("province")
+    if not isinstance(prov, dict) or "national" not in prov:
+        raise ConfigError(path, "province.national", "missing",
+                          'name the national file, e.g. national = "../national.toml"')
+    rel = Validator.of_file(path).string(prov["national"], ("province", "national"))
+    tree, _, origins, files = load_raw((path.parent / rel).resolve())
+    slug = slugify(prov.get("name", path.stem))
+    listed = tree["provinces"].get(slug)
+    # A variant file for a province the national file lists replaces that one.
+    if listed is None or Path(listed["__path__"]).resolve() != path.resolve():
+        tree["provinces"][slug] = first
+        origins.add(("provinces", slug), path)
+        files.append(path)
+    tree["provinces"][slug]["__path__"] = str(path)
+    return tree, slug, origins, files
+
+
+def apply_overrides(tree: dict, overrides: dict | None, origins: Origins) -> dict:
+    """Set dotted keys in a copy of the tree. Every table on the way must exist (an unknown
+    one is an :class:`UnknownKeyError` with a suggestion); a new last key is recorded in
+    ``origins`` so that the validation, which knows what the schema allows, names it as the
+    override's."""
+    tree = copy.deepcopy(tree)
+    for dotted, value in (overrides or {}).items():
+        parts = str(dotted).split(".")
+        if not all(parts):
+            raise UnknownKeyError("overrides", str(dotted), "an empty part in the key",
+                                  "write dotted keys like assumptions.solar_yield")
+        node = tree
+        for depth, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node:
+                here = ".".join(parts[:depth]) or "the config"
+                choices = [c for c in node if c != "__path__"] if isinstance(node, dict) else []
+                raise UnknownKeyError("overrides", dotted, f"'{part}' is not a key of {here}",
+                                      did_you_mean(part, choices))
+            node = node[part]
+        last = parts[-1]
+        if not isinstance(node, dict):
+            raise UnknownKeyError("overrides", dotted, f"{'.'.join(parts[:-1])} is a value, "
+                                  "not a table", "address a key inside a table")
+        if parts[0] == "assumptions" and len(parts) == 2:
+            # Shorthand: an assumption's value. A new assumption is a change of the catalogue
+            # (claims.toml), not a variant of a run.
+            if last not in node:
+                raise UnknownKeyError("overrides", dotted, "no such assumption",
+                                      did_you_mean(last, list(node)))
+            if not isinstance(node[last], dict):
+                raise UnknownKeyError("overrides", dotted, "not an assumption table",
+                                      "fix the assumption in claims.toml")
+            node[last]["value"] = value
+            continue
+        if last not in node:
+            origins.added.add(tuple(parts))
+        node[last] = value
+    return tree
+
+
+def parse_overrides(pairs) -> dict:
+    """``KEY=VALUE`` texts (the CLI's ``--set``) -> overrides; a value is read as a TOML value
+    (number, true/false, "text", [list]) and otherwise kept as plain text, never run as code."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("--set", str(pair), "expected KEY=VALUE",
+                              "e.g. --set assumptions.solar_yield=1.2")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def resolve_tree(tree: dict) -> dict:
+    """The tree as the manifest records it (without the bookkeeping of file paths)."""
+    resolved = copy.deepcopy(tree)
+    for p in resolved.get("provinces", {}).values():
+        p.pop("__path__", None)
+    return resolved
+
+
+def load_config(path, overrides: dict | None = None) -> Config:
+    """Read, override and validate a run's configuration: a path, or the name of a shipped
+    config (``national``, ``utrecht``, ...). Raises :class:`ConfigError`."""
+    from engine.config.sections import validate
+    from engine.resources import find_config
+
+    path = find_config(path)
+    tree, scope, origins, files = load_raw(path)
+    tree = apply_overrides(tree, overrides, origins)
+    config = validate(tree, scope, origins, path)
+    config.files = list(dict.fromkeys(Path(f).resolve() for f in files))
+    config.resolved = resolve_tree(tree)
+    config.overrides = dict(overrides or {})
+    return config
