@@ -81,8 +81,12 @@ print(json.dumps({"seconds": time.perf_counter() - started,
 def test_build_national_25m_within_8gb(benchmark, tmp_path):
     # In a child process, so that its peak resident memory is its own, GDAL's included.
     def run():
-        out = subprocess.run([sys.executable, "-c", _CHILD, "25", str(tmp_path)],
-                             check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, "25", str(tmp_path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     figures = _once(benchmark, run)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from engine.run import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,10 +35,19 @@ def _run_once(benchmark, config, resolution, out):
     benchmark.pedantic(job, rounds=1, iterations=1, warmup_rounds=0)
     report = result["report"]
     stages = {k: round(v, 3) for k, v in report["timings"].items() if isinstance(v, float)}
-    benchmark.extra_info.update({"cells": report["cells"], "status": report["status"],
-                                 "gap": report["gap"], "method": report["method"], **stages})
-    print(f"\n{Path(config).stem} {resolution:g} m: {report['cells']:,} cells, "
-          f"{report['method']} {report['status']}, stages {stages}")
+    benchmark.extra_info.update(
+        {
+            "cells": report["cells"],
+            "status": report["status"],
+            "gap": report["gap"],
+            "method": report["method"],
+            **stages,
+        }
+    )
+    print(
+        f"\n{Path(config).stem} {resolution:g} m: {report['cells']:,} cells, "
+        f"{report['method']} {report['status']}, stages {stages}"
+    )
     assert report["status"] == "optimal"
     return report
 

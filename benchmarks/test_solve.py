@@ -68,14 +68,21 @@ def solve_with_scipy_highs(problem: engine.Problem) -> float:
             b_ub.append(rows.upper[r])
             n_row += 1
     ub = sparse.csr_matrix(
-        (np.concatenate([a[2] for a in a_ub]),
-         (np.concatenate([a[0] for a in a_ub]), np.concatenate([a[1] for a in a_ub]))),
+        (
+            np.concatenate([a[2] for a in a_ub]),
+            (np.concatenate([a[0] for a in a_ub]), np.concatenate([a[1] for a in a_ub])),
+        ),
         shape=(n_row, len(cell)),
     )
     eq = sparse.csr_matrix((np.ones(len(cell)), (cell, np.arange(len(cell)))), shape=(n, len(cell)))
     cost = -area[cell] * problem.value[cell, opt]
     result = optimize.linprog(
-        cost, A_ub=ub, b_ub=np.array(b_ub), A_eq=eq, b_eq=np.ones(n), bounds=(0, None),
+        cost,
+        A_ub=ub,
+        b_ub=np.array(b_ub),
+        A_eq=eq,
+        b_eq=np.ones(n),
+        bounds=(0, None),
         method="highs-ds",
     )
     assert result.status == 0, result.message
@@ -87,8 +94,10 @@ def _report(benchmark, name, seconds, objective, memory=None):
     benchmark.extra_info[f"{name}_objective"] = objective
     if memory is not None:
         benchmark.extra_info[f"{name}_peak_memory_mb"] = round(memory / 2**20, 1)
-    print(f"\n{name}: {seconds:.3f} s, objective {objective:.12g}"
-          + (f", peak memory beyond inputs {memory / 2**20:.0f} MB" if memory is not None else ""))
+    print(
+        f"\n{name}: {seconds:.3f} s, objective {objective:.12g}"
+        + (f", peak memory beyond inputs {memory / 2**20:.0f} MB" if memory is not None else "")
+    )
 
 
 def test_fast_small(benchmark):
@@ -125,7 +134,7 @@ def first_solve_memory(n_cells: int, n_options: int, n_provinces: int, seed: int
     """Peak memory of one solve beyond its inputs, in a fresh process: in this one the
     allocator keeps pages of earlier rounds, which would hide the solve's own."""
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        "import sys; sys.path.insert(0, %r)\n"  # noqa: UP031 (a program's text, filled below)
         "from test_solve import peak_rss_reset, peak_rss\n"
         "import engine\n"
         "from engine.synthetic import allocation_problem\n"
@@ -177,8 +186,12 @@ def test_fast_on_the_national_config(benchmark, resolution):
 
     benchmark.pedantic(fast, rounds=3, iterations=1, warmup_rounds=0)
     sol = result["sol"]
-    info = {"cells": problem.n_cells, "gap": sol.gap, "objective": sol.objective,
-            **{k: round(v, 3) if isinstance(v, float) else v for k, v in sol.timings.items()}}
+    info = {
+        "cells": problem.n_cells,
+        "gap": sol.gap,
+        "objective": sol.objective,
+        **{k: round(v, 3) if isinstance(v, float) else v for k, v in sol.timings.items()},
+    }
     if resolution == 1000:
         t = time.perf_counter()
         reference = engine.solve(problem, method="highs")
@@ -186,6 +199,8 @@ def test_fast_on_the_national_config(benchmark, resolution):
         info["highs_objective"] = reference.objective
         assert abs(reference.objective - sol.objective) <= 1e-7 * abs(reference.objective)
     benchmark.extra_info.update(info)
-    print(f"\nnational config at {resolution} m: fast {benchmark.stats.stats.median:.2f} s "
-          f"(median of 3), {info}")
+    print(
+        f"\nnational config at {resolution} m: fast {benchmark.stats.stats.median:.2f} s "
+        f"(median of 3), {info}"
+    )
     assert sol.status == "optimal"

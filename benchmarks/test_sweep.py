@@ -13,8 +13,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from engine.sweep import load_scenario, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,17 +47,25 @@ def _speedup(benchmark, tmp_path, resolution, n):
 
     def job():
         for workers in (1, 2):
-            times[workers] = _timed_sweep(_scenario(resolution, n), tmp_path / f"w{workers}",
-                                          workers)
+            times[workers] = _timed_sweep(
+                _scenario(resolution, n), tmp_path / f"w{workers}", workers
+            )
 
     benchmark.pedantic(job, rounds=1, iterations=1, warmup_rounds=0)
     speedup = times[1] / times[2]
-    benchmark.extra_info.update({"variants": n, "resolution": resolution,
-                                 "seconds_1_worker": round(times[1], 2),
-                                 "seconds_2_workers": round(times[2], 2),
-                                 "speedup": round(speedup, 2)})
-    print(f"\n{n} variants at {resolution:g} m: 1 worker {times[1]:.1f} s, "
-          f"2 workers {times[2]:.1f} s, speed-up {speedup:.2f}x")
+    benchmark.extra_info.update(
+        {
+            "variants": n,
+            "resolution": resolution,
+            "seconds_1_worker": round(times[1], 2),
+            "seconds_2_workers": round(times[2], 2),
+            "speedup": round(speedup, 2),
+        }
+    )
+    print(
+        f"\n{n} variants at {resolution:g} m: 1 worker {times[1]:.1f} s, "
+        f"2 workers {times[2]:.1f} s, speed-up {speedup:.2f}x"
+    )
 
 
 def _warm_gain(benchmark, tmp_path, resolution, n):
@@ -77,13 +83,20 @@ def _warm_gain(benchmark, tmp_path, resolution, n):
             solve[warm] = float(data["solve_seconds"].sum())
 
     benchmark.pedantic(job, rounds=1, iterations=1, warmup_rounds=0)
-    benchmark.extra_info.update({"variants": n, "resolution": resolution,
-                                 "wall_cold": round(times[False], 2),
-                                 "wall_warm": round(times[True], 2),
-                                 "solve_sum_cold": round(solve[False], 2),
-                                 "solve_sum_warm": round(solve[True], 2)})
-    print(f"\n{n} variants at {resolution:g} m, 2 workers: cold {times[False]:.1f} s "
-          f"(solves {solve[False]:.1f} s), warm {times[True]:.1f} s (solves {solve[True]:.1f} s)")
+    benchmark.extra_info.update(
+        {
+            "variants": n,
+            "resolution": resolution,
+            "wall_cold": round(times[False], 2),
+            "wall_warm": round(times[True], 2),
+            "solve_sum_cold": round(solve[False], 2),
+            "solve_sum_warm": round(solve[True], 2),
+        }
+    )
+    print(
+        f"\n{n} variants at {resolution:g} m, 2 workers: cold {times[False]:.1f} s "
+        f"(solves {solve[False]:.1f} s), warm {times[True]:.1f} s (solves {solve[True]:.1f} s)"
+    )
 
 
 def test_sweep_speedup_1000m(benchmark, tmp_path):

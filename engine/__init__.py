@@ -12,6 +12,11 @@ from engine.problem import Problem
 from engine.solve import InfeasibleError, Solution, WarmStartError, solve
 
 __all__ = [
-    "Problem", "Solution", "RuimtepuzzelError", "InfeasibleError", "WarmStartError", "solve",
+    "Problem",
+    "Solution",
+    "RuimtepuzzelError",
+    "InfeasibleError",
+    "WarmStartError",
+    "solve",
 ]
 __version__ = "0.1.0"

@@ -23,12 +23,29 @@ import numpy as np
 
 from engine.config import Config, ConfigError, Target
 from engine.problem import Problem
-from engine.rules import Cells, RuleEffects, apply_rules, category_names, check_layers
-from engine.rules import layers_used, province_index, zone_labels
+from engine.rules import (
+    Cells,
+    RuleEffects,
+    apply_rules,
+    category_names,
+    check_layers,
+    layers_used,
+    province_index,
+    zone_labels,
+)
 from engine.suitability import option_values
 
-__all__ = ["Compiled", "compile_problem", "cell_mask", "capacity", "drop_implied_rows",
-           "check_capacity", "capacity_error", "refusal", "shortfalls"]
+__all__ = [
+    "Compiled",
+    "compile_problem",
+    "cell_mask",
+    "capacity",
+    "drop_implied_rows",
+    "check_capacity",
+    "capacity_error",
+    "refusal",
+    "shortfalls",
+]
 
 
 @dataclass
@@ -81,8 +98,12 @@ def compile_problem(config: Config, ds) -> Compiled:
     cells = Cells(ds, mask)
     cells.preload(layers_used(config))
     if cells.n == 0:
-        raise ConfigError(config.path, "scope", "no land cells in scope",
-                          "check the grid's land and province layers")
+        raise ConfigError(
+            config.path,
+            "scope",
+            "no land cells in scope",
+            "check the grid's land and province layers",
+        )
     res = _resolution(ds)
     area_ha = res * res / 1e4
     timings = {"cells": time.perf_counter() - t0}
@@ -110,9 +131,11 @@ def compile_problem(config: Config, ds) -> Compiled:
     code_to_slug = {c: s for s, c in province_codes.items()}
 
     def reservation_ha(claim: str, rule_id: str, slug: str | None) -> float:
-        return sum(ha for rid, c, g, ha in res_targets
-                   if c == claim and rid == rule_id
-                   and (slug is None or code_to_slug.get(g) == slug))
+        return sum(
+            ha
+            for rid, c, g, ha in res_targets
+            if c == claim and rid == rule_id and (slug is None or code_to_slug.get(g) == slug)
+        )
 
     if config.scope == "national":
         lo = np.full((1, n_claims), np.nan)
@@ -148,8 +171,9 @@ def compile_problem(config: Config, ds) -> Compiled:
             if tg.rule:
                 k = k_of[claim]
                 lo[z, k] = reservation_ha(claim, tg.rule, slug)
-                row_meta[(len(zonings), z, k)] = _meta(national_file, f"targets.{claim}", tg,
-                                                       f"reservation rule {tg.rule}")
+                row_meta[(len(zonings), z, k)] = _meta(
+                    national_file, f"targets.{claim}", tg, f"reservation rule {tg.rule}"
+                )
     zonings.append("province")
     zone_names.append([config.provinces[s].name for s in slugs])
     zones.append(pz)
@@ -158,7 +182,7 @@ def compile_problem(config: Config, ds) -> Compiled:
 
     # NOVEX areas, one zoning each (they overlap and cross provinces).
     muni = cells.layer("municipality") if cells.has("municipality") else None
-    for slug_owner, p in config.provinces.items():
+    for p in config.provinces.values():
         for nid, nv in p.novex.items():
             if muni is None or not nv.targets:
                 continue
@@ -208,15 +232,18 @@ def compile_problem(config: Config, ds) -> Compiled:
         for zone, claim_targets in zoning.targets.items():
             z = labels[zone]
             if not (zz == z).any():
-                notes.append(f"{zoning.name}: {zone} has no land in scope; its targets are "
-                             f"left out of this run.")
+                notes.append(
+                    f"{zoning.name}: {zone} has no land in scope; its targets are "
+                    f"left out of this run."
+                )
                 continue
             for claim, tg in claim_targets.items():
                 k = k_of[claim]
                 lo[z, k] = np.nan if tg.lower_ha is None else tg.lower_ha
                 hi[z, k] = np.nan if tg.upper_ha is None else tg.upper_ha
                 row_meta[(len(zonings), z, k)] = _meta(
-                    config.path, f"zonings.{zid}.targets.{zone}.{claim}", tg)
+                    config.path, f"zonings.{zid}.targets.{zone}.{claim}", tg
+                )
         zonings.append(zid)
         zone_names.append([*names, "rest"])
         zones.append(zz)
@@ -229,14 +256,33 @@ def compile_problem(config: Config, ds) -> Compiled:
     if not config.hard_targets:
         penalty = np.array([c.shortfall_penalty for c in config.claims.values()])
     problem = Problem(
-        value=value, contribution=config.contribution_matrix(), zones=np.vstack(zones),
-        lower=lower, upper=upper, allowed=allowed, area=area_ha,
-        shortfall_penalty=penalty, option_names=config.option_names, claim_names=claims,
-        zoning_names=zonings, zone_names=zone_names,
+        value=value,
+        contribution=config.contribution_matrix(),
+        zones=np.vstack(zones),
+        lower=lower,
+        upper=upper,
+        allowed=allowed,
+        area=area_ha,
+        shortfall_penalty=penalty,
+        option_names=config.option_names,
+        claim_names=claims,
+        zoning_names=zonings,
+        zone_names=zone_names,
     )
     timings["problem"] = time.perf_counter() - t
-    return Compiled(problem, cells, config, effects, area_ha, province_codes, row_meta, notes,
-                    timings, stated_lower, implied)
+    return Compiled(
+        problem,
+        cells,
+        config,
+        effects,
+        area_ha,
+        province_codes,
+        row_meta,
+        notes,
+        timings,
+        stated_lower,
+        implied,
+    )
 
 
 def drop_implied_rows(zonings: list, lower: list, upper: list, hard_targets: bool = False) -> set:
@@ -279,13 +325,13 @@ def capacity(compiled: Compiled) -> list[np.ndarray]:
     for k in range(p.n_claims):
         best = np.zeros(p.n_cells, dtype=np.float32)
         for o in np.flatnonzero(c[:, k] > 0):  # only the few options that serve claim k
-            np.maximum(best, np.where(allowed[:, o], np.float32(c[o, k]), np.float32(0)),
-                       out=best)
+            np.maximum(best, np.where(allowed[:, o], np.float32(c[o, k]), np.float32(0)), out=best)
         if not best.any():
             continue
         for l in range(p.n_zonings):
-            out[l][:, k] = np.bincount(p.zones[l], weights=best,
-                                       minlength=p.n_zones[l]) * compiled.area_ha
+            out[l][:, k] = (
+                np.bincount(p.zones[l], weights=best, minlength=p.n_zones[l]) * compiled.area_ha
+            )
     return out
 
 
@@ -312,7 +358,8 @@ def capacity_error(row: dict, config: Config) -> ConfigError:
 
     unit = claim.unit
     return ConfigError(
-        row.get("file", config.path), row.get("key", f"targets.{row['claim']}"),
+        row.get("file", config.path),
+        row.get("key", f"targets.{row['claim']}"),
         f"target of {row['claim']} in {row['zone']} ({row['zoning']}) is "
         f"{from_ha(row['lower_ha'], claim):,.0f} {unit} ({row['lower_ha']:,.0f} ha) but the rules "
         f"leave only {row['capacity_ha']:,.0f} ha of land that may take it",
@@ -346,7 +393,9 @@ def shortfalls(compiled: Compiled) -> list[str]:
     """Elastic targets above the land their rules allow: what a run will report short."""
     if compiled.config.hard_targets:
         return []
-    return [f"{r['claim']} in {r['zone']} ({r['zoning']}): the target of {r['lower_ha']:,.0f} "
-            f"ha is above the {r['capacity_ha']:,.0f} ha the rules allow; the targets are "
-            f"elastic, so the run reports the shortfall ({r.get('file')}: {r.get('key')})"
-            for r in check_capacity(compiled)]
+    return [
+        f"{r['claim']} in {r['zone']} ({r['zoning']}): the target of {r['lower_ha']:,.0f} "
+        f"ha is above the {r['capacity_ha']:,.0f} ha the rules allow; the targets are "
+        f"elastic, so the run reports the shortfall ({r.get('file')}: {r.get('key')})"
+        for r in check_capacity(compiled)
+    ]

@@ -71,7 +71,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "COG_OPTIONS", "CRS", "cog_options", "write_cog", "cog_bytes", "pam_categories",
     "colormap", "grid_transform", "json_float", "clean_json", "dumps_json", "sha256_file",
-    "copy_as_cog", "npz_bytes", "write_file", "DiskError", "RunFolder", "RunFolderBusy", "RunFolderError",
+    "copy_as_cog", "npz_bytes", "write_file", "DiskError", "RunFolder", "RunFolderBusy",
+    "RunFolderError",
     "check_out_dir", "verify_run_folder", "run_folder_problems", "listed_outputs",
     "MANIFEST",
 ]  # fmt: skip
@@ -83,8 +84,13 @@ MANIFEST = "manifest.json"
 
 #: The creation options of every GeoTIFF the engine writes: tiled, DEFLATE with the predictor
 #: GDAL picks for the type (horizontal for integers, floating point for floats), overviews.
-COG_OPTIONS = {"driver": "COG", "compress": "DEFLATE", "predictor": "YES", "blocksize": 512,
-               "bigtiff": "IF_SAFER"}
+COG_OPTIONS = {
+    "driver": "COG",
+    "compress": "DEFLATE",
+    "predictor": "YES",
+    "blocksize": 512,
+    "bigtiff": "IF_SAFER",
+}
 
 
 def cog_options(*, categorical: bool) -> dict:
@@ -92,8 +98,20 @@ def cog_options(*, categorical: bool) -> dict:
     return {**COG_OPTIONS, "overview_resampling": "nearest" if categorical else "average"}
 
 
-def cog_bytes(bands, *, transform, dtype, nodata, categorical: bool, count: int | None = None,
-              crs=CRS, descriptions=(), colormap=None, tags=None, band_tags=None) -> bytes:
+def cog_bytes(
+    bands,
+    *,
+    transform,
+    dtype,
+    nodata,
+    categorical: bool,
+    count: int | None = None,
+    crs=CRS,
+    descriptions=(),
+    colormap=None,
+    tags=None,
+    band_tags=None,
+) -> bytes:
     """A COG in memory: ``bands`` 2-D arrays, one per band (a generator, with ``count``, is
     drawn one band at a time). Built in memory and then written by :func:`write_file`, so
     that a full disk is an ``OSError`` with its errno: GDAL reports it only as a write error
@@ -103,9 +121,16 @@ def cog_bytes(bands, *, transform, dtype, nodata, categorical: bool, count: int 
     count = len(bands) if count is None else count
     bands = iter(bands)
     first = np.asarray(next(bands), dtype=dtype)
-    profile = {**cog_options(categorical=categorical), "width": first.shape[1],
-               "height": first.shape[0], "count": count, "dtype": dtype, "nodata": nodata,
-               "crs": crs, "transform": transform}
+    profile = {
+        **cog_options(categorical=categorical),
+        "width": first.shape[1],
+        "height": first.shape[0],
+        "count": count,
+        "dtype": dtype,
+        "nodata": nodata,
+        "crs": crs,
+        "transform": transform,
+    }
     with MemoryFile() as mem:
         with mem.open(**profile) as dst:
             dst.write(first, 1)
@@ -150,7 +175,7 @@ def pam_categories(names) -> str:
     """GDAL PAM sidecar (``<file>.aux.xml``) naming the categories of band 1 (index = code)."""
     cats = "".join(f"<Category>{escape(n)}</Category>" for n in names)
     return (
-        "<PAMDataset>\n  <PAMRasterBand band=\"1\">\n"
+        '<PAMDataset>\n  <PAMRasterBand band="1">\n'
         f"    <CategoryNames>{cats}</CategoryNames>\n"
         "  </PAMRasterBand>\n</PAMDataset>\n"
     )
@@ -182,8 +207,9 @@ def json_float(x):
 def clean_json(x):
     """Plain JSON types all the way down: numpy scalars and arrays to Python, NaN to None."""
     if isinstance(x, dict):
-        return {clean_json(k) if isinstance(k, np.generic) else k: clean_json(v)
-                for k, v in x.items()}
+        return {
+            clean_json(k) if isinstance(k, np.generic) else k: clean_json(v) for k, v in x.items()
+        }
     if isinstance(x, (list, tuple)):
         return [clean_json(v) for v in x]
     if isinstance(x, np.ndarray):
@@ -329,13 +355,21 @@ class RunLock:
             os.close(fd)
         stale = _read_holder(fd, wait=False)
         if stale:
-            log.info("%s: taking over the lock left by pid %s on %s (started %s), which is "
-                     "gone", self.shown, stale.get("pid"), stale.get("host"),
-                     stale.get("started"))
+            log.info(
+                "%s: taking over the lock left by pid %s on %s (started %s), which is gone",
+                self.shown,
+                stale.get("pid"),
+                stale.get("host"),
+                stale.get("started"),
+            )
         self.fd = fd
-        self.info = {"pid": os.getpid(), "host": socket.gethostname(),
-                     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                     "folder": str(self.folder), "stage": "start"}
+        self.info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "folder": str(self.folder),
+            "stage": "start",
+        }
         try:
             self._write()
         except BaseException:
@@ -366,13 +400,17 @@ class RunLock:
             os.close(fd)
 
     def _busy(self, holder: dict) -> RunFolderBusy:
-        who = (f"pid {holder.get('pid')} on {holder.get('host')}, started "
-               f"{holder.get('started')}, at stage '{holder.get('stage')}'"
-               if holder else "a process that has not yet written its name")
+        who = (
+            f"pid {holder.get('pid')} on {holder.get('host')}, started "
+            f"{holder.get('started')}, at stage '{holder.get('stage')}'"
+            if holder
+            else "a process that has not yet written its name"
+        )
         return RunFolderBusy(
             f"{self.shown}: another run is writing this folder ({who}; lock {self.path}). "
             f"Wait for it to finish or give --out another folder; the lock goes when that "
-            f"process ends, however it ends.")
+            f"process ends, however it ends."
+        )
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -411,30 +449,45 @@ def check_out_dir(out) -> Path:
     file, not the root or a mount point, not around the current folder; its parent is
     created. Raises :class:`RunFolderError` or :class:`DiskError`."""
     if out is None or not str(out).strip():
-        raise RunFolderError("the output folder is empty (--out \"\"); give the folder the "
-                             "run writes to, e.g. --out out/national")
+        raise RunFolderError(
+            'the output folder is empty (--out ""); give the folder the '
+            "run writes to, e.g. --out out/national"
+        )
     shown = str(out)
     path = Path(os.path.realpath(Path(shown).expanduser()))
     if path.exists() and not path.is_dir():
-        raise _refuse(shown, "is an existing file, not a folder",
-                      "give --out a folder (it is created if missing) or move the file away")
+        raise _refuse(
+            shown,
+            "is an existing file, not a folder",
+            "give --out a folder (it is created if missing) or move the file away",
+        )
     if path.parent == path or os.path.ismount(path):
-        raise _refuse(shown, "is the root of a file system; a run replaces its whole folder",
-                      f"give --out a folder inside it, e.g. {Path(shown) / 'run'}")
+        raise _refuse(
+            shown,
+            "is the root of a file system; a run replaces its whole folder",
+            f"give --out a folder inside it, e.g. {Path(shown) / 'run'}",
+        )
     try:
         cwd = Path(os.path.realpath(os.getcwd()))
     except FileNotFoundError:
         cwd = None
     if cwd is not None and (cwd == path or path in cwd.parents):
-        raise _refuse(shown, "holds the current folder, and a run replaces its whole folder",
-                      "run from another folder or give --out another folder")
+        raise _refuse(
+            shown,
+            "holds the current folder, and a run replaces its whole folder",
+            "run from another folder or give --out another folder",
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise _refuse(shown, "a part of this path is a file, not a folder",
-                      "give --out a path of folders") from None
+        raise _refuse(
+            shown, "a part of this path is a file, not a folder", "give --out a path of folders"
+        ) from None
     except OSError as err:
-        raise disk_error(err, path.parent) or err
+        error = disk_error(err, path.parent)
+        if error is None:
+            raise
+        raise error from err
     return path
 
 
@@ -446,9 +499,12 @@ def _check_replaceable(path: Path, shown: str) -> None:
     if not names or {MANIFEST, "report.json"} & set(names):
         return
     listed = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-    raise _refuse(shown, f"holds files that are not a ruimtepuzzel run ({listed}), and a run "
-                  "replaces its whole folder",
-                  "give --out a new or empty folder, or the folder of an earlier run")
+    raise _refuse(
+        shown,
+        f"holds files that are not a ruimtepuzzel run ({listed}), and a run "
+        "replaces its whole folder",
+        "give --out a new or empty folder, or the folder of an earlier run",
+    )
 
 
 # Temporary files of the writers before whole-folder runs: part of an old run folder.
@@ -468,8 +524,12 @@ def _recover(path: Path, shown: str) -> None:
     aside = [p for p in leftovers if ".old-" in p.name]
     if aside and not path.exists():
         os.rename(aside[-1], path)
-        log.warning("%s: put the previous run back from %s (a run was stopped in the middle "
-                    "of replacing it)", shown, aside[-1].name)
+        log.warning(
+            "%s: put the previous run back from %s (a run was stopped in the middle "
+            "of replacing it)",
+            shown,
+            aside[-1].name,
+        )
         leftovers.remove(aside[-1])
     for p in leftovers:
         log.info("%s: removing %s, left by a run that was stopped", shown, p.name)
@@ -482,8 +542,9 @@ def _remove_tree(path: Path) -> bool:
     except FileNotFoundError:
         pass
     except OSError as err:  # the caller says so where it matters; this is the detail
-        log.debug("could not remove %s (%s); the next run into the same folder removes it",
-                  path, err)
+        log.debug(
+            "could not remove %s (%s); the next run into the same folder removes it", path, err
+        )
         return False
     return True
 
@@ -530,8 +591,13 @@ def _outputs(folder: Path) -> list[dict]:
     out = []
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.name != MANIFEST:
-            out.append({"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size,
-                        "sha256": sha256_file(p)})
+            out.append(
+                {
+                    "path": p.relative_to(folder).as_posix(),
+                    "bytes": p.stat().st_size,
+                    "sha256": sha256_file(p),
+                }
+            )
     return out
 
 
@@ -549,8 +615,7 @@ class RunFolder:
     def __init__(self, out_dir):
         self.shown = str(out_dir) if out_dir is not None else ""
         self.path = check_out_dir(out_dir)
-        self.lock = RunLock(self.path.with_name(self.path.name + ".lock"), self.path,
-                            self.shown)
+        self.lock = RunLock(self.path.with_name(self.path.name + ".lock"), self.path, self.shown)
         self.stage: Path | None = None
         self.committed = False
         self._trash: Path | None = None
@@ -574,7 +639,8 @@ class RunFolder:
         _check_replaceable(self.path, self.shown)
         self.had_run = self.path.exists() and any(self.path.iterdir())
         self.stage = self.path.with_name(
-            f"{self.path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+            f"{self.path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        )
         self.stage.mkdir()
 
     def _close(self) -> bool:
@@ -592,8 +658,12 @@ class RunFolder:
         if disk_error(err, self.path) is None:
             raise err
         reason, fix = _reason_fix(err.errno)
-        raise DiskError(f"{self.shown}: cannot write in {self.path.parent} ({reason}); {fix}; "
-                        "nothing was changed", self.path.parent, err.errno) from err
+        raise DiskError(
+            f"{self.shown}: cannot write in {self.path.parent} ({reason}); {fix}; "
+            "nothing was changed",
+            self.path.parent,
+            err.errno,
+        ) from err
 
     def note(self, stage: str) -> None:
         self.lock.note(stage)
@@ -640,11 +710,16 @@ class RunFolder:
         if self.stage is not None and self.stage in err.path.parents:
             shown = Path(self.shown) / err.path.relative_to(self.stage)
         text = str(err).replace(str(err.path), str(shown), 1)
-        kept = (f"{self.shown} keeps its previous run" if self.had_run
-                else f"nothing was written to {self.shown}")
+        kept = (
+            f"{self.shown} keeps its previous run"
+            if self.had_run
+            else f"nothing was written to {self.shown}"
+        )
         if left:
-            kept += (f"; the temporary folder {self.stage} could not be removed, the next run "
-                     f"into {self.shown} removes it")
+            kept += (
+                f"; the temporary folder {self.stage} could not be removed, the next run "
+                f"into {self.shown} removes it"
+            )
         return f"{text}; {kept}"
 
 

@@ -261,14 +261,10 @@ class Problem:
                 f"per cell per zoning"
             )
         if not np.issubdtype(zones.dtype, np.integer):
-            raise RuimtepuzzelError(
-                f"zones: dtype {zones.dtype}, expected integers (zone indices)"
-            )
+            raise RuimtepuzzelError(f"zones: dtype {zones.dtype}, expected integers (zone indices)")
         n_zonings = zones.shape[0]
         if n_zonings == 0:
-            raise RuimtepuzzelError(
-                "zones: at least one zoning is needed (e.g. one national zone)"
-            )
+            raise RuimtepuzzelError("zones: at least one zoning is needed (e.g. one national zone)")
         zmin = zones.min(axis=1)
         zmax = zones.max(axis=1)
         if not np.can_cast(zones.dtype, np.int64):
@@ -294,8 +290,10 @@ class Problem:
         # Zones per zoning: as many as the target arrays have rows, else as the indices say.
         n_zones = np.array(
             [
-                lower[l].shape[0] if lower is not None and lower[l].ndim == 2
-                else upper[l].shape[0] if upper is not None and upper[l].ndim == 2
+                lower[l].shape[0]
+                if lower is not None and lower[l].ndim == 2
+                else upper[l].shape[0]
+                if upper is not None and upper[l].ndim == 2
                 else int(zmax[l]) + 1
                 for l in range(n_zonings)
             ],
@@ -328,8 +326,7 @@ class Problem:
             allowed = np.asarray(allowed, dtype=bool)
             if allowed.shape != (n_cells, n_options):
                 raise RuimtepuzzelError(
-                    f"allowed: shape {allowed.shape}, expected {(n_cells, n_options)} like "
-                    f"`value`"
+                    f"allowed: shape {allowed.shape}, expected {(n_cells, n_options)} like `value`"
                 )
             empty = ~allowed.any(axis=1)
             if empty.any():

@@ -157,18 +157,27 @@ def _check_where(where: dict, ds, file: str, key: str):
         try:
             names = category_names(ds[where["layer"]])
         except KeyError:
-            raise ConfigError(file, f"{key}.in", f"layer {where['layer']!r} has no category "
-                              "names", "compare with min/max instead") from None
+            raise ConfigError(
+                file,
+                f"{key}.in",
+                f"layer {where['layer']!r} has no category names",
+                "compare with min/max instead",
+            ) from None
         for name in where["in"]:
             if name not in names:
-                raise ConfigError(file, f"{key}.in", f"{where['layer']} has no {name!r}",
-                                  did_you_mean(name, [n for n in names if n]))
+                raise ConfigError(
+                    file,
+                    f"{key}.in",
+                    f"{where['layer']} has no {name!r}",
+                    did_you_mean(name, [n for n in names if n]),
+                )
 
 
 def _check_layer(layer: str, ds, file: str, key: str):
     if layer not in ds.data_vars:
-        raise ConfigError(file, key, f"the grid has no layer {layer!r}",
-                          did_you_mean(layer, list(ds.data_vars)))
+        raise ConfigError(
+            file, key, f"the grid has no layer {layer!r}", did_you_mean(layer, list(ds.data_vars))
+        )
 
 
 def check_layers(config: Config, ds) -> None:
@@ -192,18 +201,24 @@ def check_layers(config: Config, ds) -> None:
             classes = category_names(ds["land_cover"])
             for c in recipe.conversion_cost:
                 if c not in classes:
-                    raise ConfigError(file, f"{name}.conversion_cost.{c}",
-                                      "no such land-cover class",
-                                      did_you_mean(c, [n for n in classes if n]))
+                    raise ConfigError(
+                        file,
+                        f"{name}.conversion_cost.{c}",
+                        "no such land-cover class",
+                        did_you_mean(c, [n for n in classes if n]),
+                    )
     _check_provinces(config, ds)
-    for slug, prov in config.provinces.items():
+    for prov in config.provinces.values():
         for nid, nv in prov.novex.items():
             names = category_names(ds["municipality"])
             for m in nv.municipalities:
                 if m not in names:
-                    raise ConfigError(prov.path, f"novex.{nid}.municipalities",
-                                      f"no municipality {m!r} in the grid",
-                                      did_you_mean(m, [n for n in names if n]))
+                    raise ConfigError(
+                        prov.path,
+                        f"novex.{nid}.municipalities",
+                        f"no municipality {m!r} in the grid",
+                        did_you_mean(m, [n for n in names if n]),
+                    )
     _check_zonings(config, ds)
 
 
@@ -220,17 +235,24 @@ def _check_provinces(config: Config, ds) -> None:
     by_code = dict(zip(codes, names)) if len(names) == len(codes) else {}
     for prov in config.provinces.values():
         if codes and prov.code not in codes:
-            raise ConfigError(prov.path, "province.code", f"{prov.code!r} is not a province "
-                              "code of the grid", did_you_mean(prov.code, codes))
+            raise ConfigError(
+                prov.path,
+                "province.code",
+                f"{prov.code!r} is not a province code of the grid",
+                did_you_mean(prov.code, codes),
+            )
         grid_name = by_code.get(prov.code)
         if grid_name is not None and slugify(grid_name) != slugify(prov.name):
             right = [c for c, n in by_code.items() if slugify(n) == slugify(prov.name)]
             raise ConfigError(
-                prov.path, "province.code", f"{prov.code!r} is {grid_name} in the grid, but "
-                f"the file is for {prov.name!r}",
-                f"use code = {right[0]!r} ({prov.name} in the grid)" if right else
-                f"fix name or code: the grid's provinces are "
-                f"{', '.join(f'{c} {n}' for c, n in by_code.items())}")
+                prov.path,
+                "province.code",
+                f"{prov.code!r} is {grid_name} in the grid, but the file is for {prov.name!r}",
+                f"use code = {right[0]!r} ({prov.name} in the grid)"
+                if right
+                else f"fix name or code: the grid's provinces are "
+                f"{', '.join(f'{c} {n}' for c, n in by_code.items())}",
+            )
 
 
 def zone_labels(da) -> dict[str, int]:
@@ -256,13 +278,20 @@ def _check_zonings(config: Config, ds) -> None:
         except KeyError:
             labels = {}
         if not labels:
-            raise ConfigError(file, f"zonings.{zid}.layer", f"layer {zoning.layer!r} has no "
-                              "zone codes or names", "use an index layer (burn = 'index')")
+            raise ConfigError(
+                file,
+                f"zonings.{zid}.layer",
+                f"layer {zoning.layer!r} has no zone codes or names",
+                "use an index layer (burn = 'index')",
+            )
         for zone in zoning.targets:
             if zone not in labels:
-                raise ConfigError(file, f"zonings.{zid}.targets.{zone}",
-                                  f"no zone {zone!r} in layer {zoning.layer!r}",
-                                  did_you_mean(zone, labels))
+                raise ConfigError(
+                    file,
+                    f"zonings.{zid}.targets.{zone}",
+                    f"no zone {zone!r} in layer {zoning.layer!r}",
+                    did_you_mean(zone, labels),
+                )
 
 
 def layers_used(config: Config) -> list[str]:
@@ -311,8 +340,12 @@ def province_index(config: Config, ds, slug: str) -> int:
     slugs = [slugify(n) for n in names]
     if slug in slugs:
         return slugs.index(slug)
-    raise ConfigError(prov.path, "province.code", f"{prov.code!r} ({prov.name}) is not in the "
-                      "grid", did_you_mean(prov.code, codes or names))
+    raise ConfigError(
+        prov.path,
+        "province.code",
+        f"{prov.code!r} ({prov.name}) is not in the grid",
+        did_you_mean(prov.code, codes or names),
+    )
 
 
 # -- the effects of the rules ---------------------------------------------------------------------
@@ -327,8 +360,9 @@ class RuleEffects:
     counts: dict  # rule id -> cells it acted on (for the manifest)
 
 
-def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: dict,
-                value: np.ndarray) -> RuleEffects:
+def apply_rules(
+    config: Config, cells: Cells, area_ha: float, province_codes: dict, value: np.ndarray
+) -> RuleEffects:
     """All enabled rules on the cells. ``province_codes``: slug -> grid province code.
 
     ``value`` is option-major (O, N) float32; penalties and ladders are added to it in place.
@@ -388,8 +422,14 @@ def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: di
         # that may hold it, deepest first.
         where = scope_mask(rule, evaluate(rule.where, cells))
         mask = where & allowed[idx].any(axis=0) & ~reserved
-        take = reserve_ranked(mask, cells.layer(rule.order_layer), _groups_in_province(cells, rule),
-                              rule.share, rule.ascending, count_mask=where)
+        take = reserve_ranked(
+            mask,
+            cells.layer(rule.order_layer),
+            _groups_in_province(cells, rule),
+            rule.share,
+            rule.ascending,
+            count_mask=where,
+        )
         only = np.zeros(n_opt, dtype=bool)
         only[idx] = True
         allowed[:, take] &= only[:, None]
@@ -398,8 +438,9 @@ def apply_rules(config: Config, cells: Cells, area_ha: float, province_codes: di
         # (a polder may cross a provincial border).
         province = cells.layer("province")
         for g in np.unique(province[mask]):
-            targets.append((rule.id, rule.claim, int(g),
-                            float(take[province == g].sum()) * area_ha))
+            targets.append(
+                (rule.id, rule.claim, int(g), float(take[province == g].sum()) * area_ha)
+            )
         counts[rule.id] = int(take.sum())
     return RuleEffects(allowed.T, reserved, targets, counts)
 
@@ -411,8 +452,9 @@ def _groups_in_province(cells: Cells, rule: Rule) -> np.ndarray:
     return np.unique(pairs, axis=0, return_inverse=True)[1].ravel()
 
 
-def reserve_ranked(mask, order, groups, share: float, ascending: bool = True,
-                   count_mask=None) -> np.ndarray:
+def reserve_ranked(
+    mask, order, groups, share: float, ascending: bool = True, count_mask=None
+) -> np.ndarray:
     """Per group, the ``share`` of the cells of ``count_mask`` (default ``mask``), taken from
     the cells of ``mask`` that come first by ``order``.
 

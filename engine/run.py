@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.analysis.outputs import analysis_level
-from engine.compile import Compiled, capacity, compile_problem
-from engine.compile import refusal, shortfalls
+from engine.compile import Compiled, capacity, compile_problem, refusal, shortfalls
 from engine.config import Config, ConfigError, load_config
 from engine.outputs import RunFolder, sha256_file
 from engine.report import stage_outputs
@@ -41,8 +40,13 @@ class _Stages:
         if progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc="ruimtepuzzel", unit="stage", file=sys.stderr,
-                            bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
+            self.bar = tqdm(
+                total=total,
+                desc="ruimtepuzzel",
+                unit="stage",
+                file=sys.stderr,
+                bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]",
+            )
 
     def start(self, name: str):
         self._name, self._t = name, time.perf_counter()
@@ -104,22 +108,33 @@ def substitute_layers(config: Config, ds) -> tuple[object, list, list]:
 
     # [layers] is a section of the national file, also when a province file is run.
     file = config.files[0] if config.files else config.path
-    land = cell_mask(config, ds, {s: province_index(config, ds, s)
-                                  for s in config.province_slugs})
+    land = cell_mask(config, ds, {s: province_index(config, ds, s) for s in config.province_slugs})
     ds = ds.copy()
     deviations, inputs = [], []
     for name, spec in config.layers.items():
         if name not in ds.data_vars:
-            raise ConfigError(file, f"layers.{name}", "the grid has no such layer to replace",
-                              did_you_mean(name, list(ds.data_vars)))
+            raise ConfigError(
+                file,
+                f"layers.{name}",
+                "the grid has no such layer to replace",
+                did_you_mean(name, list(ds.data_vars)),
+            )
         base = ds[name]
         values, kept = read_replacement(spec, base, land, file)
         ds[name] = base.copy(data=values)
         ds[name].attrs = {**base.attrs, "provenance": f"{spec.dataset} ({spec.location})"}
         digest = sha256_file(spec.path)
-        deviations.append({"layer": name, "dataset": spec.dataset, "location": spec.location,
-                           "reason": spec.reason, "path": str(spec.path), "sha256": digest,
-                           "land_cells_from_base": kept})
+        deviations.append(
+            {
+                "layer": name,
+                "dataset": spec.dataset,
+                "location": spec.location,
+                "reason": spec.reason,
+                "path": str(spec.path),
+                "sha256": digest,
+                "land_cells_from_base": kept,
+            }
+        )
         inputs.append({"role": f"layer {name}", "path": str(spec.path), "sha256": digest})
     return ds, deviations, inputs
 
@@ -161,8 +176,7 @@ def _compile(config, grid, resolution, overrides, stages) -> Prepared:
     return Prepared(config, ds, compiled, deviations, inputs)
 
 
-def prepare_run(config, *, grid=None, resolution=None, overrides=None,
-                stages=None) -> Prepared:
+def prepare_run(config, *, grid=None, resolution=None, overrides=None, stages=None) -> Prepared:
     """Everything a run does before the solve, and every refusal it makes before it: the
     environment, the config, the grid and the config's layers, the compiled problem, then
     the targets against the land (:func:`engine.compile.refusal`). Raises the
@@ -186,8 +200,18 @@ def prepare(config, *, grid=None, resolution=None, overrides=None) -> tuple[Comp
     return prepared.compiled, prepared.ds
 
 
-def run(config, out_dir, *, grid=None, resolution=None, progress=True, overrides=None,
-        method: str = "auto", prices=None, analysis: str | None = None) -> dict:
+def run(
+    config,
+    out_dir,
+    *,
+    grid=None,
+    resolution=None,
+    progress=True,
+    overrides=None,
+    method: str = "auto",
+    prices=None,
+    analysis: str | None = None,
+) -> dict:
     """Run one config end to end and write its outputs to ``out_dir``; returns report.json.
 
     ``config``: a path or a loaded :class:`Config`; ``overrides``: dotted keys into the
@@ -202,21 +226,30 @@ def run(config, out_dir, *, grid=None, resolution=None, progress=True, overrides
     with RunFolder(out_dir) as folder:  # --out checked and locked before any work
         stages = _Stages(progress, total=5, on_start=folder.note)
         try:
-            prepared = prepare_run(config, grid=grid, resolution=resolution,
-                                   overrides=overrides, stages=stages)
+            prepared = prepare_run(
+                config, grid=grid, resolution=resolution, overrides=overrides, stages=stages
+            )
             compiled = prepared.compiled
             stages.start("solve")
-            sol = engine.solve(compiled.problem, method=method,
-                               **({} if prices is None else {"prices": prices}))
+            sol = engine.solve(
+                compiled.problem, method=method, **({} if prices is None else {"prices": prices})
+            )
             stages.done()
             stages.start("write")
             timings = dict(stages.timings)
             timings["compile_detail"] = compiled.timings  # type: ignore[assignment]
             # core outputs, then conflicts, scarcity, rule costs, exchanges, report.html
             report, manifest = stage_outputs(
-                folder.stage, compiled, sol, prepared.ds, timings=timings,
-                deviations=prepared.deviations, extra_inputs=prepared.inputs,
-                analysis=level, on_stage=folder.note)
+                folder.stage,
+                compiled,
+                sol,
+                prepared.ds,
+                timings=timings,
+                deviations=prepared.deviations,
+                extra_inputs=prepared.inputs,
+                analysis=level,
+                on_stage=folder.note,
+            )
             folder.commit(manifest)
             stages.done()
         finally:
@@ -250,12 +283,22 @@ def _summary(prepared: Prepared) -> dict:
                 lo = compiled.stated_lower[l][z, k]
                 if np.isnan(lo) and zoning != "province":
                     continue
-                rows.append({"zoning": zoning, "zone": zone, "claim": claim,
-                             "lower_ha": None if np.isnan(lo) else float(lo),
-                             "allowed_ha": float(cap[l][z, k])})
+                rows.append(
+                    {
+                        "zoning": zoning,
+                        "zone": zone,
+                        "claim": claim,
+                        "lower_ha": None if np.isnan(lo) else float(lo),
+                        "allowed_ha": float(cap[l][z, k]),
+                    }
+                )
     return {
-        "config": str(config.path), "scope": config.scope, "cells": int(p.n_cells),
-        "cell_area_ha": compiled.area_ha, "rows": rows, "deviations": prepared.deviations,
+        "config": str(config.path),
+        "scope": config.scope,
+        "cells": int(p.n_cells),
+        "cell_area_ha": compiled.area_ha,
+        "rows": rows,
+        "deviations": prepared.deviations,
         "notes": compiled.notes + shortfalls(compiled),
         "grid": str(prepared.ds.attrs.get("grid_name")),
     }

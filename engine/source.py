@@ -34,9 +34,14 @@ class SourceDocument:
         """What a manifest records of the source: enough to find and verify the same text."""
         from engine.grid.definition import file_sha256
 
-        return {"title": self.title, "year": self.year, "publisher": self.publisher,
-                "file": self.path.name, "sha256": file_sha256(self.path),
-                "lines": len(self.lines)}
+        return {
+            "title": self.title,
+            "year": self.year,
+            "publisher": self.publisher,
+            "file": self.path.name,
+            "sha256": file_sha256(self.path),
+            "lines": len(self.lines),
+        }
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ def parse_reference(reference: str) -> tuple[int, int]:
     """The first and last line of ``"L123"`` or ``"L123-130"``; a ValueError for anything else."""
     match = _REFERENCE.match(reference.strip()) if isinstance(reference, str) else None
     if not match:
-        raise ValueError(f"{reference!r} is not a line reference; write \"L123\" or \"L123-130\"")
+        raise ValueError(f'{reference!r} is not a line reference; write "L123" or "L123-130"')
     first = int(match[1])
     last = int(match[2]) if match[2] else first
     if last < first:
@@ -89,6 +94,7 @@ def cite(reference: str) -> Citation:
         )
     text = " ".join(" ".join(document.lines[first - 1 : last]).split())
     if not text:
-        raise RuimtepuzzelError(f"{reference}: that line of {document.title} is empty; "
-                                f"cite the line that says it")
+        raise RuimtepuzzelError(
+            f"{reference}: that line of {document.title} is empty; cite the line that says it"
+        )
     return Citation(reference, first, last, text)

@@ -107,8 +107,10 @@ def allocation_problem(
     else:
         best_share = np.max(allowed[:, :, None] * contribution[None, :, :], axis=1)
     capacity = np.stack(
-        [np.bincount(province, weights=best_share[:, k], minlength=n_provinces) * area
-         for k in range(n_claims)],
+        [
+            np.bincount(province, weights=best_share[:, k], minlength=n_provinces) * area
+            for k in range(n_claims)
+        ],
         axis=1,
     )
     share = rng.uniform(0.03, 0.12, size=(n_provinces, n_claims)) * (0.6 if combinations else 1)
@@ -125,7 +127,9 @@ def allocation_problem(
     upper = [upper_nat, upper_prov]
     if focus_area:
         focus_cells = int(np.sum(zones[2] == 1))
-        lower.append(np.array([[np.nan] * n_claims, [0.1 * focus_cells * area] + [np.nan] * (n_claims - 1)]))
+        lower.append(
+            np.array([[np.nan] * n_claims, [0.1 * focus_cells * area] + [np.nan] * (n_claims - 1)])
+        )
         upper.append(np.full((2, n_claims), np.nan))
 
     penalty = None

@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 
 import engine
-from engine.analysis import (addability, apply_exchange, cell_conflict, cell_prices,
-                             contested_pairs, exchange_suggestions, regret, rule_costs,
-                             shadow_price_table)
+from engine.analysis import (
+    addability,
+    apply_exchange,
+    cell_conflict,
+    cell_prices,
+    contested_pairs,
+    exchange_suggestions,
+    regret,
+    rule_costs,
+    shadow_price_table,
+)
 from engine.analysis.rule_costs import relaxed_problem
 from engine.synthetic import allocation_problem
 
@@ -60,8 +68,9 @@ def test_conflict_agrees_with_brute_force(solved):
         assert c.n_options[i] == close.sum()
         claims = serves[close].any(axis=0)
         assert c.n_claims[i] == claims.sum()
-        expected_class = 1 if close.sum() == 1 else (2 if claims.sum() <= 1 else min(
-            4, 1 + claims.sum()))
+        expected_class = (
+            1 if close.sum() == 1 else (2 if claims.sum() <= 1 else min(4, 1 + claims.sum()))
+        )
         assert c.klass[i] == expected_class
     # The optimum takes the best option wherever the best is strict.
     strict = c.margin > 1e-6

@@ -33,8 +33,15 @@ def done(tmp_path_factory):
     before = json.loads((core / "report.json").read_text())
     out = tmp_path_factory.mktemp("analysis")
     # Few re-solves: their exactness is tested on small problems in test_analysis.
-    report = write_outputs(out, compiled, sol, ds, timings={}, analysis="full",
-                           analysis_options={"rule_cost_resolves": 2, "max_exchanges": 1})
+    report = write_outputs(
+        out,
+        compiled,
+        sol,
+        ds,
+        timings={},
+        analysis="full",
+        analysis_options={"rule_cost_resolves": 2, "max_exchanges": 1},
+    )
     return compiled, sol, out, before, report
 
 
@@ -42,8 +49,13 @@ def test_core_and_analysis_outputs_make_one_whole_folder(done):
     _, _, out, _, _ = done
     manifest = verify_run_folder(out)
     listed = {o["path"] for o in manifest["outputs"]}
-    assert {"report.json", "allocation.tif", "conflict.tif", "scarcity.tif",
-            "report.html"} <= listed
+    assert {
+        "report.json",
+        "allocation.tif",
+        "conflict.tif",
+        "scarcity.tif",
+        "report.html",
+    } <= listed
 
 
 def test_report_json_gains_the_sections_and_renames_nothing(done):
@@ -74,7 +86,7 @@ def test_geotiffs_round_trip_with_crs_nodata_and_band_names(done):
         assert src.crs.to_epsg() == 28992 and src.nodata == 255 and src.dtypes[0] == "uint8"
         assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert src.descriptions == ("conflict class",)
-        assert src.colormap(1)[4][:3] == (0xb3, 0, 0)
+        assert src.colormap(1)[4][:3] == (0xB3, 0, 0)
         a = src.read(1)
         assert set(np.unique(a)) <= {1, 2, 3, 4, 255}
         assert (a != 255).sum() == p.n_cells
@@ -102,7 +114,7 @@ def test_report_html_has_every_section_and_image(done):
 
     for b in images:
         assert base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "src=\"http" not in html and "<script" not in html  # self-contained
+    assert 'src="http' not in html and "<script" not in html  # self-contained
     assert report["status"] in html and "917,193" in html
 
 
@@ -111,8 +123,11 @@ def test_a_rules_cost_equals_the_run_with_the_rule_switched_off(done):
     solved = [c for c in report["rule_costs"] if c["method"] == "re-solve" and "(" not in c["rule"]]
     assert solved, "the largest rule bounds are re-solved"
     cost = max(solved, key=lambda c: c["gain"])
-    off, _ = prepare(NATIONAL, grid=compiled.cells.ds,
-                     overrides={f"rules.exclusions.{cost['rule']}.enabled": False})
+    off, _ = prepare(
+        NATIONAL,
+        grid=compiled.cells.ds,
+        overrides={f"rules.exclusions.{cost['rule']}.enabled": False},
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         other = engine.solve(off.problem, method="highs")

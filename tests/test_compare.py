@@ -11,22 +11,45 @@ from rasterio.transform import from_origin
 
 from engine.cli import main
 
-OPTIONS = [{"code": 0, "name": "keep", "colour": "#ece7d8"},
-           {"code": 1, "name": "housing", "colour": "#c0392b"},
-           {"code": 2, "name": "nature", "colour": "#27ae60"}]
+OPTIONS = [
+    {"code": 0, "name": "keep", "colour": "#ece7d8"},
+    {"code": 1, "name": "housing", "colour": "#c0392b"},
+    {"code": 2, "name": "nature", "colour": "#27ae60"},
+]
 
 
 def _run_folder(path, alloc, objective, housing_ha, price):
     path.mkdir()
-    with rasterio.open(path / "allocation.tif", "w", driver="GTiff", width=alloc.shape[1],
-                       height=alloc.shape[0], count=1, dtype="uint8", nodata=255,
-                       crs="EPSG:28992", transform=from_origin(0, 1000, 100, 100)) as dst:
+    with rasterio.open(
+        path / "allocation.tif",
+        "w",
+        driver="GTiff",
+        width=alloc.shape[1],
+        height=alloc.shape[0],
+        count=1,
+        dtype="uint8",
+        nodata=255,
+        crs="EPSG:28992",
+        transform=from_origin(0, 1000, 100, 100),
+    ) as dst:
         dst.write(alloc, 1)
-    report = {"name": path.name, "objective": objective, "status": "optimal",
-              "cell_area_ha": 1.0, "options": OPTIONS,
-              "targets": [{"zoning": "province", "zone": "Utrecht", "claim": "housing",
-                           "allocated_ha": housing_ha, "shortfall_ha": 0.0,
-                           "shadow_price": price}]}
+    report = {
+        "name": path.name,
+        "objective": objective,
+        "status": "optimal",
+        "cell_area_ha": 1.0,
+        "options": OPTIONS,
+        "targets": [
+            {
+                "zoning": "province",
+                "zone": "Utrecht",
+                "claim": "housing",
+                "allocated_ha": housing_ha,
+                "shortfall_ha": 0.0,
+                "shadow_price": price,
+            }
+        ],
+    }
     (path / "report.json").write_text(json.dumps(report))
 
 
@@ -39,16 +62,19 @@ def test_compare_writes_change_map_and_tables(tmp_path):
     b[1, :3] = 1  # three cells keep -> housing
     _run_folder(tmp_path / "A", a, 10.0, 50.0, 0.5)
     _run_folder(tmp_path / "B", b, 12.5, 43.0, 0.8)
-    assert main(["compare", str(tmp_path / "A"), str(tmp_path / "B"),
-                 "--out", str(tmp_path / "cmp")]) == 0
+    assert (
+        main(["compare", str(tmp_path / "A"), str(tmp_path / "B"), "--out", str(tmp_path / "cmp")])
+        == 0
+    )
     result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert result["objective_change"] == pytest.approx(2.5)
     assert result["hectares_changed"] == 13
     tr = {(t["from"], t["to"]): t["hectares"] for t in result["transitions"]}
     assert tr == {("housing", "nature"): 10, ("keep", "housing"): 3}
     (row,) = result["targets"]
-    assert row["allocated_ha_change"] == pytest.approx(-7) and row["shadow_price_change"] == \
-        pytest.approx(0.3)
+    assert row["allocated_ha_change"] == pytest.approx(-7) and row[
+        "shadow_price_change"
+    ] == pytest.approx(0.3)
     with rasterio.open(tmp_path / "cmp" / "change.tif") as src:
         assert src.crs.to_epsg() == 28992 and src.nodata == 65535
         c = src.read(1)
@@ -61,5 +87,7 @@ def test_compare_writes_change_map_and_tables(tmp_path):
 def test_compare_refuses_runs_on_different_grids(tmp_path):
     _run_folder(tmp_path / "A", np.zeros((4, 4), np.uint8), 1.0, 1.0, 0.0)
     _run_folder(tmp_path / "B", np.zeros((5, 4), np.uint8), 1.0, 1.0, 0.0)
-    assert main(["compare", str(tmp_path / "A"), str(tmp_path / "B"),
-                 "--out", str(tmp_path / "cmp")]) == 2
+    assert (
+        main(["compare", str(tmp_path / "A"), str(tmp_path / "B"), "--out", str(tmp_path / "cmp")])
+        == 2
+    )

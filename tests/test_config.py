@@ -34,8 +34,10 @@ def test_national_config_holds_the_targets_of_the_source(national):
 
 def test_all_twelve_provinces_with_their_housing_bids(national):
     assert len(national.provinces) == 12 and len(PROVINCES) == 12
-    homes = {s: from_ha(p.targets["housing"].lower_ha, national.claims["housing"])
-             for s, p in national.provinces.items()}
+    homes = {
+        s: from_ha(p.targets["housing"].lower_ha, national.claims["housing"])
+        for s, p in national.provinces.items()
+    }
     assert sum(homes.values()) == pytest.approx(917_193)  # the digest's check sum
     assert homes["zuid-holland"] == pytest.approx(235_460)
     for p in national.provinces.values():
@@ -54,8 +56,13 @@ def test_every_rule_and_assumption_says_where_it_comes_from(national):
     kinds = {r.kind for r in national.rules}
     assert kinds == {"exclusions", "penalties", "ladders", "reservations"}
     ids = {r.id for r in national.rules}
-    assert {"no_building_in_floodplains", "einstein_telescope_no_wind",
-            "barracks_at_zeewolde", "deep_polder_storage", "solar_preference_order"} <= ids
+    assert {
+        "no_building_in_floodplains",
+        "einstein_telescope_no_wind",
+        "barracks_at_zeewolde",
+        "deep_polder_storage",
+        "solar_preference_order",
+    } <= ids
 
 
 def test_every_province_file_loads_on_its_own():
@@ -78,9 +85,13 @@ def test_overrides_reach_assumptions_and_the_contribution_matrix(national):
 
 def test_unit_conversions_round_trip(national):
     c = national.claims
-    for claim, unit, amount in [("housing", "homes", 83_500), ("renewable_energy", "TWh", 35.0),
-                                ("renewable_energy", "GWh", 1234.5), ("forest", "ha", 37_400),
-                                ("forest", "km2", 12.5)]:
+    for claim, unit, amount in [
+        ("housing", "homes", 83_500),
+        ("renewable_energy", "TWh", 35.0),
+        ("renewable_energy", "GWh", 1234.5),
+        ("forest", "ha", 37_400),
+        ("forest", "km2", 12.5),
+    ]:
         ha = to_ha(amount, unit, c[claim])
         back = from_ha(ha, c[claim])
         own = amount * {"GWh": 1e-3, "km2": 100}.get(unit, 1.0)
@@ -91,7 +102,7 @@ def test_unit_conversions_round_trip(national):
     assert to_ha(35, "TWh", c["renewable_energy"]) == pytest.approx(35_000)
 
 
-# -- bad configs: each gives a clear error naming file, key and fix ---------------------------------
+# -- bad configs: each gives a clear error naming file, key and fix -----------------------------
 
 
 def _error(overrides=None, path=NATIONAL) -> ConfigError:
@@ -107,8 +118,11 @@ def test_unknown_key_suggests_the_right_one(tmp_path):
     assert "did you mean 'where'" in str(err)
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     rules = tmp_path / "configs" / "rules.toml"
-    rules.write_text(rules.read_text().replace("[exclusions.natura2000]",
-                                               "[exclusions.natura2000]\nenabeld = true", 1))
+    rules.write_text(
+        rules.read_text().replace(
+            "[exclusions.natura2000]", "[exclusions.natura2000]\nenabeld = true", 1
+        )
+    )
     err = _error(path=tmp_path / "configs" / "national.toml")
     assert err.file.endswith("rules.toml") and err.key == "rules.exclusions.natura2000.enabeld"
     assert "did you mean 'enabled'" in str(err)
@@ -162,7 +176,7 @@ def test_toml_syntax_error_names_the_file(tmp_path):
 def test_province_file_with_unknown_section(tmp_path):
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     p = tmp_path / "configs" / "provinces" / "zeeland.toml"
-    p.write_text(p.read_text() + "\n[exclusion.no_wind]\nsource = \"L1\"\n")
+    p.write_text(p.read_text() + '\n[exclusion.no_wind]\nsource = "L1"\n')
     err = _error(path=p)
     assert err.file.endswith("zeeland.toml") and "did you mean 'exclusions'" in str(err)
 
@@ -180,8 +194,10 @@ def test_config_text_is_never_evaluated():
 def test_a_deviation_from_the_base_data_needs_a_reason(tmp_path):
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     nat = tmp_path / "configs" / "national.toml"
-    nat.write_text(nat.read_text() + '\n[layers.peat]\npath = "peat.tif"\nreason = ""\n'
-                   'dataset = "Bodemkaart 1:50.000"\n')
+    nat.write_text(
+        nat.read_text() + '\n[layers.peat]\npath = "peat.tif"\nreason = ""\n'
+        'dataset = "Bodemkaart 1:50.000"\n'
+    )
     err = _error(path=nat)
     assert err.key == "layers.peat.reason" and "pas toe of leg uit" in str(err)
 
@@ -189,18 +205,33 @@ def test_a_deviation_from_the_base_data_needs_a_reason(tmp_path):
 # -- overrides reach only what the schema has ----------------------------------------------------
 
 
-@pytest.mark.parametrize("overrides, key, words", [
-    ({"foo": 1}, "foo", "unknown key"),
-    ({"rules.exclusion": {}}, "rules.exclusion", "did you mean 'exclusions'"),
-    ({"run.resolutoin": 1000}, "run.resolutoin", "did you mean 'resolution'"),
-    ({"targets.housing.lowr": 5}, "targets.housing.lowr", "did you mean 'lower'"),
-    ({"provinces.utrecht.province.nmae": "x"}, "provinces.utrecht.province.nmae",
-     "did you mean 'name'"),
-    ({"assumptions.new_density": 80}, "assumptions.new_density", "no such assumption"),
-    ({"assumptions.new_density.value": 80}, "assumptions.new_density.value", "not a key"),
-    ({"targets.housing.lower.x": 1}, "targets.housing.lower.x", "not a table"),
-], ids=["top", "rule-kind", "run", "target", "province-meta", "new-assumption",
-        "new-assumption-value", "into-a-value"])
+@pytest.mark.parametrize(
+    "overrides, key, words",
+    [
+        ({"foo": 1}, "foo", "unknown key"),
+        ({"rules.exclusion": {}}, "rules.exclusion", "did you mean 'exclusions'"),
+        ({"run.resolutoin": 1000}, "run.resolutoin", "did you mean 'resolution'"),
+        ({"targets.housing.lowr": 5}, "targets.housing.lowr", "did you mean 'lower'"),
+        (
+            {"provinces.utrecht.province.nmae": "x"},
+            "provinces.utrecht.province.nmae",
+            "did you mean 'name'",
+        ),
+        ({"assumptions.new_density": 80}, "assumptions.new_density", "no such assumption"),
+        ({"assumptions.new_density.value": 80}, "assumptions.new_density.value", "not a key"),
+        ({"targets.housing.lower.x": 1}, "targets.housing.lower.x", "not a table"),
+    ],
+    ids=[
+        "top",
+        "rule-kind",
+        "run",
+        "target",
+        "province-meta",
+        "new-assumption",
+        "new-assumption-value",
+        "into-a-value",
+    ],
+)
 def test_an_override_must_name_a_key_the_config_can_have(overrides, key, words):
     from engine.config import UnknownKeyError
 
@@ -211,20 +242,25 @@ def test_an_override_must_name_a_key_the_config_can_have(overrides, key, words):
 
 
 def test_an_override_may_add_what_the_schema_allows():
-    cfg = load_config(NATIONAL, overrides={"targets.forest.upper": 50_000,
-                                           "rules.exclusions.natura2000.note": "why"})
+    cfg = load_config(
+        NATIONAL,
+        overrides={"targets.forest.upper": 50_000, "rules.exclusions.natura2000.note": "why"},
+    )
     assert cfg.national_targets["forest"].upper_ha == 50_000
     assert next(r for r in cfg.rules if r.id == "natura2000").note == "why"
 
 
-@pytest.mark.parametrize("overrides, words", [
-    ({"run.resolution": 250.5}, "expected a whole number"),
-    ({"run.targets": "hrad"}, "did you mean 'hard'"),
-    ({"rules.exclusions.natura2000.options": "housing_urban"}, "expected a list of names"),
-    ({"rules.reservations.deep_polder_storage.order.ascending": "yes"}, "true or false"),
-    ({"targets.housing.lower": -5}, "is below 0"),
-    ({"assumptions.solar_yield": True}, "expected a number"),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"run.resolution": 250.5}, "expected a whole number"),
+        ({"run.targets": "hrad"}, "did you mean 'hard'"),
+        ({"rules.exclusions.natura2000.options": "housing_urban"}, "expected a list of names"),
+        ({"rules.reservations.deep_polder_storage.order.ascending": "yes"}, "true or false"),
+        ({"targets.housing.lower": -5}, "is below 0"),
+        ({"assumptions.solar_yield": True}, "expected a number"),
+    ],
+)
 def test_wrong_types_and_ranges_are_named(overrides, words):
     assert words in str(_error(overrides))
 
@@ -235,10 +271,13 @@ def test_wrong_types_and_ranges_are_named(overrides, words):
 def test_environment_settings_are_checked(tmp_path):
     from engine.config import SettingError, check_environment
 
-    check_environment({"RUIMTEPUZZEL_ANALYSIS": "Quick", "RUIMTEPUZZEL_CACHE": str(tmp_path),
-                       "OTHER": "x"})
-    for env, words in (({"RUIMTEPUZZEL_ANALYSIS": "fulll"}, "did you mean 'full'"),
-                       ({"RUIMTEPUZZEL_CACHE": str(NATIONAL)}, "a file, not a folder"),
-                       ({"RUIMTEPUZZEL_CAHCE": "x"}, "did you mean 'RUIMTEPUZZEL_CACHE'")):
+    check_environment(
+        {"RUIMTEPUZZEL_ANALYSIS": "Quick", "RUIMTEPUZZEL_CACHE": str(tmp_path), "OTHER": "x"}
+    )
+    for env, words in (
+        ({"RUIMTEPUZZEL_ANALYSIS": "fulll"}, "did you mean 'full'"),
+        ({"RUIMTEPUZZEL_CACHE": str(NATIONAL)}, "a file, not a folder"),
+        ({"RUIMTEPUZZEL_CAHCE": "x"}, "did you mean 'RUIMTEPUZZEL_CACHE'"),
+    ):
         with pytest.raises(SettingError, match=words):
             check_environment(env)

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from configs import national_copy
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from rasterio.transform import from_origin
 from rp_grid import synthetic_grid
 
+from configs import national_copy
 from engine.config import ConfigError, UnknownKeyError, load_config, load_raw
 from engine.errors import RuimtepuzzelError
 from engine.grid.sources import LayerFileError
@@ -31,8 +31,9 @@ from engine.run import check, substitute_layers
 CONFIGS = shipped_dir("configs")
 NATIONAL = CONFIGS / "national.toml"
 UTRECHT = CONFIGS / "provinces" / "utrecht.toml"
-FAST = settings(max_examples=40, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _leaves(node, prefix=()):
@@ -68,12 +69,26 @@ def keys(draw):
 
 
 VALUES = st.one_of(
-    st.integers(-10**9, 10**9),
+    st.integers(-(10**9), 10**9),
     st.floats(allow_nan=True, allow_infinity=True),
     st.booleans(),
     st.text(max_size=8),
-    st.sampled_from(["homes", "TWh", "ha", "km2", "furlongs", "L188", "L999999", "hard",
-                     "elastic", "#00ff00", "value", "natura2000"]),
+    st.sampled_from(
+        [
+            "homes",
+            "TWh",
+            "ha",
+            "km2",
+            "furlongs",
+            "L188",
+            "L999999",
+            "hard",
+            "elastic",
+            "#00ff00",
+            "value",
+            "natura2000",
+        ]
+    ),
     st.lists(st.sampled_from(["housing_urban", "nature", "nope"]), max_size=3),
     st.fixed_dictionaries({"layer": st.sampled_from(["peat", "nope"])}),
 )
@@ -160,20 +175,36 @@ def grid():
     return synthetic_grid(block=12)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(housing=st.integers(0, 200_000), nature=st.floats(0, 400_000),
-       mode=st.sampled_from(["hard", "elastic"]), share=st.floats(0, 1.2))
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    housing=st.integers(0, 200_000),
+    nature=st.floats(0, 400_000),
+    mode=st.sampled_from(["hard", "elastic"]),
+    share=st.floats(0, 1.2),
+)
 def test_check_accepts_only_what_fits(grid, housing, nature, mode, share):
-    overrides = {"run.targets": mode, "provinces.utrecht.targets.housing.lower": housing,
-                 "targets.nature.lower": nature, "provinces.utrecht.shares.forest": share}
+    overrides = {
+        "run.targets": mode,
+        "provinces.utrecht.targets.housing.lower": housing,
+        "targets.nature.lower": nature,
+        "provinces.utrecht.shares.forest": share,
+    }
     try:
         summary = check(UTRECHT, grid=grid, overrides=overrides)
     except RuimtepuzzelError as err:
         event(f"refused: {type(err).__name__}")
         text = str(err)
-        named = ("Utrecht" in text or "utrecht" in text or "shares.forest" in text
-                 or "targets.nature" in text)
+        named = (
+            "Utrecht" in text
+            or "utrecht" in text
+            or "shares.forest" in text
+            or "targets.nature" in text
+        )
         assert named, text
         return
     event(f"accepted ({mode})")
@@ -182,8 +213,9 @@ def test_check_accepts_only_what_fits(grid, housing, nature, mode, share):
     for row in summary["rows"]:
         if row["lower_ha"] is not None and row["lower_ha"] > row["allowed_ha"] * (1 + 1e-9):
             assert mode == "elastic", row
-            assert any(n.startswith(f"{row['claim']} in {row['zone']} ") for n in
-                       summary["notes"]), row
+            assert any(
+                n.startswith(f"{row['claim']} in {row['zone']} ") for n in summary["notes"]
+            ), row
 
 
 # -- replacement rasters ---------------------------------------------------------------------------
@@ -228,14 +260,26 @@ def _write(path: Path, spec: dict, grid) -> np.ndarray:
     dtype = np.dtype(spec["dtype"])
     if nodata == "nan":
         nodata = np.nan if dtype.kind == "f" else None
-    if nodata is not None and dtype.kind != "f" and not (
-            np.iinfo(dtype).min <= nodata <= np.iinfo(dtype).max):
+    if (
+        nodata is not None
+        and dtype.kind != "f"
+        and not (np.iinfo(dtype).min <= nodata <= np.iinfo(dtype).max)
+    ):
         nodata = None
     if nodata is not None:
         data[hole] = nodata
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=spec["bands"],
-                       dtype=dtype, crs=spec["crs"], nodata=nodata,
-                       transform=from_origin(x0, y0, spec["res"], spec["res"])) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=spec["bands"],
+        dtype=dtype,
+        crs=spec["crs"],
+        nodata=nodata,
+        transform=from_origin(x0, y0, spec["res"], spec["res"]),
+    ) as dst:
         for b in range(spec["bands"]):
             dst.write(data.astype(dtype), b + 1)
     if spec["cut"]:
@@ -247,8 +291,12 @@ def _write(path: Path, spec: dict, grid) -> np.ndarray:
     return written
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(spec=rasters())
 def test_a_replacement_raster_is_used_as_written_or_refused_by_name(grid, spec):
     with tempfile.TemporaryDirectory() as tmp:
@@ -257,8 +305,14 @@ def test_a_replacement_raster_is_used_as_written_or_refused_by_name(grid, spec):
         extra = "" if spec["band"] is None else f"band = {spec['band']}\n"
         if spec["max_share"] is not None:
             extra += f"max_nodata_share = {spec['max_share']}\n"
-        config = load_config(national_copy(folder, extra=(
-            '[layers.peat]\npath = "peat.tif"\nreason = "fuzz"\ndataset = "fuzz"\n' + extra)))
+        config = load_config(
+            national_copy(
+                folder,
+                extra=(
+                    '[layers.peat]\npath = "peat.tif"\nreason = "fuzz"\ndataset = "fuzz"\n' + extra
+                ),
+            )
+        )
         land = grid["land"].values == 1
         try:
             ds, (dev,), _ = substitute_layers(config, grid)
@@ -281,12 +335,10 @@ def test_a_replacement_raster_is_used_as_written_or_refused_by_name(grid, spec):
         assert set(np.unique(peat[land])) <= {0, 1}
         limit = 0.05 if spec["max_share"] is None else spec["max_share"]
         assert dev["land_cells_from_base"] <= limit * land.sum()
-        aligned = (spec["crs"] == "EPSG:28992" and spec["shift"] == (0, 0)
-                   and spec["res"] == 1000.0)
+        aligned = spec["crs"] == "EPSG:28992" and spec["shift"] == (0, 0) and spec["res"] == 1000.0
         if aligned:
             has = ~np.isnan(data)
             np.testing.assert_array_equal(peat[has], data[has])
             assert dev["land_cells_from_base"] == int((land & ~has).sum())
             base = grid["peat"].values
             np.testing.assert_array_equal(peat[~has], base[~has])
-

@@ -21,13 +21,24 @@ from rasterio.transform import from_origin
 from engine.grid import build_grid, compute_window, load_definition, open_grid
 from engine.grid.build import cache_folder, grid_folder
 from engine.grid.definition import GridDefinitionError
-from engine.grid.sources import LayerFileError
 from engine.grid.export import export_cogs, grid_info, plot_sheet
+from engine.grid.sources import LayerFileError
 
 DATA = Path(load_definition("nl").data_dir)
-PROVINCE_NAMES = ["Groningen", "Fryslan", "Drenthe", "Overijssel", "Flevoland", "Gelderland",
-                  "Utrecht", "Noord-Holland", "Zuid-Holland", "Zeeland", "Noord-Brabant",
-                  "Limburg"]
+PROVINCE_NAMES = [
+    "Groningen",
+    "Fryslan",
+    "Drenthe",
+    "Overijssel",
+    "Flevoland",
+    "Gelderland",
+    "Utrecht",
+    "Noord-Holland",
+    "Zuid-Holland",
+    "Zeeland",
+    "Noord-Brabant",
+    "Limburg",
+]
 
 
 @pytest.fixture(scope="session")
@@ -49,24 +60,44 @@ def _hash(ds) -> str:
 
 
 def _write_tif(path, data, transform, crs="EPSG:28992", nodata=None):
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0],
-                       count=1, dtype=data.dtype, crs=crs, transform=transform,
-                       nodata=nodata) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[1],
+        height=data.shape[0],
+        count=1,
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
         dst.write(data, 1)
 
 
 def _definition(path: Path, layers: dict[str, dict], extent, resolutions=(100,), extra="") -> Path:
     lines = [
-        "[grid]", f'name = "{path.stem}"', 'crs = "EPSG:28992"',
-        f"extent = {list(extent)}", f"resolutions = {list(resolutions)}", extra,
+        "[grid]",
+        f'name = "{path.stem}"',
+        'crs = "EPSG:28992"',
+        f"extent = {list(extent)}",
+        f"resolutions = {list(resolutions)}",
+        extra,
     ]
     for name, table in layers.items():
         lines.append(f"[layers.{name}]")
-        table = {"long_name": name, "units": "1", "provenance": "real",
-                 "description": f"{name} from a GeoTIFF", "source": "raster", **table}
+        table = {
+            "long_name": name,
+            "units": "1",
+            "provenance": "real",
+            "description": f"{name} from a GeoTIFF",
+            "source": "raster",
+            **table,
+        }
         for k, v in table.items():
-            lines.append(f"{k} = {v!r}".replace("'", '"') if not isinstance(v, str)
-                         else f'{k} = "{v}"')
+            lines.append(
+                f"{k} = {v!r}".replace("'", '"') if not isinstance(v, str) else f'{k} = "{v}"'
+            )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -84,12 +115,25 @@ def test_nl_layers_follow_the_contract(nl1000):
     assert ds.attrs["grid_name"] == "nl" and ds.attrs["resolution"] == 1000
     assert "CC BY 4.0" in ds.attrs["credits"] and "Bron: CBS" in ds.attrs["credits"]
     dtypes = {
-        "land": "uint8", "province": "int16", "municipality": "int16", "elevation": "float32",
-        "land_cover": "uint8", "built_up_fraction": "float32", "population_density": "float32",
-        "deep_polder": "uint8", "floodplain": "uint8", "dike_zone": "uint8",
-        "water_body": "uint8", "peat": "uint8", "sandy_highland": "uint8",
-        "natura2000": "uint8", "nature_network": "uint8", "external_safety": "uint8",
-        "valuable_farmland": "uint8", "station_distance": "float32", "town_distance": "float32",
+        "land": "uint8",
+        "province": "int16",
+        "municipality": "int16",
+        "elevation": "float32",
+        "land_cover": "uint8",
+        "built_up_fraction": "float32",
+        "population_density": "float32",
+        "deep_polder": "uint8",
+        "floodplain": "uint8",
+        "dike_zone": "uint8",
+        "water_body": "uint8",
+        "peat": "uint8",
+        "sandy_highland": "uint8",
+        "natura2000": "uint8",
+        "nature_network": "uint8",
+        "external_safety": "uint8",
+        "valuable_farmland": "uint8",
+        "station_distance": "float32",
+        "town_distance": "float32",
     }
     for name, dtype in dtypes.items():
         assert ds[name].dims == ("y", "x"), name
@@ -101,7 +145,14 @@ def test_nl_layers_follow_the_contract(nl1000):
     assert ds.province.attrs["names"] == PROVINCE_NAMES
     assert len(ds.municipality.attrs["codes"]) == 345 == len(ds.municipality.attrs["names"])
     assert ds.land_cover.attrs["classes"] == [
-        "none", "built_up", "agriculture", "greenhouse", "forest", "open_nature", "water"]
+        "none",
+        "built_up",
+        "agriculture",
+        "greenhouse",
+        "forest",
+        "open_nature",
+        "water",
+    ]
     assert ds.chunks  # dask-backed
 
 
@@ -115,8 +166,17 @@ def test_nl_layers_hold_together(nl1000):
     assert 0.08 < share[1] < 0.2  # built up
     assert share[2] > 0.5  # agriculture
     assert 0.05 < share[4] < 0.2  # forest
-    for mask in ("deep_polder", "floodplain", "dike_zone", "peat", "sandy_highland",
-                 "natura2000", "nature_network", "external_safety", "valuable_farmland"):
+    for mask in (
+        "deep_polder",
+        "floodplain",
+        "dike_zone",
+        "peat",
+        "sandy_highland",
+        "natura2000",
+        "nature_network",
+        "external_safety",
+        "valuable_farmland",
+    ):
         values = ds[mask].values
         assert set(np.unique(values)) <= {0, 1}, mask
         assert not values[~land].any(), f"{mask} set off land"
@@ -149,8 +209,9 @@ def test_deep_polders_are_where_the_known_ones_are():
     def share(x, y):
         # 250 m cells, a 3 x 3 km window around the place; only what deep_polder needs.
         row0, col0 = int((622000 - y - 1500) // 250), int((x - 1500) // 250)
-        out = compute_window(definition, 250, (row0, col0, 12, 12), layers=["deep_polder"],
-                             context=ctx)
+        out = compute_window(
+            definition, 250, (row0, col0, 12, 12), layers=["deep_polder"], context=ctx
+        )
         return out["deep_polder"].mean()
 
     assert share(104500, 481000) > 0.9  # Haarlemmermeer
@@ -218,9 +279,15 @@ def tif_stack(tmp_path):
 
 def test_geotiff_round_trip_keeps_crs_transform_nodata_and_dtype(tif_stack, cache, tmp_path):
     folder, extent, arrays = tif_stack
-    path = _definition(folder / "mine.toml", {
-        "zone": {"path": "zone.tif"}, "height": {"path": "height.tif"},
-        "mask": {"path": "mask.tif"}}, extent)
+    path = _definition(
+        folder / "mine.toml",
+        {
+            "zone": {"path": "zone.tif"},
+            "height": {"path": "height.tif"},
+            "mask": {"path": "mask.tif"},
+        },
+        extent,
+    )
     ds = open_grid(path, 100, cache_dir=cache)
     for name, array in arrays.items():
         assert ds[name].dtype == array.dtype
@@ -242,16 +309,21 @@ def test_geotiff_round_trip_keeps_crs_transform_nodata_and_dtype(tif_stack, cach
     "origin, crs, shape, words",
     [
         ((120050, 460000), "EPSG:28992", (20, 30), ["layers.height", "transform", "resample"]),
-        ((120000, 460000), "EPSG:3035", (20, 30), ["layers.height", "CRS is EPSG:3035",
-                                                   "gdalwarp"]),
+        (
+            (120000, 460000),
+            "EPSG:3035",
+            (20, 30),
+            ["layers.height", "CRS is EPSG:3035", "gdalwarp"],
+        ),
         ((120000, 460000), "EPSG:28992", (20, 31), ["layers.height", "shape is (20, 31)"]),
     ],
     ids=["shifted", "wrong-crs", "wrong-shape"],
 )
 def test_misaligned_rasters_are_refused_by_name(tif_stack, cache, origin, crs, shape, words):
     folder, extent, _ = tif_stack
-    _write_tif(folder / "bad.tif", np.zeros(shape, np.float32), from_origin(*origin, 100, 100),
-               crs=crs)
+    _write_tif(
+        folder / "bad.tif", np.zeros(shape, np.float32), from_origin(*origin, 100, 100), crs=crs
+    )
     path = _definition(folder / "bad.toml", {"height": {"path": "bad.tif"}}, extent)
     with pytest.raises(LayerFileError) as err:
         open_grid(path, 100, cache_dir=cache)
@@ -264,8 +336,11 @@ def test_misaligned_raster_is_resampled_when_asked(tif_stack, cache):
     # Half a cell off: bilinear resampling gives the mean of the two neighbours.
     shifted = np.repeat(np.arange(31, dtype=np.float32)[None, :], 20, axis=0)
     _write_tif(folder / "off.tif", shifted, from_origin(119950, 460000, 100, 100))
-    path = _definition(folder / "off.toml", {
-        "height": {"path": "off.tif", "resample": "bilinear", "dtype": "float32"}}, extent)
+    path = _definition(
+        folder / "off.toml",
+        {"height": {"path": "off.tif", "resample": "bilinear", "dtype": "float32"}},
+        extent,
+    )
     ds = open_grid(path, 100, cache_dir=cache)
     np.testing.assert_allclose(ds.height.values[5, 1:-1], np.arange(1, 29) + 0.5)
     # Warped tile by tile, a cell's value does not depend on the tile it was warped in.
@@ -310,39 +385,79 @@ def test_a_province_geotiff_stack_replaces_demo_layers(nl1000, cache, tmp_path):
     "body, words",
     [
         ('[grid]\ncrs = "EPSG:28992"\n', ["extent"]),
-        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [300]\n'
-         '[layers.a]\nsource = "raster"\npath = "a.tif"\n', ["whole number", "300"]),
-        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
-         '[layers.a]\nsource = "wms"\n', ["layers.a.long_name", "missing"]),
-        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
-         '[layers.a]\nsource = "raster"\npath = "missing.tif"\nlong_name = "a"\nunits = "1"\n'
-         'provenance = "real"\ndescription = "a"\n',
-         ["layers.a.path", "missing.tif", "does not exist"]),
-        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
-         '[layers.a]\nsource = "derived"\nfunction = "f"\ninputs = ["b"]\ndtype = "uint8"\n'
-         'long_name = "a"\nunits = "1"\nprovenance = "derived"\ndescription = "a"\n',
-         ["input 'b'", "not a layer"]),
-        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
-         'colour = "red"\n', ["unknown key", "colour"]),
-        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
-         '[layers.a]\nsorce = "raster"\n', ["layers.a.sorce", "did you mean 'source'"]),
-        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
-         '[layers.a]\nsource = "derived"\nfunction = "f"\ndtype = "unit8"\n'
-         'long_name = "a"\nunits = "1"\nprovenance = "derived"\ndescription = "a"\n',
-         ["layers.a.dtype", "did you mean 'uint8'"]),
-        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000]\nresolutions = [100]\n',
-         ["grid.extent", "[xmin, ymin, xmax, ymax]"]),
-        ('[grid]\ncrs = "RD New"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n',
-         ["grid.crs", "EPSG:28992"]),
-        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
-         'tile_size = "big"\n', ["grid.tile_size", "expected a number"]),
-        ('[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
-         '[layer.a]\n', ["did you mean 'layers'"]),
+        (
+            '[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [300]\n'
+            '[layers.a]\nsource = "raster"\npath = "a.tif"\n',
+            ["whole number", "300"],
+        ),
+        (
+            '[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+            '[layers.a]\nsource = "wms"\n',
+            ["layers.a.long_name", "missing"],
+        ),
+        (
+            '[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+            '[layers.a]\nsource = "raster"\npath = "missing.tif"\nlong_name = "a"\nunits = "1"\n'
+            'provenance = "real"\ndescription = "a"\n',
+            ["layers.a.path", "missing.tif", "does not exist"],
+        ),
+        (
+            '[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+            '[layers.a]\nsource = "derived"\nfunction = "f"\ninputs = ["b"]\ndtype = "uint8"\n'
+            'long_name = "a"\nunits = "1"\nprovenance = "derived"\ndescription = "a"\n',
+            ["input 'b'", "not a layer"],
+        ),
+        (
+            '[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+            'colour = "red"\n',
+            ["unknown key", "colour"],
+        ),
+        (
+            '[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+            '[layers.a]\nsorce = "raster"\n',
+            ["layers.a.sorce", "did you mean 'source'"],
+        ),
+        (
+            '[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+            '[layers.a]\nsource = "derived"\nfunction = "f"\ndtype = "unit8"\n'
+            'long_name = "a"\nunits = "1"\nprovenance = "derived"\ndescription = "a"\n',
+            ["layers.a.dtype", "did you mean 'uint8'"],
+        ),
+        (
+            '[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000]\nresolutions = [100]\n',
+            ["grid.extent", "[xmin, ymin, xmax, ymax]"],
+        ),
+        (
+            '[grid]\ncrs = "RD New"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n',
+            ["grid.crs", "EPSG:28992"],
+        ),
+        (
+            '[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+            'tile_size = "big"\n',
+            ["grid.tile_size", "expected a number"],
+        ),
+        (
+            '[grid]\ncrs = "EPSG:28992"\nextent = [0, 0, 1000, 1000]\nresolutions = [100]\n'
+            "[layer.a]\n",
+            ["did you mean 'layers'"],
+        ),
         ('[grid\ncrs = "EPSG:28992"\n', ["not valid TOML"]),
     ],
-    ids=["no-extent", "indivisible", "no-metadata", "missing-file", "unknown-input", "typo",
-         "layer-typo", "dtype-typo", "short-extent", "bad-crs", "tile-size-text", "section-typo",
-         "toml-syntax"],
+    ids=[
+        "no-extent",
+        "indivisible",
+        "no-metadata",
+        "missing-file",
+        "unknown-input",
+        "typo",
+        "layer-typo",
+        "dtype-typo",
+        "short-extent",
+        "bad-crs",
+        "tile-size-text",
+        "section-typo",
+        "toml-syntax",
+    ],
 )
 def test_bad_definitions_say_what_and_where(tmp_path, body, words):
     path = tmp_path / "bad.toml"
@@ -400,9 +515,14 @@ def test_the_whole_stack_from_exported_cogs_reopens_identically(nl1000, cache, t
     # What a GIS user gets from `grid export` is a grid definition's worth of GeoTIFFs: a
     # definition reading them all back gives the same grid, bit for bit, dtype and nodata.
     export_cogs(grid_folder("nl", 1000, cache_dir=cache), tmp_path)
-    layers = {name: {"path": f"{name}.tif", "units": da.attrs["units"],
-                     "provenance": da.attrs["provenance"]}
-              for name, da in nl1000.data_vars.items()}
+    layers = {
+        name: {
+            "path": f"{name}.tif",
+            "units": da.attrs["units"],
+            "provenance": da.attrs["provenance"],
+        }
+        for name, da in nl1000.data_vars.items()
+    }
     path = _definition(tmp_path / "stack.toml", layers, (0, 305000, 280000, 622000), (1000,))
     ds = open_grid(path, 1000, cache_dir=cache)
     for name, da in nl1000.data_vars.items():
@@ -422,8 +542,11 @@ def test_a_raster_in_another_crs_is_reprojected_the_same_in_any_tiling(tif_stack
     cols, rows = int((right - left + 500) // 50), int((top - bottom + 500) // 50)
     gradient = np.add.outer(np.arange(rows), np.arange(cols)).astype(np.float32)
     _write_tif(folder / "laea.tif", gradient, from_origin(left, top, 50, 50), crs="EPSG:3035")
-    path = _definition(folder / "laea.toml", {
-        "height": {"path": "laea.tif", "resample": "bilinear", "dtype": "float32"}}, extent)
+    path = _definition(
+        folder / "laea.toml",
+        {"height": {"path": "laea.tif", "resample": "bilinear", "dtype": "float32"}},
+        extent,
+    )
     whole = open_folder(build_grid(load_definition(path), 100, folder / "whole", tile_size=1000))
     tiled = open_folder(build_grid(load_definition(path), 100, folder / "tiled", tile_size=7))
     assert np.isfinite(whole.height.values).all()
@@ -447,10 +570,21 @@ def test_older_builds_are_dropped_only_after_a_grace_period(nl1000, cache):
 
 def test_a_vector_attribute_is_rasterised_with_nan_outside(tmp_path, cache):
     gemeenten = DATA / "admin/cbs_gemeenten_2022_rd.gpkg"
-    path = _definition(tmp_path / "pop.toml", {"population": {
-        "source": "vector", "path": str(gemeenten), "burn": "attribute",
-        "attribute": "population", "dtype": "float32", "units": "inhabitants"}},
-        (0, 305000, 280000, 622000), (1000,))
+    path = _definition(
+        tmp_path / "pop.toml",
+        {
+            "population": {
+                "source": "vector",
+                "path": str(gemeenten),
+                "burn": "attribute",
+                "attribute": "population",
+                "dtype": "float32",
+                "units": "inhabitants",
+            }
+        },
+        (0, 305000, 280000, 622000),
+        (1000,),
+    )
     pop = open_grid(path, 1000, cache_dir=cache).population.values
     utrecht = pop[(622000 - 455500) // 1000, 136500 // 1000]  # Utrecht centre
     assert utrecht == 361699  # GM0344 Utrecht, CBS 2022
@@ -492,38 +626,62 @@ def test_a_truncated_raster_layer_names_its_file(tif_stack, tmp_path):
 
 def test_a_two_band_raster_layer_must_say_which_band(tif_stack, tmp_path):
     folder, extent, arrays = tif_stack
-    with rasterio.open(folder / "two.tif", "w", driver="GTiff", width=30, height=20, count=2,
-                       dtype="float32", crs="EPSG:28992",
-                       transform=from_origin(120000, 460000, 100, 100)) as dst:
+    with rasterio.open(
+        folder / "two.tif",
+        "w",
+        driver="GTiff",
+        width=30,
+        height=20,
+        count=2,
+        dtype="float32",
+        crs="EPSG:28992",
+        transform=from_origin(120000, 460000, 100, 100),
+    ) as dst:
         dst.write(np.zeros((20, 30), np.float32), 1)
         dst.write(arrays["height"], 2)
     path = _definition(folder / "two.toml", {"height": {"path": "two.tif"}}, extent)
     with pytest.raises(LayerFileError, match=r"has 2 bands.*band = 1..2"):
         open_grid(path, 100, cache_dir=tmp_path)
     path = _definition(folder / "two.toml", {"height": {"path": "two.tif", "band": 2}}, extent)
-    np.testing.assert_array_equal(open_grid(path, 100, cache_dir=tmp_path).height.values,
-                                  arrays["height"])
+    np.testing.assert_array_equal(
+        open_grid(path, 100, cache_dir=tmp_path).height.values, arrays["height"]
+    )
 
 
 def test_a_resampled_raster_with_a_wrong_crs_label_is_refused(tif_stack, tmp_path):
     folder, extent, _ = tif_stack
     # RD metres labelled as degrees: warped, it would be nodata everywhere.
-    _write_tif(folder / "deg.tif", np.ones((20, 30), np.float32),
-               from_origin(120000, 460000, 100, 100), crs="EPSG:4326")
-    path = _definition(folder / "deg.toml", {
-        "height": {"path": "deg.tif", "resample": "bilinear", "dtype": "float32"}}, extent)
+    _write_tif(
+        folder / "deg.tif",
+        np.ones((20, 30), np.float32),
+        from_origin(120000, 460000, 100, 100),
+        crs="EPSG:4326",
+    )
+    path = _definition(
+        folder / "deg.toml",
+        {"height": {"path": "deg.tif", "resample": "bilinear", "dtype": "float32"}},
+        extent,
+    )
     with pytest.raises(LayerFileError, match="outside the grid.*EPSG:4326"):
         open_grid(path, 100, cache_dir=tmp_path)
 
 
 def test_a_raster_layer_without_data_on_land_is_refused(tif_stack, tmp_path):
     folder, extent, arrays = tif_stack
-    _write_tif(folder / "empty.tif", np.full((20, 30), np.nan, np.float32),
-               from_origin(120000, 460000, 100, 100), nodata=np.nan)
-    _write_tif(folder / "land.tif", np.ones((20, 30), np.uint8),
-               from_origin(120000, 460000, 100, 100))
-    path = _definition(folder / "empty.toml", {"land": {"path": "land.tif"},
-                                               "height": {"path": "empty.tif"}}, extent)
+    _write_tif(
+        folder / "empty.tif",
+        np.full((20, 30), np.nan, np.float32),
+        from_origin(120000, 460000, 100, 100),
+        nodata=np.nan,
+    )
+    _write_tif(
+        folder / "land.tif", np.ones((20, 30), np.uint8), from_origin(120000, 460000, 100, 100)
+    )
+    path = _definition(
+        folder / "empty.toml",
+        {"land": {"path": "land.tif"}, "height": {"path": "empty.tif"}},
+        extent,
+    )
     with pytest.raises(LayerFileError, match="no data on any of the 600 land cells"):
         open_grid(path, 100, cache_dir=tmp_path)
     assert not list((tmp_path / "grids").glob("empty-*"))  # nothing left in the cache
@@ -531,12 +689,17 @@ def test_a_raster_layer_without_data_on_land_is_refused(tif_stack, tmp_path):
 
 def test_a_damaged_cache_entry_is_built_again(tif_stack, tmp_path, caplog):
     folder, extent, arrays = tif_stack
-    path = _definition(folder / "mine.toml", {"zone": {"path": "zone.tif"},
-                                              "height": {"path": "height.tif"}}, extent)
+    path = _definition(
+        folder / "mine.toml",
+        {"zone": {"path": "zone.tif"}, "height": {"path": "height.tif"}},
+        extent,
+    )
     built = grid_folder(path, 100, cache_dir=tmp_path)
-    for damage in (lambda: _cut(built / "zone.tif"),
-                   lambda: (built / "grid.json").write_text("{ not json"),
-                   lambda: (built / "height.tif").unlink()):
+    for damage in (
+        lambda: _cut(built / "zone.tif"),
+        lambda: (built / "grid.json").write_text("{ not json"),
+        lambda: (built / "height.tif").unlink(),
+    ):
         damage()
         with caplog.at_level("WARNING", logger="engine.grid.build"):
             ds = open_grid(path, 100, cache_dir=tmp_path)

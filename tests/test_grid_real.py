@@ -22,9 +22,23 @@ from engine.grid.tiles import Context, GridGeometry
 
 DEFINITION = load_definition("nl")
 DATA = Path(DEFINITION.data_dir)
-LAYERS = ["land", "province", "municipality", "natura2000", "land_cover", "built_up_fraction",
-          "nature_network", "nature_network_planned", "town_distance", "station_distance",
-          "intercity_distance", "station", "station_class", "res_region", "existing_energy"]
+LAYERS = [
+    "land",
+    "province",
+    "municipality",
+    "natura2000",
+    "land_cover",
+    "built_up_fraction",
+    "nature_network",
+    "nature_network_planned",
+    "town_distance",
+    "station_distance",
+    "intercity_distance",
+    "station",
+    "station_class",
+    "res_region",
+    "existing_energy",
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +67,12 @@ def test_natura2000_area_per_province_matches_the_polygons(res):
     sites, _ = _read(DATA / "nature/natura2000_nl_160_simplified20m_rd.gpkg")
     sites = shapely.union_all(sites)  # sites may touch or overlap: count land once
     out = compute_window(DEFINITION, res, layers=["natura2000", "province"])
-    cells_ha = np.bincount(out["province"][out["natura2000"] == 1].astype(np.int64),
-                           minlength=12) * res * res / 1e4
+    cells_ha = (
+        np.bincount(out["province"][out["natura2000"] == 1].astype(np.int64), minlength=12)
+        * res
+        * res
+        / 1e4
+    )
     codes = [str(c) for c in fields["code"]]
     for code, province in zip(codes, provinces):
         polygon_ha = shapely.area(shapely.intersection(sites, province)) / 1e4
@@ -85,8 +103,12 @@ def _dutch_stations() -> list[dict]:
 @pytest.mark.parametrize("res, moved", [(1000, ["Enkhuizen", "Harlingen Haven"]), (250, [])])
 def test_every_station_is_on_a_land_cell(res, moved):
     ctx = Context(DEFINITION, GridGeometry.of(DEFINITION, res))
-    out = compute_window(DEFINITION, res, layers=["land", "station", "station_class",
-                                                  "station_distance"], context=ctx)
+    out = compute_window(
+        DEFINITION,
+        res,
+        layers=["land", "station", "station_class", "station_distance"],
+        context=ctx,
+    )
     rows = _dutch_stations()
     assert len(rows) == 397
     event_only = {r["name_long"] for r in rows if r["type"] == "facultatiefStation"}
@@ -105,7 +127,7 @@ def test_every_station_is_on_a_land_cell(res, moved):
         r, c = _cell(res, x, y)
         if name in moved:
             assert out["land"][r, c] == 0
-            near = station[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2]
+            near = station[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2]
             assert near.any(), name
         else:
             assert station[r, c] and out["land"][r, c] == 1, name
@@ -123,8 +145,10 @@ def test_station_classes_follow_the_types(nl250):
     assert np.isnan(layers["station_distance"][~land]).all()
     assert (layers["intercity_distance"][land] >= layers["station_distance"][land]).all()
     # Utrecht Centraal's cell is a hub, at most 250 * sqrt(2) / 2 m from the station.
-    x, y = attrs["points_x"][attrs["points_name"].index("Utrecht Centraal")], \
-        attrs["points_y"][attrs["points_name"].index("Utrecht Centraal")]
+    x, y = (
+        attrs["points_x"][attrs["points_name"].index("Utrecht Centraal")],
+        attrs["points_y"][attrs["points_name"].index("Utrecht Centraal")],
+    )
     r, c = _cell(250, x, y)
     assert layers["station_class"][r, c] == 3
     assert layers["station_distance"][r, c] <= 177
@@ -172,10 +196,12 @@ def test_town_distance_does_not_depend_on_the_window(nl250):
     layers, ctx = nl250
     # Windows far smaller than a town's reach and cutting through Utrecht and Amersfoort.
     for row0, col0, h, w in [(640, 520, 9, 13), (657, 600, 40, 3), (0, 0, 5, 5)]:
-        part = compute_window(DEFINITION, 250, (row0, col0, h, w), layers=["town_distance"],
-                              context=ctx)["town_distance"]
-        np.testing.assert_array_equal(part, layers["town_distance"][row0:row0 + h,
-                                                                   col0:col0 + w])
+        part = compute_window(
+            DEFINITION, 250, (row0, col0, h, w), layers=["town_distance"], context=ctx
+        )["town_distance"]
+        np.testing.assert_array_equal(
+            part, layers["town_distance"][row0 : row0 + h, col0 : col0 + w]
+        )
 
 
 # --------------------------------------------------------------------------- nature network
@@ -184,8 +210,9 @@ def test_town_distance_does_not_depend_on_the_window(nl250):
 def test_nature_network_holds_natura2000_nearby_nature_and_a_planned_part(nl250):
     layers, _ = nl250
     land = layers["land"] == 1
-    nnn, planned, n2000 = (layers[n] == 1 for n in ("nature_network", "nature_network_planned",
-                                                    "natura2000"))
+    nnn, planned, n2000 = (
+        layers[n] == 1 for n in ("nature_network", "nature_network_planned", "natura2000")
+    )
     cover = layers["land_cover"]
     assert not (nnn | planned)[~land].any()
     assert (nnn >= n2000).all() and (nnn >= planned).all()
@@ -216,7 +243,8 @@ def test_res_regions_are_whole_municipalities(nl250):
     for code, polygon in zip(fields["statcode"], polygons):
         # The source outlines are generalised to about 1 km: areas agree to a few percent.
         assert cells_km2[attrs["codes"].index(code)] == pytest.approx(
-            shapely.area(polygon) / 1e6, rel=0.04), code
+            shapely.area(polygon) / 1e6, rel=0.04
+        ), code
 
 
 # --------------------------------------------------------------------------- energy parks
@@ -237,7 +265,7 @@ def test_existing_parks_are_onshore_wind_and_solar_discs():
     # A solar park inland covers about its capacity in hectares (1 ha per MWp).
     i = attrs["points_name"].index("Budel-Dorplein")
     r, c = _cell(100, attrs["points_x"][i], attrs["points_y"][i])
-    disc = energy[r - 6:r + 7, c - 6:c + 7] == 2
+    disc = energy[r - 6 : r + 7, c - 6 : c + 7] == 2
     assert disc.sum() == pytest.approx(attrs["points_mw"][i], rel=0.1)
 
 
@@ -246,8 +274,13 @@ def test_existing_parks_are_onshore_wind_and_solar_discs():
 
 def test_credits_and_provenance_name_the_real_sources():
     credits = " ".join(DEFINITION.credits)
-    for words in ("RVO via PDOK", "Stations: Rijden de Treinen", "CC0", "Regionale Energiestrategie",
-                  "World Resources Institute"):
+    for words in (
+        "RVO via PDOK",
+        "Stations: Rijden de Treinen",
+        "CC0",
+        "Regionale Energiestrategie",
+        "World Resources Institute",
+    ):
         assert words in credits, words
     generated = next(c for c in DEFINITION.credits if "derived or generated" in c)
     for real in ("Natura 2000,", "stations", "towns"):

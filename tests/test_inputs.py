@@ -11,15 +11,15 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from configs import national_copy
 from rasterio.transform import from_origin
 from rp_grid import synthetic_grid
 
+from configs import national_copy
 from engine.config import ConfigError, load_config
 from engine.errors import RuimtepuzzelError
 from engine.grid.sources import LayerFileError
-from engine.run import check, prepare, run, substitute_layers
 from engine.resources import shipped_dir
+from engine.run import check, prepare, run, substitute_layers
 from engine.solve import InfeasibleError
 
 UTRECHT = shipped_dir("configs") / "provinces" / "utrecht.toml"
@@ -31,17 +31,30 @@ def grid():
 
 
 def _layer_config(folder, extra: str = "", tif: str = "peat.tif") -> object:
-    return national_copy(folder, extra=(
-        f'[layers.peat]\npath = "{tif}"\nreason = "the province\'s own soil survey"\n'
-        f'dataset = "Bodemkaart provincie, 2023"\n{extra}'))
+    return national_copy(
+        folder,
+        extra=(
+            f'[layers.peat]\npath = "{tif}"\nreason = "the province\'s own soil survey"\n'
+            f'dataset = "Bodemkaart provincie, 2023"\n{extra}'
+        ),
+    )
 
 
 def _tif(path, data, grid, *, crs="EPSG:28992", transform=None, nodata=None, count=1):
     data = np.asarray(data)
     bands = data if data.ndim == 3 else data[None]
-    with rasterio.open(path, "w", driver="GTiff", width=bands.shape[2], height=bands.shape[1],
-                       count=count, dtype=bands.dtype, crs=crs, nodata=nodata,
-                       transform=transform or grid.rio.transform()) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=bands.shape[2],
+        height=bands.shape[1],
+        count=count,
+        dtype=bands.dtype,
+        crs=crs,
+        nodata=nodata,
+        transform=transform or grid.rio.transform(),
+    ) as dst:
         for b in range(count):
             dst.write(bands[min(b, len(bands) - 1)], b + 1)
     return path
@@ -72,8 +85,12 @@ def test_an_aligned_replacement_is_used(tmp_path, grid):
 
 def test_a_replacement_beside_the_grid_is_refused(tmp_path, grid):
     # The same file 500 km east: without this check every cell became nodata (255: peat).
-    _tif(tmp_path / "peat.tif", _peat(grid), grid,
-         transform=from_origin(510_000, 600_000, 1000, 1000))
+    _tif(
+        tmp_path / "peat.tif",
+        _peat(grid),
+        grid,
+        transform=from_origin(510_000, 600_000, 1000, 1000),
+    )
     err = _refusal(_layer_config(tmp_path), grid)
     assert err.file.endswith("national.toml") and err.key == "layers.peat.path"
     assert "peat.tif" in str(err) and "outside the grid" in str(err) and "gdal_edit" in str(err)
@@ -100,7 +117,8 @@ def test_a_replacement_that_covers_part_of_the_land(tmp_path, grid):
     _tif(tmp_path / "peat.tif", peat, grid, nodata=255)
     assert "no data on" in str(_refusal(_layer_config(tmp_path), grid))
     ds, (dev,), _ = substitute_layers(
-        load_config(_layer_config(tmp_path, "max_nodata_share = 0.6\n")), grid)
+        load_config(_layer_config(tmp_path, "max_nodata_share = 0.6\n")), grid
+    )
     land = grid["land"].values == 1
     assert (ds["peat"].values[:, :half] == 1).all()
     np.testing.assert_array_equal(ds["peat"].values[:, half:], grid["peat"].values[:, half:])
@@ -140,16 +158,19 @@ def test_values_a_mask_cannot_take_are_refused(tmp_path, grid):
 def test_a_missing_replacement_and_an_unknown_layer(tmp_path, grid):
     err = _refusal(_layer_config(tmp_path, tif="nope.tif"), grid)
     assert "nope.tif" in str(err) and "not found" in str(err)
-    config = national_copy(tmp_path, extra='[layers.pet]\npath = "x.tif"\nreason = "r"\n'
-                           'dataset = "d"\n')
+    config = national_copy(
+        tmp_path, extra='[layers.pet]\npath = "x.tif"\nreason = "r"\ndataset = "d"\n'
+    )
     with pytest.raises(ConfigError, match="did you mean 'peat'"):
         substitute_layers(load_config(config), grid)
 
 
 def test_the_replacement_keys_are_validated(tmp_path):
-    for extra, words in (("band = 0\n", "layers.peat.band: 0 is below 1"),
-                         ("max_nodata_share = 2\n", "layers.peat.max_nodata_share"),
-                         ("bnad = 2\n", "did you mean 'band'")):
+    for extra, words in (
+        ("band = 0\n", "layers.peat.band: 0 is below 1"),
+        ("max_nodata_share = 2\n", "layers.peat.max_nodata_share"),
+        ("bnad = 2\n", "did you mean 'band'"),
+    ):
         with pytest.raises(ConfigError, match=words):
             load_config(_layer_config(tmp_path, extra))
 
@@ -170,6 +191,7 @@ def test_province_name_and_code_must_agree(tmp_path, grid):
 
 # -- check is run without the solve --------------------------------------------------------------
 
+
 def joint_overrides(grid, claims=("work", "forest")) -> dict:
     """Hard targets in Utrecht, each at 95% of the land its rules allow for its claim, the
     claims served by no option together: each fits alone, together they need more land than
@@ -180,8 +202,11 @@ def joint_overrides(grid, claims=("work", "forest")) -> dict:
     land = summary["cells"] * summary["cell_area_ha"]
     assert 0.95 * sum(allowed[c] for c in claims) > land, "the case needs other claims"
     shares = load_config(UTRECHT).provinces["utrecht"].shares
-    return {"run.targets": "hard", "provinces.utrecht.targets.housing.lower": 0,
-            **{f"targets.{c}.lower": 0.95 * allowed[c] / shares[c] for c in claims}}
+    return {
+        "run.targets": "hard",
+        "provinces.utrecht.targets.housing.lower": 0,
+        **{f"targets.{c}.lower": 0.95 * allowed[c] / shares[c] for c in claims},
+    }
 
 
 def test_check_refuses_targets_that_fit_one_by_one_but_not_together(grid, tmp_path):
@@ -197,8 +222,10 @@ def test_check_refuses_targets_that_fit_one_by_one_but_not_together(grid, tmp_pa
 
 
 def test_check_and_run_refuse_a_target_above_the_land_alike(grid, tmp_path):
-    config = load_config(national_copy(tmp_path), {
-        "run.targets": "hard", "provinces.utrecht.targets.housing.lower": 90_000_000})
+    config = load_config(
+        national_copy(tmp_path),
+        {"run.targets": "hard", "provinces.utrecht.targets.housing.lower": 90_000_000},
+    )
     with pytest.raises(RuimtepuzzelError) as checked:
         check(config, grid=grid)
     with pytest.raises(RuimtepuzzelError) as ran:
@@ -217,7 +244,6 @@ def test_the_deviation_reaches_the_manifest(tmp_path):
     grid = synthetic_grid(block=20)  # room for the national targets
     _tif(tmp_path / "peat.tif", _peat(grid), grid)
     out = tmp_path / "out"
-    run(_layer_config(tmp_path), out, grid=grid, progress=False, method="highs",
-        analysis="off")
+    run(_layer_config(tmp_path), out, grid=grid, progress=False, method="highs", analysis="off")
     (dev,) = json.loads((out / "manifest.json").read_text())["deviations"]
     assert dev["layer"] == "peat" and dev["land_cells_from_base"] == 0

@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_wheel_lists_every_package_of_the_engine():
     with (ROOT / "pyproject.toml").open("rb") as fh:
         listed = set(tomllib.load(fh)["tool"]["setuptools"]["packages"])
-    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "engine").rglob("__init__.py")}
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "engine").rglob("__init__.py")
+    }
     assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages"
 
 
@@ -80,9 +82,20 @@ def test_an_installed_wheel_runs_the_national_job_from_an_empty_folder(tmp_path)
     install runs ``national`` at 1000 m in an empty folder: nothing read from the checkout."""
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-         str(ROOT)],
-        check=True, capture_output=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     assert (target / "engine" / "data" / "source" / "provinciaal-startpakket-2022.txt").is_file()
     empty = tmp_path / "empty"
@@ -90,13 +103,33 @@ def test_an_installed_wheel_runs_the_national_job_from_an_empty_folder(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(target)}
     probe = subprocess.run(
         [sys.executable, "-c", "import engine.resources as r; print(r.shipped_dir('data'))"],
-        cwd=empty, env=env, capture_output=True, text=True, check=True,
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert Path(probe.stdout.strip()) == target / "engine" / "data"  # the wheel's, not ours
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", "national", "--resolution", "1000",
-         "--analysis", "off", "--quiet", "--out", "out"],
-        cwd=empty, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "run",
+            "national",
+            "--resolution",
+            "1000",
+            "--analysis",
+            "off",
+            "--quiet",
+            "--out",
+            "out",
+        ],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads((empty / "out" / "report.json").read_text())

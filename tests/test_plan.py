@@ -52,8 +52,11 @@ def test_every_deep_polder_reserves_its_share_of_open_land_deepest_first(nationa
 
 def test_the_reservation_targets_add_up_per_province(national):
     compiled, _ = national
-    per_province = sum(ha for rule, _, _, ha in compiled.effects.reservation_targets
-                       if rule == "deep_polder_storage")
+    per_province = sum(
+        ha
+        for rule, _, _, ha in compiled.effects.reservation_targets
+        if rule == "deep_polder_storage"
+    )
     assert per_province == pytest.approx(compiled.effects.reserved.sum() * compiled.area_ha)
 
 

@@ -37,18 +37,48 @@ def bad(**changes):
         (bad(value=np.ones(6)), r"value: expected a 2-D"),
         (bad(value=np.where(np.eye(6, 3) > 0, np.nan, 1.0)), r"value\[0, 0\] = nan.*allowed"),
         (bad(value=np.where(np.eye(6, 3) > 0, np.inf, 1.0)), r"value\[0, 0\] = inf"),
-        (bad(contribution=np.ones((2, 2))), r"contribution: shape \(2, 2\), expected \(3, claims\)"),
-        (bad(contribution=np.array([[0, 0], [1, 0], [0, -1.0]])), r"contribution\[2, 1\] = -1.0.*non-negative"),
+        (
+            bad(contribution=np.ones((2, 2))),
+            r"contribution: shape \(2, 2\), expected \(3, claims\)",
+        ),
+        (
+            bad(contribution=np.array([[0, 0], [1, 0], [0, -1.0]])),
+            r"contribution\[2, 1\] = -1.0.*non-negative",
+        ),
         (bad(zones=np.zeros((2, 5), int)), r"zones: shape \(2, 5\), expected \(zonings, 6\)"),
-        (bad(zones=np.stack([np.zeros(6, int), np.array([0, 1, 2, 0, 1, 0])])), r"zones\[1, 2\] = 2: out of range.*2 zones"),
-        (bad(zones=np.stack([np.zeros(6, int), np.array([0, -1, 0, 0, 1, 0])])), r"zones\[1, 1\] = -1.*start at 0"),
+        (
+            bad(zones=np.stack([np.zeros(6, int), np.array([0, 1, 2, 0, 1, 0])])),
+            r"zones\[1, 2\] = 2: out of range.*2 zones",
+        ),
+        (
+            bad(zones=np.stack([np.zeros(6, int), np.array([0, -1, 0, 0, 1, 0])])),
+            r"zones\[1, 1\] = -1.*start at 0",
+        ),
         (bad(zones=np.zeros((2, 6))), r"zones: dtype float64, expected integers"),
-        (bad(lower=[np.array([[5.0, np.nan]]), np.full((2, 2), np.nan)], upper=[np.array([[4.0, np.nan]]), np.full((2, 2), np.nan)]), r"lower\[0\]\[0, 0\] = 5.0 > upper\[0\]\[0, 0\] = 4.0"),
-        (bad(lower=[np.array([[-1.0, np.nan]]), np.full((2, 2), np.nan)]), r"lower\[0\]\[0, 0\] = -1.0.*>= 0"),
-        (bad(lower=[np.array([[1.0, np.nan]])]), r"lower: expected one array per zoning \(2\), got 1"),
-        (bad(upper=[np.full((1, 2), np.nan), np.full((3, 2), np.nan)]), r"upper\[1\]: shape \(3, 2\), expected \(2, 2\)"),
+        (
+            bad(
+                lower=[np.array([[5.0, np.nan]]), np.full((2, 2), np.nan)],
+                upper=[np.array([[4.0, np.nan]]), np.full((2, 2), np.nan)],
+            ),
+            r"lower\[0\]\[0, 0\] = 5.0 > upper\[0\]\[0, 0\] = 4.0",
+        ),
+        (
+            bad(lower=[np.array([[-1.0, np.nan]]), np.full((2, 2), np.nan)]),
+            r"lower\[0\]\[0, 0\] = -1.0.*>= 0",
+        ),
+        (
+            bad(lower=[np.array([[1.0, np.nan]])]),
+            r"lower: expected one array per zoning \(2\), got 1",
+        ),
+        (
+            bad(upper=[np.full((1, 2), np.nan), np.full((3, 2), np.nan)]),
+            r"upper\[1\]: shape \(3, 2\), expected \(2, 2\)",
+        ),
         (bad(allowed=np.ones((6, 2), bool)), r"allowed: shape \(6, 2\), expected \(6, 3\)"),
-        (bad(allowed=np.vstack([np.ones((5, 3), bool), np.zeros((1, 3), bool)])), r"allowed\[5, :\] is all False"),
+        (
+            bad(allowed=np.vstack([np.ones((5, 3), bool), np.zeros((1, 3), bool)])),
+            r"allowed\[5, :\] is all False",
+        ),
         (bad(area=0.0), r"area = 0.0: cell area must be finite and > 0"),
         (bad(area=np.array([1, 1, -1, 1, 1, 1.0])), r"area\[2\] = -1.0"),
         (bad(area=np.ones(4)), r"area: shape \(4,\), expected a scalar or \(6,\)"),

@@ -54,13 +54,19 @@ def test_allocation_is_a_cog_with_colours_and_names(done, grid):
 
 def test_report_json_rows_carry_both_units_and_their_source(done):
     report, _ = done
-    housing = [r for r in report["targets"]
-               if r["zoning"] == "province" and r["zone"] == "Utrecht" and r["claim"] == "housing"][0]
+    housing = [
+        r
+        for r in report["targets"]
+        if r["zoning"] == "province" and r["zone"] == "Utrecht" and r["claim"] == "housing"
+    ][0]
     assert housing["unit"] == "homes" and housing["lower"] == pytest.approx(83_500)
     assert housing["source"] == "L10659" and housing["file"].endswith("utrecht.toml")
     assert housing["key"] == "targets.housing"
-    energy = [r for r in report["targets"]
-              if r["zoning"] == "national" and r["claim"] == "renewable_energy"][0]
+    energy = [
+        r
+        for r in report["targets"]
+        if r["zoning"] == "national" and r["claim"] == "renewable_energy"
+    ][0]
     assert energy["unit"] == "TWh" and energy["lower"] == pytest.approx(35)
     assert energy["lower_ha"] == pytest.approx(35_000)
     summary = (_ := done[1] / "summary.md").read_text()

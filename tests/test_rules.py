@@ -148,8 +148,9 @@ def test_evaluate_conditions(grid):
 
 
 def test_a_layer_the_grid_lacks(grid):
-    cfg = load_config(NATIONAL, overrides={
-        "rules.exclusions.natura2000.where": {"layer": "natura_2000"}})
+    cfg = load_config(
+        NATIONAL, overrides={"rules.exclusions.natura2000.where": {"layer": "natura_2000"}}
+    )
     with pytest.raises(ConfigError) as info:
         compile_problem(cfg, grid)
     err = info.value
@@ -158,13 +159,23 @@ def test_a_layer_the_grid_lacks(grid):
 
 
 def test_a_class_or_municipality_the_grid_lacks(grid):
-    cfg = load_config(NATIONAL, overrides={
-        "rules.exclusions.new_forest_is_new.where": {"layer": "land_cover", "in": ["forrest"]}})
+    cfg = load_config(
+        NATIONAL,
+        overrides={
+            "rules.exclusions.new_forest_is_new.where": {"layer": "land_cover", "in": ["forrest"]}
+        },
+    )
     with pytest.raises(ConfigError, match="did you mean 'forest'"):
         compile_problem(cfg, grid)
-    cfg = load_config(NATIONAL, overrides={
-        "provinces.limburg.exclusions.einstein_telescope_no_wind.where":
-            {"layer": "municipality", "in": ["Maastricht", "Heerlen", "Kerkrad"]}})
+    cfg = load_config(
+        NATIONAL,
+        overrides={
+            "provinces.limburg.exclusions.einstein_telescope_no_wind.where": {
+                "layer": "municipality",
+                "in": ["Maastricht", "Heerlen", "Kerkrad"],
+            }
+        },
+    )
     with pytest.raises(ConfigError, match="did you mean 'Kerkrade'"):
         compile_problem(cfg, grid)
 
@@ -178,6 +189,9 @@ def test_a_province_code_the_grid_lacks(grid):
 
 def test_targets_larger_than_the_land_that_may_take_them(grid):
     cfg = load_config(NATIONAL, overrides={"provinces.zeeland.targets.housing.lower": 5e7})
-    bad = [b for b in check_capacity(compile_problem(cfg, grid))
-           if b["claim"] == "housing" and b["zone"] == "Zeeland"]
+    bad = [
+        b
+        for b in check_capacity(compile_problem(cfg, grid))
+        if b["claim"] == "housing" and b["zone"] == "Zeeland"
+    ]
     assert bad and bad[0]["file"].endswith("zeeland.toml") and bad[0]["key"] == "targets.housing"

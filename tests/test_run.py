@@ -33,14 +33,23 @@ def national(grid, tmp_path_factory):
 
 
 def _rows(report, zoning=None, claim=None):
-    return [r for r in report["targets"]
-            if (zoning is None or r["zoning"] == zoning) and (claim is None or r["claim"] == claim)]
+    return [
+        r
+        for r in report["targets"]
+        if (zoning is None or r["zoning"] == zoning) and (claim is None or r["claim"] == claim)
+    ]
 
 
 def test_the_national_run_writes_the_contract(national):
     report, out = national
-    for name in ("report.json", "allocation.tif", "manifest.json", "summary.md",
-                 "allocation.tif.aux.xml", "allocation.qml"):
+    for name in (
+        "report.json",
+        "allocation.tif",
+        "manifest.json",
+        "summary.md",
+        "allocation.tif.aux.xml",
+        "allocation.qml",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.glob(".*tmp*")), "no temporary files are left behind"
     assert not list(out.parent.glob(out.name + ".*")), "nor a staging folder or a lock beside"
@@ -49,8 +58,16 @@ def test_the_national_run_writes_the_contract(national):
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["status"] == report["status"] == "optimal"
     assert on_disk["gap"] <= 1e-6
-    required = {"zoning", "zone", "claim", "lower_ha", "upper_ha", "allocated_ha",
-                "shortfall_ha", "shadow_price"}
+    required = {
+        "zoning",
+        "zone",
+        "claim",
+        "lower_ha",
+        "upper_ha",
+        "allocated_ha",
+        "shortfall_ha",
+        "shadow_price",
+    }
     for r in on_disk["targets"]:
         assert required <= set(r)
     # A row for every (zoning, zone, claim): the nation, the 12 provinces, the NOVEX areas.
@@ -66,7 +83,8 @@ def test_the_report_adds_up(national):
         nat = _rows(report, "national", claim)[0]
         provinces = _rows(report, "province", claim)
         assert sum(r["allocated_ha"] for r in provinces) == pytest.approx(
-            nat["allocated_ha"], rel=1e-9, abs=1e-6)
+            nat["allocated_ha"], rel=1e-9, abs=1e-6
+        )
         # The claim's own unit is the hectares times the claim's conversion.
         per = report["claims"][claim]["per_claim_ha"]
         assert nat["allocated"] == pytest.approx(nat["allocated_ha"] * per)
@@ -117,7 +135,10 @@ def test_a_province_run_agrees_with_the_national_run(national, grid, tmp_path):
         assert b["zone"] == "Utrecht"
         assert b["lower_ha"] == a["lower_ha"]
         assert b["allocated_ha"] == pytest.approx(a["allocated_ha"], rel=1e-6, abs=1e-6)
-    with rasterio.open(out / "allocation.tif") as s1, rasterio.open(tmp_path / "allocation.tif") as s2:
+    with (
+        rasterio.open(out / "allocation.tif") as s1,
+        rasterio.open(tmp_path / "allocation.tif") as s2,
+    ):
         n, u = s1.read(1), s2.read(1)
     inside = u != 255
     assert inside.any()
@@ -133,8 +154,9 @@ def test_a_province_run_agrees_with_the_national_run(national, grid, tmp_path):
 def test_overrides_change_the_run(grid):
     """A sweep axis: the reserved share of deep polders doubles the storage target."""
     base, _ = prepare(NATIONAL, grid=grid)
-    more, _ = prepare(NATIONAL, grid=grid,
-                      overrides={"assumptions.deep_polder_storage_share": 0.10})
+    more, _ = prepare(
+        NATIONAL, grid=grid, overrides={"assumptions.deep_polder_storage_share": 0.10}
+    )
     k = base.problem.claim_names.index("water_storage")
     a, b = base.stated_lower[0][0, k], more.stated_lower[0][0, k]
     assert b == pytest.approx(2 * a, rel=0.05)
@@ -146,20 +168,42 @@ def test_a_warm_started_run_reaches_the_same_optimum(grid, tmp_path):
     from engine.report import read_prices
     from engine.solve import WarmStartError
 
-    base = run(NATIONAL, tmp_path / "base", grid=grid, progress=False, method="fast",
-               analysis="off")
+    base = run(
+        NATIONAL, tmp_path / "base", grid=grid, progress=False, method="fast", analysis="off"
+    )
     prices = read_prices(tmp_path / "base")
     compiled, _ = prepare(NATIONAL, grid=grid)
     assert [p.shape for p in prices] == [lower.shape for lower in compiled.problem.lower]
     denser = {"assumptions.housing_density_urban": 80}
-    cold = run(NATIONAL, tmp_path / "cold", grid=grid, progress=False, method="fast",
-               analysis="off", overrides=denser)
-    warm = run(NATIONAL, tmp_path / "warm", grid=grid, progress=False, method="fast",
-               analysis="off", overrides=denser, prices=prices)
+    cold = run(
+        NATIONAL,
+        tmp_path / "cold",
+        grid=grid,
+        progress=False,
+        method="fast",
+        analysis="off",
+        overrides=denser,
+    )
+    warm = run(
+        NATIONAL,
+        tmp_path / "warm",
+        grid=grid,
+        progress=False,
+        method="fast",
+        analysis="off",
+        overrides=denser,
+        prices=prices,
+    )
     assert warm["status"] == cold["status"] == "optimal"
     assert warm["objective"] == pytest.approx(cold["objective"], rel=1e-9)
     assert warm["objective"] != pytest.approx(base["objective"], rel=1e-9)
     with pytest.raises(WarmStartError, match="same zonings"):
-        run(UTRECHT, tmp_path / "utrecht", grid=grid, progress=False, method="fast",
-            analysis="off", prices=prices)
-
+        run(
+            UTRECHT,
+            tmp_path / "utrecht",
+            grid=grid,
+            progress=False,
+            method="fast",
+            analysis="off",
+            prices=prices,
+        )

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+import engine.cli as cli
+
 ROOT = Path(__file__).resolve().parents[1]
 NATIONAL = ROOT / "configs" / "national.toml"
 UTRECHT = ROOT / "configs" / "provinces" / "utrecht.toml"
-
-import engine.cli as cli
 
 
 def test_check_prints_targets_against_the_land_allowed(capsys):
@@ -22,8 +22,9 @@ def test_check_prints_targets_against_the_land_allowed(capsys):
 
 def test_check_fails_on_a_target_the_land_cannot_take(capsys):
     too_many = ["--set", "provinces.utrecht.targets.housing.lower=90000000"]
-    rc = cli.main(["check", str(UTRECHT), "--resolution", "1000", "--set", "run.targets=hard",
-                   *too_many])
+    rc = cli.main(
+        ["check", str(UTRECHT), "--resolution", "1000", "--set", "run.targets=hard", *too_many]
+    )
     assert rc == 2  # as run: the one exit status of a refusal
     out, err = capsys.readouterr()
     assert "target ha / land allowed ha" in out  # the table shows where
@@ -45,19 +46,33 @@ def test_check_and_run_refuse_targets_that_fit_one_by_one_alike(tmp_path, capsys
     checked = capsys.readouterr().err
     assert rc == 2 and "ruimtepuzzel check: error: the hard targets cannot all be met" in checked
     assert "in zone 'Utrecht'" in checked
-    rc = cli.main(["run", str(UTRECHT), "--resolution", "1000", "--quiet",
-                   "--out", str(tmp_path / "out"), "--analysis", "off", *sets])
+    rc = cli.main(
+        [
+            "run",
+            str(UTRECHT),
+            "--resolution",
+            "1000",
+            "--quiet",
+            "--out",
+            str(tmp_path / "out"),
+            "--analysis",
+            "off",
+            *sets,
+        ]
+    )
     ran = capsys.readouterr().err
     assert rc == 2
-    assert ran[ran.index("error:"):] == checked[checked.index("error:"):]
+    assert ran[ran.index("error:") :] == checked[checked.index("error:") :]
 
 
 def test_unknown_set_keys_are_refused_with_a_suggestion(capsys):
-    for key, words in (("foo=1", "overrides: foo: unknown key"),
-                       ("rules.exclusion.natura2000.enabled=false", "did you mean 'exclusions'"),
-                       ("run.resolutoin=1000", "did you mean 'resolution'"),
-                       ("assumptions.new_density=80", "no such assumption"),
-                       ("=1", "expected KEY=VALUE")):
+    for key, words in (
+        ("foo=1", "overrides: foo: unknown key"),
+        ("rules.exclusion.natura2000.enabled=false", "did you mean 'exclusions'"),
+        ("run.resolutoin=1000", "did you mean 'resolution'"),
+        ("assumptions.new_density=80", "no such assumption"),
+        ("=1", "expected KEY=VALUE"),
+    ):
         assert cli.main(["check", str(UTRECHT), "--resolution", "1000", "--set", key]) == 2
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err, key
@@ -66,8 +81,9 @@ def test_unknown_set_keys_are_refused_with_a_suggestion(capsys):
 def test_a_bad_environment_setting_stops_before_any_work(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RUIMTEPUZZEL_ANALYSIS", "fulll")
     out = tmp_path / "out"
-    assert cli.main(["run", str(UTRECHT), "--resolution", "1000", "--out", str(out),
-                     "--quiet"]) == 2
+    assert (
+        cli.main(["run", str(UTRECHT), "--resolution", "1000", "--out", str(out), "--quiet"]) == 2
+    )
     assert "RUIMTEPUZZEL_ANALYSIS='fulll'" in capsys.readouterr().err and not out.exists()
     monkeypatch.setenv("RUIMTEPUZZEL_ANALYSIS", "quick")
     monkeypatch.setenv("RUIMTEPUZZEL_ANALYSYS", "off")
@@ -98,8 +114,11 @@ def test_version_and_log_levels(capsys):
         cli.main(["--version"])
     assert info.value.code == 0 and capsys.readouterr().out.startswith("ruimtepuzzel ")
     engine_log = logging.getLogger("engine")
-    for flags, level in (([], logging.INFO), (["-q"], logging.WARNING),
-                         (["--verbose"], logging.DEBUG)):
+    for flags, level in (
+        ([], logging.INFO),
+        (["-q"], logging.WARNING),
+        (["--verbose"], logging.DEBUG),
+    ):
         cli.main([*flags, "check", str(UTRECHT), "--resolution", "1000"])
         assert engine_log.level == level, flags
     capsys.readouterr()
@@ -110,9 +129,23 @@ def test_the_highs_banner_stays_off_stdout():
     import sys
 
     main = "import sys; from engine.cli import main; sys.exit(main())"
-    done = subprocess.run([sys.executable, "-c", main, "check", str(UTRECHT), "--resolution",
-                           "1000", "--set", "run.targets=hard"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            main,
+            "check",
+            str(UTRECHT),
+            "--resolution",
+            "1000",
+            "--set",
+            "run.targets=hard",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and "ok:" in done.stdout
     assert "HiGHS" not in done.stdout
 
@@ -125,8 +158,19 @@ def test_a_bad_config_is_an_error_without_traceback(capsys):
 
 
 def test_run_writes_the_outputs(tmp_path, capsys):
-    rc = cli.main(["run", str(UTRECHT), "--resolution", "1000", "--out", str(tmp_path),
-                   "--quiet", "--set", "assumptions.housing_density_urban=80"])
+    rc = cli.main(
+        [
+            "run",
+            str(UTRECHT),
+            "--resolution",
+            "1000",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            "--set",
+            "assumptions.housing_density_urban=80",
+        ]
+    )
     assert rc == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["status"] == "optimal" and report["scope"] == "utrecht"
@@ -136,8 +180,12 @@ def test_run_writes_the_outputs(tmp_path, capsys):
 
 
 def test_compare_names_a_folder_that_is_no_run(tmp_path, capsys):
-    assert cli.main(["compare", str(tmp_path / "a"), str(tmp_path / "b"),
-                     "--out", str(tmp_path / "c")]) == 2
+    assert (
+        cli.main(
+            ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "not a run folder" in err and "Traceback" not in err
 

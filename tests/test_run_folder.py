@@ -24,20 +24,37 @@ import pytest
 
 import engine.cli as cli
 from engine import outputs
-from engine.outputs import (RunFolder, RunFolderBusy, RunFolderError, run_folder_problems,
-                            verify_run_folder, write_file)
+from engine.outputs import (
+    RunFolder,
+    RunFolderBusy,
+    RunFolderError,
+    run_folder_problems,
+    verify_run_folder,
+    write_file,
+)
 
 ARGS = ["run", "national", "--resolution", "1000", "--quiet"]
 RUN = [sys.executable, "-m", "engine.cli", *ARGS]
-ANALYSIS_FILES = {"conflict.tif", "conflict.tif.aux.xml", "margin.tif", "scarcity.tif",
-                  "regret.tif", "report.html"}
+ANALYSIS_FILES = {
+    "conflict.tif",
+    "conflict.tif.aux.xml",
+    "margin.tif",
+    "scarcity.tif",
+    "regret.tif",
+    "report.html",
+}
 # Files that carry timings (report.json, summary.md) or the manifest's creation time.
 TIMED = {"report.json", "summary.md", "report.html"}
 
 
 def _start(out: Path, cwd: Path, analysis: str = "quick") -> subprocess.Popen:
-    return subprocess.Popen(RUN + ["--analysis", analysis, "--out", str(out)], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        RUN + ["--analysis", analysis, "--out", str(out)],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _hashes(folder: Path) -> dict[str, str]:
@@ -74,8 +91,9 @@ def _wait_for(point: str, proc: subprocess.Popen, folder: Path, timeout: float =
     deadline = time.monotonic() + timeout
     while not POINTS[point](folder):
         if proc.poll() is not None:
-            pytest.fail(f"the run ended (exit {proc.returncode}) before '{point}': "
-                        f"{proc.stderr.read()}")
+            pytest.fail(
+                f"the run ended (exit {proc.returncode}) before '{point}': {proc.stderr.read()}"
+            )
         if time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"no '{point}' within {timeout} s")
@@ -87,12 +105,17 @@ def previous(tmp_path_factory):
     """A complete earlier run (with the quick analysis) and its files' hashes."""
     root = tmp_path_factory.mktemp("previous")
     out = root / "national"
-    done = subprocess.run(RUN + ["--analysis", "quick", "--out", str(out)], cwd=root,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        RUN + ["--analysis", "quick", "--out", str(out)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert f"wrote {out}/report.json, allocation.tif, manifest.json" in done.stdout
     hashes = _hashes(out)
-    assert ANALYSIS_FILES <= set(hashes)
+    assert set(hashes) >= ANALYSIS_FILES
     return out, hashes
 
 
@@ -108,8 +131,11 @@ def folder(previous, tmp_path) -> Path:
 def tmpfs(tmp_path):
     mount = tmp_path / "tmpfs"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     yield mount
@@ -120,8 +146,9 @@ def tmpfs(tmp_path):
 def _remount(mount: Path, mode: str, timeout: float = 5) -> None:
     """Remount ro or rw; busy while a file there is open for writing, so try again."""
     deadline = time.monotonic() + timeout
-    while subprocess.run(["mount", "-o", f"remount,{mode}", str(mount)],
-                         capture_output=True).returncode:
+    while subprocess.run(
+        ["mount", "-o", f"remount,{mode}", str(mount)], capture_output=True
+    ).returncode:
         assert time.monotonic() < deadline, f"cannot remount {mount} {mode}"
         time.sleep(0.002)
 
@@ -130,7 +157,8 @@ def _remount(mount: Path, mode: str, timeout: float = 5) -> None:
 
 
 def test_kill_9_at_any_point_leaves_the_previous_run_and_the_next_run_cleans_up(
-        previous, folder, tmp_path):
+    previous, folder, tmp_path
+):
     before, hashes = previous
     for point in POINTS:
         proc = _start(folder, tmp_path)
@@ -141,19 +169,26 @@ def test_kill_9_at_any_point_leaves_the_previous_run_and_the_next_run_cleans_up(
     # The last killed run left its staging folder, and the lock file of a dead process.
     assert len(_stages(folder)) == 1  # each run removes what the one before it left
     assert (tmp_path / "national.lock").exists()
-    done = subprocess.run(RUN + ["--analysis", "quick", "--out", str(folder)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        RUN + ["--analysis", "quick", "--out", str(folder)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert _beside(folder) == []
     new = _hashes(folder)
     assert new["report.json"] != hashes["report.json"]  # a new run, with its own timings
     # Same inputs, same bytes, but for the timings.
-    assert {k: v for k, v in new.items() if k not in TIMED} == \
-        {k: v for k, v in hashes.items() if k not in TIMED}
+    assert {k: v for k, v in new.items() if k not in TIMED} == {
+        k: v for k, v in hashes.items() if k not in TIMED
+    }
 
 
 def test_ctrl_c_at_any_point_exits_130_with_one_line_and_leaves_the_previous_run(
-        previous, folder, tmp_path):
+    previous, folder, tmp_path
+):
     _, hashes = previous
     for point in POINTS:
         proc = _start(folder, tmp_path)
@@ -224,24 +259,28 @@ def test_two_runs_into_one_folder_one_runs_the_other_is_refused(previous, folder
     results = [(p, *p.communicate(timeout=600)) for p in procs]
     codes = sorted(p.returncode for p, _, _ in results)
     assert codes == [0, 2], [err for _, _, err in results]
-    (winner, *_), = [r for r in results if r[0].returncode == 0]
-    (_, _, refused), = [r for r in results if r[0].returncode == 2]
-    assert refused.startswith(f"ruimtepuzzel run: error: {folder}: another run is writing "
-                              f"this folder (pid {winner.pid} on {socket.gethostname()}, "
-                              f"started "), refused
+    ((winner, *_),) = [r for r in results if r[0].returncode == 0]
+    ((_, _, refused),) = [r for r in results if r[0].returncode == 2]
+    assert refused.startswith(
+        f"ruimtepuzzel run: error: {folder}: another run is writing "
+        f"this folder (pid {winner.pid} on {socket.gethostname()}, "
+        f"started "
+    ), refused
     verify_run_folder(folder)
     assert _beside(folder) == []
 
 
 def test_a_run_without_analysis_over_one_with_it_leaves_no_analysis_file(folder, capsys):
-    assert ANALYSIS_FILES <= set(os.listdir(folder))
+    assert set(os.listdir(folder)) >= ANALYSIS_FILES
     assert cli.main(ARGS + ["--analysis", "off", "--out", str(folder)]) == 0
     assert not ANALYSIS_FILES & set(os.listdir(folder))
     listed = set(_hashes(folder)) | {"manifest.json"}
     assert listed == set(os.listdir(folder))
     wrote = capsys.readouterr().out.splitlines()[-1]
-    assert wrote == (f"wrote {folder}/report.json, allocation.tif, manifest.json, summary.md, "
-                     "prices.npz, allocation.qml, allocation.tif.aux.xml")
+    assert wrote == (
+        f"wrote {folder}/report.json, allocation.tif, manifest.json, summary.md, "
+        "prices.npz, allocation.qml, allocation.tif.aux.xml"
+    )
 
 
 # -- --out checked before any work ----------------------------------------------------------------
@@ -265,8 +304,9 @@ def test_a_bad_out_is_refused_before_the_grid_is_opened(case, words, tmp_path, c
     assert rc == 2 and len(err.splitlines()) == 1 and "no-grid" not in err, err
     for w in words:
         assert w in err
-    assert sorted(os.listdir(tmp_path)) == {"empty": [], "file": ["a.txt"],
-                                            "foreign": ["mine"]}[case]
+    assert (
+        sorted(os.listdir(tmp_path)) == {"empty": [], "file": ["a.txt"], "foreign": ["mine"]}[case]
+    )
 
 
 def test_a_missing_parent_is_created_and_nothing_is_left_when_the_run_fails(tmp_path, capsys):
@@ -290,8 +330,16 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
     dead = subprocess.Popen(["true"])
     dead.wait()
     lock = tmp_path / "run.lock"
-    lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(),
-                                "started": "2024-01-01T00:00:00", "stage": "solve"}))
+    lock.write_text(
+        json.dumps(
+            {
+                "pid": dead.pid,
+                "host": socket.gethostname(),
+                "started": "2024-01-01T00:00:00",
+                "stage": "solve",
+            }
+        )
+    )
     with caplog.at_level(logging.INFO, logger="engine.outputs"):
         _write_run(tmp_path / "run")
     assert f"taking over the lock left by pid {dead.pid}" in caplog.text
@@ -302,10 +350,15 @@ def test_a_held_lock_refuses_a_second_run_by_name(tmp_path):
     out = tmp_path / "run"
     with RunFolder(out) as first:
         first.note("analysis")
-        with pytest.raises(RunFolderBusy, match=rf"pid {os.getpid()} on "
-                           rf"{socket.gethostname()}, started .*, at stage 'analysis'"):
-            with RunFolder(out):
-                pass
+        with (
+            pytest.raises(
+                RunFolderBusy,
+                match=rf"pid {os.getpid()} on "
+                rf"{socket.gethostname()}, started .*, at stage 'analysis'",
+            ),
+            RunFolder(out),
+        ):
+            pass
         first.commit({"run": "first"})
     verify_run_folder(out)
 
@@ -332,9 +385,10 @@ def test_verify_finds_what_is_missing_changed_or_foreign(previous, folder):
     (folder / "summary.md").write_text("edited")
     (folder / "regret.tif").unlink()
     problems = run_folder_problems(folder)
-    assert problems == ["stale.tif: not listed in manifest.json (stale or foreign)",
-                        "regret.tif: listed in manifest.json but missing",
-                        f"summary.md: 6 bytes, "
-                        f"{(previous[0] / 'summary.md').stat().st_size} in manifest.json"]
+    assert problems == [
+        "stale.tif: not listed in manifest.json (stale or foreign)",
+        "regret.tif: listed in manifest.json but missing",
+        f"summary.md: 6 bytes, {(previous[0] / 'summary.md').stat().st_size} in manifest.json",
+    ]
     with pytest.raises(RunFolderError, match="is not a whole run folder"):
         verify_run_folder(folder)

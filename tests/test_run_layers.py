@@ -23,15 +23,27 @@ def test_a_replaced_layer_is_used_and_recorded(tmp_path):
     # The province's own peat map: peat everywhere in the west half.
     peat = np.zeros(grid["peat"].shape, dtype=np.uint8)
     peat[:, : peat.shape[1] // 2] = 1
-    with rasterio.open(configs / "peat.tif", "w", driver="GTiff", width=peat.shape[1],
-                       height=peat.shape[0], count=1, dtype="uint8", crs="EPSG:28992",
-                       transform=grid.rio.transform()) as dst:
+    with rasterio.open(
+        configs / "peat.tif",
+        "w",
+        driver="GTiff",
+        width=peat.shape[1],
+        height=peat.shape[0],
+        count=1,
+        dtype="uint8",
+        crs="EPSG:28992",
+        transform=grid.rio.transform(),
+    ) as dst:
         dst.write(peat, 1)
     nat = configs / "national.toml"
-    nat.write_text(nat.read_text() + (
-        '\n[layers.peat]\npath = "peat.tif"\n'
-        'reason = "the province\'s own soil survey is newer than the base set"\n'
-        'dataset = "Bodemkaart provincie, 2023"\nlocation = "https://example.invalid/peat"\n'))
+    nat.write_text(
+        nat.read_text()
+        + (
+            '\n[layers.peat]\npath = "peat.tif"\n'
+            'reason = "the province\'s own soil survey is newer than the base set"\n'
+            'dataset = "Bodemkaart provincie, 2023"\nlocation = "https://example.invalid/peat"\n'
+        )
+    )
     out = tmp_path / "out"
     run(nat, out, grid=grid, progress=False, method="highs")
     m = json.loads((out / "manifest.json").read_text())

@@ -15,9 +15,7 @@ from engine.solve import GapWarning
 from engine.synthetic import allocation_problem
 from tests.problems import problems
 
-SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def assert_feasible(problem: engine.Problem, sol: engine.Solution, tol=1e-6):
@@ -32,9 +30,7 @@ def assert_feasible(problem: engine.Problem, sol: engine.Solution, tol=1e-6):
     shortfall = problem.per_zoning(np.zeros(len(rows)))
     for l, s in enumerate(sol.shortfall):
         shortfall[l] = s
-    short = np.array(
-        [shortfall[l][z, k] for l, z, k in zip(rows.zoning, rows.zone, rows.claim)]
-    )
+    short = np.array([shortfall[l][z, k] for l, z, k in zip(rows.zoning, rows.zone, rows.claim)])
     scale = 1 + np.abs(np.nan_to_num(rows.lower)) + np.abs(np.nan_to_num(rows.upper))
     lower_ok = ~rows.has_lower | (supply + short >= rows.lower - tol * scale)
     upper_ok = ~rows.has_upper | (supply <= rows.upper + tol * scale)
@@ -153,8 +149,14 @@ def test_elastic_targets_report_shortfall():
     problem = allocation_problem(4000, 5, 4, seed=2, elastic=True)
     big = [lo * 4 for lo in problem.lower]  # far more than the land can take
     problem = engine.Problem(
-        problem.value, problem.contribution, problem.zones, big, problem.upper,
-        problem.allowed, problem.area, problem.shortfall_penalty,
+        problem.value,
+        problem.contribution,
+        problem.zones,
+        big,
+        problem.upper,
+        problem.allowed,
+        problem.area,
+        problem.shortfall_penalty,
     )
     fast = engine.solve(problem, method="fast")
     highs = engine.solve(problem, method="highs")
@@ -162,8 +164,12 @@ def test_elastic_targets_report_shortfall():
     assert sum(s.sum() for s in fast.shortfall) > 0
     # A row short of its target is priced at its claim's penalty.
     rows = problem.rows
-    short = np.concatenate([s[rows.zone[rows.zoning == l], rows.claim[rows.zoning == l]]
-                            for l, s in enumerate(fast.shortfall)])
+    short = np.concatenate(
+        [
+            s[rows.zone[rows.zoning == l], rows.claim[rows.zoning == l]]
+            for l, s in enumerate(fast.shortfall)
+        ]
+    )
     order = np.concatenate([np.flatnonzero(rows.zoning == l) for l in range(problem.n_zonings)])
     short_rows = order[short > 1e-6]
     np.testing.assert_allclose(
@@ -181,11 +187,14 @@ def test_infeasible_hard_target_names_claim_zone_and_hectares():
     allowed = np.ones((n, 2), bool)
     allowed[25:, 1] = False  # only 5 cells of zone 1 may take the claim
     problem = engine.Problem(
-        value, contribution, zones,
+        value,
+        contribution,
+        zones,
         lower=[np.array([[np.nan]]), np.array([[3.0], [12.0]])],
         upper=[np.array([[np.nan]]), np.array([[np.nan], [np.nan]])],
         allowed=allowed,
-        claim_names=["housing"], zoning_names=["national", "province"],
+        claim_names=["housing"],
+        zoning_names=["national", "province"],
         zone_names=[["NL"], ["Utrecht", "Gelderland"]],
     )
     for method in ("fast", "highs", "auto"):
@@ -200,8 +209,11 @@ def test_infeasible_hard_target_names_claim_zone_and_hectares():
 def test_infeasible_upper_bound_is_named():
     n = 10
     problem = engine.Problem(
-        np.zeros((n, 2)), np.array([[0.0], [1.0]]), np.zeros(n, int),
-        lower=[np.array([[np.nan]])], upper=[np.array([[4.0]])],
+        np.zeros((n, 2)),
+        np.array([[0.0], [1.0]]),
+        np.zeros(n, int),
+        lower=[np.array([[np.nan]])],
+        upper=[np.array([[4.0]])],
         allowed=np.column_stack([np.r_[np.zeros(8, bool), np.ones(2, bool)], np.ones(n, bool)]),
         claim_names=["solar"],
     )
@@ -209,8 +221,13 @@ def test_infeasible_upper_bound_is_named():
         engine.solve(problem, method="fast")
 
 
-KERNELS = ("best_options", "smoothed_dual_terms", "assigned_area", "assigned_value",
-           "allocation_totals")
+KERNELS = (
+    "best_options",
+    "smoothed_dual_terms",
+    "assigned_area",
+    "assigned_value",
+    "allocation_totals",
+)
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads")

@@ -40,8 +40,8 @@ def quiet(function, *args, **kwargs):
 
 
 @pytest.mark.parametrize(
-    "name", ["best_options", "smoothed_dual_terms", "assigned_area", "assigned_value",
-             "allocation_totals"],
+    "name",
+    ["best_options", "smoothed_dual_terms", "assigned_area", "assigned_value", "allocation_totals"],
 )
 def test_serial_and_parallel_builds_have_their_own_cache_entry(name):
     """numba's cache keys on the function's name and source, not on parallel=True: two
@@ -67,8 +67,9 @@ def test_the_parallel_build_compiles_its_own_code_in_a_fresh_cache(tmp_path):
         " sum(k.parallel.stats.cache_misses.values()))\n"
     )
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     hits, misses = map(int, out.stdout.split()[-2:])
     assert (hits, misses) == (0, 1)
 
@@ -134,8 +135,9 @@ def test_cell_classes_are_the_distinct_groups_and_patterns(n_options):
     allowed[: n // 2] = allowed[0]  # many cells share a pattern
     zones = np.stack([np.zeros(n, int), rng.integers(0, 3, n)])
     area = rng.uniform(0.5, 2.0, n)
-    problem = engine.Problem(np.zeros((n, n_options)), np.ones((n_options, 1)), zones,
-                             allowed=allowed, area=area)
+    problem = engine.Problem(
+        np.zeros((n, n_options)), np.ones((n_options, 1)), zones, allowed=allowed, area=area
+    )
     class_group, class_pattern, class_area = cell_classes(problem)
     expected = {}
     for i in range(n):
@@ -184,13 +186,31 @@ def test_compare_change_codes_do_not_collide_for_option_codes_above_99(tmp_path)
     def run(name, alloc):
         folder = tmp_path / name
         folder.mkdir()
-        with rasterio.open(folder / "allocation.tif", "w", driver="GTiff", width=alloc.shape[1],
-                           height=alloc.shape[0], count=1, dtype="uint8", nodata=255,
-                           crs="EPSG:28992", transform=from_origin(0, 1000, 100, 100)) as dst:
+        with rasterio.open(
+            folder / "allocation.tif",
+            "w",
+            driver="GTiff",
+            width=alloc.shape[1],
+            height=alloc.shape[0],
+            count=1,
+            dtype="uint8",
+            nodata=255,
+            crs="EPSG:28992",
+            transform=from_origin(0, 1000, 100, 100),
+        ) as dst:
             dst.write(alloc, 1)
-        (folder / "report.json").write_text(json.dumps(
-            {"name": name, "objective": 0.0, "status": "optimal", "cell_area_ha": 1.0,
-             "options": options, "targets": []}))
+        (folder / "report.json").write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "objective": 0.0,
+                    "status": "optimal",
+                    "cell_area_ha": 1.0,
+                    "options": options,
+                    "targets": [],
+                }
+            )
+        )
         return folder
 
     a = np.full((4, 4), 1, np.uint8)
@@ -201,8 +221,11 @@ def test_compare_change_codes_do_not_collide_for_option_codes_above_99(tmp_path)
     b[3, 0] = 254  # one cell 3 -> 254
     result = compare_runs(run("A", a), run("B", b), tmp_path / "cmp")
     moves = {(t["from"], t["to"]): t["hectares"] for t in result["transitions"]}
-    assert moves == {("option1", "option201"): 4, ("option3", "option1"): 3,
-                     ("option3", "option254"): 1}
+    assert moves == {
+        ("option1", "option201"): 4,
+        ("option3", "option1"): 3,
+        ("option3", "option254"): 1,
+    }
     with rasterio.open(tmp_path / "cmp" / "change.tif") as src:
         code = src.read(1)
         tags = src.tags(1)
@@ -414,8 +437,9 @@ def test_results_and_certificates_do_not_depend_on_units(problem, k, j):
     assert highs.status == "optimal", highs.status
     assert rel(fast.objective, highs.objective, floor) <= 1e-9
     reference = engine.solve(problem, method="highs")
-    assert rel(fast.objective / 10.0 ** (k + j), reference.objective,
-               problem.units.objective) <= 1e-9
+    assert (
+        rel(fast.objective / 10.0 ** (k + j), reference.objective, problem.units.objective) <= 1e-9
+    )
     for sol in (fast, highs):
         objective, bound = independent_certificate(scaled, sol)
         assert rel(objective, sol.objective, floor) <= 1e-12
@@ -440,8 +464,11 @@ def test_small_values_are_solved_as_exactly_as_unit_ones():
 
 
 @FEW
-@given(problems(extremes=True, tied=True, max_cells=200), st.integers(0, 2**32 - 1),
-       st.sampled_from([1.0, 1e3, 1e9]))
+@given(
+    problems(extremes=True, tied=True, max_cells=200),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([1.0, 1e3, 1e9]),
+)
 def test_garbage_warm_starts_end_at_the_optimum(problem, seed, size):
     """Prices of any sign and size (finite) only cost time."""
     exact = engine.solve(problem, method="highs")
@@ -478,10 +505,18 @@ def test_non_finite_warm_start_prices_are_refused(bad, cells):
 @pytest.mark.parametrize("dtype", [np.uint64, np.uint32, np.int8, np.uint8, np.int16])
 def test_zones_of_any_integer_dtype_that_fits(dtype):
     base = allocation_problem(2000, 4, 3, seed=2)
-    problem = engine.Problem(base.value, base.contribution, base.zones.astype(dtype),
-                             base.lower, base.upper, base.allowed, base.area)
+    problem = engine.Problem(
+        base.value,
+        base.contribution,
+        base.zones.astype(dtype),
+        base.lower,
+        base.upper,
+        base.allowed,
+        base.area,
+    )
     assert engine.solve(problem, method="fast").objective == pytest.approx(
-        engine.solve(base, method="fast").objective, rel=1e-12)
+        engine.solve(base, method="fast").objective, rel=1e-12
+    )
 
 
 def test_a_uint64_zone_index_beyond_int64_is_refused():
@@ -493,8 +528,11 @@ def test_a_uint64_zone_index_beyond_int64_is_refused():
 
 def test_a_bare_target_array_for_one_zoning_is_that_zonings():
     n = 20
-    args = (np.random.default_rng(0).normal(size=(n, 2)), np.array([[0.0], [1.0]]),
-            np.arange(n) % 3)
+    args = (
+        np.random.default_rng(0).normal(size=(n, 2)),
+        np.array([[0.0], [1.0]]),
+        np.arange(n) % 3,
+    )
     lower = np.full((3, 1), 2.0)
     bare = engine.Problem(*args, lower=lower, upper=np.full((3, 1), 5.0))
     listed = engine.Problem(*args, lower=[lower], upper=[np.full((3, 1), 5.0)])
@@ -511,8 +549,9 @@ def test_a_bare_target_array_for_several_zonings_names_the_expected_shapes():
     zones = np.stack([np.zeros(n, int), np.arange(n) % 3])
     message = r"lower: one array of shape \(3, 1\) for 2 zonings.*\(1, 1\), \(3, 1\)"
     with pytest.raises(engine.RuimtepuzzelError, match=message):
-        engine.Problem(np.zeros((n, 2)), np.array([[0.0], [1.0]]), zones,
-                       lower=np.full((3, 1), 1.0))
+        engine.Problem(
+            np.zeros((n, 2)), np.array([[0.0], [1.0]]), zones, lower=np.full((3, 1), 1.0)
+        )
 
 
 @pytest.mark.parametrize("mode", ["elastic", "hard"])
@@ -526,8 +565,10 @@ def test_compile_drops_the_national_rows_only_under_hard_targets(mode):
     from engine.compile import compile_problem
     from engine.config import load_config
 
-    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "national.toml",
-                         overrides={"run.targets": mode})
+    config = load_config(
+        Path(__file__).resolve().parents[1] / "configs" / "national.toml",
+        overrides={"run.targets": mode},
+    )
     compiled = compile_problem(config, synthetic_grid(block=8))
     p = compiled.problem
     national = p.zoning_names.index("national")

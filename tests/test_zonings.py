@@ -37,16 +37,24 @@ source = "L1379"
 
 
 def _row(report, zoning: str, zone: str, claim: str) -> dict:
-    rows = [r for r in report["targets"]
-            if r["zoning"] == zoning and r["zone"] == zone and r["claim"] == claim]
+    rows = [
+        r
+        for r in report["targets"]
+        if r["zoning"] == zoning and r["zone"] == zone and r["claim"] == claim
+    ]
     assert len(rows) == 1
     return rows[0]
 
 
 def _run(folder, extra: str) -> dict:
     folder.mkdir()
-    return run(national_copy(folder, extra), folder / "out", resolution=1000, progress=False,
-               analysis="off")
+    return run(
+        national_copy(folder, extra),
+        folder / "out",
+        resolution=1000,
+        progress=False,
+        analysis="off",
+    )
 
 
 def test_a_municipal_target_is_met_and_priced(tmp_path):
@@ -65,16 +73,20 @@ def test_an_unknown_zone_is_named_with_a_suggestion(tmp_path):
     from engine.grid import open_grid
     from engine.rules import check_layers
 
-    config = load_config(national_copy(tmp_path, DEALS.format(lower=10).replace(
-        "targets.Utrecht.", "targets.Utrecth.")))
+    config = load_config(
+        national_copy(
+            tmp_path, DEALS.format(lower=10).replace("targets.Utrecht.", "targets.Utrecth.")
+        )
+    )
     with pytest.raises(ConfigError, match="zonings.deals.targets.Utrecth.*did you mean 'Utrecht'"):
         check_layers(config, open_grid("nl", resolution=1000))
 
 
 def test_a_zoning_needs_a_layer_and_targets(tmp_path):
     with pytest.raises(ConfigError, match="zonings.deals.layer: missing"):
-        load_config(national_copy(tmp_path, DEALS.format(lower=10).replace(
-            'layer = "municipality"\n', "")))
+        load_config(
+            national_copy(tmp_path, DEALS.format(lower=10).replace('layer = "municipality"\n', ""))
+        )
 
 
 def test_an_energy_target_per_res_region(tmp_path):

@@ -12,6 +12,14 @@ from engine.analysis.rule_costs import rule_costs
 from engine.analysis.scarcity import cell_prices, regret, shadow_price_table
 
 __all__ = [
-    "CellConflict", "cell_conflict", "contested_pairs", "cell_prices", "regret",
-    "shadow_price_table", "rule_costs", "exchange_suggestions", "apply_exchange", "addability",
+    "CellConflict",
+    "cell_conflict",
+    "contested_pairs",
+    "cell_prices",
+    "regret",
+    "shadow_price_table",
+    "rule_costs",
+    "exchange_suggestions",
+    "apply_exchange",
+    "addability",
 ]

@@ -23,8 +23,10 @@ def addability(report: dict, zoning: str = "province") -> list[dict]:
     """
     by_claim: dict[str, dict] = {}
     for r in report.get("targets", []):
-        entry = by_claim.setdefault(r["claim"], {
-            "claim": r["claim"], "unit": r.get("unit"), "provinces": [], "national": None})
+        entry = by_claim.setdefault(
+            r["claim"],
+            {"claim": r["claim"], "unit": r.get("unit"), "provinces": [], "national": None},
+        )
         if r["zoning"] == zoning:
             entry["provinces"].append({
                 "zone": r["zone"], "target_ha": r["lower_ha"], "allocated_ha": r["allocated_ha"],
@@ -33,12 +35,25 @@ def addability(report: dict, zoning: str = "province") -> list[dict]:
                 "shadow_price": r.get("shadow_price"),
             })  # fmt: skip
         elif r["zoning"] == "national":
-            entry["national"] = {"target_ha": r["lower_ha"], "target": r.get("lower"),
-                                 "upper_ha": r.get("upper_ha"), "upper": r.get("upper")}
+            entry["national"] = {
+                "target_ha": r["lower_ha"],
+                "target": r.get("lower"),
+                "upper_ha": r.get("upper_ha"),
+                "upper": r.get("upper"),
+            }
     out = []
     for entry in by_claim.values():
-        total = {f: None for f in ("target_ha", "allocated_ha", "shortfall_ha", "target",
-                                   "allocated", "shortfall")}
+        total = {
+            f: None
+            for f in (
+                "target_ha",
+                "allocated_ha",
+                "shortfall_ha",
+                "target",
+                "allocated",
+                "shortfall",
+            )
+        }
         for p in entry["provinces"]:
             for f in total:
                 total[f] = _add(total[f], p[f])

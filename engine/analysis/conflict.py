@@ -76,8 +76,12 @@ def cell_conflict(problem: Problem, sol, threshold: float = 0.05) -> CellConflic
     structure = dual_structure(problem)
     adj = structure.adjustment(prices)
     best, margin, _ = kernels.best_options(
-        problem.value, structure.allowed, structure.has_allowed, structure.group,
-        structure.area, adj,
+        problem.value,
+        structure.allowed,
+        structure.has_allowed,
+        structure.group,
+        structure.area,
+        adj,
     )
     n = problem.n_cells
     second = np.full(n, -1, dtype=np.int16)
@@ -85,8 +89,11 @@ def cell_conflict(problem: Problem, sol, threshold: float = 0.05) -> CellConflic
     n_claims = np.zeros(n, dtype=np.int8)
     bits = np.zeros(n, dtype=np.int64)
     serves = problem.contribution > 0  # (O, K)
-    option_bits = (serves * (np.int64(1) << np.arange(problem.n_claims, dtype=np.int64))).sum(
-        axis=1).astype(np.int64)
+    option_bits = (
+        (serves * (np.int64(1) << np.arange(problem.n_claims, dtype=np.int64)))
+        .sum(axis=1)
+        .astype(np.int64)
+    )
     for start in range(0, n, CHUNK):
         sl = slice(start, min(n, start + CHUNK))
         u = problem.value[sl].astype(np.float64) + adj[structure.group[sl]]
@@ -111,8 +118,9 @@ def cell_conflict(problem: Problem, sol, threshold: float = 0.05) -> CellConflic
     klass[multi & (n_claims <= 1)] = 2
     klass[multi & (n_claims == 2)] = 3
     klass[multi & (n_claims >= 3)] = 4
-    return CellConflict(best.astype(np.int16), second, margin, n_opt, n_claims, bits, klass,
-                        float(threshold))
+    return CellConflict(
+        best.astype(np.int16), second, margin, n_opt, n_claims, bits, klass, float(threshold)
+    )
 
 
 def _popcount(bits: np.ndarray) -> np.ndarray:
@@ -124,8 +132,9 @@ def _popcount(bits: np.ndarray) -> np.ndarray:
     return out
 
 
-def contested_pairs(problem: Problem, conflict: CellConflict, zoning: int | str | None = None,
-                    min_ha: float = 0.0) -> list[dict]:
+def contested_pairs(
+    problem: Problem, conflict: CellConflict, zoning: int | str | None = None, min_ha: float = 0.0
+) -> list[dict]:
     """Hectares contested by each pair of claims per zone of a zoning (default: 'province',
     else the last zoning): cells with two or more close options among which both claims are
     delivered."""
@@ -144,17 +153,26 @@ def contested_pairs(problem: Problem, conflict: CellConflict, zoning: int | str 
                 continue
             ha = np.bincount(zone[both], weights=area[both], minlength=problem.n_zones[l])
             for z in np.flatnonzero(ha > min_ha):
-                out.append({"zoning": problem.zoning_names[l], "zone": problem.zone_names[l][z],
-                            "claim_a": problem.claim_names[k1],
-                            "claim_b": problem.claim_names[k2], "contested_ha": float(ha[z])})
+                out.append(
+                    {
+                        "zoning": problem.zoning_names[l],
+                        "zone": problem.zone_names[l][z],
+                        "claim_a": problem.claim_names[k1],
+                        "claim_b": problem.claim_names[k2],
+                        "contested_ha": float(ha[z]),
+                    }
+                )
     out.sort(key=lambda r: -r["contested_ha"])
     return out
 
 
 def _zoning_index(problem: Problem, zoning) -> int:
     if zoning is None:
-        return (problem.zoning_names.index("province") if "province" in problem.zoning_names
-                else problem.n_zonings - 1)
+        return (
+            problem.zoning_names.index("province")
+            if "province" in problem.zoning_names
+            else problem.n_zonings - 1
+        )
     if isinstance(zoning, str):
         return problem.zoning_names.index(zoning)
     return int(zoning)
@@ -165,6 +183,8 @@ def conflict_summary(problem: Problem, conflict: CellConflict) -> dict:
     by_class = np.bincount(conflict.klass, weights=area, minlength=5)
     return {
         "threshold": conflict.threshold,
-        "classes": [{"code": c, "name": n, "description": d, "colour": col,
-                     "area_ha": float(by_class[c])} for c, (n, d, col) in CLASSES.items()],
+        "classes": [
+            {"code": c, "name": n, "description": d, "colour": col, "area_ha": float(by_class[c])}
+            for c, (n, d, col) in CLASSES.items()
+        ],
     }

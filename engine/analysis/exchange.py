@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.analysis.conflict import adjusted_values, _zoning_index
+from engine.analysis.conflict import _zoning_index, adjusted_values
 from engine.analysis.rule_costs import relaxed_problem, resolve
 from engine.problem import Problem
 from engine.solve.dual import dual_structure
@@ -24,8 +24,9 @@ from engine.solve.dual import dual_structure
 __all__ = ["exchange_suggestions", "apply_exchange", "candidate_pairs"]
 
 
-def candidate_pairs(problem: Problem, sol, zoning=None, *, min_difference: float = 1e-6,
-                    per_claim: int = 2) -> list[dict]:
+def candidate_pairs(
+    problem: Problem, sol, zoning=None, *, min_difference: float = 1e-6, per_claim: int = 2
+) -> list[dict]:
     """Per claim the pairs of zones (dearer, cheaper) with the largest price differences, each
     zone used once per claim; only rows with a lower target (a target can be moved)."""
     l = _zoning_index(problem, zoning)
@@ -48,8 +49,15 @@ def candidate_pairs(problem: Problem, sol, zoning=None, *, min_difference: float
                     continue
                 if prices[a, k] - prices[b, k] <= min_difference or lower[a, k] <= 0:
                     break
-                out.append({"zoning": l, "claim": k, "from": int(a), "to": int(b),
-                            "difference": float(prices[a, k] - prices[b, k])})
+                out.append(
+                    {
+                        "zoning": l,
+                        "claim": k,
+                        "from": int(a),
+                        "to": int(b),
+                        "difference": float(prices[a, k] - prices[b, k]),
+                    }
+                )
                 used |= {a, b}
                 n += 1
                 break
@@ -92,15 +100,31 @@ def _meeting_point(pa, pb, rel, draw, cap):
     lo, hi = pb, pa
     for _ in range(60):
         p = 0.5 * (lo + hi)
-        ha = h_a[np.searchsorted(s_a, pa - p, side="right") - 1] if len(s_a) and s_a[0] <= pa - p else 0.0
-        hb = h_b[np.searchsorted(s_b, p - pb, side="right") - 1] if len(s_b) and s_b[0] <= p - pb else 0.0
+        ha = (
+            h_a[np.searchsorted(s_a, pa - p, side="right") - 1]
+            if len(s_a) and s_a[0] <= pa - p
+            else 0.0
+        )
+        hb = (
+            h_b[np.searchsorted(s_b, p - pb, side="right") - 1]
+            if len(s_b) and s_b[0] <= p - pb
+            else 0.0
+        )
         if ha < hb:  # a releases too little: the price in a must fall further
             hi = p
         else:
             lo = p
     p = 0.5 * (lo + hi)
-    ha = h_a[np.searchsorted(s_a, pa - p, side="right") - 1] if len(s_a) and s_a[0] <= pa - p else 0.0
-    hb = h_b[np.searchsorted(s_b, p - pb, side="right") - 1] if len(s_b) and s_b[0] <= p - pb else 0.0
+    ha = (
+        h_a[np.searchsorted(s_a, pa - p, side="right") - 1]
+        if len(s_a) and s_a[0] <= pa - p
+        else 0.0
+    )
+    hb = (
+        h_b[np.searchsorted(s_b, p - pb, side="right") - 1]
+        if len(s_b) and s_b[0] <= p - pb
+        else 0.0
+    )
     return float(min(max(ha, hb), cap)), float(p)
 
 
@@ -115,16 +139,26 @@ def apply_exchange(problem: Problem, suggestion: dict) -> Problem:
     return relaxed_problem(problem, lower=lower)
 
 
-def exchange_suggestions(problem: Problem, sol, zoning=None, *, per_claim: int = 2,
-                         max_suggestions: int = 6, verify: bool = True, method: str = "auto",
-                         halvings: int = 4, min_difference: float = 1e-6) -> list[dict]:
+def exchange_suggestions(
+    problem: Problem,
+    sol,
+    zoning=None,
+    *,
+    per_claim: int = 2,
+    max_suggestions: int = 6,
+    verify: bool = True,
+    method: str = "auto",
+    halvings: int = 4,
+    min_difference: float = 1e-6,
+) -> list[dict]:
     """Exchange suggestions, best estimated gain first, each verified by a re-solve."""
     from engine.solve import InfeasibleError
 
     structure = dual_structure(problem)
     out = []
-    for cand in candidate_pairs(problem, sol, zoning, per_claim=per_claim,
-                                min_difference=min_difference):
+    for cand in candidate_pairs(
+        problem, sol, zoning, per_claim=per_claim, min_difference=min_difference
+    ):
         l, k, a, b = cand["zoning"], cand["claim"], cand["from"], cand["to"]
         pa, pb = float(sol.prices[l][a, k]), float(sol.prices[l][b, k])
         upper_b = problem.upper[l][b, k]
@@ -162,13 +196,19 @@ def exchange_suggestions(problem: Problem, sol, zoning=None, *, per_claim: int =
                 continue
             gain = float(rsol.objective - sol.objective)
             if gain > 1e-9 * scale:
-                s.update(gain=gain, verified=True, objective_after=float(rsol.objective),
-                         status_after=rsol.status,
-                         # The prices after the move: near each other when d* was right.
-                         price_from_after=float(rsol.prices[s["zoning_index"]][
-                             s["from_index"], s["claim_index"]]),
-                         price_to_after=float(rsol.prices[s["zoning_index"]][
-                             s["to_index"], s["claim_index"]]))
+                s.update(
+                    gain=gain,
+                    verified=True,
+                    objective_after=float(rsol.objective),
+                    status_after=rsol.status,
+                    # The prices after the move: near each other when d* was right.
+                    price_from_after=float(
+                        rsol.prices[s["zoning_index"]][s["from_index"], s["claim_index"]]
+                    ),
+                    price_to_after=float(
+                        rsol.prices[s["zoning_index"]][s["to_index"], s["claim_index"]]
+                    ),
+                )
                 break
             d *= 0.5
         else:

@@ -31,8 +31,14 @@ from engine.analysis.rule_costs import compiled_relaxations, rule_costs
 from engine.analysis.scarcity import cell_prices, regret, shadow_price_table
 from engine.config.environment import ANALYSIS_LEVELS
 from engine.errors import RuimtepuzzelError
-from engine.outputs import (clean_json, colormap, grid_transform, pam_categories, write_cog,
-                            write_file)
+from engine.outputs import (
+    clean_json,
+    colormap,
+    grid_transform,
+    pam_categories,
+    write_cog,
+    write_file,
+)
 
 __all__ = ["analysis_outputs", "analyse", "analysis_level", "DEFAULTS", "LEVELS"]
 
@@ -68,8 +74,15 @@ def analysis_level(level: str | None = None) -> str:
     return level
 
 
-def analyse(problem, sol, *, report: dict | None = None, compiled=None, options=None,
-            level: str | None = None) -> dict:
+def analyse(
+    problem,
+    sol,
+    *,
+    report: dict | None = None,
+    compiled=None,
+    options=None,
+    level: str | None = None,
+) -> dict:
     """All analyses of a solved problem: the report sections and the per-cell arrays.
 
     ``level``: full or quick (default: RUIMTEPUZZEL_ANALYSIS, else full).
@@ -92,16 +105,24 @@ def analyse(problem, sol, *, report: dict | None = None, compiled=None, options=
     costs = []
     if opt["rule_costs"] and compiled is not None:
         t = time.perf_counter()
-        costs = rule_costs(problem, sol, compiled_relaxations(compiled),
-                           workers=opt["rule_cost_workers"],
-                           max_resolves=opt["rule_cost_resolves"])
+        costs = rule_costs(
+            problem,
+            sol,
+            compiled_relaxations(compiled),
+            workers=opt["rule_cost_workers"],
+            max_resolves=opt["rule_cost_resolves"],
+        )
         timings["rule_costs"] = time.perf_counter() - t
     exchanges = []
     if opt["exchanges"]:
         t = time.perf_counter()
-        exchanges = exchange_suggestions(problem, sol, per_claim=opt["exchanges_per_claim"],
-                                         max_suggestions=opt["max_exchanges"],
-                                         verify=opt["verify_exchanges"])
+        exchanges = exchange_suggestions(
+            problem,
+            sol,
+            per_claim=opt["exchanges_per_claim"],
+            max_suggestions=opt["max_exchanges"],
+            verify=opt["verify_exchanges"],
+        )
         for e in exchanges:
             for key in ("zoning_index", "claim_index", "from_index", "to_index"):
                 e.pop(key, None)
@@ -135,11 +156,20 @@ def _grid(compiled, values, fill, dtype):
 
 def write_conflict_tif(path, compiled, ds, conflict):
     grid = _grid(compiled, conflict.klass, NODATA_CLASS, np.uint8)
-    write_cog(path, [grid], transform=grid_transform(ds), dtype="uint8", nodata=NODATA_CLASS,
-              categorical=True, descriptions=["conflict class"],
-              colormap=colormap({code: colour for code, (_, _, colour) in CLASSES.items()}),
-              band_tags={**{f"class_{c}": n for c, (n, _, _) in CLASSES.items()},
-                         "threshold": str(conflict.threshold)})
+    write_cog(
+        path,
+        [grid],
+        transform=grid_transform(ds),
+        dtype="uint8",
+        nodata=NODATA_CLASS,
+        categorical=True,
+        descriptions=["conflict class"],
+        colormap=colormap({code: colour for code, (_, _, colour) in CLASSES.items()}),
+        band_tags={
+            **{f"class_{c}": n for c, (n, _, _) in CLASSES.items()},
+            "threshold": str(conflict.threshold),
+        },
+    )
 
 
 def write_float_tif(path, compiled, ds, bands: dict):
@@ -149,8 +179,16 @@ def write_float_tif(path, compiled, ds, bands: dict):
             v = np.where(np.isfinite(v), v, np.float32(NODATA_FLOAT))
             yield _grid(compiled, v, NODATA_FLOAT, np.float32)
 
-    write_cog(path, grids(), count=len(bands), transform=grid_transform(ds), dtype="float32",
-              nodata=NODATA_FLOAT, categorical=False, descriptions=list(bands))
+    write_cog(
+        path,
+        grids(),
+        count=len(bands),
+        transform=grid_transform(ds),
+        dtype="float32",
+        nodata=NODATA_FLOAT,
+        categorical=False,
+        descriptions=list(bands),
+    )
 
 
 def conflict_aux_xml() -> str:
@@ -160,8 +198,16 @@ def conflict_aux_xml() -> str:
     return pam_categories(names)
 
 
-def analysis_outputs(folder, compiled, sol, ds, report: dict, options=None,
-                     level: str | None = None, manifest: dict | None = None) -> dict:
+def analysis_outputs(
+    folder,
+    compiled,
+    sol,
+    ds,
+    report: dict,
+    options=None,
+    level: str | None = None,
+    manifest: dict | None = None,
+) -> dict:
     """Write the analysis rasters and report.html into ``folder`` (a run's staging folder)
     and add the analysis sections to ``report`` (updated in place and returned); the caller
     writes report.json. ``level``: see analyse; ``manifest``: the run's, for the page's
@@ -174,8 +220,7 @@ def analysis_outputs(folder, compiled, sol, ds, report: dict, options=None,
     out = Path(folder)
     t = time.perf_counter()
     problem = compiled.problem
-    result = analyse(problem, sol, report=report, compiled=compiled, options=options,
-                     level=level)
+    result = analyse(problem, sol, report=report, compiled=compiled, options=options, level=level)
     report.update(result["sections"])
     arrays = result["arrays"]
     conflict = arrays["conflict"]
@@ -183,14 +228,20 @@ def analysis_outputs(folder, compiled, sol, ds, report: dict, options=None,
     write_file(out / "conflict.tif.aux.xml", conflict_aux_xml())
     margin = np.where(np.isfinite(conflict.margin), conflict.margin, np.nan)
     write_float_tif(out / "margin.tif", compiled, ds, {"margin": margin})
-    write_float_tif(out / "scarcity.tif", compiled, ds,
-                    {name: arrays["prices"][:, k] for k, name in enumerate(problem.claim_names)})
+    write_float_tif(
+        out / "scarcity.tif",
+        compiled,
+        ds,
+        {name: arrays["prices"][:, k] for k, name in enumerate(problem.claim_names)},
+    )
     write_float_tif(out / "regret.tif", compiled, ds, {"regret": arrays["regret"]})
     grids = {
         "allocation": _grid(compiled, np.asarray(sol.choice), -1, np.int16),
         "conflict": _grid(compiled, conflict.klass, 0, np.uint8),
-        "prices": {name: _grid(compiled, arrays["prices"][:, k], np.nan, np.float32)
-                   for k, name in enumerate(problem.claim_names)},
+        "prices": {
+            name: _grid(compiled, arrays["prices"][:, k], np.nan, np.float32)
+            for k, name in enumerate(problem.claim_names)
+        },
         "regret": _grid(compiled, arrays["regret"], np.nan, np.float32),
     }
     write_file(out / "report.html", render_report(report, manifest or {}, grids))

@@ -29,8 +29,9 @@ from engine.solve.dual import dual_structure
 __all__ = ["rule_costs", "relaxed_problem", "compiled_relaxations"]
 
 
-def relaxed_problem(problem: Problem, allowed: np.ndarray | None = None, *, lower=None,
-                    upper=None) -> Problem:
+def relaxed_problem(
+    problem: Problem, allowed: np.ndarray | None = None, *, lower=None, upper=None
+) -> Problem:
     """A copy of ``problem`` with another ``allowed`` and/or other targets (arrays are shared)."""
     return Problem(
         value=problem.value, contribution=problem.contribution, zones=problem.zones,
@@ -81,14 +82,21 @@ def _price_bound(problem: Problem, sol, relaxed: np.ndarray, structure, adj, bes
         if not opts.any():
             continue
         uk = np.where(opts[None, :], u, -np.inf).max(axis=1)
-        per_claim[k] = float(np.sum(np.maximum(uk - best_u[cells], 0.0)
-                                    * problem.area_of(cells)))
+        per_claim[k] = float(np.sum(np.maximum(uk - best_u[cells], 0.0) * problem.area_of(cells)))
     return float(gain_cell.sum()), per_claim, int(new.sum())
 
 
-def rule_costs(problem: Problem, sol, relaxations: dict, *, method: str = "auto",
-               workers: int = 1, tolerance: float = 1e-9, exact: bool = True,
-               max_resolves: int | None = None) -> list[dict]:
+def rule_costs(
+    problem: Problem,
+    sol,
+    relaxations: dict,
+    *,
+    method: str = "auto",
+    workers: int = 1,
+    tolerance: float = 1e-9,
+    exact: bool = True,
+    max_resolves: int | None = None,
+) -> list[dict]:
     """Per rule: ``bound_gain`` from the prices, ``gain`` (exact), ``binds`` and how it was found.
 
     ``relaxations``: rule name -> the (N, O) ``allowed`` array without that rule (or a callable
@@ -101,12 +109,18 @@ def rule_costs(problem: Problem, sol, relaxations: dict, *, method: str = "auto"
     adj = structure.adjustment(prices)
     # Best adjusted value per cell under the current rules.
     best, margin, best_sum = kernels.best_options(
-        problem.value, structure.allowed, structure.has_allowed, structure.group,
-        structure.area, adj,
+        problem.value,
+        structure.allowed,
+        structure.has_allowed,
+        structure.group,
+        structure.area,
+        adj,
     )
     rows = np.arange(problem.n_cells)
-    best_u = problem.value[rows, best.astype(np.int64)].astype(np.float64) + adj[
-        structure.group, best.astype(np.int64)]
+    best_u = (
+        problem.value[rows, best.astype(np.int64)].astype(np.float64)
+        + adj[structure.group, best.astype(np.int64)]
+    )
     dual = best_sum - structure.target_term(prices)
     scale = max(1.0, abs(sol.objective))
     results, todo = [], []
@@ -115,8 +129,15 @@ def rule_costs(problem: Problem, sol, relaxations: dict, *, method: str = "auto"
         extra, per_claim, pairs = _price_bound(problem, sol, relaxed, structure, adj, best_u)
         bound_gain = max(0.0, dual + extra - sol.objective)
         binds = [problem.claim_names[k] for k in np.flatnonzero(per_claim > tolerance * scale)]
-        entry = {"rule": name, "cells_options_freed": pairs, "bound_gain": bound_gain,
-                 "binds": binds, "gain": None, "objective_relaxed": None, "method": None}
+        entry = {
+            "rule": name,
+            "cells_options_freed": pairs,
+            "bound_gain": bound_gain,
+            "binds": binds,
+            "gain": None,
+            "objective_relaxed": None,
+            "method": None,
+        }
         if bound_gain <= tolerance * scale:
             entry.update(gain=0.0, objective_relaxed=float(sol.objective), method="prices")
         else:
@@ -137,9 +158,12 @@ def rule_costs(problem: Problem, sol, relaxations: dict, *, method: str = "auto"
         entry, relaxed = item
         rsol = resolve(relaxed_problem(problem, relaxed), method, prices=sol.row_prices)
         gain = float(rsol.objective - sol.objective)
-        entry.update(gain=max(gain, 0.0) if gain > -tolerance * scale else gain,
-                     objective_relaxed=float(rsol.objective), method="re-solve",
-                     status_relaxed=rsol.status)
+        entry.update(
+            gain=max(gain, 0.0) if gain > -tolerance * scale else gain,
+            objective_relaxed=float(rsol.objective),
+            method="re-solve",
+            status_relaxed=rsol.status,
+        )
         return entry
 
     if workers > 1 and len(todo) > 1:
@@ -167,9 +191,11 @@ def compiled_relaxations(compiled, kinds=("exclusions",)) -> dict:
         def relaxed():
             without = dataclasses.replace(config, rules=[r for r in config.rules if r is not rule])
             scratch = np.zeros((n_opt, compiled.cells.n), dtype=np.float32)
-            eff = apply_rules(without, compiled.cells, compiled.area_ha, compiled.province_codes,
-                              scratch)
+            eff = apply_rules(
+                without, compiled.cells, compiled.area_ha, compiled.province_codes, scratch
+            )
             return np.ascontiguousarray(eff.allowed)
+
         return relaxed
 
     out = {}

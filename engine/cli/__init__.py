@@ -45,10 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ruimtepuzzel {version()}")
     # Own dests: a sub-command's --quiet (no progress bar) must not overwrite these.
     talk = parser.add_mutually_exclusive_group()
-    talk.add_argument("-v", "--verbose", dest="log_verbose", action="store_true",
-                      help="say more on stderr: every step the engine logs")
-    talk.add_argument("-q", "--quiet", dest="log_quiet", action="store_true",
-                      help="say less on stderr: only warnings and errors")
+    talk.add_argument(
+        "-v",
+        "--verbose",
+        dest="log_verbose",
+        action="store_true",
+        help="say more on stderr: every step the engine logs",
+    )
+    talk.add_argument(
+        "-q",
+        "--quiet",
+        dest="log_quiet",
+        action="store_true",
+        help="say less on stderr: only warnings and errors",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         cmd = sub.add_parser(
@@ -82,9 +92,13 @@ def configure_logging(level: int) -> None:
     for handler in [h for h in logger.handlers if getattr(h, "_ruimtepuzzel", False)]:
         logger.removeHandler(handler)
     handler = _Stderr()
-    handler.setFormatter(logging.Formatter(
-        "ruimtepuzzel: %(name)s: %(message)s" if level <= logging.DEBUG
-        else "ruimtepuzzel: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter(
+            "ruimtepuzzel: %(name)s: %(message)s"
+            if level <= logging.DEBUG
+            else "ruimtepuzzel: %(message)s"
+        )
+    )
     handler._ruimtepuzzel = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level)
@@ -92,8 +106,9 @@ def configure_logging(level: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(logging.DEBUG if args.log_verbose
-                      else logging.WARNING if args.log_quiet else logging.INFO)
+    configure_logging(
+        logging.DEBUG if args.log_verbose else logging.WARNING if args.log_quiet else logging.INFO
+    )
     try:
         from engine.config import check_environment
 
@@ -106,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, SystemError) as err:
         # numba turns Ctrl-C inside a kernel into a SystemError with the interrupt as context.
         if not isinstance(err, KeyboardInterrupt) and not isinstance(
-                err.__cause__ or err.__context__, KeyboardInterrupt):
+            err.__cause__ or err.__context__, KeyboardInterrupt
+        ):
             raise
         print(f"ruimtepuzzel {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -20,12 +20,20 @@ EXAMPLES = """\
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="a config file (TOML), or the name of a shipped one: "
-                        "national, or a province (utrecht, zuid-holland, ...)")
+    parser.add_argument(
+        "config",
+        help="a config file (TOML), or the name of a shipped one: "
+        "national, or a province (utrecht, zuid-holland, ...)",
+    )
     parser.add_argument("--grid", help="grid name (e.g. nl) or path; default: the config's")
     parser.add_argument("--resolution", type=float, help="cell size in metres")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key (as for run)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (as for run)",
+    )
 
 
 def format_summary(summary: dict) -> str:
@@ -53,8 +61,9 @@ def format_summary(summary: dict) -> str:
     for note in summary["notes"]:
         lines.append(f"note: {note}")
     for d in summary["deviations"]:
-        lines.append(f"deviation: layer {d['layer']} from {d['dataset']} ({d['location']}): "
-                     f"{d['reason']}")
+        lines.append(
+            f"deviation: layer {d['layer']} from {d['dataset']} ({d['location']}): {d['reason']}"
+        )
     return "\n".join(lines)
 
 
@@ -63,8 +72,12 @@ def run(args: argparse.Namespace) -> int:
     from engine.run import check
 
     try:
-        summary = check(args.config, grid=args.grid, resolution=args.resolution,
-                        overrides=parse_overrides(args.set))
+        summary = check(
+            args.config,
+            grid=args.grid,
+            resolution=args.resolution,
+            overrides=parse_overrides(args.set),
+        )
     except RuimtepuzzelError as err:
         # A target the land cannot take: the table shows where, then the error as 'run'
         # gives it (the same message and exit status).
@@ -72,6 +85,5 @@ def run(args: argparse.Namespace) -> int:
             print(format_summary(err.summary))
         raise
     print(format_summary(summary))
-    print("ok: the config is valid and all the targets fit together on the land their "
-          "rules allow")
+    print("ok: the config is valid and all the targets fit together on the land their rules allow")
     return 0

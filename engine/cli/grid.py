@@ -25,8 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     def grid_action(name: str, help_: str) -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help_, description=help_)
         p.add_argument("grid", help="grid name in grids/ (e.g. nl) or path to a definition .toml")
-        p.add_argument("--resolution", "-r", type=float, default=None,
-                       help="cell size in metres (default: the definition's default)")
+        p.add_argument(
+            "--resolution",
+            "-r",
+            type=float,
+            default=None,
+            help="cell size in metres (default: the definition's default)",
+        )
         p.add_argument("--rebuild", action="store_true", help="build again even if cached")
         return p
 
@@ -35,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = grid_action("show", "draw every layer on one PNG sheet with legends")
     show.add_argument("--out", "-o", required=True, help="PNG file to write")
     show.add_argument("--layers", help="comma-separated layers to draw (default: all)")
-    show.add_argument("--bbox", type=_bbox,
-                      help="xmin,ymin,xmax,ymax in grid metres: draw only this area")
+    show.add_argument(
+        "--bbox", type=_bbox, help="xmin,ymin,xmax,ymax in grid metres: draw only this area"
+    )
     export = grid_action("export", "write one Cloud Optimized GeoTIFF per layer to a folder")
     export.add_argument("--out", "-o", required=True, help="folder to write the COGs into")
     actions.add_parser("list", help="the shipped grid definitions and the cached builds")
@@ -48,8 +54,9 @@ def _bbox(text: str) -> list[float]:
     except ValueError:
         box = []
     if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
-        raise argparse.ArgumentTypeError(f"{text!r}: give xmin,ymin,xmax,ymax in grid metres, "
-                                         "e.g. 120000,420000,200000,470000")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give xmin,ymin,xmax,ymax in grid metres, e.g. 120000,420000,200000,470000"
+        )
     return box
 
 
@@ -61,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"grid definitions in {GRIDS_DIR}:")
         for path in sorted(GRIDS_DIR.glob("*.toml")):
             d = load_definition(path)
-            print(f"  {d.name:<12} resolutions {', '.join(f'{r:g}' for r in d.resolutions)} m"
-                  f"  {d.title}")
+            print(
+                f"  {d.name:<12} resolutions {', '.join(f'{r:g}' for r in d.resolutions)} m"
+                f"  {d.title}"
+            )
         root = cache_root()
         print(f"cached builds in {root}:")
         for folder in sorted(root.glob("*")) if root.is_dir() else []:
@@ -72,12 +81,15 @@ def run(args: argparse.Namespace) -> int:
 
     definition = load_definition(args.grid)
     started = time.perf_counter()
-    folder = grid_folder(definition, args.resolution, rebuild=args.rebuild,
-                         progress=args.action == "build")
+    folder = grid_folder(
+        definition, args.resolution, rebuild=args.rebuild, progress=args.action == "build"
+    )
     elapsed = time.perf_counter() - started
     if args.action == "build":
-        print(f"grid {definition.name} at {args.resolution or definition.default_resolution:g} m"
-              f" ready in {elapsed:.1f} s: {folder}")
+        print(
+            f"grid {definition.name} at {args.resolution or definition.default_resolution:g} m"
+            f" ready in {elapsed:.1f} s: {folder}"
+        )
         return 0
     ds = open_folder(folder)
     if args.action == "info":
@@ -87,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "show":
         from engine.grid.export import plot_sheet, select
 
-        ds = select(ds, layers=args.layers.split(",") if args.layers else None,
-                    bbox=args.bbox)
+        ds = select(ds, layers=args.layers.split(",") if args.layers else None, bbox=args.bbox)
         print(f"wrote {plot_sheet(ds, args.out)}")
     elif args.action == "export":
         from engine.grid.export import export_cogs

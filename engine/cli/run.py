@@ -19,32 +19,54 @@ EXAMPLES = """\
   ruimtepuzzel run configs/national.toml --resolution 100 --out out/national-100m
   ruimtepuzzel run utrecht --out out/utrecht
   ruimtepuzzel run configs/national.toml --set assumptions.housing_density_urban=80 --out out/dense
-  ruimtepuzzel run configs/national.toml --set rules.exclusions.natura2000.enabled=false --out out/no-n2000
+  ruimtepuzzel run configs/national.toml --set rules.exclusions.natura2000.enabled=false \
+      --out out/no-n2000
   ruimtepuzzel run configs/national.toml --set assumptions.housing_density_urban=80 \
       --warm-start out/national --analysis quick --out out/dense
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="a config file (TOML), or the name of a shipped one: "
-                        "national, or a province (utrecht, zuid-holland, ...)")
-    parser.add_argument("--out", required=True,
-                        help="output folder: created if missing, replaced whole when the run "
-                        "is done (a new or empty folder, or an earlier run's)")
+    parser.add_argument(
+        "config",
+        help="a config file (TOML), or the name of a shipped one: "
+        "national, or a province (utrecht, zuid-holland, ...)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output folder: created if missing, replaced whole when the run "
+        "is done (a new or empty folder, or an earlier run's)",
+    )
     parser.add_argument("--grid", help="grid name (e.g. nl) or path; default: the config's")
     parser.add_argument("--resolution", type=float, help="cell size in metres (1000, 250, 100, 25)")
-    parser.add_argument("--method", default="auto", choices=("auto", "fast", "highs", "cbc"),
-                        help="solver backend (default: auto)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. assumptions.solar_yield=1.2 "
-                        "(repeatable; VALUE is read as TOML: numbers, true/false, \"text\")")
-    parser.add_argument("--warm-start", metavar="RUN_DIR",
-                        help="start the solver from the prices of an earlier run of a similar "
-                        "config (its prices.npz); same optimum, found sooner")
-    parser.add_argument("--analysis", choices=("full", "quick", "off"),
-                        help="conflicts, scarcity, rule costs and exchanges: full (re-solves "
-                        "to make rule costs and exchanges exact), quick (price bounds only) "
-                        "or off (default: $RUIMTEPUZZEL_ANALYSIS, else full)")
+    parser.add_argument(
+        "--method",
+        default="auto",
+        choices=("auto", "fast", "highs", "cbc"),
+        help="solver backend (default: auto)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. assumptions.solar_yield=1.2 "
+        '(repeatable; VALUE is read as TOML: numbers, true/false, "text")',
+    )
+    parser.add_argument(
+        "--warm-start",
+        metavar="RUN_DIR",
+        help="start the solver from the prices of an earlier run of a similar "
+        "config (its prices.npz); same optimum, found sooner",
+    )
+    parser.add_argument(
+        "--analysis",
+        choices=("full", "quick", "off"),
+        help="conflicts, scarcity, rule costs and exchanges: full (re-solves "
+        "to make rule costs and exchanges exact), quick (price bounds only) "
+        "or off (default: $RUIMTEPUZZEL_ANALYSIS, else full)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -57,13 +79,22 @@ def run(args: argparse.Namespace) -> int:
     if args.warm_start:
         prices = read_prices(args.warm_start)
         if prices is None:
-            print(f"ruimtepuzzel run: --warm-start {args.warm_start}: no {PRICES_FILE} there; "
-                  f"give the --out folder of an earlier run", file=sys.stderr)
+            print(
+                f"ruimtepuzzel run: --warm-start {args.warm_start}: no {PRICES_FILE} there; "
+                f"give the --out folder of an earlier run",
+                file=sys.stderr,
+            )
             return 2
     report = run_job(
-        args.config, args.out, grid=args.grid, resolution=args.resolution,
-        progress=not args.quiet, overrides=parse_overrides(args.set), method=args.method,
-        prices=prices, analysis=args.analysis,
+        args.config,
+        args.out,
+        grid=args.grid,
+        resolution=args.resolution,
+        progress=not args.quiet,
+        overrides=parse_overrides(args.set),
+        method=args.method,
+        prices=prices,
+        analysis=args.analysis,
     )
     short = [r for r in report["targets"] if (r["shortfall_ha"] or 0) > 0.5]
     t = report["timings"]
@@ -78,8 +109,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 # The contract's files first, as the run has always named them; the rest as the manifest lists.
-_FIRST = ("report.json", "allocation.tif", "manifest.json", "summary.md", "prices.npz",
-          "report.html")
+_FIRST = (
+    "report.json",
+    "allocation.tif",
+    "manifest.json",
+    "summary.md",
+    "prices.npz",
+    "report.html",
+)
 
 
 def _in_order(names: list[str]) -> list[str]:

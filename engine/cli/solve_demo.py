@@ -28,12 +28,18 @@ def _at_least(minimum: int):
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--cells", type=_at_least(100), default=1_000_000,
-                        help="number of cells (at least 100)")
-    parser.add_argument("--options", type=_at_least(2), default=8,
-                        help="options per cell (at least 2: keep and one to allocate)")
-    parser.add_argument("--provinces", type=_at_least(1), default=12,
-                        help="zones of the province zoning")
+    parser.add_argument(
+        "--cells", type=_at_least(100), default=1_000_000, help="number of cells (at least 100)"
+    )
+    parser.add_argument(
+        "--options",
+        type=_at_least(2),
+        default=8,
+        help="options per cell (at least 2: keep and one to allocate)",
+    )
+    parser.add_argument(
+        "--provinces", type=_at_least(1), default=12, help="zones of the province zoning"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated layers")
     parser.add_argument(
         "--check", action="store_true", help="solve with HiGHS through PuLP too (small problems)"
@@ -49,13 +55,17 @@ def run(args) -> int:
     start = time.perf_counter()
     solution = engine.solve(problem, method="fast")
     elapsed = time.perf_counter() - start
-    print(f"fast:  objective {solution.objective:.10g}  gap {solution.gap:.1e}  "
-          f"status {solution.status}  {elapsed:.2f} s")
+    print(
+        f"fast:  objective {solution.objective:.10g}  gap {solution.gap:.1e}  "
+        f"status {solution.status}  {elapsed:.2f} s"
+    )
     stages = ", ".join(f"{k} {v:.2f}" for k, v in solution.timings.items() if isinstance(v, float))
     print(f"       stages (s): {stages}")
     if args.check:
         start = time.perf_counter()
         reference = engine.solve(problem, method="highs")
-        print(f"highs: objective {reference.objective:.10g}  gap {reference.gap:.1e}  "
-              f"{time.perf_counter() - start:.2f} s")
+        print(
+            f"highs: objective {reference.objective:.10g}  gap {reference.gap:.1e}  "
+            f"{time.perf_counter() - start:.2f} s"
+        )
     return 0 if solution.status == "optimal" else 1

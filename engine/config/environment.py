@@ -40,16 +40,24 @@ def check_environment(environ=None) -> None:
     for name in sorted(k for k in environ if k.startswith("RUIMTEPUZZEL_")):
         value = environ[name]
         if name not in SETTINGS:
-            raise SettingError(name, value, "the engine reads no such setting",
-                               f"{did_you_mean(name, SETTINGS)} (unset it: unset {name})")
+            raise SettingError(
+                name,
+                value,
+                "the engine reads no such setting",
+                f"{did_you_mean(name, SETTINGS)} (unset it: unset {name})",
+            )
         _CHECKS[name](name, value)
 
 
 def _analysis(name: str, value: str) -> None:
     level = value.strip().lower()
     if level and level not in ANALYSIS_LEVELS:
-        raise SettingError(name, value, f"not one of {', '.join(ANALYSIS_LEVELS)}",
-                           did_you_mean(level, ANALYSIS_LEVELS))
+        raise SettingError(
+            name,
+            value,
+            f"not one of {', '.join(ANALYSIS_LEVELS)}",
+            did_you_mean(level, ANALYSIS_LEVELS),
+        )
 
 
 def _cache(name: str, value: str) -> None:
@@ -58,11 +66,16 @@ def _cache(name: str, value: str) -> None:
     folder = Path(value).expanduser()
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
-        raise SettingError(name, value, f"{existing} is a file, not a folder",
-                           "point it at a folder (it is created if missing)")
+        raise SettingError(
+            name,
+            value,
+            f"{existing} is a file, not a folder",
+            "point it at a folder (it is created if missing)",
+        )
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise SettingError(name, value, f"{existing} is not writable",
-                           "point it at a folder you may write to")
+        raise SettingError(
+            name, value, f"{existing} is not writable", "point it at a folder you may write to"
+        )
 
 
 _CHECKS = {"RUIMTEPUZZEL_ANALYSIS": _analysis, "RUIMTEPUZZEL_CACHE": _cache}

@@ -7,8 +7,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
-    "Assumption", "Claim", "Option", "Term", "Recipe", "Rule", "Target", "Zoning", "Novex",
-    "LayerSource", "Province", "Config", "slugify",
+    "Assumption",
+    "Claim",
+    "Option",
+    "Term",
+    "Recipe",
+    "Rule",
+    "Target",
+    "Zoning",
+    "Novex",
+    "LayerSource",
+    "Province",
+    "Config",
+    "slugify",
 ]
 
 
@@ -16,7 +27,6 @@ def slugify(name: str) -> str:
     """'Noord-Holland' -> 'noord-holland', 'Fryslân' -> 'fryslan'."""
     s = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
     return "-".join(s.lower().replace("_", " ").replace("-", " ").split())
-
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,15 @@ from engine.config.validation import (
     read_toml,
 )
 
-__all__ = ["TOP_SECTIONS", "RULE_KINDS", "load_raw", "apply_overrides", "parse_overrides",
-           "load_config", "resolve_tree"]
+__all__ = [
+    "TOP_SECTIONS",
+    "RULE_KINDS",
+    "load_raw",
+    "apply_overrides",
+    "parse_overrides",
+    "load_config",
+    "resolve_tree",
+]
 
 RULE_KINDS = ("exclusions", "penalties", "ladders", "reservations")
 NATIONAL_SECTIONS = ("run", "targets", "zonings", "layers")
@@ -50,9 +57,12 @@ def load_raw(path) -> tuple[dict, str, Origins, list[Path]]:
     if "province" in first and "run" not in first:
         return _load_province(path, first)
     if "run" not in first:
-        raise ConfigError(path, "(file)", "neither a national config ([run]) nor a province "
-                          "config ([province])", "start from configs/national.toml or "
-                          "configs/provinces/<province>.toml")
+        raise ConfigError(
+            path,
+            "(file)",
+            "neither a national config ([run]) nor a province config ([province])",
+            "start from configs/national.toml or configs/provinces/<province>.toml",
+        )
     origins = Origins()
     files = [path]
     Validator.of_file(path).keys(first, (), NATIONAL_SECTIONS)
@@ -63,8 +73,9 @@ def load_raw(path) -> tuple[dict, str, Origins, list[Path]]:
     run = Validator.of_file(path).table(tree["run"], ("run",))
     for key in ("claims", "rules", "suitability"):
         if key not in run:
-            raise ConfigError(path, f"run.{key}", "missing",
-                              f'name the file, e.g. {key} = "{key}.toml"')
+            raise ConfigError(
+                path, f"run.{key}", "missing", f'name the file, e.g. {key} = "{key}.toml"'
+            )
         rel = Validator.of_file(path).string(run[key], ("run", key))
         sub_path = (path.parent / rel).resolve()
         sub = read_toml(sub_path, f"run.{key}")
@@ -102,8 +113,12 @@ def _load_province(path: Path, first: dict) -> tuple[dict, str, Origins, list[Pa
     """A province file: the national file it names, with this file as that province."""
     prov = first.get("province")
     if not isinstance(prov, dict) or "national" not in prov:
-        raise ConfigError(path, "province.national", "missing",
-                          'name the national file, e.g. national = "../national.toml"')
+        raise ConfigError(
+            path,
+            "province.national",
+            "missing",
+            'name the national file, e.g. national = "../national.toml"',
+        )
     rel = Validator.of_file(path).string(prov["national"], ("province", "national"))
     tree, _, origins, files = load_raw((path.parent / rel).resolve())
     slug = slugify(prov.get("name", path.stem))
@@ -126,29 +141,46 @@ def apply_overrides(tree: dict, overrides: dict | None, origins: Origins) -> dic
     for dotted, value in (overrides or {}).items():
         parts = str(dotted).split(".")
         if not all(parts):
-            raise UnknownKeyError("overrides", str(dotted), "an empty part in the key",
-                                  "write dotted keys like assumptions.solar_yield")
+            raise UnknownKeyError(
+                "overrides",
+                str(dotted),
+                "an empty part in the key",
+                "write dotted keys like assumptions.solar_yield",
+            )
         node = tree
         for depth, part in enumerate(parts[:-1]):
             if not isinstance(node, dict) or part not in node:
                 here = ".".join(parts[:depth]) or "the config"
                 choices = [c for c in node if c != "__path__"] if isinstance(node, dict) else []
-                raise UnknownKeyError("overrides", dotted, f"'{part}' is not a key of {here}",
-                                      did_you_mean(part, choices))
+                raise UnknownKeyError(
+                    "overrides",
+                    dotted,
+                    f"'{part}' is not a key of {here}",
+                    did_you_mean(part, choices),
+                )
             node = node[part]
         last = parts[-1]
         if not isinstance(node, dict):
-            raise UnknownKeyError("overrides", dotted, f"{'.'.join(parts[:-1])} is a value, "
-                                  "not a table", "address a key inside a table")
+            raise UnknownKeyError(
+                "overrides",
+                dotted,
+                f"{'.'.join(parts[:-1])} is a value, not a table",
+                "address a key inside a table",
+            )
         if parts[0] == "assumptions" and len(parts) == 2:
             # Shorthand: an assumption's value. A new assumption is a change of the catalogue
             # (claims.toml), not a variant of a run.
             if last not in node:
-                raise UnknownKeyError("overrides", dotted, "no such assumption",
-                                      did_you_mean(last, list(node)))
+                raise UnknownKeyError(
+                    "overrides", dotted, "no such assumption", did_you_mean(last, list(node))
+                )
             if not isinstance(node[last], dict):
-                raise UnknownKeyError("overrides", dotted, "not an assumption table",
-                                      "fix the assumption in claims.toml")
+                raise UnknownKeyError(
+                    "overrides",
+                    dotted,
+                    "not an assumption table",
+                    "fix the assumption in claims.toml",
+                )
             node[last]["value"] = value
             continue
         if last not in node:
@@ -164,8 +196,9 @@ def parse_overrides(pairs) -> dict:
     for pair in pairs:
         key, sep, raw = str(pair).partition("=")
         if not sep or not key.strip():
-            raise ConfigError("--set", str(pair), "expected KEY=VALUE",
-                              "e.g. --set assumptions.solar_yield=1.2")
+            raise ConfigError(
+                "--set", str(pair), "expected KEY=VALUE", "e.g. --set assumptions.solar_yield=1.2"
+            )
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:

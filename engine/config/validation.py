@@ -66,17 +66,23 @@ def read_toml(path: Path, key: str = "(file)", error: type[ConfigError] = Config
     """A TOML file as a dict; a missing, unreadable or malformed file is an ``error``."""
     path = Path(path)
     if not path.is_file():
-        raise error(path, key, "file not found", "check the path (relative paths are taken "
-                    "from the folder of the file that names them)")
+        raise error(
+            path,
+            key,
+            "file not found",
+            "check the path (relative paths are taken from the folder of the file that names them)",
+        )
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as err:
-        raise error(path, "(syntax)", f"not valid TOML: {err}",
-                    "fix the TOML syntax at the line shown") from None
+        raise error(
+            path, "(syntax)", f"not valid TOML: {err}", "fix the TOML syntax at the line shown"
+        ) from None
     except (OSError, UnicodeDecodeError) as err:
-        raise error(path, key, f"cannot be read: {err}",
-                    "check that it is a readable UTF-8 text file") from None
+        raise error(
+            path, key, f"cannot be read: {err}", "check that it is a readable UTF-8 text file"
+        ) from None
 
 
 class Origins:
@@ -126,8 +132,7 @@ class Validator:
         return cls(Origins(path), error)
 
     def err(self, key: tuple, problem: str, fix: str = "") -> ConfigError:
-        return self.error(self.origins.file(key), ".".join(map(str, key)) or "(file)",
-                          problem, fix)
+        return self.error(self.origins.file(key), ".".join(map(str, key)) or "(file)", problem, fix)
 
     def unknown(self, key: tuple, problem: str, fix: str = "") -> ConfigError:
         cls = UnknownKeyError if self.error is ConfigError else self.error
@@ -135,8 +140,9 @@ class Validator:
 
     def table(self, node, key: tuple) -> dict:
         if not isinstance(node, dict):
-            raise self.err(key, f"expected a table, got {_shown(node)}",
-                           "write it as [section] or { ... }")
+            raise self.err(
+                key, f"expected a table, got {_shown(node)}", "write it as [section] or { ... }"
+            )
         return node
 
     def keys(self, node: dict, key: tuple, allowed, required=()) -> None:
@@ -163,8 +169,11 @@ class Validator:
     def integer(self, node, key: tuple, *, minimum=None, maximum=None) -> int:
         value = self.number(node, key, minimum=minimum, maximum=maximum)
         if not value.is_integer():
-            raise self.err(key, f"expected a whole number, got {node!r}",
-                           f"use {math.floor(value)} or {math.ceil(value)}")
+            raise self.err(
+                key,
+                f"expected a whole number, got {node!r}",
+                f"use {math.floor(value)} or {math.ceil(value)}",
+            )
         return int(value)
 
     def string(self, node, key: tuple) -> str:
@@ -174,38 +183,52 @@ class Validator:
 
     def boolean(self, node, key: tuple) -> bool:
         if not isinstance(node, bool):
-            raise self.err(key, f"expected true or false, got {_shown(node)}",
-                           "write true or false (no quotes)")
+            raise self.err(
+                key,
+                f"expected true or false, got {_shown(node)}",
+                "write true or false (no quotes)",
+            )
         return node
 
     def choice(self, node, key: tuple, choices) -> str:
         """One of a fixed set of words."""
         if not isinstance(node, str) or node not in choices:
-            raise self.err(key, f"{node!r} is not one of {', '.join(map(str, choices))}",
-                           did_you_mean(str(node), choices))
+            raise self.err(
+                key,
+                f"{node!r} is not one of {', '.join(map(str, choices))}",
+                did_you_mean(str(node), choices),
+            )
         return node
 
     def strings(self, node, key: tuple, *, empty: bool = True) -> list[str]:
-        if (not isinstance(node, list) or not all(isinstance(s, str) for s in node)
-                or (not empty and not node)):
-            raise self.err(key, f"expected a list of names, got {_shown(node)}",
-                           'write ["a", "b"]')
+        if (
+            not isinstance(node, list)
+            or not all(isinstance(s, str) for s in node)
+            or (not empty and not node)
+        ):
+            raise self.err(key, f"expected a list of names, got {_shown(node)}", 'write ["a", "b"]')
         return list(node)
 
     def numbers(self, node, key: tuple, count: int | None = None) -> list[float]:
         if not isinstance(node, list) or (count is not None and len(node) != count):
             what = f"a list of {count} numbers" if count else "a list of numbers"
-            raise self.err(key, f"expected {what}, got {_shown(node)}",
-                           f"write [{', '.join(['1.0'] * (count or 2))}]")
+            raise self.err(
+                key,
+                f"expected {what}, got {_shown(node)}",
+                f"write [{', '.join(['1.0'] * (count or 2))}]",
+            )
         return [self.number(x, key + (f"[{j}]",)) for j, x in enumerate(node)]
 
     def source(self, node: dict, key: tuple) -> str:
         from engine.source import source_document
 
         if "source" not in node:
-            raise self.err(key + ("source",), "missing",
-                           f'cite the line of {source_document().title} it comes from, e.g. '
-                           f'source = "L188" (data/source/)')
+            raise self.err(
+                key + ("source",),
+                "missing",
+                f"cite the line of {source_document().title} it comes from, e.g. "
+                f'source = "L188" (data/source/)',
+            )
         return self.reference(node["source"], key + ("source",))
 
     def reference(self, node, key: tuple) -> str:
@@ -216,15 +239,24 @@ class Validator:
         try:
             cite(s)
         except RuimtepuzzelError as err:
-            raise self.err(key, str(err), 'write source = "L123", a line of '
-                           f"{source_document().path.name} that says it") from None
+            raise self.err(
+                key,
+                str(err),
+                f'write source = "L123", a line of {source_document().path.name} that says it',
+            ) from None
         return s
 
 
 def _shown(node) -> str:
     """A value as an error shows it, with its TOML type."""
-    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "text",
-             list: "a list", dict: "a table"}
+    kinds = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "text",
+        list: "a list",
+        dict: "a table",
+    }
     kind = next((k for t, k in kinds.items() if type(node) is t), type(node).__name__)
     text = repr(node)
     return f"{kind} {text[:60] + '...' if len(text) > 60 else text}"

@@ -27,7 +27,7 @@ def _area_field(ctx: Context, p: dict[str, Any]) -> GridField:
     mask = field.values.pop(mask_layer) != 0
     units = field.values.pop(unit_layer).astype(np.int64)
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    area_ha = np.bincount(labels.ravel(), minlength=n + 1)[1:] * (field.geometry.res ** 2 / 1e4)
+    area_ha = np.bincount(labels.ravel(), minlength=n + 1)[1:] * (field.geometry.res**2 / 1e4)
     keep = area_ha >= float(p.get("min_area_ha", 0.0))
     # Areas in raster-scan order of their first cell: the same ids whatever the tiling.
     index = np.full(n + 1, -1, np.int32)
@@ -42,8 +42,9 @@ def _majority_unit(labels: np.ndarray, units: np.ndarray, n: int) -> np.ndarray:
     """Per area (1..n), the unit index holding most of its cells; -1 where none does."""
     inside = (labels > 0) & (units >= 0)
     n_units = int(units.max(initial=-1)) + 1
-    counts = np.bincount(labels[inside] * max(n_units, 1) + units[inside],
-                         minlength=(n + 1) * max(n_units, 1)).reshape(n + 1, max(n_units, 1))
+    counts = np.bincount(
+        labels[inside] * max(n_units, 1) + units[inside], minlength=(n + 1) * max(n_units, 1)
+    ).reshape(n + 1, max(n_units, 1))
     best = counts.argmax(axis=1)
     return np.where(counts.max(axis=1) > 0, best, -1)[1:]
 
@@ -69,5 +70,6 @@ def connected_areas(tile: Tile, spec: LayerSpec) -> np.ndarray:
     # The unit layer is an input, so its names are in this build's attrs by now.
     unit_names = tile.ctx.layer_attrs.get(p["name_layer"], {}).get("names", [])
     tile.ctx.layer_attrs.setdefault(spec.name, {}).update(
-        names=_area_names(field.attrs["unit"], unit_names), area_ha=field.attrs["area_ha"])
+        names=_area_names(field.attrs["unit"], unit_names), area_ha=field.attrs["area_ha"]
+    )
     return np.where(tile["land"] == 1, field.take("index", tile), -1).astype(spec.dtype)

@@ -116,8 +116,12 @@ def _needed(definition: GridDefinition, wanted: list[str] | None) -> list[str]:
         return order
     unknown = sorted(set(wanted) - set(order))
     if unknown:
-        raise GridDefinitionError(definition.path, "layers", f"grid {definition.name!r} has no "
-                                  f"layer(s) {unknown}", did_you_mean(unknown[0], order))
+        raise GridDefinitionError(
+            definition.path,
+            "layers",
+            f"grid {definition.name!r} has no layer(s) {unknown}",
+            did_you_mean(unknown[0], order),
+        )
     need = definition.closure(wanted)
     return [n for n in order if n in need]
 
@@ -204,8 +208,9 @@ def build_grid(
         return _build(ctx, dest, tile_size, workers, progress)
 
 
-def _build(ctx: Context, dest: Path, tile_size: int | None, workers: int | None,
-           progress: bool) -> Path:
+def _build(
+    ctx: Context, dest: Path, tile_size: int | None, workers: int | None, progress: bool
+) -> Path:
     import dask
 
     definition, geometry, resolution = ctx.definition, ctx.geometry, ctx.geometry.res
@@ -235,8 +240,10 @@ def _build(ctx: Context, dest: Path, tile_size: int | None, workers: int | None,
 
             def process(window: Window) -> None:
                 tile = _compute_tile(ctx, window, names)
-                rw = ((window.row0, window.row0 + window.height),
-                      (window.col0, window.col0 + window.width))
+                rw = (
+                    (window.row0, window.row0 + window.height),
+                    (window.col0, window.col0 + window.width),
+                )
                 land = (tile.layers["land"] != 0) if "land" in tile.layers else True
                 with write_lock:  # one GDAL handle per file: writes take turns
                     for n in names:
@@ -275,8 +282,13 @@ def _build(ctx: Context, dest: Path, tile_size: int | None, workers: int | None,
             "package_version": _package_version(),
             "build_seconds": round(time.perf_counter() - started, 2),
             "layers": {
-                n: {"file": f"{n}.tif", "dtype": types[n][0], "nodata": _json_nodata(types[n][1]),
-                    "size": (tmp / f"{n}.tif").stat().st_size, "attrs": _layer_attrs(ctx, n)}
+                n: {
+                    "file": f"{n}.tif",
+                    "dtype": types[n][0],
+                    "nodata": _json_nodata(types[n][1]),
+                    "size": (tmp / f"{n}.tif").stat().st_size,
+                    "attrs": _layer_attrs(ctx, n),
+                }
                 for n in names
             },
         }
@@ -308,14 +320,21 @@ def _check_coverage(definition: GridDefinition, covered: dict, land_cells: int) 
         if land_cells and not cells:
             spec = definition.layers[name]
             raise LayerFileError(
-                spec.defined_in or definition.path, f"layers.{name}.path", spec.path,
+                spec.defined_in or definition.path,
+                f"layers.{name}.path",
+                spec.path,
                 f"has no data on any of the {land_cells:,} land cells of the grid",
                 "check its nodata value and CRS label (gdalinfo): the file is all nodata "
-                "where the grid has land")
+                "where the grid has land",
+            )
         share = 1 - cells / land_cells if land_cells else 0.0
         if share > 0.05:
-            logger.warning("layer %s has no data on %.0f%% of the land cells of grid %s",
-                           name, 100 * share, definition.name)
+            logger.warning(
+                "layer %s has no data on %.0f%% of the land cells of grid %s",
+                name,
+                100 * share,
+                definition.name,
+            )
 
 
 def _tag(value: Any) -> str:
@@ -353,8 +372,12 @@ def grid_folder(
             return folder
         logger.warning("the cached grid %s is damaged (%s): building it again", folder, problem)
         _discard(folder)
-    logger.info("building grid %s at %g m into %s (once; later runs read the cache)",
-                definition.name, resolution, folder)
+    logger.info(
+        "building grid %s at %g m into %s (once; later runs read the cache)",
+        definition.name,
+        resolution,
+        folder,
+    )
     build_grid(definition, resolution, folder, progress=progress)
     _remove_stale(folder)
     return folder
@@ -371,8 +394,11 @@ def damage(folder: Path, *, sizes: bool = True) -> str | None:
     except (OSError, ValueError) as err:
         return f"{META_FILE} cannot be read: {err}"
     needed = ("grid_name", "resolution", "crs", "transform", "shape", "layers", "key")
-    if not isinstance(meta, dict) or any(k not in meta for k in needed) or not isinstance(
-            meta["layers"], dict):
+    if (
+        not isinstance(meta, dict)
+        or any(k not in meta for k in needed)
+        or not isinstance(meta["layers"], dict)
+    ):
         return f"{META_FILE} is incomplete"
     for name, layer in meta["layers"].items():
         if not isinstance(layer, dict) or "file" not in layer or "attrs" not in layer:
@@ -441,20 +467,26 @@ def open_folder(folder: os.PathLike, *, chunks: int | None = None) -> xr.Dataset
 
     folder = Path(folder)
     if not (folder / META_FILE).is_file():
-        raise GridFolderError(f"{folder}: not a built grid, it has no {META_FILE}; give a "
-                              "grid name (nl), a grid definition (.toml), or the folder of "
-                              "'ruimtepuzzel grid build' or 'grid export'")
+        raise GridFolderError(
+            f"{folder}: not a built grid, it has no {META_FILE}; give a "
+            "grid name (nl), a grid definition (.toml), or the folder of "
+            "'ruimtepuzzel grid build' or 'grid export'"
+        )
     problem = damage(folder, sizes=False)
     if problem is not None:
-        raise GridFolderError(f"{folder}: the grid there is damaged ({problem}); build or "
-                              "export it again")
+        raise GridFolderError(
+            f"{folder}: the grid there is damaged ({problem}); build or export it again"
+        )
     meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     chunk = int(chunks or 1024)
     variables = {}
     for name, layer in meta["layers"].items():
         da = rioxarray.open_rasterio(
-            folder / layer["file"], chunks={"y": chunk, "x": chunk}, mask_and_scale=False,
-            lock=False, cache=False,
+            folder / layer["file"],
+            chunks={"y": chunk, "x": chunk},
+            mask_and_scale=False,
+            lock=False,
+            cache=False,
         ).squeeze("band", drop=True)
         da = da.drop_vars("spatial_ref", errors="ignore")
         da.attrs = dict(layer["attrs"])
@@ -472,8 +504,6 @@ def open_folder(folder: os.PathLike, *, chunks: int | None = None) -> xr.Dataset
         "cache_key": meta["key"],
         "package_version": meta["package_version"],
     }
-    ds = ds.rio.write_crs(meta["crs"]).rio.write_transform(
-        rasterio.Affine(*meta["transform"])
-    )
+    ds = ds.rio.write_crs(meta["crs"]).rio.write_transform(rasterio.Affine(*meta["transform"]))
     ds.encoding["source_folder"] = str(folder)
     return ds

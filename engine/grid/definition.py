@@ -57,14 +57,37 @@ METADATA_KEYS = ("long_name", "units", "provenance", "description")
 # Keys a layer table may carry; anything else is a typo that would otherwise be ignored.
 _LAYER_KEYS = {
     *METADATA_KEYS,
-    "source", "dtype", "nodata", "path", "band", "resample",
-    "burn", "key", "label", "attribute", "all_touched",
-    "variable", "base_resolution",
-    "function", "inputs", "params", "classes",
+    "source",
+    "dtype",
+    "nodata",
+    "path",
+    "band",
+    "resample",
+    "burn",
+    "key",
+    "label",
+    "attribute",
+    "all_touched",
+    "variable",
+    "base_resolution",
+    "function",
+    "inputs",
+    "params",
+    "classes",
 }
 _GRID_KEYS = {
-    "name", "title", "crs", "extent", "resolutions", "default_resolution", "tile_size",
-    "data_dir", "seed", "credits", "extends", "context_extent",
+    "name",
+    "title",
+    "crs",
+    "extent",
+    "resolutions",
+    "default_resolution",
+    "tile_size",
+    "data_dir",
+    "seed",
+    "credits",
+    "extends",
+    "context_extent",
 }
 
 
@@ -157,10 +180,13 @@ class GridDefinition:
         resolution = float(resolution)
         if resolution not in self.resolutions:
             raise GridDefinitionError(
-                self.path, "grid.resolutions", f"grid {self.name!r}: resolution "
+                self.path,
+                "grid.resolutions",
+                f"grid {self.name!r}: resolution "
                 f"{resolution:g} m is not one of its resolutions "
-                f"{[f'{r:g}' for r in self.resolutions]}", "pick one of those or add it to "
-                "[grid] resolutions (the extent must be a whole number of cells)"
+                f"{[f'{r:g}' for r in self.resolutions]}",
+                "pick one of those or add it to "
+                "[grid] resolutions (the extent must be a whole number of cells)",
             )
         return resolution
 
@@ -183,18 +209,23 @@ def find_definition(name_or_path: str | os.PathLike) -> Path:
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or candidate.exists():
         if not candidate.is_file():
-            raise GridDefinitionError(candidate, "(file)", "the grid definition does not exist",
-                                      "give the path of a definition .toml, or the name of a "
-                                      "shipped grid")
+            raise GridDefinitionError(
+                candidate,
+                "(file)",
+                "the grid definition does not exist",
+                "give the path of a definition .toml, or the name of a shipped grid",
+            )
         return candidate.resolve()
     shipped = GRIDS_DIR / f"{name_or_path}.toml"
     if shipped.is_file():
         return shipped
     known = sorted(p.stem for p in GRIDS_DIR.glob("*.toml"))
     raise GridDefinitionError(
-        GRIDS_DIR, str(name_or_path), f"no grid named {str(name_or_path)!r}: the grids there "
-        f"are {known}", f"{did_you_mean(str(name_or_path), known)} Or give the path of a "
-        "definition .toml")
+        GRIDS_DIR,
+        str(name_or_path),
+        f"no grid named {str(name_or_path)!r}: the grids there are {known}",
+        f"{did_you_mean(str(name_or_path), known)} Or give the path of a definition .toml",
+    )
 
 
 def load_definition(name_or_path: str | os.PathLike) -> GridDefinition:
@@ -205,20 +236,28 @@ def load_definition(name_or_path: str | os.PathLike) -> GridDefinition:
 def _load(path: Path, seen: tuple[Path, ...]) -> GridDefinition:
     v = Validator.of_file(path, GridDefinitionError)
     if path in seen:
-        raise v.err(("grid", "extends"), "the definitions extend each other in a cycle: "
-                    + " -> ".join(str(p) for p in (*seen, path)), "break the cycle")
+        raise v.err(
+            ("grid", "extends"),
+            "the definitions extend each other in a cycle: "
+            + " -> ".join(str(p) for p in (*seen, path)),
+            "break the cycle",
+        )
     doc = read_toml(path, error=GridDefinitionError)
     v.keys(doc, (), ("grid", "layers"))
     if "grid" not in doc:
-        raise v.err(("grid",), "missing: the [grid] table (crs, extent, resolutions, ...)",
-                    "add [grid] with crs, extent and resolutions")
+        raise v.err(
+            ("grid",),
+            "missing: the [grid] table (crs, extent, resolutions, ...)",
+            "add [grid] with crs, extent and resolutions",
+        )
     grid = v.table(doc["grid"], ("grid",))
     v.keys(grid, ("grid",), _GRID_KEYS)
 
     parent: GridDefinition | None = None
     if "extends" in grid:
-        parent = _load(find_definition(v.string(grid["extends"], ("grid", "extends"))),
-                       seen + (path,))
+        parent = _load(
+            find_definition(v.string(grid["extends"], ("grid", "extends"))), seen + (path,)
+        )
 
     data_dir = _data_dir(v, path, grid)
 
@@ -234,9 +273,10 @@ def _load(path: Path, seen: tuple[Path, ...]) -> GridDefinition:
     crs = _crs(v, pick("crs"))
     extent = _extent(v, pick("extent"), "extent")
     listed = pick("resolutions")
-    resolutions = tuple(v.number(r, ("grid", "resolutions", f"[{j}]"), minimum=1e-9)
-                        for j, r in enumerate(listed if isinstance(listed, (list, tuple))
-                                              else [listed]))
+    resolutions = tuple(
+        v.number(r, ("grid", "resolutions", f"[{j}]"), minimum=1e-9)
+        for j, r in enumerate(listed if isinstance(listed, (list, tuple)) else [listed])
+    )
     if not resolutions:
         raise v.err(("grid", "resolutions"), "empty", "give the cell sizes, e.g. [1000, 250]")
     for res in resolutions:
@@ -246,10 +286,15 @@ def _load(path: Path, seen: tuple[Path, ...]) -> GridDefinition:
     inherited = parent.default_resolution if parent else None
     default_resolution = v.number(
         grid.get("default_resolution", inherited if inherited in resolutions else resolutions[0]),
-        ("grid", "default_resolution"))
+        ("grid", "default_resolution"),
+    )
     if default_resolution not in resolutions:
-        raise v.err(("grid", "default_resolution"), f"{default_resolution:g} m is not one of "
-                    f"the resolutions {[f'{r:g}' for r in resolutions]}", "pick one of those")
+        raise v.err(
+            ("grid", "default_resolution"),
+            f"{default_resolution:g} m is not one of "
+            f"the resolutions {[f'{r:g}' for r in resolutions]}",
+            "pick one of those",
+        )
     context_default = parent.context_extent or parent.extent if parent else extent
     context_extent = _extent(v, grid.get("context_extent", context_default), "context_extent")
 
@@ -288,8 +333,11 @@ def _data_dir(v: Validator, path: Path, grid: dict) -> Path:
     rel = v.string(grid.get("data_dir", "."), ("grid", "data_dir"))
     folder = (path.parent / rel).resolve()
     if not folder.is_dir():
-        raise v.err(("grid", "data_dir"), f"{folder} is not a folder",
-                    "give the folder the layers' paths are relative to (relative to this file)")
+        raise v.err(
+            ("grid", "data_dir"),
+            f"{folder} is not a folder",
+            "give the folder the layers' paths are relative to (relative to this file)",
+        )
     return folder
 
 
@@ -301,21 +349,33 @@ def _crs(v: Validator, value: Any) -> str:
     try:
         CRS.from_user_input(text)
     except CRSError as err:
-        raise v.err(("grid", "crs"), f"{text!r} is not a CRS ({err})",
-                    'write an EPSG code, e.g. crs = "EPSG:28992"') from None
+        raise v.err(
+            ("grid", "crs"),
+            f"{text!r} is not a CRS ({err})",
+            'write an EPSG code, e.g. crs = "EPSG:28992"',
+        ) from None
     return text
 
 
-def _layer(v: Validator, name: str, table: Any, path: Path, data_dir: Path | None,
-           inherited: LayerSpec | None) -> LayerSpec:
+def _layer(
+    v: Validator,
+    name: str,
+    table: Any,
+    path: Path,
+    data_dir: Path | None,
+    inherited: LayerSpec | None,
+) -> LayerSpec:
     key = ("layers", name)
     table = v.table(table, key)
     v.keys(table, key, _LAYER_KEYS)
     # A layer that only changes metadata or params of an inherited layer keeps the rest.
     base: dict[str, Any] = {}
     if inherited is not None and "source" not in table:
-        base = {k: getattr(inherited, k) for k in inherited.__dataclass_fields__
-                if k not in ("name", "defined_in")}
+        base = {
+            k: getattr(inherited, k)
+            for k in inherited.__dataclass_fields__
+            if k not in ("name", "defined_in")
+        }
     merged = {**base, **table}
     v.keys(merged, key, _LAYER_KEYS, ("source", *METADATA_KEYS))
 
@@ -324,26 +384,41 @@ def _layer(v: Validator, name: str, table: Any, path: Path, data_dir: Path | Non
     # A GeoTIFF carries its own dtype; every other source must say what it makes.
     dtype = merged.get("dtype", "" if source == "raster" else None)
     if dtype is None:
-        raise v.err(key + ("dtype",), f"missing: a {source} layer says what it makes",
-                    f"add dtype = one of {', '.join(DTYPES)}")
+        raise v.err(
+            key + ("dtype",),
+            f"missing: a {source} layer says what it makes",
+            f"add dtype = one of {', '.join(DTYPES)}",
+        )
     if dtype:
         v.choice(dtype, key + ("dtype",), DTYPES)
-    text = {k: v.string(merged[k], key + (k,)) for k in
-            ("key", "label", "attribute", "variable", "function") if merged.get(k) is not None}
+    text = {
+        k: v.string(merged[k], key + (k,))
+        for k in ("key", "label", "attribute", "variable", "function")
+        if merged.get(k) is not None
+    }
 
     file_path = merged.get("path")
     if source in ("raster", "vector", "ugrid"):
         if file_path is None:
-            raise v.err(key + ("path",), f"missing: a {source} layer reads a file",
-                        "add path = '...' (relative to the data folder)")
-        file_path = Path(v.string(file_path, key + ("path",))) if not isinstance(
-            file_path, Path) else file_path
+            raise v.err(
+                key + ("path",),
+                f"missing: a {source} layer reads a file",
+                "add path = '...' (relative to the data folder)",
+            )
+        file_path = (
+            Path(v.string(file_path, key + ("path",)))
+            if not isinstance(file_path, Path)
+            else file_path
+        )
         if not file_path.is_absolute():
             root = data_dir if "path" in table else path.parent
             file_path = ((root or path.parent) / file_path).resolve()
         if not file_path.is_file():
-            raise v.err(key + ("path",), f"source file {file_path} does not exist",
-                        f"fix path (relative to {data_dir or path.parent})")
+            raise v.err(
+                key + ("path",),
+                f"source file {file_path} does not exist",
+                f"fix path (relative to {data_dir or path.parent})",
+            )
     resample = merged.get("resample")
     if resample is not None:
         v.choice(resample, key + ("resample",), RESAMPLING)
@@ -351,17 +426,29 @@ def _layer(v: Validator, name: str, table: Any, path: Path, data_dir: Path | Non
     if source == "vector":
         v.choice(burn, key + ("burn",), BURNS)
         if burn == "index" and not text.get("key"):
-            raise v.err(key + ("key",), "missing: burn = 'index' sorts by an attribute",
-                        "add key = '<attribute to sort by>'")
+            raise v.err(
+                key + ("key",),
+                "missing: burn = 'index' sorts by an attribute",
+                "add key = '<attribute to sort by>'",
+            )
         if burn == "attribute" and not text.get("attribute"):
-            raise v.err(key + ("attribute",), "missing: burn = 'attribute' burns a field",
-                        "add attribute = '<field>'")
+            raise v.err(
+                key + ("attribute",),
+                "missing: burn = 'attribute' burns a field",
+                "add attribute = '<field>'",
+            )
     if source == "derived" and not text.get("function"):
-        raise v.err(key + ("function",), "missing: a derived layer is made by a function",
-                    "add function = '<name>'")
+        raise v.err(
+            key + ("function",),
+            "missing: a derived layer is made by a function",
+            "add function = '<name>'",
+        )
     if source == "ugrid" and not text.get("variable"):
-        raise v.err(key + ("variable",), "missing: a ugrid layer reads a face variable",
-                    "add variable = '<face variable>'")
+        raise v.err(
+            key + ("variable",),
+            "missing: a ugrid layer reads a face variable",
+            "add variable = '<face variable>'",
+        )
     nodata = _nodata(v, merged.get("nodata"), dtype, key + ("nodata",))
     base_resolution = merged.get("base_resolution")
     if base_resolution is not None:
@@ -377,8 +464,9 @@ def _layer(v: Validator, name: str, table: Any, path: Path, data_dir: Path | Non
         description=" ".join(v.string(merged["description"], key + ("description",)).split()),
         nodata=nodata,
         path=file_path,
-        band=None if merged.get("band") is None else v.integer(merged["band"], key + ("band",),
-                                                               minimum=1),
+        band=None
+        if merged.get("band") is None
+        else v.integer(merged["band"], key + ("band",), minimum=1),
         resample=resample,
         burn=burn,
         key=text.get("key"),
@@ -389,8 +477,14 @@ def _layer(v: Validator, name: str, table: Any, path: Path, data_dir: Path | Non
         base_resolution=base_resolution,
         function=text.get("function"),
         inputs=tuple(v.strings(list(merged.get("inputs", ())), key + ("inputs",))),
-        params=_resolve_param_files(v, dict(v.table(merged.get("params", {}), key + ("params",))),
-                                    table, base, data_dir, key),
+        params=_resolve_param_files(
+            v,
+            dict(v.table(merged.get("params", {}), key + ("params",))),
+            table,
+            base,
+            data_dir,
+            key,
+        ),
         classes=tuple(v.strings(list(merged.get("classes", ())), key + ("classes",))),
         defined_in=path if "source" in table or inherited is None else inherited.defined_in,
     )
@@ -402,18 +496,25 @@ def _nodata(v: Validator, nodata: Any, dtype: str, key: tuple) -> float | int | 
     if isinstance(nodata, str) and nodata.lower() == "nan":
         nodata = float("nan")
     elif isinstance(nodata, bool) or not isinstance(nodata, (int, float)):
-        raise v.err(key, f"expected a number or \"nan\", got {nodata!r}", "e.g. nodata = -1")
+        raise v.err(key, f'expected a number or "nan", got {nodata!r}', "e.g. nodata = -1")
     if dtype and not np.issubdtype(np.dtype(dtype), np.floating):
         info = np.iinfo(dtype)
         if not (float(nodata).is_integer() and info.min <= nodata <= info.max):
-            raise v.err(key, f"{nodata!r} does not fit dtype {dtype}",
-                        f"use a whole number from {info.min} to {info.max}")
+            raise v.err(
+                key,
+                f"{nodata!r} does not fit dtype {dtype}",
+                f"use a whole number from {info.min} to {info.max}",
+            )
     return nodata
 
 
 def _resolve_param_files(
-    v: Validator, params: dict[str, Any], table: dict, inherited: dict,
-    data_dir: Path | None, key: tuple,
+    v: Validator,
+    params: dict[str, Any],
+    table: dict,
+    inherited: dict,
+    data_dir: Path | None,
+    key: tuple,
 ) -> dict[str, Any]:
     """Params named ``*_file`` are source files: made absolute (relative to the data folder of
     the definition that set them) and checked, like a layer's ``path``."""
@@ -426,8 +527,11 @@ def _resolve_param_files(
                     continue
                 file_path = ((data_dir or Path.cwd()) / file_path).resolve()
             if not file_path.is_file():
-                raise v.err(key + ("params", name), f"{file_path} does not exist",
-                            f"fix the path (relative to {data_dir})")
+                raise v.err(
+                    key + ("params", name),
+                    f"{file_path} does not exist",
+                    f"fix the path (relative to {data_dir})",
+                )
             params[name] = file_path
     return params
 
@@ -462,12 +566,18 @@ def file_sha256(path: Path) -> str:
 
 def _extent(v: Validator, value: Any, key: str) -> tuple[float, float, float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 4:
-        raise v.err(("grid", key), f"expected [xmin, ymin, xmax, ymax], got {value!r}",
-                    "give four numbers in the grid's CRS")
+        raise v.err(
+            ("grid", key),
+            f"expected [xmin, ymin, xmax, ymax], got {value!r}",
+            "give four numbers in the grid's CRS",
+        )
     xmin, ymin, xmax, ymax = (v.number(x, ("grid", key, f"[{j}]")) for j, x in enumerate(value))
     if not (xmax > xmin and ymax > ymin):
-        raise v.err(("grid", key), f"{list(value)} has xmax <= xmin or ymax <= ymin",
-                    "write [xmin, ymin, xmax, ymax]")
+        raise v.err(
+            ("grid", key),
+            f"{list(value)} has xmax <= xmin or ymax <= ymin",
+            "write [xmin, ymin, xmax, ymax]",
+        )
     return xmin, ymin, xmax, ymax
 
 
@@ -476,9 +586,12 @@ def _check_divides(v: Validator, extent: tuple[float, ...], res: float) -> None:
     for span, axis in ((xmax - xmin, "x"), (ymax - ymin, "y")):
         cells = span / res
         if abs(cells - round(cells)) > 1e-9:
-            raise v.err(("grid", "resolutions"), f"the {axis} span of the extent ({span:g} m) "
-                        f"is not a whole number of {res:g} m cells",
-                        "adjust [grid] extent or resolutions")
+            raise v.err(
+                ("grid", "resolutions"),
+                f"the {axis} span of the extent ({span:g} m) "
+                f"is not a whole number of {res:g} m cells",
+                "adjust [grid] extent or resolutions",
+            )
 
 
 def _topological_order(layers: dict[str, LayerSpec], path: Path) -> list[str]:
@@ -490,13 +603,19 @@ def _topological_order(layers: dict[str, LayerSpec], path: Path) -> list[str]:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            raise v.err(("layers", chain[0], "inputs"), "layers depend on each other in a "
-                        f"cycle: {' -> '.join(chain)}", "break the cycle")
+            raise v.err(
+                ("layers", chain[0], "inputs"),
+                f"layers depend on each other in a cycle: {' -> '.join(chain)}",
+                "break the cycle",
+            )
         state[name] = 1
         for dep in layers[name].inputs:
             if dep not in layers:
-                raise v.err(("layers", name, "inputs"), f"input {dep!r} is not a layer of this "
-                            "grid", did_you_mean(dep, layers))
+                raise v.err(
+                    ("layers", name, "inputs"),
+                    f"input {dep!r} is not a layer of this grid",
+                    did_you_mean(dep, layers),
+                )
             visit(dep, chain + (dep,))
         state[name] = 2
         order.append(name)

@@ -70,8 +70,14 @@ def field_geometry(ctx: Context, names: list[str], res: float) -> GridGeometry:
     if _raster_layers(ctx, names):
         return ctx.geometry
     xmin, ymin, xmax, ymax = ctx.context_extent
-    return GridGeometry(ctx.definition.crs, xmin, ymax, float(res),
-                        round((ymax - ymin) / res), round((xmax - xmin) / res))
+    return GridGeometry(
+        ctx.definition.crs,
+        xmin,
+        ymax,
+        float(res),
+        round((ymax - ymin) / res),
+        round((xmax - xmin) / res),
+    )
 
 
 @contextmanager
@@ -96,8 +102,10 @@ class GridField:
     def offset(self, tile: Tile) -> tuple[int, int]:
         """(row, col) of the tile's first cell on this grid; same resolution only."""
         g, t = self.geometry, tile.geometry
-        return (round((g.ymax - t.ymax) / g.res) + tile.window.row0,
-                round((t.xmin - g.xmin) / g.res) + tile.window.col0)
+        return (
+            round((g.ymax - t.ymax) / g.res) + tile.window.row0,
+            round((t.xmin - g.xmin) / g.res) + tile.window.col0,
+        )
 
     def take(self, name: str, tile: Tile) -> np.ndarray:
         g = self.geometry
@@ -121,8 +129,10 @@ def context_layers(ctx: Context, names: list[str], res: float) -> GridField:
             for name in names:
                 if name not in out.values:
                     out.values[name] = np.empty(g.shape, part[name].dtype)
-                out.values[name][window.row0:window.row0 + window.height,
-                                 window.col0:window.col0 + window.width] = part[name]
+                out.values[name][
+                    window.row0 : window.row0 + window.height,
+                    window.col0 : window.col0 + window.width,
+                ] = part[name]
     return out
 
 
@@ -132,8 +142,10 @@ def context_layers(ctx: Context, names: list[str], res: float) -> GridField:
 def _majority_regions(ctx: Context, units: LayerSpec, p: dict[str, Any]) -> dict[str, Any]:
     """For every unit of an index layer (in its index order), the region it overlaps most."""
     if units.source != "vector" or units.burn != "index":
-        raise RuimtepuzzelError(f"params.units_layer {units.name!r} must be a vector layer burnt as "
-                         f"an index (its polygons are what is assigned to regions)")
+        raise RuimtepuzzelError(
+            f"params.units_layer {units.name!r} must be a vector layer burnt as "
+            f"an index (its polygons are what is assigned to regions)"
+        )
     table = vector_table(ctx, units.path)
     order = np.argsort(table.column(units.key, units.name).astype(str), kind="stable")
     unit_geoms = table.geometries[order]
@@ -148,8 +160,11 @@ def _majority_regions(ctx: Context, units: LayerSpec, p: dict[str, Any]) -> dict
         if hits.size:
             overlap = shapely.area(shapely.intersection(geom, region_geoms[hits]))
             lookup[i] = hits[int(np.argmax(overlap))] if overlap.max() > 0 else -1
-    return {"lookup": lookup, "codes": [str(k) for k in keys[by_key]],
-            "names": [str(v) for v in regions.column(p["label"]).astype(str)[by_key]]}
+    return {
+        "lookup": lookup,
+        "codes": [str(k) for k in keys[by_key]],
+        "names": [str(v) for v in regions.column(p["label"]).astype(str)[by_key]],
+    }
 
 
 @derivation("region_of_units")
@@ -159,10 +174,13 @@ def region_of_units(tile: Tile, spec: LayerSpec) -> np.ndarray:
     Regions made of whole units so get the units' exact boundaries."""
     p = spec.params
     units = tile.ctx.definition.layers[p.get("units_layer", spec.inputs[0])]
-    model = tile.ctx.once(("region-of-units", spec.name, units.name, str(p["regions_file"])),
-                          lambda: _majority_regions(tile.ctx, units, p))
-    tile.ctx.layer_attrs.setdefault(spec.name, {}).update(codes=model["codes"],
-                                                          names=model["names"])
+    model = tile.ctx.once(
+        ("region-of-units", spec.name, units.name, str(p["regions_file"])),
+        lambda: _majority_regions(tile.ctx, units, p),
+    )
+    tile.ctx.layer_attrs.setdefault(spec.name, {}).update(
+        codes=model["codes"], names=model["names"]
+    )
     index = tile[units.name].astype(np.int64)
     return np.where(index >= 0, model["lookup"][np.maximum(index, 0)], -1)
 
@@ -192,15 +210,24 @@ def _built_up_model(ctx: Context, spec: LayerSpec) -> dict[str, Any]:
     table = d["table"]
     res = float(p.get("base_resolution", 250))
     base = BaseField.over(ctx.context_extent, res)
-    index = burn_shapes(base, table.geometries, np.arange(len(table)), fill=-1, dtype="int32",
-                        tree=shapely.STRtree(table.geometries))
+    index = burn_shapes(
+        base,
+        table.geometries,
+        np.arange(len(table)),
+        fill=-1,
+        dtype="int32",
+        tree=shapely.STRtree(table.geometries),
+    )
     logd = np.where(index >= 0, np.log10(np.maximum(d["density"], 1.0))[index], 0.0)
     sigma = float(p.get("smooth_m", 1200)) / res
     core = BaseField(ndimage.gaussian_filter(logd, sigma).astype(np.float32), base.x0, base.y0, res)
     coreness = _coreness(core, base.xs, base.ys, ctx, p)
 
-    target = np.clip(d["density"] / float(p["full_density"]), p.get("min_fraction", 0.02),
-                     p.get("max_fraction", 0.97))
+    target = np.clip(
+        d["density"] / float(p["full_density"]),
+        p.get("min_fraction", 0.02),
+        p.get("max_fraction", 0.97),
+    )
     thresholds = np.full(len(table), np.inf)
     flat_idx, flat_c = index.ravel(), coreness.ravel()
     inside = flat_idx >= 0
@@ -219,8 +246,13 @@ def _built_up_model(ctx: Context, spec: LayerSpec) -> dict[str, Any]:
     frac = _soft(coreness, thresholds, index, margin)
     with np.errstate(invalid="ignore", divide="ignore"):  # districts smaller than a cell
         mean_frac = ndimage.mean(frac, labels=index + 1, index=np.arange(1, len(table) + 1))
-    return {"core": core, "thresholds": thresholds, "margin": margin,
-            "mean_fraction": np.nan_to_num(mean_frac), **d}
+    return {
+        "core": core,
+        "thresholds": thresholds,
+        "margin": margin,
+        "mean_fraction": np.nan_to_num(mean_frac),
+        **d,
+    }
 
 
 def _coreness(core: BaseField, x, y, ctx: Context, p: dict[str, Any]) -> np.ndarray:
@@ -249,8 +281,9 @@ def built_up_fraction(tile: Tile, spec: LayerSpec) -> np.ndarray:
 def population_density(tile: Tile, spec: LayerSpec) -> np.ndarray:
     """District density spread over the district: most on built-up cells, a share on all."""
     owner = spec.params["built_up_layer"]
-    model = tile.ctx.once(("built_up", owner),
-                          lambda: _built_up_model(tile.ctx, tile.ctx.definition.layers[owner]))
+    model = tile.ctx.once(
+        ("built_up", owner), lambda: _built_up_model(tile.ctx, tile.ctx.definition.layers[owner])
+    )
     index = tile["district"].astype(np.int64)
     k = np.maximum(index, 0)
     everywhere = float(spec.params.get("share_everywhere", 0.1))
@@ -324,8 +357,9 @@ def _between_dikes(ctx: Context, p: dict[str, Any]) -> BaseField:
         c1 = min(int((xmax - (base.x0 - res / 2)) // res) + pad + 1, nx)
         r0 = max(int(((base.y0 + res / 2) - ymax) // res) - pad, 0)
         r1 = min(int(((base.y0 + res / 2) - ymin) // res) + pad + 1, ny)
-        sub = BaseField(np.zeros((r1 - r0, c1 - c0), np.float32),
-                        base.x0 + c0 * res, base.y0 - r0 * res, res)
+        sub = BaseField(
+            np.zeros((r1 - r0, c1 - c0), np.float32), base.x0 + c0 * res, base.y0 - r0 * res, res
+        )
         lines = burn_shapes(sub, geoms, all_touched=True)
         dist, (iy, ix) = ndimage.distance_transform_edt(lines == 0, return_indices=True)
         gy, gx = np.indices(lines.shape)
@@ -401,11 +435,20 @@ def peat(tile: Tile, spec: LayerSpec) -> np.ndarray:
     elev = tile["elevation"]
     n = _noise(tile, float(p.get("noise_spacing", 4000)), 21)
     band = (elev >= float(p["min_elevation"])) & (elev <= float(p["max_elevation"]))
-    out = _mask(tile["land"], band, _province_index(tile, p["provinces"]),
-                n > float(p.get("noise_threshold", 0.3)))
+    out = _mask(
+        tile["land"],
+        band,
+        _province_index(tile, p["provinces"]),
+        n > float(p.get("noise_threshold", 0.3)),
+    )
     if p.get("coast_names"):  # the young sea clay along the coasts is no peat
-        out &= ~_near_water(tile, p["water_file"], p["coast_names"],
-                            float(p["coast_distance"]), p.get("name_attribute", "OWMNAAM"))
+        out &= ~_near_water(
+            tile,
+            p["water_file"],
+            p["coast_names"],
+            float(p["coast_distance"]),
+            p.get("name_attribute", "OWMNAAM"),
+        )
     return out
 
 
@@ -416,8 +459,11 @@ def sandy_highland(tile: Tile, spec: LayerSpec) -> np.ndarray:
     p = spec.params
     n = _noise(tile, float(p.get("noise_spacing", 3000)), 31)
     elev = tile["elevation"] + float(p.get("noise_m", 2.0)) * (n - 0.5)
-    return _mask(tile["land"], elev >= float(p["min_elevation"]),
-                 ~_in_boxes(tile, p.get("exclude_boxes", [])))
+    return _mask(
+        tile["land"],
+        elev >= float(p["min_elevation"]),
+        ~_in_boxes(tile, p.get("exclude_boxes", [])),
+    )
 
 
 def _water_buffer(ctx: Context, path, attribute: str, names: list[str], width: float):
@@ -437,8 +483,9 @@ def _near_water(tile: Tile, path, names: list[str], width: float, attribute: str
 def coastal_strip(tile: Tile, spec: LayerSpec) -> np.ndarray:
     """Land within ``width`` m of the named sea water bodies: the dune belt."""
     p = spec.params
-    near = _near_water(tile, p["water_file"], p["sea_names"], float(p["width"]),
-                       p.get("name_attribute", "OWMNAAM"))
+    near = _near_water(
+        tile, p["water_file"], p["sea_names"], float(p["width"]), p.get("name_attribute", "OWMNAAM")
+    )
     return _mask(near, tile["land"])
 
 
@@ -507,6 +554,11 @@ def valuable_farmland(tile: Tile, spec: LayerSpec) -> np.ndarray:
     not in floodplains, between the elevations given."""
     p = spec.params
     elev = tile["elevation"]
-    return _mask(tile["land_cover"] == AGRICULTURE, tile["peat"] == 0,
-                 tile["sandy_highland"] == 0, tile["floodplain"] == 0,
-                 elev >= float(p["min_elevation"]), elev <= float(p["max_elevation"]))
+    return _mask(
+        tile["land_cover"] == AGRICULTURE,
+        tile["peat"] == 0,
+        tile["sandy_highland"] == 0,
+        tile["floodplain"] == 0,
+        elev >= float(p["min_elevation"]),
+        elev <= float(p["max_elevation"]),
+    )

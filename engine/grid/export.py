@@ -21,12 +21,12 @@ __all__ = ["grid_info", "plot_sheet", "export_cogs", "select", "CATEGORICAL_COLO
 
 #: Colours of the land-cover classes, index = code (none, built_up, agriculture, greenhouse,
 #: forest, open_nature, water).
-CATEGORICAL_COLOURS = ["#ffffff", "#d7301f", "#f3e6a2", "#b15be0", "#1b7837", "#a6d96a",
-                       "#4393c3"]
+CATEGORICAL_COLOURS = ["#ffffff", "#d7301f", "#f3e6a2", "#b15be0", "#1b7837", "#a6d96a", "#4393c3"]
 
 
-def select(ds: xr.Dataset, layers: list[str] | None = None,
-           bbox: list[float] | None = None) -> xr.Dataset:
+def select(
+    ds: xr.Dataset, layers: list[str] | None = None, bbox: list[float] | None = None
+) -> xr.Dataset:
     """Some layers (``land`` and ``province`` kept for the outlines) and/or an area
     (xmin, ymin, xmax, ymax in grid metres) of a grid."""
     if layers:
@@ -81,8 +81,11 @@ def grid_info(ds: xr.Dataset) -> str:
             summary = f"{len(da.attrs.get('codes', []))} zones"
         else:
             v = values[land & np.isfinite(values)] if values.dtype.kind == "f" else values[land]
-            summary = (f"min {v.min():.4g}  mean {v.mean():.4g}  max {v.max():.4g}"
-                       if v.size else "no values on land")
+            summary = (
+                f"min {v.min():.4g}  mean {v.mean():.4g}  max {v.max():.4g}"
+                if v.size
+                else "no values on land"
+            )
         lines.append(
             f"  {name:<20} {str(da.dtype):<8} {da.attrs.get('units', ''):<16} "
             f"{da.attrs.get('provenance', ''):<10} {summary}"
@@ -127,10 +130,19 @@ def plot_sheet(ds: xr.Dataset, out: str | Path, *, max_cells: int = 700, columns
         title = f"{name}\n{da.attrs.get('units', '')} - {da.attrs.get('provenance', '')}"
         if da.attrs.get("classes"):
             classes = da.attrs["classes"]
-            colours = (CATEGORICAL_COLOURS if len(classes) <= len(CATEGORICAL_COLOURS)
-                       else plt.cm.tab20(np.linspace(0, 1, len(classes))))
-            ax.imshow(data, extent=extent, cmap=ListedColormap(colours[: len(classes)]),
-                      vmin=-0.5, vmax=len(classes) - 0.5, interpolation="nearest")
+            colours = (
+                CATEGORICAL_COLOURS
+                if len(classes) <= len(CATEGORICAL_COLOURS)
+                else plt.cm.tab20(np.linspace(0, 1, len(classes)))
+            )
+            ax.imshow(
+                data,
+                extent=extent,
+                cmap=ListedColormap(colours[: len(classes)]),
+                vmin=-0.5,
+                vmax=len(classes) - 0.5,
+                interpolation="nearest",
+            )
             handles = [Patch(color=colours[i], label=c) for i, c in enumerate(classes) if i]
             ax.legend(handles=handles, loc="lower right", fontsize=6, framealpha=0.8)
         elif _is_mask(da):
@@ -139,15 +151,29 @@ def plot_sheet(ds: xr.Dataset, out: str | Path, *, max_cells: int = 700, columns
             data = data[: land.shape[0], : land.shape[1]] if land is not None else data
             shown = np.where(data == 1, 1.0, np.nan)
             if land is not None:
-                ax.imshow(np.where(land, 0.0, np.nan), extent=extent, cmap="Greys",
-                          vmin=0, vmax=4, interpolation="nearest")
-            ax.imshow(shown, extent=extent, cmap=ListedColormap(["#c0392b"]), vmin=0, vmax=1,
-                      interpolation="nearest")
+                ax.imshow(
+                    np.where(land, 0.0, np.nan),
+                    extent=extent,
+                    cmap="Greys",
+                    vmin=0,
+                    vmax=4,
+                    interpolation="nearest",
+                )
+            ax.imshow(
+                shown,
+                extent=extent,
+                cmap=ListedColormap(["#c0392b"]),
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+            )
             if da.attrs.get("points_x"):  # single cells (stations) would vanish on a sheet
-                ax.scatter(da.attrs["points_x"], da.attrs["points_y"], s=5, c="#c0392b",
-                           zorder=3)
-            ax.legend(handles=[Patch(color="#c0392b", label=f"1 ({share:.1f}% of land)")],
-                      loc="lower right", fontsize=6)
+                ax.scatter(da.attrs["points_x"], da.attrs["points_y"], s=5, c="#c0392b", zorder=3)
+            ax.legend(
+                handles=[Patch(color="#c0392b", label=f"1 ({share:.1f}% of land)")],
+                loc="lower right",
+                fontsize=6,
+            )
         else:
             values = data.astype(np.float64)
             if _is_index(da):
@@ -158,31 +184,45 @@ def plot_sheet(ds: xr.Dataset, out: str | Path, *, max_cells: int = 700, columns
                 if land is not None:
                     values = np.where(land, values, np.nan)
             finite = values[np.isfinite(values)]
-            lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0, 1))
+            lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0, 1)
             if da.attrs.get("units") == "m NAP":  # the lowlands are what matters: -7..50 m
                 lo, hi = -7.0, 50.0
-            im = ax.imshow(values, extent=extent, cmap=cmap, vmin=lo, vmax=hi,
-                           interpolation="nearest")
+            im = ax.imshow(
+                values, extent=extent, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest"
+            )
             bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
             bar.ax.tick_params(labelsize=6)
             bar.set_label(da.attrs.get("units", ""), fontsize=7)
         if outlines is not None:
-            ax.contour(outlines, levels=np.arange(-0.5, outlines.max() + 1), colors="k",
-                       linewidths=0.3, extent=extent, origin="upper")
+            ax.contour(
+                outlines,
+                levels=np.arange(-0.5, outlines.max() + 1),
+                colors="k",
+                linewidths=0.3,
+                extent=extent,
+                origin="upper",
+            )
         ax.set_xlim(extent[0], extent[1])  # points (stations) beyond a window stay out
         ax.set_ylim(extent[2], extent[3])
         ax.set_title(title, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_aspect("equal")
-    for ax in axes[len(names):]:
+    for ax in axes[len(names) :]:
         ax.axis("off")
     fig.suptitle(
         f"grid {ds.attrs.get('grid_name')} at {ds.attrs.get('resolution'):g} m "
-        f"({ds.sizes['y']} x {ds.sizes['x']} cells, {ds.rio.crs})", fontsize=12
+        f"({ds.sizes['y']} x {ds.sizes['x']} cells, {ds.rio.crs})",
+        fontsize=12,
     )
-    fig.text(0.01, 0.005, "\n".join(ds.attrs.get("credits", "").splitlines()), fontsize=5,
-             va="bottom", wrap=True)
+    fig.text(
+        0.01,
+        0.005,
+        "\n".join(ds.attrs.get("credits", "").splitlines()),
+        fontsize=5,
+        va="bottom",
+        wrap=True,
+    )
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -201,8 +241,9 @@ def export_cogs(folder: str | Path, out_dir: str | Path) -> list[Path]:
     for name, layer in meta["layers"].items():
         # Categories and masks must not be averaged into values they never take.
         continuous = layer["dtype"].startswith("float")
-        written.append(copy_as_cog(folder / layer["file"], out_dir / f"{name}.tif",
-                                   categorical=not continuous))
+        written.append(
+            copy_as_cog(folder / layer["file"], out_dir / f"{name}.tif", categorical=not continuous)
+        )
     shutil.copyfile(folder / "grid.json", out_dir / "grid.json")
     (out_dir / "CREDITS.txt").write_text("\n".join(meta["credits"]) + "\n")
     return written

@@ -80,8 +80,10 @@ def _network_field(tile: Tile, spec: LayerSpec) -> tuple[GridField, dict[str, An
 
 
 def _planned(tile: Tile, field: GridField, p: dict[str, Any]) -> np.ndarray:
-    farmland = np.isin(tile[p.get("land_cover_layer", "land_cover")],
-                       _class_codes(p.get("planned_classes", ["agriculture"])))
+    farmland = np.isin(
+        tile[p.get("land_cover_layer", "land_cover")],
+        _class_codes(p.get("planned_classes", ["agriculture"])),
+    )
     return farmland & field.take("closed", tile) & (tile[p["core_layer"]] == 0)
 
 
@@ -90,8 +92,9 @@ def nature_network(tile: Tile, spec: LayerSpec) -> np.ndarray:
     """The whole network on land: the core sites, the existing nature near them and the
     part still to be realised."""
     field, p = _network_field(tile, spec)
-    nature = np.isin(tile[p.get("land_cover_layer", "land_cover")],
-                     _class_codes(p["nature_classes"]))
+    nature = np.isin(
+        tile[p.get("land_cover_layer", "land_cover")], _class_codes(p["nature_classes"])
+    )
     out = (tile[p["core_layer"]] == 1) | (nature & field.take("near", tile))
     return (out | _planned(tile, field, p)) & (tile["land"] == 1)
 

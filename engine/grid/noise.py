@@ -53,8 +53,14 @@ def _value_noise(x, y, spacing, seed, weight, out):
 def value_noise(x: np.ndarray, y: np.ndarray, spacing: float, seed: int) -> np.ndarray:
     """Smooth noise in [0, 1) at the points (y[:, None], x[None, :]), lattice ``spacing`` m."""
     out = np.zeros((len(y), len(x)), np.float64)
-    _value_noise(np.asarray(x, np.float64), np.asarray(y, np.float64), float(spacing),
-                 np.uint64(seed & 0xFFFFFFFFFFFFFFFF), 1.0, out)
+    _value_noise(
+        np.asarray(x, np.float64),
+        np.asarray(y, np.float64),
+        float(spacing),
+        np.uint64(seed & 0xFFFFFFFFFFFFFFFF),
+        1.0,
+        out,
+    )
     return out
 
 

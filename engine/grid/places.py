@@ -44,9 +44,12 @@ def _read_points(path: Path, crs: str, lon: str, lat: str) -> tuple[list[dict], 
         return rows, np.zeros((0, 2))
     missing = {lon, lat} - set(rows[0])
     if missing:
-        raise RuimtepuzzelError(f"{path.name} has no column(s) {sorted(missing)}; it has {list(rows[0])}")
-    xs, ys = reproject_points("EPSG:4326", crs, [float(r[lon]) for r in rows],
-                              [float(r[lat]) for r in rows])
+        raise RuimtepuzzelError(
+            f"{path.name} has no column(s) {sorted(missing)}; it has {list(rows[0])}"
+        )
+    xs, ys = reproject_points(
+        "EPSG:4326", crs, [float(r[lon]) for r in rows], [float(r[lat]) for r in rows]
+    )
     return rows, np.column_stack([xs, ys])
 
 
@@ -58,8 +61,9 @@ def _cell_of(field: GridField, xy: np.ndarray) -> np.ndarray:
     return np.column_stack([rows, cols])
 
 
-def _mark_cells(tile: Tile, field: GridField, cells: np.ndarray, values: np.ndarray,
-                dtype: str) -> np.ndarray:
+def _mark_cells(
+    tile: Tile, field: GridField, cells: np.ndarray, values: np.ndarray, dtype: str
+) -> np.ndarray:
     """A tile with ``values`` in the given context-grid cells (the largest where several
     fall in one cell), 0 elsewhere."""
     out = np.zeros(tile.shape, dtype)
@@ -88,8 +92,12 @@ def _distance_to(tile: Tile, xy: np.ndarray) -> np.ndarray:
 def _stations(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     """The stations of the country asked for, with their class from the type mapping;
     types mapped to 0 are left out."""
-    rows, xy = _read_points(Path(p["stations_file"]), ctx.definition.crs,
-                            p.get("lon_column", "geo_lng"), p.get("lat_column", "geo_lat"))
+    rows, xy = _read_points(
+        Path(p["stations_file"]),
+        ctx.definition.crs,
+        p.get("lon_column", "geo_lng"),
+        p.get("lat_column", "geo_lat"),
+    )
     classes = p["type_classes"]
     keep, cls = [], []
     for i, row in enumerate(rows):
@@ -97,14 +105,19 @@ def _stations(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
             continue
         kind = row.get("type", "")
         if kind not in classes:
-            raise RuimtepuzzelError(f"{Path(p['stations_file']).name}: station {row['name_long']!r} "
-                             f"has type {kind!r}, not in params.type_classes {sorted(classes)}")
+            raise RuimtepuzzelError(
+                f"{Path(p['stations_file']).name}: station {row['name_long']!r} "
+                f"has type {kind!r}, not in params.type_classes {sorted(classes)}"
+            )
         if int(classes[kind]) > 0:
             keep.append(i)
             cls.append(int(classes[kind]))
-    return {"xy": xy[keep], "class": np.array(cls, np.int64),
-            "name": [rows[i]["name_long"] for i in keep],
-            "code": [rows[i]["code"] for i in keep]}
+    return {
+        "xy": xy[keep],
+        "class": np.array(cls, np.int64),
+        "name": [rows[i]["name_long"] for i in keep],
+        "code": [rows[i]["code"] for i in keep],
+    }
 
 
 def _station_params(tile: Tile, spec: LayerSpec) -> dict[str, Any]:
@@ -116,8 +129,12 @@ def _station_params(tile: Tile, spec: LayerSpec) -> dict[str, Any]:
 
 
 def _station_set(tile: Tile, p: dict[str, Any]) -> dict[str, Any]:
-    key = ("stations", str(p["stations_file"]), repr(sorted(p["type_classes"].items())),
-           p.get("country", "NL"))
+    key = (
+        "stations",
+        str(p["stations_file"]),
+        repr(sorted(p["type_classes"].items())),
+        p.get("country", "NL"),
+    )
     return tile.ctx.once(key, lambda: _stations(tile.ctx, p))
 
 
@@ -142,8 +159,9 @@ def distance_to_stations(tile: Tile, spec: LayerSpec) -> np.ndarray:
     return _distance_to(tile, stations["xy"][keep])
 
 
-def _nearest_land_cell(field_ctx: Context, land_name: str, cell: np.ndarray, xy: np.ndarray,
-                       search: int) -> np.ndarray | None:
+def _nearest_land_cell(
+    field_ctx: Context, land_name: str, cell: np.ndarray, xy: np.ndarray, search: int
+) -> np.ndarray | None:
     """The land cell nearest to the point, searching ``search`` cells around its own cell;
     its own cell when that is land. Ties go to the first cell in row-major order."""
     from engine.grid.build import compute_window
@@ -154,10 +172,17 @@ def _nearest_land_cell(field_ctx: Context, land_name: str, cell: np.ndarray, xy:
     if r1 <= r0 or c1 <= c0:
         return None
     window = Window(r0, c0, r1 - r0, c1 - c0)
-    land = compute_window(field_ctx.definition, g.res, window, [land_name],
-                          context=field_ctx)[land_name] == 1
-    if 0 <= cell[0] - r0 < land.shape[0] and 0 <= cell[1] - c0 < land.shape[1] \
-            and land[cell[0] - r0, cell[1] - c0]:
+    land = (
+        compute_window(field_ctx.definition, g.res, window, [land_name], context=field_ctx)[
+            land_name
+        ]
+        == 1
+    )
+    if (
+        0 <= cell[0] - r0 < land.shape[0]
+        and 0 <= cell[1] - c0 < land.shape[1]
+        and land[cell[0] - r0, cell[1] - c0]
+    ):
         return cell
     rows, cols = np.nonzero(land)
     if rows.size == 0:
@@ -184,8 +209,12 @@ def _station_cells(ctx: Context, stations: dict[str, Any], p: dict[str, Any]) ->
             kept.append(i)
             if not np.array_equal(found, cell):
                 moved.append(stations["name"][i])
-    return {"field": field, "cells": np.array(cells, np.int64).reshape(-1, 2),
-            "index": np.array(kept, np.int64), "moved": moved}
+    return {
+        "field": field,
+        "cells": np.array(cells, np.int64).reshape(-1, 2),
+        "index": np.array(kept, np.int64),
+        "moved": moved,
+    }
 
 
 @derivation("station_cells")
@@ -197,10 +226,14 @@ def station_cells(tile: Tile, spec: LayerSpec) -> np.ndarray:
     stations = _station_set(tile, p)
     key = ("station-cells", params_key({k: v for k, v in p.items() if k != "value"}))
     placed = tile.ctx.once(key, lambda: _station_cells(tile.ctx, stations, p))
-    values = (stations["class"][placed["index"]] if p.get("value") == "class"
-              else np.ones(len(placed["index"]), np.int64))
+    values = (
+        stations["class"][placed["index"]]
+        if p.get("value") == "class"
+        else np.ones(len(placed["index"]), np.int64)
+    )
     tile.ctx.layer_attrs.setdefault(spec.name, {}).update(
-        stations=len(placed["index"]), moved_to_land=list(placed["moved"]))
+        stations=len(placed["index"]), moved_to_land=list(placed["moved"])
+    )
     return _mark_cells(tile, placed["field"], placed["cells"], values, spec.dtype)
 
 
@@ -224,7 +257,8 @@ def _town_field(ctx: Context, p: dict[str, Any]) -> GridField:
         field.values["distance"] = np.full(built.shape, np.inf, np.float32)
         return field
     field.values["distance"] = ndimage.distance_transform_edt(~town, sampling=res).astype(
-        np.float32)
+        np.float32
+    )
     return field
 
 
@@ -245,20 +279,33 @@ def distance_to_towns(tile: Tile, spec: LayerSpec) -> np.ndarray:
 def _parks(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     """The wind and solar parks on land: rows without a quality flag, of the fuels listed,
     within ``onshore_tolerance`` m of the land polygons; each with its footprint radius."""
-    rows, xy = _read_points(Path(p["plants_file"]), ctx.definition.crs,
-                            p.get("lon_column", "longitude"), p.get("lat_column", "latitude"))
+    rows, xy = _read_points(
+        Path(p["plants_file"]),
+        ctx.definition.crs,
+        p.get("lon_column", "longitude"),
+        p.get("lat_column", "latitude"),
+    )
     codes, ha_per_mw = p["fuel_codes"], p["ha_per_mw"]
     land = shapely.union_all(vector_table(ctx, p["land_file"]).geometries)
     tolerance = float(p.get("onshore_tolerance", 0.0))
-    kept = [i for i, r in enumerate(rows)
-            if not r.get("qa_flag") and r["primary_fuel"] in codes
-            and shapely.distance(land, shapely.Point(*xy[i])) <= tolerance]
+    kept = [
+        i
+        for i, r in enumerate(rows)
+        if not r.get("qa_flag")
+        and r["primary_fuel"] in codes
+        and shapely.distance(land, shapely.Point(*xy[i])) <= tolerance
+    ]
     fuel = [rows[i]["primary_fuel"] for i in kept]
     mw = np.array([float(rows[i]["capacity_mw"]) for i in kept])
     area_m2 = mw * np.array([float(ha_per_mw[f]) for f in fuel]) * 1e4
-    return {"xy": xy[kept].reshape(-1, 2), "radius": np.sqrt(area_m2 / np.pi),
-            "code": np.array([int(codes[f]) for f in fuel], np.int64),
-            "name": [rows[i]["name"] for i in kept], "mw": mw, "fuel": fuel}
+    return {
+        "xy": xy[kept].reshape(-1, 2),
+        "radius": np.sqrt(area_m2 / np.pi),
+        "code": np.array([int(codes[f]) for f in fuel], np.int64),
+        "name": [rows[i]["name"] for i in kept],
+        "mw": mw,
+        "fuel": fuel,
+    }
 
 
 @derivation("energy_parks")
@@ -271,8 +318,10 @@ def energy_parks(tile: Tile, spec: LayerSpec) -> np.ndarray:
     tile.ctx.layer_attrs.setdefault(spec.name, {}).update(
         points_x=[round(float(v), 1) for v in parks["xy"][:, 0]],
         points_y=[round(float(v), 1) for v in parks["xy"][:, 1]],
-        points_name=list(parks["name"]), points_mw=[float(v) for v in parks["mw"]],
-        points_fuel=list(parks["fuel"]))
+        points_name=list(parks["name"]),
+        points_mw=[float(v) for v in parks["mw"]],
+        points_fuel=list(parks["fuel"]),
+    )
     out = np.zeros(tile.shape, spec.dtype)
     for (px, py), r, code in zip(parks["xy"], parks["radius"], parks["code"]):
         _stamp_disc(tile, out, px, py, r, code)

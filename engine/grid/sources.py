@@ -64,9 +64,12 @@ class VectorTable:
     def column(self, name: str, layer: str = "") -> np.ndarray:
         if name not in self.fields:
             raise LayerFileError(
-                None, f"layer {layer!r}" if layer else "(attributes)", self.path,
-                f"has no attribute {name!r}", f"name one of its attributes: "
-                f"{did_you_mean(name, self.fields)}")
+                None,
+                f"layer {layer!r}" if layer else "(attributes)",
+                self.path,
+                f"has no attribute {name!r}",
+                f"name one of its attributes: {did_you_mean(name, self.fields)}",
+            )
         return self.fields[name]
 
     def take(self, index: np.ndarray) -> VectorTable:
@@ -80,19 +83,29 @@ def read_vector(path: Path, crs: str) -> VectorTable:
     try:
         meta, _, wkb, columns = pyogrio.raw.read(path)
     except (DataSourceError, DataLayerError, OSError) as err:
-        raise LayerFileError(None, "(vector file)", path, f"cannot be read ({err})",
-                             "replace it with a complete copy, or convert it to a GeoPackage "
-                             "with ogr2ogr") from None
+        raise LayerFileError(
+            None,
+            "(vector file)",
+            path,
+            f"cannot be read ({err})",
+            "replace it with a complete copy, or convert it to a GeoPackage with ogr2ogr",
+        ) from None
     geometries = shapely.from_wkb(wkb)
     source_crs = meta.get("crs")
     if source_crs is None:
-        raise LayerFileError(None, "(vector file)", path, "has no CRS",
-                             "assign one (e.g. with ogr2ogr -a_srs EPSG:28992)")
+        raise LayerFileError(
+            None,
+            "(vector file)",
+            path,
+            "has no CRS",
+            "assign one (e.g. with ogr2ogr -a_srs EPSG:28992)",
+        )
     if CRS.from_user_input(source_crs) != CRS.from_user_input(crs):
         geometries = np.array(
             [
                 shapely.geometry.shape(transform_geom(source_crs, crs, shapely.geometry.mapping(g)))
-                if g is not None else None
+                if g is not None
+                else None
                 for g in geometries
             ],
             dtype=object,
@@ -122,16 +135,16 @@ def burn_shapes(
     if len(geometries) == 0:
         return out
     box = shapely.box(*tile.bounds)
-    hits = np.sort(tree.query(box)) if tree is not None else np.flatnonzero(
-        shapely.intersects(geometries, box)
+    hits = (
+        np.sort(tree.query(box))
+        if tree is not None
+        else np.flatnonzero(shapely.intersects(geometries, box))
     )
     if hits.size == 0:
         return out
     vals = np.ones(len(geometries)) if values is None else np.asarray(values)
     shapes = ((geometries[i], vals[i]) for i in hits)
-    rasterize(
-        shapes, out=out, transform=tile.transform, all_touched=all_touched, dtype=dtype
-    )
+    rasterize(shapes, out=out, transform=tile.transform, all_touched=all_touched, dtype=dtype)
     return out
 
 
@@ -158,8 +171,10 @@ def _prepare_vector(ctx: Context, spec: LayerSpec) -> dict[str, Any]:
 def vector_tile(tile: Tile, spec: LayerSpec) -> np.ndarray:
     prepared = tile.ctx.once(("vector", spec.name), lambda: _prepare_vector(tile.ctx, spec))
     # Outside every feature: the layer's nodata (NaN for an attribute burnt as float), else 0.
-    fill = spec.nodata if spec.nodata is not None else (
-        np.nan if spec.burn == "attribute" and np.dtype(spec.dtype).kind == "f" else 0
+    fill = (
+        spec.nodata
+        if spec.nodata is not None
+        else (np.nan if spec.burn == "attribute" and np.dtype(spec.dtype).kind == "f" else 0)
     )
     return burn_shapes(
         tile,
@@ -194,7 +209,10 @@ def reading(path: Path, file, key: str):
         yield
     except RasterioError as err:
         raise LayerFileError(
-            file, key, path, f"cannot be read as a raster ({err})",
+            file,
+            key,
+            path,
+            f"cannot be read as a raster ({err})",
             "replace it with a complete copy (a download or copy cut short leaves a GeoTIFF "
             "that opens but cannot be read; gdalinfo -checksum shows it), or convert it to "
             "a GeoTIFF with gdal_translate",
@@ -207,46 +225,77 @@ def raster_band(src, band: int | None, path: Path, file, key: str) -> int:
     where = key.rsplit(".", 1)[0]
     if band is None:
         if src.count != 1:
-            raise LayerFileError(file, key, path, f"has {src.count} bands: which one is the "
-                                 "layer is not said", f"add band = 1..{src.count} to "
-                                 f"[{where}], or write the layer as a one-band GeoTIFF "
-                                 "(gdal_translate -b N)")
+            raise LayerFileError(
+                file,
+                key,
+                path,
+                f"has {src.count} bands: which one is the layer is not said",
+                f"add band = 1..{src.count} to "
+                f"[{where}], or write the layer as a one-band GeoTIFF "
+                "(gdal_translate -b N)",
+            )
         return 1
     if not 1 <= band <= src.count:
-        raise LayerFileError(file, key, path, f"has {src.count} band(s); band = {band} does not "
-                             "exist", f"set band in [{where}] to 1..{src.count}")
+        raise LayerFileError(
+            file,
+            key,
+            path,
+            f"has {src.count} band(s); band = {band} does not exist",
+            f"set band in [{where}] to 1..{src.count}",
+        )
     return band
 
 
 def check_overlap(src, crs, bounds, path: Path, file, key: str) -> None:
     """Refuse a raster that lies outside the grid (``bounds`` in ``crs``): a wrong CRS label
     puts a file somewhere else, and every cell would be without data."""
-    fix = ("check its CRS label and extent (gdalinfo); a file in RD New labelled otherwise "
-           "lands elsewhere: fix the label with gdal_edit.py -a_srs EPSG:28992, or warp it "
-           "to the grid with gdalwarp")
+    fix = (
+        "check its CRS label and extent (gdalinfo); a file in RD New labelled otherwise "
+        "lands elsewhere: fix the label with gdal_edit.py -a_srs EPSG:28992, or warp it "
+        "to the grid with gdalwarp"
+    )
     if src.crs is None:
-        raise LayerFileError(file, key, path, "has no CRS, so where it lies is unknown",
-                             "assign its CRS in the file (gdal_edit.py -a_srs EPSG:28992)")
+        raise LayerFileError(
+            file,
+            key,
+            path,
+            "has no CRS, so where it lies is unknown",
+            "assign its CRS in the file (gdal_edit.py -a_srs EPSG:28992)",
+        )
     try:
         with np.errstate(all="ignore"):
             left, bottom, right, top = transform_bounds(src.crs, crs, *src.bounds)
     except (RasterioError, ValueError) as err:
-        raise LayerFileError(file, key, path, f"its extent cannot be placed in {crs} from its "
-                             f"CRS {src.crs} ({err})", fix) from None
+        raise LayerFileError(
+            file,
+            key,
+            path,
+            f"its extent cannot be placed in {crs} from its CRS {src.crs} ({err})",
+            fix,
+        ) from None
     xmin, ymin, xmax, ymax = bounds
     finite = all(np.isfinite(v) for v in (left, bottom, right, top))
     if not finite or right <= xmin or left >= xmax or top <= ymin or bottom >= ymax:
         shown = ", ".join(f"{v:,.0f}" for v in (left, bottom, right, top)) if finite else "none"
         raise LayerFileError(
-            file, key, path, f"lies outside the grid: its extent in {crs} ({shown}, from its "
+            file,
+            key,
+            path,
+            f"lies outside the grid: its extent in {crs} ({shown}, from its "
             f"CRS {src.crs}) does not overlap the grid's ({xmin:,.0f}, {ymin:,.0f}, "
-            f"{xmax:,.0f}, {ymax:,.0f})", fix)
+            f"{xmax:,.0f}, {ymax:,.0f})",
+            fix,
+        )
 
 
 def grid_bounds(geometry) -> tuple[float, float, float, float]:
     """(xmin, ymin, xmax, ymax) of a :class:`GridGeometry`."""
-    return (geometry.xmin, geometry.ymax - geometry.height * geometry.res,
-            geometry.xmin + geometry.width * geometry.res, geometry.ymax)
+    return (
+        geometry.xmin,
+        geometry.ymax - geometry.height * geometry.res,
+        geometry.xmin + geometry.width * geometry.res,
+        geometry.ymax,
+    )
 
 
 def check_raster_alignment(spec: LayerSpec, ctx: Context) -> dict[str, Any]:
@@ -264,8 +313,10 @@ def check_raster_alignment(spec: LayerSpec, ctx: Context) -> dict[str, Any]:
             return info
         problems = []
         if src.crs is None or CRS.from_user_input(src.crs) != CRS.from_user_input(geometry.crs):
-            problems.append(f"CRS is {src.crs.to_string() if src.crs else 'missing'}, "
-                            f"the grid's is {geometry.crs}")
+            problems.append(
+                f"CRS is {src.crs.to_string() if src.crs else 'missing'}, "
+                f"the grid's is {geometry.crs}"
+            )
         if not src.transform.almost_equals(geometry.transform, precision=1e-6 * geometry.res):
             problems.append(
                 f"transform is {tuple(round(v, 6) for v in src.transform[:6])} (cell size "
@@ -277,12 +328,15 @@ def check_raster_alignment(spec: LayerSpec, ctx: Context) -> dict[str, Any]:
         if problems:
             xmin, ymin, xmax, ymax = grid_bounds(geometry)
             raise LayerFileError(
-                file, key, spec.path, f"does not line up with grid {ctx.definition.name!r} at "
+                file,
+                key,
+                spec.path,
+                f"does not line up with grid {ctx.definition.name!r} at "
                 f"{geometry.res:g} m: " + "; ".join(problems),
                 f"warp the file to the grid (gdalwarp -t_srs {geometry.crs} -tr "
                 f"{geometry.res:g} {geometry.res:g} -te {xmin:g} {ymin:g} {xmax:g} {ymax:g}), "
                 f"or add resample = 'nearest' | 'bilinear' | 'average' | ... to "
-                f"[layers.{spec.name}]"
+                f"[layers.{spec.name}]",
             )
         return info
 
@@ -299,18 +353,33 @@ def _warp_whole(spec: LayerSpec, ctx: Context, info: dict[str, Any]) -> Path:
     geometry = ctx.geometry
     dest = ctx.scratch() / f"{spec.name}.warped.tif"
     profile = {
-        "driver": "GTiff", "width": geometry.width, "height": geometry.height, "count": 1,
-        "dtype": "float64", "crs": geometry.crs, "transform": geometry.transform,
-        "nodata": np.nan, "tiled": True, "blockxsize": 256, "blockysize": 256,
+        "driver": "GTiff",
+        "width": geometry.width,
+        "height": geometry.height,
+        "count": 1,
+        "dtype": "float64",
+        "crs": geometry.crs,
+        "transform": geometry.transform,
+        "nodata": np.nan,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
         "BIGTIFF": "IF_SAFER",
     }
     file, key = spec.defined_in or ctx.definition.path, f"layers.{spec.name}.path"
-    with reading(spec.path, file, key), rasterio.open(spec.path) as src, \
-            rasterio.open(dest, "w", **profile) as dst:
+    with (
+        reading(spec.path, file, key),
+        rasterio.open(spec.path) as src,
+        rasterio.open(dest, "w", **profile) as dst,
+    ):
         reproject(
-            rasterio.band(src, info["band"]), rasterio.band(dst, 1),
-            src_nodata=info["nodata"], dst_nodata=np.nan, init_dest_nodata=True,
-            resampling=Resampling[spec.resample], warp_mem_limit=256,
+            rasterio.band(src, info["band"]),
+            rasterio.band(dst, 1),
+            src_nodata=info["nodata"],
+            dst_nodata=np.nan,
+            init_dest_nodata=True,
+            resampling=Resampling[spec.resample],
+            warp_mem_limit=256,
         )
     return dest
 
@@ -331,8 +400,9 @@ def read_replacement(source, base, land: np.ndarray, file) -> tuple[np.ndarray, 
     path, name = source.path, source.layer
     key = f"layers.{name}.path"
     if not path.is_file():
-        raise LayerFileError(file, key, path, "not found",
-                             "give the path of a GeoTIFF, relative to the config file")
+        raise LayerFileError(
+            file, key, path, "not found", "give the path of a GeoTIFF, relative to the config file"
+        )
     crs = base.rio.crs or CRS.from_epsg(28992)  # the project's grids are RD New
     transform = base.rio.transform()
     height, width = base.shape
@@ -345,30 +415,46 @@ def read_replacement(source, base, land: np.ndarray, file) -> tuple[np.ndarray, 
         check_overlap(src, crs, (west, south, east, north), path, file, key)
         if src.transform != transform or src.shape != (height, width) or src.crs != crs:
             logger.info("layer %s: %s resampled onto the grid (nearest cell)", name, path)
-        reproject(rasterio.band(src, band), out, src_nodata=src.nodatavals[band - 1],
-                  dst_transform=transform, dst_crs=crs, dst_nodata=np.nan,
-                  init_dest_nodata=True, resampling=Resampling.nearest)
+        reproject(
+            rasterio.band(src, band),
+            out,
+            src_nodata=src.nodatavals[band - 1],
+            dst_transform=transform,
+            dst_crs=crs,
+            dst_nodata=np.nan,
+            init_dest_nodata=True,
+            resampling=Resampling.nearest,
+        )
     valid = np.isfinite(out)
     land = np.asarray(land, dtype=bool)
     n_land, missing = int(land.sum()), int((land & ~valid).sum())
     if n_land and (missing == n_land or missing > source.max_nodata_share * n_land):
         raise LayerFileError(
-            file, key, path, f"has no data on {missing:,} of the {n_land:,} land cells of the "
+            file,
+            key,
+            path,
+            f"has no data on {missing:,} of the {n_land:,} land cells of the "
             f"run ({missing / n_land:.1%}; at most {source.max_nodata_share:.1%} may lack it)",
             "check its nodata value and CRS label (gdalinfo), use a dataset that covers the "
             f"land of the run, or raise layers.{name}.max_nodata_share if the base layer may "
-            "fill the gaps")
+            "fill the gaps",
+        )
     values = np.array(base.values)
     _check_values(out[valid & land], values[land], target, name, path, file, key)
     values[valid] = out[valid].astype(target)
     if missing:
-        logger.info("layer %s: %d land cells without data in %s keep the base layer's value",
-                    name, missing, path)
+        logger.info(
+            "layer %s: %d land cells without data in %s keep the base layer's value",
+            name,
+            missing,
+            path,
+        )
     return values, missing
 
 
-def _check_values(new: np.ndarray, old: np.ndarray, dtype: np.dtype, name: str, path: Path,
-                  file, key: str) -> None:
+def _check_values(
+    new: np.ndarray, old: np.ndarray, dtype: np.dtype, name: str, path: Path, file, key: str
+) -> None:
     """Values the replaced layer can take: whole numbers in range for an integer layer, 0 or
     1 for a mask (an undeclared nodata value such as 255 would otherwise mark every cell)."""
     if dtype.kind not in "iub":
@@ -376,16 +462,26 @@ def _check_values(new: np.ndarray, old: np.ndarray, dtype: np.dtype, name: str, 
     info = np.iinfo(dtype) if dtype.kind != "b" else None
     bad = new[(new != np.round(new)) | ((new < info.min) | (new > info.max) if info else False)]
     if len(bad):
-        raise LayerFileError(file, key, path, f"holds values layer {name!r} ({dtype}) cannot "
-                             f"take, e.g. {bad[0]:g}", f"write whole numbers from {info.min} to "
-                             f"{info.max}, with the cells without data as its nodata value")
+        raise LayerFileError(
+            file,
+            key,
+            path,
+            f"holds values layer {name!r} ({dtype}) cannot take, e.g. {bad[0]:g}",
+            f"write whole numbers from {info.min} to "
+            f"{info.max}, with the cells without data as its nodata value",
+        )
     if len(old) and ((old == 0) | (old == 1)).all():
         bad = new[(new != 0) & (new != 1)]
         if len(bad):
-            raise LayerFileError(file, key, path, f"holds {bad[0]:g} on land, but {name!r} is a "
-                                 "mask of 0 and 1", "write 1 where it applies and 0 elsewhere; "
-                                 "declare the value of cells without data as the file's nodata "
-                                 "(gdal_edit.py -a_nodata)")
+            raise LayerFileError(
+                file,
+                key,
+                path,
+                f"holds {bad[0]:g} on land, but {name!r} is a mask of 0 and 1",
+                "write 1 where it applies and 0 elsewhere; "
+                "declare the value of cells without data as the file's nodata "
+                "(gdal_edit.py -a_nodata)",
+            )
 
 
 def raster_types(spec: LayerSpec, ctx: Context) -> tuple[str, float | None]:
@@ -399,18 +495,22 @@ def raster_types(spec: LayerSpec, ctx: Context) -> tuple[str, float | None]:
 def raster_tile(tile: Tile, spec: LayerSpec) -> np.ndarray:
     info = tile.ctx.once(("raster", spec.name), lambda: check_raster_alignment(spec, tile.ctx))
     dtype, nodata = raster_types(spec, tile.ctx)
-    fill = nodata if nodata is not None else (
-        np.nan if np.issubdtype(np.dtype(dtype), np.floating) else 0
+    fill = (
+        nodata
+        if nodata is not None
+        else (np.nan if np.issubdtype(np.dtype(dtype), np.floating) else 0)
     )
     w = tile.window
     window = ((w.row0, w.row0 + w.height), (w.col0, w.col0 + w.width))
     if spec.resample is None:
         file = spec.defined_in or tile.ctx.definition.path
-        with reading(spec.path, file, f"layers.{spec.name}.path"), \
-                rasterio.open(spec.path) as src:
+        with reading(spec.path, file, f"layers.{spec.name}.path"), rasterio.open(spec.path) as src:
             data = src.read(info["band"], window=window)
-        valid = (np.ones(data.shape, bool) if info["nodata"] is None
-                 else ~_is_nodata(data, info["nodata"]))
+        valid = (
+            np.ones(data.shape, bool)
+            if info["nodata"] is None
+            else ~_is_nodata(data, info["nodata"])
+        )
     else:
         warped = tile.ctx.once(("warped", spec.name), lambda: _warp_whole(spec, tile.ctx, info))
         with rasterio.open(warped) as src:
@@ -445,22 +545,35 @@ def _prepare_ugrid(ctx: Context, spec: LayerSpec) -> BaseField:
     try:
         ds = xr.open_dataset(spec.path)
     except (OSError, ValueError) as err:
-        raise LayerFileError(file, f"layers.{spec.name}.path", spec.path,
-                             f"cannot be read as a UGRID NetCDF file ({err})",
-                             "replace it with a complete copy") from None
+        raise LayerFileError(
+            file,
+            f"layers.{spec.name}.path",
+            spec.path,
+            f"cannot be read as a UGRID NetCDF file ({err})",
+            "replace it with a complete copy",
+        ) from None
     with ds:
         if spec.variable not in ds:
-            raise LayerFileError(file, key, spec.path, f"has no variable {spec.variable!r}",
-                                 did_you_mean(spec.variable, list(ds.data_vars)))
+            raise LayerFileError(
+                file,
+                key,
+                spec.path,
+                f"has no variable {spec.variable!r}",
+                did_you_mean(spec.variable, list(ds.data_vars)),
+            )
         var = ds[spec.variable]
         face_dim = var.dims[0]
         coords = [c for c in ds.coords if ds[c].dims == (face_dim,)]
         xs = [c for c in coords if c.endswith("_x")]
         ys = [c for c in coords if c.endswith("_y")]
         if not xs or not ys:
-            raise LayerFileError(file, key, spec.path, f"variable {spec.variable!r} is not on "
-                                 "mesh faces with *_x/*_y face coordinates",
-                                 "name a face variable of the mesh")
+            raise LayerFileError(
+                file,
+                key,
+                spec.path,
+                f"variable {spec.variable!r} is not on mesh faces with *_x/*_y face coordinates",
+                "name a face variable of the mesh",
+            )
         fx, fy = ds[xs[0]].values, ds[ys[0]].values
         values = var.values.astype(np.float64)
     ok = np.isfinite(values)

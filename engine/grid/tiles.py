@@ -67,8 +67,12 @@ class GridGeometry:
 
     def window_transform(self, w: Window) -> Affine:
         return Affine(
-            self.res, 0.0, self.xmin + w.col0 * self.res,
-            0.0, -self.res, self.ymax - w.row0 * self.res,
+            self.res,
+            0.0,
+            self.xmin + w.col0 * self.res,
+            0.0,
+            -self.res,
+            self.ymax - w.row0 * self.res,
         )
 
     def x(self, col0: int = 0, ncols: int | None = None) -> np.ndarray:
@@ -133,8 +137,12 @@ class BaseField:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         (ny, nx), half = self.values.shape, 0.5 * self.res
-        return (self.x0 - half, self.y0 + half - ny * self.res,
-                self.x0 - half + nx * self.res, self.y0 + half)
+        return (
+            self.x0 - half,
+            self.y0 + half - ny * self.res,
+            self.x0 - half + nx * self.res,
+            self.y0 + half,
+        )
 
     def sample(self, x: np.ndarray, y: np.ndarray, order: int = 1) -> np.ndarray:
         """Values at the grid of points (y[:, None], x[None, :]), float32."""

@@ -83,7 +83,7 @@ def solve_fast(
     # What the last repair LP decided: its cells and their fractions per option.
     lp_cells, lp_x, n_classes = np.zeros(0, dtype=np.int64), np.zeros((0, problem.n_options)), 0
     repair = -1
-    for repair in range(max_repairs):
+    for repair in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
         lp = restricted_lp(problem, structure, choice, free)
         if lp is None:
             # The fixed cells leave the free ones unable to meet a hard target: the prices
@@ -237,8 +237,14 @@ class _SmoothedDual:
     fixed (group, option) area.
     """
 
-    def __init__(self, cells: _Cells, structure: DualStructure, scale: float, total_area: float,
-                 settled: tuple[float, np.ndarray] | None = None):
+    def __init__(
+        self,
+        cells: _Cells,
+        structure: DualStructure,
+        scale: float,
+        total_area: float,
+        settled: tuple[float, np.ndarray] | None = None,
+    ):
         self.cells = cells
         self.structure = structure
         self.scale = scale
@@ -249,9 +255,9 @@ class _SmoothedDual:
         self.lower = structure.lower[self.lower_rows]
         self.upper = structure.upper[self.upper_rows]
         penalty = structure.penalty[self.lower_rows] / scale
-        self.bounds = [(0.0, None if np.isinf(p) else p) for p in penalty] + [
-            (0.0, None)
-        ] * len(self.upper_rows)
+        self.bounds = [(0.0, None if np.isinf(p) else p) for p in penalty] + [(0.0, None)] * len(
+            self.upper_rows
+        )
         self.tau = 1.0
         self.evaluations = 0
         # Stop when every target is met to within half the smallest cell (of the sample's
@@ -278,7 +284,13 @@ class _SmoothedDual:
         adj = self.structure.adjustment(prices)
         c = self.cells
         f, assigned = kernels.smoothed_dual_terms(
-            c.value, c.allowed, self.structure.has_allowed, c.group, c.area, adj, self.tau,
+            c.value,
+            c.allowed,
+            self.structure.has_allowed,
+            c.group,
+            c.area,
+            adj,
+            self.tau,
             self.structure.n_groups,
         )
         if self.settled_area is not None:
@@ -324,7 +336,10 @@ class _SmoothedDual:
 
 
 def smoothed_prices(
-    problem: Problem, structure: DualStructure, prices: np.ndarray, scale: float,
+    problem: Problem,
+    structure: DualStructure,
+    prices: np.ndarray,
+    scale: float,
     warm: bool = False,
 ) -> tuple[np.ndarray, float]:
     """Near-optimal prices, and the temperature they were found at.
@@ -346,9 +361,7 @@ def smoothed_prices(
     if warm:
         fine = _SmoothedDual(_Cells.every(problem, structure), structure, scale, total_area)
         fine.tau = TAU_FINE * scale
-        prices = min(
-            (structure.project(start), prices), key=lambda p: fine(fine.variables(p))[0]
-        )
+        prices = min((structure.project(start), prices), key=lambda p: fine(fine.variables(p))[0])
     tau = TAU_FINE * scale
     window = WINDOW * scale
     # Settled cells keep their best option, far enough ahead for the smoothing to be exact
@@ -378,8 +391,12 @@ def smoothed_prices(
         settled_part = (
             kernels.assigned_value(problem.value, priced.choice, settled, structure.area),
             kernels.assigned_area(
-                priced.choice, settled, structure.group, structure.area,
-                structure.n_groups, problem.n_options,
+                priced.choice,
+                settled,
+                structure.group,
+                structure.area,
+                structure.n_groups,
+                problem.n_options,
             ),
         )
         cells = _Cells.select(problem, structure, np.flatnonzero(active))
@@ -507,7 +524,8 @@ def _interchangeable(
     differences = np.where(free.options, values - values[np.arange(m), lead][:, None], 0.0)
     key = np.ascontiguousarray(
         np.concatenate(
-            [structure.group[free.cells][:, None], free.options, differences], axis=1,
+            [structure.group[free.cells][:, None], free.options, differences],
+            axis=1,
             dtype=np.float64,
         )
     )
@@ -521,9 +539,7 @@ def _interchangeable(
     return _Classes(of_cell=of_cell, first=first[order], area=area)
 
 
-def restricted_lp(
-    problem: Problem, structure: DualStructure, choice: np.ndarray, free: FreeCells
-):
+def restricted_lp(problem: Problem, structure: DualStructure, choice: np.ndarray, free: FreeCells):
     """Solve the LP over the free cells and their options, the others fixed at ``choice``.
 
     Interchangeable free cells form one class. A class's hectares start on its first
@@ -566,8 +582,9 @@ def restricted_lp(
     kind_group, kind_rest = np.divmod(kinds, n_opt * n_opt)
     kind_lead, kind_opt = np.divmod(kind_rest, n_opt)
     effect = per_hectare[kind_group, kind_opt] - per_hectare[kind_group, kind_lead]  # (K, R)
-    pick = sparse.csr_matrix((np.ones(n_x), (np.arange(n_x), col_kind.ravel())),
-                             shape=(n_x, len(kinds)))
+    pick = sparse.csr_matrix(
+        (np.ones(n_x), (np.arange(n_x), col_kind.ravel())), shape=(n_x, len(kinds))
+    )
     target_block = sparse.csr_matrix(pick @ sparse.csr_matrix(effect)).T
 
     shared = np.flatnonzero(moves.sum(axis=1) >= 2)
@@ -605,9 +622,7 @@ def restricted_lp(
         class_x[np.arange(n_classes), lead] = 1.0
         return _spread(class_x, classes, cell_area), np.zeros(n_rows), n_classes
     if len(shared):
-        matrix = sparse.bmat(
-            [[target_block, shortfall_block], [share_block, None]], format="csc"
-        )
+        matrix = sparse.bmat([[target_block, shortfall_block], [share_block, None]], format="csc")
     else:
         matrix = sparse.hstack([target_block, shortfall_block], format="csc")
     cost = np.concatenate([-gain, structure.penalty[elastic_rows] if n_s else np.zeros(0)])

@@ -42,9 +42,7 @@ def check_feasible(problem: Problem, tolerance: float = TOLERANCE) -> Problem:
     limit = tolerance * row_scale(problem)
     missing = [
         _describe(problem, r, "lower", lower_miss[r]) for r in np.flatnonzero(lower_miss > limit)
-    ] + [
-        _describe(problem, r, "upper", upper_miss[r]) for r in np.flatnonzero(upper_miss > limit)
-    ]
+    ] + [_describe(problem, r, "upper", upper_miss[r]) for r in np.flatnonzero(upper_miss > limit)]
     if missing:
         raise _infeasible(missing)
     if not (lower_miss.any() or upper_miss.any()):
@@ -77,9 +75,7 @@ def least_violation(problem: Problem) -> tuple[np.ndarray, np.ndarray] | None:
     lower_side = np.flatnonzero(hard_lower)
     upper_side = np.flatnonzero(rows.has_upper)
     n_viol = len(lower_side) + len(upper_side)
-    row_ids = np.concatenate(
-        [cls, n_cls + y_target, n_cls + lower_side, n_cls + upper_side]
-    )
+    row_ids = np.concatenate([cls, n_cls + y_target, n_cls + lower_side, n_cls + upper_side])
     col_ids = np.concatenate(
         [
             np.arange(n_y),
@@ -126,16 +122,19 @@ def unmet(problem: Problem, solver: str) -> InfeasibleError:
     missing = []
     if violation is not None:
         lower_miss, upper_miss = violation
-        missing = [_describe(problem, r, "lower", lower_miss[r])
-                   for r in np.flatnonzero(lower_miss > 0)]
-        missing += [_describe(problem, r, "upper", upper_miss[r])
-                    for r in np.flatnonzero(upper_miss > 0)]
+        missing = [
+            _describe(problem, r, "lower", lower_miss[r]) for r in np.flatnonzero(lower_miss > 0)
+        ]
+        missing += [
+            _describe(problem, r, "upper", upper_miss[r]) for r in np.flatnonzero(upper_miss > 0)
+        ]
     if missing:
         return _infeasible(missing, f"{solver}: ")
     rows = problem.rows
     capacity = row_capacity(problem)
     tight = np.flatnonzero(
-        rows.has_lower & (not problem.elastic)
+        rows.has_lower
+        & (not problem.elastic)
         & (rows.lower >= capacity - TOLERANCE * row_scale(problem))
     )
     if len(tight) == 0:
@@ -150,8 +149,12 @@ def unmet(problem: Problem, solver: str) -> InfeasibleError:
         f"though each of them can be met; the tightest:\n{listed}\n"
         f"Lower these targets a little, or make the targets elastic (shortfall_penalty).",
         rows=[
-            {**_where(problem, r), "side": "lower", "hectares": 0.0,
-             "message": problem.describe_row(r)}
+            {
+                **_where(problem, r),
+                "side": "lower",
+                "hectares": 0.0,
+                "message": problem.describe_row(r),
+            }
             for r in tight
         ],
     )
@@ -162,12 +165,14 @@ def row_capacity(problem: Problem) -> np.ndarray:
     wanted the land (each class of cells on its option that gives the claim most)."""
     rows = problem.rows
     class_group, class_pattern, class_area = cell_classes(problem)
-    membership = (
-        problem.groups.zones[class_group][:, rows.zoning] == rows.zone[None, :]
-    ).astype(np.float64)
+    membership = (problem.groups.zones[class_group][:, rows.zoning] == rows.zone[None, :]).astype(
+        np.float64
+    )
     best = np.stack(
-        [np.where(class_pattern, problem.contribution[:, k][None, :], 0.0).max(axis=1)
-         for k in range(problem.n_claims)],
+        [
+            np.where(class_pattern, problem.contribution[:, k][None, :], 0.0).max(axis=1)
+            for k in range(problem.n_claims)
+        ],
         axis=1,
     )  # (C, K)
     return np.einsum("cr,c,cr->r", membership, class_area, best[:, rows.claim])
@@ -241,8 +246,7 @@ def _describe(problem: Problem, r: int, side: str, hectares: float) -> dict:
     where = problem.describe_row(r)
     if side == "lower":
         message = (
-            f"{where}: {_ha(hectares)} ha of the {_ha(rows.lower[r])} ha target cannot be "
-            f"placed"
+            f"{where}: {_ha(hectares)} ha of the {_ha(rows.lower[r])} ha target cannot be placed"
         )
     else:
         message = (

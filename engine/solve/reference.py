@@ -23,7 +23,9 @@ SOLVERS = {
     # Tolerances as tight as the fast solver's repair LP: the reference is the yardstick of a
     # 1e-9 certificate, and HiGHS's default 1e-7 is not.
     "highs": lambda: pulp.HiGHS(
-        msg=False, threads=1, primal_feasibility_tolerance=1e-10,
+        msg=False,
+        threads=1,
+        primal_feasibility_tolerance=1e-10,
         dual_feasibility_tolerance=1e-10,
     ),
     "cbc": lambda: pulp.PULP_CBC_CMD(msg=False, threads=1),

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
-from engine.problem import Problem
 from engine.errors import RuimtepuzzelError
+from engine.problem import Problem
 
 
 class WarmStartError(RuimtepuzzelError):
@@ -117,7 +117,10 @@ def build_solution(
     over = np.where(rows.has_upper, supply - rows.upper, -np.inf)
     if np.any(over > feasibility_tolerance * scale):
         r = int(np.argmax(over / scale))
-        status = f"infeasible allocation: {problem.describe_row(r)} exceeds its upper bound by {over[r]:.6g} ha"
+        status = (
+            f"infeasible allocation: {problem.describe_row(r)} exceeds its upper bound "
+            f"by {over[r]:.6g} ha"
+        )
     if problem.elastic:
         penalty = problem.shortfall_penalty[rows.claim]
         objective = value - float(np.sum(penalty * shortfall))
