@@ -26,13 +26,31 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from engine.analysis.plausibility import plausibility
 from engine.config import Config, from_ha
-from engine.outputs import (RunFolder, colormap, dumps_json, grid_transform, json_float,
-                            npz_bytes, pam_categories, sha256_file, write_cog, write_file)
+from engine.outputs import (
+    RunFolder,
+    colormap,
+    dumps_json,
+    grid_transform,
+    json_float,
+    npz_bytes,
+    pam_categories,
+    sha256_file,
+    write_cog,
+    write_file,
+)
 from engine.source import cite, source_document
 
-__all__ = ["build_report", "write_outputs", "stage_outputs", "sha256_file", "NODATA",
-           "PRICES_FILE", "read_prices"]
+__all__ = [
+    "build_report",
+    "write_outputs",
+    "stage_outputs",
+    "sha256_file",
+    "NODATA",
+    "PRICES_FILE",
+    "read_prices",
+]
 
 NODATA = 255
 _num = json_float
@@ -47,9 +65,15 @@ def sum_by_zone(problem, per_cell: np.ndarray) -> list[np.ndarray]:
     groups = problem.groups
     per_cell = np.asarray(per_cell, dtype=np.float64)
     cols = per_cell.reshape(len(per_cell), -1)
-    by_group = np.stack([np.bincount(groups.group, weights=np.ascontiguousarray(cols[:, k]),
-                                     minlength=groups.count) for k in range(cols.shape[1])],
-                        axis=1)
+    by_group = np.stack(
+        [
+            np.bincount(
+                groups.group, weights=np.ascontiguousarray(cols[:, k]), minlength=groups.count
+            )
+            for k in range(cols.shape[1])
+        ],
+        axis=1,
+    )
     out = []
     for l in range(problem.n_zonings):
         zone_sum = np.zeros((problem.n_zones[l], cols.shape[1]))
@@ -113,9 +137,15 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
         for z, zone in enumerate(p.zone_names[l]):
             if zoning.startswith("novex:") and z > 0:
                 continue
-            zones.append({"zoning": zoning, "zone": zone, "cells": int(cells[z]),
-                          "area_ha": float(cells[z] * compiled.area_ha),
-                          "value": float(by_zone[z])})
+            zones.append(
+                {
+                    "zoning": zoning,
+                    "zone": zone,
+                    "cells": int(cells[z]),
+                    "area_ha": float(cells[z] * compiled.area_ha),
+                    "value": float(by_zone[z]),
+                }
+            )
     counts = np.bincount(np.asarray(sol.choice), minlength=p.n_options) * compiled.area_ha
     options = [
         {"code": o.code, "name": o.name, "colour": o.colour, "description": o.description,
@@ -144,6 +174,7 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
         "zones": zones,
         "notes": list(compiled.notes),
         "timings": dict(timings or {}),
+        "plausibility": plausibility(compiled, sol),
     }
 
 
@@ -155,12 +186,18 @@ def write_allocation_tif(path: Path, compiled, choice, ds) -> None:
     codes = np.array([o.code for o in config.options.values()], dtype=np.uint8)
     grid = np.full(compiled.cells.shape, NODATA, dtype=np.uint8)
     grid.ravel()[compiled.cells.flat] = codes[np.asarray(choice)]
-    write_cog(path, [grid], transform=grid_transform(ds), dtype="uint8", nodata=NODATA,
-              categorical=True,
-              descriptions=["allocated option (see allocation.tif.aux.xml / .qml)"],
-              colormap=colormap({o.code: o.colour for o in config.options.values()}),
-              band_tags={f"option_{o.code}": o.name for o in config.options.values()},
-              tags={"run": config.name, "scope": config.scope})
+    write_cog(
+        path,
+        [grid],
+        transform=grid_transform(ds),
+        dtype="uint8",
+        nodata=NODATA,
+        categorical=True,
+        descriptions=["allocated option (see allocation.tif.aux.xml / .qml)"],
+        colormap=colormap({o.code: o.colour for o in config.options.values()}),
+        band_tags={f"option_{o.code}": o.name for o in config.options.values()},
+        tags={"run": config.name, "scope": config.scope},
+    )
 
 
 def allocation_aux_xml(config: Config) -> str:
@@ -198,8 +235,19 @@ def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for pkg in ("ruimtepuzzel", "numpy", "scipy", "numba", "xarray", "dask", "rasterio",
-                "rioxarray", "highspy", "pulp", "pandas"):
+    for pkg in (
+        "ruimtepuzzel",
+        "numpy",
+        "scipy",
+        "numba",
+        "xarray",
+        "dask",
+        "rasterio",
+        "rioxarray",
+        "highspy",
+        "pulp",
+        "pandas",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -288,20 +336,27 @@ def layers_by_provenance(manifest: dict) -> dict[str, list[str]]:
 
 def _data_section(manifest: dict) -> list[str]:
     doc = manifest["source_document"]
-    lines = ["", "## Data and sources", "",
-             f"Targets and rules cite lines (L...) of *{doc['title']}* ({doc['year']}, "
-             f"{doc['publisher']}), shipped as `{doc['file']}`.", ""]
+    lines = [
+        "",
+        "## Data and sources",
+        "",
+        f"Targets and rules cite lines (L...) of *{doc['title']}* ({doc['year']}, "
+        f"{doc['publisher']}), shipped as `{doc['file']}`.",
+        "",
+    ]
     for provenance, names in layers_by_provenance(manifest).items():
         lines.append(f"- {provenance}: " + ", ".join(f"`{n}`" for n in names))
     generated = layers_by_provenance(manifest).get("generated")
     if generated:
-        lines += ["", "**Generated stand-ins shaped this result** ("
-                  + ", ".join(generated) + "): they behave like, but are not, the official "
-                  "maps; replace them with a province's own data through a grid definition."]
+        lines += [
+            "",
+            "**Generated stand-ins shaped this result** ("
+            + ", ".join(generated)
+            + "): they behave like, but are not, the official "
+            "maps; replace them with a province's own data through a grid definition.",
+        ]
     lines += ["", "Credits:", ""] + [f"- {c}" for c in manifest["grid"]["credits"]]
     return lines
-
-
 
 
 def _fmt(x, unit):
@@ -320,13 +375,20 @@ def build_summary(report: dict, manifest: dict) -> str:
         f"scope. Solver: {report['method']}, status **{report['status']}**, certified gap "
         f"{report['gap']:.1e}. Targets are {report['targets_mode']}."
     )
-    lines += ["", "## What fits", "", "| claim | target | allocated | shortfall |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        "## What fits",
+        "",
+        "| claim | target | allocated | shortfall |",
+        "|---|---|---|---|",
+    ]
     top = "national" if report["scope"] == "national" else "province"
     for r in report["targets"]:
         if r["zoning"] == top and (r["lower"] is not None or r["allocated"]):
-            lines.append(f"| {r['claim']} | {_fmt(r['lower'], r['unit'])} | "
-                         f"{_fmt(r['allocated'], r['unit'])} | {_fmt(r['shortfall'], r['unit'])} |")
+            lines.append(
+                f"| {r['claim']} | {_fmt(r['lower'], r['unit'])} | "
+                f"{_fmt(r['allocated'], r['unit'])} | {_fmt(r['shortfall'], r['unit'])} |"
+            )
     lines += _province_table(report)
     short = [r for r in report["targets"] if (r["shortfall_ha"] or 0) > 0.5]
     lines += ["", "## What does not fit", ""]
@@ -336,24 +398,37 @@ def build_summary(report: dict, manifest: dict) -> str:
         lines += ["| zoning | zone | claim | missing |", "|---|---|---|---|"]
         for r in sorted(short, key=lambda r: -r["shortfall_ha"]):
             ha = "" if r["unit"] == "ha" else f" ({r['shortfall_ha']:,.0f} ha)"
-            lines.append(f"| {r['zoning']} | {r['zone']} | {r['claim']} | "
-                         f"{_fmt(r['shortfall'], r['unit'])}{ha} |")
+            lines.append(
+                f"| {r['zoning']} | {r['zone']} | {r['claim']} | "
+                f"{_fmt(r['shortfall'], r['unit'])}{ha} |"
+            )
         lines.append("")
-        lines.append("A shortfall in one province is a candidate for an exchange between "
-                     "provinces (*uitruil*, L11699) or is not realistic within the province "
-                     "(L11761).")
-    scarce = sorted([r for r in report["targets"] if (r["shadow_price"] or 0) > 1e-9],
-                    key=lambda r: -r["shadow_price"])[:12]
-    lines += ["", "## Where it is scarce", "",
-              "The shadow price is the value (suitability) one more hectare of the claim would "
-              "cost in that zone: the higher, the scarcer the land for it.", ""]
+        lines.append(
+            "A shortfall in one province is a candidate for an exchange between "
+            "provinces (*uitruil*, L11699) or is not realistic within the province "
+            "(L11761)."
+        )
+    scarce = sorted(
+        [r for r in report["targets"] if (r["shadow_price"] or 0) > 1e-9],
+        key=lambda r: -r["shadow_price"],
+    )[:12]
+    lines += [
+        "",
+        "## Where it is scarce",
+        "",
+        "The shadow price is the value (suitability) one more hectare of the claim would "
+        "cost in that zone: the higher, the scarcer the land for it.",
+        "",
+    ]
     if scarce:
         lines += ["| zoning | zone | claim | shadow price per ha |", "|---|---|---|---|"]
         for r in scarce:
-            lines.append(f"| {r['zoning']} | {r['zone']} | {r['claim']} | "
-                         f"{r['shadow_price']:.3f} |")
+            lines.append(
+                f"| {r['zoning']} | {r['zone']} | {r['claim']} | {r['shadow_price']:.3f} |"
+            )
     else:
         lines.append("No target binds.")
+    lines += _plausibility_section(report)
     lines += ["", "## Land use", "", "| option | hectares |", "|---|---|"]
     for o in report["options"]:
         if o["area_ha"]:
@@ -363,29 +438,45 @@ def build_summary(report: dict, manifest: dict) -> str:
     assumed = [a for a in manifest["assumptions"]]
     lines += ["", "## Assumptions", ""]
     for a in assumed:
-        lines.append(f"- `{a['name']}` = {a['value']:g} {a['unit']}"
-                     + (" (overridden)" if a["overridden"] else ""))
+        lines.append(
+            f"- `{a['name']}` = {a['value']:g} {a['unit']}"
+            + (" (overridden)" if a["overridden"] else "")
+        )
     t = report["timings"]
     if t:
-        lines += ["", "Timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in t.items()
-                                              if isinstance(v, (int, float)))]
+        lines += [
+            "",
+            "Timings: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in t.items() if isinstance(v, (int, float))),
+        ]
     lines += _data_section(manifest)
-    lines += ["", "Maps are *praatkaarten, niet plankaarten* (L12436): a basis for the "
-              "conversation, not a plan.", ""]
+    lines += [
+        "",
+        "Maps are *praatkaarten, niet plankaarten* (L12436): a basis for the "
+        "conversation, not a plan.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def _province_table(report: dict) -> list[str]:
     """Per province and claim: allocated / target in the claim's unit (addable, L11254)."""
     rows = [r for r in report["targets"] if r["zoning"] == "province"]
-    claims = [c for c in report["claims"]
-              if any(r["claim"] == c and (r["lower"] is not None or r["allocated"]) for r in rows)]
+    claims = [
+        c
+        for c in report["claims"]
+        if any(r["claim"] == c and (r["lower"] is not None or r["allocated"]) for r in rows)
+    ]
     if not rows or not claims:
         return []
     units = {c: report["claims"][c]["unit"] for c in claims}
-    out = ["", "Per province, allocated / target (the provinces add up to the national row):",
-           "", "| province | " + " | ".join(f"{c} ({units[c]})" for c in claims) + " |",
-           "|---|" + "---|" * len(claims)]
+    out = [
+        "",
+        "Per province, allocated / target (the provinces add up to the national row):",
+        "",
+        "| province | " + " | ".join(f"{c} ({units[c]})" for c in claims) + " |",
+        "|---|" + "---|" * len(claims),
+    ]
     digits = {c: 2 if units[c] == "TWh" else 0 for c in claims}
     for zone in dict.fromkeys(r["zone"] for r in rows):
         cells = []
@@ -395,6 +486,46 @@ def _province_table(report: dict) -> list[str]:
             t = "-" if r["lower"] is None else f"{r['lower']:,.{digits[c]}f}"
             cells.append(f"{a} / {t}")
         out.append(f"| {zone} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _plausibility_section(report: dict) -> list[str]:
+    """The figures that make an implausible plan show at once (``report["plausibility"]``)."""
+    pl = report.get("plausibility")
+    if not pl:
+        return []
+
+    def share(x):
+        return "-" if x is None else f"{x:.0%}"
+
+    def metres(x):
+        return "-" if x is None else f"{x:,.0f} m"
+
+    out = [
+        "",
+        "## Is it plausible?",
+        "",
+        "Where the new homes go, what the energy mix is, how close wind comes to homes, and "
+        "how much built-up land is transformed.",
+        "",
+        "| province | homes inside towns | homes at town edges | share inside towns | "
+        "share of new homes within 1.2 km of a station | within 3 km | "
+        "extensions: mean distance to town | wind TWh | solar TWh | "
+        "wind: nearest built-up land | wind: 5th percentile | land taken (ha) | "
+        "built-up land transformed |",
+        "|---|" + "---|" * 12,
+    ]
+    for row in [*pl["provinces"], {"zone": "**national**", **pl["national"]}]:
+        h, e, w, land = row["housing"], row["energy"], row["wind_distance_to_built_up"], row["land"]
+        out.append(
+            f"| {row['zone']} | {h['infill_homes']:,.0f} | {h['extension_homes']:,.0f} | "
+            f"{share(h['infill_share_of_homes'])} | "
+            f"{share(h['share_homes_within_1200m_of_station'])} | "
+            f"{share(h['share_homes_within_3000m_of_station'])} | "
+            f"{metres(h['extension_mean_distance_to_town_m'])} | {e['wind_twh']:,.2f} | "
+            f"{e['solar_twh']:,.2f} | {metres(w['min_m'])} | {metres(w['p5_m'])} | "
+            f"{land['taken_ha']:,.0f} | {share(land['built_up_transformed_share'])} |"
+        )
     return out
 
 
@@ -415,9 +546,19 @@ def read_prices(folder) -> list[np.ndarray] | None:
         return [saved[f"p{l}"] for l in range(len(saved.files))]
 
 
-def stage_outputs(stage, compiled, sol, ds, *, timings: dict, deviations=(), extra_inputs=(),
-                  analysis: str = "off", analysis_options=None,
-                  on_stage=None) -> tuple[dict, dict]:
+def stage_outputs(
+    stage,
+    compiled,
+    sol,
+    ds,
+    *,
+    timings: dict,
+    deviations=(),
+    extra_inputs=(),
+    analysis: str = "off",
+    analysis_options=None,
+    on_stage=None,
+) -> tuple[dict, dict]:
     """Write every output of a run but the manifest into the folder ``stage``; returns
     (report, manifest) for :meth:`engine.outputs.RunFolder.commit` to finish.
 
@@ -427,14 +568,22 @@ def stage_outputs(stage, compiled, sol, ds, *, timings: dict, deviations=(), ext
     stage = Path(stage)
     t = time.perf_counter()
     report = build_report(compiled, sol, timings=timings)
-    manifest = build_manifest(compiled, sol, ds, timings=timings, deviations=list(deviations),
-                              inputs=grid_inputs(ds) + list(extra_inputs))
+    manifest = build_manifest(
+        compiled,
+        sol,
+        ds,
+        timings=timings,
+        deviations=list(deviations),
+        inputs=grid_inputs(ds) + list(extra_inputs),
+    )
     write_allocation_tif(stage / "allocation.tif", compiled, sol.choice, ds)
     write_file(stage / "allocation.tif.aux.xml", allocation_aux_xml(compiled.config))
     write_file(stage / "allocation.qml", allocation_qml(compiled.config))
     write_file(stage / "summary.md", build_summary(report, manifest))
-    write_file(stage / PRICES_FILE, npz_bytes(**{f"p{l}": np.asarray(a, dtype=np.float64)
-                                                 for l, a in enumerate(sol.prices)}))
+    write_file(
+        stage / PRICES_FILE,
+        npz_bytes(**{f"p{l}": np.asarray(a, dtype=np.float64) for l, a in enumerate(sol.prices)}),
+    )
     timings["write"] = time.perf_counter() - t
     if analysis != "off":
         from engine.analysis.outputs import analysis_outputs
@@ -442,8 +591,16 @@ def stage_outputs(stage, compiled, sol, ds, *, timings: dict, deviations=(), ext
         if on_stage is not None:
             on_stage("analysis")
         # Adds the analysis sections and timings["analysis"] to report.
-        analysis_outputs(stage, compiled, sol, ds, report, options=analysis_options,
-                         level=analysis, manifest=manifest)
+        analysis_outputs(
+            stage,
+            compiled,
+            sol,
+            ds,
+            report,
+            options=analysis_options,
+            level=analysis,
+            manifest=manifest,
+        )
         timings["analysis"] = report["timings"]["analysis"]
     report["timings"] = dict(timings)
     manifest["timings"] = dict(timings)
@@ -451,15 +608,33 @@ def stage_outputs(stage, compiled, sol, ds, *, timings: dict, deviations=(), ext
     return report, manifest
 
 
-def write_outputs(out_dir, compiled, sol, ds, *, timings: dict, deviations=(),
-                  extra_inputs=(), analysis: str = "off", analysis_options=None) -> dict:
+def write_outputs(
+    out_dir,
+    compiled,
+    sol,
+    ds,
+    *,
+    timings: dict,
+    deviations=(),
+    extra_inputs=(),
+    analysis: str = "off",
+    analysis_options=None,
+) -> dict:
     """Write a run folder whole (core outputs, and the analysis unless ``analysis`` is
     off), replacing what ``out_dir`` held only once every file is complete; returns the
     report dict. A run from a config is :func:`engine.run.run`."""
     with RunFolder(out_dir) as folder:
-        report, manifest = stage_outputs(folder.stage, compiled, sol, ds, timings=timings,
-                                         deviations=deviations, extra_inputs=extra_inputs,
-                                         analysis=analysis, analysis_options=analysis_options,
-                                         on_stage=folder.note)
+        report, manifest = stage_outputs(
+            folder.stage,
+            compiled,
+            sol,
+            ds,
+            timings=timings,
+            deviations=deviations,
+            extra_inputs=extra_inputs,
+            analysis=analysis,
+            analysis_options=analysis_options,
+            on_stage=folder.note,
+        )
         folder.commit(manifest)
     return report

@@ -150,3 +150,13 @@ def test_urban_forest_by_the_towns_and_veining_on_farmland(national):
     cells = compiled.cells
     assert (cells.layer("town_distance")[_allowed(compiled, "urban_forest")] < 1000).all()
     assert (cells.layer("land_cover")[_allowed(compiled, "green_blue_veining")] == 2).all()
+
+
+def test_extensions_lie_next_to_towns_on_open_land(national):
+    """L7377: an extension is next to the town, not in it (infill) nor far from it."""
+    compiled, _ = national
+    cells = compiled.cells
+    edge = _allowed(compiled, "housing_edge")
+    assert edge.any()
+    assert not (edge & (cells.layer("land_cover") == 1)).any()
+    assert (cells.layer("town_distance")[edge] < 1000).all()

@@ -26,31 +26,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="LocalCluster workers (default: one per core)")
-    where.add_argument("--scheduler", metavar="ADDRESS",
-                       help="a running Dask scheduler, e.g. tcp://head:8786 (the workers must "
-                       "see --out and the configs at the same paths)")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="how long to wait for --scheduler to answer (default 10)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="numba threads per worker (default 1; more oversubscribes cores)")
-    parser.add_argument("--analysis", default="off", choices=("full", "quick", "off"),
-                        help="the analysis outputs of 'run' per variant (conflict and "
-                        "scarcity maps, report.html): off (default: the results table and "
-                        "each variant's report.json, allocation.tif, manifest.json, "
-                        "summary.md), quick (price bounds, about 5 s more per variant at "
-                        "250 m), full (re-solves for exact rule costs and exchanges)")
-    parser.add_argument("--retry-failed", action="store_true",
-                        help="run failed variants again (default: keep their recorded error)")
-    parser.add_argument("--list", action="store_true",
-                        help="list the variants (id, done or not, warm-start neighbour) and stop")
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running Dask scheduler, e.g. tcp://head:8786 (the workers must "
+        "see --out and the configs at the same paths)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for --scheduler to answer (default 10)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="numba threads per worker (default 1; more oversubscribes cores)",
+    )
+    parser.add_argument(
+        "--analysis",
+        default="off",
+        choices=("full", "quick", "off"),
+        help="the analysis outputs of 'run' per variant (conflict and "
+        "scarcity maps, report.html): off (default: the results table and "
+        "each variant's report.json, allocation.tif, manifest.json, "
+        "summary.md), quick (price bounds, about 5 s more per variant at "
+        "250 m), full (re-solves for exact rule costs and exchanges)",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run failed variants again (default: keep their recorded error)",
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list the variants (id, done or not, warm-start neighbour) and stop",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from engine.sweep import SCHEDULER_TIMEOUT_S, check_options, done_record, load_scenario
-    from engine.sweep import sweep, variant_key
+    from engine.sweep import (
+        SCHEDULER_TIMEOUT_S,
+        check_options,
+        done_record,
+        load_scenario,
+        sweep,
+        variant_key,
+    )
 
     timeout = SCHEDULER_TIMEOUT_S if args.timeout is None else args.timeout
     # Options first: a bad one must not wait for the scenario's checks, nor a cluster.
@@ -63,12 +91,22 @@ def run(args: argparse.Namespace) -> int:
             warm = f"  <- {v.warm_from}" if v.warm_from else ""
             print(f"{v.index:4d}  {state:9s} {v.id}{warm}")
         return 0
-    summary = sweep(scenario, args.out, workers=args.workers, scheduler=args.scheduler,
-                    progress=not args.quiet, retry_failed=args.retry_failed,
-                    threads=args.threads, analysis=args.analysis, timeout=timeout)
-    print(f"{scenario.name}: {summary['variants']} variants, {summary['computed']} computed, "
-          f"{summary['reused']} already done, {summary['failed']} failed; "
-          f"{summary['seconds']:.1f} s")
+    summary = sweep(
+        scenario,
+        args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=not args.quiet,
+        retry_failed=args.retry_failed,
+        threads=args.threads,
+        analysis=args.analysis,
+        timeout=timeout,
+    )
+    print(
+        f"{scenario.name}: {summary['variants']} variants, {summary['computed']} computed, "
+        f"{summary['reused']} already done, {summary['failed']} failed; "
+        f"{summary['seconds']:.1f} s"
+    )
     print(f"wrote {summary['results']} ({summary['rows']} rows) and results.csv")
     return 1 if summary["failed"] else 0
 

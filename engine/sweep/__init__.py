@@ -36,8 +36,10 @@ key is refused with "did you mean ...", and every key a variant sets must exist 
 config, before any variant runs.
 
 Every variant has a stable readable id (``density-low__storage-0.075``) and writes what
-``ruimtepuzzel run`` writes under ``OUT/<id>/``, then ``variant.json`` last: a variant is done
-when its ``variant.json`` exists with the same settings key, so a killed sweep run again
+``ruimtepuzzel run`` writes under ``OUT/<id>/``, then ``OUT/<id>.variant.json`` last,
+beside the run folder so that the folder stays one whole run
+(:func:`engine.outputs.verify_run_folder`): a variant is done when its ``variant.json``
+exists with the same settings key and its folder is whole, so a killed sweep run again
 recomputes only what was not finished. ``OUT/results.parquet`` (and ``.csv``) has one row per
 variant x zoning x zone x claim.
 
@@ -66,6 +68,19 @@ from engine.sweep.report import write_report
 from engine.sweep.scenario import Scenario, ScenarioError, Variant, load_scenario, variant_key
 from engine.sweep.worker import run_variant
 
-__all__ = ["Scenario", "Variant", "load_scenario", "sweep", "collect_results", "run_variant",
-           "RESULT_COLUMNS", "SCHEDULER_TIMEOUT_S", "ScenarioError", "SweepError",
-           "check_options", "done_record", "variant_key", "write_report"]
+__all__ = [
+    "Scenario",
+    "Variant",
+    "load_scenario",
+    "sweep",
+    "collect_results",
+    "run_variant",
+    "RESULT_COLUMNS",
+    "SCHEDULER_TIMEOUT_S",
+    "ScenarioError",
+    "SweepError",
+    "check_options",
+    "done_record",
+    "variant_key",
+    "write_report",
+]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from engine.outputs import write_file
 from engine.sweep.driver import SweepError, collect_results
 from engine.sweep.scenario import load_scenario, slug
 
@@ -24,13 +25,17 @@ def _text(x) -> str:
 def _read_meta(out: Path) -> dict:
     path = out / "sweep.json"
     if not path.is_file():
-        raise SweepError(f"{out}: no sweep.json there, so no sweep ran into it; give the "
-                         f"--out folder of 'ruimtepuzzel sweep', or run the sweep first")
+        raise SweepError(
+            f"{out}: no sweep.json there, so no sweep ran into it; give the "
+            f"--out folder of 'ruimtepuzzel sweep', or run the sweep first"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise SweepError(f"{path}: cannot be read ({err}); run the sweep into {out} again "
-                         f"(finished variants are kept)") from None
+        raise SweepError(
+            f"{path}: cannot be read ({err}); run the sweep into {out} again "
+            f"(finished variants are kept)"
+        ) from None
 
 
 def _results(out: Path, meta: dict):
@@ -43,8 +48,7 @@ def _results(out: Path, meta: dict):
         try:
             return pd.read_parquet(path)
         except (OSError, ValueError) as err:  # pyarrow's errors derive from these
-            logger.warning("%s cannot be read (%s); made again from the variant folders",
-                           path, err)
+            logger.warning("%s cannot be read (%s); made again from the variant folders", path, err)
     collect_results(load_scenario(meta["scenario"]), out)
     return pd.read_parquet(path)
 
@@ -69,14 +73,17 @@ def write_report(out_dir) -> Path:
     prov = ok[ok["zoning"] == "province"]
     short = prov.groupby(["variant", "claim"])["shortfall_ha"].sum().unstack("claim")
     price = prov.groupby(["variant", "claim"])["shadow_price"].mean().unstack("claim")
-    claims = [c for c in short.columns if (short[c].abs() > 0.5).any()
-              or (price[c].abs() > 1e-9).any()]
+    claims = [
+        c for c in short.columns if (short[c].abs() > 0.5).any() or (price[c].abs() > 1e-9).any()
+    ]
     figures = []
 
     def save(fig, name, caption):
         fig.tight_layout()
-        fig.savefig(folder / name, dpi=90)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=90)
         plt.close(fig)
+        write_file(folder / name, png.getvalue())
         figures.append((name, caption))
 
     fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(variants)), 3.2))
@@ -87,8 +94,11 @@ def write_report(out_dir) -> Path:
         ax.axvline(i, color="#cc3311", lw=1)
     ax.set_xlabel("variant (index; red: failed)")
     ax.set_ylabel("objective")
-    save(fig, "objective.png", "Objective (suitability realised minus shortfall penalties) "
-         "per variant.")
+    save(
+        fig,
+        "objective.png",
+        "Objective (suitability realised minus shortfall penalties) per variant.",
+    )
     for axis in meta["axes"]:
         col = f"axis_{axis['name']}"
         if col not in variants or len(axis["labels"]) < 2:
@@ -111,40 +121,49 @@ def write_report(out_dir) -> Path:
             axs[2].legend(fontsize=7)
         for a in axs:
             a.set_xlabel(axis["name"])
-        save(fig, f"axis-{slug(axis['name'])}.png",
-             f"Trade-offs along <b>{html.escape(axis['name'])}</b>, averaged over the other axes.")
+        save(
+            fig,
+            f"axis-{slug(axis['name'])}.png",
+            f"Trade-offs along <b>{html.escape(axis['name'])}</b>, averaged over the other axes.",
+        )
     rows = []
     axis_cols = [f"axis_{a['name']}" for a in meta["axes"]]
     for _, v in variants.iterrows():
-        cells = [v["variant_index"], f"<a href='../{html.escape(v['variant'])}/'>"
-                 f"{html.escape(v['variant'])}</a>"]
+        cells = [
+            v["variant_index"],
+            f"<a href='../{html.escape(v['variant'])}/'>{html.escape(v['variant'])}</a>",
+        ]
         cells += [html.escape(str(v[c])) for c in axis_cols]
-        cells += [html.escape(str(v["status"])),
-                  "" if pd.isna(v["objective"]) else f"{v['objective']:,.1f}",
-                  "" if pd.isna(v["gap"]) else f"{v['gap']:.1e}",
-                  "" if pd.isna(v["seconds"]) else f"{v['seconds']:.1f}",
-                  html.escape(_text(v["warm_from"])), html.escape(_text(v["error"]))]
+        cells += [
+            html.escape(str(v["status"])),
+            "" if pd.isna(v["objective"]) else f"{v['objective']:,.1f}",
+            "" if pd.isna(v["gap"]) else f"{v['gap']:.1e}",
+            "" if pd.isna(v["seconds"]) else f"{v['seconds']:.1f}",
+            html.escape(_text(v["warm_from"])),
+            html.escape(_text(v["error"])),
+        ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = ["#", "variant"] + [a["name"] for a in meta["axes"]] + [
-        "status", "objective", "gap", "seconds", "warm start from", "error"]
+    head = (
+        ["#", "variant"]
+        + [a["name"] for a in meta["axes"]]
+        + ["status", "objective", "gap", "seconds", "warm start from", "error"]
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>{html.escape(meta['name'])}: sweep report</title>
+<title>{html.escape(meta["name"])}: sweep report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:80em}}table{{border-collapse:collapse;
 font-size:85%}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style>
 </head><body>
-<h1>{html.escape(meta['name'])}</h1>
-<p>Base config <code>{html.escape(meta['base'])}</code>, scenario
-<code>{html.escape(meta['scenario'])}</code>; {len(variants)} variants
-({int((variants['status'] == 'error').sum())} failed). Results:
+<h1>{html.escape(meta["name"])}</h1>
+<p>Base config <code>{html.escape(meta["base"])}</code>, scenario
+<code>{html.escape(meta["scenario"])}</code>; {len(variants)} variants
+({int((variants["status"] == "error").sum())} failed). Results:
 <a href="../results.parquet">results.parquet</a>, <a href="../results.csv">results.csv</a>.</p>
-{''.join(f'<figure><img src="{n}"><figcaption>{c}</figcaption></figure>' for n, c in figures)}
+{"".join(f'<figure><img src="{n}"><figcaption>{c}</figcaption></figure>' for n, c in figures)}
 <h2>Variants</h2>
-<table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>
-{''.join(rows)}</table>
+<table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr>
+{"".join(rows)}</table>
 </body></html>
 """
     page_path = folder / "index.html"
-    tmp = folder / f".index.html.tmp-{os.getpid()}"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, page_path)
+    write_file(page_path, page)
     return page_path

@@ -41,8 +41,8 @@ class ScenarioError(ConfigError):
 class Variant:
     id: str
     index: int
-    axes: dict              # axis name -> label
-    overrides: dict         # dotted key -> value
+    axes: dict  # axis name -> label
+    overrides: dict  # dotted key -> value
     warm_from: str | None = None
 
 
@@ -55,17 +55,31 @@ class Scenario:
     resolution: float | None
     method: str
     warm_start: bool
-    axes: list[dict]        # [{"name", "labels": [...]}] in file order
+    axes: list[dict]  # [{"name", "labels": [...]}] in file order
     variants: list[Variant] = field(default_factory=list)
     inputs_sha: str | None = None
 
     def describe(self) -> dict:
-        return {"name": self.name, "scenario": str(self.path), "base": str(self.base),
-                "grid": self.grid, "resolution": self.resolution, "method": self.method,
-                "warm_start": self.warm_start, "axes": self.axes,
-                "variants": [{"id": v.id, "index": v.index, "axes": v.axes,
-                              "overrides": v.overrides, "warm_from": v.warm_from}
-                             for v in self.variants]}
+        return {
+            "name": self.name,
+            "scenario": str(self.path),
+            "base": str(self.base),
+            "grid": self.grid,
+            "resolution": self.resolution,
+            "method": self.method,
+            "warm_start": self.warm_start,
+            "axes": self.axes,
+            "variants": [
+                {
+                    "id": v.id,
+                    "index": v.index,
+                    "axes": v.axes,
+                    "overrides": v.overrides,
+                    "warm_from": v.warm_from,
+                }
+                for v in self.variants
+            ],
+        }
 
 
 def _label(value) -> str:
@@ -97,13 +111,19 @@ def _read_axis(v: Validator, i: int, spec) -> tuple[str, list[tuple[str, dict]],
     if "points" in spec:
         extra = [k for k in ("key", "values", "labels") if k in spec]
         if extra:
-            raise v.err(key + (extra[0],), "an axis has points or key and values, not both",
-                        "remove one of them")
+            raise v.err(
+                key + (extra[0],),
+                "an axis has points or key and values, not both",
+                "remove one of them",
+            )
         points = []
         listed = spec["points"]
         if not isinstance(listed, list):
-            raise v.err(key + ("points",), "expected a list of points",
-                        'points = [{ label = "...", set = { key = value } }]')
+            raise v.err(
+                key + ("points",),
+                "expected a list of points",
+                'points = [{ label = "...", set = { key = value } }]',
+            )
         for j, p in enumerate(listed):
             pk = key + (f"points[{j}]",)
             p = v.table(p, pk)
@@ -112,8 +132,11 @@ def _read_axis(v: Validator, i: int, spec) -> tuple[str, list[tuple[str, dict]],
     else:
         for k in ("key", "values"):
             if k not in spec:
-                raise v.err(key + (k,), "missing: give key and values, or points",
-                            'e.g. key = "assumptions.solar_yield" and values = [1.0, 1.2]')
+                raise v.err(
+                    key + (k,),
+                    "missing: give key and values, or points",
+                    'e.g. key = "assumptions.solar_yield" and values = [1.0, 1.2]',
+                )
         keys = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]
         keys = v.strings(keys, key + ("key",), empty=False)
         values = spec["values"]
@@ -121,15 +144,21 @@ def _read_axis(v: Validator, i: int, spec) -> tuple[str, list[tuple[str, dict]],
             raise v.err(key + ("values",), "expected a list of values", "values = [1.0, 1.2]")
         labels = spec.get("labels") or [_label(x) for x in values]
         if not isinstance(labels, list) or len(labels) != len(values):
-            raise v.err(key + ("labels",), f"{len(labels) if isinstance(labels, list) else 1} "
-                        f"labels for {len(values)} values", "give one label per value")
+            raise v.err(
+                key + ("labels",),
+                f"{len(labels) if isinstance(labels, list) else 1} labels for {len(values)} values",
+                "give one label per value",
+            )
         points = [(str(lab), {k: x for k in keys}) for lab, x in zip(labels, values)]
     if not points:
         raise v.err(key, "no values", "give the axis at least one value or point")
     labels = [p[0] for p in points]
     if len(set(map(slug, labels))) != len(labels):
-        raise v.err(key, f"labels are not distinct: {labels}",
-                    "give every value its own label (labels = [...])")
+        raise v.err(
+            key,
+            f"labels are not distinct: {labels}",
+            "give every value its own label (labels = [...])",
+        )
     return name, points, key
 
 
@@ -144,12 +173,18 @@ def load_scenario(path, *, warm_start: bool | None = None) -> Scenario:
     head = v.table(tree["sweep"], ("sweep",))
     v.keys(head, ("sweep",), HEAD_KEYS)
     if "base" not in head:
-        raise v.err(("sweep", "base"), "missing",
-                    'name the base config, e.g. base = "../configs/national.toml"')
+        raise v.err(
+            ("sweep", "base"),
+            "missing",
+            'name the base config, e.g. base = "../configs/national.toml"',
+        )
     base = (path.parent / v.string(head["base"], ("sweep", "base"))).resolve()
     if not base.is_file():
-        raise v.err(("sweep", "base"), f"{base} not found",
-                    "give the path of a config, relative to the scenario file")
+        raise v.err(
+            ("sweep", "base"),
+            f"{base} not found",
+            "give the path of a config, relative to the scenario file",
+        )
     combine = v.choice(head.get("combine", "grid"), ("sweep", "combine"), ("grid", "list"))
     resolution = head.get("resolution")
     if resolution is not None:
@@ -157,10 +192,15 @@ def load_scenario(path, *, warm_start: bool | None = None) -> Scenario:
     grid = v.string(head["grid"], ("sweep", "grid")) if "grid" in head else None
     file_warm = v.boolean(head.get("warm_start", True), ("sweep", "warm_start"))
     scenario = Scenario(
-        path=path, name=v.string(head.get("name", path.stem), ("sweep", "name")), base=base,
-        grid=grid, resolution=resolution,
+        path=path,
+        name=v.string(head.get("name", path.stem), ("sweep", "name")),
+        base=base,
+        grid=grid,
+        resolution=resolution,
         method=v.choice(head.get("method", "auto"), ("sweep", "method"), METHODS),
-        warm_start=file_warm if warm_start is None else bool(warm_start), axes=[])
+        warm_start=file_warm if warm_start is None else bool(warm_start),
+        axes=[],
+    )
     fixed = _overrides(v, head.get("set", {}), ("sweep", "set"))  # every variant's
     checked = [(("sweep", "set"), fixed)]
     if combine == "grid":
@@ -173,22 +213,32 @@ def load_scenario(path, *, warm_start: bool | None = None) -> Scenario:
         raise v.err(("variant",), f"variant ids repeat: {dup}", "give each variant its own id")
     for x in variants:
         if x.warm_from is not None and x.warm_from not in ids:
-            raise v.err(("variant", x.id, "warm_from"), f"{x.warm_from!r} is no variant",
-                        did_you_mean(x.warm_from, ids))
+            raise v.err(
+                ("variant", x.id, "warm_from"),
+                f"{x.warm_from!r} is no variant",
+                did_you_mean(x.warm_from, ids),
+            )
     _check_overrides(v, base, checked, grid, resolution)
     scenario.variants = variants
     return scenario
 
 
-def _grid_variants(v: Validator, tree: dict, scenario: Scenario, fixed: dict,
-                   checked: list) -> list[Variant]:
+def _grid_variants(
+    v: Validator, tree: dict, scenario: Scenario, fixed: dict, checked: list
+) -> list[Variant]:
     listed = tree.get("axis", [])
     if not isinstance(listed, list) or not listed:
-        raise v.err(("axis",), "a grid sweep needs at least one [[axis]]",
-                    'add [[axis]] with name, key and values (or combine = "list")')
+        raise v.err(
+            ("axis",),
+            "a grid sweep needs at least one [[axis]]",
+            'add [[axis]] with name, key and values (or combine = "list")',
+        )
     if "variant" in tree:
-        raise v.err(("variant",), 'explicit variants need combine = "list"',
-                    'set combine = "list", or turn the variants into axes')
+        raise v.err(
+            ("variant",),
+            'explicit variants need combine = "list"',
+            'set combine = "list", or turn the variants into axes',
+        )
     axes = [_read_axis(v, i, a) for i, a in enumerate(listed)]
     names = [a[0] for a in axes]
     if len(set(names)) != len(names):
@@ -201,8 +251,9 @@ def _grid_variants(v: Validator, tree: dict, scenario: Scenario, fixed: dict,
     scenario.axes = [{"name": n, "labels": [p[0] for p in pts]} for n, pts, _ in axes]
 
     def vid_of(idx):
-        return "__".join(f"{slug(n)}-{slug(axes[a][1][i][0])}"
-                         for a, (n, i) in enumerate(zip(names, idx)))
+        return "__".join(
+            f"{slug(n)}-{slug(axes[a][1][i][0])}" for a, (n, i) in enumerate(zip(names, idx))
+        )
 
     variants = []
     ranges = [range(len(pts)) for _, pts, _ in axes]
@@ -223,15 +274,22 @@ def _grid_variants(v: Validator, tree: dict, scenario: Scenario, fixed: dict,
     return variants
 
 
-def _list_variants(v: Validator, tree: dict, scenario: Scenario, fixed: dict,
-                   checked: list) -> list[Variant]:
+def _list_variants(
+    v: Validator, tree: dict, scenario: Scenario, fixed: dict, checked: list
+) -> list[Variant]:
     listed = tree.get("variant", [])
     if not isinstance(listed, list) or not listed:
-        raise v.err(("variant",), 'combine = "list" needs [[variant]] entries',
-                    "add [[variant]] tables with id and set")
+        raise v.err(
+            ("variant",),
+            'combine = "list" needs [[variant]] entries',
+            "add [[variant]] tables with id and set",
+        )
     if "axis" in tree:
-        raise v.err(("axis",), 'axes need combine = "grid"',
-                    'set combine = "grid", or turn the axes into [[variant]] entries')
+        raise v.err(
+            ("axis",),
+            'axes need combine = "grid"',
+            'set combine = "grid", or turn the axes into [[variant]] entries',
+        )
     scenario.axes = [{"name": "variant", "labels": []}]
     variants = []
     for index, spec in enumerate(listed):
@@ -239,8 +297,12 @@ def _list_variants(v: Validator, tree: dict, scenario: Scenario, fixed: dict,
         spec = v.table(spec, key)
         v.keys(spec, key, VARIANT_KEYS)
         sets = _overrides(v, spec.get("set", {}), key + ("set",))
-        vid = v.string(spec["id"], key + ("id",)) if "id" in spec else "__".join(
-            f"{slug(k.split('.')[-1])}-{slug(_label(x))}" for k, x in sets.items()) or "base"
+        vid = (
+            v.string(spec["id"], key + ("id",))
+            if "id" in spec
+            else "__".join(f"{slug(k.split('.')[-1])}-{slug(_label(x))}" for k, x in sets.items())
+            or "base"
+        )
         vid = slug(vid)
         warm = None
         if scenario.warm_start and spec.get("warm_from"):
@@ -263,8 +325,9 @@ def _check_grid(v: Validator, grid: str, resolution: float | None) -> None:
         raise v.err(("sweep", "resolution"), err.problem, err.fix) from None
 
 
-def _check_overrides(v: Validator, base: Path, checked: list, grid: str | None,
-                     resolution: float | None) -> None:
+def _check_overrides(
+    v: Validator, base: Path, checked: list, grid: str | None, resolution: float | None
+) -> None:
     """Every key a variant sets must exist in the base config or be an entry its schema
     allows: checked per axis point (or listed variant) against the base, before any work.
 
@@ -293,10 +356,19 @@ def _check_overrides(v: Validator, base: Path, checked: list, grid: str | None,
 
 def variant_key(scenario: Scenario, v: Variant) -> str:
     """A digest of everything that decides a variant's result (to tell stale outputs)."""
-    text = json.dumps({"base": str(scenario.base), "inputs_sha": _inputs_sha(scenario),
-                       "grid": scenario.grid, "resolution": scenario.resolution,
-                       "method": scenario.method, "overrides": v.overrides,
-                       "warm_from": v.warm_from}, sort_keys=True, default=str)
+    text = json.dumps(
+        {
+            "base": str(scenario.base),
+            "inputs_sha": _inputs_sha(scenario),
+            "grid": scenario.grid,
+            "resolution": scenario.resolution,
+            "method": scenario.method,
+            "overrides": v.overrides,
+            "warm_from": v.warm_from,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from pathlib import Path
 
 from engine.errors import RuimtepuzzelError
+from engine.outputs import dumps_json, write_file
 
-__all__ = ["run_variant", "worker_grid", "atomic_json"]
+__all__ = ["run_variant", "worker_grid", "record_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +36,17 @@ def _local_dask():
     return dask.config.set(scheduler="synchronous")
 
 
-def atomic_json(path: Path, data) -> None:
-    """Write JSON to a temporary name and move it into place: readers see all or nothing."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, default=str)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def record_path(folder) -> Path:
+    """A variant's variant.json: ``OUT/<id>.variant.json``, beside its run folder
+    ``OUT/<id>/`` and not in it, because ``run`` owns that folder whole (its manifest lists
+    every file in it, and a rerun swaps the folder out)."""
+    folder = Path(folder)
+    return folder.with_name(f"{folder.name}.variant.json")
 
 
 def run_variant(spec: dict, *_after) -> dict:
-    """Run one variant into ``spec['out']`` as ``run`` does; returns its variant.json content.
+    """Run one variant into ``spec['out']`` as ``run`` does; returns its variant.json content,
+    written to :func:`record_path` of the folder.
 
     ``_after``: the results of the tasks this one waits for (its warm-start neighbour), so
     that it starts from the neighbour's saved prices. Never raises for a failing variant:
@@ -57,16 +54,17 @@ def run_variant(spec: dict, *_after) -> dict:
     logged with its traceback as well).
     """
     from engine.config import load_config
-    from engine.report import PRICES_FILE, read_prices
+    from engine.report import read_prices
     from engine.run import run
     from engine.solve import WarmStartError
 
     out = Path(spec["out"])
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp-*"):  # left by a killed write
-        stale.unlink(missing_ok=True)
-    (out / "variant.json").unlink(missing_ok=True)
-    (out / PRICES_FILE).unlink(missing_ok=True)
+    record_file = record_path(out)
+    record_file.parent.mkdir(parents=True, exist_ok=True)
+    # The folder itself is left alone: run replaces it whole, and until then it must stay
+    # the previous run, whole. Only the record goes, so that a variant killed from here on
+    # is redone whatever its folder holds.
+    record_file.unlink(missing_ok=True)
     record = {k: spec[k] for k in ("id", "index", "key", "axes", "overrides", "warm_from")}
     _limit_threads(spec.get("threads", 1))  # numba's setting is per thread: set it here
     t0 = time.perf_counter()
@@ -75,34 +73,65 @@ def run_variant(spec: dict, *_after) -> dict:
         try:
             config = load_config(spec["base"], spec["overrides"])
             ds = worker_grid(config, spec["grid"], spec["resolution"])
-            warm = read_prices(Path(spec["warm_dir"])) if spec.get("warm_dir") else None
+            warm = None
+            if spec.get("warm_dir") and not _failed(_after):
+                warm = read_prices(Path(spec["warm_dir"]))
 
             def run_from(prices):
-                return run(config, out, grid=ds, progress=False, method=spec["method"],
-                           prices=prices, analysis=spec.get("analysis", "off"))
+                return run(
+                    config,
+                    out,
+                    grid=ds,
+                    progress=False,
+                    method=spec["method"],
+                    prices=prices,
+                    analysis=spec.get("analysis", "off"),
+                )
 
             try:
                 report = run_from(warm)
             except WarmStartError as err:
                 # The neighbour's zones or claims differ (an axis changes them): start cold.
-                logger.info("variant %s: starting cold, the prices of %s do not fit: %s",
-                            spec["id"], spec.get("warm_from"), err)
+                logger.info(
+                    "variant %s: starting cold, the prices of %s do not fit: %s",
+                    spec["id"],
+                    spec.get("warm_from"),
+                    err,
+                )
                 warm = None
                 report = run_from(None)
             timings = report["timings"]
-            record.update(status=report["status"], error=None, objective=report["objective"],
-                          gap=report["gap"], solve_seconds=timings["solve"],
-                          warm_started=warm is not None and report["method"] == "fast")
+            record.update(
+                status=report["status"],
+                error=None,
+                objective=report["objective"],
+                gap=report["gap"],
+                solve_seconds=timings["solve"],
+                warm_started=warm is not None and report["method"] == "fast",
+            )
         except Exception as err:  # a failing variant is a result, not the end of the sweep
             if not isinstance(err, RuimtepuzzelError):
                 logger.exception("variant %s failed", spec["id"])
-            record.update(status="error", error=f"{type(err).__name__}: {err}", objective=None,
-                          gap=None, solve_seconds=None, warm_started=False)
+            record.update(
+                status="error",
+                error=f"{type(err).__name__}: {err}",
+                objective=None,
+                gap=None,
+                solve_seconds=None,
+                warm_started=False,
+            )
     record["seconds"] = time.perf_counter() - t0
     # Where the time went: run's stages (config, grid, compile, solve, write, analysis).
     record["stages"] = {k: v for k, v in timings.items() if isinstance(v, (int, float))}
-    atomic_json(out / "variant.json", record)
+    write_file(record_file, dumps_json(record))
     return record
+
+
+def _failed(after) -> bool:
+    """Whether the neighbour failed in this sweep: a failed run leaves the neighbour's
+    folder as it was, so its prices there would be those of an earlier run (other
+    settings), and the result would depend on what the folder happened to hold."""
+    return any(isinstance(rec, dict) and rec.get("status") == "error" for rec in after)
 
 
 def _limit_threads(n: int = 1):
