@@ -417,10 +417,9 @@ def _plausibility(report) -> str:
 
 
 def _conflicts(report, grids) -> str:
-    from engine.analysis.conflict import CLASSES
-
     c = report.get("conflicts", {})
-    classes = [(code, name, col) for code, (name, _, col) in CLASSES.items()]
+    # The classes come with the report (code, name, colour), so the page needs no analysis code.
+    classes = [(k["code"], k["name"], k["colour"]) for k in c.get("classes", [])]
     uri = categorical_map(
         grids["conflict"],
         classes,
