@@ -93,38 +93,25 @@ def _supply_curve(problem: Problem, sol, l: int, z: int, k: int, structure, rele
     return step[order], np.cumsum(ha[order])
 
 
+def _hectares_at(staircase, step: float) -> float:
+    """The cumulative hectares of a (steps, hectares) staircase at a price step."""
+    steps, hectares = staircase
+    if not len(steps) or steps[0] > step:
+        return 0.0
+    return hectares[np.searchsorted(steps, step, side="right") - 1]
+
+
 def _meeting_point(pa, pb, rel, draw, cap):
     """Hectares d and price p where the released supply in a equals the drawn supply in b."""
-    s_a, h_a = rel
-    s_b, h_b = draw
     lo, hi = pb, pa
     for _ in range(60):
         p = 0.5 * (lo + hi)
-        ha = (
-            h_a[np.searchsorted(s_a, pa - p, side="right") - 1]
-            if len(s_a) and s_a[0] <= pa - p
-            else 0.0
-        )
-        hb = (
-            h_b[np.searchsorted(s_b, p - pb, side="right") - 1]
-            if len(s_b) and s_b[0] <= p - pb
-            else 0.0
-        )
-        if ha < hb:  # a releases too little: the price in a must fall further
-            hi = p
+        if _hectares_at(rel, pa - p) < _hectares_at(draw, p - pb):
+            hi = p  # a releases too little: the price in a must fall further
         else:
             lo = p
     p = 0.5 * (lo + hi)
-    ha = (
-        h_a[np.searchsorted(s_a, pa - p, side="right") - 1]
-        if len(s_a) and s_a[0] <= pa - p
-        else 0.0
-    )
-    hb = (
-        h_b[np.searchsorted(s_b, p - pb, side="right") - 1]
-        if len(s_b) and s_b[0] <= p - pb
-        else 0.0
-    )
+    ha, hb = _hectares_at(rel, pa - p), _hectares_at(draw, p - pb)
     return float(min(max(ha, hb), cap)), float(p)
 
 
