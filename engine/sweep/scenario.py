@@ -22,12 +22,28 @@ from engine.config.validation import (
     did_you_mean,
     read_toml,
 )
+from engine.sweep.sampling import PARAMETER_KEYS, Distribution, read_distribution, uniforms
 
 __all__ = ["Scenario", "Variant", "ScenarioError", "load_scenario", "variant_key"]
 
 SECTIONS = ("sweep", "axis", "variant")
-HEAD_KEYS = ("name", "base", "grid", "resolution", "combine", "warm_start", "method", "set")
-AXIS_KEYS = ("name", "key", "values", "labels", "points")
+HEAD_KEYS = (
+    "name",
+    "base",
+    "grid",
+    "resolution",
+    "combine",
+    "warm_start",
+    "method",
+    "set",
+    "samples",
+    "seed",
+    "no_regret_share",
+)
+AXIS_KEYS = ("name", "key", "values", "labels", "points") + PARAMETER_KEYS
+SAMPLE_AXIS = "sample"  # the design axis of a sampled sweep: sample 0, 1, ...
+#: Default share of variants in which a cell must get the same new use to be no-regret.
+NO_REGRET_SHARE = 0.9
 POINT_KEYS = ("label", "set")
 VARIANT_KEYS = ("id", "warm_from", "set")
 METHODS = ("auto", "fast", "highs", "cbc")  # engine.solve.METHODS, without importing the solver
@@ -44,6 +60,9 @@ class Variant:
     axes: dict  # axis name -> label
     overrides: dict  # dotted key -> value
     warm_from: str | None = None
+    # The variant's step on each design axis (Scenario.design): variants one step apart on
+    # one axis and equal on the others are the pairs that show what that axis moves.
+    position: tuple = ()
 
 
 @dataclass
@@ -58,6 +77,12 @@ class Scenario:
     axes: list[dict]  # [{"name", "labels": [...]}] in file order
     variants: list[Variant] = field(default_factory=list)
     inputs_sha: str | None = None
+    # The axes a variant's position counts steps on: a grid's axes; a sampled sweep's sample
+    # number and its list axes; none for a list of variants.
+    design: list[dict] = field(default_factory=list)  # [{"name", "size", "sampled"}]
+    samples: int | None = None
+    seed: int | None = None
+    no_regret_share: float = NO_REGRET_SHARE
 
     def describe(self) -> dict:
         return {
@@ -69,6 +94,10 @@ class Scenario:
             "method": self.method,
             "warm_start": self.warm_start,
             "axes": self.axes,
+            "design": self.design,
+            "samples": self.samples,
+            "seed": self.seed,
+            "no_regret_share": self.no_regret_share,
             "variants": [
                 {
                     "id": v.id,
@@ -76,6 +105,7 @@ class Scenario:
                     "axes": v.axes,
                     "overrides": v.overrides,
                     "warm_from": v.warm_from,
+                    "position": list(v.position),
                 }
                 for v in self.variants
             ],
@@ -101,13 +131,18 @@ def _overrides(v: Validator, node, key: tuple) -> dict:
     return dict(v.table(node, key))
 
 
-def _read_axis(v: Validator, i: int, spec) -> tuple[str, list[tuple[str, dict]], tuple]:
-    spec = v.table(spec, (f"axis[{i}]",))
-    v.keys(spec, (f"axis[{i}]",), AXIS_KEYS, ("name",))
-    name = v.string(spec["name"], (f"axis[{i}]", "name"))
-    if not name:
-        raise v.err((f"axis[{i}]", "name"), "empty", 'name the axis, e.g. name = "density"')
-    key = ("axis", name)
+@dataclass(frozen=True)
+class Axis:
+    """An axis as read: its points (label, overrides), or a distribution to draw from."""
+
+    name: str
+    key: tuple  # where it is in the file, for messages
+    points: list
+    distribution: Distribution | None = None
+
+
+def _read_points(v: Validator, spec: dict, key: tuple) -> list[tuple[str, dict]]:
+    """An axis's ``points = [...]``, or its ``key`` and ``values`` (and ``labels``)."""
     if "points" in spec:
         extra = [k for k in ("key", "values", "labels") if k in spec]
         if extra:
@@ -116,7 +151,6 @@ def _read_axis(v: Validator, i: int, spec) -> tuple[str, list[tuple[str, dict]],
                 "an axis has points or key and values, not both",
                 "remove one of them",
             )
-        points = []
         listed = spec["points"]
         if not isinstance(listed, list):
             raise v.err(
@@ -124,32 +158,56 @@ def _read_axis(v: Validator, i: int, spec) -> tuple[str, list[tuple[str, dict]],
                 "expected a list of points",
                 'points = [{ label = "...", set = { key = value } }]',
             )
+        points = []
         for j, p in enumerate(listed):
             pk = key + (f"points[{j}]",)
             p = v.table(p, pk)
             v.keys(p, pk, POINT_KEYS, ("label",))
             points.append((str(p["label"]), _overrides(v, p.get("set", {}), pk + ("set",))))
-    else:
-        for k in ("key", "values"):
-            if k not in spec:
-                raise v.err(
-                    key + (k,),
-                    "missing: give key and values, or points",
-                    'e.g. key = "assumptions.solar_yield" and values = [1.0, 1.2]',
-                )
-        keys = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]
-        keys = v.strings(keys, key + ("key",), empty=False)
-        values = spec["values"]
-        if not isinstance(values, list):
-            raise v.err(key + ("values",), "expected a list of values", "values = [1.0, 1.2]")
-        labels = spec.get("labels") or [_label(x) for x in values]
-        if not isinstance(labels, list) or len(labels) != len(values):
+        return points
+    for k in ("key", "values"):
+        if k not in spec:
             raise v.err(
-                key + ("labels",),
-                f"{len(labels) if isinstance(labels, list) else 1} labels for {len(values)} values",
-                "give one label per value",
+                key + (k,),
+                "missing: give key and values, or points",
+                'e.g. key = "assumptions.solar_yield" and values = [1.0, 1.2]',
             )
-        points = [(str(lab), {k: x for k in keys}) for lab, x in zip(labels, values)]
+    keys = _keys(v, spec, key)
+    values = spec["values"]
+    if not isinstance(values, list):
+        raise v.err(key + ("values",), "expected a list of values", "values = [1.0, 1.2]")
+    labels = spec.get("labels") or [_label(x) for x in values]
+    if not isinstance(labels, list) or len(labels) != len(values):
+        raise v.err(
+            key + ("labels",),
+            f"{len(labels) if isinstance(labels, list) else 1} labels for {len(values)} values",
+            "give one label per value",
+        )
+    return [(str(lab), {k: x for k in keys}) for lab, x in zip(labels, values)]
+
+
+def _keys(v: Validator, spec: dict, key: tuple) -> list[str]:
+    keys = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]
+    return v.strings(keys, key + ("key",), empty=False)
+
+
+def _read_axis(v: Validator, i: int, spec) -> Axis:
+    spec = v.table(spec, (f"axis[{i}]",))
+    v.keys(spec, (f"axis[{i}]",), AXIS_KEYS, ("name",))
+    name = v.string(spec["name"], (f"axis[{i}]", "name"))
+    if not name:
+        raise v.err((f"axis[{i}]", "name"), "empty", 'name the axis, e.g. name = "density"')
+    key = ("axis", name)
+    if "distribution" in spec:
+        return _read_distribution_axis(v, spec, name, key)
+    stray = [k for k in PARAMETER_KEYS if k in spec]
+    if stray:
+        raise v.err(
+            key + (stray[0],),
+            "only a distribution axis has this",
+            'add distribution = "uniform" (or triangular, normal, weighted), or remove it',
+        )
+    points = _read_points(v, spec, key)
     if not points:
         raise v.err(key, "no values", "give the axis at least one value or point")
     labels = [p[0] for p in points]
@@ -159,7 +217,24 @@ def _read_axis(v: Validator, i: int, spec) -> tuple[str, list[tuple[str, dict]],
             f"labels are not distinct: {labels}",
             "give every value its own label (labels = [...])",
         )
-    return name, points, key
+    return Axis(name, key, points)
+
+
+def _read_distribution_axis(v: Validator, spec: dict, name: str, key: tuple) -> Axis:
+    weighted = spec["distribution"] == "weighted"
+    points = []
+    if weighted:
+        points = _read_points(v, spec, key)
+    else:
+        listed = [k for k in ("values", "points", "labels") if k in spec]
+        if listed:
+            raise v.err(
+                key + (listed[0],),
+                f"a {spec['distribution']} distribution draws its values",
+                'remove it, or list the values with distribution = "weighted" and weights',
+            )
+    keys = _keys(v, spec, key) if "key" in spec and not weighted else []
+    return Axis(name, key, points, read_distribution(v, key, spec, keys, points))
 
 
 def load_scenario(path, *, warm_start: bool | None = None) -> Scenario:
@@ -185,7 +260,9 @@ def load_scenario(path, *, warm_start: bool | None = None) -> Scenario:
             f"{base} not found",
             "give the path of a config, relative to the scenario file",
         )
-    combine = v.choice(head.get("combine", "grid"), ("sweep", "combine"), ("grid", "list"))
+    combine = v.choice(
+        head.get("combine", "grid"), ("sweep", "combine"), ("grid", "list", "sample")
+    )
     resolution = head.get("resolution")
     if resolution is not None:
         resolution = v.number(resolution, ("sweep", "resolution"), minimum=1e-9)
@@ -200,11 +277,21 @@ def load_scenario(path, *, warm_start: bool | None = None) -> Scenario:
         method=v.choice(head.get("method", "auto"), ("sweep", "method"), METHODS),
         warm_start=file_warm if warm_start is None else bool(warm_start),
         axes=[],
+        no_regret_share=_no_regret_share(v, head),
     )
     fixed = _overrides(v, head.get("set", {}), ("sweep", "set"))  # every variant's
     checked = [(("sweep", "set"), fixed)]
+    for k in ("samples", "seed"):
+        if k in head and combine != "sample":
+            raise v.err(
+                ("sweep", k),
+                f'{k} is for a sampled sweep, this one has combine = "{combine}"',
+                f'set combine = "sample", or remove {k}',
+            )
     if combine == "grid":
         variants = _grid_variants(v, tree, scenario, fixed, checked)
+    elif combine == "sample":
+        variants = _sample_variants(v, tree, head, scenario, fixed, checked)
     else:
         variants = _list_variants(v, tree, scenario, fixed, checked)
     ids = [x.id for x in variants]
@@ -223,14 +310,26 @@ def load_scenario(path, *, warm_start: bool | None = None) -> Scenario:
     return scenario
 
 
-def _grid_variants(
-    v: Validator, tree: dict, scenario: Scenario, fixed: dict, checked: list
-) -> list[Variant]:
+def _no_regret_share(v: Validator, head: dict) -> float:
+    share = head.get("no_regret_share", NO_REGRET_SHARE)
+    share = v.number(share, ("sweep", "no_regret_share"), maximum=1.0)
+    if not share > 0.5:
+        # At most half, two uses could both hold "in at least that share": no-regret must
+        # name one use.
+        raise v.err(
+            ("sweep", "no_regret_share"),
+            f"{share:g} is not above 0.5",
+            "give a share of the variants above one half, e.g. 0.9 (the default)",
+        )
+    return share
+
+
+def _read_axes(v: Validator, tree: dict, what: str) -> list[Axis]:
     listed = tree.get("axis", [])
     if not isinstance(listed, list) or not listed:
         raise v.err(
             ("axis",),
-            "a grid sweep needs at least one [[axis]]",
+            f"a {what} sweep needs at least one [[axis]]",
             'add [[axis]] with name, key and values (or combine = "list")',
         )
     if "variant" in tree:
@@ -240,38 +339,127 @@ def _grid_variants(
             'set combine = "list", or turn the variants into axes',
         )
     axes = [_read_axis(v, i, a) for i, a in enumerate(listed)]
-    names = [a[0] for a in axes]
+    names = [a.name for a in axes]
     if len(set(names)) != len(names):
         raise v.err(("axis",), f"axis names repeat: {names}", "give every axis its own name")
-    for i, (_, points, key) in enumerate(axes):
-        by_points = "points" in listed[i]
-        for j, (_, sets) in enumerate(points):
-            where = key + ((f"points[{j}]", "set") if by_points else ("key",))
+    return axes
+
+
+def _check_points(axes: list[Axis], listed: list, fixed: dict, checked: list) -> None:
+    """Every point of every axis goes through the base config's key check."""
+    for axis, spec in zip(axes, listed):
+        by_points = "points" in spec
+        for j, (_, sets) in enumerate(axis.points):
+            where = axis.key + ((f"points[{j}]", "set") if by_points else ("key",))
             checked.append((where, {**fixed, **sets}))
-    scenario.axes = [{"name": n, "labels": [p[0] for p in pts]} for n, pts, _ in axes]
+        if axis.distribution is not None and axis.distribution.kind != "weighted":
+            checked.append((axis.key + ("key",), {**fixed, **axis.distribution.draw(0.5)[1]}))
+
+
+def _grid_variants(
+    v: Validator, tree: dict, scenario: Scenario, fixed: dict, checked: list
+) -> list[Variant]:
+    axes = _read_axes(v, tree, "grid")
+    drawn = [a for a in axes if a.distribution is not None]
+    if drawn:
+        raise v.err(
+            drawn[0].key + ("distribution",),
+            "a distribution is drawn in a sampled sweep only",
+            'set combine = "sample" with samples and seed, or give the axis values',
+        )
+    _check_points(axes, tree["axis"], fixed, checked)
+    scenario.axes = [{"name": a.name, "labels": [p[0] for p in a.points]} for a in axes]
+    design = [(a.name, [(lab, sets, {a.name: lab}) for lab, sets in a.points]) for a in axes]
+    return _product(scenario, design, fixed, sampled=False)
+
+
+def _sample_variants(
+    v: Validator, tree: dict, head: dict, scenario: Scenario, fixed: dict, checked: list
+) -> list[Variant]:
+    """The samples of the distribution axes, each crossed with every point of the list axes
+    (the same draw for each: list axes compare like a grid, sample by sample)."""
+    for k, example in (("samples", "samples = 100"), ("seed", "seed = 20221201")):
+        if k not in head:
+            raise v.err(("sweep", k), "missing for a sampled sweep", f"give it, e.g. {example}")
+    scenario.samples = v.integer(head["samples"], ("sweep", "samples"), minimum=1)
+    scenario.seed = v.integer(head["seed"], ("sweep", "seed"), minimum=0)
+    axes = _read_axes(v, tree, "sampled")
+    drawn = [a for a in axes if a.distribution is not None]
+    listed = [a for a in axes if a.distribution is None]
+    if not drawn:
+        raise v.err(
+            ("axis",),
+            "a sampled sweep needs at least one axis with a distribution",
+            'give an axis distribution = "uniform" with min and max (or use combine = "grid")',
+        )
+    if SAMPLE_AXIS in {a.name for a in axes}:
+        raise v.err(
+            ("axis", SAMPLE_AXIS),
+            f"'{SAMPLE_AXIS}' names the sample number in a sampled sweep",
+            "give the axis another name",
+        )
+    _check_points(axes, tree["axis"], fixed, checked)
+    samples = []
+    for j in range(scenario.samples):
+        label = f"{j:04d}"
+        sets, shown = {}, {SAMPLE_AXIS: label}
+        for axis, u in zip(drawn, uniforms(scenario.seed, j, len(drawn))):
+            value_label, value_sets = axis.distribution.draw(float(u))
+            sets.update(value_sets)
+            shown[axis.name] = value_label
+        samples.append((label, sets, shown))
+    scenario.axes = (
+        [{"name": SAMPLE_AXIS, "labels": [s[0] for s in samples]}]
+        + [{"name": a.name, "labels": [], "distribution": a.distribution.describe()} for a in drawn]
+        + [{"name": a.name, "labels": [p[0] for p in a.points]} for a in listed]
+    )
+    design = [(SAMPLE_AXIS, samples)] + [
+        (a.name, [(lab, sets, {a.name: lab}) for lab, sets in a.points]) for a in listed
+    ]
+    return _product(scenario, design, fixed, sampled=True)
+
+
+def _product(scenario: Scenario, design: list, fixed: dict, *, sampled: bool) -> list[Variant]:
+    """Every combination of the design axes' points ``(label, overrides, shown axes)``, in
+    order, each with its warm-start neighbour."""
+    names = [name for name, _ in design]
+    scenario.design = [
+        {"name": name, "size": len(points), "sampled": sampled and a == 0}
+        for a, (name, points) in enumerate(design)
+    ]
 
     def vid_of(idx):
         return "__".join(
-            f"{slug(n)}-{slug(axes[a][1][i][0])}" for a, (n, i) in enumerate(zip(names, idx))
+            f"{slug(n)}-{slug(design[a][1][i][0])}" for a, (n, i) in enumerate(zip(names, idx))
         )
 
     variants = []
-    ranges = [range(len(pts)) for _, pts, _ in axes]
-    for index, idx in enumerate(itertools.product(*ranges)):
+    for index, idx in enumerate(itertools.product(*(range(len(p)) for _, p in design))):
         overrides = dict(fixed)
+        shown = {}
         for a, i in enumerate(idx):
-            overrides.update(axes[a][1][i][1])
-        labels = {n: axes[a][1][i][0] for a, (n, i) in enumerate(zip(names, idx))}
-        # The neighbour: one step back along the last axis not at its first value. The
-        # neighbours form a tree rooted at the first variant: only that one starts cold.
-        warm = None
-        moved = [a for a, i in enumerate(idx) if i > 0]
-        if scenario.warm_start and moved:
-            prev = list(idx)
-            prev[moved[-1]] -= 1
-            warm = vid_of(prev)
-        variants.append(Variant(vid_of(idx), index, labels, overrides, warm))
+            _, sets, labels = design[a][1][i]
+            overrides.update(sets)
+            shown.update(labels)
+        variants.append(
+            Variant(vid_of(idx), index, shown, overrides, _neighbour(scenario, idx, vid_of), idx)
+        )
     return variants
+
+
+def _neighbour(scenario: Scenario, idx: tuple, vid_of) -> str | None:
+    """The variant whose prices this one starts from: one step back along the last axis not
+    at its first value, so that the neighbours form a tree rooted at the first variant (only
+    that one starts cold). A sample goes back to sample 0, not to the one before: a chain
+    through every sample would run them one after the other."""
+    moved = [a for a, i in enumerate(idx) if i > 0]
+    if not scenario.warm_start or not moved:
+        return None
+    prev = list(idx)
+    last = moved[-1]
+    sampled = scenario.design[last]["sampled"]
+    prev[last] = 0 if sampled else prev[last] - 1
+    return vid_of(prev)
 
 
 def _list_variants(
