@@ -10,7 +10,9 @@ from pathlib import Path
 
 from engine.errors import RuimtepuzzelError
 from engine.outputs import dumps_json, run_folder_problems, write_file
+from engine.sweep.robustness import write_robustness
 from engine.sweep.scenario import Scenario, load_scenario, variant_key
+from engine.sweep.tally import add_variant, province_grid, tally_sweep, uses_of
 from engine.sweep.worker import record_path, run_variant
 
 __all__ = [
@@ -52,6 +54,9 @@ RESULT_COLUMNS = VARIANT_COLUMNS + ROW_COLUMNS
 
 #: Seconds to wait for a running scheduler (--scheduler) to answer.
 SCHEDULER_TIMEOUT_S = 10.0
+#: Seconds between saves of the robustness counts while variants finish: a kill loses at
+#: most the counting of the variants since, which a resumed sweep does again from their folders.
+CHECKPOINT_EVERY_S = 30.0
 
 
 class SweepError(RuimtepuzzelError):
@@ -176,6 +181,7 @@ def sweep(
             records[v.id] = rec
         else:
             todo.append((v, key))
+    counter = RobustnessCounter(scenario, out, records)
     computed = 0
     t0 = time.perf_counter()
     if todo:
@@ -246,6 +252,7 @@ def sweep(
                         "solve_seconds": None,
                     }
                 records[rec["id"]] = rec
+                counter.add(rec)
                 computed += 1
                 if bar is not None:
                     bar.update(1)
@@ -258,7 +265,9 @@ def sweep(
                 client.close()
             if own is not None:
                 own.close()
+    counter.save()
     table = collect_results(scenario, out, records)
+    robustness = counter.write()
     return {
         "variants": len(scenario.variants),
         "computed": computed,
@@ -267,7 +276,42 @@ def sweep(
         "rows": len(table),
         "seconds": time.perf_counter() - t0,
         "results": str(out / "results.parquet"),
+        "robustness": robustness,
     }
+
+
+class RobustnessCounter:
+    """The robustness counts of a sweep, kept up to date as its variants finish
+    (:mod:`engine.sweep.tally`) and saved every :data:`CHECKPOINT_EVERY_S`."""
+
+    def __init__(self, scenario: Scenario, out: Path, records: dict):
+        from engine.config import load_config
+
+        self.scenario, self.out = scenario, out
+        self.by_id = {v.id: v for v in scenario.variants}
+        province, self.names = province_grid(scenario)
+        self.tally = tally_sweep(
+            scenario, out, records, uses_of(load_config(scenario.base)), province
+        )
+        self.saved = time.monotonic()
+
+    def add(self, record: dict) -> None:
+        if record["status"] == "error" or record["id"] in self.tally.included:
+            return
+        add_variant(self.tally, self.by_id[record["id"]], self.out, record)
+        if time.monotonic() - self.saved > CHECKPOINT_EVERY_S:
+            self.save()
+
+    def save(self) -> None:
+        self.tally.save(self.out)
+        self.saved = time.monotonic()
+
+    def write(self) -> str | None:
+        """The maps and tables of OUT/robustness/ (none while no variant has finished)."""
+        if not self.tally.n:
+            return None
+        write_robustness(self.tally, self.scenario, self.out, self.names)
+        return str(self.out / "robustness")
 
 
 def _schema(axis_names):
