@@ -204,7 +204,6 @@ def write_robustness(tally: Tally, scenario, out: Path, names: list) -> dict:
     land = maps["land"]
     uses = tally.uses
     names_by_code = [uses.names.get(c, "") for c in range(uses.n_codes)]
-    common = {"transform": transform}
     write_cog(
         folder / "counts.tif",
         list(tally.counts),
@@ -213,27 +212,20 @@ def write_robustness(tally: Tally, scenario, out: Path, names: list) -> dict:
         categorical=False,
         descriptions=[f"variants with {n or '(no option)'}" for n in names_by_code],
         tags={"variants": str(tally.n)},
-        **common,
+        transform=transform,
     )
-    write_cog(
+    _floats(
         folder / "frequency.tif",
         (_share(claim_counts(tally, k), tally.n, land) for k in range(len(uses.claims))),
-        count=len(uses.claims),
-        dtype="float32",
-        nodata=NODATA_FLOAT,
-        categorical=False,
-        descriptions=[f"share of variants delivering to {c}" for c in uses.claims],
-        **common,
+        [f"share of variants delivering to {c}" for c in uses.claims],
+        transform,
     )
-    _categorical(folder / "modal.tif", maps["modal"], uses.colours, names_by_code, common)
-    write_cog(
+    _categorical(folder / "modal.tif", maps["modal"], uses.colours, names_by_code, transform)
+    _floats(
         folder / "modal_share.tif",
         [maps["modal_share"]],
-        dtype="float32",
-        nodata=NODATA_FLOAT,
-        categorical=False,
-        descriptions=["share of variants giving the most frequent use"],
-        **common,
+        ["share of variants giving the most frequent use"],
+        transform,
     )
     write_cog(
         folder / "uses.tif",
@@ -242,22 +234,18 @@ def write_robustness(tally: Tally, scenario, out: Path, names: list) -> dict:
         nodata=NODATA,
         categorical=True,
         descriptions=["number of different uses over the variants"],
-        **common,
+        transform=transform,
     )
     nr_colours = {**uses.colours, uses.keep: "#f4f1e8", CONTESTED: CONTESTED_COLOUR}
     nr_names = names_by_code + [""] * (CONTESTED - len(names_by_code)) + ["contested"]
     nr_names[uses.keep] = "never needed"
-    _categorical(folder / "no_regret.tif", maps["no_regret"], nr_colours, nr_names, common)
+    _categorical(folder / "no_regret.tif", maps["no_regret"], nr_colours, nr_names, transform)
     if design:
-        write_cog(
+        _floats(
             folder / "axis_change.tif",
             (axis_share(tally, a, land) for a in range(len(design))),
-            count=len(design),
-            dtype="float32",
-            nodata=NODATA_FLOAT,
-            categorical=False,
-            descriptions=[f"share of {d['name']} pairs that change the use" for d in design],
-            **common,
+            [f"share of {d['name']} pairs that change the use" for d in design],
+            transform,
         )
     result = {
         "variants": tally.n,
@@ -274,7 +262,21 @@ def write_robustness(tally: Tally, scenario, out: Path, names: list) -> dict:
     return result
 
 
-def _categorical(path: Path, grid, colours: dict, names: list, common: dict) -> None:
+def _floats(path: Path, bands, descriptions: list, transform) -> None:
+    """Float32 bands (a generator is drawn one band at a time), one description each."""
+    write_cog(
+        path,
+        bands,
+        count=len(descriptions),
+        dtype="float32",
+        nodata=NODATA_FLOAT,
+        categorical=False,
+        descriptions=descriptions,
+        transform=transform,
+    )
+
+
+def _categorical(path: Path, grid, colours: dict, names: list, transform) -> None:
     write_cog(
         path,
         [grid],
@@ -283,7 +285,7 @@ def _categorical(path: Path, grid, colours: dict, names: list, common: dict) -> 
         categorical=True,
         colormap=colormap(colours),
         band_tags={f"class_{c}": n for c, n in enumerate(names) if n},
-        **common,
+        transform=transform,
     )
     write_file(path.with_name(path.name + ".aux.xml"), pam_categories(names))
 
