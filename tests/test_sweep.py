@@ -402,3 +402,293 @@ def test_the_report_of_a_folder_that_holds_no_sweep(tmp_path, capsys):
     (tmp_path / "sweep.json").write_text("{ broken")
     assert cli.main(["sweep-report", str(tmp_path)]) == 2
     assert "sweep.json: cannot be read" in capsys.readouterr().err
+
+
+# -- sampled sweeps -------------------------------------------------------------------------------
+
+UTRECHT = ROOT / "configs" / "provinces" / "utrecht.toml"
+
+SAMPLED = f"""
+[sweep]
+name = "t-sample"
+base = "{UTRECHT}"
+resolution = 1000
+combine = "sample"
+samples = 6
+seed = 11
+warm_start = false
+
+[[axis]]
+name = "density"
+key = "assumptions.housing_density_urban"
+distribution = "triangular"
+min = 45.0
+mode = 60.0
+max = 80.0
+
+[[axis]]
+name = "storage"
+key = "assumptions.deep_polder_storage_share"
+distribution = "normal"
+mean = 0.075
+sd = 0.03
+min = 0.05
+max = 0.10
+
+[[axis]]
+name = "wind"
+distribution = "weighted"
+points = [
+    {{ label = "base", set = {{}} }},
+    {{ label = "dense", set = {{ "assumptions.wind_yield" = 0.5 }} }},
+]
+weights = [3, 1]
+
+[[axis]]
+name = "n2000"
+key = "rules.exclusions.natura2000.enabled"
+values = [true, false]
+"""
+
+
+def test_a_sample_is_reproducible_and_more_samples_keep_the_first(tmp_path):
+    a = load_scenario(scenario(tmp_path, SAMPLED))
+    b = load_scenario(scenario(tmp_path, SAMPLED, "again.toml"))
+    more = load_scenario(
+        scenario(tmp_path, SAMPLED.replace("samples = 6", "samples = 9"), "m.toml")
+    )
+    other = load_scenario(scenario(tmp_path, SAMPLED.replace("seed = 11", "seed = 12"), "o.toml"))
+    assert len(a.variants) == 12  # 6 samples x the two points of the list axis
+    assert [(v.id, v.overrides) for v in a.variants] == [(v.id, v.overrides) for v in b.variants]
+    assert [(v.id, v.overrides) for v in more.variants[:12]] == [
+        (v.id, v.overrides) for v in a.variants
+    ]
+    assert [v.overrides for v in other.variants] != [v.overrides for v in a.variants]
+    first = a.variants[0]
+    assert first.id == "sample-0000__n2000-on" and first.position == (0, 0)
+    assert set(first.axes) == {"sample", "density", "storage", "wind", "n2000"}
+    # the list axis gets the same draw: its pairs differ in that axis only
+    on, off = a.variants[2].overrides, a.variants[3].overrides
+    assert {k: x for k, x in on.items() if on[k] != off.get(k)} == {
+        "rules.exclusions.natura2000.enabled": True
+    }
+    assert [d["name"] for d in a.design] == ["sample", "n2000"]
+    for v in more.variants:
+        assert 45.0 <= v.overrides["assumptions.housing_density_urban"] <= 80.0
+        assert 0.05 <= v.overrides["assumptions.deep_polder_storage_share"] <= 0.10
+
+
+def test_distributions_draw_what_they_say():
+    import numpy as np
+
+    from engine.sweep.sampling import Distribution, uniforms
+
+    u = uniforms(3, 0, 20000)
+    tri = Distribution("triangular", {"min": 0.0, "mode": 1.0, "max": 4.0}, ("k",))
+    draws = np.array([tri.quantile(x) for x in u[:4000]])
+    assert draws.min() >= 0 and draws.max() <= 4 and abs(draws.mean() - 5 / 3) < 0.05
+    normal = Distribution("normal", {"mean": 0.0, "sd": 1.0, "min": -0.5, "max": 2.0}, ("k",))
+    draws = np.array([normal.quantile(x) for x in u[:4000]])
+    assert draws.min() >= -0.5 and draws.max() <= 2.0
+    weighted = Distribution("weighted", {}, points=(("a", {}), ("b", {})), weights=(3.0, 1.0))
+    labels = [weighted.draw(float(x))[0] for x in u]
+    assert abs(labels.count("a") / len(labels) - 0.75) < 0.02
+    assert Distribution("uniform", {"min": 2.0, "max": 4.0}, ("k",)).draw(0.5) == (
+        "3",
+        {"k": 3.0},
+    )
+
+
+@pytest.mark.parametrize(
+    "old, new, words",
+    [
+        ("samples = 6\n", "", ["sweep.samples", "missing for a sampled sweep"]),
+        ("seed = 11", "seed = -1", ["sweep.seed", "below 0"]),
+        ("samples = 6", "samples = 2.5", ["sweep.samples", "whole number"]),
+        ('"triangular"', '"triangle"', ["axis.density.distribution", "did you mean 'triangular'"]),
+        ("mode = 60.0", "mode = 90.0", ["axis.density.mode", "outside [45, 80]"]),
+        ("mode = 60.0\n", "", ["axis.density.mode", "missing for a triangular distribution"]),
+        ("sd = 0.03", "sd = 0", ["axis.storage.sd", "not positive"]),
+        ("min = 0.05", "min = 0.2", ["axis.storage.max", "not above min"]),
+        ("weights = [3, 1]", "weights = [3]", ["axis.wind.weights", "1 weights for 2 values"]),
+        ("weights = [3, 1]", "weights = [0, 0]", ["axis.wind.weights", "not all 0"]),
+        ("mode = 60.0", "mode = 60.0\nvalues = [1, 2]", ["axis.density.values", "draws its"]),
+        ("mode = 60.0", "mode = 60.0\nsd = 2.0", ["axis.density.sd", "has no sd"]),
+        ('combine = "sample"', 'combine = "grid"', ["sweep.samples", 'combine = "sample"']),
+        ("\nsd = 0.03", "\nsd = 0.03\nsde = 1", ["axis[1].sde", "unknown key"]),
+        ("seed = 11", "seed = 11\nno_regret_share = 0.4", ["no_regret_share", "above 0.5"]),
+        (
+            'key = "assumptions.housing_density_urban"',
+            'key = "assumptions.housing_density_urbn"',
+            ["axis.density.key", "did you mean 'housing_density_urban'"],
+        ),
+    ],
+    ids=[
+        "no-samples",
+        "negative-seed",
+        "fractional-samples",
+        "unknown-kind",
+        "mode-outside",
+        "mode-missing",
+        "sd-zero",
+        "empty-range",
+        "weights-count",
+        "weights-zero",
+        "values-with-continuous",
+        "parameter-of-another-kind",
+        "samples-in-grid",
+        "unknown-parameter",
+        "no-regret-share",
+        "unknown-config-key",
+    ],
+)
+def test_bad_sampled_scenarios_are_refused_with_the_key_and_the_fix(tmp_path, old, new, words):
+    assert old in SAMPLED
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(scenario(tmp_path, SAMPLED.replace(old, new, 1)))
+    text = str(info.value)
+    assert text.startswith(str(tmp_path / "s.toml"))
+    for word in words:
+        assert word in text, text
+    grid = GRID.replace("values = [0.05, 0.10]", 'distribution = "uniform"\nmin = 0.05\nmax = 0.1')
+    with pytest.raises(ScenarioError, match='axis.storage.distribution: .*combine = "sample"'):
+        load_scenario(scenario(tmp_path, grid.replace('labels = ["5pct", "10pct"]', ""), "g.toml"))
+
+
+# -- robustness counts ----------------------------------------------------------------------------
+
+
+def _uses():
+    import numpy as np
+
+    from engine.sweep.tally import Uses
+
+    # codes 0 keep, 1 housing, 2 wind (energy), 3 water storage + nature
+    serves = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=bool)
+    return Uses(
+        names={0: "keep", 1: "housing", 2: "wind", 3: "water_nature"},
+        colours={0: "#eeeeee", 1: "#cc0000", 2: "#88bbee", 3: "#44ccaa"},
+        keep=0,
+        claims=["housing", "energy", "water"],
+        serves=serves,
+    )
+
+
+def test_counts_do_not_depend_on_the_order_the_variants_finish(tmp_path):
+    import numpy as np
+
+    from engine.sweep.robustness import CONTESTED, summarise
+    from engine.sweep.tally import NODATA, Tally
+
+    s = load_scenario(scenario(tmp_path, GRID))  # a 2 x 2 grid: 4 pairs, 2 per axis
+    rng = np.random.default_rng(0)
+    province = np.repeat(np.array([[0, 0, 1, 1, -1]]), 4, axis=0)
+    rasters = {v.id: rng.integers(0, 4, size=(4, 5)).astype(np.uint8) for v in s.variants}
+    for r in rasters.values():
+        r[:, 4] = NODATA  # off the land
+        r[0, 0], r[0, 1], r[1, 0] = 2, 0, 1  # wind always; never needed; housing 3 of 4
+    rasters[s.variants[0].id][1, 0] = 3
+    positions = {v.position: v.id for v in s.variants}
+
+    def tally(order):
+        t = Tally(
+            uses=_uses(), province=province, axes=["a", "b"], positions=positions, n_variants=4
+        )
+        for v in order:
+            pairs = [
+                (a, rasters[positions[p]])
+                for a in range(2)
+                for step in (-1, 1)
+                if (p := tuple(x + step * (i == a) for i, x in enumerate(v.position))) in positions
+                and positions[p] in t.included
+            ]
+            t.add(v.id, {"key": v.id}, rasters[v.id], (1000.0, 0, 0, 0, -1000.0, 0), pairs)
+        return t
+
+    one, other = tally(s.variants), tally(s.variants[::-1])
+    for name in ("counts", "changes", "pairs", "moved"):
+        assert np.array_equal(getattr(one, name), getattr(other, name)), name
+    assert one.pairs.tolist() == [2, 2] and one.counts.sum() == 4 * 16
+    maps = summarise(one, 0.75)
+    assert maps["no_regret"][0, 0] == 2  # wind in 4 of 4
+    assert maps["no_regret"][0, 1] == 0  # kept in every variant: never needed
+    assert maps["no_regret"][1, 0] == 1  # housing in 3 of 4 >= 0.75
+    assert summarise(one, 0.9)["no_regret"][1, 0] == CONTESTED
+    assert maps["no_regret"][0, 4] == NODATA and maps["uses"][1, 0] == 2
+
+
+def _sweep_cmd(path, out):
+    # The counts are saved after every variant here, so that the kill lands between saves
+    # with some variants counted in the checkpoint and others only in their folders.
+    main = (
+        "import sys; import engine.sweep.driver as d; d.CHECKPOINT_EVERY_S = 0.0; "
+        "from engine.cli import main; sys.exit(main())"
+    )
+    return [sys.executable, "-c", main, "sweep", str(path), "--out", str(out), "--workers", "1"]
+
+
+def test_a_killed_sampled_sweep_resumes_to_the_same_counts_bit_for_bit(tmp_path, caplog):
+    import logging
+
+    import numpy as np
+
+    from engine.config import load_config
+    from engine.sweep import done_record, variant_key
+    from engine.sweep.tally import (
+        CHECKPOINT,
+        NODATA,
+        Tally,
+        province_grid,
+        read_codes,
+        tally_sweep,
+        uses_of,
+    )
+
+    path = scenario(tmp_path, SAMPLED)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _sweep_cmd(path, out) + ["--quiet"],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not (out / CHECKPOINT).is_file():
+            time.sleep(0.02)
+        assert (out / CHECKPOINT).is_file(), "no variant counted in 90 s"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its worker, mid-way
+        proc.wait()
+    s = load_scenario(path)
+    done = len(list(out.glob("*.variant.json")))
+    assert 1 <= done < len(s.variants), "the kill came after the end"
+    assert not (out / "robustness").exists()
+    with caplog.at_level(logging.INFO, logger="engine.sweep.tally"):
+        resumed = sweep(path, out, workers=1, progress=False)
+    assert resumed["computed"] == len(s.variants) - done
+    assert "counted again" not in caplog.text  # the checkpoint was taken and added to
+    whole = tmp_path / "whole"
+    assert sweep(path, whole, workers=2, progress=False)["computed"] == len(s.variants)
+    tifs = sorted(p.name for p in (whole / "robustness").glob("*.tif"))
+    assert {"counts.tif", "frequency.tif", "no_regret.tif", "axis_change.tif"} <= set(tifs)
+    for name in tifs + ["robustness.json"]:
+        assert (out / "robustness" / name).read_bytes() == (
+            whole / "robustness" / name
+        ).read_bytes(), name
+    # a variant no longer there as counted: the counts are made again without it
+    (out / f"{s.variants[3].id}.variant.json").unlink()
+
+    records = {
+        v.id: r for v in s.variants if (r := done_record(out / v.id, variant_key(s, v))) is not None
+    }
+    province, _ = province_grid(s)
+    again = tally_sweep(s, out, records, uses_of(load_config(s.base)), province)
+    assert again.n == len(s.variants) - 1 and s.variants[3].id not in again.included
+    full = Tally(uses=again.uses, province=province, axes=again.axes, positions={}, n_variants=12)
+    assert full.load(whole)
+    land = read_codes(whole / s.variants[3].id)[0] != NODATA
+    assert np.array_equal(
+        full.counts.sum(0)[land] - again.counts.sum(0)[land], np.ones(int(land.sum()))
+    )
