@@ -10,7 +10,9 @@ HELP = (
     "Run every variant of a scenario (scenarios/*.toml) on Dask: a LocalCluster by default, "
     "or an existing cluster with --scheduler. Each variant writes its run outputs under "
     "DIR/<variant-id>/; DIR/results.parquet and results.csv hold one row per variant x "
-    "zoning x zone x claim. Run the same command again after a kill: finished variants are kept."
+    "zoning x zone x claim; DIR/robustness/ the maps of what holds across the variants "
+    "(no-regret, frequency per claim, what each axis moves). Run the same command again after "
+    "a kill: finished variants are kept and the counts resume."
 )
 EXAMPLES = """\
   ruimtepuzzel sweep scenarios/demo-sweep.toml --out out/demo-sweep
@@ -108,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         f"{summary['seconds']:.1f} s"
     )
     print(f"wrote {summary['results']} ({summary['rows']} rows) and results.csv")
+    if summary["robustness"]:
+        print(f"wrote {summary['robustness']}/: no-regret and frequency maps, robustness.json")
     return 1 if summary["failed"] else 0
 
 

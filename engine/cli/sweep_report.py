@@ -7,9 +7,10 @@ import sys
 
 NAME = "sweep-report"
 HELP = (
-    "Trade-off plots over the axes of a finished (or partly finished) sweep: objective, "
-    "shortfall and shadow prices per axis value, and a table of the variants, written to "
-    "DIR/report/index.html."
+    "The page of a finished (or partly finished) sweep, DIR/report/index.html: first the maps "
+    "of what holds across the variants (no-regret, most frequent use, the share per claim, "
+    "what each axis moves), brought up to date with the variants done, then the trade-offs "
+    "along the axes and the variants."
 )
 EXAMPLES = """\
   ruimtepuzzel sweep-report out/demo-sweep
@@ -19,12 +20,15 @@ EXAMPLES = """\
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", help="the --out folder of 'ruimtepuzzel sweep'")
+    parser.add_argument(
+        "--lang", choices=("nl", "en"), default=None, help="language of the page (default nl)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.sweep import write_report
 
-    page = write_report(args.dir)
+    page = write_report(args.dir, lang=args.lang)
     print(f"wrote {page}")
     return 0
 

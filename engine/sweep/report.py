@@ -1,25 +1,64 @@
-"""The sweep report: trade-off plots over the axes and a table of the variants, one page."""
+"""The sweep page, ``OUT/report/index.html``: what holds across the variants, on the map
+first (no-regret, most frequent use, the share per claim, what each axis moves), then the
+trade-offs along the axes and the variants. One self-contained page in the style of the
+board report (:mod:`engine.html`, :mod:`engine.maps`, the label table of :mod:`engine.i18n`);
+links to the sweep's files are relative, so the folder can be moved or mailed whole.
+
+A shortfall below :data:`SHORTFALL_ZERO_HA` or a price below :data:`engine.html.PRICE_ZERO`
+is the solver's tolerance, not a result: it is shown as 0 and draws no line.
+"""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 
 from engine.outputs import write_file
-from engine.sweep.driver import SweepError, collect_results
-from engine.sweep.scenario import load_scenario, slug
+from engine.sweep.driver import RobustnessCounter, SweepError, collect_results, done_record
+from engine.sweep.robustness import CONTESTED, FOLDER
+from engine.sweep.scenario import SAMPLE_AXIS, load_scenario, variant_key
+from engine.sweep.tally import NODATA
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "SHORTFALL_ZERO_HA"]
 
 logger = logging.getLogger(__name__)
 
-
-def _text(x) -> str:
-    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else str(x)
+#: Hectares below this are the solver's tolerance (1e-12 ha is not a shortfall).
+SHORTFALL_ZERO_HA = 1e-3
+#: A certified gap below this is the solver's tolerance (engine.solve certifies 1e-9).
+GAP_ZERO = 1e-9
+NODATA_FLOAT = -9999.0
+NEVER_COLOUR = "#f4f1e8"
+CONTESTED_COLOUR = "#8c8c8c"
+# The sweep's own words on the maps (legends are drawn into the PNG): the rest of the page's
+# sentences are in the template, the names of claims and options in engine.i18n.
+WORDS = {
+    "nl": {
+        "never": "nooit nodig (overal huidig gebruik)",
+        "contested": "betwist (wisselt per variant)",
+        "share": "aandeel van de varianten",
+        "uses": "aantal verschillende functies",
+        "changed": "aandeel van de stappen langs de as waarin de functie verandert",
+        "sample": "steekproef (alle verdeelde aannames samen)",
+        "none": "0 in elke variant",
+        "panels": ("doelwaarde", "tekort, som over de provincies (ha)", "schaduwprijs, gemiddeld"),
+    },
+    "en": {
+        "never": "never needed (current use in every variant)",
+        "contested": "contested (changes between variants)",
+        "share": "share of the variants",
+        "uses": "number of different uses",
+        "changed": "share of the steps along the axis that change the use",
+        "sample": "sample (all distributed assumptions together)",
+        "none": "0 in every variant",
+        "panels": ("objective", "shortfall, sum over the provinces (ha)", "shadow price, mean"),
+    },
+}
 
 
 def _read_meta(out: Path) -> dict:
@@ -38,7 +77,7 @@ def _read_meta(out: Path) -> dict:
         ) from None
 
 
-def _results(out: Path, meta: dict):
+def _results(out: Path, scenario):
     """results.parquet; made from the variant folders when a killed sweep left none (the
     variants done so far) or a broken one."""
     import pandas as pd
@@ -49,121 +88,325 @@ def _results(out: Path, meta: dict):
             return pd.read_parquet(path)
         except (OSError, ValueError) as err:  # pyarrow's errors derive from these
             logger.warning("%s cannot be read (%s); made again from the variant folders", path, err)
-    collect_results(load_scenario(meta["scenario"]), out)
+    collect_results(scenario, out)
     return pd.read_parquet(path)
 
 
-def write_report(out_dir) -> Path:
-    """Trade-off plots over the axes and an HTML page, ``OUT/report/index.html``."""
-    import html
+def _robustness(out: Path, scenario) -> dict | None:
+    """The robustness maps and robustness.json brought up to date with the finished variants
+    (those of a killed sweep too); None while none has finished."""
+    records = {}
+    for v in scenario.variants:
+        rec = done_record(out / v.id, variant_key(scenario, v))
+        if rec is not None:
+            records[v.id] = rec
+    counter = RobustnessCounter(scenario, out, records)
+    counter.save()
+    if counter.write() is None:
+        return None
+    return json.loads((out / FOLDER / "robustness.json").read_text(encoding="utf-8"))
 
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
+def write_report(out_dir, lang: str | None = None) -> Path:
+    """The sweep page ``OUT/report/index.html`` (Dutch; ``lang="en"`` on request)."""
+    from engine import i18n
+    from engine.html import render
 
     out = Path(out_dir)
     meta = _read_meta(out)
-    data = _results(out, meta)
+    t = i18n.get(lang)
+    scenario = load_scenario(meta["scenario"])
+    robust = _robustness(out, scenario)
+    data = _results(out, scenario)
+    variants = data.drop_duplicates("variant").sort_values("variant_index")
+    context = {
+        "lang": t.lang,
+        "t": t,
+        "title": meta["name"],
+        "meta": meta,
+        "scenario_file": Path(meta["scenario"]).name,
+        "base_file": Path(meta["base"]).name,
+        "n_variants": len(scenario.variants),
+        "n_done": len(variants),
+        "n_failed": int((variants["status"] == "error").sum()),
+        "robust": robust,
+        "maps": _maps(out, robust, t) if robust else {},
+        "tables": _tables(robust, t) if robust else {},
+        "tradeoffs": _tradeoffs(data, variants, meta, t),
+        "variants": _variant_rows(variants, meta, t),
+        "axis_names": [a["name"] for a in meta["axes"]],
+    }
     folder = out / "report"
     folder.mkdir(exist_ok=True)
-    variants = data.drop_duplicates("variant").sort_values("variant_index")
+    page = folder / "index.html"
+    write_file(page, render("sweep.html", **context))
+    return page
+
+
+# -- maps -----------------------------------------------------------------------------------------
+
+
+def _read(path: Path):
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return src.read(), tuple(src.transform)[:6], list(src.descriptions)
+
+
+def _floats(bands: np.ndarray) -> np.ndarray:
+    return np.where(bands == NODATA_FLOAT, np.nan, bands)
+
+
+def _positive(bands: np.ndarray) -> np.ndarray:
+    """Shares with 0 (and no data) blank."""
+    return np.where(bands > 0, bands, np.nan)
+
+
+def _maps(out: Path, robust: dict, t) -> dict:
+    """PNG data URIs of the robustness maps, read back from the COGs the sweep wrote."""
+    from engine import maps
+    from engine.html import data_uri
+
+    words = WORDS[t.lang]
+    folder = out / FOLDER
+    (no_regret,), transform, _ = _read(folder / "no_regret.tif")
+    land = no_regret != NODATA
+    frame = maps.frame_of(land, transform)
+    options = _options(robust)
+    new_uses = [(code, t.option(name), colour) for code, name, colour in options if code]
+    keep = next(code for code, name, _ in options if name == "keep")
+    classes = new_uses + [
+        (keep, words["never"], NEVER_COLOUR),
+        (CONTESTED, words["contested"], CONTESTED_COLOUR),
+    ]
+    # Where every variant keeps the current use the no-regret map says so; the other maps
+    # leave those cells (and, per claim or axis, the cells at 0) blank, to show what varies.
+    varies = land & (no_regret != keep)
+    result = {
+        "no_regret": maps.categorical_map(no_regret, classes, frame, ""),
+        "modal": maps.categorical_map(
+            _read(folder / "modal.tif")[0][0],
+            [(code, t.option(name), colour) for code, name, colour in options],
+            frame,
+            "",
+        ),
+        "modal_share": maps.continuous_map(
+            np.where(varies, _floats(_read(folder / "modal_share.tif")[0][0]), np.nan),
+            frame,
+            "",
+            words["share"],
+            "viridis",
+        ),
+        "uses": maps.continuous_map(
+            np.where(varies, _read(folder / "uses.tif")[0][0], np.nan).astype(float),
+            frame,
+            "",
+            words["uses"],
+            "cividis",
+        ),
+    }
+    frequency = _positive(_read(folder / "frequency.tif")[0])
+    shown = {
+        t.claim(c): frequency[k]
+        for k, c in enumerate(robust["claims"])
+        if np.nanmax(frequency[k], initial=0) > 0
+    }
+    if shown:
+        result["frequency"] = maps.value_maps(shown, frame, words["share"])
+    if robust["axes"] and (folder / "axis_change.tif").is_file():
+        change = _positive(_read(folder / "axis_change.tif")[0])
+        axes = {
+            _axis_label(a, words): change[i] for i, a in enumerate(robust["axes"]) if a["pairs"]
+        }
+        if axes:
+            result["axes"] = maps.value_maps(axes, frame, words["changed"])
+    return {k: data_uri(v) for k, v in result.items()}
+
+
+def _options(robust: dict) -> list[tuple[int, str, str]]:
+    """(code, option name, colour) of the sweep's options, in code order."""
+    return sorted((o["code"], o["name"], o["colour"]) for o in robust["options"])
+
+
+def _axis_label(axis: dict, words: dict) -> str:
+    return words["sample"] if axis["sampled"] else axis["axis"]
+
+
+# -- tables ---------------------------------------------------------------------------------------
+
+
+def _tables(robust: dict, t) -> dict:
+    provinces = robust["provinces"]
+    total = provinces[-1]
+    claims = [
+        c
+        for c in robust["claims"]
+        if total["claims"][c]["no_regret_ha"] or total["claims"][c]["contested_ha"]
+    ]
+    words = WORDS[t.lang]
+    return {
+        "provinces": [
+            {
+                "name": p["province"],
+                "area": t.number(p["area_ha"], 0),
+                "no_regret": t.number(p["no_regret_ha"], 0),
+                "no_regret_share": t.percent(p["no_regret_ha"] / p["area_ha"], 1),
+                "contested": t.number(p["contested_ha"], 0),
+                "never": t.number(p["never_needed_ha"], 0),
+            }
+            for p in provinces
+        ],
+        "by_use": [
+            (t.option(use), t.number(ha, 0))
+            for use, ha in sorted(total["no_regret_by_use_ha"].items(), key=lambda kv: -kv[1])
+        ],
+        "claims": [t.claim(c) for c in claims],
+        "claim_rows": [
+            {
+                "name": p["province"],
+                "cells": [
+                    (
+                        t.number(p["claims"][c]["no_regret_ha"], 0),
+                        t.number(p["claims"][c]["contested_ha"], 0),
+                    )
+                    for c in claims
+                ],
+            }
+            for p in provinces
+        ],
+        "axes": [
+            {
+                "name": _axis_label(a, words),
+                "pairs": a["pairs"],
+                "share": t.percent(a["changed_share"], 1),
+                "ha": t.number(a["changed_ha_per_step"], 0),
+                "claims": _top_claims(a, t),
+                "provinces": ", ".join(
+                    f"{p['province']} {t.percent(p['changed_share'], 1)}"
+                    for p in a["provinces"][:3]
+                    if p["changed_share"] > 0
+                ),
+            }
+            for a in robust["axes"]
+        ],
+    }
+
+
+def _top_claims(axis: dict, t) -> str:
+    moved = sorted(axis["claims_moved_ha_per_step"].items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{t.claim(c)} {t.number(ha, 0)} ha" for c, ha in moved[:3] if ha > 0)
+
+
+# -- trade-offs -----------------------------------------------------------------------------------
+
+
+def _zeroed(values, tolerance: float):
+    """Values within the solver's tolerance of 0 are 0."""
+    return values.where(values.abs() >= tolerance, 0.0)
+
+
+def _tradeoffs(data, variants, meta: dict, t) -> list[dict]:
+    """Per axis: the objective, the shortfall summed over the provinces and the mean
+    provincial shadow price per claim, along the axis (averaged over the other axes)."""
+    from engine.html import PRICE_ZERO
+
     ok = data[data["status"] != "error"]
     prov = ok[ok["zoning"] == "province"]
-    short = prov.groupby(["variant", "claim"])["shortfall_ha"].sum().unstack("claim")
-    price = prov.groupby(["variant", "claim"])["shadow_price"].mean().unstack("claim")
-    claims = [
-        c for c in short.columns if (short[c].abs() > 0.5).any() or (price[c].abs() > 1e-9).any()
-    ]
-    figures = []
-
-    def save(fig, name, caption):
-        fig.tight_layout()
-        png = io.BytesIO()
-        fig.savefig(png, format="png", dpi=90)
-        plt.close(fig)
-        write_file(folder / name, png.getvalue())
-        figures.append((name, caption))
-
-    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(variants)), 3.2))
-    good = variants[variants["status"] != "error"]
-    ax.bar(good["variant_index"], good["objective"], color="#4477aa")
-    bad = variants[variants["status"] == "error"]
-    for i in bad["variant_index"]:
-        ax.axvline(i, color="#cc3311", lw=1)
-    ax.set_xlabel("variant (index; red: failed)")
-    ax.set_ylabel("objective")
-    save(
-        fig,
-        "objective.png",
-        "Objective (suitability realised minus shortfall penalties) per variant.",
-    )
+    if prov.empty:
+        return []
+    short = _zeroed(prov.groupby(["variant", "claim"])["shortfall_ha"].sum(), SHORTFALL_ZERO_HA)
+    price = _zeroed(prov.groupby(["variant", "claim"])["shadow_price"].mean(), PRICE_ZERO)
+    short, price = short.unstack("claim"), price.unstack("claim")
+    good = variants[variants["status"] != "error"].set_index("variant")
+    out = []
     for axis in meta["axes"]:
         col = f"axis_{axis['name']}"
-        if col not in variants or len(axis["labels"]) < 2:
+        # Sample numbers are no quantity: the drawn values are plotted instead.
+        if axis["name"] == SAMPLE_AXIS or col not in good or good[col].nunique() < 2:
             continue
-        order = [lab for lab in axis["labels"] if lab in set(variants[col])]
-        by = variants.set_index("variant")[col]
-        fig, axs = plt.subplots(1, 3, figsize=(13, 3.4))
-        obj = good.groupby(col)["objective"].agg(["mean", "min", "max"]).reindex(order)
-        axs[0].plot(order, obj["mean"], "o-", color="#4477aa")
-        axs[0].fill_between(order, obj["min"], obj["max"], alpha=0.2, color="#4477aa")
-        axs[0].set_title("objective (mean, range)")
-        for c in claims:
-            s = short[c].groupby(by.reindex(short.index)).mean().reindex(order)
-            p = price[c].groupby(by.reindex(price.index)).mean().reindex(order)
-            axs[1].plot(order, s, "o-", label=c)
-            axs[2].plot(order, p, "o-", label=c)
-        axs[1].set_title("shortfall, sum over provinces (ha)")
-        axs[2].set_title("mean provincial shadow price")
-        if claims:
-            axs[2].legend(fontsize=7)
-        for a in axs:
-            a.set_xlabel(axis["name"])
-        save(
-            fig,
-            f"axis-{slug(axis['name'])}.png",
-            f"Trade-offs along <b>{html.escape(axis['name'])}</b>, averaged over the other axes.",
-        )
+        png = _axis_figure(axis, good[col], good["objective"], short, price, t)
+        out.append({"name": axis["name"], "png": png, "sampled": "distribution" in axis})
+    return out
+
+
+def _axis_figure(axis: dict, by, objective, short, price, t) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from engine.html import data_uri
+
+    sampled = "distribution" in axis
+    if sampled:  # a drawn number: the variants as points along it
+        x = by.astype(float)
+        order = None
+    else:
+        order = [lab for lab in axis["labels"] if lab in set(by)]
+    words = WORDS[t.lang]
+    # One colour per claim in both panels, named once in a legend beside them.
+    claims = sorted(set(short.columns) | set(price.columns))
+    colours = dict(zip(claims, plt.get_cmap("tab20").colors))
+    colours["v"] = "#33658a"
+    fig, axs = plt.subplots(1, 3, figsize=(12, 3.3))
+    drawn = {}
+    for ax, title, frame in zip(axs, words["panels"], (objective.to_frame("v"), short, price)):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(axis["name"], fontsize=8)
+        ax.tick_params(labelsize=7)
+        shown = [c for c in frame.columns if (frame[c].fillna(0) != 0).any()]
+        if not shown:
+            ax.text(0.5, 0.5, words["none"], ha="center", va="center", transform=ax.transAxes)
+            ax.set_yticks([])
+            continue
+        for c in shown:
+            if sampled:
+                line = ax.scatter(x.reindex(frame.index), frame[c], s=8, color=colours[c])
+            else:
+                grouped = frame[c].groupby(by.reindex(frame.index))
+                low, high = grouped.min().reindex(order), grouped.max().reindex(order)
+                ax.fill_between(order, low, high, alpha=0.15, color=colours[c])
+                (line,) = ax.plot(order, grouped.mean().reindex(order), "o-", color=colours[c])
+            if c != "v":
+                drawn[t.claim(c)] = line
+    if drawn:
+        fig.legend(drawn.values(), drawn.keys(), loc="center right", fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.8 if drawn else 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return data_uri(buf.getvalue())
+
+
+def _without_folders(text: str) -> str:
+    """A message with each absolute path cut to its file name: the page names no folder of
+    the machine that ran the sweep."""
+    return re.sub(r"(?<![\w.])/(?:[^\s/:;,'\"]+/)+", "", text)
+
+
+def _gap(gap) -> str:
+    """The certified gap; below the solver's tolerance (1e-9) it is 0."""
+    if gap is None or np.isnan(gap):
+        return ""
+    return "0" if abs(gap) < GAP_ZERO else f"{gap:.0e}"
+
+
+def _variant_rows(variants, meta: dict, t) -> list[list]:
+    import pandas as pd
+
     rows = []
-    axis_cols = [f"axis_{a['name']}" for a in meta["axes"]]
     for _, v in variants.iterrows():
-        cells = [
-            v["variant_index"],
-            f"<a href='../{html.escape(v['variant'])}/'>{html.escape(v['variant'])}</a>",
-        ]
-        cells += [html.escape(str(v[c])) for c in axis_cols]
-        cells += [
-            html.escape(str(v["status"])),
-            "" if pd.isna(v["objective"]) else f"{v['objective']:,.1f}",
-            "" if pd.isna(v["gap"]) else f"{v['gap']:.1e}",
-            "" if pd.isna(v["seconds"]) else f"{v['seconds']:.1f}",
-            html.escape(_text(v["warm_from"])),
-            html.escape(_text(v["error"])),
-        ]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = (
-        ["#", "variant"]
-        + [a["name"] for a in meta["axes"]]
-        + ["status", "objective", "gap", "seconds", "warm start from", "error"]
-    )
-    page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>{html.escape(meta["name"])}: sweep report</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:80em}}table{{border-collapse:collapse;
-font-size:85%}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style>
-</head><body>
-<h1>{html.escape(meta["name"])}</h1>
-<p>Base config <code>{html.escape(meta["base"])}</code>, scenario
-<code>{html.escape(meta["scenario"])}</code>; {len(variants)} variants
-({int((variants["status"] == "error").sum())} failed). Results:
-<a href="../results.parquet">results.parquet</a>, <a href="../results.csv">results.csv</a>.</p>
-{"".join(f'<figure><img src="{n}"><figcaption>{c}</figcaption></figure>' for n, c in figures)}
-<h2>Variants</h2>
-<table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr>
-{"".join(rows)}</table>
-</body></html>
-"""
-    page_path = folder / "index.html"
-    write_file(page_path, page)
-    return page_path
+        rows.append(
+            {
+                "index": int(v["variant_index"]),
+                "id": v["variant"],
+                "axes": [str(v[f"axis_{a['name']}"]) for a in meta["axes"]],
+                "status": t.group("status", v["status"]),
+                "objective": "" if pd.isna(v["objective"]) else t.number(v["objective"], 0),
+                "gap": _gap(v["gap"]),
+                "seconds": "" if pd.isna(v["seconds"]) else t.number(v["seconds"], 1),
+                "error": "" if pd.isna(v["error"]) else _without_folders(v["error"]),
+                "failed": v["status"] == "error",
+            }
+        )
+    return rows

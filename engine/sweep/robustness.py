@@ -254,6 +254,9 @@ def write_robustness(tally: Tally, scenario, out: Path, names: list) -> dict:
         "no_regret_variants": needed(share, tally.n),
         "cell_ha": cell_ha,
         "claims": uses.claims,
+        "options": [
+            {"code": c, "name": n, "colour": uses.colours[c]} for c, n in uses.names.items()
+        ],
         "provinces": province_table(tally, maps, share, names, cell_ha),
         "axes": axis_table(tally, maps, names, cell_ha, design),
         "legend": _legend(uses, design),
