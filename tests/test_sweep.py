@@ -106,7 +106,11 @@ def test_variant_ids_are_stable_readable_and_neighbours_form_a_tree(tmp_path):
 def test_shipped_scenarios_load_and_their_overrides_are_valid():
     from engine.config import load_config
 
-    for name, n in (("demo-sweep.toml", 4), ("national-sweep.toml", 108)):
+    for name, n in (
+        ("demo-sweep.toml", 4),
+        ("national-sweep.toml", 108),
+        ("national-sample.toml", 100),
+    ):
         s = load_scenario(ROOT / "scenarios" / name)
         assert len(s.variants) == n
         for v in s.variants[:: max(1, n // 10)] + s.variants[-1:]:

@@ -6,7 +6,8 @@ A scenario file (``scenarios/*.toml``) names a base config and variant axes::
     name = "demo"
     base = "../configs/national.toml"    # relative to the scenario file
     resolution = 1000                    # optional: the base config's otherwise
-    combine = "grid"                     # "grid": every combination; "list": [[variant]] only
+    combine = "grid"                     # "grid": every combination; "list": [[variant]] only;
+                                         # "sample": samples = N and seed, distribution axes
     warm_start = true                    # start a variant from its neighbour's prices
     method = "auto"                      # optional: the solver backend
     set = { "run.targets" = "hard" }     # optional: overrides every variant shares
@@ -48,9 +49,17 @@ Warm starts are deterministic: a variant on a grid starts from the saved prices 
 neighbours form a tree rooted at the first variant), never from whichever variant happened to
 finish first; 1 or N workers give the same results.
 
-The package: :mod:`~engine.sweep.scenario` (the file format), :mod:`~engine.sweep.worker`
-(one variant on a worker), :mod:`~engine.sweep.driver` (Dask, the results table) and
-:mod:`~engine.sweep.report` (the report page).
+What holds across the variants: as each finishes, its allocation is added to counts per cell
+and option (:mod:`~engine.sweep.tally`, checkpointed, resumable bit for bit), from which
+``OUT/robustness/`` gets the no-regret, frequency and per-axis change maps
+(:mod:`~engine.sweep.robustness`). With ``combine = "sample"`` an axis may be a distribution,
+drawn reproducibly per sample (:mod:`~engine.sweep.sampling`).
+
+The package: :mod:`~engine.sweep.scenario` (the file format), :mod:`~engine.sweep.sampling`
+(distributions), :mod:`~engine.sweep.worker` (one variant on a worker),
+:mod:`~engine.sweep.driver` (Dask, the results table, the counts as variants finish),
+:mod:`~engine.sweep.tally` (the counts), :mod:`~engine.sweep.robustness` (their maps and
+tables) and :mod:`~engine.sweep.report` (the page).
 """
 
 from __future__ import annotations
