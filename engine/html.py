@@ -50,6 +50,10 @@ SECTIONS_COMPARE = ("summary", "change-map", "changes")
 
 NODATA_CODE = 255
 NODATA_FLOAT = -9999.0
+# The marks of the verdict overview (a province x claim matrix must fit an A4 page); the
+# legend beside it gives the words.
+VERDICT_MARK = {"fits": "✓", "fits_with_exchange": "⇄", "not_realistic": "✗", "bound": "≤"}
+
 # A price below this (value units per claim-ha) is no scarcity: the solver's tolerance.
 PRICE_ZERO = 1e-6
 
@@ -172,6 +176,7 @@ def _verdicts(report: dict, t) -> dict:
                 "claim": t.claim(v["claim"]),
                 "verdict": v["verdict"],
                 "word": t.group("verdicts", v["verdict"]),
+                "mark": VERDICT_MARK.get(v["verdict"], "?"),
                 "target": t.quantity(v["target"], v["unit"])
                 if v["verdict"] != "bound"
                 else t.text("at_most", upper=t.quantity(v["upper"], v["unit"])),
@@ -194,7 +199,7 @@ def _verdicts(report: dict, t) -> dict:
         "claims": claims,
         "grid": grid,
         "attention": attention,
-        "counts": {t.group("verdicts", w): n for w, n in counts.items() if n},
+        "counts": [(w, VERDICT_MARK[w], t.group("verdicts", w), n) for w, n in counts.items() if n],
     }
 
 
