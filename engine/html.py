@@ -503,6 +503,14 @@ def _scarcity_maps(grids: dict, frame, t) -> str | None:
 # -- the pages ------------------------------------------------------------------------------------
 
 
+def _scope_name(report: dict, t) -> str:
+    """Nederland for a national run, else the province's own name."""
+    if report.get("scope") == "national":
+        return t.group("zonings", "national")
+    names = [z["zone"] for z in report.get("zones", []) if z["zoning"] == "province"]
+    return names[0] if len(names) == 1 else str(report.get("scope"))
+
+
 def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:
     """What report.html and summary.md show, in words and formatted numbers."""
     t = i18n.get(lang)
@@ -518,12 +526,11 @@ def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:
         "t": t,
         "lang": t.lang,
         "title": t.text("title", name=report.get("name")),
-        "scope": t.group("zonings", report.get("scope")) if top == "national" else "",
         "subtitle": t.text(
             "subtitle",
-            scope=report.get("scope"),
+            scope=_scope_name(report, t),
             resolution=t.number(grid.get("resolution_m"), 0),
-            created=manifest.get("created", ""),
+            created=str(manifest.get("created", ""))[:10],
             short=len(short),
         ),
         "sections": {s: t.group("sections", s) for s in SECTIONS},
