@@ -50,6 +50,10 @@ SECTIONS_COMPARE = ("summary", "change-map", "changes")
 
 NODATA_CODE = 255
 NODATA_FLOAT = -9999.0
+# The marks of the verdict overview (a province x claim matrix must fit an A4 page); the
+# legend beside it gives the words.
+VERDICT_MARK = {"fits": "✓", "fits_with_exchange": "⇄", "not_realistic": "✗", "bound": "≤"}
+
 # A price below this (value units per claim-ha) is no scarcity: the solver's tolerance.
 PRICE_ZERO = 1e-6
 
@@ -172,6 +176,7 @@ def _verdicts(report: dict, t) -> dict:
                 "claim": t.claim(v["claim"]),
                 "verdict": v["verdict"],
                 "word": t.group("verdicts", v["verdict"]),
+                "mark": VERDICT_MARK.get(v["verdict"], "?"),
                 "target": t.quantity(v["target"], v["unit"])
                 if v["verdict"] != "bound"
                 else t.text("at_most", upper=t.quantity(v["upper"], v["unit"])),
@@ -194,7 +199,7 @@ def _verdicts(report: dict, t) -> dict:
         "claims": claims,
         "grid": grid,
         "attention": attention,
-        "counts": {t.group("verdicts", w): n for w, n in counts.items() if n},
+        "counts": [(w, VERDICT_MARK[w], t.group("verdicts", w), n) for w, n in counts.items() if n],
     }
 
 
@@ -498,6 +503,14 @@ def _scarcity_maps(grids: dict, frame, t) -> str | None:
 # -- the pages ------------------------------------------------------------------------------------
 
 
+def _scope_name(report: dict, t) -> str:
+    """Nederland for a national run, else the province's own name."""
+    if report.get("scope") == "national":
+        return t.group("zonings", "national")
+    names = [z["zone"] for z in report.get("zones", []) if z["zoning"] == "province"]
+    return names[0] if len(names) == 1 else str(report.get("scope"))
+
+
 def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:
     """What report.html and summary.md show, in words and formatted numbers."""
     t = i18n.get(lang)
@@ -513,12 +526,11 @@ def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:
         "t": t,
         "lang": t.lang,
         "title": t.text("title", name=report.get("name")),
-        "scope": t.group("zonings", report.get("scope")) if top == "national" else "",
         "subtitle": t.text(
             "subtitle",
-            scope=report.get("scope"),
+            scope=_scope_name(report, t),
             resolution=t.number(grid.get("resolution_m"), 0),
-            created=manifest.get("created", ""),
+            created=str(manifest.get("created", ""))[:10],
             short=len(short),
         ),
         "sections": {s: t.group("sections", s) for s in SECTIONS},

@@ -166,7 +166,7 @@ TABLE = {
     },
     "text": {
         "cli_run_done": "{name}: {status}, gap {gap}, {cells} cells; {short} targets short; {times}",
-        "cli_wrote": "wrote {folder}/: {files}",
+        "cli_wrote": "wrote {folder}/{files}",
         "cli_compare": "{ha} change function; objective change {change}",
         "compare_title": "Comparison: {a} → {b}",
         "compare_runs": "A = {a}, B = {b}",
