@@ -78,6 +78,30 @@ def test_fast_matches_highs_when_whole_classes_of_cells_tie(problem):
     assert_feasible(problem, fast)
 
 
+@SETTINGS
+@given(
+    problems(tied=True, max_cells=300, extremes=True),
+    st.sampled_from([0.05, 1.0, 1e6]),
+    st.booleans(),
+)
+def test_prices_from_the_aggregated_lp_end_at_the_optimum(problem, step, warm):
+    """The aggregated LP's prices (the start where the smoothed dual is too stiff) lead the
+    repair to the optimum: at the shipped step, at a coarse one, and at a step so coarse
+    that every group is one class; from a cold start and from a warm one."""
+    from engine.solve import fast
+
+    highs = engine.solve(problem, method="highs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "FINE_EVALUATIONS", 0)
+        patch.setattr(fast, "AGGREGATE_STEP", step)
+        sol = fast.solve_fast(problem, prices=highs.prices if warm else None)
+    assert sol.timings["prices_aggregated"]
+    assert sol.status == "optimal", sol.status
+    assert sol.gap <= 1e-9
+    assert rel(sol.objective, highs.objective) <= 1e-7
+    assert_feasible(problem, sol)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems(tied=True, max_cells=300))
 def test_a_repair_cut_short_returns_an_allocation_and_says_so(problem):

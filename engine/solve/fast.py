@@ -8,7 +8,12 @@ as many cells as there are binding targets are split between options. So:
    temperature ``tau``) with L-BFGS-B over the few hundred prices. Each evaluation is one
    Numba pass over the cells. Started on a stratified sample of the cells, then on all cells
    with a lower temperature, where only the cells near a tie are visited per evaluation.
-   These prices are close to the optimal ones but not exact.
+   These prices are close to the optimal ones but not exact. Where large classes of cells
+   tie (a whole land-use class worth the same), the smoothed dual is so stiff at the low
+   temperature that L-BFGS crawls; after a budget of evaluations the prices come instead
+   from an *aggregated LP*: cells whose values differ between options by nearly the same
+   amounts share one set of columns, which leaves a national problem a few ten thousand
+   classes that HiGHS solves exactly.
 2. **Repair.** Under those prices most cells have a clear best option; the cells whose
    runner-up is within a window (:func:`tie_window`) are *free*, each with the options
    within that window. Fix the others at their best option and solve the LP over the free
@@ -70,8 +75,15 @@ def solve_fast(
     timings["setup"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    approx, tau = smoothed_prices(problem, structure, start, scale, warm=prices is not None)
+    approx, tau, converged = smoothed_prices(
+        problem, structure, start, scale, warm=prices is not None
+    )
+    if not converged:
+        aggregated = aggregated_prices(problem, structure, scale)
+        if aggregated is not None:
+            approx = aggregated
     timings["prices"] = time.perf_counter() - clock
+    timings["prices_aggregated"] = not converged
 
     clock = time.perf_counter()
     priced = price_cells(problem, structure, approx)
@@ -194,6 +206,12 @@ TAU_FINE = 0.0003
 # settle; they enter the smoothed dual as constants.
 WINDOW = 0.03
 MAX_ROUNDS = 20
+# The value step of the aggregated LP, as a fraction of the value scale: coarse enough to
+# leave a national grid a few ten thousand classes, fine enough for the repair to start near.
+AGGREGATE_STEP = 0.05
+# Evaluations of the fine stage after which it gives way to the aggregated LP: a problem
+# without large tied classes settles well within them.
+FINE_EVALUATIONS = 300
 
 
 @dataclass
@@ -341,8 +359,9 @@ def smoothed_prices(
     prices: np.ndarray,
     scale: float,
     warm: bool = False,
-) -> tuple[np.ndarray, float]:
-    """Near-optimal prices, and the temperature they were found at.
+) -> tuple[np.ndarray, float, bool]:
+    """Near-optimal prices, the temperature they were found at, and whether the fine stage
+    settled (False: it spent :data:`FINE_EVALUATIONS` first).
 
     The sample stage starts from ``prices``; with ``warm`` prices (of a neighbouring
     problem) the fine stage starts from whichever of those and the sample's is better by
@@ -379,7 +398,10 @@ def smoothed_prices(
     slack = tau * np.log(problem.n_options) * total_area
     radius, last_step = base_radius, None  # last_step: (centre, radius) of the last round
     too_far = np.inf  # the smallest radius whose step was taken back
+    evaluations = 0
     for _ in range(MAX_ROUNDS):
+        if evaluations >= FINE_EVALUATIONS:
+            break
         priced = price_cells(problem, structure, prices)
         if last_step is not None:
             centre, step_radius = last_step
@@ -403,13 +425,14 @@ def smoothed_prices(
         local = _SmoothedDual(cells, structure, scale, total_area, settled_part)
         prices, inside = local.minimise(priced.prices, tau, radius=radius)
         prices = structure.project(prices)
+        evaluations += local.evaluations
         moved = np.max(np.abs(structure.adjustment(prices) - structure.adjustment(priced.prices)))
         if inside and moved <= safe:
-            break
+            return prices, tau, True
         last_step = (priced, radius)
         if not inside:
             radius = max(base_radius, min(2 * radius, too_far / 2))
-    return prices, tau
+    return prices, tau, False
 
 
 def stratified_sample(n: int, stride: int) -> np.ndarray:
@@ -513,8 +536,14 @@ class _Classes:
 
 
 def _interchangeable(
-    problem: Problem, structure: DualStructure, free: FreeCells, cell_area: np.ndarray
+    problem: Problem,
+    structure: DualStructure,
+    free: FreeCells,
+    cell_area: np.ndarray,
+    step: float = 0.0,
 ) -> _Classes:
+    """The classes of the free cells; with ``step`` > 0, cells whose differences agree
+    when rounded to multiples of ``step`` are one class too (the aggregated LP)."""
     m = len(free.cells)
     values = problem.value[free.cells].astype(np.float64)
     lead = np.argmax(free.options, axis=1)
@@ -522,14 +551,15 @@ def _interchangeable(
     # equal; otherwise cells merge only when their differences are the same bits, which is
     # always safe.
     differences = np.where(free.options, values - values[np.arange(m), lead][:, None], 0.0)
-    key = np.ascontiguousarray(
-        np.concatenate(
-            [structure.group[free.cells][:, None], free.options, differences],
-            axis=1,
-            dtype=np.float64,
-        )
+    key = np.concatenate(
+        [structure.group[free.cells][:, None], free.options, differences], axis=1, dtype=np.float64
     )
-    rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
+    if step > 0:
+        key[:, -differences.shape[1] :] = np.round(differences / step)
+        rows = _row_hash(key)
+    else:
+        key = np.ascontiguousarray(key)
+        rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
     _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
     order = np.argsort(first)
     rank = np.empty_like(order)
@@ -537,6 +567,19 @@ def _interchangeable(
     of_cell = rank[inverse.ravel()]
     area = np.bincount(of_cell, weights=cell_area)
     return _Classes(of_cell=of_cell, first=first[order], area=area)
+
+
+def _row_hash(key: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of whole numbers, far faster to group by than the rows.
+    Two rows that collide (for a million rows, any pair at all about once in 10^7 solves)
+    become one class, which only the aggregated LP risks: its prices are a start for the
+    exact repair, not the result."""
+    multipliers = np.random.default_rng(0).integers(1, 2**63, size=key.shape[1], dtype=np.uint64)
+    whole = key.astype(np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        mixed = whole * (multipliers | np.uint64(1))
+        mixed ^= mixed >> np.uint64(29)
+        return np.bitwise_xor.reduce(mixed * np.uint64(0xBF58476D1CE4E5B9), axis=1)
 
 
 def restricted_lp(problem: Problem, structure: DualStructure, choice: np.ndarray, free: FreeCells):
@@ -552,12 +595,38 @@ def restricted_lp(problem: Problem, structure: DualStructure, choice: np.ndarray
     Returns ``(x, prices, classes)`` (x is (M, O) over the free cells, ``classes`` the
     number of classes) or None when the fixed cells make a hard target unreachable.
     """
+    cell_area = problem.area_of(free.cells) * np.ones(len(free.cells))
+    classes = _interchangeable(problem, structure, free, cell_area)
+    solved = _class_lp(problem, structure, choice, free, classes)
+    if solved is None:
+        return None
+    class_x, prices = solved
+    return _spread(class_x, classes, cell_area), prices, len(classes.first)
+
+
+def aggregated_prices(problem: Problem, structure: DualStructure, scale: float):
+    """The exact prices of the aggregated LP: every cell with every option it allows, cells
+    of a group whose differences between options agree to :data:`AGGREGATE_STEP` of the
+    value scale one class, at the values of its first cell. No cell's values move by more
+    than a step, so neither does the dual bound per hectare of these prices: near-optimal
+    prices, whatever the temperature would have needed. None when no allocation meets the
+    hard targets (the repair then says which)."""
+    n, n_opt = problem.n_cells, problem.n_options
+    options = structure.allowed if structure.has_allowed else np.ones((n, n_opt), dtype=bool)
+    free = FreeCells(np.arange(n), options)
+    cell_area = problem.area_of(free.cells) * np.ones(n)
+    classes = _interchangeable(problem, structure, free, cell_area, AGGREGATE_STEP * scale)
+    solved = _class_lp(problem, structure, np.argmax(options, axis=1), free, classes)
+    return None if solved is None else solved[1]
+
+
+def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes):
+    """The LP of :func:`restricted_lp` over ``classes`` of the free cells: ``(class_x,
+    prices)``, class_x the (C, O) share of each class per option, or None if infeasible."""
     n_groups, n_opt = structure.n_groups, problem.n_options
     start_area = kernels.assigned_area(
         choice, ~free.mask(problem.n_cells), structure.group, structure.area, n_groups, n_opt
     )
-    cell_area = problem.area_of(free.cells) * np.ones(len(free.cells))
-    classes = _interchangeable(problem, structure, free, cell_area)
     n_classes = len(classes.first)
     representative = free.cells[classes.first]
     group = structure.group[representative]
@@ -620,7 +689,7 @@ def restricted_lp(problem: Problem, structure: DualStructure, choice: np.ndarray
             return None
         class_x = np.zeros((n_classes, n_opt))
         class_x[np.arange(n_classes), lead] = 1.0
-        return _spread(class_x, classes, cell_area), np.zeros(n_rows), n_classes
+        return class_x, np.zeros(n_rows)
     if len(shared):
         matrix = sparse.bmat([[target_block, shortfall_block], [share_block, None]], format="csc")
     else:
@@ -644,7 +713,7 @@ def restricted_lp(problem: Problem, structure: DualStructure, choice: np.ndarray
     class_x /= class_x.sum(axis=1, keepdims=True)
     # HiGHS minimises -objective; its row dual is d(-objective)/d(bound), which is our price.
     prices = result.row_dual[:n_rows] * units.value
-    return _spread(class_x, classes, cell_area), prices, n_classes
+    return class_x, prices
 
 
 def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np.ndarray:
