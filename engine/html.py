@@ -100,9 +100,11 @@ def read_grids(folder) -> dict:
     if (folder / "conflict.tif").is_file():
         grids["conflict"] = _read(folder / "conflict.tif", 1)[0]
         bands, _, names = _read(folder / "scarcity.tif")
-        grids["prices"] = {n: np.where(b == NODATA_FLOAT, np.nan, b) for n, b in zip(names, bands)}
+        bands[bands == NODATA_FLOAT] = np.nan
+        grids["prices"] = dict(zip(names, bands))
         regret = _read(folder / "regret.tif", 1)[0]
-        grids["regret"] = np.where(regret == NODATA_FLOAT, np.nan, regret)
+        regret[regret == NODATA_FLOAT] = np.nan
+        grids["regret"] = regret
     return grids
 
 
@@ -448,7 +450,8 @@ def _maps(report: dict, grids: dict, t) -> dict:
     """The PNG data URIs of the page's maps, each with its alt text."""
     allocation = grids["allocation"]
     land = allocation != NODATA_CODE
-    frame = maps.frame_of(land, grids["transform"])
+    focus = None if report.get("scope") == "national" else _scope_name(report, t)
+    frame = maps.frame_of(land, grids["transform"], focus=focus)
     out = {
         "allocation": data_uri(
             maps.categorical_map(
