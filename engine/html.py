@@ -487,7 +487,9 @@ def _claim_maps(report: dict, allocation, land, frame, t) -> bytes:
             continue
         label = t.claim(claim)
         grids[label] = np.isin(allocation, [o["code"] for o in serving])
-        colours[label] = serving[0]["colour"]
+        # the colour of the option that serves this claim alone (nature's, not water + nature's)
+        alone = [o for o in serving if set(o["contributes"]) == {claim}]
+        colours[label] = (alone or serving)[0]["colour"]
     return maps.claim_maps(grids, frame, colours, land)
 
 

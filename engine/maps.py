@@ -207,13 +207,18 @@ def _outlines(ax, frame: Frame, scale: float, names: bool) -> None:
     if not names:
         return
     halo = [pe.withStroke(linewidth=2.2, foreground="white")]
+    west, east, _, _ = frame.extent
+    metres_per_point = (east - west) / (ax.get_position().width * ax.figure.get_figwidth() * 72)
     for name, x, y in _labels(frame.extent):
         neighbour = frame.focus is not None and name != frame.focus
+        size = (7.0 if neighbour else 7.5) * scale
+        # kept whole on the map: about 0.3 em of width per letter either side of the centre
+        half = (0.3 * len(name) + 0.5) * size * metres_per_point
         ax.text(
-            x,
+            min(max(x, west + half), east - half),
             y,
             name,
-            fontsize=(7.0 if neighbour else 7.5) * scale,
+            fontsize=size,
             fontstyle="italic" if neighbour else "normal",
             ha="center",
             va="center",
