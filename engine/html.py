@@ -516,6 +516,15 @@ def _scope_name(report: dict, t) -> str:
     return names[0] if len(names) == 1 else str(report.get("scope"))
 
 
+def _run_name(report: dict, t) -> str:
+    """The run's name; a shipped config's name (``national``, ``gelderland``) as the area's
+    own name (Nederland, Gelderland)."""
+    name = str(report.get("name"))
+    scope = _scope_name(report, t)
+    slug = scope.lower().replace(" ", "-")
+    return scope if name.lower() in ("national", slug) else name
+
+
 def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:
     """What report.html and summary.md show, in words and formatted numbers."""
     t = i18n.get(lang)
@@ -530,7 +539,7 @@ def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:
     return {
         "t": t,
         "lang": t.lang,
-        "title": t.text("title", name=report.get("name")),
+        "title": t.text("title", name=_run_name(report, t)),
         "subtitle": t.text(
             "subtitle",
             scope=_scope_name(report, t),
