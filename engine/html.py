@@ -100,9 +100,11 @@ def read_grids(folder) -> dict:
     if (folder / "conflict.tif").is_file():
         grids["conflict"] = _read(folder / "conflict.tif", 1)[0]
         bands, _, names = _read(folder / "scarcity.tif")
-        grids["prices"] = {n: np.where(b == NODATA_FLOAT, np.nan, b) for n, b in zip(names, bands)}
+        bands[bands == NODATA_FLOAT] = np.nan
+        grids["prices"] = dict(zip(names, bands))
         regret = _read(folder / "regret.tif", 1)[0]
-        grids["regret"] = np.where(regret == NODATA_FLOAT, np.nan, regret)
+        regret[regret == NODATA_FLOAT] = np.nan
+        grids["regret"] = regret
     return grids
 
 
@@ -448,7 +450,8 @@ def _maps(report: dict, grids: dict, t) -> dict:
     """The PNG data URIs of the page's maps, each with its alt text."""
     allocation = grids["allocation"]
     land = allocation != NODATA_CODE
-    frame = maps.frame_of(land, grids["transform"])
+    focus = None if report.get("scope") == "national" else _scope_name(report, t)
+    frame = maps.frame_of(land, grids["transform"], focus=focus)
     out = {
         "allocation": data_uri(
             maps.categorical_map(
@@ -484,7 +487,9 @@ def _claim_maps(report: dict, allocation, land, frame, t) -> bytes:
             continue
         label = t.claim(claim)
         grids[label] = np.isin(allocation, [o["code"] for o in serving])
-        colours[label] = serving[0]["colour"]
+        # the colour of the option that serves this claim alone (nature's, not water + nature's)
+        alone = [o for o in serving if set(o["contributes"]) == {claim}]
+        colours[label] = (alone or serving)[0]["colour"]
     return maps.claim_maps(grids, frame, colours, land)
 
 
@@ -511,6 +516,15 @@ def _scope_name(report: dict, t) -> str:
     return names[0] if len(names) == 1 else str(report.get("scope"))
 
 
+def _run_name(report: dict, t) -> str:
+    """The run's name; a shipped config's name (``national``, ``gelderland``) as the area's
+    own name (Nederland, Gelderland)."""
+    name = str(report.get("name"))
+    scope = _scope_name(report, t)
+    slug = scope.lower().replace(" ", "-")
+    return scope if name.lower() in ("national", slug) else name
+
+
 def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:
     """What report.html and summary.md show, in words and formatted numbers."""
     t = i18n.get(lang)
@@ -525,7 +539,7 @@ def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:
     return {
         "t": t,
         "lang": t.lang,
-        "title": t.text("title", name=report.get("name")),
+        "title": t.text("title", name=_run_name(report, t)),
         "subtitle": t.text(
             "subtitle",
             scope=_scope_name(report, t),

@@ -51,6 +51,8 @@ def test_allocation_is_a_cog_with_colours_and_names(done, grid):
         assert cats[o["code"]].text == i18n.get("nl").option(o["name"])  # Dutch by default
     qml = (out / "allocation.qml").read_text()
     assert 'label="woningbouw binnenstedelijk"' in qml
+    for o in report["options"]:  # the same colours as the colour table and the page
+        assert f'value="{o["code"]}" color="{o["colour"]}"' in qml
 
 
 def test_report_json_rows_carry_both_units_and_their_source(done):
