@@ -131,7 +131,9 @@ def compare_runs(run_a, run_b, out_dir, lang: str | None = None) -> dict:
         nodata=NODATA,
         categorical=True,
         descriptions=["option change: 256 * from code + to code (0 unchanged)"],
-        band_tags={f"change_{t['code']}": f"{t['from']} -> {t['to']}" for t in transitions},
+        band_tags={
+            f"change_{t['code']}": f"{t['from']} -> {t['to']}" for t in result["transitions"]
+        },
         tags={"run_a": str(run_a), "run_b": str(run_b)},
     )
     write_file(out / "compare.json", dumps_json(result))

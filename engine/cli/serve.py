@@ -14,7 +14,7 @@ EXAMPLES = """\
   ruimtepuzzel run national --resolution 1000 --out out/national
   ruimtepuzzel serve out/national                      # http://127.0.0.1:8000/, opens the browser
   ruimtepuzzel serve out/national out/utrecht --port 8080 --no-browser
-  ruimtepuzzel serve out/national --host 0.0.0.0       # for the room: prints the address with its token
+  ruimtepuzzel serve out/national --host 0.0.0.0       # for the room: prints its token
   curl -s http://127.0.0.1:8000/api/runs
 """
 
@@ -29,11 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--token",
-        help="the token a browser must bring off the loopback (default: made and printed)",
+        help="the token a browser must bring off the loopback (default: made, printed)",
     )
     parser.add_argument(
         "--save-dir",
-        help="where saved variants are written as run folders (default: beside the first run)",
+        help="where saved variants go as run folders (default: beside the first run)",
     )
     parser.add_argument(
         "--lang", choices=("nl", "en"), default="nl", help="language of the page (default nl)"

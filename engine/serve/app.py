@@ -33,6 +33,7 @@ __all__ = ["create_app", "MAX_BODY"]
 MAX_BODY = 64 * 1024  # bytes: a variant's overrides are a few hundred
 STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "praatkaart_token"
+UNCHANGED, UNCHANGED_CODE = "#d9d9d9", 254  # the change map's unchanged land (codes are < 254)
 
 
 @cache
@@ -64,6 +65,7 @@ def outlines(which: str) -> dict:
 def create_app(runs: dict, variants, *, token: str | None = None, default_lang: str = "nl"):
     """The application over ``runs`` (id -> :class:`~engine.serve.runs.Run`) and
     ``variants`` (:class:`~engine.serve.variants.Variants`)."""
+    import numpy as np
     from fastapi import Body, FastAPI, Query, Request
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
@@ -75,6 +77,7 @@ def create_app(runs: dict, variants, *, token: str | None = None, default_lang: 
     from engine.serve.runs import RunNotFound
     from engine.serve.variants import QueueFull, VariantNotFound
 
+    BODY, OPTIONAL_BODY = Body(...), Body(default={})
     app = FastAPI(title="ruimtepuzzel praatkaart", docs_url="/api/docs", redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -132,7 +135,7 @@ def create_app(runs: dict, variants, *, token: str | None = None, default_lang: 
         t = i18n.get(lang)
         labels = {
             "app": t.table["app"], "claims": t.table["claims"], "options": t.table["options"],
-            "status": t.table["status"],
+            "status": t.table["status"], "units": t.table["units"],
         }  # fmt: skip
         return render_page("praatkaart.html", lang=t.lang, t=t, labels=labels)
 
@@ -172,7 +175,7 @@ def create_app(runs: dict, variants, *, token: str | None = None, default_lang: 
         return outlines(which)
 
     @app.post("/api/variants", status_code=202)
-    def submit(body: dict = Body(...)):
+    def submit(body: dict = BODY):
         unknown = set(body) - {"base", "overrides", "resolution", "name"}
         if unknown or "base" not in body:
             raise RuimtepuzzelError(
@@ -206,13 +209,12 @@ def create_app(runs: dict, variants, *, token: str | None = None, default_lang: 
             return png(categorical_png(v.allocation, colours))
         if v.change_code is None:
             raise UnknownLayer(f"variant {vid} is on another grid than its base: no change map")
-        changed = (v.change_code != 0) & (v.change_code != 65535)
-        shown = v.allocation.copy()
-        shown[~changed] = 255
-        return png(categorical_png(shown, colours))
+        # Changed cells in the colour of their new option, unchanged land grey.
+        shown = np.where(v.change_code == 0, UNCHANGED_CODE, v.allocation)
+        return png(categorical_png(shown, {**colours, UNCHANGED_CODE: UNCHANGED}))
 
     @app.post("/api/variants/{vid}/save")
-    def save(vid: str, body: dict = Body(default={})):
+    def save(vid: str, body: dict = OPTIONAL_BODY):
         run = variants.save(vid, body.get("name"))
         return {"run": run.id, "folder": str(run.folder)}
 

@@ -150,7 +150,8 @@ def catalogue(run, t) -> list[dict]:
     for name, colour in MASKS.items():
         layers.append({
             "id": f"mask:{name}", "group": app["group_rules"],
-            "label": t.group("layers", name), "legend": [{"colour": colour, "label": t.group("layers", name)}],
+            "label": t.group("layers", name),
+            "legend": [{"colour": colour, "label": t.group("layers", name)}],
         })  # fmt: skip
     return layers
 

@@ -146,7 +146,8 @@ class Variants:
             )
         if not isinstance(overrides, dict):
             raise RuimtepuzzelError(
-                'overrides: an object of dotted keys, e.g. {"assumptions.housing_density_urban": 80}'
+                "overrides: an object of dotted keys, e.g. "
+                '{"assumptions.housing_density_urban": 80}'
             )
         merged = {**run.overrides, **overrides}
         load_config(run.config_path, merged)  # the CLI's check and message, before queueing
@@ -254,7 +255,8 @@ class Variants:
         out = self.save_dir / folder_name
         if out.exists():
             raise RuimtepuzzelError(
-                f"{folder_name}: a folder of that name exists in {self.save_dir}; choose another name"
+                f"{folder_name}: a folder of that name exists in {self.save_dir}; "
+                f"choose another name"
             )
         prepared = variant.prepared
         write_outputs(

@@ -4,9 +4,12 @@
   "use strict";
   const T = window.LABELS.app;
   const LANG = document.documentElement.lang || "nl";
-  const fmt = (x, d) => (x === null || x === undefined || Number.isNaN(x)) ? "–" :
-    new Intl.NumberFormat(LANG, {maximumFractionDigits: d === undefined ? (Math.abs(x) >= 100 ? 0 : 2) : d,
-                                 minimumFractionDigits: 0}).format(Math.abs(x) < 5e-10 ? 0 : x);
+  const fmt = (x, d) => {  // Dutch numbers (1.234,5), never "-0"
+    if (x === null || x === undefined || Number.isNaN(x)) return "–";
+    const digits = d === undefined ? (Math.abs(x) >= 100 ? 0 : 2) : d;
+    const rounded = Number(x.toFixed(digits));
+    return new Intl.NumberFormat(LANG, {maximumFractionDigits: digits}).format(rounded === 0 ? 0 : rounded);
+  };
   const fill = (s, v) => s.replace(/\{(\w+)\}/g, (_, k) => v[k]);
   const el = (tag, attrs, ...kids) => {
     const e = document.createElement(tag);
@@ -23,6 +26,7 @@
     if (!r.ok) throw new Error(body.detail || r.statusText);
     return body;
   };
+  const UNCHANGED = "#d9d9d9";  // engine.serve.app.UNCHANGED
   const claimLabel = c => window.LABELS.claims[c] || c.replace(/_/g, " ");
 
   // RD New metres: lng = x, lat = y; 1 px = 1024 m at zoom 0.
@@ -33,7 +37,9 @@
   const toLatLng = c => L.latLng(c[1], c[0]);
 
   const state = {run: null, info: null, overlays: {}, variant: null, variants: {}, marker: null};
+  state.map = map;
   window.praatkaart = state;  // for the browser test and the curious
+  const unit = u => ((window.LABELS.units || {})[u] || u).replace(/^\((.*)\)$/, "$1");
 
   // --- outlines --------------------------------------------------------------------------
   const outlines = {};
@@ -173,7 +179,7 @@
     const labels = state.info.assumption_labels;
     document.getElementById("assumptions").replaceChildren(...state.info.assumptions
       .filter(a => typeof a.value === "number")
-      .map(a => numberInput("assumptions." + a.name, a.value, labels[a.name] || a.name, a.unit)));
+      .map(a => numberInput("assumptions." + a.name, a.value, labels[a.name] || a.name, unit(a.unit))));
     const select = document.getElementById("province");
     const provinces = state.info.provinces;
     select.replaceChildren(...Object.entries(provinces).map(([slug, p]) => el("option", {value: slug}, p.province.name)));
@@ -181,10 +187,10 @@
       const p = provinces[select.value] || {};
       const inputs = [];
       Object.entries(p.targets || {}).forEach(([claim, t]) => {
-        if (typeof t.lower === "number") inputs.push(numberInput(`provinces.${select.value}.targets.${claim}.lower`, t.lower, claimLabel(claim), t.unit));
+        if (typeof t.lower === "number") inputs.push(numberInput(`provinces.${select.value}.targets.${claim}.lower`, t.lower, claimLabel(claim), unit(t.unit)));
       });
       Object.entries(p.shares || {}).forEach(([claim, share]) => {
-        if (typeof share === "number") inputs.push(numberInput(`provinces.${select.value}.shares.${claim}`, share, claimLabel(claim), "aandeel"));
+        if (typeof share === "number") inputs.push(numberInput(`provinces.${select.value}.shares.${claim}`, share, claimLabel(claim), unit("fraction")));
       });
       document.getElementById("province-targets").replaceChildren(...inputs);
     };
@@ -245,12 +251,13 @@
       layer.addTo(map);
       if (!state.info.layers.some(l => l.id === id)) {
         state.info.layers.push({id: id, group: T.variants, label: `${T.layer_change}: ${v.name}`,
-          legend: [{colour: "transparent", label: T.unchanged}]});
+          legend: [{colour: UNCHANGED, label: T.unchanged}].concat(state.info.layers[0].legend.map(
+            l => ({colour: l.colour, label: "→ " + l.label})))});
       }
       renderLegend();
     }
     const rows = ch.targets.filter(r => (r.zoning === "province" || r.zoning === "national") &&
-      (Math.abs(r.allocated_ha_change || 0) > 1e-6 || Math.abs(r.shadow_price_change || 0) > 1e-9));
+      (Math.abs(r.allocated_ha_change || 0) >= 0.5 || Math.abs(r.shadow_price_change || 0) >= 0.005));
     document.getElementById("changes").replaceChildren(
       el("p", {}, ch.same_grid ? fill(T.changed, {ha: fmt(ch.hectares_changed, 0) + " ha", change: fmt(ch.objective_change)}) : T.other_resolution),
       el("h3", {}, T.changes_title),
