@@ -273,6 +273,7 @@ def test_the_page_in_chromium(server, utrecht):
         browser.evaluate(
             s,
             """(() => {
+            document.querySelector('.tabs button[data-tab=whatif]').click();
             const i = document.querySelector('input[data-key="assumptions.housing_density_urban"]');
             i.value = 70; i.dispatchEvent(new Event('input'));
             document.getElementById('solve').click(); })()""",

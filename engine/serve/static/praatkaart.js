@@ -126,8 +126,17 @@
   }
   document.getElementById("run").addEventListener("change", e => showRun(e.target.value));
 
+  // --- the two panels --------------------------------------------------------------------
+  function tab(name) {
+    document.querySelectorAll(".tabs button").forEach(b => b.setAttribute("aria-selected", String(b.dataset.tab === name)));
+    document.getElementById("why").hidden = name !== "why";
+    document.getElementById("whatif").hidden = name !== "whatif";
+  }
+  document.querySelectorAll(".tabs button").forEach(b => b.addEventListener("click", () => tab(b.dataset.tab)));
+
   // --- waarom hier? ----------------------------------------------------------------------
   map.on("click", async e => {
+    tab("why");
     const body = document.getElementById("why-body");
     try {
       const c = await api(`api/runs/${state.run}/cell?x=${e.latlng.lng.toFixed(0)}&y=${e.latlng.lat.toFixed(0)}&lang=${LANG}`);
@@ -242,6 +251,7 @@
     }
   }
   function showVariant(v) {
+    tab("whatif");
     state.variant = v.id;
     const id = "variant:" + v.id;
     Object.keys(state.overlays).filter(k => k.startsWith("variant:")).forEach(k => map.removeLayer(state.overlays[k]));
