@@ -21,7 +21,7 @@ import numpy as np
 from engine.errors import RuimtepuzzelError
 from engine.outputs import dumps_json, write_cog, write_file
 
-__all__ = ["compare_runs"]
+__all__ = ["compare_runs", "run_changes"]
 
 NODATA = 65535
 
@@ -51,16 +51,13 @@ def _diff(a, b):
     return None if a is None or b is None else b - a
 
 
-def compare_runs(run_a, run_b, out_dir, lang: str | None = None) -> dict:
-    """Compare two run folders; returns the compare.json content. ``lang``: of compare.html."""
-
-    rep_a, alloc_a, prof_a = _read_run(run_a)
-    rep_b, alloc_b, prof_b = _read_run(run_b)
-    if alloc_a.shape != alloc_b.shape or prof_a["transform"] != prof_b["transform"]:
-        raise RuimtepuzzelError(
-            f"{run_a} and {run_b} are on different grids ({alloc_a.shape} vs "
-            f"{alloc_b.shape}); compare runs at the same grid and resolution"
-        )
+def run_changes(rep_a: dict, rep_b: dict, alloc_a, alloc_b) -> tuple[dict, np.ndarray]:
+    """What changes from run A to run B on the same grid, from their report.json and
+    allocation grids: (result, code). ``result`` holds the objective change, the cells and
+    hectares that change, the transitions (from -> to, hectares) and per (zoning, zone,
+    claim) both runs' allocation, shortfall and shadow price with their change; ``code`` is
+    the change grid of ``change.tif`` (``256 * from + to``, 0 unchanged, NODATA off the land).
+    The praatkaart asks this of a variant against its base."""
     nd = 255
     land = (alloc_a != nd) & (alloc_b != nd)
     changed = land & (alloc_a != alloc_b)
@@ -99,13 +96,29 @@ def compare_runs(run_a, run_b, out_dir, lang: str | None = None) -> dict:
             "shadow_price_change": _diff(a.get("shadow_price"), b.get("shadow_price")),
         })  # fmt: skip
     result = {
-        "run_a": str(run_a), "run_b": str(run_b),
         "name_a": rep_a.get("name"), "name_b": rep_b.get("name"),
         "objective_a": rep_a.get("objective"), "objective_b": rep_b.get("objective"),
         "objective_change": _diff(rep_a.get("objective"), rep_b.get("objective")),
         "cells_changed": int(changed.sum()), "hectares_changed": float(changed.sum() * ha),
         "transitions": transitions, "targets": targets,
     }  # fmt: skip
+    return result, code
+
+
+def compare_runs(run_a, run_b, out_dir, lang: str | None = None) -> dict:
+    """Compare two run folders; returns the compare.json content. ``lang``: of compare.html."""
+
+    rep_a, alloc_a, prof_a = _read_run(run_a)
+    rep_b, alloc_b, prof_b = _read_run(run_b)
+    if alloc_a.shape != alloc_b.shape or prof_a["transform"] != prof_b["transform"]:
+        raise RuimtepuzzelError(
+            f"{run_a} and {run_b} are on different grids ({alloc_a.shape} vs "
+            f"{alloc_b.shape}); compare runs at the same grid and resolution"
+        )
+    changes, code = run_changes(rep_a, rep_b, alloc_a, alloc_b)
+    result = {"run_a": str(run_a), "run_b": str(run_b), **changes}
+    changed = (code != 0) & (code != NODATA)
+    land = code != NODATA
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +131,9 @@ def compare_runs(run_a, run_b, out_dir, lang: str | None = None) -> dict:
         nodata=NODATA,
         categorical=True,
         descriptions=["option change: 256 * from code + to code (0 unchanged)"],
-        band_tags={f"change_{t['code']}": f"{t['from']} -> {t['to']}" for t in transitions},
+        band_tags={
+            f"change_{t['code']}": f"{t['from']} -> {t['to']}" for t in result["transitions"]
+        },
         tags={"run_a": str(run_a), "run_b": str(run_b)},
     )
     write_file(out / "compare.json", dumps_json(result))

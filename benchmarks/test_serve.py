@@ -1,0 +1,90 @@
+"""The praatkaart's figures (issue 16): from 're-solve' to the changed map, the first screen,
+and the server's memory with variants kept.
+
+    pytest benchmarks/test_serve.py -k 1000m      # the national config at 1000 m
+    pytest benchmarks/test_serve.py               # and at 250 m (a 250 m base run first)
+
+Goals on this 2-core machine: re-solve to updated map <= 3 s at 1000 m and <= 8 s at 250 m;
+the first screen <= 2 s. Measured over real HTTP, as the page does it: POST the variant, poll
+its status, fetch the change map.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engine.run import run
+from engine.serve import open_server
+
+ROOT = Path(__file__).resolve().parents[1]
+NATIONAL = ROOT / "configs" / "national.toml"
+
+
+def _server(tmp_path_factory, resolution):
+    out = tmp_path_factory.mktemp(f"national{resolution}") / "national"
+    run(NATIONAL, out, resolution=resolution, progress=False, analysis="quick")
+    return open_server([out], port=0, save_dir=tmp_path_factory.mktemp("saved"))
+
+
+@pytest.fixture(scope="module", params=[1000, 250], ids=["1000m", "250m"])
+def server(request, tmp_path_factory):
+    srv = _server(tmp_path_factory, request.param)
+    yield srv, request.param
+    srv.stop()
+
+
+def _resolve(client, resolution, density) -> float:
+    t = time.perf_counter()
+    vid = client.post(
+        "/api/variants",
+        json={"base": "national", "resolution": resolution,
+              "overrides": {"assumptions.housing_density_urban": density}},
+    ).json()["id"]  # fmt: skip
+    while (v := client.get(f"/api/variants/{vid}").json())["status"] in ("queued", "running"):
+        time.sleep(0.05)
+    assert v["status"] == "done", v
+    assert client.get(f"/api/variants/{vid}/change.png").status_code == 200
+    return time.perf_counter() - t
+
+
+def test_resolve_to_changed_map(benchmark, server):
+    srv, resolution = server
+    densities = iter(range(60, 200, 5))
+    with httpx.Client(base_url=srv.url, timeout=120) as client:
+        seconds = benchmark.pedantic(
+            lambda: _resolve(client, resolution, next(densities)), rounds=3, iterations=1
+        )
+    benchmark.extra_info["seconds_last"] = seconds
+
+
+def test_first_screen(benchmark, server):
+    srv, _ = server
+    with httpx.Client(base_url=srv.url, timeout=60) as client:
+
+        def first_screen():
+            for path in ("/", "/static/vendor/leaflet/leaflet.js", "/static/praatkaart.js",
+                         "/api/outlines/provinces", "/api/outlines/municipalities",
+                         "/api/runs", "/api/runs/national",
+                         "/api/runs/national/layers/allocation.png"):  # fmt: skip
+                assert client.get(path).status_code == 200
+
+        benchmark.pedantic(first_screen, rounds=3, iterations=1)
+
+
+def test_memory_with_ten_variants(benchmark, server):
+    srv, resolution = server
+    with httpx.Client(base_url=srv.url, timeout=300) as client:
+
+        def ten():
+            for density in range(41, 51):
+                _resolve(client, resolution, density)
+
+        benchmark.pedantic(ten, rounds=1, iterations=1)
+    benchmark.extra_info["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nmax RSS with {len(srv.variants.kept)} variants kept: "
+          f"{benchmark.extra_info['max_rss_mb']:.0f} MB")  # fmt: skip

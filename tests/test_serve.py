@@ -1,0 +1,293 @@
+"""The praatkaart over a real HTTP server (uvicorn on a free port, real requests with httpx):
+every endpoint, bad input, path traversal, the token, the body limit, the queue; and the page
+in the system's headless Chromium: no console errors, nothing fetched from outside the
+server, the map shows, a click explains a cell, a changed assumption re-solves the map."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import httpx
+import numpy as np
+import pytest
+import rasterio
+
+from engine.cli import main
+from engine.outputs import verify_run_folder
+from engine.run import run
+from engine.serve import open_server
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def utrecht(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "utrecht"
+    run("utrecht", out, resolution=1000, progress=False, analysis="quick")
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(utrecht, tmp_path_factory):
+    srv = open_server([utrecht], port=0, save_dir=tmp_path_factory.mktemp("saved"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
+
+
+def wait_for(http, vid: str, limit: float = 90.0) -> dict:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        v = http.get(f"/api/variants/{vid}").json()
+        if v["status"] not in ("queued", "running"):
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"variant {vid} still {v['status']} after {limit} s")
+
+
+def land_cell(folder, option_code: int | None = None) -> tuple[float, float, int]:
+    """RD centre (x, y) of a land cell (of ``option_code`` if given) and its code."""
+    with rasterio.open(folder / "allocation.tif") as src:
+        grid, tr = src.read(1), src.transform
+    rows, cols = np.nonzero(grid == option_code if option_code is not None else grid != 255)
+    r, c = int(rows[len(rows) // 2]), int(cols[len(cols) // 2])
+    x, y = tr @ (c + 0.5, r + 0.5)
+    return float(x), float(y), int(grid[r, c])
+
+
+def test_runs_and_every_layer(http, utrecht):
+    runs = http.get("/api/runs").json()
+    assert [r["id"] for r in runs] == ["utrecht"] and runs[0]["resolution"] == 1000
+    info = http.get("/api/runs/utrecht").json()
+    ids = {layer["id"] for layer in info["layers"]}
+    assert {"allocation", "claim:housing", "conflict", "regret", "mask:floodplain"} <= ids
+    assert any(i.startswith("scarcity:") for i in ids)
+    assert info["targets"] and info["assumptions"] and "utrecht" in info["provinces"]
+    for layer in ids:
+        r = http.get(f"/api/runs/utrecht/layers/{layer}.png")
+        assert r.status_code == 200 and r.content.startswith(PNG), layer
+    assert http.get("/api/runs/utrecht/layers/nothing.png").status_code == 404
+    assert http.get("/api/runs/elsewhere").status_code == 404
+    provinces = http.get("/api/outlines/provinces").json()
+    assert len(provinces["features"]) == 12
+    page = http.get("/")
+    assert page.status_code == 200 and '<html lang="nl">' in page.text
+    assert "Waarom hier?" in page.text and "Wat als?" in page.text
+    assert '<html lang="en">' in http.get("/?lang=en").text
+
+
+def test_why_here_names_values_rules_margin_and_prices(http, utrecht):
+    x, y, code = land_cell(utrecht)
+    c = http.get("/api/runs/utrecht/cell", params={"x": x, "y": y}).json()
+    options = {o["option"]: o for o in c["options"]}
+    chosen = options[c["option"]]
+    assert chosen["allowed"]
+    # The chosen option is the best under the prices: no allowed option scores higher.
+    best = max(o["score"] for o in c["options"] if o["allowed"])
+    assert chosen["score"] >= best - 1e-6 and c["margin"] >= -1e-6
+    for o in c["options"]:
+        assert o["allowed"] == (not o["excluded_by"]), o
+        assert o["score"] is None or o["score"] == pytest.approx(o["value"] + o["price_bonus"])
+    excluded = [r for o in c["options"] for r in o["excluded_by"] if r["source"]]
+    assert excluded and all(r["source"].startswith("L") and r["quote"] for r in excluded)
+    assert c["province"] == "Utrecht" and c["municipality"]
+    # Off the land, off the grid, no number.
+    assert http.get("/api/runs/utrecht/cell", params={"x": 5000, "y": 610000}).status_code == 404
+    assert http.get("/api/runs/utrecht/cell", params={"x": -9e6, "y": 0}).status_code == 422
+    assert http.get("/api/runs/utrecht/cell", params={"x": "west", "y": 0}).status_code == 422
+
+
+def test_what_if_resolves_changes_and_saves_a_whole_run(http, server):
+    r = http.post(
+        "/api/variants",
+        json={"base": "utrecht", "overrides": {"assumptions.housing_density_urban": 80},
+              "resolution": 1000, "name": "dichter"},
+    )  # fmt: skip
+    assert r.status_code == 202
+    vid = r.json()["id"]
+    # The server keeps answering while the variant solves.
+    t = time.perf_counter()
+    assert http.get("/api/runs").status_code == 200
+    assert time.perf_counter() - t < 2.0
+    v = wait_for(http, vid)
+    assert v["status"] == "done", v
+    assert v["gap"] <= 1e-6 and v["targets"][0].keys() >= {
+        "zoning",
+        "zone",
+        "claim",
+        "allocated_ha",
+        "shadow_price",
+    }
+    ch = v["changes"]
+    assert ch["same_grid"] and ch["cells_changed"] > 0 and ch["objective_change"] > 0
+    assert http.get(f"/api/variants/{vid}/change.png").content.startswith(PNG)
+    assert [x["id"] for x in http.get("/api/variants").json()] == [vid]
+
+    saved = http.post(f"/api/variants/{vid}/save", json={"name": "utrecht dichter"}).json()
+    assert saved["run"] == "utrecht-dichter"
+    verify_run_folder(saved["folder"])
+    manifest = json.loads(
+        (server.variants.save_dir / "utrecht-dichter" / "manifest.json").read_text()
+    )
+    assert manifest["config"]["overrides"] == {"assumptions.housing_density_urban": 80}
+    assert "utrecht-dichter" in [x["id"] for x in http.get("/api/runs").json()]
+    again = http.post(f"/api/variants/{vid}/save", json={"name": "utrecht dichter"})
+    assert again.status_code == 422 and "exists" in again.json()["detail"]
+
+
+def test_a_variant_that_does_not_fit_answers_with_its_shortfall(http):
+    r = http.post(
+        "/api/variants",
+        json={"base": "utrecht", "overrides": {"provinces.utrecht.targets.housing.lower": 2e6}},
+    )
+    v = wait_for(http, r.json()["id"])
+    assert v["status"] == "done" and v["shortfall_ha"] > 1000
+
+
+def test_bad_overrides_answer_422_with_the_cli_message(http, capsys):
+    bad = {"assumptions.housing_densty_urban": 80}
+    r = http.post("/api/variants", json={"base": "utrecht", "overrides": bad})
+    assert r.status_code == 422
+    assert main(["check", "utrecht", "--set", "assumptions.housing_densty_urban=80"]) == 2
+    assert r.json()["detail"] in capsys.readouterr().err
+    assert "did you mean 'housing_density_urban'" in r.json()["detail"]
+    for body in ({"overrides": {}}, {"base": "utrecht", "resolution": 7},
+                 {"base": "utrecht", "overrides": [1]}, {"base": "nowhere"},
+                 {"base": "utrecht", "extra": 1}):  # fmt: skip
+        assert http.post("/api/variants", json=body).status_code in (404, 422), body
+    assert http.get("/api/variants/v999").status_code == 404
+
+
+def test_no_request_reaches_the_file_system(http):
+    for path in (
+        "/static/../pyproject.toml",
+        "/static/%2e%2e/%2e%2e/pyproject.toml",
+        "/static/..%2f..%2fpyproject.toml",
+        "/static//etc/passwd",
+        "/static/%2fetc%2fpasswd",
+        "/api/runs/..%2f..%2fetc/layers/allocation.png",
+        "/api/runs/utrecht/layers/..%2f..%2fmanifest.json.png",
+        "/api/outlines/..%2fprovinces",
+    ):
+        r = http.get(path)
+        assert r.status_code in (404, 422), (path, r.status_code)
+        assert "root:" not in r.text and "[project]" not in r.text
+    assert http.get("/static/vendor/leaflet/leaflet.js").status_code == 200
+
+
+def test_body_limit_and_queue_full(http, server):
+    big = http.post("/api/variants", content=b"{" + b" " * 100_000 + b"}",
+                    headers={"Content-Type": "application/json"})  # fmt: skip
+    assert big.status_code == 413
+    server.variants.max_queue = 0
+    try:
+        r = http.post("/api/variants", json={"base": "utrecht", "overrides": {}})
+        assert r.status_code == 503 and "submit again" in r.json()["detail"]
+    finally:
+        server.variants.max_queue = 4
+
+
+def test_off_the_loopback_a_token_is_required(utrecht, tmp_path):
+    srv = open_server([utrecht], port=0, token="geheim", save_dir=tmp_path)
+    try:
+        base = srv.url.split("?")[0]
+        assert srv.url.endswith("?token=geheim")
+        assert httpx.get(base + "api/runs").status_code == 401
+        assert httpx.get(base + "api/runs", headers={"X-Token": "fout"}).status_code == 401
+        assert httpx.get(base + "api/runs", headers={"X-Token": "geheim"}).status_code == 200
+        with httpx.Client() as client:  # the page's address sets the cookie for the rest
+            assert client.get(srv.url).status_code == 200
+            assert client.get(base + "static/praatkaart.js").status_code == 200
+    finally:
+        srv.stop()
+    made = open_server([utrecht], host="0.0.0.0", port=0, save_dir=tmp_path)
+    try:
+        assert made.token and len(made.token) >= 16
+    finally:
+        made.stop()
+
+
+def test_serve_command_help_has_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "ruimtepuzzel serve out/national" in out and "--no-browser" in out
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium (CI installs Debian's)")
+def test_the_page_in_chromium(server, utrecht):
+    from chromium import Chromium
+
+    browser = Chromium()
+    try:
+        s = browser.open("about:blank")
+        browser.send("Network.enable", s)
+        browser.send("Emulation.setDeviceMetricsOverride", s, width=1400, height=900,
+                     deviceScaleFactor=1, mobile=False)  # fmt: skip
+        browser.send("Page.navigate", s, url=server.url)
+        browser.wait_for("Page.loadEventFired")
+
+        def until(expression: str, limit: float = 60.0):
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline:
+                value = browser.evaluate(s, expression)
+                if value:
+                    return value
+                time.sleep(0.1)
+            raise AssertionError(f"never true: {expression}")
+
+        until("window.praatkaart && window.praatkaart.ready === true")
+        assert browser.evaluate(s, "document.querySelectorAll('img.cells').length") >= 1
+        images = "[...document.querySelectorAll('img.cells')]"
+        until(f"{images}.every(i => i.complete && i.naturalWidth > 0)")
+        # Toggle a layer: the conflict map joins the map and the legend.
+        browser.evaluate(s, "document.querySelector('input[data-layer=conflict]').click()")
+        until("document.querySelectorAll('img.cells').length >= 2")
+        assert "Conflict" in browser.evaluate(s, "document.getElementById('legend').innerText")
+        # Click a cell: 'waarom hier?' explains it.
+        x, y, _ = land_cell(utrecht)
+        point = json.loads(
+            browser.evaluate(
+                s,
+                f"""(() => {{
+            const m = window.praatkaart.map; m.setView([{y}, {x}], 3, {{animate: false}});
+            const r = document.getElementById('map').getBoundingClientRect();
+            const p = m.latLngToContainerPoint([{y}, {x}]);
+            return JSON.stringify({{x: r.left + p.x, y: r.top + p.y}}); }})()""",
+            )
+        )
+        for kind in ("mousePressed", "mouseReleased"):
+            browser.send("Input.dispatchMouseEvent", s, type=kind, x=point["x"], y=point["y"],
+                         button="left", clickCount=1)  # fmt: skip
+        until("document.querySelector('#why-body table') !== null")
+        why = browser.evaluate(s, "document.getElementById('why-body').innerText")
+        assert "Deze cel wordt" in why and "Schaduwprijzen" in why
+        # Change an assumption and re-solve: the change map and the totals come.
+        browser.evaluate(
+            s,
+            """(() => {
+            document.querySelector('.tabs button[data-tab=whatif]').click();
+            const i = document.querySelector('input[data-key="assumptions.housing_density_urban"]');
+            i.value = 70; i.dispatchEvent(new Event('input'));
+            document.getElementById('solve').click(); })()""",
+        )
+        until("document.querySelector('#changes p') !== null", 90)
+        assert "verandert van functie" in browser.evaluate(
+            s, "document.getElementById('changes').innerText"
+        )
+        until(f"{images}.some(i => i.src.includes('/change.png') && i.naturalWidth > 0)")
+        assert browser.errors() == []
+        host = server.url.split("/")[2]
+        urls = [e["params"]["request"]["url"] for e in browser.events
+                if e.get("method") == "Network.requestWillBeSent"]  # fmt: skip
+        outside = [u for u in urls if not u.startswith(("data:", f"http://{host}/"))]
+        assert urls and not outside, outside
+    finally:
+        browser.close()
