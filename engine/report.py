@@ -27,6 +27,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from engine.analysis.plausibility import plausibility
+from engine.compactness import compactness_section
 from engine.config import Config, from_ha
 from engine.outputs import (
     RunFolder,
@@ -175,6 +176,7 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
         "notes": list(compiled.notes),
         "timings": dict(timings or {}),
         "plausibility": plausibility(compiled, sol),
+        "compactness": compactness_section(compiled, sol),
     }
 
 

@@ -1,0 +1,493 @@
+"""Compact plans: the exact allocation clustered into patches, and what that gives up.
+
+The allocation LP decides cell by cell, so where options tie it spreads them. A planner asks
+for parks, neighbourhoods and business estates: for some options a boundary penalty (value
+lost per km of edge between the option and its surroundings) and a minimum patch size.
+
+Method, per option with a :class:`PatchRule` (in the order given), starting from the exact
+unclustered optimum ``solution`` and its shadow prices:
+
+1. **Price-parametric cut.** Each cell may switch between the option and its best *neutral*
+   option (one that delivers no claim: keep). Under the exact prices the value advantage of
+   the option in cell ``i`` is ``gain_i = a_i (v[i,o] + sum_k c[o,k] price(i,k)) - a_i
+   v[i,neutral]``. Cells in another new use are left as they are. For one option against the
+   rest at fixed prices, maximising ``sum gain_i y_i - edge_cost * (edges with y_i != y_j)``
+   over binary ``y`` on the 4-neighbourhood is a minimum cut, solved exactly (PyMaxflow).
+2. **Targets as before.** Within every cell group (cells in the same zone of every zoning,
+   which share their prices) the option gets exactly as many cells as the exact optimum's
+   fractions add up to there, rounded up, or down for an option with a binding upper bound
+   (:func:`target_counts`): a price offset ``lam`` per group is bisected until the cut takes
+   that many (the cut's set grows with ``lam``), and the last few cells are added greedily at
+   the best marginal value, boundary included. Only the option and neutral options trade
+   cells, so every target row receives at least what the exact optimum gives it (at most,
+   for a binding upper bound), up to the rounding to whole cells. A rule with no boundary
+   penalty and no minimum does only this: it rounds the exact optimum to whole cells.
+3. **Minimum patch size.** Patches (4-connected) of fewer cells than the minimum are
+   returned to their neutral option, and the cells are placed again by growing the other
+   patches of the same group at the best marginal value. A group whose option has fewer
+   cells than one patch needs keeps one patch below the minimum (reported, never hidden).
+
+The unclustered optimum is an upper bound of the clustered plan's objective (the plan is a
+feasible point of the same LP), so ``exact objective - plan objective`` is the value given up,
+always >= 0 up to the rounding of the few cells the LP splits between options.
+Deterministic: fixed orders everywhere, ties to the lower cell index.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import maxflow
+import numpy as np
+from scipy import ndimage
+
+from engine.errors import RuimtepuzzelError
+from engine.problem import Problem
+from engine.solve.solution import Solution
+
+__all__ = ["Geometry", "PatchRule", "Compaction", "compact", "neighbour_counts", "target_counts"]
+
+logger = logging.getLogger(__name__)
+
+# Bisection steps on a group's price offset; each halves the interval, 50 reach the last bit.
+BISECTION_STEPS = 50
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the cells of a problem lie: ``flat[i]`` is cell i's position in a row-major grid of
+    ``shape``; ``cell_km`` the side of a cell in km."""
+
+    shape: tuple[int, int]
+    flat: np.ndarray
+    cell_km: float
+
+    def __post_init__(self):
+        flat = np.asarray(self.flat)
+        if flat.ndim != 1 or (len(flat) and (flat.min() < 0 or flat.max() >= np.prod(self.shape))):
+            raise RuimtepuzzelError(
+                f"geometry: cell positions must index a grid of shape {self.shape}"
+            )
+        if len(flat) > 1 and np.any(np.diff(flat) <= 0):
+            raise RuimtepuzzelError("geometry: cell positions must be increasing (row-major)")
+        if not self.cell_km > 0:
+            raise RuimtepuzzelError(f"geometry: cell_km = {self.cell_km}, expected > 0")
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.flat)
+
+    @cached_property
+    def neighbours(self) -> np.ndarray:
+        """(N, 4) the cells left, right, above and below each cell, -1 where there is none
+        (outside the grid or outside the cells of the problem: the sea, abroad)."""
+        ny, nx = self.shape
+        index = np.full(ny * nx, -1, dtype=np.int64)
+        index[self.flat] = np.arange(self.n_cells)
+        grid = np.pad(index.reshape(ny, nx), 1, constant_values=-1)
+        rows, cols = np.divmod(self.flat, nx)
+        rows, cols = rows + 1, cols + 1
+        return np.stack(
+            [
+                grid[rows, cols - 1],
+                grid[rows, cols + 1],
+                grid[rows - 1, cols],
+                grid[rows + 1, cols],
+            ],
+            axis=1,
+        )
+
+    def raster(self, values: np.ndarray, fill=0) -> np.ndarray:
+        """Per-cell ``values`` as a grid of ``shape`` (``fill`` elsewhere)."""
+        out = np.full(int(np.prod(self.shape)), fill, dtype=np.asarray(values).dtype)
+        out[self.flat] = values
+        return out.reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class PatchRule:
+    """Compactness of one option: ``edge_cost`` is the objective's value lost per cell side
+    between the option and anything else (the boundary penalty per km times ``cell_km``);
+    ``min_cells`` the smallest patch, in cells (1: none)."""
+
+    option: int
+    min_cells: int = 1
+    edge_cost: float = 0.0
+
+    def __post_init__(self):
+        if self.min_cells < 1:
+            raise RuimtepuzzelError(f"patch rule of option {self.option}: min_cells must be >= 1")
+        if not (np.isfinite(self.edge_cost) and self.edge_cost >= 0):
+            raise RuimtepuzzelError(
+                f"patch rule of option {self.option}: edge_cost = {self.edge_cost}, expected a "
+                f"finite value >= 0"
+            )
+
+
+@dataclass
+class Compaction:
+    """The clustered plan and how it came about."""
+
+    choice: np.ndarray  # (N,) the clustered plan: one option per cell
+    before: np.ndarray  # (N,) the unclustered plan (the exact optimum's dominant options)
+    changed_by: np.ndarray  # (N,) int: the rule whose step changed the cell, -1 unchanged
+    rules: tuple[PatchRule, ...]
+    offsets: dict = field(default_factory=dict)  # (option, group) -> price offset lam
+    timings: dict = field(default_factory=dict)
+
+
+def compact(
+    problem: Problem, solution: Solution, geometry: Geometry, rules: list[PatchRule]
+) -> Compaction:
+    """Cluster the plan of ``solution`` (the exact optimum of ``problem``) under ``rules``."""
+    if np.ndim(problem.area) and np.ptp(problem.area) > 0:
+        raise RuimtepuzzelError(
+            "compactness: the cells differ in area; patches are counted in cells of one size"
+        )
+    if geometry.n_cells != problem.n_cells:
+        raise RuimtepuzzelError(
+            f"geometry: {geometry.n_cells} cells, the problem has {problem.n_cells}"
+        )
+    seen = [r.option for r in rules]
+    if len(set(seen)) != len(seen) or any(not 0 <= o < problem.n_options for o in seen):
+        raise RuimtepuzzelError(
+            f"patch rules: options {seen}; each must be an option index < {problem.n_options}, "
+            f"and appear once"
+        )
+    neutral = _neutral_options(problem)
+    if neutral.size and any(r.option in neutral for r in rules):
+        raise RuimtepuzzelError(
+            "patch rules: an option that delivers no claim (keep) is what other options "
+            "cluster against; give it no rule"
+        )
+    choice = np.asarray(solution.choice, dtype=np.int64).copy()
+    result = Compaction(choice, choice.copy(), np.full(problem.n_cells, -1), tuple(rules))
+    if not rules or neutral.size == 0:
+        return result
+    best_neutral, neutral_value = _best_neutral(problem, neutral)
+    is_neutral = np.zeros(problem.n_options, dtype=bool)
+    is_neutral[neutral] = True
+    price = _group_prices(problem, solution.prices)
+    group = problem.groups.group
+    for index, rule in enumerate(rules):
+        clock = time.perf_counter()
+        target = target_counts(problem, solution, rule.option)
+        state = _OptionState(
+            problem, geometry, rule, choice, target, price, neutral_value, is_neutral
+        )
+        for g in state.groups_with_cells():
+            result.offsets[(rule.option, int(g))] = _cut_group(state, g)
+        _enforce_min_patch(state)
+        changed = state.label != (choice == rule.option)
+        choice[changed & state.label] = rule.option
+        leave = changed & ~state.label
+        choice[leave] = best_neutral[leave]
+        result.changed_by[changed] = index
+        result.timings[problem.option_names[rule.option]] = time.perf_counter() - clock
+        logger.info(
+            "compact %s: %d cells moved, %d groups",
+            problem.option_names[rule.option],
+            int(changed.sum()),
+            len(np.unique(group[changed])),
+        )
+    return result
+
+
+def target_counts(problem: Problem, solution: Solution, option: int) -> np.ndarray:
+    """(G,) cells of ``option`` per cell group in an integral plan: the exact optimum's
+    fractions summed per group, rounded up (its lower targets are met at least as well),
+    or down where a claim of the option has a binding upper bound (price < 0), so that none
+    is passed."""
+    column = solution.x[:, option]
+    column = np.asarray(column.todense()).ravel() if hasattr(column, "todense") else column
+    per_group = np.bincount(
+        problem.groups.group, weights=np.asarray(column, np.float64), minlength=problem.groups.count
+    )
+    rows = problem.rows
+    serves = problem.contribution[option, rows.claim] > 0
+    capped = bool(np.any(serves & rows.has_upper & (np.asarray(solution.row_prices) < 0)))
+    slack = 1e-6
+    counts = np.floor(per_group + slack) if capped else np.ceil(per_group - slack)
+    return counts.astype(np.int64)
+
+
+def _neutral_options(problem: Problem) -> np.ndarray:
+    """The options that deliver no claim: trading cells with them changes no target row."""
+    return np.flatnonzero(~np.any(problem.contribution > 0, axis=1))
+
+
+def _best_neutral(problem: Problem, neutral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell the best allowed neutral option (-1 if none) and its value a_i v[i,n]
+    (-inf if none). Ties to the lower option index, as everywhere."""
+    value = problem.value[:, neutral].astype(np.float64)
+    if problem.allowed is not None:
+        value = np.where(problem.allowed[:, neutral], value, -np.inf)
+    pick = np.argmax(value, axis=1)
+    best_value = value[np.arange(problem.n_cells), pick]
+    best = np.where(np.isfinite(best_value), neutral[pick], -1)
+    return best, best_value * problem.area_of()
+
+
+def _group_prices(problem: Problem, prices: list) -> np.ndarray:
+    """(G, K): the price of every claim in every cell group, summed over the zonings."""
+    groups = problem.groups
+    out = np.zeros((groups.count, problem.n_claims))
+    for l in range(problem.n_zonings):
+        out += np.asarray(prices[l], dtype=np.float64)[groups.zones[:, l]]
+    return out
+
+
+class _OptionState:
+    """One option's labels (in the option or not) while its rule is applied."""
+
+    def __init__(self, problem, geometry, rule, choice, target, price, neutral_value, is_neutral):
+        o = rule.option
+        self.rule = rule
+        self.geometry = geometry
+        self.nbr = geometry.neighbours
+        self.group = problem.groups.group
+        area = problem.area_of()
+        own = area * (
+            problem.value[:, o].astype(np.float64) + price[self.group] @ problem.contribution[o]
+        )
+        self.gain = own - neutral_value  # -inf where no neutral option is allowed
+        self.label = choice == o
+        allowed = np.ones(problem.n_cells, dtype=bool)
+        if problem.allowed is not None:
+            allowed = problem.allowed[:, o]
+        # Cells that may trade between the option and a neutral one; the rest keep theirs.
+        self.free = allowed & np.isfinite(neutral_value) & (self.label | is_neutral[choice])
+        self.target = target
+
+    def groups_with_cells(self) -> np.ndarray:
+        """The groups where the option has cells now or is to have them."""
+        present = np.bincount(self.group[self.label], minlength=len(self.target))
+        return np.flatnonzero((self.target > 0) | (present > 0))
+
+    def count(self, g: int) -> int:
+        return int(np.count_nonzero(self.label & (self.group == g)))
+
+    def marginals(self, cells: np.ndarray) -> np.ndarray:
+        """:meth:`marginal` of many cells at once."""
+        nbr = self.nbr[cells]
+        valid = nbr >= 0
+        inside = valid & self.label[np.where(valid, nbr, 0)]
+        outside = valid.sum(axis=1) - inside.sum(axis=1)
+        return self.gain[cells] - self.rule.edge_cost * (outside - inside.sum(axis=1))
+
+    def marginal(self, i: int) -> float:
+        """What switching free cell i into the option adds, its boundary included."""
+        inside = 0
+        outside = 0
+        for j in self.nbr[i]:
+            if j >= 0:
+                if self.label[j]:
+                    inside += 1
+                else:
+                    outside += 1
+        return float(self.gain[i]) - self.rule.edge_cost * (outside - inside)
+
+
+def _cut_group(state: _OptionState, g: int) -> float:
+    """Set the labels of group g's free cells: the minimum cut at the price offset that gives
+    the group its target count of cells, completed greedily. Returns the offset."""
+    w = state.rule.edge_cost
+    cells = np.flatnonzero(state.free & (state.group == g))
+    if len(cells) == 0:
+        return 0.0
+    # A cell whose advantage exceeds 4 edge costs plus any offset tried takes the same side in
+    # every cut (persistency), so only the band near the margin enters the graph.
+    fixed_count = int(np.count_nonzero(state.label & (state.group == g))) - int(
+        np.count_nonzero(state.label[cells])
+    )
+    need = int(state.target[g]) - fixed_count
+    band = _band(state.gain[cells], w, need)
+    inside = cells[state.gain[cells] > band]
+    state.label[cells] = False
+    state.label[inside] = True
+    cut_cells = cells[np.abs(state.gain[cells]) <= band]
+    need -= len(inside)
+    if need <= 0:
+        return 0.0
+    if len(cut_cells) == 0:
+        _grow(state, cells[~state.label[cells]], need, frontier_only=False)
+        return 0.0
+    graph = _CutGraph(state, cut_cells)
+    reach = band + 4 * w + _tolerance(state.gain[cut_cells])
+    low, high = -reach, reach
+    low_labels = np.zeros(len(cut_cells), dtype=bool)
+    for _ in range(BISECTION_STEPS):
+        mid = 0.5 * (low + high)
+        labels = graph.solve(mid)
+        taken = int(labels.sum())
+        if taken == need:
+            low, low_labels = mid, labels
+            break
+        if taken < need:
+            low, low_labels = mid, labels
+        else:
+            high = mid
+    state.label[cut_cells] = low_labels
+    # The rest at the best marginal value, from all free cells: the count may need cells
+    # below the band (rounding up), and at a jump of the cut several tie at once.
+    _grow(state, cells[~state.label[cells]], need - int(low_labels.sum()), frontier_only=False)
+    return float(low)
+
+
+def _band(gain: np.ndarray, w: float, need: int) -> float:
+    """The half-width of the advantages that enter the cut: wide enough that the cells above
+    it are in every cut of the bracket, and no more cells than the target above it."""
+    band = 8.0 * w + 2.0 * _tolerance(gain)
+    order = np.sort(gain)[::-1]
+    if need < len(order) and order[max(need, 0)] > band:
+        # More cells clear the band than the group may have (prices not quite exact): widen
+        # it to include them, so the cut decides.
+        band = float(order[max(need, 0)]) + _tolerance(gain)
+    return band
+
+
+def _tolerance(gain: np.ndarray) -> float:
+    finite = gain[np.isfinite(gain)]
+    scale = float(np.max(np.abs(finite))) if finite.size else 1.0
+    return 1e-9 * max(scale, 1e-300)
+
+
+class _CutGraph:
+    """The cut over ``cells`` with every other cell's label fixed: unary terms from the
+    advantages and from the edges to fixed neighbours, pairwise terms between the cells."""
+
+    def __init__(self, state: _OptionState, cells: np.ndarray):
+        self.n = len(cells)
+        w = state.rule.edge_cost
+        local = np.full(state.nbr.shape[0], -1, dtype=np.int64)
+        local[cells] = np.arange(self.n)
+        nbr = state.nbr[cells]
+        valid = nbr >= 0
+        nbr_local = np.where(valid, local[np.where(valid, nbr, 0)], -1)
+        fixed = valid & (nbr_local < 0)
+        fixed_in = fixed & state.label[np.where(valid, nbr, 0)]
+        # Cost of staying out: an edge to every fixed neighbour in the option; of going in:
+        # an edge to every fixed neighbour out of it, less the advantage.
+        self.cost_out = w * fixed_in.sum(axis=1)
+        self.cost_in = w * (fixed & ~fixed_in).sum(axis=1) - state.gain[cells]
+        # Each edge between two cut cells once (right and down neighbours).
+        a, d = np.nonzero(nbr_local[:, [1, 3]] >= 0)
+        self.edge_a = a
+        self.edge_b = nbr_local[:, [1, 3]][a, d]
+        self.w = w
+
+    def solve(self, offset: float) -> np.ndarray:
+        """Labels (True: in the option) of the minimum cut with the advantage raised by
+        ``offset``."""
+        graph = maxflow.Graph[float](self.n, len(self.edge_a))
+        nodes = graph.add_nodes(self.n)
+        diff = (self.cost_in - offset) - self.cost_out
+        # The source side is "in": cutting a node's source link puts it out, at cost_out.
+        graph.add_grid_tedges(nodes, np.maximum(-diff, 0.0), np.maximum(diff, 0.0))
+        if len(self.edge_a) and self.w > 0:
+            caps = np.full(len(self.edge_a), self.w)
+            graph.add_edges(self.edge_a, self.edge_b, caps, caps)
+        graph.maxflow()
+        return ~graph.get_grid_segments(nodes)
+
+
+def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_only: bool):
+    """Switch ``count`` of the ``candidates`` into the option, one at a time, each the best
+    marginal value given the ones before (boundary included). With ``frontier_only`` only
+    cells next to the option are taken while there are any, else the best candidate starts a
+    new patch."""
+    if count <= 0:
+        return
+    candidate = np.zeros(len(state.label), dtype=bool)
+    candidate[candidates] = True
+    current: dict[int, float] = {}
+
+    def push(i: int):
+        m = state.marginal(i)
+        current[i] = m
+        heapq.heappush(heap, (-m, i))
+
+    start = candidates[_touches(state, candidates)] if frontier_only else candidates
+    start_marginal = state.marginals(start)
+    current.update(zip(start.tolist(), start_marginal.tolist()))
+    heap = list(zip((-start_marginal).tolist(), start.tolist()))
+    heapq.heapify(heap)
+    room = None  # per cell, the size of its region of candidates, once needed
+    added = 0
+    while added < count:
+        if not heap:
+            if room is None:
+                patch, sizes = patch_sizes(state.geometry, candidate)
+                room = sizes[patch]
+            seed = _best_seed(state, candidate, room, min(state.rule.min_cells, count - added))
+            if seed < 0:
+                break
+            push(seed)
+        neg, i = heapq.heappop(heap)
+        if not candidate[i] or current.get(i) != -neg:
+            continue
+        state.label[i] = True
+        candidate[i] = False
+        added += 1
+        for j in state.nbr[i]:
+            if j >= 0 and candidate[j]:
+                push(int(j))
+    if added < count:
+        logger.warning(
+            "compact: option %d placed %d of %d cells (no free cell left in the group)",
+            state.rule.option,
+            added,
+            count,
+        )
+
+
+def _touches(state: _OptionState, cells: np.ndarray) -> np.ndarray:
+    nbr = state.nbr[cells]
+    return np.any((nbr >= 0) & state.label[np.where(nbr >= 0, nbr, 0)], axis=1)
+
+
+def _best_seed(state: _OptionState, candidate: np.ndarray, room: np.ndarray, size: int) -> int:
+    """Where a new patch starts: the candidate of the highest advantage among those with room
+    for a patch of ``size`` cells around them (any candidate if none has)."""
+    idx = np.flatnonzero(candidate)
+    if len(idx) == 0:
+        return -1
+    roomy = idx[room[idx] >= size]
+    idx = roomy if len(roomy) else idx
+    return int(idx[np.argmax(state.gain[idx])])
+
+
+def patch_sizes(geometry: Geometry, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """4-connected patches of the cells in ``mask``: (patch of every cell, 0 outside; cells
+    per patch, index 0 unused)."""
+    labels, n = ndimage.label(geometry.raster(mask, fill=False))
+    patch = labels.ravel()[geometry.flat]
+    return patch, np.bincount(patch, minlength=n + 1)
+
+
+def _enforce_min_patch(state: _OptionState):
+    """Return patches below the minimum to neutral and regrow the groups' other patches."""
+    m = state.rule.min_cells
+    if m <= 1:
+        return
+    patch, sizes = patch_sizes(state.geometry, state.label)
+    small = state.label & (sizes[patch] < m) & state.free
+    if not small.any():
+        return
+    state.label[small] = False
+    for g in np.unique(state.group[small]):
+        deficit = int(state.target[g]) - state.count(g)
+        pool = np.flatnonzero(state.free & ~state.label & (state.group == g))
+        _grow(state, pool, deficit, frontier_only=True)
+
+
+def neighbour_counts(geometry: Geometry, mask: np.ndarray) -> np.ndarray:
+    """Per cell in ``mask``: its 4-neighbours (cells of the problem) outside ``mask``."""
+    nbr = geometry.neighbours
+    valid = nbr >= 0
+    out = valid & ~mask[np.where(valid, nbr, 0)]
+    return np.where(mask, out.sum(axis=1), 0)
