@@ -104,14 +104,10 @@ def cluster(compiled, sol: Solution) -> Solution:
     clock = time.perf_counter()
     problem = compiled.problem
     geometry = geometry_of(compiled)
-    configured = {r.option: r for r in rules}
-    new_uses = np.flatnonzero(problem.contribution.any(axis=1))
     # The exact optimum in whole cells, the yardstick of compactness: every new use rounded
     # per cell group by the prices, none clustered.
-    rounded = compact(problem, sol, geometry, [PatchRule(int(o)) for o in new_uses])
-    compaction = compact(
-        problem, sol, geometry, [configured.get(int(o), PatchRule(int(o))) for o in new_uses]
-    )
+    rounded = compact(problem, sol, geometry, [])
+    compaction = compact(problem, sol, geometry, rules)
     compaction.before = rounded.choice
     before_obj, before_supply, _ = plan_objective(problem, rounded.choice)
     after_obj, after_supply, shortfall = plan_objective(problem, compaction.choice)

@@ -43,13 +43,21 @@ from functools import cached_property
 
 import maxflow
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 from engine.errors import RuimtepuzzelError
 from engine.problem import Problem
-from engine.solve.solution import Solution
+from engine.solve.solution import Solution, allocation_totals
 
-__all__ = ["Geometry", "PatchRule", "Compaction", "compact", "neighbour_counts", "target_counts"]
+__all__ = [
+    "Geometry",
+    "PatchRule",
+    "Compaction",
+    "compact",
+    "boundary_cost",
+    "neighbour_counts",
+    "target_counts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +151,9 @@ class Compaction:
 def compact(
     problem: Problem, solution: Solution, geometry: Geometry, rules: list[PatchRule]
 ) -> Compaction:
-    """Cluster the plan of ``solution`` (the exact optimum of ``problem``) under ``rules``."""
+    """Cluster the plan of ``solution`` (the exact optimum of ``problem``) under ``rules``;
+    every other option that delivers a claim is rounded to whole cells the same way (a rule
+    without penalty or minimum). ``rules=[]``: the exact optimum in whole cells."""
     if np.ndim(problem.area) and np.ptp(problem.area) > 0:
         raise RuimtepuzzelError(
             "compactness: the cells differ in area; patches are counted in cells of one size"
@@ -165,27 +175,41 @@ def compact(
             "cluster against; give it no rule"
         )
     choice = np.asarray(solution.choice, dtype=np.int64).copy()
+    given = {r.option: r for r in rules}
+    rules = [given.get(int(o), PatchRule(int(o))) for o in _new_uses(problem)]
     result = Compaction(choice, choice.copy(), np.full(problem.n_cells, -1), tuple(rules))
-    if not rules or neutral.size == 0:
+    if neutral.size == 0:
         return result
     best_neutral, neutral_value = _best_neutral(problem, neutral)
     is_neutral = np.zeros(problem.n_options, dtype=bool)
     is_neutral[neutral] = True
     price = _group_prices(problem, solution.prices)
     group = problem.groups.group
+    exact_supply = allocation_totals(problem, solution.x)[1]
     for index, rule in enumerate(rules):
         clock = time.perf_counter()
         target = target_counts(problem, solution, rule.option)
-        state = _OptionState(
-            problem, geometry, rule, choice, target, price, neutral_value, is_neutral
-        )
-        for g in state.groups_with_cells():
-            result.offsets[(rule.option, int(g))] = _cut_group(state, g)
-        _enforce_min_patch(state)
-        changed = state.label != (choice == rule.option)
-        choice[changed & state.label] = rule.option
-        leave = changed & ~state.label
-        choice[leave] = best_neutral[leave]
+        counted = _binding_groups(problem, solution, rule.option)
+        while True:
+            state = _OptionState(
+                problem, geometry, rule, choice, target.copy(), price, neutral_value, is_neutral
+            )
+            for g in state.groups_with_cells(counted):
+                if counted[g]:
+                    result.offsets[(rule.option, int(g))] = _cut_group(state, g)
+                else:
+                    _cut_free(state, g)
+            _enforce_min_patch(state)
+            trial = _apply(choice, state, best_neutral)
+            short = _rows_off(problem, trial, exact_supply, rule.option)
+            more = _groups_of_rows(problem, short) & ~counted
+            if not more.any():
+                break
+            # A free count left a row short of what the exact optimum gives it (or over an
+            # upper bound): count the groups of those rows as well, and start again.
+            counted |= more
+        changed = trial != choice
+        choice[:] = trial
         result.changed_by[changed] = index
         result.timings[problem.option_names[rule.option]] = time.perf_counter() - clock
         logger.info(
@@ -213,6 +237,18 @@ def target_counts(problem: Problem, solution: Solution, option: int) -> np.ndarr
     slack = 1e-6
     counts = np.floor(per_group + slack) if capped else np.ceil(per_group - slack)
     return counts.astype(np.int64)
+
+
+def _new_uses(problem: Problem) -> np.ndarray:
+    return np.flatnonzero(np.any(problem.contribution > 0, axis=1))
+
+
+def boundary_cost(geometry: Geometry, choice: np.ndarray, rules: list[PatchRule]) -> float:
+    """The boundary penalty of a plan: per rule, its edge cost times the cell sides between
+    the option and the other cells."""
+    return float(
+        sum(r.edge_cost * neighbour_counts(geometry, choice == r.option).sum() for r in rules)
+    )
 
 
 def _neutral_options(problem: Problem) -> np.ndarray:
@@ -263,10 +299,12 @@ class _OptionState:
         self.free = allowed & np.isfinite(neutral_value) & (self.label | is_neutral[choice])
         self.target = target
 
-    def groups_with_cells(self) -> np.ndarray:
-        """The groups where the option has cells now or is to have them."""
+    def groups_with_cells(self, counted: np.ndarray) -> np.ndarray:
+        """The groups where the option has cells now or is to have them, or may have them
+        (a free count)."""
         present = np.bincount(self.group[self.label], minlength=len(self.target))
-        return np.flatnonzero((self.target > 0) | (present > 0))
+        free = np.bincount(self.group[self.free], minlength=len(self.target))
+        return np.flatnonzero((self.target > 0) | (present > 0) | (~counted & (free > 0)))
 
     def count(self, g: int) -> int:
         return int(np.count_nonzero(self.label & (self.group == g)))
@@ -336,6 +374,74 @@ def _cut_group(state: _OptionState, g: int) -> float:
     # below the band (rounding up), and at a jump of the cut several tie at once.
     _grow(state, cells[~state.label[cells]], need - int(low_labels.sum()), frontier_only=False)
     return float(low)
+
+
+def _cut_free(state: _OptionState, g: int):
+    """Set the labels of group g's free cells by the minimum cut at the exact prices, with no
+    count: where no target row of the option binds, its cells are worth their own value.
+    The count it reaches is the group's target for the minimum patch step."""
+    w = state.rule.edge_cost
+    cells = np.flatnonzero(state.free & (state.group == g))
+    gain = state.gain[cells]
+    # Beyond 4 edge costs a cell's side is the same in every cut (persistency).
+    reach = 4.0 * w + _tolerance(gain)
+    state.label[cells] = gain > reach
+    cut_cells = cells[np.abs(gain) <= reach]
+    if len(cut_cells) and w > 0:
+        state.label[cut_cells] = _CutGraph(state, cut_cells).solve(0.0)
+    state.target[g] = state.count(g)
+
+
+def _binding_groups(problem: Problem, solution: Solution, option: int) -> np.ndarray:
+    """(G,) whether a target row over the group, of a claim the option serves, has a price:
+    there the option's count is held (a free count could pass or miss a binding target)."""
+    groups = problem.groups
+    index = problem.row_index()
+    prices = np.asarray(solution.row_prices)
+    served = np.flatnonzero(problem.contribution[option] > 0)
+    out = np.zeros(groups.count, dtype=bool)
+    for l in range(problem.n_zonings):
+        rows = index[l][groups.zones[:, l]][:, served]  # (G, claims served)
+        priced = (rows >= 0) & (np.abs(prices[np.maximum(rows, 0)]) > 0)
+        out |= priced.any(axis=1)
+    return out
+
+
+def _apply(choice: np.ndarray, state: _OptionState, best_neutral: np.ndarray) -> np.ndarray:
+    """``choice`` with the option's labels: cells in take it, cells out take their best
+    neutral option."""
+    o = state.rule.option
+    out = choice.copy()
+    was = choice == o
+    out[state.label & ~was] = o
+    leave = was & ~state.label
+    out[leave] = best_neutral[leave]
+    return out
+
+
+def _rows_off(problem: Problem, choice: np.ndarray, exact: np.ndarray, option: int) -> np.ndarray:
+    """Rows of the option's claims that the plan ``choice`` leaves short of both their
+    target and the exact optimum's supply, or over both their upper bound and that supply."""
+    n = problem.n_cells
+    one_hot = sparse.csr_matrix(
+        (np.ones(n), choice, np.arange(n + 1)), shape=(n, problem.n_options)
+    )
+    supply = allocation_totals(problem, one_hot)[1]
+    rows = problem.rows
+    tol = 1e-6 * problem.units.area
+    served = problem.contribution[option, rows.claim] > 0
+    short = rows.has_lower & (supply < np.fmin(rows.lower, exact) - tol)
+    over = rows.has_upper & (supply > np.fmax(rows.upper, exact) + tol)
+    return np.flatnonzero(served & (short | over))
+
+
+def _groups_of_rows(problem: Problem, rows_idx: np.ndarray) -> np.ndarray:
+    groups = problem.groups
+    out = np.zeros(groups.count, dtype=bool)
+    rows = problem.rows
+    for r in rows_idx:
+        out |= groups.zones[:, rows.zoning[r]] == rows.zone[r]
+    return out
 
 
 def _band(gain: np.ndarray, w: float, need: int) -> float:
