@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from configs import national_copy
 
 import engine
+from configs import national_copy
 from engine.analysis.fragmentation import fragmentation
 from engine.compactness import page_rows, plan_objective, sweep_columns
 from engine.config import ConfigError, load_config
