@@ -26,6 +26,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from engine import i18n
 from engine.analysis.plausibility import plausibility
 from engine.compactness import compactness_section
 from engine.config import Config, from_ha
@@ -202,19 +203,21 @@ def write_allocation_tif(path: Path, compiled, choice, ds) -> None:
     )
 
 
-def allocation_aux_xml(config: Config) -> str:
-    """GDAL PAM sidecar with the category names (index = option code)."""
+def allocation_aux_xml(config: Config, lang: str | None = None) -> str:
+    """GDAL PAM sidecar with the category names (index = option code) in ``lang``."""
+    t = i18n.get(lang)
     names = [""] * (max(o.code for o in config.options.values()) + 1)
     for o in config.options.values():
-        names[o.code] = o.name
+        names[o.code] = t.option(o.name)
     return pam_categories(names)
 
 
-def allocation_qml(config: Config) -> str:
-    """A QGIS style: paletted renderer with one labelled class per option."""
+def allocation_qml(config: Config, lang: str | None = None) -> str:
+    """A QGIS style: paletted renderer with one class per option, labelled in ``lang``."""
+    t = i18n.get(lang)
     entries = "\n".join(
         f'        <paletteEntry value="{o.code}" color="{o.colour}" alpha="255" '
-        f'label="{escape(o.name)}"/>'
+        f'label="{escape(t.option(o.name), {chr(34): "&quot;"})}"/>'
         for o in config.options.values()
     )
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
@@ -325,210 +328,14 @@ def build_manifest(compiled, sol, ds, *, timings: dict, deviations: list, inputs
     }  # fmt: skip
 
 
-# -- summary --------------------------------------------------------------------------------------
+# -- summary ------------------------------------------------------------------------------------
 
 
-def layers_by_provenance(manifest: dict) -> dict[str, list[str]]:
-    """The grid's layers grouped as real, derived (from real data) and generated stand-ins."""
-    groups: dict[str, list[str]] = {"real": [], "derived": [], "generated": []}
-    for name, attrs in manifest["grid"]["layers"].items():
-        groups.setdefault(attrs.get("provenance", "unknown"), []).append(name)
-    return {k: v for k, v in groups.items() if v}
+def build_summary(report: dict, manifest: dict, lang: str | None = None) -> str:
+    """summary.md: the verdicts, what fits, where it is scarce, in the reader's language."""
+    from engine.html import render_summary
 
-
-def _data_section(manifest: dict) -> list[str]:
-    doc = manifest["source_document"]
-    lines = [
-        "",
-        "## Data and sources",
-        "",
-        f"Targets and rules cite lines (L...) of *{doc['title']}* ({doc['year']}, "
-        f"{doc['publisher']}), shipped as `{doc['file']}`.",
-        "",
-    ]
-    for provenance, names in layers_by_provenance(manifest).items():
-        lines.append(f"- {provenance}: " + ", ".join(f"`{n}`" for n in names))
-    generated = layers_by_provenance(manifest).get("generated")
-    if generated:
-        lines += [
-            "",
-            "**Generated stand-ins shaped this result** ("
-            + ", ".join(generated)
-            + "): they behave like, but are not, the official "
-            "maps; replace them with a province's own data through a grid definition.",
-        ]
-    lines += ["", "Credits:", ""] + [f"- {c}" for c in manifest["grid"]["credits"]]
-    return lines
-
-
-def _fmt(x, unit):
-    if x is None:
-        return "-"
-    if unit == "TWh":
-        return f"{x:,.2f} {unit}"
-    return f"{x:,.0f} {unit}"
-
-
-def build_summary(report: dict, manifest: dict) -> str:
-    lines = [f"# ruimtepuzzel: {report['name']}", ""]
-    g = manifest["grid"]
-    lines.append(
-        f"Grid {g['name']} at {g['resolution_m']:.0f} m, {report['cells']:,} cells of land in "
-        f"scope. Solver: {report['method']}, status **{report['status']}**, certified gap "
-        f"{report['gap']:.1e}. Targets are {report['targets_mode']}."
-    )
-    lines += [
-        "",
-        "## What fits",
-        "",
-        "| claim | target | allocated | shortfall |",
-        "|---|---|---|---|",
-    ]
-    top = "national" if report["scope"] == "national" else "province"
-    for r in report["targets"]:
-        if r["zoning"] == top and (r["lower"] is not None or r["allocated"]):
-            lines.append(
-                f"| {r['claim']} | {_fmt(r['lower'], r['unit'])} | "
-                f"{_fmt(r['allocated'], r['unit'])} | {_fmt(r['shortfall'], r['unit'])} |"
-            )
-    lines += _province_table(report)
-    short = [r for r in report["targets"] if (r["shortfall_ha"] or 0) > 0.5]
-    lines += ["", "## What does not fit", ""]
-    if not short:
-        lines.append("Every target is met in every zone.")
-    else:
-        lines += ["| zoning | zone | claim | missing |", "|---|---|---|---|"]
-        for r in sorted(short, key=lambda r: -r["shortfall_ha"]):
-            ha = "" if r["unit"] == "ha" else f" ({r['shortfall_ha']:,.0f} ha)"
-            lines.append(
-                f"| {r['zoning']} | {r['zone']} | {r['claim']} | "
-                f"{_fmt(r['shortfall'], r['unit'])}{ha} |"
-            )
-        lines.append("")
-        lines.append(
-            "A shortfall in one province is a candidate for an exchange between "
-            "provinces (*uitruil*, L11699) or is not realistic within the province "
-            "(L11761)."
-        )
-    scarce = sorted(
-        [r for r in report["targets"] if (r["shadow_price"] or 0) > 1e-9],
-        key=lambda r: -r["shadow_price"],
-    )[:12]
-    lines += [
-        "",
-        "## Where it is scarce",
-        "",
-        "The shadow price is the value (suitability) one more hectare of the claim would "
-        "cost in that zone: the higher, the scarcer the land for it.",
-        "",
-    ]
-    if scarce:
-        lines += ["| zoning | zone | claim | shadow price per ha |", "|---|---|---|---|"]
-        for r in scarce:
-            lines.append(
-                f"| {r['zoning']} | {r['zone']} | {r['claim']} | {r['shadow_price']:.3f} |"
-            )
-    else:
-        lines.append("No target binds.")
-    lines += _plausibility_section(report)
-    lines += ["", "## Land use", "", "| option | hectares |", "|---|---|"]
-    for o in report["options"]:
-        if o["area_ha"]:
-            lines.append(f"| {o['name']} | {o['area_ha']:,.0f} |")
-    if report["notes"]:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
-    assumed = [a for a in manifest["assumptions"]]
-    lines += ["", "## Assumptions", ""]
-    for a in assumed:
-        lines.append(
-            f"- `{a['name']}` = {a['value']:g} {a['unit']}"
-            + (" (overridden)" if a["overridden"] else "")
-        )
-    t = report["timings"]
-    if t:
-        lines += [
-            "",
-            "Timings: "
-            + ", ".join(f"{k} {v:.2f} s" for k, v in t.items() if isinstance(v, (int, float))),
-        ]
-    lines += _data_section(manifest)
-    lines += [
-        "",
-        "Maps are *praatkaarten, niet plankaarten* (L12436): a basis for the "
-        "conversation, not a plan.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _province_table(report: dict) -> list[str]:
-    """Per province and claim: allocated / target in the claim's unit (addable, L11254)."""
-    rows = [r for r in report["targets"] if r["zoning"] == "province"]
-    claims = [
-        c
-        for c in report["claims"]
-        if any(r["claim"] == c and (r["lower"] is not None or r["allocated"]) for r in rows)
-    ]
-    if not rows or not claims:
-        return []
-    units = {c: report["claims"][c]["unit"] for c in claims}
-    out = [
-        "",
-        "Per province, allocated / target (the provinces add up to the national row):",
-        "",
-        "| province | " + " | ".join(f"{c} ({units[c]})" for c in claims) + " |",
-        "|---|" + "---|" * len(claims),
-    ]
-    digits = {c: 2 if units[c] == "TWh" else 0 for c in claims}
-    for zone in dict.fromkeys(r["zone"] for r in rows):
-        cells = []
-        for c in claims:
-            r = next(r for r in rows if r["zone"] == zone and r["claim"] == c)
-            a = f"{r['allocated']:,.{digits[c]}f}"
-            t = "-" if r["lower"] is None else f"{r['lower']:,.{digits[c]}f}"
-            cells.append(f"{a} / {t}")
-        out.append(f"| {zone} | " + " | ".join(cells) + " |")
-    return out
-
-
-def _plausibility_section(report: dict) -> list[str]:
-    """The figures that make an implausible plan show at once (``report["plausibility"]``)."""
-    pl = report.get("plausibility")
-    if not pl:
-        return []
-
-    def share(x):
-        return "-" if x is None else f"{x:.0%}"
-
-    def metres(x):
-        return "-" if x is None else f"{x:,.0f} m"
-
-    out = [
-        "",
-        "## Is it plausible?",
-        "",
-        "Where the new homes go, what the energy mix is, how close wind comes to homes, and "
-        "how much built-up land is transformed.",
-        "",
-        "| province | homes inside towns | homes at town edges | share inside towns | "
-        "share of new homes within 1.2 km of a station | within 3 km | "
-        "extensions: mean distance to town | wind TWh | solar TWh | "
-        "wind: nearest built-up land | wind: 5th percentile | land taken (ha) | "
-        "built-up land transformed |",
-        "|---|" + "---|" * 12,
-    ]
-    for row in [*pl["provinces"], {"zone": "**national**", **pl["national"]}]:
-        h, e, w, land = row["housing"], row["energy"], row["wind_distance_to_built_up"], row["land"]
-        out.append(
-            f"| {row['zone']} | {h['infill_homes']:,.0f} | {h['extension_homes']:,.0f} | "
-            f"{share(h['infill_share_of_homes'])} | "
-            f"{share(h['share_homes_within_1200m_of_station'])} | "
-            f"{share(h['share_homes_within_3000m_of_station'])} | "
-            f"{metres(h['extension_mean_distance_to_town_m'])} | {e['wind_twh']:,.2f} | "
-            f"{e['solar_twh']:,.2f} | {metres(w['min_m'])} | {metres(w['p5_m'])} | "
-            f"{land['taken_ha']:,.0f} | {share(land['built_up_transformed_share'])} |"
-        )
-    return out
+    return render_summary(report, manifest, lang)
 
 
 # -- atomic writing -------------------------------------------------------------------------------
@@ -560,12 +367,13 @@ def stage_outputs(
     analysis: str = "off",
     analysis_options=None,
     on_stage=None,
+    lang: str | None = None,
 ) -> tuple[dict, dict]:
     """Write every output of a run but the manifest into the folder ``stage``; returns
     (report, manifest) for :meth:`engine.outputs.RunFolder.commit` to finish.
 
     ``analysis``: full, quick or off (:mod:`engine.analysis.outputs`); ``on_stage(name)`` is
-    told when the analysis starts.
+    told when the analysis starts; ``lang``: the language of the pages and legends (nl).
     """
     stage = Path(stage)
     t = time.perf_counter()
@@ -579,9 +387,8 @@ def stage_outputs(
         inputs=grid_inputs(ds) + list(extra_inputs),
     )
     write_allocation_tif(stage / "allocation.tif", compiled, sol.choice, ds)
-    write_file(stage / "allocation.tif.aux.xml", allocation_aux_xml(compiled.config))
-    write_file(stage / "allocation.qml", allocation_qml(compiled.config))
-    write_file(stage / "summary.md", build_summary(report, manifest))
+    write_file(stage / "allocation.tif.aux.xml", allocation_aux_xml(compiled.config, lang))
+    write_file(stage / "allocation.qml", allocation_qml(compiled.config, lang))
     write_file(
         stage / PRICES_FILE,
         npz_bytes(**{f"p{l}": np.asarray(a, dtype=np.float64) for l, a in enumerate(sol.prices)}),
@@ -602,8 +409,11 @@ def stage_outputs(
             options=analysis_options,
             level=analysis,
             manifest=manifest,
+            lang=lang,
         )
         timings["analysis"] = report["timings"]["analysis"]
+    # After the analysis: the summary starts with its verdicts.
+    write_file(stage / "summary.md", build_summary(report, manifest, lang))
     report["timings"] = dict(timings)
     manifest["timings"] = dict(timings)
     write_file(stage / "report.json", dumps_json(report))
@@ -621,6 +431,7 @@ def write_outputs(
     extra_inputs=(),
     analysis: str = "off",
     analysis_options=None,
+    lang: str | None = None,
 ) -> dict:
     """Write a run folder whole (core outputs, and the analysis unless ``analysis`` is
     off), replacing what ``out_dir`` held only once every file is complete; returns the
@@ -637,6 +448,56 @@ def write_outputs(
             analysis=analysis,
             analysis_options=analysis_options,
             on_stage=folder.note,
+            lang=lang,
         )
         folder.commit(manifest)
     return report
+
+
+def rewrite_pages(folder, *, lang: str | None = None, pdf: bool = False) -> list[str]:
+    """Write a run folder's pages again in ``lang`` (report.html, summary.md, the legends) and,
+    with ``pdf``, report.pdf printed from report.html; returns the files written.
+
+    The folder stays whole: its files are copied into a stage, the pages written there, and
+    the stage swapped in with a new manifest, as a run does (:class:`RunFolder`).
+    """
+    import json
+    import shutil
+
+    from engine.config import load_config
+    from engine.html import render_report
+    from engine.i18n import check_language
+    from engine.outputs import MANIFEST, verify_run_folder
+
+    lang = check_language(lang)
+    folder = Path(folder)
+    verify_run_folder(folder)  # a broken folder is refused, not papered over
+    report = json.loads((folder / "report.json").read_text())
+    manifest = json.loads((folder / MANIFEST).read_text())
+    written = []
+    with RunFolder(folder) as run_folder:
+        stage = run_folder.stage
+        for entry in manifest.get("outputs", []):
+            shutil.copy2(folder / entry["path"], stage / entry["path"])
+        config = load_config(manifest["config"]["path"], overrides=manifest["config"]["overrides"])
+        write_file(stage / "allocation.tif.aux.xml", allocation_aux_xml(config, lang))
+        write_file(stage / "allocation.qml", allocation_qml(config, lang))
+        write_file(stage / "summary.md", build_summary(report, manifest, lang))
+        written += ["allocation.tif.aux.xml", "allocation.qml", "summary.md"]
+        if (folder / "conflict.tif").is_file():
+            write_file(stage / "report.html", render_report(report, manifest, stage, lang))
+            written.append("report.html")
+        if pdf:
+            from engine.pdf import print_pdf
+
+            if "report.html" not in written:
+                from engine.errors import RuimtepuzzelError
+
+                raise RuimtepuzzelError(
+                    f"{folder}: no report.html to print (the run had --analysis off); "
+                    f"run it again with --analysis quick or full"
+                )
+            print_pdf(stage / "report.html", stage / "report.pdf")
+            written.append("report.pdf")
+        run_folder.commit({k: v for k, v in manifest.items() if k != "outputs"})
+    return written

@@ -212,6 +212,7 @@ def run(
     method: str = "auto",
     prices=None,
     analysis: str | None = None,
+    lang: str | None = None,
 ) -> dict:
     """Run one config end to end and write its outputs to ``out_dir``; returns report.json.
 
@@ -219,11 +220,14 @@ def run(
     config (see :func:`engine.config.load_config`); ``grid``: a grid name, a path, or an
     ``xarray.Dataset``; ``resolution`` in metres (default: the config's). ``prices``: the
     row prices of a similar run (:func:`engine.report.read_prices`) to start the solver
-    from; ``analysis``: full, quick or off (default: RUIMTEPUZZEL_ANALYSIS, else full).
+    from; ``analysis``: full, quick or off (default: RUIMTEPUZZEL_ANALYSIS, else full);
+    ``lang``: the language of report.html, summary.md and the legends (default Dutch).
     """
     import engine
+    from engine.i18n import check_language
 
     level = analysis_level(analysis)
+    lang = check_language(lang)
     with RunFolder(out_dir) as folder:  # --out checked and locked before any work
         stages = _Stages(progress, total=6, on_start=folder.note)
         try:
@@ -253,6 +257,7 @@ def run(
                 extra_inputs=prepared.inputs,
                 analysis=level,
                 on_stage=folder.note,
+                lang=lang,
             )
             folder.commit(manifest)
             stages.done()

@@ -34,7 +34,7 @@ def test_section_exists_and_is_written(national):
         for r in report["targets"]
         if r["zoning"] == "province" and r["claim"] == "housing"
     ]
-    assert "## Is it plausible?" in (out / "summary.md").read_text()
+    assert "## Oordeel per provincie en opgave" in (out / "summary.md").read_text()
 
 
 def test_land_by_option_matches_options(national):

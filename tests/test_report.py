@@ -9,6 +9,7 @@ import pytest
 from rp_grid import synthetic_grid
 
 import engine
+from engine import i18n
 from engine import report as report_mod
 from engine.compile import compile_problem
 from engine.config import load_config
@@ -47,9 +48,9 @@ def test_allocation_is_a_cog_with_colours_and_names(done, grid):
     assert (codes[~land] == 255).all() and (codes[land] != 255).all()
     cats = ET.parse(out / "allocation.tif.aux.xml").findall(".//CategoryNames/Category")
     for o in report["options"]:
-        assert cats[o["code"]].text == o["name"]
+        assert cats[o["code"]].text == i18n.get("nl").option(o["name"])  # Dutch by default
     qml = (out / "allocation.qml").read_text()
-    assert 'label="housing_urban"' in qml
+    assert 'label="woningbouw binnenstedelijk"' in qml
 
 
 def test_report_json_rows_carry_both_units_and_their_source(done):
@@ -70,7 +71,7 @@ def test_report_json_rows_carry_both_units_and_their_source(done):
     assert energy["unit"] == "TWh" and energy["lower"] == pytest.approx(35)
     assert energy["lower_ha"] == pytest.approx(35_000)
     summary = (_ := done[1] / "summary.md").read_text()
-    assert "What fits" in summary and "Where it is scarce" in summary
+    assert "Oordeel per provincie en opgave" in summary and "Schaarste" in summary
 
 
 def test_a_crash_while_writing_leaves_the_previous_run_whole(done, grid, monkeypatch):
@@ -109,4 +110,11 @@ def test_what_does_not_fit_is_reported_and_adds_up(grid, tmp_path):
         assert sum(r["shortfall_ha"] for r in prov) == pytest.approx(nat["shortfall_ha"], rel=1e-6)
         assert nat["allocated_ha"] + nat["shortfall_ha"] == pytest.approx(nat["lower_ha"])
     summary = (tmp_path / "summary.md").read_text()
-    assert "| national | Nederland | forest |" in summary and "uitruil" in summary
+    assert "| bosuitbreiding |" in summary and "niet realistisch binnen de provincie" in summary
+    # Each short province target says how much is short and which rules limit it, in ha.
+    short = [v for v in report["verdicts"] if v["verdict"] == "not_realistic"]
+    assert {v["claim"] for v in short} >= {"forest", "nature"}
+    forest = next(v for v in short if v["claim"] == "forest")
+    assert forest["shortfall_ha"] > 0.5 and forest["capacity_ha"] > 0
+    assert {r["rule"] for r in forest["limits"]} >= {"new_forest_is_new"}
+    assert all(r["ha"] > 0 and r["source"].startswith("L") for r in forest["limits"])

@@ -176,7 +176,7 @@ def test_run_writes_the_outputs(tmp_path, capsys):
     assert report["status"] == "optimal" and report["scope"] == "utrecht"
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["config"]["overrides"] == {"assumptions.housing_density_urban": 80}
-    assert "wrote" in capsys.readouterr().out
+    assert "geschreven in" in capsys.readouterr().out
 
 
 def test_compare_names_a_folder_that_is_no_run(tmp_path, capsys):

@@ -113,7 +113,7 @@ def previous(tmp_path_factory):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    assert f"wrote {out}/report.json, allocation.tif, manifest.json" in done.stdout
+    assert f"geschreven in {out}/: report.json, allocation.tif, manifest.json" in done.stdout
     hashes = _hashes(out)
     assert set(hashes) >= ANALYSIS_FILES
     return out, hashes
@@ -278,7 +278,7 @@ def test_a_run_without_analysis_over_one_with_it_leaves_no_analysis_file(folder,
     assert listed == set(os.listdir(folder))
     wrote = capsys.readouterr().out.splitlines()[-1]
     assert wrote == (
-        f"wrote {folder}/report.json, allocation.tif, manifest.json, summary.md, "
+        f"geschreven in {folder}/: report.json, allocation.tif, manifest.json, summary.md, "
         "prices.npz, allocation.qml, allocation.tif.aux.xml"
     )
 

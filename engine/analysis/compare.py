@@ -51,9 +51,8 @@ def _diff(a, b):
     return None if a is None or b is None else b - a
 
 
-def compare_runs(run_a, run_b, out_dir) -> dict:
-    """Compare two run folders; returns the compare.json content."""
-    from engine.html import categorical_map, img, page, table
+def compare_runs(run_a, run_b, out_dir, lang: str | None = None) -> dict:
+    """Compare two run folders; returns the compare.json content. ``lang``: of compare.html."""
 
     rep_a, alloc_a, prof_a = _read_run(run_a)
     rep_b, alloc_b, prof_b = _read_run(run_b)
@@ -72,7 +71,6 @@ def compare_runs(run_a, run_b, out_dir) -> dict:
     ha = float(rep_a.get("cell_area_ha") or 1.0)
     names = {o["code"]: o["name"] for o in rep_a.get("options", [])}
     names.update({o["code"]: o["name"] for o in rep_b.get("options", []) if o["code"] not in names})
-    colours = {o["code"]: o["colour"] for o in rep_b.get("options", [])}
     pairs, counts = np.unique(code[changed], return_counts=True)
     transitions = sorted(
         [
@@ -125,84 +123,59 @@ def compare_runs(run_a, run_b, out_dir) -> dict:
     )
     write_file(out / "compare.json", dumps_json(result))
 
-    # The map: unchanged land grey, changed cells in the colour of their new option.
+    page = _page(result, rep_a, rep_b, code, alloc_b, changed, land, prof_a["transform"], lang)
+    write_file(out / "compare.html", page)
+    return result
+
+
+def _page(result, rep_a, rep_b, code, alloc_b, changed, land, transform, lang) -> str:
+    """compare.html: the change map (unchanged land grey, changed cells in the colour of
+    their new option) and the tables, in ``lang``."""
+    from engine import i18n, maps
+    from engine.html import SECTIONS_COMPARE, data_uri, render
+
+    t = i18n.get(lang)
     shown = np.where(changed, alloc_b.astype(np.int16), np.where(land, -2, -1))
-    classes = [(-2, "unchanged", "#e5e5e5")] + [
-        (c, f"-> {names.get(c, c)}", colours.get(c, "#000000")) for c in sorted(colours)
+    classes = [(-2, t.text("unchanged"), "#e5e5e5")] + [
+        (o["code"], f"→ {t.option(o['name'])}", o["colour"]) for o in rep_b.get("options", [])
     ]
-    uri = categorical_map(
-        shown, classes, f"What changes from {rep_a.get('name')} to {rep_b.get('name')} (new option)"
-    )
-    trows = [[t["from"], t["to"], t["hectares"]] for t in transitions[:30]]
-    main = [
-        r
-        for r in targets
+    frame = maps.frame_of(land, tuple(transform)[:6])
+    name_a, name_b = rep_a.get("name"), rep_b.get("name")
+    title = t.text("map_change", a=name_a, b=name_b)
+    uri = data_uri(maps.categorical_map(shown, classes, frame, title))
+    labels = {o["name"]: t.option(o["name"]) for o in rep_a.get("options", []) + rep_b["options"]}
+    transitions = [
+        (labels.get(r["from"], r["from"]), labels.get(r["to"], r["to"]), t.number(r["hectares"]))
+        for r in result["transitions"][:30]
+    ]
+    changes = [
+        (r["zone"], t.claim(r["claim"]), t.number(r["allocated_ha_a"]),
+         t.number(r["allocated_ha_b"]), t.number(r["allocated_ha_change"]),
+         t.number(r["shadow_price_a"]), t.number(r["shadow_price_b"]),
+         t.number(r["shadow_price_change"]))
+        for r in result["targets"]
         if r["zoning"] in ("province", "national")
         and ((r["allocated_ha_change"] or 0) != 0 or (r["shadow_price_change"] or 0) != 0)
-    ]
-    crow = [
-        [
-            r["zoning"],
-            r["zone"],
-            r["claim"],
-            r["allocated_ha_a"],
-            r["allocated_ha_b"],
-            r["allocated_ha_change"],
-            r["shadow_price_a"],
-            r["shadow_price_b"],
-            r["shadow_price_change"],
-        ]
-        for r in main
-    ]
-    summary = table(
-        ["", "A", "B", "change"],
-        [
-            ["run", rep_a.get("name"), rep_b.get("name"), None],
-            [
-                "objective",
-                rep_a.get("objective"),
-                rep_b.get("objective"),
-                result["objective_change"],
-            ],
-            ["status", rep_a.get("status"), rep_b.get("status"), None],
-            ["hectares that change option", None, None, result["hectares_changed"]],
-        ],
+    ]  # fmt: skip
+    summary = [
+        (t.text("run"), name_a, name_b, ""),
+        (t.text("cert_objective"), t.number(result["objective_a"]),
+         t.number(result["objective_b"]), t.number(result["objective_change"])),
+        (t.text("cert_status"), t.group("status", str(rep_a.get("status"))),
+         t.group("status", str(rep_b.get("status"))), ""),
+        (t.text("hectares_changed"), "", "", t.number(result["hectares_changed"])),
+    ]  # fmt: skip
+    return render(
+        "compare.html",
+        t=t,
+        lang=t.lang,
+        title=t.text("compare_title", a=name_a, b=name_b),
+        subtitle=t.text("compare_runs", a=result["run_a"], b=result["run_b"]),
+        sections={s: t.group("sections", s) for s in SECTIONS_COMPARE},
+        summary=summary,
+        map=uri,
+        name_a=name_a,
+        name_b=name_b,
+        transitions=transitions,
+        changes=changes,
     )
-    sections = [
-        ("summary", "Summary", summary),
-        (
-            "change-map",
-            "Change map",
-            img(uri, "change map") + table(["from", "to", "hectares"], trows, left=2),
-        ),
-        (
-            "changes",
-            "Allocation and price changes per province and claim",
-            table(
-                [
-                    "zoning",
-                    "zone",
-                    "claim",
-                    "allocated A (ha)",
-                    "allocated B (ha)",
-                    "change (ha)",
-                    "price A",
-                    "price B",
-                    "price change",
-                ],
-                crow,
-                left=3,
-            )
-            if crow
-            else "<p>No allocation or price changes.</p>",
-        ),
-    ]
-    write_file(
-        out / "compare.html",
-        page(
-            f"ruimtepuzzel compare: {rep_a.get('name')} -> {rep_b.get('name')}",
-            sections,
-            f"A = {run_a}, B = {run_b}",
-        ),
-    )
-    return result

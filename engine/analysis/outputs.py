@@ -5,8 +5,8 @@
   adjusted-value margin of the best option over the runner-up), ``scarcity.tif`` (float32, one
   band per claim: its price in the cell, band names = claim names), ``regret.tif`` (float32);
   all Cloud-Optimised GeoTIFFs in EPSG:28992 like ``allocation.tif``;
-- ``report.json`` gains ``conflicts``, ``scarcity``, ``rule_costs``, ``exchanges`` and
-  ``addability`` (fields added, none renamed);
+- ``report.json`` gains ``conflicts``, ``scarcity``, ``rule_costs``, ``exchanges``,
+  ``addability`` and ``verdicts`` (fields added, none renamed);
 - ``report.html``: the page for the planner (:mod:`engine.html`).
 
 The re-solves (rule costs, exchanges) are what costs time; ``RUIMTEPUZZEL_ANALYSIS=quick`` in
@@ -29,6 +29,7 @@ from engine.analysis.conflict import CLASSES, cell_conflict, conflict_summary, c
 from engine.analysis.exchange import exchange_suggestions
 from engine.analysis.rule_costs import compiled_relaxations, rule_costs
 from engine.analysis.scarcity import cell_prices, regret, shadow_price_table
+from engine.analysis.verdicts import verdicts
 from engine.config.environment import ANALYSIS_LEVELS
 from engine.errors import RuimtepuzzelError
 from engine.outputs import (
@@ -207,11 +208,12 @@ def analysis_outputs(
     options=None,
     level: str | None = None,
     manifest: dict | None = None,
+    lang: str | None = None,
 ) -> dict:
     """Write the analysis rasters and report.html into ``folder`` (a run's staging folder)
     and add the analysis sections to ``report`` (updated in place and returned); the caller
     writes report.json. ``level``: see analyse; ``manifest``: the run's, for the page's
-    provenance."""
+    provenance; ``lang``: the page's language (nl)."""
     from engine.html import render_report
 
     level = analysis_level(level)
@@ -222,6 +224,7 @@ def analysis_outputs(
     problem = compiled.problem
     result = analyse(problem, sol, report=report, compiled=compiled, options=options, level=level)
     report.update(result["sections"])
+    report["verdicts"] = clean_json(verdicts(compiled, report))
     arrays = result["arrays"]
     conflict = arrays["conflict"]
     write_conflict_tif(out / "conflict.tif", compiled, ds, conflict)
@@ -235,16 +238,7 @@ def analysis_outputs(
         {name: arrays["prices"][:, k] for k, name in enumerate(problem.claim_names)},
     )
     write_float_tif(out / "regret.tif", compiled, ds, {"regret": arrays["regret"]})
-    grids = {
-        "allocation": _grid(compiled, np.asarray(sol.choice), -1, np.int16),
-        "conflict": _grid(compiled, conflict.klass, 0, np.uint8),
-        "prices": {
-            name: _grid(compiled, arrays["prices"][:, k], np.nan, np.float32)
-            for k, name in enumerate(problem.claim_names)
-        },
-        "regret": _grid(compiled, arrays["regret"], np.nan, np.float32),
-    }
-    write_file(out / "report.html", render_report(report, manifest or {}, grids))
+    write_file(out / "report.html", render_report(report, manifest or {}, out, lang))
     # Timed after the page is drawn: the maps are a good part of the analysis stage.
     report.setdefault("timings", {})["analysis"] = time.perf_counter() - t
     return report

@@ -14,6 +14,13 @@ pool when ``workers > 1``.
 
 ``binds`` lists the claims whose options gain from the lifting under the current prices: the
 claims the rule keeps from land they would take.
+
+Lifting one rule is not always a pure relaxation: a reservation picks its cells among those the
+exclusions leave (the deepest polder cells first), so without Natura 2000 it moves into deeper
+cells inside the sites and holds those for water storage only. ``cells_options_forbidden``
+counts such (cell, option) pairs; where it is > 0 a negative ``gain`` is that real effect
+(the rule saves value), where it is 0 a negative gain can only be the re-solve's tolerance
+(``gap_relaxed``).
 """
 
 from __future__ import annotations
@@ -129,16 +136,19 @@ def rule_costs(
         extra, per_claim, pairs = _price_bound(problem, sol, relaxed, structure, adj, best_u)
         bound_gain = max(0.0, dual + extra - sol.objective)
         binds = [problem.claim_names[k] for k in np.flatnonzero(per_claim > tolerance * scale)]
+        forbidden = 0 if problem.allowed is None else int((problem.allowed & ~relaxed).sum())
         entry = {
             "rule": name,
             "cells_options_freed": pairs,
+            "cells_options_forbidden": forbidden,
             "bound_gain": bound_gain,
             "binds": binds,
             "gain": None,
             "objective_relaxed": None,
             "method": None,
         }
-        if bound_gain <= tolerance * scale:
+        # The bound holds for a pure relaxation only (see the module's docstring).
+        if bound_gain <= tolerance * scale and forbidden == 0:
             entry.update(gain=0.0, objective_relaxed=float(sol.objective), method="prices")
         else:
             todo.append((entry, relaxed))
@@ -163,6 +173,7 @@ def rule_costs(
             objective_relaxed=float(rsol.objective),
             method="re-solve",
             status_relaxed=rsol.status,
+            gap_relaxed=float(rsol.gap),
         )
         return entry
 

@@ -16,10 +16,10 @@ import argparse
 import logging
 import sys
 
-from engine.cli import check, compare, grid, run, solve_demo, sweep, sweep_report
+from engine.cli import check, compare, grid, report, run, solve_demo, sweep, sweep_report
 from engine.errors import RuimtepuzzelError
 
-COMMANDS = [solve_demo, grid, run, check, sweep, sweep_report, compare]
+COMMANDS = [solve_demo, grid, run, check, sweep, sweep_report, compare, report]
 
 
 def version() -> str:

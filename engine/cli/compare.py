@@ -20,17 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_a", help="first run folder (the reference)")
     parser.add_argument("run_b", help="second run folder (the variant)")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
+    parser.add_argument(
+        "--lang", choices=("nl", "en"), default="nl", help="language of compare.html (default nl)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine import i18n
     from engine.analysis.compare import compare_runs
 
-    result = compare_runs(args.run_a, args.run_b, args.out)
-    change = result["objective_change"]
-    print(
-        f"{result['hectares_changed']:,.0f} ha change option; objective change {change:+,.2f}"
-        if change is not None
-        else "objective change unknown"
-    )
-    print(f"wrote {args.out}/change.tif, compare.json, compare.html")
+    result = compare_runs(args.run_a, args.run_b, args.out, lang=args.lang)
+    t = i18n.get(args.lang)
+    ha = t.quantity(result["hectares_changed"], "ha")
+    print(t.text("cli_compare", ha=ha, change=t.number(result["objective_change"])))
+    print(t.text("cli_wrote", folder=args.out, files="change.tif, compare.json, compare.html"))
     return 0

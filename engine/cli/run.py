@@ -67,10 +67,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "to make rule costs and exchanges exact), quick (price bounds only) "
         "or off (default: $RUIMTEPUZZEL_ANALYSIS, else full)",
     )
+    parser.add_argument(
+        "--lang",
+        choices=("nl", "en"),
+        default="nl",
+        help="language of report.html, summary.md, the legends and these lines (default nl)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine import i18n
     from engine.outputs import listed_outputs
     from engine.report import PRICES_FILE, read_prices
     from engine.run import run as run_job
@@ -95,16 +102,28 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         prices=prices,
         analysis=args.analysis,
+        lang=args.lang,
     )
+    t = i18n.get(args.lang)
     short = [r for r in report["targets"] if (r["shortfall_ha"] or 0) > 0.5]
-    t = report["timings"]
+    times = ", ".join(
+        f"{k} {t.number(v, 1)} s"
+        for k, v in report["timings"].items()
+        if isinstance(v, (int, float))
+    )
     print(
-        f"{report['name']}: {report['status']}, gap {report['gap']:.1e}, "
-        f"{report['cells']:,} cells; {len(short)} target rows short; "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in t.items() if isinstance(v, (int, float)))
+        t.text(
+            "cli_run_done",
+            name=report["name"],
+            status=t.group("status", report["status"]),
+            gap=f"{report['gap']:.1e}",
+            cells=t.number(report["cells"], 0),
+            short=len(short),
+            times=times,
+        )
     )
     written = listed_outputs(Path(args.out).expanduser())
-    print(f"wrote {args.out}/" + ", ".join(_in_order(written)))
+    print(t.text("cli_wrote", folder=args.out, files=", ".join(_in_order(written))))
     return 0
 
 
