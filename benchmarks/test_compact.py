@@ -19,10 +19,9 @@ import pytest
 
 import engine
 from engine.solve.compact import compact
-from engine.solve.compact_reference import solve_compact_milp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_compact import grid_problem, penalised, rules_for  # noqa: E402
+from test_compact import grid_problem, milp_of, penalised, rules_for  # noqa: E402
 
 
 @pytest.mark.parametrize("side", [14, 30, 50, 70])
@@ -31,9 +30,9 @@ def test_small_against_milp(benchmark, side):
     rules = rules_for(problem)
     exact = engine.solve(problem)
     plan = benchmark(compact, problem, exact, geometry, rules)
-    ours = penalised(problem, geometry, rules, plan.choice)
-    milp = solve_compact_milp(problem, geometry, rules, time_limit=600)
-    best = penalised(problem, geometry, rules, milp.choice)
+    ours = penalised(problem, geometry, rules, plan.x)
+    milp = milp_of(problem, geometry, rules, exact, time_limit=600)
+    best = penalised(problem, geometry, rules, milp.x)
     share = (best - ours) / max(exact.objective - best, 1e-12)
     print(
         f"\n{side}x{side}: LP {exact.objective:.1f} MILP {best:.1f} ({milp.status}, "

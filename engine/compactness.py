@@ -61,10 +61,10 @@ def patch_rules(compiled) -> list[PatchRule]:
     return rules
 
 
-def plan_objective(problem, choice: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """The LP objective of the integral plan ``choice``, with its supply and shortfall per
-    target row."""
-    x = _one_hot(problem, choice)
+def plan_objective(problem, plan) -> tuple[float, np.ndarray, np.ndarray]:
+    """The LP objective of a plan, with its supply and shortfall per target row: ``plan`` is
+    an allocation (N, O) or one option per cell (N,)."""
+    x = _one_hot(problem, plan) if np.ndim(plan) == 1 else plan
     value, supply = allocation_totals(problem, x)
     rows = problem.rows
     shortfall = np.where(rows.has_lower, np.maximum(rows.lower - supply, 0.0), 0.0)
@@ -88,8 +88,7 @@ class Clustering:
     compaction: Compaction
     exact_objective: float
     exact_supply: np.ndarray
-    unclustered_objective: float
-    unclustered_supply: np.ndarray
+    unclustered_objective: float  # the exact optimum's allocation valued as the plan is
     plan_objective: float
     plan_supply: np.ndarray
     seconds: float
@@ -103,29 +102,23 @@ def cluster(compiled, sol: Solution) -> Solution:
         return sol
     clock = time.perf_counter()
     problem = compiled.problem
-    geometry = geometry_of(compiled)
-    # The exact optimum in whole cells, the yardstick of compactness: every new use rounded
-    # per cell group by the prices, none clustered.
-    rounded = compact(problem, sol, geometry, [])
-    compaction = compact(problem, sol, geometry, rules)
-    compaction.before = rounded.choice
-    before_obj, before_supply, _ = plan_objective(problem, rounded.choice)
-    after_obj, after_supply, shortfall = plan_objective(problem, compaction.choice)
+    compaction = compact(problem, sol, geometry_of(compiled), rules)
+    before_obj, before_supply, _ = plan_objective(problem, sol.x)
+    after_obj, after_supply, shortfall = plan_objective(problem, compaction.x)
     seconds = time.perf_counter() - clock
     logger.info("compactness: %.1f s, value given up %.6g", seconds, sol.objective - after_obj)
     record = Clustering(
         compaction,
         sol.objective,
-        allocation_totals(problem, sol.x)[1],
-        before_obj,
         before_supply,
+        before_obj,
         after_obj,
         after_supply,
         seconds,
     )
     return dataclasses.replace(
         sol,
-        x=_one_hot(problem, compaction.choice),
+        x=compaction.x,
         choice=compaction.choice,
         allocated=problem.per_zoning(after_supply),
         shortfall=problem.per_zoning(shortfall),
@@ -174,6 +167,7 @@ def compactness_section(compiled, sol: Solution) -> dict:
     if record is None:
         return section
     given_up = record.exact_objective - record.plan_objective
+    short_of_exact = _short_of_exact(problem, record)
     scale = max(abs(record.exact_objective), problem.units.objective)
     section.update(
         exact_objective=record.exact_objective,
@@ -181,13 +175,9 @@ def compactness_section(compiled, sol: Solution) -> dict:
         plan_objective=record.plan_objective,
         value_given_up=given_up,
         value_given_up_share=given_up / scale,
-        rounding_to_cells=record.exact_objective - record.unclustered_objective,
-        clustering=record.unclustered_objective - record.plan_objective,
-        targets_as_unclustered=bool(
-            np.all(np.abs(record.plan_supply - record.unclustered_supply) <= SAME_HA)
-        ),
-        rows_short_of_exact=_short_of_exact(problem, record),
-        by_claim_and_province=_given_up_by(compiled, record.compaction, province),
+        targets_as_unclustered=not short_of_exact,
+        rows_short_of_exact=short_of_exact,
+        by_claim_and_province=_given_up_by(compiled, record.compaction, province, scale),
         fragmentation_unclustered=frag(record.compaction.before),
         seconds=record.seconds,
     )
@@ -216,10 +206,11 @@ def _province_zoning(problem) -> int | None:
     return names.index("province") if "province" in names else None
 
 
-def _given_up_by(compiled, compaction: Compaction, province: int | None) -> list[dict]:
-    """Value given up per claim and province against the unclustered plan in whole cells:
+def _given_up_by(compiled, compaction: Compaction, province: int | None, scale: float) -> list:
+    """Value given up per claim and province against the exact optimum:
     each moved cell's loss (its value before less after) counts for every claim of the
-    configured option it joined or left; a claim's national row sums the provinces."""
+    configured option it joined or left; a claim's national row sums the provinces. The
+    share is of the exact optimum's objective, as the national figure's (so shares add up)."""
     problem = compiled.problem
     idx = np.arange(problem.n_cells)
     before, after = compaction.before, compaction.choice
@@ -238,11 +229,15 @@ def _given_up_by(compiled, compaction: Compaction, province: int | None) -> list
             continue
         cells = moved & serving[option]
         by_zone = np.bincount(zone[cells], weights=loss[cells], minlength=len(zone_names))
-        rows.append({"claim": claim, "zone": "national", "value_given_up": float(by_zone.sum())})
-        rows += [
-            {"claim": claim, "zone": zone_names[z], "value_given_up": float(by_zone[z])}
-            for z in range(len(zone_names))
-        ]
+        for name, given_up in [("national", by_zone.sum())] + list(zip(zone_names, by_zone)):
+            rows.append(
+                {
+                    "claim": claim,
+                    "zone": name,
+                    "value_given_up": float(given_up),
+                    "value_given_up_share": float(given_up) / scale,
+                }
+            )
     return rows
 
 

@@ -7,13 +7,21 @@ import json
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 import engine
 from configs import national_copy
 from engine.analysis.fragmentation import fragmentation
 from engine.compactness import page_rows, plan_objective, sweep_columns
 from engine.config import ConfigError, load_config
-from engine.solve.compact import Geometry, PatchRule, boundary_cost, compact, patch_sizes
+from engine.solve.compact import (
+    Geometry,
+    PatchRule,
+    boundary_cost,
+    compact,
+    patch_sizes,
+    split_cells,
+)
 from engine.solve.compact_reference import solve_compact_milp
 from engine.synthetic import smooth_field
 
@@ -51,8 +59,15 @@ def rules_for(problem, edge_cost=1.5, min_cells=3):
     return [PatchRule(o, min_cells, edge_cost) for o in range(1, problem.n_options)]
 
 
-def penalised(problem, geometry, rules, choice) -> float:
-    return plan_objective(problem, choice)[0] - boundary_cost(geometry, choice, rules)
+def penalised(problem, geometry, rules, plan) -> float:
+    return plan_objective(problem, plan)[0] - boundary_cost(geometry, plan, rules)
+
+
+def milp_of(problem, geometry, rules, exact, **options):
+    """The exact compact MILP, the cells the exact optimum splits fixed as it splits them
+    (the compaction leaves them as they are)."""
+    keep = sparse.diags(split_cells(exact.x).astype(float)) @ sparse.csr_matrix(exact.x)
+    return solve_compact_milp(problem, geometry, rules, keep=keep, **options)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -60,14 +75,38 @@ def test_within_the_stated_bound_of_the_exact_milp(seed):
     problem, geometry = grid_problem(seed)
     rules = rules_for(problem)
     exact = engine.solve(problem)
-    ours = penalised(problem, geometry, rules, compact(problem, exact, geometry, rules).choice)
-    milp = solve_compact_milp(problem, geometry, rules, time_limit=60)
+    ours = penalised(problem, geometry, rules, compact(problem, exact, geometry, rules).x)
+    milp = milp_of(problem, geometry, rules, exact, time_limit=60)
     assert milp.status == "Optimal"
-    best = penalised(problem, geometry, rules, milp.choice)
+    best = penalised(problem, geometry, rules, milp.x)
     # The MILP relaxes only the minimum patch size, so it bounds every plan from above.
     tol = 1e-6 * max(1.0, abs(best))
     assert ours <= best + tol
     assert best - ours <= BOUND * (exact.objective - best) + tol
+
+
+def check_plan(problem, exact, geometry, rules, result):
+    """What every compact plan keeps: the rules, whole cells but for those the exact optimum
+    splits, every target row's shortfall (and no upper bound passed) as in the exact
+    optimum, the exact optimum as upper bound; and bit for bit the same on a second run."""
+    x = sparse.csr_matrix(result.x)
+    assert np.allclose(np.asarray(x.sum(axis=1)).ravel(), 1.0)
+    rows, cols = x.nonzero()
+    assert problem.allowed[rows, cols].all()
+    split = split_cells(exact.x)
+    assert np.array_equal(split_cells(x), split)
+    assert (x[split] != sparse.csr_matrix(exact.x)[split]).nnz == 0
+    value, supply, shortfall = plan_objective(problem, x)
+    _, exact_supply, exact_shortfall = plan_objective(problem, exact.x)
+    scale = problem.units.area
+    assert np.allclose(shortfall, exact_shortfall, rtol=0, atol=1e-9 * scale)
+    target = problem.rows
+    over = target.has_upper & (supply > np.fmax(target.upper, exact_supply) + 1e-9 * scale)
+    assert not over.any()
+    assert value <= exact.objective + 1e-9 * max(1.0, abs(exact.objective))
+    again = compact(problem, exact, geometry, rules)
+    assert np.array_equal(again.choice, result.choice)
+    assert (again.x != x).nnz == 0
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -76,21 +115,7 @@ def test_targets_rules_and_whole_cells(seed, elastic):
     problem, geometry = grid_problem(100 + seed, ny=18, nx=18, elastic=elastic, density=0.7)
     rules = rules_for(problem, edge_cost=3.0, min_cells=4)
     exact = engine.solve(problem)
-    result = compact(problem, exact, geometry, rules)
-    choice = result.choice
-    # Rules: every cell takes an allowed option.
-    assert problem.allowed[np.arange(problem.n_cells), choice].all()
-    # Targets: no row gets less than both its target and the exact optimum give it.
-    _, supply, _ = plan_objective(problem, choice)
-    exact_supply = problem.supply(exact.x)
-    rows = problem.rows
-    lower_ok = supply >= np.fmin(rows.lower, exact_supply) - 1e-9
-    assert np.all(lower_ok | ~rows.has_lower)
-    # The exact optimum is an upper bound of the plan's objective.
-    assert plan_objective(problem, choice)[0] <= exact.objective + 1e-9 * abs(exact.objective)
-    # Deterministic, bit for bit.
-    again = compact(problem, exact, geometry, rules)
-    assert np.array_equal(again.choice, choice)
+    check_plan(problem, exact, geometry, rules, compact(problem, exact, geometry, rules))
 
 
 def test_no_patch_below_the_minimum_where_there_is_room():

@@ -13,15 +13,16 @@ unclustered optimum ``solution`` and its shadow prices:
    v[i,neutral]``. Cells in another new use are left as they are. For one option against the
    rest at fixed prices, maximising ``sum gain_i y_i - edge_cost * (edges with y_i != y_j)``
    over binary ``y`` on the 4-neighbourhood is a minimum cut, solved exactly (PyMaxflow).
-2. **Targets as before.** Within every cell group (cells in the same zone of every zoning,
-   which share their prices) the option gets exactly as many cells as the exact optimum's
-   fractions add up to there, rounded up, or down for an option with a binding upper bound
-   (:func:`target_counts`): a price offset ``lam`` per group is bisected until the cut takes
-   that many (the cut's set grows with ``lam``), and the last few cells are added greedily at
-   the best marginal value, boundary included. Only the option and neutral options trade
-   cells, so every target row receives at least what the exact optimum gives it (at most,
-   for a binding upper bound), up to the rounding to whole cells. A rule with no boundary
-   penalty and no minimum does only this: it rounds the exact optimum to whole cells.
+2. **Targets exactly as before.** The cells the exact optimum splits between options (at
+   most about as many as there are binding target rows) keep their fractions and take no
+   part. Within every cell group (cells in the same zone of every zoning, which share their
+   prices) where a target row of the option binds, the option keeps exactly as many whole
+   cells as the exact optimum gives it there (:func:`target_counts`): a price offset ``lam``
+   per group is bisected until the cut takes that many (the cut's set grows with ``lam``),
+   and the last few cells are added greedily at the best marginal value, boundary included.
+   Only the option and neutral options trade cells, so every such group delivers to every
+   target row exactly what the exact optimum delivers: no rounding, and shortfalls add up
+   over the provinces as they do in the exact optimum.
 3. **Minimum patch size.** Patches (4-connected) of fewer cells than the minimum are
    returned to their neutral option, and the cells are placed again by growing the other
    patches of the same group at the best marginal value. A group whose option has fewer
@@ -29,7 +30,7 @@ unclustered optimum ``solution`` and its shadow prices:
 
 The unclustered optimum is an upper bound of the clustered plan's objective (the plan is a
 feasible point of the same LP), so ``exact objective - plan objective`` is the value given up,
-always >= 0 up to the rounding of the few cells the LP splits between options.
+always >= 0.
 Deterministic: fixed orders everywhere, ties to the lower cell index.
 """
 
@@ -57,6 +58,8 @@ __all__ = [
     "boundary_cost",
     "neighbour_counts",
     "target_counts",
+    "split_cells",
+    "plan_x",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,8 +143,9 @@ class PatchRule:
 class Compaction:
     """The clustered plan and how it came about."""
 
-    choice: np.ndarray  # (N,) the clustered plan: one option per cell
+    choice: np.ndarray  # (N,) the clustered plan: the dominant option per cell
     before: np.ndarray  # (N,) the unclustered plan (the exact optimum's dominant options)
+    x: sparse.csr_matrix  # (N, O) the clustered plan: whole cells, the split ones as before
     changed_by: np.ndarray  # (N,) int: the rule whose step changed the cell, -1 unchanged
     rules: tuple[PatchRule, ...]
     offsets: dict = field(default_factory=dict)  # (option, group) -> price offset lam
@@ -152,8 +156,8 @@ def compact(
     problem: Problem, solution: Solution, geometry: Geometry, rules: list[PatchRule]
 ) -> Compaction:
     """Cluster the plan of ``solution`` (the exact optimum of ``problem``) under ``rules``;
-    every other option that delivers a claim is rounded to whole cells the same way (a rule
-    without penalty or minimum). ``rules=[]``: the exact optimum in whole cells."""
+    every other option that delivers a claim is placed the same way (a rule without penalty
+    or minimum: the cut at the exact prices)."""
     if np.ndim(problem.area) and np.ptp(problem.area) > 0:
         raise RuimtepuzzelError(
             "compactness: the cells differ in area; patches are counted in cells of one size"
@@ -175,9 +179,11 @@ def compact(
             "cluster against; give it no rule"
         )
     choice = np.asarray(solution.choice, dtype=np.int64).copy()
+    exact_x = sparse.csr_matrix(solution.x)
+    split = split_cells(exact_x)
     given = {r.option: r for r in rules}
     rules = [given.get(int(o), PatchRule(int(o))) for o in _new_uses(problem)]
-    result = Compaction(choice, choice.copy(), np.full(problem.n_cells, -1), tuple(rules))
+    result = Compaction(choice, choice.copy(), exact_x, np.full(problem.n_cells, -1), tuple(rules))
     if neutral.size == 0:
         return result
     best_neutral, neutral_value = _best_neutral(problem, neutral)
@@ -188,12 +194,13 @@ def compact(
     exact_supply = allocation_totals(problem, solution.x)[1]
     for index, rule in enumerate(rules):
         clock = time.perf_counter()
-        target = target_counts(problem, solution, rule.option)
+        target = target_counts(problem, result.before, rule.option)
         counted = _binding_groups(problem, solution, rule.option)
         while True:
             state = _OptionState(
                 problem, geometry, rule, choice, target.copy(), price, neutral_value, is_neutral
             )
+            state.free &= ~split
             for g in state.groups_with_cells(counted):
                 if counted[g]:
                     result.offsets[(rule.option, int(g))] = _cut_group(state, g)
@@ -201,7 +208,7 @@ def compact(
                     _cut_free(state, g)
             _enforce_min_patch(state)
             trial = _apply(choice, state, best_neutral)
-            short = _rows_off(problem, trial, exact_supply, rule.option)
+            short = _rows_off(problem, plan_x(trial, exact_x, split), exact_supply, rule.option)
             more = _groups_of_rows(problem, short) & ~counted
             if not more.any():
                 break
@@ -218,37 +225,53 @@ def compact(
             int(changed.sum()),
             len(np.unique(group[changed])),
         )
+    result.x = plan_x(choice, exact_x, split)
     return result
 
 
-def target_counts(problem: Problem, solution: Solution, option: int) -> np.ndarray:
-    """(G,) cells of ``option`` per cell group in an integral plan: the exact optimum's
-    fractions summed per group, rounded up (its lower targets are met at least as well),
-    or down where a claim of the option has a binding upper bound (price < 0), so that none
-    is passed."""
-    column = solution.x[:, option]
-    column = np.asarray(column.todense()).ravel() if hasattr(column, "todense") else column
-    per_group = np.bincount(
-        problem.groups.group, weights=np.asarray(column, np.float64), minlength=problem.groups.count
+def split_cells(x) -> np.ndarray:
+    """(N,) the cells an allocation splits between options (no option takes all of it)."""
+    return sparse.csr_matrix(x).max(axis=1).toarray().ravel() < 1.0
+
+
+def plan_x(choice: np.ndarray, exact_x: sparse.csr_matrix, split: np.ndarray) -> sparse.csr_matrix:
+    """(N, O) the plan: the whole cells of ``choice``, the ``split`` cells as in ``exact_x``."""
+    n, n_options = exact_x.shape
+    whole = sparse.csr_matrix(
+        ((~split).astype(np.float64), choice, np.arange(n + 1)), shape=(n, n_options)
     )
-    rows = problem.rows
-    serves = problem.contribution[option, rows.claim] > 0
-    capped = bool(np.any(serves & rows.has_upper & (np.asarray(solution.row_prices) < 0)))
-    slack = 1e-6
-    counts = np.floor(per_group + slack) if capped else np.ceil(per_group - slack)
-    return counts.astype(np.int64)
+    kept = sparse.diags(split.astype(np.float64)) @ exact_x
+    out = (whole + kept).tocsr()
+    out.eliminate_zeros()
+    return out
+
+
+def target_counts(problem: Problem, choice: np.ndarray, option: int) -> np.ndarray:
+    """(G,) cells of ``option`` per cell group in the exact optimum's plan ``choice`` (split
+    cells by their dominant option: they stay as they are, so the whole cells of the option
+    are held exactly)."""
+    return np.bincount(problem.groups.group[choice == option], minlength=problem.groups.count)
 
 
 def _new_uses(problem: Problem) -> np.ndarray:
     return np.flatnonzero(np.any(problem.contribution > 0, axis=1))
 
 
-def boundary_cost(geometry: Geometry, choice: np.ndarray, rules: list[PatchRule]) -> float:
-    """The boundary penalty of a plan: per rule, its edge cost times the cell sides between
-    the option and the other cells."""
-    return float(
-        sum(r.edge_cost * neighbour_counts(geometry, choice == r.option).sum() for r in rules)
-    )
+def boundary_cost(geometry: Geometry, plan, rules: list[PatchRule]) -> float:
+    """The boundary penalty of a plan (one option per cell (N,), or an allocation (N, O)):
+    per rule, its edge cost times ``sum |x[i,o] - x[j,o]|`` over the pairs of neighbouring
+    cells, for whole cells the sides between the option and the other cells."""
+    nbr = geometry.neighbours[:, [1, 3]]  # each pair once: right and lower neighbour
+    a, d = np.nonzero(nbr >= 0)
+    b = nbr[a, d]
+    total = 0.0
+    for r in rules:
+        if np.ndim(plan) == 1:
+            column = (np.asarray(plan) == r.option).astype(np.float64)
+        else:
+            column = sparse.csc_matrix(plan)[:, r.option].toarray().ravel()
+        total += r.edge_cost * float(np.abs(column[a] - column[b]).sum())
+    return total
 
 
 def _neutral_options(problem: Problem) -> np.ndarray:
@@ -419,14 +442,10 @@ def _apply(choice: np.ndarray, state: _OptionState, best_neutral: np.ndarray) ->
     return out
 
 
-def _rows_off(problem: Problem, choice: np.ndarray, exact: np.ndarray, option: int) -> np.ndarray:
-    """Rows of the option's claims that the plan ``choice`` leaves short of both their
-    target and the exact optimum's supply, or over both their upper bound and that supply."""
-    n = problem.n_cells
-    one_hot = sparse.csr_matrix(
-        (np.ones(n), choice, np.arange(n + 1)), shape=(n, problem.n_options)
-    )
-    supply = allocation_totals(problem, one_hot)[1]
+def _rows_off(problem: Problem, x: sparse.csr_matrix, exact: np.ndarray, option: int) -> np.ndarray:
+    """Rows of the option's claims that the plan ``x`` leaves short of both their target and
+    the exact optimum's supply, or over both their upper bound and that supply."""
+    supply = allocation_totals(problem, x)[1]
     rows = problem.rows
     tol = 1e-6 * problem.units.area
     served = problem.contribution[option, rows.claim] > 0

@@ -2,7 +2,9 @@
 
 The model is the allocation LP of :mod:`engine.solve.reference` with
 
-- binary cells: ``x[i,o]`` in {0, 1} (every cell takes exactly one option);
+- binary cells: ``x[i,o]`` in {0, 1} (every cell takes exactly one option), but for the
+  cells ``keep`` names: those are fixed at the fractions given (the cells the exact optimum
+  splits between options, which :func:`engine.solve.compact.compact` leaves as they are);
 - the boundary penalty exactly: per rule and 4-neighbour pair (i, j) a variable
   ``b >= |x[i,o] - x[j,o]|`` with objective ``-edge_cost * b`` (a pair where only one cell
   may take the option needs only ``b >= x[i,o]``); sides on cells outside the problem are
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pulp
+from scipy import sparse
 
 from engine.errors import RuimtepuzzelError
 from engine.problem import Problem
@@ -32,7 +35,7 @@ __all__ = ["MilpResult", "solve_compact_milp"]
 
 @dataclass
 class MilpResult:
-    choice: np.ndarray  # (N,) the optimal plan
+    x: sparse.csr_matrix  # (N, O) the optimal plan
     status: str  # PuLP's status in words ("Optimal", ...)
     seconds: float  # build and solve
 
@@ -42,6 +45,7 @@ def solve_compact_milp(
     geometry: Geometry,
     rules: list[PatchRule],
     *,
+    keep: sparse.spmatrix | None = None,
     time_limit: float | None = None,
 ) -> MilpResult:
     """Solve the compact MILP of the module docstring with HiGHS."""
@@ -51,9 +55,17 @@ def solve_compact_milp(
         )
     clock = time.perf_counter()
     model, x_vars, _ = _build(problem)
-    for var in x_vars.values():
-        var.cat = pulp.LpInteger
-        var.upBound = 1
+    fixed = {}
+    if keep is not None:
+        keep = sparse.coo_matrix(keep)
+        fixed = {(int(i), int(o)): float(v) for i, o, v in zip(keep.row, keep.col, keep.data)}
+        kept_cells = {i for i, _ in fixed}
+    for (i, o), var in x_vars.items():
+        if fixed and i in kept_cells:
+            var.lowBound = var.upBound = fixed.get((i, o), 0.0)
+        else:
+            var.cat = pulp.LpInteger
+            var.upBound = 1
     # _build writes the objective in the problem's units (area and value as powers of two).
     scale = problem.units.area * problem.units.value
     terms = []
@@ -82,11 +94,10 @@ def solve_compact_milp(
         options["timeLimit"] = time_limit
     model.solve(pulp.HiGHS(**options))
     status = pulp.LpStatus[model.status]
-    choice = np.zeros(problem.n_cells, dtype=np.int64)
+    x = np.zeros((problem.n_cells, problem.n_options))
     for (i, o), var in x_vars.items():
-        if (var.value() or 0.0) > 0.5:
-            choice[i] = o
-    return MilpResult(choice, status, time.perf_counter() - clock)
+        x[i, o] = var.value() or 0.0
+    return MilpResult(sparse.csr_matrix(x), status, time.perf_counter() - clock)
 
 
 def _pairs(nbr: np.ndarray):
