@@ -548,10 +548,20 @@ def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_o
             if room is None:
                 patch, sizes = patch_sizes(state.geometry, candidate)
                 room = sizes[patch]
-            seed = _best_seed(state, candidate, room, min(state.rule.min_cells, count - added))
+            size = min(state.rule.min_cells, count - added)
+            seed = _best_seed(state, candidate, room, size)
             if seed < 0:
                 break
-            push(seed)
+            # The new patch grows to the minimum before any other cell is taken: else the
+            # next cell may go to a better frontier elsewhere and leave the seed alone.
+            for i in _seed_patch(state, candidate, seed, size):
+                state.label[i] = True
+                candidate[i] = False
+                added += 1
+                for j in state.nbr[i]:
+                    if j >= 0 and candidate[j]:
+                        push(int(j))
+            continue
         neg, i = heapq.heappop(heap)
         if not candidate[i] or current.get(i) != -neg:
             continue
@@ -573,6 +583,26 @@ def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_o
 def _touches(state: _OptionState, cells: np.ndarray) -> np.ndarray:
     nbr = state.nbr[cells]
     return np.any((nbr >= 0) & state.label[np.where(nbr >= 0, nbr, 0)], axis=1)
+
+
+def _seed_patch(state: _OptionState, candidate: np.ndarray, seed: int, size: int) -> list[int]:
+    """Up to ``size`` candidate cells from ``seed`` outwards, each the best marginal value
+    next to the ones before (ties to the lower cell index)."""
+    patch = [seed]
+    inside = {seed}
+    ring: list[tuple[float, int]] = []
+    while len(patch) < size:
+        for j in state.nbr[patch[-1]]:
+            if j >= 0 and candidate[j] and int(j) not in inside:
+                heapq.heappush(ring, (-float(state.gain[j]), int(j)))
+        while ring and ring[0][1] in inside:
+            heapq.heappop(ring)
+        if not ring:
+            break
+        _, j = heapq.heappop(ring)
+        inside.add(j)
+        patch.append(j)
+    return patch
 
 
 def _best_seed(state: _OptionState, candidate: np.ndarray, room: np.ndarray, size: int) -> int:
