@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scipy import sparse
 
 import engine
@@ -14,6 +16,7 @@ from configs import national_copy
 from engine.analysis.fragmentation import fragmentation
 from engine.compactness import page_rows, plan_objective, sweep_columns
 from engine.config import ConfigError, load_config
+from engine.errors import RuimtepuzzelError
 from engine.solve.compact import (
     Geometry,
     PatchRule,
@@ -211,3 +214,49 @@ def test_the_run_reports_what_compactness_costs(national_config, synthetic, tmp_
     columns = sweep_columns(report)
     assert columns["compact_value_given_up"] == section["value_given_up"]
     assert "patches_wind" in columns
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    side=st.integers(1, 9),
+    value_scale=st.sampled_from([1.0, 1e-3, 1e4]),
+    area_scale=st.sampled_from([1.0, 1e-3, 1e4]),
+    density=st.sampled_from([0.0, 0.5, 1.0, 2.0]),
+    elastic=st.booleans(),
+    at_capacity=st.booleans(),
+    forbid_all=st.booleans(),
+    min_cells=st.integers(1, 5),
+)
+def test_properties_at_the_extremes(
+    seed, side, value_scale, area_scale, density, elastic, at_capacity, forbid_all, min_cells
+):
+    """Tiny grids, values and areas in other units, targets up to and at capacity, an option
+    allowed nowhere: the compact plan honours the rules, meets every target as the exact
+    plan does and never exceeds the exact optimum (check_plan)."""
+    problem, geometry = grid_problem(seed, ny=side, nx=side + 1, elastic=elastic, density=density)
+    allowed = problem.allowed.copy()
+    if forbid_all:
+        allowed[:, 1] = False
+    lower = [np.array(b, dtype=float) for b in problem.lower]
+    if at_capacity:
+        # Option 2's claim asks exactly what the cells allowing it can give, per province.
+        cells = np.bincount(problem.zones[1], weights=allowed[:, 2], minlength=2)
+        lower[1][:, 1] = cells * problem.area
+    scale = area_scale
+    problem = engine.Problem(
+        problem.value * value_scale,
+        problem.contribution,
+        problem.zones,
+        [b * scale for b in lower],
+        [b * scale for b in problem.upper],
+        allowed,
+        problem.area * scale,
+        None if problem.shortfall_penalty is None else problem.shortfall_penalty * value_scale,
+    )
+    try:
+        exact = engine.solve(problem)
+    except RuimtepuzzelError:
+        assume(False)  # a hard target that cannot be met: no plan to compact
+    rules = [PatchRule(o, min_cells, 0.4 * value_scale * scale) for o in (1, 2)]
+    check_plan(problem, exact, geometry, rules, compact(problem, exact, geometry, rules))
