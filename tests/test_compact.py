@@ -227,17 +227,32 @@ def test_the_run_reports_what_compactness_costs(national_config, synthetic, tmp_
     at_capacity=st.booleans(),
     forbid_all=st.booleans(),
     min_cells=st.integers(1, 5),
+    reserved=st.booleans(),
 )
 def test_properties_at_the_extremes(
-    seed, side, value_scale, area_scale, density, elastic, at_capacity, forbid_all, min_cells
+    seed,
+    side,
+    value_scale,
+    area_scale,
+    density,
+    elastic,
+    at_capacity,
+    forbid_all,
+    min_cells,
+    reserved,
 ):
     """Tiny grids, values and areas in other units, targets up to and at capacity, an option
     allowed nowhere: the compact plan honours the rules, meets every target as the exact
-    plan does and never exceeds the exact optimum (check_plan)."""
+    plan does and never exceeds the exact optimum (check_plan). ``reserved``: in a third of
+    the cells keep is not allowed (reserved land: cells swap between new uses there)."""
     problem, geometry = grid_problem(seed, ny=side, nx=side + 1, elastic=elastic, density=density)
     allowed = problem.allowed.copy()
     if forbid_all:
         allowed[:, 1] = False
+    if reserved:
+        block = np.arange(problem.n_cells) % (side + 1) < (side + 1) // 3
+        allowed[block, 0] = False
+        allowed[block, 3] = True
     lower = [np.array(b, dtype=float) for b in problem.lower]
     if at_capacity:
         # Option 2's claim asks exactly what the cells allowing it can give, per province.
@@ -258,5 +273,5 @@ def test_properties_at_the_extremes(
         exact = engine.solve(problem)
     except RuimtepuzzelError:
         assume(False)  # a hard target that cannot be met: no plan to compact
-    rules = [PatchRule(o, min_cells, 0.4 * value_scale * scale) for o in (1, 2)]
+    rules = [PatchRule(o, min_cells, 0.4 * value_scale * scale) for o in (1, 2, 3)]
     check_plan(problem, exact, geometry, rules, compact(problem, exact, geometry, rules))

@@ -28,6 +28,13 @@ unclustered optimum ``solution`` and its shadow prices:
    patches of the same group at the best marginal value. A group whose option has fewer
    cells than one patch needs keeps one patch below the minimum (reported, never hidden).
 
+4. **Cells no neutral option may take.** A single cell of an option where the rules allow no
+   neutral option (reserved land: water storage with or without nature) cannot trade with
+   keep. It swaps with a cell of the same group in its runner-up option (the allowed new use
+   of highest value there) that lies next to a patch of the option: both options keep their
+   count in every group, so every target row receives exactly the same (the swap's value
+   change is part of the value given up). Of the candidates the best value change is taken.
+
 The unclustered optimum is an upper bound of the clustered plan's objective (the plan is a
 feasible point of the same LP), so ``exact objective - plan objective`` is the value given up,
 always >= 0.
@@ -225,8 +232,65 @@ def compact(
             int(changed.sum()),
             len(np.unique(group[changed])),
         )
+    swapped = _swap_stuck(problem, geometry, choice, split, is_neutral, rules)
+    result.changed_by[swapped] = len(rules)
     result.x = plan_x(choice, exact_x, split)
     return result
+
+
+def _swap_stuck(problem, geometry, choice, split, is_neutral, rules) -> np.ndarray:
+    """Step 4 of the module docstring, in place on ``choice``; returns the cells swapped."""
+    nbr = geometry.neighbours
+    valid = nbr >= 0
+    allowed = problem.allowed
+    if allowed is None:  # keep is allowed everywhere: nothing is stuck
+        return np.zeros(problem.n_cells, dtype=bool)
+    value = problem.value.astype(np.float64)
+    group = problem.groups.group
+    swapped = np.zeros(problem.n_cells, dtype=bool)
+    no_neutral = ~allowed[:, is_neutral].any(axis=1)
+
+    def beside(mask):
+        """Per cell, its neighbours in ``mask``."""
+        return np.sum(valid & mask[np.where(valid, nbr, 0)], axis=1)
+
+    for rule in rules:
+        o = rule.option
+        if rule.min_cells < 2:
+            continue
+        patch, sizes = patch_sizes(geometry, choice == o)
+        stuck = np.flatnonzero((choice == o) & (sizes[patch] == 1) & no_neutral & ~split)
+        for s in stuck:
+            others = np.flatnonzero(allowed[s] & ~is_neutral)
+            others = others[others != o]
+            if len(others) == 0:
+                continue
+            r = int(others[np.argmax(value[s, others])])
+            mine = choice == o
+            mine[s] = False
+            theirs = choice == r
+            # t: the group's cells of r that may take o, next to another patch of o, whose
+            # r-neighbours each keep another r-neighbour; s must then touch r (not only t).
+            t_ok = theirs & allowed[:, o] & ~split & (group == group[s]) & (beside(mine) > 0)
+            t_ok &= ~swapped
+            candidates = np.flatnonzero(t_ok)
+            if len(candidates) == 0:
+                continue
+            r_count = beside(theirs)
+            keep_ok = []
+            for t in candidates:
+                around = [j for j in nbr[t] if j >= 0 and theirs[j]]
+                s_touch = sum(1 for j in nbr[s] if j >= 0 and theirs[j] and j != t)
+                if s_touch and all(r_count[j] >= 2 for j in around):
+                    keep_ok.append(t)
+            if not keep_ok:
+                continue
+            keep_ok = np.asarray(keep_ok)
+            change = value[keep_ok, o] - value[keep_ok, r] + value[s, r] - value[s, o]
+            t = int(keep_ok[np.argmax(change)])
+            choice[s], choice[t] = r, o
+            swapped[[s, t]] = True
+    return swapped
 
 
 def split_cells(x) -> np.ndarray:
