@@ -146,6 +146,7 @@ def compactness_section(compiled, sol: Solution) -> dict:
             zone_names=problem.zone_names[province] if province is not None else [],
             cell_ha=compiled.area_ha,
             min_patch_ha=min_ha,
+            allowed=problem.allowed,
         )
 
     section = {
@@ -265,6 +266,7 @@ def page_rows(report: dict) -> list[dict]:
                 "patches": r["patches"],
                 "single_cell_share_before": b.get("single_cell_share"),
                 "single_cell_share": r["single_cell_share"],
+                "single_cell_share_forced": r["single_cell_share_forced"],
                 "below_min_share_before": b.get("below_min_share"),
                 "below_min_share": r["below_min_share"],
                 "mean_patch_ha": r["mean_patch_ha"],

@@ -353,6 +353,7 @@ def _compactness(report: dict, t) -> dict | None:
             "patches": f"{t.number(r['patches_before'], 0)} → {t.number(r['patches'], 0)}",
             "single": f"{t.percent(r['single_cell_share_before'], 1)} → "
             f"{t.percent(r['single_cell_share'], 1)}",
+            "forced": t.percent(r["single_cell_share_forced"], 1),
             "below_min": f"{t.percent(r['below_min_share_before'], 1)} → "
             f"{t.percent(r['below_min_share'], 1)}",
             "mean": ha(r["mean_patch_ha"]),
