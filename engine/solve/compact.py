@@ -600,6 +600,13 @@ def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_o
         current[i] = m
         heapq.heappush(heap, (-m, i))
 
+    def take(i: int):
+        state.label[i] = True
+        candidate[i] = False
+        for j in state.nbr[i]:
+            if j >= 0 and candidate[j]:
+                push(int(j))
+
     start = candidates[_touches(state, candidates)] if frontier_only else candidates
     start_marginal = state.marginals(start)
     current.update(zip(start.tolist(), start_marginal.tolist()))
@@ -619,22 +626,14 @@ def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_o
             # The new patch grows to the minimum before any other cell is taken: else the
             # next cell may go to a better frontier elsewhere and leave the seed alone.
             for i in _seed_patch(state, candidate, seed, size):
-                state.label[i] = True
-                candidate[i] = False
+                take(i)
                 added += 1
-                for j in state.nbr[i]:
-                    if j >= 0 and candidate[j]:
-                        push(int(j))
             continue
         neg, i = heapq.heappop(heap)
         if not candidate[i] or current.get(i) != -neg:
             continue
-        state.label[i] = True
-        candidate[i] = False
+        take(i)
         added += 1
-        for j in state.nbr[i]:
-            if j >= 0 and candidate[j]:
-                push(int(j))
     if added < count:
         logger.warning(
             "compact: option %d placed %d of %d cells (no free cell left in the group)",
