@@ -176,7 +176,7 @@ TABLE = {
         "compact_targets_same": "Targets are met exactly as without clustering: every province and claim receives the same hectares, and what falls short is the same shortfall (the provinces' shortfalls add up to the national one).",
         "compact_targets_off": "Note: {rows} targets receive less with clustering than without; report.json lists them under compactness.rows_short_of_exact.",
         "compact_by_claim": "Value given up per claim and province",
-        "compact_by_claim_note": "In value units and as a share of the exact optimum's objective; the provinces add up to the Netherlands. A cell that moves counts for every claim of the use it gains or loses.",
+        "compact_by_claim_note": "In value units and as a share of the exact optimum's objective; the provinces add up to the Netherlands. A cell that moves counts for every claim of the use it gains or loses. A negative figure: that claim got better land, often land another use released while clustering; the price of clustering is the total.",
         "compact_fragmentation": "Fragmentation: before and after clustering",
         "compact_rule_head": "Requirement",
         "compact_rule": "patches of at least {ha} ha; {penalty} value units per km of edge",

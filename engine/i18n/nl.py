@@ -176,7 +176,7 @@ TABLE = {
         "compact_targets_same": "De doelen worden precies zo gehaald als zonder clustering: elke provincie en elke opgave krijgt dezelfde hectares, en wat tekortschiet is hetzelfde tekort (de tekorten van de provincies tellen op tot het nationale).",
         "compact_targets_off": "Let op: {rows} doelen krijgen door het clusteren minder dan zonder; ze staan in report.json onder compactness.rows_short_of_exact.",
         "compact_by_claim": "Prijsgegeven waarde per opgave en provincie",
-        "compact_by_claim_note": "In waarde-eenheden en als aandeel van de doelwaarde van het exacte optimum; de provincies tellen op tot Nederland. Een cel die verschuift telt voor elke opgave van de functie die hij krijgt of verliest.",
+        "compact_by_claim_note": "In waarde-eenheden en als aandeel van de doelwaarde van het exacte optimum; de provincies tellen op tot Nederland. Een cel die verschuift telt voor elke opgave van de functie die hij krijgt of verliest. Een negatief getal: die opgave kreeg betere grond, vaak grond die een andere functie bij het clusteren vrijgaf; de prijs van het clusteren is het totaal.",
         "compact_fragmentation": "Versnippering: voor en na het clusteren",
         "compact_rule_head": "Eis",
         "compact_rule": "vlakken van minstens {ha} ha; {penalty} waarde-eenheden per km rand",
