@@ -183,6 +183,7 @@ TABLE = {
         "compact_no_rule": "none (whole cells only)",
         "compact_patches": "patches",
         "compact_single": "in single cells",
+        "compact_off": "Clustering is off in this configuration ([compactness] in national.toml): the map shows the exact optimum cell by cell.",
         "compact_forced": "of which by the rules",
         "compact_below_min": "below the minimum size",
         "compact_mean": "mean patch",

@@ -183,6 +183,7 @@ TABLE = {
         "compact_no_rule": "geen eis (alleen geheel gemaakt)",
         "compact_patches": "vlakken",
         "compact_single": "in losse cellen",
+        "compact_off": "Clusteren staat uit in deze configuratie ([compactness] in national.toml): de kaart toont het exacte optimum cel voor cel.",
         "compact_forced": "waarvan door de regels",
         "compact_below_min": "onder de minimummaat",
         "compact_mean": "gemiddeld vlak",
