@@ -106,7 +106,7 @@ def cluster(compiled, sol: Solution) -> Solution:
     before_obj, before_supply, _ = plan_objective(problem, sol.x)
     after_obj, after_supply, shortfall = plan_objective(problem, compaction.x)
     seconds = time.perf_counter() - clock
-    logger.info("compactness: %.1f s, value given up %.6g", seconds, sol.objective - after_obj)
+    logger.debug("compactness: %.1f s, value given up %.6g", seconds, sol.objective - after_obj)
     record = Clustering(
         compaction,
         sol.objective,

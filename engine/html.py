@@ -319,7 +319,7 @@ def _compactness(report: dict, t) -> dict | None:
         return None
 
     def given_up(value, share):
-        return f"{t.number(value, 0)} ({t.percent(share, 2)})"
+        return {"value": t.number(value, 0), "share": t.percent(share, 2)}
 
     by = section.get("by_claim_and_province", [])
     claims = list(dict.fromkeys(r["claim"] for r in by))
@@ -344,8 +344,8 @@ def _compactness(report: dict, t) -> dict | None:
             "option": t.option(r["option"]),
             "rule": t.text(
                 "compact_rule",
-                ha=t.number(r["rule"]["min_patch_ha"]),
-                penalty=t.number(r["rule"]["boundary_penalty_per_km"]),
+                ha=t.number(r["rule"]["min_patch_ha"], 0),
+                penalty=t.number(r["rule"]["boundary_penalty_per_km"], 0),
             )
             if r["rule"]
             else t.text("compact_no_rule"),

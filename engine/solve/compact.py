@@ -226,7 +226,7 @@ def compact(
         choice[:] = trial
         result.changed_by[changed] = index
         result.timings[problem.option_names[rule.option]] = time.perf_counter() - clock
-        logger.info(
+        logger.debug(
             "compact %s: %d cells moved, %d groups",
             problem.option_names[rule.option],
             int(changed.sum()),
