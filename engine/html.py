@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import i18n, maps
+from engine.compactness import page_rows
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ __all__ = [
 SECTIONS = (
     "verdicts",
     "allocation",
+    "compactness",
     "claim-maps",
     "addability",
     "scarcity",
@@ -311,6 +313,74 @@ def _value_unit(manifest: dict, t) -> str:
     return t.text("value_unit") + " " + t.text("value_unit_take", cost=t.number(take["value"]))
 
 
+def _compactness(report: dict, t) -> dict | None:
+    """The compactness section: the value given up against the exact unclustered optimum,
+    nationally and per claim and province, and the fragmentation without and with it."""
+    section = report.get("compactness") or {}
+    if not section.get("enabled"):
+        return None
+
+    def given_up(value, share):
+        return {"value": t.number(value, 0), "share": t.percent(share, 2)}
+
+    by = section.get("by_claim_and_province", [])
+    claims = list(dict.fromkeys(r["claim"] for r in by))
+    zones = list(dict.fromkeys(r["zone"] for r in by if r["zone"] != "national"))
+    cell = {(r["zone"], r["claim"]): r for r in by}
+    rows = [
+        {
+            "zone": t.group("zonings", "national") if zone == "national" else zone,
+            "cells": [
+                given_up(c["value_given_up"], c["value_given_up_share"])
+                for c in (cell[(zone, claim)] for claim in claims)
+            ],
+        }
+        for zone in ["national"] + zones
+    ]
+
+    def ha(x):
+        return t.quantity(x, "ha") if x is not None else "–"
+
+    fragmentation = [
+        {
+            "option": t.option(r["option"]),
+            "rule": t.text(
+                "compact_rule",
+                ha=t.number(r["rule"]["min_patch_ha"], 0),
+                penalty=t.number(r["rule"]["boundary_penalty_per_km"], 0),
+            )
+            if r["rule"]
+            else t.text("compact_no_rule"),
+            "area": ha(r["area_ha"]),
+            "patches": f"{t.number(r['patches_before'], 0)} → {t.number(r['patches'], 0)}",
+            "single": f"{t.percent(r['single_cell_share_before'], 1)} → "
+            f"{t.percent(r['single_cell_share'], 1)}",
+            "forced": t.percent(r["single_cell_share_forced"], 1),
+            "below_min": f"{t.percent(r['below_min_share_before'], 1)} → "
+            f"{t.percent(r['below_min_share'], 1)}",
+            "mean": ha(r["mean_patch_ha"]),
+        }
+        for r in page_rows(report)
+        if r["area_ha"]
+    ]
+    return {
+        "intro": t.text(
+            "compact_intro",
+            given_up=t.number(section["value_given_up"], 0),
+            share=t.percent(section["value_given_up_share"], 2),
+            exact=t.number(section["exact_objective"], 0),
+            plan=t.number(section["plan_objective"], 0),
+        ),
+        "targets": t.text(
+            "compact_targets_same" if section["targets_as_unclustered"] else "compact_targets_off",
+            rows=len(section.get("rows_short_of_exact", [])),
+        ),
+        "head": [t.claim(c) for c in claims],
+        "rows": rows,
+        "fragmentation": fragmentation,
+    }
+
+
 def _rule_costs(report: dict, t) -> list[dict]:
     out = []
     for c in report.get("rule_costs", []):
@@ -566,6 +636,7 @@ def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:
         "scarcity_words": _scarcity_words(report, t),
         "scarcity_table": _scarcity_table(report, t),
         "value_unit": _value_unit(manifest, t),
+        "compactness": _compactness(report, t),
         "rule_costs": _rule_costs(report, t),
         "exchanges": _exchanges(report, t),
         "plausibility": report.get("plausibility"),

@@ -28,6 +28,7 @@ import numpy as np
 
 from engine import i18n
 from engine.analysis.plausibility import plausibility
+from engine.compactness import compactness_section
 from engine.config import Config, from_ha
 from engine.outputs import (
     RunFolder,
@@ -176,6 +177,7 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
         "notes": list(compiled.notes),
         "timings": dict(timings or {}),
         "plausibility": plausibility(compiled, sol),
+        "compactness": compactness_section(compiled, sol),
     }
 
 

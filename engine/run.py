@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.analysis.outputs import analysis_level
+from engine.compactness import cluster
 from engine.compile import Compiled, capacity, compile_problem, refusal, shortfalls
 from engine.config import Config, ConfigError, load_config
 from engine.outputs import RunFolder, sha256_file
@@ -228,7 +229,7 @@ def run(
     level = analysis_level(analysis)
     lang = check_language(lang)
     with RunFolder(out_dir) as folder:  # --out checked and locked before any work
-        stages = _Stages(progress, total=5, on_start=folder.note)
+        stages = _Stages(progress, total=6, on_start=folder.note)
         try:
             prepared = prepare_run(
                 config, grid=grid, resolution=resolution, overrides=overrides, stages=stages
@@ -238,6 +239,9 @@ def run(
             sol = engine.solve(
                 compiled.problem, method=method, **({} if prices is None else {"prices": prices})
             )
+            stages.done()
+            stages.start("compact")
+            sol = cluster(compiled, sol)
             stages.done()
             stages.start("write")
             timings = dict(stages.timings)

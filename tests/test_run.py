@@ -120,14 +120,24 @@ def test_the_manifest_records_what_produced_the_result(national):
     assert m["deviations"] == []
 
 
+def _without_compactness() -> dict:
+    """Overrides that switch every compactness entry of the national config off: the exact
+    unclustered optimum, the one a province run must share with the national run."""
+    import tomllib
+
+    entries = tomllib.loads(NATIONAL.read_text())["compactness"]
+    return {f"compactness.{name}.enabled": False for name in entries}
+
+
 def test_a_province_run_agrees_with_the_national_run(national, grid, tmp_path):
     """Utrecht has no NOVEX area or rule crossing its border, and the national rows do not
     bind beyond the provinces' own (the provincial shares add up to the national targets;
-    the housing bids exceed 900,000), so nothing couples it to the rest."""
+    the housing bids exceed 900,000), so nothing couples it to the rest: the province meets
+    the same targets with compactness on, and without it reaches the same exact optimum."""
     import rasterio
 
-    report, out = national
-    prov_report = run(UTRECHT, tmp_path, grid=grid, progress=False, method="highs")
+    report, _ = national
+    prov_report = run(UTRECHT, tmp_path / "clustered", grid=grid, progress=False, method="highs")
     for claim in report["claims"]:
         a = _rows(report, "province", claim)
         a = [r for r in a if r["zone"] == "Utrecht"][0]
@@ -135,9 +145,17 @@ def test_a_province_run_agrees_with_the_national_run(national, grid, tmp_path):
         assert b["zone"] == "Utrecht"
         assert b["lower_ha"] == a["lower_ha"]
         assert b["allocated_ha"] == pytest.approx(a["allocated_ha"], rel=1e-6, abs=1e-6)
+
+    exact = _without_compactness()
+    report = run(
+        NATIONAL, tmp_path / "n", grid=grid, progress=False, method="highs", overrides=exact
+    )
+    prov_report = run(
+        UTRECHT, tmp_path / "u", grid=grid, progress=False, method="highs", overrides=exact
+    )
     with (
-        rasterio.open(out / "allocation.tif") as s1,
-        rasterio.open(tmp_path / "allocation.tif") as s2,
+        rasterio.open(tmp_path / "n" / "allocation.tif") as s1,
+        rasterio.open(tmp_path / "u" / "allocation.tif") as s2,
     ):
         n, u = s1.read(1), s2.read(1)
     inside = u != 255

@@ -18,6 +18,7 @@ __all__ = [
     "Novex",
     "LayerSource",
     "Province",
+    "Compactness",
     "Config",
     "slugify",
 ]
@@ -164,6 +165,20 @@ class Province:
     novex: dict  # id -> Novex
 
 
+@dataclass(frozen=True)
+class Compactness:
+    """How one option clusters (engine.solve.compact): a minimum patch size and a boundary
+    penalty, each a figure of the config or a named assumption (``assumptions`` names them)."""
+
+    option: str
+    min_patch_ha: float  # 0: no minimum
+    boundary_penalty: float  # value lost per km of edge between the option and the rest
+    source: str | None  # the line of the source that asks for clustering, if it does
+    assumptions: tuple[str, ...]  # the assumptions the figures come from
+    entry: str  # the config key it was written under: the option, or a claim it serves
+    note: str = ""
+
+
 @dataclass
 class Config:
     path: Path
@@ -181,6 +196,7 @@ class Config:
     provinces: dict
     layers: dict = field(default_factory=dict)
     zonings: dict = field(default_factory=dict)
+    compactness: dict = field(default_factory=dict)  # option name -> Compactness
     files: list = field(default_factory=list)
     resolved: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)

@@ -5,7 +5,7 @@ province file ``configs/provinces/<province>.toml`` (one province; it points at 
 file for the shared catalogue, rules and the national targets it takes a share of). The files
 are read into one tree::
 
-    run, targets, zonings, layers       national.toml
+    run, targets, zonings, layers, compactness  national.toml
     assumptions, claims, options        claims.toml
     rules.{exclusions,penalties,ladders,reservations}  rules.toml
     suitability                         suitability.toml
@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 RULE_KINDS = ("exclusions", "penalties", "ladders", "reservations")
-NATIONAL_SECTIONS = ("run", "targets", "zonings", "layers")
+NATIONAL_SECTIONS = ("run", "targets", "zonings", "layers", "compactness")
 CLAIMS_SECTIONS = ("assumptions", "claims", "options")
 TOP_SECTIONS = NATIONAL_SECTIONS + CLAIMS_SECTIONS + ("rules", "suitability", "provinces")
 

@@ -15,6 +15,7 @@ from typing import Any
 from engine.config.model import (
     Assumption,
     Claim,
+    Compactness,
     Config,
     LayerSource,
     Novex,
@@ -733,6 +734,7 @@ def validate(tree: dict, scope: str, origins: Origins, path: Path) -> Config:
                 f"add [{name}] with terms and conversion_cost to suitability.toml",
             )
     layers = _layers(v, tree, path)
+    compactness = _compactness(v, tree.get("compactness", {}), options, claims, assumptions)
     zonings = _zonings(v, tree.get("zonings", {}), claims, assumptions, rules)
     if scope != "national" and scope not in provinces:
         raise v.err(
@@ -756,6 +758,7 @@ def validate(tree: dict, scope: str, origins: Origins, path: Path) -> Config:
         provinces=provinces,
         layers=layers,
         zonings=zonings,
+        compactness=compactness,
     )
 
 
@@ -793,3 +796,87 @@ def _layers(v: Validator, tree: dict, path: Path) -> dict:
             share,
         )
     return layers
+
+
+COMPACTNESS_FIGURES = {"min_patch_ha": "ha", "boundary_penalty": "value/km"}
+
+
+def _compactness(v: Validator, tree: dict, options: dict, claims: dict, assumptions: dict) -> dict:
+    """``[compactness.<option or claim>]``: option name -> :class:`Compactness`. An entry for a
+    claim applies to every option that delivers it. Each figure is a number (then the entry
+    cites its source line) or the name of an assumption of the unit the figure is in."""
+    out: dict = {}
+    for entry, c in v.table(tree, ("compactness",)).items():
+        key = ("compactness", entry)
+        c = v.table(c, key)
+        v.keys(c, key, ("min_patch_ha", "boundary_penalty", "source", "note", "enabled"))
+        if not v.boolean(c.get("enabled", True), key + ("enabled",)):
+            continue
+        names = _compact_options(v, entry, key, options, claims)
+        if not any(f in c for f in COMPACTNESS_FIGURES):
+            raise v.err(
+                key + ("min_patch_ha",),
+                "missing: an entry needs min_patch_ha and/or boundary_penalty",
+                'add min_patch_ha = "<an assumption in ha>" or boundary_penalty = ...',
+            )
+        source = v.reference(c["source"], key + ("source",)) if "source" in c else None
+        figures, named = {}, []
+        for f, unit in COMPACTNESS_FIGURES.items():
+            node = c.get(f, 0.0)
+            if isinstance(node, str):
+                a = assumptions.get(node)
+                if a is None:
+                    raise v.err(
+                        key + (f,), f"no assumption named {node!r}", did_you_mean(node, assumptions)
+                    )
+                if a.unit != unit:
+                    raise v.err(
+                        key + (f,),
+                        f"assumption {node!r} is in {a.unit!r}, {f} is in {unit}",
+                        f'give {node} unit = "{unit}" or name another assumption',
+                    )
+                named.append(node)
+            elif f in c and source is None:
+                raise v.err(
+                    key + (f,),
+                    "a figure needs its source line or a named assumption",
+                    f'cite source = "L1418" (a line asking for clustering) or name an '
+                    f"assumption in {unit}",
+                )
+            figures[f] = _value(v, node, key + (f,), assumptions, minimum=0.0)
+        for name in names:
+            if name in out:
+                raise v.err(
+                    key,
+                    f"option {name!r} is configured under compactness.{out[name].entry} too",
+                    "configure each option once (an option, or one claim it delivers)",
+                )
+            out[name] = Compactness(
+                name,
+                figures["min_patch_ha"],
+                figures["boundary_penalty"],
+                source,
+                tuple(named),
+                entry,
+                str(c.get("note", "")),
+            )
+    return out
+
+
+def _compact_options(v: Validator, entry: str, key: tuple, options: dict, claims: dict) -> list:
+    if entry in options:
+        names = [entry]
+    elif entry in claims:
+        names = [o for o, opt in options.items() if entry in opt.contributes]
+    else:
+        raise v.err(
+            key, "neither an option nor a claim", did_you_mean(entry, list(options) + list(claims))
+        )
+    neutral = [o for o in names if not options[o].contributes]
+    if neutral:
+        raise v.err(
+            key,
+            f"option {neutral[0]!r} delivers no claim: the other options cluster against it",
+            "configure the options that deliver claims",
+        )
+    return names

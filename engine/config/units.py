@@ -13,7 +13,7 @@ UNITS = {
     "ha": ("area", 1.0), "km2": ("area", 100.0), "m2": ("area", 1e-4),
 }  # fmt: skip
 FRACTION_UNITS = ("fraction", "1", "ha/ha")
-VALUE_UNITS = ("value/ha",)  # suitability units: the value of a hectare
+VALUE_UNITS = ("value/ha", "value/km")  # suitability units: of a hectare, of a km of edge
 
 
 def to_ha(value: float, unit: str, claim: Claim) -> float:

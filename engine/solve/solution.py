@@ -42,6 +42,9 @@ class Solution:
     method: str  # backend that produced it
     timings: dict = field(default_factory=dict)  # seconds per stage
     row_prices: np.ndarray | None = None  # prices in the problem's row order
+    # engine.compactness.Clustering when the plan was clustered (x, choice, allocated and
+    # shortfall are then the clustered plan's; objective, bound, gap those of the exact optimum)
+    compactness: object | None = None
 
     def __repr__(self) -> str:
         return (

@@ -53,6 +53,7 @@ def run_variant(spec: dict, *_after) -> dict:
     the error is recorded in variant.json with status "error" (a programming error is
     logged with its traceback as well).
     """
+    from engine.compactness import sweep_columns
     from engine.config import load_config
     from engine.report import read_prices
     from engine.run import run
@@ -108,6 +109,7 @@ def run_variant(spec: dict, *_after) -> dict:
                 gap=report["gap"],
                 solve_seconds=timings["solve"],
                 warm_started=warm is not None and report["method"] == "fast",
+                **sweep_columns(report),
             )
         except Exception as err:  # a failing variant is a result, not the end of the sweep
             if not isinstance(err, RuimtepuzzelError):

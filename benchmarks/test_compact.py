@@ -1,0 +1,54 @@
+"""Compact plans: the compaction against the exact MILP (HiGHS via PuLP) on small grids, and
+the compaction stage of the national run.
+
+    pytest benchmarks/test_compact.py --benchmark-only -s             # small instances
+    pytest benchmarks/test_compact.py -k national --benchmark-only -s  # minutes
+
+The small instances print, per size, what the MILP needs and the gap of the compact plan to
+its optimum as a share of what the MILP optimum gives up against the LP optimum (the bound
+that tests/test_compact.py asserts). Figures are in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import engine
+from engine.solve.compact import compact
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_compact import grid_problem, milp_of, penalised, rules_for  # noqa: E402
+
+
+@pytest.mark.parametrize("side", [14, 30, 50, 70])
+def test_small_against_milp(benchmark, side):
+    problem, geometry = grid_problem(side, ny=side, nx=side)
+    rules = rules_for(problem)
+    exact = engine.solve(problem)
+    plan = benchmark(compact, problem, exact, geometry, rules)
+    ours = penalised(problem, geometry, rules, plan.x)
+    milp = milp_of(problem, geometry, rules, exact, time_limit=600)
+    best = penalised(problem, geometry, rules, milp.x)
+    share = (best - ours) / max(exact.objective - best, 1e-12)
+    print(
+        f"\n{side}x{side}: LP {exact.objective:.1f} MILP {best:.1f} ({milp.status}, "
+        f"{milp.seconds:.1f} s) ours {ours:.1f}; gap/(LP-MILP) {share:.3f}"
+    )
+
+
+@pytest.mark.parametrize("resolution", [250, 100])
+def test_national(benchmark, resolution):
+    """The compaction stage alone (after the exact solve) of the national config."""
+    from engine.compactness import cluster
+    from engine.run import prepare
+
+    compiled, _ = prepare("national", resolution=resolution)
+    sol = engine.solve(compiled.problem)
+    clock = time.perf_counter()
+    plan = benchmark.pedantic(cluster, args=(compiled, sol), rounds=1, iterations=1)
+    print(f"\n{resolution} m: compaction {time.perf_counter() - clock:.1f} s")
+    assert plan.compactness is not None

@@ -1,0 +1,711 @@
+"""Compact plans: the exact allocation clustered into patches, and what that gives up.
+
+The allocation LP decides cell by cell, so where options tie it spreads them. A planner asks
+for parks, neighbourhoods and business estates: for some options a boundary penalty (value
+lost per km of edge between the option and its surroundings) and a minimum patch size.
+
+Method, per option with a :class:`PatchRule` (in the order given), starting from the exact
+unclustered optimum ``solution`` and its shadow prices:
+
+1. **Price-parametric cut.** Each cell may switch between the option and its best *neutral*
+   option (one that delivers no claim: keep). Under the exact prices the value advantage of
+   the option in cell ``i`` is ``gain_i = a_i (v[i,o] + sum_k c[o,k] price(i,k)) - a_i
+   v[i,neutral]``. Cells in another new use are left as they are. For one option against the
+   rest at fixed prices, maximising ``sum gain_i y_i - edge_cost * (edges with y_i != y_j)``
+   over binary ``y`` on the 4-neighbourhood is a minimum cut, solved exactly (PyMaxflow).
+2. **Targets exactly as before.** The cells the exact optimum splits between options (at
+   most about as many as there are binding target rows) keep their fractions and take no
+   part. Within every cell group (cells in the same zone of every zoning, which share their
+   prices) where a target row of the option binds, the option keeps exactly as many whole
+   cells as the exact optimum gives it there (:func:`target_counts`): a price offset ``lam``
+   per group is bisected until the cut takes that many (the cut's set grows with ``lam``),
+   and the last few cells are added greedily at the best marginal value, boundary included.
+   Only the option and neutral options trade cells, so every such group delivers to every
+   target row exactly what the exact optimum delivers: no rounding, and shortfalls add up
+   over the provinces as they do in the exact optimum.
+3. **Minimum patch size.** Patches (4-connected) of fewer cells than the minimum are
+   returned to their neutral option, and the cells are placed again by growing the other
+   patches of the same group at the best marginal value. A group whose option has fewer
+   cells than one patch needs keeps one patch below the minimum (reported, never hidden).
+
+4. **Cells no neutral option may take.** A single cell of an option where the rules allow no
+   neutral option (reserved land: water storage with or without nature) cannot trade with
+   keep. It swaps with a cell of the same group in its runner-up option (the allowed new use
+   of highest value there) that lies next to a patch of the option: both options keep their
+   count in every group, so every target row receives exactly the same (the swap's value
+   change is part of the value given up). Of the candidates the best value change is taken.
+
+The unclustered optimum is an upper bound of the clustered plan's objective (the plan is a
+feasible point of the same LP), so ``exact objective - plan objective`` is the value given up,
+always >= 0.
+Deterministic: fixed orders everywhere, ties to the lower cell index.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import maxflow
+import numpy as np
+from scipy import ndimage, sparse
+
+from engine.errors import RuimtepuzzelError
+from engine.problem import Problem
+from engine.solve.solution import Solution, allocation_totals
+
+__all__ = [
+    "Geometry",
+    "PatchRule",
+    "Compaction",
+    "compact",
+    "boundary_cost",
+    "neighbour_counts",
+    "target_counts",
+    "split_cells",
+    "plan_x",
+]
+
+logger = logging.getLogger(__name__)
+
+# Bisection steps on a group's price offset; each halves the interval, 50 reach the last bit.
+BISECTION_STEPS = 50
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the cells of a problem lie: ``flat[i]`` is cell i's position in a row-major grid of
+    ``shape``; ``cell_km`` the side of a cell in km."""
+
+    shape: tuple[int, int]
+    flat: np.ndarray
+    cell_km: float
+
+    def __post_init__(self):
+        flat = np.asarray(self.flat)
+        if flat.ndim != 1 or (len(flat) and (flat.min() < 0 or flat.max() >= np.prod(self.shape))):
+            raise RuimtepuzzelError(
+                f"geometry: cell positions must index a grid of shape {self.shape}"
+            )
+        if len(flat) > 1 and np.any(np.diff(flat) <= 0):
+            raise RuimtepuzzelError("geometry: cell positions must be increasing (row-major)")
+        if not self.cell_km > 0:
+            raise RuimtepuzzelError(f"geometry: cell_km = {self.cell_km}, expected > 0")
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.flat)
+
+    @cached_property
+    def neighbours(self) -> np.ndarray:
+        """(N, 4) the cells left, right, above and below each cell, -1 where there is none
+        (outside the grid or outside the cells of the problem: the sea, abroad)."""
+        ny, nx = self.shape
+        index = np.full(ny * nx, -1, dtype=np.int64)
+        index[self.flat] = np.arange(self.n_cells)
+        grid = np.pad(index.reshape(ny, nx), 1, constant_values=-1)
+        rows, cols = np.divmod(self.flat, nx)
+        rows, cols = rows + 1, cols + 1
+        return np.stack(
+            [
+                grid[rows, cols - 1],
+                grid[rows, cols + 1],
+                grid[rows - 1, cols],
+                grid[rows + 1, cols],
+            ],
+            axis=1,
+        )
+
+    def raster(self, values: np.ndarray, fill=0) -> np.ndarray:
+        """Per-cell ``values`` as a grid of ``shape`` (``fill`` elsewhere)."""
+        out = np.full(int(np.prod(self.shape)), fill, dtype=np.asarray(values).dtype)
+        out[self.flat] = values
+        return out.reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class PatchRule:
+    """Compactness of one option: ``edge_cost`` is the objective's value lost per cell side
+    between the option and anything else (the boundary penalty per km times ``cell_km``);
+    ``min_cells`` the smallest patch, in cells (1: none)."""
+
+    option: int
+    min_cells: int = 1
+    edge_cost: float = 0.0
+
+    def __post_init__(self):
+        if self.min_cells < 1:
+            raise RuimtepuzzelError(f"patch rule of option {self.option}: min_cells must be >= 1")
+        if not (np.isfinite(self.edge_cost) and self.edge_cost >= 0):
+            raise RuimtepuzzelError(
+                f"patch rule of option {self.option}: edge_cost = {self.edge_cost}, expected a "
+                f"finite value >= 0"
+            )
+
+
+@dataclass
+class Compaction:
+    """The clustered plan and how it came about."""
+
+    choice: np.ndarray  # (N,) the clustered plan: the dominant option per cell
+    before: np.ndarray  # (N,) the unclustered plan (the exact optimum's dominant options)
+    x: sparse.csr_matrix  # (N, O) the clustered plan: whole cells, the split ones as before
+    changed_by: np.ndarray  # (N,) int: the rule whose step changed the cell, -1 unchanged
+    rules: tuple[PatchRule, ...]
+    offsets: dict = field(default_factory=dict)  # (option, group) -> price offset lam
+    timings: dict = field(default_factory=dict)
+
+
+def compact(
+    problem: Problem, solution: Solution, geometry: Geometry, rules: list[PatchRule]
+) -> Compaction:
+    """Cluster the plan of ``solution`` (the exact optimum of ``problem``) under ``rules``;
+    every other option that delivers a claim is placed the same way (a rule without penalty
+    or minimum: the cut at the exact prices)."""
+    if np.ndim(problem.area) and np.ptp(problem.area) > 0:
+        raise RuimtepuzzelError(
+            "compactness: the cells differ in area; patches are counted in cells of one size"
+        )
+    if geometry.n_cells != problem.n_cells:
+        raise RuimtepuzzelError(
+            f"geometry: {geometry.n_cells} cells, the problem has {problem.n_cells}"
+        )
+    seen = [r.option for r in rules]
+    if len(set(seen)) != len(seen) or any(not 0 <= o < problem.n_options for o in seen):
+        raise RuimtepuzzelError(
+            f"patch rules: options {seen}; each must be an option index < {problem.n_options}, "
+            f"and appear once"
+        )
+    neutral = _neutral_options(problem)
+    if neutral.size and any(r.option in neutral for r in rules):
+        raise RuimtepuzzelError(
+            "patch rules: an option that delivers no claim (keep) is what other options "
+            "cluster against; give it no rule"
+        )
+    choice = np.asarray(solution.choice, dtype=np.int64).copy()
+    exact_x = sparse.csr_matrix(solution.x)
+    split = split_cells(exact_x)
+    given = {r.option: r for r in rules}
+    rules = [given.get(int(o), PatchRule(int(o))) for o in _new_uses(problem)]
+    result = Compaction(choice, choice.copy(), exact_x, np.full(problem.n_cells, -1), tuple(rules))
+    if neutral.size == 0:
+        return result
+    best_neutral, neutral_value = _best_neutral(problem, neutral)
+    is_neutral = np.zeros(problem.n_options, dtype=bool)
+    is_neutral[neutral] = True
+    price = _group_prices(problem, solution.prices)
+    group = problem.groups.group
+    exact_supply = allocation_totals(problem, solution.x)[1]
+    for index, rule in enumerate(rules):
+        clock = time.perf_counter()
+        target = target_counts(problem, result.before, rule.option)
+        counted = _binding_groups(problem, solution, rule.option)
+        while True:
+            state = _OptionState(
+                problem, geometry, rule, choice, target.copy(), price, neutral_value, is_neutral
+            )
+            state.free &= ~split
+            for g in state.groups_with_cells(counted):
+                if counted[g]:
+                    result.offsets[(rule.option, int(g))] = _cut_group(state, g)
+                else:
+                    _cut_free(state, g)
+            _enforce_min_patch(state)
+            trial = _apply(choice, state, best_neutral)
+            short = _rows_off(problem, plan_x(trial, exact_x, split), exact_supply, rule.option)
+            more = _groups_of_rows(problem, short) & ~counted
+            if not more.any():
+                break
+            # A free count left a row short of what the exact optimum gives it (or over an
+            # upper bound): count the groups of those rows as well, and start again.
+            counted |= more
+        changed = trial != choice
+        choice[:] = trial
+        result.changed_by[changed] = index
+        result.timings[problem.option_names[rule.option]] = time.perf_counter() - clock
+        logger.debug(
+            "compact %s: %d cells moved, %d groups",
+            problem.option_names[rule.option],
+            int(changed.sum()),
+            len(np.unique(group[changed])),
+        )
+    swapped = _swap_stuck(problem, geometry, choice, split, is_neutral, rules)
+    result.changed_by[swapped] = len(rules)
+    result.x = plan_x(choice, exact_x, split)
+    return result
+
+
+def _swap_stuck(problem, geometry, choice, split, is_neutral, rules) -> np.ndarray:
+    """Step 4 of the module docstring, in place on ``choice``; returns the cells swapped."""
+    nbr = geometry.neighbours
+    valid = nbr >= 0
+    allowed = problem.allowed
+    if allowed is None:  # keep is allowed everywhere: nothing is stuck
+        return np.zeros(problem.n_cells, dtype=bool)
+    value = problem.value.astype(np.float64)
+    group = problem.groups.group
+    swapped = np.zeros(problem.n_cells, dtype=bool)
+    no_neutral = ~allowed[:, is_neutral].any(axis=1)
+
+    def beside(mask):
+        """Per cell, its neighbours in ``mask``."""
+        return np.sum(valid & mask[np.where(valid, nbr, 0)], axis=1)
+
+    for rule in rules:
+        o = rule.option
+        if rule.min_cells < 2:
+            continue
+        patch, sizes = patch_sizes(geometry, choice == o)
+        stuck = np.flatnonzero((choice == o) & (sizes[patch] == 1) & no_neutral & ~split)
+        for s in stuck:
+            others = np.flatnonzero(allowed[s] & ~is_neutral)
+            others = others[others != o]
+            if len(others) == 0:
+                continue
+            r = int(others[np.argmax(value[s, others])])
+            mine = choice == o
+            mine[s] = False
+            theirs = choice == r
+            # t: the group's cells of r that may take o, next to another patch of o, whose
+            # r-neighbours each keep another r-neighbour; s must then touch r (not only t).
+            t_ok = theirs & allowed[:, o] & ~split & (group == group[s]) & (beside(mine) > 0)
+            t_ok &= ~swapped
+            candidates = np.flatnonzero(t_ok)
+            if len(candidates) == 0:
+                continue
+            r_count = beside(theirs)
+            keep_ok = []
+            for t in candidates:
+                around = [j for j in nbr[t] if j >= 0 and theirs[j]]
+                s_touch = sum(1 for j in nbr[s] if j >= 0 and theirs[j] and j != t)
+                if s_touch and all(r_count[j] >= 2 for j in around):
+                    keep_ok.append(t)
+            if not keep_ok:
+                continue
+            keep_ok = np.asarray(keep_ok)
+            change = value[keep_ok, o] - value[keep_ok, r] + value[s, r] - value[s, o]
+            t = int(keep_ok[np.argmax(change)])
+            choice[s], choice[t] = r, o
+            swapped[[s, t]] = True
+    return swapped
+
+
+def split_cells(x) -> np.ndarray:
+    """(N,) the cells an allocation splits between options (no option takes all of it)."""
+    return sparse.csr_matrix(x).max(axis=1).toarray().ravel() < 1.0
+
+
+def plan_x(choice: np.ndarray, exact_x: sparse.csr_matrix, split: np.ndarray) -> sparse.csr_matrix:
+    """(N, O) the plan: the whole cells of ``choice``, the ``split`` cells as in ``exact_x``."""
+    n, n_options = exact_x.shape
+    whole = sparse.csr_matrix(
+        ((~split).astype(np.float64), choice, np.arange(n + 1)), shape=(n, n_options)
+    )
+    kept = sparse.diags(split.astype(np.float64)) @ exact_x
+    out = (whole + kept).tocsr()
+    out.eliminate_zeros()
+    return out
+
+
+def target_counts(problem: Problem, choice: np.ndarray, option: int) -> np.ndarray:
+    """(G,) cells of ``option`` per cell group in the exact optimum's plan ``choice`` (split
+    cells by their dominant option: they stay as they are, so the whole cells of the option
+    are held exactly)."""
+    return np.bincount(problem.groups.group[choice == option], minlength=problem.groups.count)
+
+
+def _new_uses(problem: Problem) -> np.ndarray:
+    return np.flatnonzero(np.any(problem.contribution > 0, axis=1))
+
+
+def boundary_cost(geometry: Geometry, plan, rules: list[PatchRule]) -> float:
+    """The boundary penalty of a plan (one option per cell (N,), or an allocation (N, O)):
+    per rule, its edge cost times ``sum |x[i,o] - x[j,o]|`` over the pairs of neighbouring
+    cells, for whole cells the sides between the option and the other cells."""
+    nbr = geometry.neighbours[:, [1, 3]]  # each pair once: right and lower neighbour
+    a, d = np.nonzero(nbr >= 0)
+    b = nbr[a, d]
+    total = 0.0
+    for r in rules:
+        if np.ndim(plan) == 1:
+            column = (np.asarray(plan) == r.option).astype(np.float64)
+        else:
+            column = sparse.csc_matrix(plan)[:, r.option].toarray().ravel()
+        total += r.edge_cost * float(np.abs(column[a] - column[b]).sum())
+    return total
+
+
+def _neutral_options(problem: Problem) -> np.ndarray:
+    """The options that deliver no claim: trading cells with them changes no target row."""
+    return np.flatnonzero(~np.any(problem.contribution > 0, axis=1))
+
+
+def _best_neutral(problem: Problem, neutral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell the best allowed neutral option (-1 if none) and its value a_i v[i,n]
+    (-inf if none). Ties to the lower option index, as everywhere."""
+    value = problem.value[:, neutral].astype(np.float64)
+    if problem.allowed is not None:
+        value = np.where(problem.allowed[:, neutral], value, -np.inf)
+    pick = np.argmax(value, axis=1)
+    best_value = value[np.arange(problem.n_cells), pick]
+    best = np.where(np.isfinite(best_value), neutral[pick], -1)
+    return best, best_value * problem.area_of()
+
+
+def _group_prices(problem: Problem, prices: list) -> np.ndarray:
+    """(G, K): the price of every claim in every cell group, summed over the zonings."""
+    groups = problem.groups
+    out = np.zeros((groups.count, problem.n_claims))
+    for l in range(problem.n_zonings):
+        out += np.asarray(prices[l], dtype=np.float64)[groups.zones[:, l]]
+    return out
+
+
+class _OptionState:
+    """One option's labels (in the option or not) while its rule is applied."""
+
+    def __init__(self, problem, geometry, rule, choice, target, price, neutral_value, is_neutral):
+        o = rule.option
+        self.rule = rule
+        self.geometry = geometry
+        self.nbr = geometry.neighbours
+        self.group = problem.groups.group
+        area = problem.area_of()
+        own = area * (
+            problem.value[:, o].astype(np.float64) + price[self.group] @ problem.contribution[o]
+        )
+        self.gain = own - neutral_value  # -inf where no neutral option is allowed
+        self.label = choice == o
+        allowed = np.ones(problem.n_cells, dtype=bool)
+        if problem.allowed is not None:
+            allowed = problem.allowed[:, o]
+        # Cells that may trade between the option and a neutral one; the rest keep theirs.
+        self.free = allowed & np.isfinite(neutral_value) & (self.label | is_neutral[choice])
+        self.target = target
+
+    def groups_with_cells(self, counted: np.ndarray) -> np.ndarray:
+        """The groups where the option has cells now or is to have them, or may have them
+        (a free count)."""
+        present = np.bincount(self.group[self.label], minlength=len(self.target))
+        free = np.bincount(self.group[self.free], minlength=len(self.target))
+        return np.flatnonzero((self.target > 0) | (present > 0) | (~counted & (free > 0)))
+
+    def count(self, g: int) -> int:
+        return int(np.count_nonzero(self.label & (self.group == g)))
+
+    def marginals(self, cells: np.ndarray) -> np.ndarray:
+        """:meth:`marginal` of many cells at once."""
+        nbr = self.nbr[cells]
+        valid = nbr >= 0
+        inside = valid & self.label[np.where(valid, nbr, 0)]
+        outside = valid.sum(axis=1) - inside.sum(axis=1)
+        return self.gain[cells] - self.rule.edge_cost * (outside - inside.sum(axis=1))
+
+    def marginal(self, i: int) -> float:
+        """What switching free cell i into the option adds, its boundary included."""
+        inside = 0
+        outside = 0
+        for j in self.nbr[i]:
+            if j >= 0:
+                if self.label[j]:
+                    inside += 1
+                else:
+                    outside += 1
+        return float(self.gain[i]) - self.rule.edge_cost * (outside - inside)
+
+
+def _cut_group(state: _OptionState, g: int) -> float:
+    """Set the labels of group g's free cells: the minimum cut at the price offset that gives
+    the group its target count of cells, completed greedily. Returns the offset."""
+    w = state.rule.edge_cost
+    cells = np.flatnonzero(state.free & (state.group == g))
+    if len(cells) == 0:
+        return 0.0
+    # A cell whose advantage exceeds 4 edge costs plus any offset tried takes the same side in
+    # every cut (persistency), so only the band near the margin enters the graph.
+    fixed_count = int(np.count_nonzero(state.label & (state.group == g))) - int(
+        np.count_nonzero(state.label[cells])
+    )
+    need = int(state.target[g]) - fixed_count
+    band = _band(state.gain[cells], w, need)
+    inside = cells[state.gain[cells] > band]
+    state.label[cells] = False
+    state.label[inside] = True
+    cut_cells = cells[np.abs(state.gain[cells]) <= band]
+    need -= len(inside)
+    if need <= 0:
+        return 0.0
+    if len(cut_cells) == 0:
+        _grow(state, cells[~state.label[cells]], need, frontier_only=False)
+        return 0.0
+    graph = _CutGraph(state, cut_cells)
+    reach = band + 4 * w + _tolerance(state.gain[cut_cells])
+    low, high = -reach, reach
+    low_labels = np.zeros(len(cut_cells), dtype=bool)
+    for _ in range(BISECTION_STEPS):
+        mid = 0.5 * (low + high)
+        labels = graph.solve(mid)
+        taken = int(labels.sum())
+        if taken == need:
+            low, low_labels = mid, labels
+            break
+        if taken < need:
+            low, low_labels = mid, labels
+        else:
+            high = mid
+    state.label[cut_cells] = low_labels
+    # The rest at the best marginal value, from all free cells: the count may need cells
+    # below the band (rounding up), and at a jump of the cut several tie at once.
+    _grow(state, cells[~state.label[cells]], need - int(low_labels.sum()), frontier_only=False)
+    return float(low)
+
+
+def _cut_free(state: _OptionState, g: int):
+    """Set the labels of group g's free cells by the minimum cut at the exact prices, with no
+    count: where no target row of the option binds, its cells are worth their own value.
+    The count it reaches is the group's target for the minimum patch step."""
+    w = state.rule.edge_cost
+    cells = np.flatnonzero(state.free & (state.group == g))
+    gain = state.gain[cells]
+    # Beyond 4 edge costs a cell's side is the same in every cut (persistency).
+    reach = 4.0 * w + _tolerance(gain)
+    state.label[cells] = gain > reach
+    cut_cells = cells[np.abs(gain) <= reach]
+    if len(cut_cells) and w > 0:
+        state.label[cut_cells] = _CutGraph(state, cut_cells).solve(0.0)
+    state.target[g] = state.count(g)
+
+
+def _binding_groups(problem: Problem, solution: Solution, option: int) -> np.ndarray:
+    """(G,) whether a target row over the group, of a claim the option serves, has a price:
+    there the option's count is held (a free count could pass or miss a binding target)."""
+    groups = problem.groups
+    index = problem.row_index()
+    prices = np.asarray(solution.row_prices)
+    served = np.flatnonzero(problem.contribution[option] > 0)
+    out = np.zeros(groups.count, dtype=bool)
+    for l in range(problem.n_zonings):
+        rows = index[l][groups.zones[:, l]][:, served]  # (G, claims served)
+        priced = (rows >= 0) & (np.abs(prices[np.maximum(rows, 0)]) > 0)
+        out |= priced.any(axis=1)
+    return out
+
+
+def _apply(choice: np.ndarray, state: _OptionState, best_neutral: np.ndarray) -> np.ndarray:
+    """``choice`` with the option's labels: cells in take it, cells out take their best
+    neutral option."""
+    o = state.rule.option
+    out = choice.copy()
+    was = choice == o
+    out[state.label & ~was] = o
+    leave = was & ~state.label
+    out[leave] = best_neutral[leave]
+    return out
+
+
+def _rows_off(problem: Problem, x: sparse.csr_matrix, exact: np.ndarray, option: int) -> np.ndarray:
+    """Rows of the option's claims that the plan ``x`` leaves short of both their target and
+    the exact optimum's supply, or over both their upper bound and that supply."""
+    supply = allocation_totals(problem, x)[1]
+    rows = problem.rows
+    tol = 1e-6 * problem.units.area
+    served = problem.contribution[option, rows.claim] > 0
+    short = rows.has_lower & (supply < np.fmin(rows.lower, exact) - tol)
+    over = rows.has_upper & (supply > np.fmax(rows.upper, exact) + tol)
+    return np.flatnonzero(served & (short | over))
+
+
+def _groups_of_rows(problem: Problem, rows_idx: np.ndarray) -> np.ndarray:
+    groups = problem.groups
+    out = np.zeros(groups.count, dtype=bool)
+    rows = problem.rows
+    for r in rows_idx:
+        out |= groups.zones[:, rows.zoning[r]] == rows.zone[r]
+    return out
+
+
+def _band(gain: np.ndarray, w: float, need: int) -> float:
+    """The half-width of the advantages that enter the cut: wide enough that the cells above
+    it are in every cut of the bracket, and no more cells than the target above it."""
+    band = 8.0 * w + 2.0 * _tolerance(gain)
+    order = np.sort(gain)[::-1]
+    if need < len(order) and order[max(need, 0)] > band:
+        # More cells clear the band than the group may have (prices not quite exact): widen
+        # it to include them, so the cut decides.
+        band = float(order[max(need, 0)]) + _tolerance(gain)
+    return band
+
+
+def _tolerance(gain: np.ndarray) -> float:
+    finite = gain[np.isfinite(gain)]
+    scale = float(np.max(np.abs(finite))) if finite.size else 1.0
+    return 1e-9 * max(scale, 1e-300)
+
+
+class _CutGraph:
+    """The cut over ``cells`` with every other cell's label fixed: unary terms from the
+    advantages and from the edges to fixed neighbours, pairwise terms between the cells."""
+
+    def __init__(self, state: _OptionState, cells: np.ndarray):
+        self.n = len(cells)
+        w = state.rule.edge_cost
+        local = np.full(state.nbr.shape[0], -1, dtype=np.int64)
+        local[cells] = np.arange(self.n)
+        nbr = state.nbr[cells]
+        valid = nbr >= 0
+        nbr_local = np.where(valid, local[np.where(valid, nbr, 0)], -1)
+        fixed = valid & (nbr_local < 0)
+        fixed_in = fixed & state.label[np.where(valid, nbr, 0)]
+        # Cost of staying out: an edge to every fixed neighbour in the option; of going in:
+        # an edge to every fixed neighbour out of it, less the advantage.
+        self.cost_out = w * fixed_in.sum(axis=1)
+        self.cost_in = w * (fixed & ~fixed_in).sum(axis=1) - state.gain[cells]
+        # Each edge between two cut cells once (right and down neighbours).
+        a, d = np.nonzero(nbr_local[:, [1, 3]] >= 0)
+        self.edge_a = a
+        self.edge_b = nbr_local[:, [1, 3]][a, d]
+        self.w = w
+
+    def solve(self, offset: float) -> np.ndarray:
+        """Labels (True: in the option) of the minimum cut with the advantage raised by
+        ``offset``."""
+        graph = maxflow.Graph[float](self.n, len(self.edge_a))
+        nodes = graph.add_nodes(self.n)
+        diff = (self.cost_in - offset) - self.cost_out
+        # The source side is "in": cutting a node's source link puts it out, at cost_out.
+        graph.add_grid_tedges(nodes, np.maximum(-diff, 0.0), np.maximum(diff, 0.0))
+        if len(self.edge_a) and self.w > 0:
+            caps = np.full(len(self.edge_a), self.w)
+            graph.add_edges(self.edge_a, self.edge_b, caps, caps)
+        graph.maxflow()
+        return ~graph.get_grid_segments(nodes)
+
+
+def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_only: bool):
+    """Switch ``count`` of the ``candidates`` into the option, one at a time, each the best
+    marginal value given the ones before (boundary included). With ``frontier_only`` only
+    cells next to the option are taken while there are any, else the best candidate starts a
+    new patch."""
+    if count <= 0:
+        return
+    candidate = np.zeros(len(state.label), dtype=bool)
+    candidate[candidates] = True
+    current: dict[int, float] = {}
+
+    def push(i: int):
+        m = state.marginal(i)
+        current[i] = m
+        heapq.heappush(heap, (-m, i))
+
+    def take(i: int):
+        state.label[i] = True
+        candidate[i] = False
+        for j in state.nbr[i]:
+            if j >= 0 and candidate[j]:
+                push(int(j))
+
+    start = candidates[_touches(state, candidates)] if frontier_only else candidates
+    start_marginal = state.marginals(start)
+    current.update(zip(start.tolist(), start_marginal.tolist()))
+    heap = list(zip((-start_marginal).tolist(), start.tolist()))
+    heapq.heapify(heap)
+    room = None  # per cell, the size of its region of candidates, once needed
+    added = 0
+    while added < count:
+        if not heap:
+            if room is None:
+                patch, sizes = patch_sizes(state.geometry, candidate)
+                room = sizes[patch]
+            size = min(state.rule.min_cells, count - added)
+            seed = _best_seed(state, candidate, room, size)
+            if seed < 0:
+                break
+            # The new patch grows to the minimum before any other cell is taken: else the
+            # next cell may go to a better frontier elsewhere and leave the seed alone.
+            for i in _seed_patch(state, candidate, seed, size):
+                take(i)
+                added += 1
+            continue
+        neg, i = heapq.heappop(heap)
+        if not candidate[i] or current.get(i) != -neg:
+            continue
+        take(i)
+        added += 1
+    if added < count:
+        logger.warning(
+            "compact: option %d placed %d of %d cells (no free cell left in the group)",
+            state.rule.option,
+            added,
+            count,
+        )
+
+
+def _touches(state: _OptionState, cells: np.ndarray) -> np.ndarray:
+    nbr = state.nbr[cells]
+    return np.any((nbr >= 0) & state.label[np.where(nbr >= 0, nbr, 0)], axis=1)
+
+
+def _seed_patch(state: _OptionState, candidate: np.ndarray, seed: int, size: int) -> list[int]:
+    """Up to ``size`` candidate cells from ``seed`` outwards, each the best marginal value
+    next to the ones before (ties to the lower cell index)."""
+    patch = [seed]
+    inside = {seed}
+    ring: list[tuple[float, int]] = []
+    while len(patch) < size:
+        for j in state.nbr[patch[-1]]:
+            if j >= 0 and candidate[j] and int(j) not in inside:
+                heapq.heappush(ring, (-float(state.gain[j]), int(j)))
+        while ring and ring[0][1] in inside:
+            heapq.heappop(ring)
+        if not ring:
+            break
+        _, j = heapq.heappop(ring)
+        inside.add(j)
+        patch.append(j)
+    return patch
+
+
+def _best_seed(state: _OptionState, candidate: np.ndarray, room: np.ndarray, size: int) -> int:
+    """Where a new patch starts: the candidate of the highest advantage among those with room
+    for a patch of ``size`` cells around them (any candidate if none has)."""
+    idx = np.flatnonzero(candidate)
+    if len(idx) == 0:
+        return -1
+    roomy = idx[room[idx] >= size]
+    idx = roomy if len(roomy) else idx
+    return int(idx[np.argmax(state.gain[idx])])
+
+
+def patch_sizes(geometry: Geometry, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """4-connected patches of the cells in ``mask``: (patch of every cell, 0 outside; cells
+    per patch, index 0 unused)."""
+    labels, n = ndimage.label(geometry.raster(mask, fill=False))
+    patch = labels.ravel()[geometry.flat]
+    return patch, np.bincount(patch, minlength=n + 1)
+
+
+def _enforce_min_patch(state: _OptionState):
+    """Return patches below the minimum to neutral and regrow the groups' other patches."""
+    m = state.rule.min_cells
+    if m <= 1:
+        return
+    patch, sizes = patch_sizes(state.geometry, state.label)
+    small = state.label & (sizes[patch] < m) & state.free
+    if not small.any():
+        return
+    state.label[small] = False
+    for g in np.unique(state.group[small]):
+        deficit = int(state.target[g]) - state.count(g)
+        pool = np.flatnonzero(state.free & ~state.label & (state.group == g))
+        _grow(state, pool, deficit, frontier_only=True)
+
+
+def neighbour_counts(geometry: Geometry, mask: np.ndarray) -> np.ndarray:
+    """Per cell in ``mask``: its 4-neighbours (cells of the problem) outside ``mask``."""
+    nbr = geometry.neighbours
+    valid = nbr >= 0
+    out = valid & ~mask[np.where(valid, nbr, 0)]
+    return np.where(mask, out.sum(axis=1), 0)
