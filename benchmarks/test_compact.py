@@ -11,17 +11,13 @@ that tests/test_compact.py asserts). Figures are in benchmarks/README.md.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 import engine
 from engine.solve.compact import compact
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_compact import grid_problem, milp_of, penalised, rules_for  # noqa: E402
+from tests.test_compact import grid_problem, milp_of, penalised, rules_for
 
 
 @pytest.mark.parametrize("side", [14, 30, 50, 70])

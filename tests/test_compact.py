@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 import engine
-from configs import national_copy
 from engine.analysis.fragmentation import fragmentation
 from engine.compactness import page_rows, plan_objective, sweep_columns
 from engine.config import ConfigError, load_config
@@ -27,6 +26,7 @@ from engine.solve.compact import (
 )
 from engine.solve.compact_reference import solve_compact_milp
 from engine.synthetic import smooth_field
+from tests.configs import national_copy
 
 # The stated bound: on these instances the compact plan gives up at most this much more
 # than the MILP optimum does, as a share of what the MILP optimum gives up against the
