@@ -46,6 +46,7 @@ GROUPS = (
     "assumptions",
     "status",
     "sections",
+    "sweep",
     "app",
     "text",
 )

@@ -171,6 +171,18 @@ TABLE = {
         "change-map": "Map of the changes",
         "changes": "Changes per province and claim",
     },
+    "sweep": {
+        "never": "never needed (current use in every variant)",
+        "contested": "contested (changes between variants)",
+        "share": "share of the variants",
+        "uses": "number of different uses",
+        "changed": "share of the steps along the axis that change the use",
+        "sample": "sample (all distributed assumptions together)",
+        "none": "0 in every variant",
+        "panel_objective": "objective",
+        "panel_shortfall": "shortfall, sum over the provinces (ha)",
+        "panel_price": "shadow price, mean",
+    },
     "app": {
         "title": "Praatkaart (map to talk with)",
         "run": "Run",

@@ -171,6 +171,18 @@ TABLE = {
         "change-map": "Kaart van de verschillen",
         "changes": "Verschillen per provincie en opgave",
     },
+    "sweep": {
+        "never": "nooit nodig (overal huidig gebruik)",
+        "contested": "betwist (wisselt per variant)",
+        "share": "aandeel van de varianten",
+        "uses": "aantal verschillende functies",
+        "changed": "aandeel van de stappen langs de as waarin de functie verandert",
+        "sample": "steekproef (alle verdeelde aannames samen)",
+        "none": "0 in elke variant",
+        "panel_objective": "doelwaarde",
+        "panel_shortfall": "tekort, som over de provincies (ha)",
+        "panel_price": "schaduwprijs, gemiddeld",
+    },
     "app": {
         "title": "Praatkaart",
         "run": "Berekening",

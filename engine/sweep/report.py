@@ -35,32 +35,10 @@ GAP_ZERO = 1e-9
 NODATA_FLOAT = -9999.0
 NEVER_COLOUR = "#f4f1e8"
 CONTESTED_COLOUR = "#8c8c8c"
+
+
 # The sweep's own words on the maps (legends are drawn into the PNG): the rest of the page's
 # sentences are in the template, the names of claims and options in engine.i18n.
-WORDS = {
-    "nl": {
-        "never": "nooit nodig (overal huidig gebruik)",
-        "contested": "betwist (wisselt per variant)",
-        "share": "aandeel van de varianten",
-        "uses": "aantal verschillende functies",
-        "changed": "aandeel van de stappen langs de as waarin de functie verandert",
-        "sample": "steekproef (alle verdeelde aannames samen)",
-        "none": "0 in elke variant",
-        "panels": ("doelwaarde", "tekort, som over de provincies (ha)", "schaduwprijs, gemiddeld"),
-    },
-    "en": {
-        "never": "never needed (current use in every variant)",
-        "contested": "contested (changes between variants)",
-        "share": "share of the variants",
-        "uses": "number of different uses",
-        "changed": "share of the steps along the axis that change the use",
-        "sample": "sample (all distributed assumptions together)",
-        "none": "0 in every variant",
-        "panels": ("objective", "shortfall, sum over the provinces (ha)", "shadow price, mean"),
-    },
-}
-
-
 def _read_meta(out: Path) -> dict:
     path = out / "sweep.json"
     if not path.is_file():
@@ -167,7 +145,7 @@ def _maps(out: Path, robust: dict, t) -> dict:
     from engine import maps
     from engine.html import data_uri
 
-    words = WORDS[t.lang]
+    words = _words(t)
     folder = out / FOLDER
     (no_regret,), transform, _ = _read(folder / "no_regret.tif")
     land = no_regret != NODATA
@@ -228,6 +206,11 @@ def _options(robust: dict) -> list[tuple[int, str, str]]:
     return sorted((o["code"], o["name"], o["colour"]) for o in robust["options"])
 
 
+def _words(t) -> dict:
+    """The sweep page's words in the page's language (the ``sweep`` group of engine.i18n)."""
+    return t.table["sweep"]
+
+
 def _axis_label(axis: dict, words: dict) -> str:
     return words["sample"] if axis["sampled"] else axis["axis"]
 
@@ -243,7 +226,7 @@ def _tables(robust: dict, t) -> dict:
         for c in robust["claims"]
         if total["claims"][c]["no_regret_ha"] or total["claims"][c]["contested_ha"]
     ]
-    words = WORDS[t.lang]
+    words = _words(t)
     return {
         "provinces": [
             {
@@ -343,14 +326,15 @@ def _axis_figure(axis: dict, by, objective, short, price, t) -> str:
         order = None
     else:
         order = [lab for lab in axis["labels"] if lab in set(by)]
-    words = WORDS[t.lang]
+    words = _words(t)
     # One colour per claim in both panels, named once in a legend beside them.
     claims = sorted(set(short.columns) | set(price.columns))
     colours = dict(zip(claims, plt.get_cmap("tab20").colors))
     colours["v"] = "#33658a"
     fig, axs = plt.subplots(1, 3, figsize=(12, 3.3))
     drawn = {}
-    for ax, title, frame in zip(axs, words["panels"], (objective.to_frame("v"), short, price)):
+    titles = (words["panel_objective"], words["panel_shortfall"], words["panel_price"])
+    for ax, title, frame in zip(axs, titles, (objective.to_frame("v"), short, price)):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(axis["name"], fontsize=8)
         ax.tick_params(labelsize=7)
