@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
 
 from engine.cli import main
+from tests.run_folders import write_run_folder
 
 OPTIONS = [
     {"code": 0, "name": "keep", "colour": "#ece7d8"},
@@ -19,20 +19,6 @@ OPTIONS = [
 
 
 def _run_folder(path, alloc, objective, housing_ha, price):
-    path.mkdir()
-    with rasterio.open(
-        path / "allocation.tif",
-        "w",
-        driver="GTiff",
-        width=alloc.shape[1],
-        height=alloc.shape[0],
-        count=1,
-        dtype="uint8",
-        nodata=255,
-        crs="EPSG:28992",
-        transform=from_origin(0, 1000, 100, 100),
-    ) as dst:
-        dst.write(alloc, 1)
     report = {
         "name": path.name,
         "objective": objective,
@@ -50,7 +36,7 @@ def _run_folder(path, alloc, objective, housing_ha, price):
             }
         ],
     }
-    (path / "report.json").write_text(json.dumps(report))
+    write_run_folder(path, alloc, report)
 
 
 def test_compare_writes_change_map_and_tables(tmp_path):

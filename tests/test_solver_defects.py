@@ -7,7 +7,6 @@ targets exactly at capacity, thousands of zones, garbage warm starts.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import engine
 from engine.solve import GapWarning, kernels
 from engine.synthetic import allocation_problem
 from tests.problems import problems, rescaled
+from tests.run_folders import write_run_folder
 
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -177,41 +177,21 @@ def test_zone_groups_survive_a_zone_product_beyond_int64():
 def test_compare_change_codes_do_not_collide_for_option_codes_above_99(tmp_path):
     """100 * from + to: 1 -> 201 and 3 -> 1 were both 301."""
     import rasterio
-    from rasterio.transform import from_origin
 
     from engine.analysis.compare import compare_runs
 
     options = [{"code": c, "name": f"option{c}", "colour": "#808080"} for c in (1, 3, 201, 254)]
 
     def run(name, alloc):
-        folder = tmp_path / name
-        folder.mkdir()
-        with rasterio.open(
-            folder / "allocation.tif",
-            "w",
-            driver="GTiff",
-            width=alloc.shape[1],
-            height=alloc.shape[0],
-            count=1,
-            dtype="uint8",
-            nodata=255,
-            crs="EPSG:28992",
-            transform=from_origin(0, 1000, 100, 100),
-        ) as dst:
-            dst.write(alloc, 1)
-        (folder / "report.json").write_text(
-            json.dumps(
-                {
-                    "name": name,
-                    "objective": 0.0,
-                    "status": "optimal",
-                    "cell_area_ha": 1.0,
-                    "options": options,
-                    "targets": [],
-                }
-            )
-        )
-        return folder
+        report = {
+            "name": name,
+            "objective": 0.0,
+            "status": "optimal",
+            "cell_area_ha": 1.0,
+            "options": options,
+            "targets": [],
+        }
+        return write_run_folder(tmp_path / name, alloc, report)
 
     a = np.full((4, 4), 1, np.uint8)
     a[2:] = 3
