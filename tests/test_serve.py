@@ -15,6 +15,7 @@ import pytest
 import rasterio
 
 from engine.cli import main
+from engine.errors import RuimtepuzzelError
 from engine.outputs import verify_run_folder
 from engine.run import run
 from engine.serve import open_server
@@ -128,6 +129,8 @@ def test_what_if_resolves_changes_and_saves_a_whole_run(http, server):
     ch = v["changes"]
     assert ch["same_grid"] and ch["cells_changed"] > 0 and ch["objective_change"] > 0
     assert http.get(f"/api/variants/{vid}/change.png").content.startswith(PNG)
+    assert v["timings"]["warm_start"] is True
+    assert {"compile", "solve", "compact", "compare", "drawing"} <= v["timings"].keys()
     assert [x["id"] for x in http.get("/api/variants").json()] == [vid]
 
     saved = http.post(f"/api/variants/{vid}/save", json={"name": "utrecht dichter"}).json()
@@ -142,6 +145,27 @@ def test_what_if_resolves_changes_and_saves_a_whole_run(http, server):
     assert again.status_code == 422 and "exists" in again.json()["detail"]
 
 
+def test_prices_that_move_as_rows_and_maps(http):
+    more = {"provinces.utrecht.targets.housing.lower": 300000}
+    vid = http.post("/api/variants", json={"base": "utrecht", "overrides": more}).json()["id"]
+    v = wait_for(http, vid)
+    assert v["status"] == "done", v
+    # Per target row: the base's price, the variant's and the change.
+    moved = [t for t in v["changes"]["targets"] if abs(t["shadow_price_change"] or 0) > 1e-6]
+    assert {"housing"} <= {t["claim"] for t in moved}
+    for t in moved:
+        assert t["shadow_price_change"] == pytest.approx(t["shadow_price_b"] - t["shadow_price_a"])
+    # A map per claim whose price moved, its scale the largest change.
+    layers = {x["claim"]: x for x in v["price_layers"]}
+    assert layers.keys() == {t["claim"] for t in moved}
+    housing = next(t for t in moved if t["claim"] == "housing")
+    assert layers["housing"]["limit"] == pytest.approx(abs(housing["shadow_price_change"]))
+    for x in layers.values():
+        assert x["id"] == f"price-{x['claim']}"
+        assert http.get(f"/api/variants/{vid}/{x['id']}.png").content.startswith(PNG)
+    assert http.get(f"/api/variants/{vid}/price-nothing.png").status_code == 404
+
+
 def test_a_variant_that_does_not_fit_answers_with_its_shortfall(http):
     r = http.post(
         "/api/variants",
@@ -149,6 +173,66 @@ def test_a_variant_that_does_not_fit_answers_with_its_shortfall(http):
     )
     v = wait_for(http, r.json()["id"])
     assert v["status"] == "done" and v["shortfall_ha"] > 1000
+
+
+def test_hard_targets_that_do_not_fit_are_told_by_their_exception_type(http, monkeypatch):
+    from engine.compile import CapacityError
+    from engine.serve import variants
+
+    too_much = {"run.targets": "hard", "provinces.utrecht.targets.housing.lower": 2e6}
+    v = wait_for(
+        http,
+        http.post("/api/variants", json={"base": "utrecht", "overrides": too_much}).json()["id"],
+    )
+    assert v["status"] == "infeasible" and v["shortfall_ha"] > 1000, v
+    assert "housing" in v["error"] and "utrecht" in v["error"].lower()
+    # In the child the type decides, not the words: the same refusal reworded is still one.
+    job = {
+        "id": "x",
+        "config": "utrecht",
+        "grid": "nl",
+        "resolution": 1000.0,
+        "overrides": too_much,
+        "prices": None,
+        "base_folder": "",
+        "base_report": {},
+    }
+
+    def reworded(*args, **kwargs):
+        raise CapacityError("utrecht.toml", "targets.housing", "past the land", rows=[
+            {"lower_ha": 10.0, "capacity_ha": 4.0}])  # fmt: skip
+
+    monkeypatch.setattr("engine.run.prepare_run", reworded)
+    out = variants.solve_variant(job)
+    assert out["status"] == "infeasible" and out["shortfall_ha"] == 6.0
+    monkeypatch.setattr("engine.run.prepare_run", lambda *a, **k: (_ for _ in ()).throw(
+        RuimtepuzzelError("leave only 3 ha: another refusal with the old words")))  # fmt: skip
+    assert variants.solve_variant(job)["status"] == "failed"
+
+
+def test_the_time_limit_kills_the_solve_and_the_server_answers(http, server):
+    first = server.variants.process.started
+    server.variants.time_limit = 0.3
+    try:
+        r = http.post("/api/variants", json={"base": "utrecht", "name": "te lang",
+                      "overrides": {"assumptions.housing_density_urban": 55}})  # fmt: skip
+        vid = r.json()["id"]
+        t = time.perf_counter()
+        assert http.get("/api/runs").status_code == 200 and time.perf_counter() - t < 2.0
+        v = wait_for(http, vid, limit=30)
+    finally:
+        server.variants.time_limit = 300.0
+    assert v["status"] == "timeout" and "time limit of 0.3 s" in v["error"], v
+    assert v["seconds"] < 5.0
+    # A new child takes the next variant.
+    again = wait_for(
+        http,
+        http.post(
+            "/api/variants",
+            json={"base": "utrecht", "overrides": {"assumptions.housing_density_urban": 56}},
+        ).json()["id"],
+    )
+    assert again["status"] == "done" and server.variants.process.started == first + 1
 
 
 def test_bad_overrides_answer_422_with_the_cli_message(http, capsys):

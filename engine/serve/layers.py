@@ -19,7 +19,7 @@ import numpy as np
 from engine.analysis.conflict import CLASSES
 from engine.errors import RuimtepuzzelError
 
-__all__ = ["catalogue", "render", "categorical_png", "UnknownLayer"]
+__all__ = ["catalogue", "render", "categorical_png", "continuous_png", "UnknownLayer"]
 
 # The rule masks a planner talks over (issue: floodplains, dike zones, Natura 2000, deep
 # polders, peat), with a colour each.
@@ -58,7 +58,7 @@ def categorical_png(grid: np.ndarray, colours: dict[int, str]) -> bytes:
     return _png(lut[grid.astype(np.uint8)])
 
 
-def _continuous_png(grid: np.ndarray, cmap: str, lo: float, hi: float) -> bytes:
+def continuous_png(grid: np.ndarray, cmap: str, lo: float, hi: float) -> bytes:
     import matplotlib
 
     finite = np.isfinite(grid)
@@ -177,10 +177,10 @@ def _draw(run, layer: str) -> bytes:
     if kind == "scarcity" and name in _scarce_claims(run):
         band = run.band_names("scarcity.tif").index(name) + 1
         grid = run.raster("scarcity.tif", band).astype(np.float64)
-        return _continuous_png(grid, SCALES["scarcity"], *_limits(grid))
+        return continuous_png(grid, SCALES["scarcity"], *_limits(grid))
     if layer in ("regret", "margin") and run.has(f"{layer}.tif"):
         grid = run.raster(f"{layer}.tif").astype(np.float64)
-        return _continuous_png(grid, SCALES[layer], *_limits(grid))
+        return continuous_png(grid, SCALES[layer], *_limits(grid))
     if kind == "mask" and name in MASKS:
         ds = run.grid()
         on = (np.asarray(ds[name].values) > 0) & (run.allocation != 255)
