@@ -76,6 +76,7 @@ class Variant:
     price_layers: list = field(default_factory=list)  # [{claim, id, limit}] prices that moved
     prices: list | None = None  # per zoning (Z_l, K): the variant's row prices
     merged: dict = field(default_factory=dict)  # the base's overrides and the variant's
+    time_limit: float | None = None  # seconds it may solve
 
     def public(self) -> dict:
         """What ``GET /api/variants/{id}`` answers."""
@@ -84,6 +85,7 @@ class Variant:
             "resolution": self.resolution, "status": self.status, "error": self.error,
             "seconds": self.seconds, "saved_as": self.saved_as, "timings": self.timings,
             "shortfall_ha": self.shortfall_ha, "price_layers": self.price_layers,
+            "time_limit": self.time_limit,
         }  # fmt: skip
         if self.report is not None:
             r = self.report
@@ -212,7 +214,7 @@ class Variants:
     def _solve(self, variant: Variant) -> None:
         from engine.serve.worker import TimeLimit
 
-        variant.status = "running"
+        variant.status, variant.time_limit = "running", self.time_limit
         started = time.perf_counter()
         try:
             out = self.process.call(solve_variant, self._job(variant), timeout=self.time_limit)
@@ -321,7 +323,7 @@ def _price_layers(compiled, sol, base_prices, shape) -> tuple[list, dict]:
     over the zones the cell lies in, as the scarcity maps), drawn on a scale symmetric
     around no change. Returns ([{claim, id, limit}], {id: png})."""
     from engine.analysis.scarcity import group_prices
-    from engine.serve.layers import continuous_png
+    from engine.serve.layers import continuous_png, gradient
 
     problem = compiled.problem
     delta = np.asarray(sol.row_prices, dtype=np.float64) - _row_prices(problem, base_prices)
@@ -335,7 +337,8 @@ def _price_layers(compiled, sol, base_prices, shape) -> tuple[list, dict]:
         grid.ravel()[compiled.cells.flat] = per_cell[:, k]
         lid = f"price-{claim}"
         pngs[lid] = continuous_png(grid, PRICE_SCALE, -limit, limit)
-        layers.append({"claim": claim, "id": lid, "limit": limit})
+        scale = gradient(PRICE_SCALE)
+        layers.append({"claim": claim, "id": lid, "limit": limit, "gradient": scale})
     layers.sort(key=lambda x: -x["limit"])
     return layers, pngs
 

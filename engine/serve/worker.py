@@ -14,6 +14,7 @@ pipe as a module-level function and its arguments. :meth:`SolveProcess.call` wai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import time
@@ -62,6 +63,7 @@ class SolveProcess:
         self._proc = None
         self._conn = None
         self.started = 0  # children started so far
+        self._closed = False
 
     @property
     def pid(self) -> int | None:
@@ -72,7 +74,7 @@ class SolveProcess:
         if self._warm is not None:
             clock = time.perf_counter()
             try:
-                self._ask(*self._warm, timeout=WARM_LIMIT)
+                self._ask(self._warm[0], *self._warm[1], timeout=WARM_LIMIT)
                 log.info("solve process warmed up in %.1f s", time.perf_counter() - clock)
             except RuimtepuzzelError as err:  # a cold child still solves, only slower
                 log.warning("solve process warm-up: %s", str(err).splitlines()[0])
@@ -88,6 +90,9 @@ class SolveProcess:
         child.close()
         self._conn = parent
         self.started += 1
+        if self._closed:  # the server stopped while this child was starting
+            self.kill()
+            raise ChildFailed("the praatkaart is stopping")
 
     def _ask(self, fn, *args, timeout: float):
         self._conn.send((fn, args))
@@ -112,17 +117,22 @@ class SolveProcess:
         return self._ask(fn, *args, timeout=timeout)
 
     def kill(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.join(timeout=10)
-            self._conn.close()
+        # Also called from the server's thread while the solve thread may be starting a
+        # child: take the handles first, then end what they hold.
+        proc, conn = self._proc, self._conn
         self._proc = self._conn = None
+        if proc is not None:
+            with contextlib.suppress(AttributeError, ValueError, OSError):  # not started yet
+                proc.kill()
+                proc.join(timeout=10)
+        if conn is not None:
+            conn.close()
 
     def close(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
-            try:
-                self._conn.send(None)
-                self._proc.join(timeout=2)
-            except OSError:
-                pass
+        self._closed = True
+        proc, conn = self._proc, self._conn
+        if proc is not None and conn is not None and proc.is_alive():
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(None)
+                proc.join(timeout=2)
         self.kill()
