@@ -43,6 +43,7 @@ __all__ = [
     "drop_implied_rows",
     "check_capacity",
     "capacity_error",
+    "CapacityError",
     "refusal",
     "shortfalls",
 ]
@@ -352,12 +353,25 @@ def check_capacity(compiled: Compiled) -> list[dict]:
     return bad
 
 
-def capacity_error(row: dict, config: Config) -> ConfigError:
+class CapacityError(ConfigError):
+    """A hard target above all the land its rules allow for the claim in that zone: the
+    plan does not fit. ``rows``: every such target, with ``lower_ha`` and ``capacity_ha``."""
+
+    def __init__(self, file, key: str, problem: str, fix: str = "", rows=()):
+        super().__init__(file, key, problem, fix)
+        self.rows = list(rows)
+
+    @property
+    def shortfall_ha(self) -> float:
+        return float(sum(max(r["lower_ha"] - r["capacity_ha"], 0.0) for r in self.rows))
+
+
+def capacity_error(row: dict, config: Config, rows=()) -> CapacityError:
     claim = config.claims[row["claim"]]
     from engine.config import from_ha
 
     unit = claim.unit
-    return ConfigError(
+    return CapacityError(
         row.get("file", config.path),
         row.get("key", f"targets.{row['claim']}"),
         f"target of {row['claim']} in {row['zone']} ({row['zoning']}) is "
@@ -365,6 +379,7 @@ def capacity_error(row: dict, config: Config) -> ConfigError:
         f"leave only {row['capacity_ha']:,.0f} ha of land that may take it",
         "lower the target, or relax the exclusions that bar the claim there "
         "(rules.toml; e.g. override rules.exclusions.<id>.enabled = false)",
+        rows=rows or [row],
     )
 
 
@@ -378,7 +393,7 @@ def refusal(compiled: Compiled):
     if compiled.config.hard_targets:
         bad = check_capacity(compiled)
         if bad:
-            return capacity_error(bad[0], compiled.config)
+            return capacity_error(bad[0], compiled.config, bad)
     from engine.solve import InfeasibleError
     from engine.solve.feasibility import check_feasible
 

@@ -5,9 +5,12 @@ server, the map shows, a click explains a cell, a changed assumption re-solves t
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import shutil
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -15,6 +18,7 @@ import pytest
 import rasterio
 
 from engine.cli import main
+from engine.errors import RuimtepuzzelError
 from engine.outputs import verify_run_folder
 from engine.run import run
 from engine.serve import open_server
@@ -128,6 +132,8 @@ def test_what_if_resolves_changes_and_saves_a_whole_run(http, server):
     ch = v["changes"]
     assert ch["same_grid"] and ch["cells_changed"] > 0 and ch["objective_change"] > 0
     assert http.get(f"/api/variants/{vid}/change.png").content.startswith(PNG)
+    assert v["timings"]["warm_start"] is True
+    assert {"compile", "solve", "compact", "compare", "drawing"} <= v["timings"].keys()
     assert [x["id"] for x in http.get("/api/variants").json()] == [vid]
 
     saved = http.post(f"/api/variants/{vid}/save", json={"name": "utrecht dichter"}).json()
@@ -142,6 +148,27 @@ def test_what_if_resolves_changes_and_saves_a_whole_run(http, server):
     assert again.status_code == 422 and "exists" in again.json()["detail"]
 
 
+def test_prices_that_move_as_rows_and_maps(http):
+    more = {"provinces.utrecht.targets.housing.lower": 300000}
+    vid = http.post("/api/variants", json={"base": "utrecht", "overrides": more}).json()["id"]
+    v = wait_for(http, vid)
+    assert v["status"] == "done", v
+    # Per target row: the base's price, the variant's and the change.
+    moved = [t for t in v["changes"]["targets"] if abs(t["shadow_price_change"] or 0) > 1e-6]
+    assert {"housing"} <= {t["claim"] for t in moved}
+    for t in moved:
+        assert t["shadow_price_change"] == pytest.approx(t["shadow_price_b"] - t["shadow_price_a"])
+    # A map per claim whose price moved, its scale the largest change.
+    layers = {x["claim"]: x for x in v["price_layers"]}
+    assert layers.keys() == {t["claim"] for t in moved}
+    housing = next(t for t in moved if t["claim"] == "housing")
+    assert layers["housing"]["limit"] == pytest.approx(abs(housing["shadow_price_change"]))
+    for x in layers.values():
+        assert x["id"] == f"price-{x['claim']}"
+        assert http.get(f"/api/variants/{vid}/{x['id']}.png").content.startswith(PNG)
+    assert http.get(f"/api/variants/{vid}/price-nothing.png").status_code == 404
+
+
 def test_a_variant_that_does_not_fit_answers_with_its_shortfall(http):
     r = http.post(
         "/api/variants",
@@ -149,6 +176,66 @@ def test_a_variant_that_does_not_fit_answers_with_its_shortfall(http):
     )
     v = wait_for(http, r.json()["id"])
     assert v["status"] == "done" and v["shortfall_ha"] > 1000
+
+
+def test_hard_targets_that_do_not_fit_are_told_by_their_exception_type(http, monkeypatch):
+    from engine.compile import CapacityError
+    from engine.serve import variants
+
+    too_much = {"run.targets": "hard", "provinces.utrecht.targets.housing.lower": 2e6}
+    v = wait_for(
+        http,
+        http.post("/api/variants", json={"base": "utrecht", "overrides": too_much}).json()["id"],
+    )
+    assert v["status"] == "infeasible" and v["shortfall_ha"] > 1000, v
+    assert "housing" in v["error"] and "utrecht" in v["error"].lower()
+    # In the child the type decides, not the words: the same refusal reworded is still one.
+    job = {
+        "id": "x",
+        "config": "utrecht",
+        "grid": "nl",
+        "resolution": 1000.0,
+        "overrides": too_much,
+        "prices": None,
+        "base_folder": "",
+        "base_report": {},
+    }
+
+    def reworded(*args, **kwargs):
+        raise CapacityError("utrecht.toml", "targets.housing", "past the land", rows=[
+            {"lower_ha": 10.0, "capacity_ha": 4.0}])  # fmt: skip
+
+    monkeypatch.setattr("engine.run.prepare_run", reworded)
+    out = variants.solve_variant(job)
+    assert out["status"] == "infeasible" and out["shortfall_ha"] == 6.0
+    monkeypatch.setattr("engine.run.prepare_run", lambda *a, **k: (_ for _ in ()).throw(
+        RuimtepuzzelError("leave only 3 ha: another refusal with the old words")))  # fmt: skip
+    assert variants.solve_variant(job)["status"] == "failed"
+
+
+def test_the_time_limit_kills_the_solve_and_the_server_answers(http, server):
+    first = server.variants.process.started
+    server.variants.time_limit = 0.01
+    try:
+        r = http.post("/api/variants", json={"base": "utrecht", "name": "te lang",
+                      "overrides": {"assumptions.housing_density_urban": 55}})  # fmt: skip
+        vid = r.json()["id"]
+        t = time.perf_counter()
+        assert http.get("/api/runs").status_code == 200 and time.perf_counter() - t < 2.0
+        v = wait_for(http, vid, limit=30)
+    finally:
+        server.variants.time_limit = 300.0
+    assert v["status"] == "timeout" and "time limit of 0.01 s" in v["error"], v
+    assert v["seconds"] < 5.0
+    # A new child takes the next variant.
+    again = wait_for(
+        http,
+        http.post(
+            "/api/variants",
+            json={"base": "utrecht", "overrides": {"assumptions.housing_density_urban": 56}},
+        ).json()["id"],
+    )
+    assert again["status"] == "done" and server.variants.process.started == first + 1
 
 
 def test_bad_overrides_answer_422_with_the_cli_message(http, capsys):
@@ -234,14 +321,15 @@ def test_the_page_in_chromium(server, utrecht):
         browser.send("Page.navigate", s, url=server.url)
         browser.wait_for("Page.loadEventFired")
 
-        def until(expression: str, limit: float = 60.0):
+        def until(expression: str, limit: float = 60.0, show: str = "right"):
             deadline = time.monotonic() + limit
             while time.monotonic() < deadline:
                 value = browser.evaluate(s, expression)
                 if value:
                     return value
                 time.sleep(0.1)
-            raise AssertionError(f"never true: {expression}")
+            shown = browser.evaluate(s, f"document.getElementById('{show}').innerText")
+            raise AssertionError(f"never true: {expression}\n{shown}\n{browser.errors()}")
 
         until("window.praatkaart && window.praatkaart.ready === true")
         assert browser.evaluate(s, "document.querySelectorAll('img.cells').length") >= 1
@@ -276,13 +364,53 @@ def test_the_page_in_chromium(server, utrecht):
             document.querySelector('.tabs button[data-tab=whatif]').click();
             const i = document.querySelector('input[data-key="assumptions.housing_density_urban"]');
             i.value = 70; i.dispatchEvent(new Event('input'));
+            const h = document.querySelector('input[data-key$="utrecht.targets.housing.lower"]');
+            h.value = 300000; h.dispatchEvent(new Event('input'));
             document.getElementById('solve').click(); })()""",
         )
-        until("document.querySelector('#changes p') !== null", 90)
+        until("document.querySelector('#changes p') !== null", 90, "variant-status")
         assert "verandert van functie" in browser.evaluate(
             s, "document.getElementById('changes').innerText"
         )
         until(f"{images}.some(i => i.src.includes('/change.png') && i.naturalWidth > 0)")
+        # The prices that moved: a table (base, variant, change) and a map per claim.
+        until("document.getElementById('price-table') !== null")
+        prices = browser.evaluate(s, "document.getElementById('price-table').innerText")
+        assert "basis" in prices and "variant" in prices and "woningbouw" in prices, prices
+        browser.evaluate(
+            s, "document.querySelector('input[data-layer$=\":price-housing\"]').click()"
+        )
+        until(f"{images}.some(i => i.src.includes('/price-housing.png') && i.naturalWidth > 0)")
+        assert "schaarser" in browser.evaluate(s, "document.getElementById('legend').innerText")
+        # Side by side: the base and the variant, panned together, their totals per claim.
+        browser.evaluate(s, "document.getElementById('compare-open').click()")
+        panels = "[...document.querySelectorAll('#compare-maps img.cells')]"
+        until(f"{panels}.length === 2 && {panels}.every(i => i.complete && i.naturalWidth > 0)")
+        assert any(
+            "/api/variants/" in src for src in browser.evaluate(s, f"{panels}.map(i => i.src)")
+        )
+        until("document.querySelectorAll('#compare-table tr').length > 3")
+        head = browser.evaluate(s, "document.querySelector('#compare-table tr').innerText")
+        assert "basis" in head and "Δ" in head, head
+        moved = browser.evaluate(
+            s,
+            """(() => {
+            const [a, b] = window.praatkaart.side.panels;
+            a.map.setView([455000, 140000], 2, {animate: false});
+            const c = b.map.getCenter();
+            return [Math.round(c.lat), Math.round(c.lng), b.map.getZoom()]; })()""",
+        )
+        assert moved == [455000, 140000, 2], moved
+        if os.environ.get("PRAATKAART_SCREENSHOT"):  # docs/praatkaart-naast-elkaar.png
+            browser.evaluate(
+                s,
+                "window.praatkaart.side.panels[0].map.setView([452000, 148000], 3.5, "
+                "{animate: false}) && 0",  # the province of the run
+            )
+            browser.evaluate(s, "document.getElementById('price-table').scrollIntoView()")
+            time.sleep(0.5)
+            shot = browser.send("Page.captureScreenshot", s, format="png")["data"]
+            Path(os.environ["PRAATKAART_SCREENSHOT"]).write_bytes(base64.b64decode(shot))
         assert browser.errors() == []
         host = server.url.split("/")[2]
         urls = [e["params"]["request"]["url"] for e in browser.events

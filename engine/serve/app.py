@@ -8,7 +8,8 @@
     GET  /api/outlines/{provinces|municipalities}  outlines as GeoJSON in RD New metres
     POST /api/variants                      {"base", "overrides", "resolution", "name"} -> id
     GET  /api/variants, /api/variants/{id}  status; when done objective, gap, targets, changes
-    GET  /api/variants/{id}/{allocation|change}.png
+    GET  /api/variants/{id}/{allocation|change|price-<claim>}.png  its maps (price-<claim>: the
+                                            change of the claim's price per cell against the base)
     POST /api/variants/{id}/save            {"name"}: written as a whole run folder
 
 Safety: no request names a path (runs, layers and variants go by id; static files through
@@ -33,7 +34,6 @@ __all__ = ["create_app", "MAX_BODY"]
 MAX_BODY = 64 * 1024  # bytes: a variant's overrides are a few hundred
 STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "praatkaart_token"
-UNCHANGED, UNCHANGED_CODE = "#d9d9d9", 254  # the change map's unchanged land (codes are < 254)
 
 
 @cache
@@ -65,7 +65,6 @@ def outlines(which: str) -> dict:
 def create_app(runs: dict, variants, *, token: str | None = None, default_lang: str = "nl"):
     """The application over ``runs`` (id -> :class:`~engine.serve.runs.Run`) and
     ``variants`` (:class:`~engine.serve.variants.Variants`)."""
-    import numpy as np
     from fastapi import Body, FastAPI, Query, Request
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
@@ -73,7 +72,7 @@ def create_app(runs: dict, variants, *, token: str | None = None, default_lang: 
     from engine import i18n
     from engine.config import ConfigError
     from engine.serve.explain import OffTheLand, explain_cell
-    from engine.serve.layers import UnknownLayer, catalogue, categorical_png, render
+    from engine.serve.layers import UnknownLayer, catalogue, render
     from engine.serve.runs import RunNotFound
     from engine.serve.variants import QueueFull, VariantNotFound
 
@@ -202,16 +201,13 @@ def create_app(runs: dict, variants, *, token: str | None = None, default_lang: 
     @app.get("/api/variants/{vid}/{what}.png")
     def variant_png(vid: str, what: str):
         v = variants.get(vid)
-        if v.status != "done" or what not in ("allocation", "change"):
-            raise UnknownLayer(f"variant {vid} ({v.status}) has no map {what!r}")
-        colours = {o["code"]: o["colour"] for o in v.report["options"]}
-        if what == "allocation":
-            return png(categorical_png(v.allocation, colours))
-        if v.change_code is None:
-            raise UnknownLayer(f"variant {vid} is on another grid than its base: no change map")
-        # Changed cells in the colour of their new option, unchanged land grey.
-        shown = np.where(v.change_code == 0, UNCHANGED_CODE, v.allocation)
-        return png(categorical_png(shown, {**colours, UNCHANGED_CODE: UNCHANGED}))
+        if what not in v.png:
+            raise UnknownLayer(
+                f"variant {vid} ({v.status}) has no map {what!r}"
+                + ("" if v.status != "done" or "change" in v.png else
+                   ": it is on another grid than its base, so no change or price maps")
+            )  # fmt: skip
+        return png(v.png[what])
 
     @app.post("/api/variants/{vid}/save")
     def save(vid: str, body: dict = OPTIONAL_BODY):

@@ -19,7 +19,7 @@ import numpy as np
 from engine.analysis.conflict import CLASSES
 from engine.errors import RuimtepuzzelError
 
-__all__ = ["catalogue", "render", "categorical_png", "UnknownLayer"]
+__all__ = ["catalogue", "render", "categorical_png", "continuous_png", "gradient", "UnknownLayer"]
 
 # The rule masks a planner talks over (issue: floodplains, dike zones, Natura 2000, deep
 # polders, peat), with a colour each.
@@ -58,7 +58,7 @@ def categorical_png(grid: np.ndarray, colours: dict[int, str]) -> bytes:
     return _png(lut[grid.astype(np.uint8)])
 
 
-def _continuous_png(grid: np.ndarray, cmap: str, lo: float, hi: float) -> bytes:
+def continuous_png(grid: np.ndarray, cmap: str, lo: float, hi: float) -> bytes:
     import matplotlib
 
     finite = np.isfinite(grid)
@@ -68,7 +68,7 @@ def _continuous_png(grid: np.ndarray, cmap: str, lo: float, hi: float) -> bytes:
     return _png(rgba)
 
 
-def _gradient(cmap: str) -> list[str]:
+def gradient(cmap: str) -> list[str]:
     import matplotlib
     from matplotlib.colors import to_hex
 
@@ -139,13 +139,13 @@ def catalogue(run, t) -> list[dict]:
         layers.append({
             "id": f"scarcity:{claim}", "group": app["group_analysis"],
             "label": app["layer_scarcity"].format(claim=t.claim(claim)),
-            "gradient": _gradient(SCALES["scarcity"]), **scale,
+            "gradient": gradient(SCALES["scarcity"]), **scale,
         })  # fmt: skip
     for name in ("regret", "margin"):
         if run.has(f"{name}.tif"):
             layers.append({
                 "id": name, "group": app["group_analysis"], "label": app[f"layer_{name}"],
-                "gradient": _gradient(SCALES[name]), **scale,
+                "gradient": gradient(SCALES[name]), **scale,
             })  # fmt: skip
     for name, colour in MASKS.items():
         layers.append({
@@ -177,10 +177,10 @@ def _draw(run, layer: str) -> bytes:
     if kind == "scarcity" and name in _scarce_claims(run):
         band = run.band_names("scarcity.tif").index(name) + 1
         grid = run.raster("scarcity.tif", band).astype(np.float64)
-        return _continuous_png(grid, SCALES["scarcity"], *_limits(grid))
+        return continuous_png(grid, SCALES["scarcity"], *_limits(grid))
     if layer in ("regret", "margin") and run.has(f"{layer}.tif"):
         grid = run.raster(f"{layer}.tif").astype(np.float64)
-        return _continuous_png(grid, SCALES[layer], *_limits(grid))
+        return continuous_png(grid, SCALES[layer], *_limits(grid))
     if kind == "mask" and name in MASKS:
         ds = run.grid()
         on = (np.asarray(ds[name].values) > 0) & (run.allocation != 255)

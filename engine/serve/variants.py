@@ -1,20 +1,22 @@
-"""*Wat als?* Variants of a run, re-solved in the background while the table talks.
+"""*Wat als?* Variants of a run, re-solved in a child process while the table talks.
 
 A variant is a run's config with overrides (the CLI's ``--set`` keys:
 ``assumptions.housing_density_urban``, ``provinces.utrecht.targets.housing.lower``, ...) at a
 resolution the user picks. :meth:`Variants.submit` checks the overrides at once (a bad key
-is refused with the CLI's own message) and queues the solve; one worker solves one variant
-at a time, warm-started from the base run's prices (``prices.npz``), and keeps the result in
-memory: its report rows, its allocation and what changed against the base
-(:func:`engine.analysis.compare.run_changes`). A variant whose targets do not fit is no
-error: elastic targets report their shortfall; hard targets that cannot be met end as
+is refused with the CLI's own message) and queues the solve. One child process
+(:mod:`engine.serve.worker`) solves one variant at a time as a run does (compile, solve
+warm-started from the base run's prices, compaction), compares it with the base
+(:func:`engine.analysis.compare.run_changes`) and draws its maps; the server keeps the
+report rows, the changes, the prices and the PNGs, not the arrays. A variant whose targets
+do not fit is no error: elastic targets report their shortfall; hard targets that cannot be
+met (:class:`~engine.solve.InfeasibleError`, :class:`~engine.compile.CapacityError`) end as
 ``infeasible`` with the message that names the claim, the zone and the missing hectares.
-On request a variant is written as a normal whole run folder (:func:`engine.report.write_outputs`).
+On request a variant is written as a normal whole run folder, by the same child.
 
 Limits, so that a meeting's laptop keeps answering: at most ``max_queue`` variants waiting
-or solving (then :class:`QueueFull`), ``max_kept`` kept, and a time limit per solve: a solve
-over it is reported as failed at the limit and its result thrown away when it ends (a running
-solve cannot be interrupted, so the worker stays busy until then).
+or solving (then :class:`QueueFull`), ``max_kept`` kept, and a time limit per solve: the
+child is killed when it runs over, the variant ends as ``timeout`` and the next one gets a
+new child.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +41,11 @@ __all__ = ["Variants", "Variant", "QueueFull", "VariantNotFound", "RESOLUTIONS"]
 
 RESOLUTIONS = (1000, 250, 100)  # the grids a variant may be solved at (m)
 NODATA = 255
+UNCHANGED, UNCHANGED_CODE = "#d9d9d9", 254  # the change map's unchanged land (codes are < 254)
+PRICE_SCALE = "RdBu_r"  # price change: blue where a claim got cheaper, red where scarcer
+PRICE_TOLERANCE = 1e-6  # a price change below this (value per claim-ha) is the solver's noise
+SAVE_LIMIT = 900.0  # seconds writing a variant's run folder may take
+KEEP_SOLVED = 2  # variants whose compiled problem and solution the child keeps for saving
 
 
 class QueueFull(RuimtepuzzelError):
@@ -55,25 +63,29 @@ class Variant:
     base: str
     overrides: dict
     resolution: float
-    status: str = "queued"  # queued | running | done | infeasible | failed
+    status: str = "queued"  # queued | running | done | infeasible | timeout | failed
     error: str | None = None
     submitted: float = field(default_factory=time.time)
     seconds: float | None = None
     report: dict | None = None
     changes: dict | None = None
     saved_as: str | None = None
-    # Kept for the map and for saving; dropped when the variant is.
-    prepared: object = None
-    sol: object = None
-    allocation: np.ndarray | None = None
-    change_code: np.ndarray | None = None
+    shortfall_ha: float | None = None  # what a variant that does not fit misses
+    timings: dict = field(default_factory=dict)  # seconds per stage, from the child
+    png: dict = field(default_factory=dict)  # map id -> PNG bytes, drawn by the child
+    price_layers: list = field(default_factory=list)  # [{claim, id, limit}] prices that moved
+    prices: list | None = None  # per zoning (Z_l, K): the variant's row prices
+    merged: dict = field(default_factory=dict)  # the base's overrides and the variant's
+    time_limit: float | None = None  # seconds it may solve
 
     def public(self) -> dict:
         """What ``GET /api/variants/{id}`` answers."""
         out = {
             "id": self.id, "name": self.name, "base": self.base, "overrides": self.overrides,
             "resolution": self.resolution, "status": self.status, "error": self.error,
-            "seconds": self.seconds, "saved_as": self.saved_as,
+            "seconds": self.seconds, "saved_as": self.saved_as, "timings": self.timings,
+            "shortfall_ha": self.shortfall_ha, "price_layers": self.price_layers,
+            "time_limit": self.time_limit,
         }  # fmt: skip
         if self.report is not None:
             r = self.report
@@ -101,7 +113,7 @@ def allocation_grid(compiled, choice, shape) -> np.ndarray:
 
 
 class Variants:
-    """The variants of one server: submitted, solved one at a time, kept by id."""
+    """The variants of one server: submitted, solved one at a time in a child, kept by id."""
 
     def __init__(
         self,
@@ -112,7 +124,10 @@ class Variants:
         max_kept: int = 20,
         time_limit: float = 300.0,
         analysis: str = "quick",
+        warm: bool = True,
     ):
+        from engine.serve.worker import SolveProcess
+
         self.runs = runs
         self.save_dir = Path(save_dir)
         self.max_queue, self.max_kept, self.time_limit = max_queue, max_kept, time_limit
@@ -120,10 +135,25 @@ class Variants:
         self.kept: dict[str, Variant] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        # One thread hands the jobs to the child in order: the queue the limits count.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="praatkaart-solve")
+        base = next(iter(runs.values()))
+        self.process = SolveProcess(
+            warm=(warm_up, (base.config_path, base.grid_name, base.resolution, base.overrides,
+                            base.prices)) if warm else None
+        )  # fmt: skip
+        if warm:  # started now, so that the first click finds it ready
+            self._pool.submit(self._start)
+
+    def _start(self) -> None:
+        try:
+            self.process.call(len, (), timeout=60)
+        except RuimtepuzzelError as err:
+            log.warning("solve process: %s", err)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.process.close()
 
     def get(self, vid: str) -> Variant:
         if vid not in self.kept:
@@ -163,7 +193,8 @@ class Variants:
             vid = f"v{next(self._ids)}"
             variant = Variant(vid, name or vid, base, dict(overrides), resolution)
             self.kept[vid] = variant
-        self._pool.submit(self._solve, variant, merged)
+        variant.merged = merged
+        self._pool.submit(self._solve, variant)
         return variant
 
     def _forget_oldest(self) -> None:
@@ -172,76 +203,51 @@ class Variants:
             raise QueueFull(f"{self.max_kept} variants are kept and none is done")
         del self.kept[min(done, key=lambda v: v.submitted).id]
 
-    def _solve(self, variant: Variant, overrides: dict) -> None:
-        import engine
-        from engine.analysis.compare import run_changes
-        from engine.report import build_report
-        from engine.run import prepare_run
-        from engine.serve.runs import grid_of
-
+    def _job(self, variant: Variant) -> dict:
         base = self.runs[variant.base]
-        variant.status = "running"
-        started = time.perf_counter()
-        timer = threading.Timer(self.time_limit, self._too_long, (variant,))
-        timer.start()
-        try:
-            ds = grid_of(base.grid_name, variant.resolution)
-            prepared = prepare_run(base.config_path, grid=ds, overrides=overrides or None)
-            problem = prepared.compiled.problem
-            prices = base.prices
-            fits = prices is not None and [a.shape for a in prices] == [
-                a.shape for a in problem.lower
-            ]
-            sol = engine.solve(problem, **({"prices": prices} if fits else {}))
-            report = build_report(prepared.compiled, sol)
-            alloc = allocation_grid(prepared.compiled, sol.choice, ds["land"].shape)
-        except RuimtepuzzelError as err:  # hard targets that do not fit, a layer the grid lacks
-            from engine.solve import InfeasibleError
+        return {
+            "id": variant.id, "config": base.config_path, "grid": base.grid_name,
+            "resolution": variant.resolution, "overrides": variant.merged,
+            "prices": base.prices, "base_folder": str(base.folder), "base_report": base.report,
+        }  # fmt: skip
 
-            infeasible = isinstance(err, InfeasibleError) or "leave only" in str(err)
-            self._finish(variant, started, "infeasible" if infeasible else "failed", str(err))
+    def _solve(self, variant: Variant) -> None:
+        from engine.serve.worker import TimeLimit
+
+        variant.status, variant.time_limit = "running", self.time_limit
+        started = time.perf_counter()
+        try:
+            out = self.process.call(solve_variant, self._job(variant), timeout=self.time_limit)
+        except TimeLimit:
+            self._finish(variant, started, "timeout", (
+                f"the solve took longer than the time limit of {self.time_limit:g} s and was "
+                f"stopped; choose a coarser grid (resolution 1000) or a smaller change"
+            ))  # fmt: skip
             return
-        except Exception as err:  # a bug: keep the traceback in the log, the message on the page
-            log.exception("variant %s failed", variant.id)
-            self._finish(variant, started, "failed", f"{type(err).__name__}: {err}")
+        except RuimtepuzzelError as err:  # the child raised or died: a bug, logged there
+            self._finish(variant, started, "failed", str(err))
             return
-        finally:
-            timer.cancel()
-        if variant.status != "running":  # over the time limit: thrown away
+        variant.timings = out["timings"]
+        if out["status"] != "done":
+            variant.shortfall_ha = out.get("shortfall_ha")
+            self._finish(variant, started, out["status"], out["error"])
             return
-        same = alloc.shape == base.allocation.shape
-        changes, code = run_changes(
-            base.report, report, base.allocation, alloc if same else base.allocation
-        )
-        changes["same_grid"] = same
-        if not same:
-            changes["cells_changed"] = changes["hectares_changed"] = None
-            changes["transitions"] = []
-        variant.prepared, variant.sol, variant.allocation = prepared, sol, alloc
-        variant.change_code = code if same else None
-        variant.report, variant.changes = report, changes
+        variant.report, variant.changes = out["report"], out["changes"]
+        variant.png, variant.price_layers = out["png"], out["price_layers"]
+        variant.prices = out["prices"]
         self._finish(variant, started, "done")
+        variant.timings["transfer"] = variant.seconds - sum(
+            v for v in out["timings"].values() if isinstance(v, float)
+        )
 
     def _finish(self, variant: Variant, started: float, status: str, error: str | None = None):
-        if variant.status != "running":
-            return
         variant.seconds = time.perf_counter() - started
         variant.status, variant.error = status, error
         log.info("variant %s %s in %.1f s", variant.id, status, variant.seconds)
 
-    def _too_long(self, variant: Variant) -> None:
-        if variant.status == "running":
-            variant.seconds = self.time_limit
-            variant.status = "failed"
-            variant.error = (
-                f"the solve took longer than the time limit of {self.time_limit:g} s; "
-                f"choose a coarser grid (resolution 1000)"
-            )
-
     def save(self, vid: str, name: str | None = None):
         """Write a solved variant as a whole run folder in the save folder; returns its Run,
         added to the runs the server serves."""
-        from engine.report import write_outputs
         from engine.serve.runs import Run, run_id
 
         variant = self.get(vid)
@@ -258,19 +264,185 @@ class Variants:
                 f"{folder_name}: a folder of that name exists in {self.save_dir}; "
                 f"choose another name"
             )
-        prepared = variant.prepared
-        write_outputs(
-            out,
-            prepared.compiled,
-            variant.sol,
-            prepared.ds,
-            timings={"solve": variant.seconds or 0.0},
-            deviations=prepared.deviations,
-            extra_inputs=prepared.inputs,
-            analysis=self.analysis,
-        )
+        job = {**self._job(variant), "out": str(out), "prices": variant.prices,
+               "seconds": variant.seconds or 0.0, "analysis": self.analysis}  # fmt: skip
+        how = self._pool.submit(self.process.call, save_variant, job, timeout=SAVE_LIMIT)
+        how = how.result()
         rid = run_id(out, self.runs)
         self.runs[rid] = Run.open(out, rid)
         variant.saved_as = rid
-        log.info("variant %s saved as run %s in %s", vid, rid, out)
+        log.info("variant %s saved as run %s in %s (%s)", vid, rid, out, how)
         return self.runs[rid]
+
+
+# --- in the child process ------------------------------------------------------------------
+# Module-level functions, so that the spawned child can import them by name.
+
+_SOLVED: OrderedDict = OrderedDict()  # variant id -> (prepared, sol), the last KEEP_SOLVED
+
+
+def _fits(prices, problem) -> bool:
+    return prices is not None and [np.shape(a) for a in prices] == [a.shape for a in problem.lower]
+
+
+def warm_up(config: str, grid: str, resolution: float, overrides: dict, prices) -> None:
+    """A new child's first job: its imports, the base's grid and numba's compiled kernels
+    (a 1000 m solve of the base config), so that the first click waits for none of them."""
+    import engine
+    from engine.run import prepare_run
+    from engine.serve.layers import continuous_png
+    from engine.serve.runs import grid_of
+
+    continuous_png(np.zeros((2, 2)), PRICE_SCALE, -1.0, 1.0)  # matplotlib and its colour maps
+    grid_of(grid, resolution)
+    prepared = prepare_run(config, grid=grid_of(grid, 1000.0), overrides=overrides or None)
+    problem = prepared.compiled.problem
+    engine.solve(problem, **({"prices": prices} if _fits(prices, problem) else {}))
+
+
+def _shortfall(err) -> float | None:
+    rows = getattr(err, "rows", None) or []
+    if hasattr(err, "shortfall_ha"):
+        return err.shortfall_ha
+    lower = [r["hectares"] for r in rows if r.get("side") == "lower" and "hectares" in r]
+    return float(sum(lower)) if lower else None
+
+
+def _row_prices(problem, prices) -> np.ndarray:
+    """Per-zoning prices (Z_l, K) in the problem's row order."""
+    rows = problem.rows
+    out = np.zeros(len(rows))
+    for l, p in enumerate(prices):
+        on = np.asarray(rows.zoning) == l
+        out[on] = np.asarray(p)[np.asarray(rows.zone)[on], np.asarray(rows.claim)[on]]
+    return out
+
+
+def _price_layers(compiled, sol, base_prices, shape) -> tuple[list, dict]:
+    """Per claim whose price moved somewhere: the change of its price in every cell (the sum
+    over the zones the cell lies in, as the scarcity maps), drawn on a scale symmetric
+    around no change. Returns ([{claim, id, limit}], {id: png})."""
+    from engine.analysis.scarcity import group_prices
+    from engine.serve.layers import continuous_png, gradient
+
+    problem = compiled.problem
+    delta = np.asarray(sol.row_prices, dtype=np.float64) - _row_prices(problem, base_prices)
+    per_cell = group_prices(problem, delta)[problem.groups.group]  # (N, K)
+    layers, pngs = [], {}
+    for k, claim in enumerate(problem.claim_names):
+        limit = float(np.abs(per_cell[:, k]).max()) if problem.n_cells else 0.0
+        if limit <= PRICE_TOLERANCE:
+            continue
+        grid = np.full(shape, np.nan, dtype=np.float32)
+        grid.ravel()[compiled.cells.flat] = per_cell[:, k]
+        lid = f"price-{claim}"
+        pngs[lid] = continuous_png(grid, PRICE_SCALE, -limit, limit)
+        scale = gradient(PRICE_SCALE)
+        layers.append({"claim": claim, "id": lid, "limit": limit, "gradient": scale})
+    layers.sort(key=lambda x: -x["limit"])
+    return layers, pngs
+
+
+def solve_variant(job: dict) -> dict:
+    """Compile, solve (warm-started), cluster, compare with the base and draw: everything a
+    variant shows, as plain data the parent can keep (no arrays but the prices)."""
+    import engine
+    from engine.analysis.compare import run_changes
+    from engine.compactness import cluster
+    from engine.compile import CapacityError
+    from engine.report import build_report
+    from engine.run import prepare_run
+    from engine.serve.layers import categorical_png
+    from engine.serve.runs import grid_of
+    from engine.solve import InfeasibleError
+
+    timings: dict = {}
+    clock = [time.perf_counter()]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = now - clock[0]
+        clock[0] = now
+
+    try:
+        ds = grid_of(job["grid"], job["resolution"])
+        prepared = prepare_run(job["config"], grid=ds, overrides=job["overrides"] or None)
+        lap("compile")
+        problem = prepared.compiled.problem
+        warm = _fits(job["prices"], problem)
+        sol = engine.solve(problem, **({"prices": job["prices"]} if warm else {}))
+        lap("solve")
+        timings["warm_start"] = warm
+        timings["solve_detail"] = {k: v for k, v in sol.timings.items() if isinstance(v, float)}
+        sol = cluster(prepared.compiled, sol)
+        lap("compact")
+    except (InfeasibleError, CapacityError) as err:  # hard targets that do not fit
+        return {"status": "infeasible", "error": str(err), "shortfall_ha": _shortfall(err),
+                "timings": timings}  # fmt: skip
+    except RuimtepuzzelError as err:  # a layer the grid lacks, prices that do not fit, ...
+        return {"status": "failed", "error": str(err), "timings": timings}
+    compiled = prepared.compiled
+    _SOLVED[job["id"]] = (prepared, sol)
+    while len(_SOLVED) > KEEP_SOLVED:
+        _SOLVED.popitem(last=False)
+
+    report = build_report(compiled, sol)
+    alloc = allocation_grid(compiled, sol.choice, ds["land"].shape)
+    base_alloc = _base_allocation(job["base_folder"])
+    same = alloc.shape == base_alloc.shape
+    changes, code = run_changes(
+        job["base_report"], report, base_alloc, alloc if same else base_alloc
+    )
+    changes["same_grid"] = same
+    if not same:
+        changes["cells_changed"] = changes["hectares_changed"] = None
+        changes["transitions"] = []
+    lap("compare")
+
+    colours = {o["code"]: o["colour"] for o in report["options"]}
+    png = {"allocation": categorical_png(alloc, colours)}
+    price_layers: list = []
+    if same:
+        # Changed cells in the colour of their new option, unchanged land grey.
+        shown = np.where(code == 0, UNCHANGED_CODE, alloc)
+        png["change"] = categorical_png(shown, {**colours, UNCHANGED_CODE: UNCHANGED})
+        if warm:  # the base's prices on the variant's rows: same zonings, zones, claims
+            price_layers, more = _price_layers(compiled, sol, job["prices"], alloc.shape)
+            png.update(more)
+    lap("drawing")
+    return {
+        "status": "done", "report": report, "changes": changes, "png": png,
+        "price_layers": price_layers, "prices": [np.asarray(p) for p in sol.prices],
+        "timings": timings,
+    }  # fmt: skip
+
+
+def _base_allocation(folder: str) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(Path(folder) / "allocation.tif") as src:
+        return src.read(1)
+
+
+def save_variant(job: dict) -> str:
+    """Write a variant as a whole run folder: from the child's own compiled problem and
+    solution when it still keeps them (exactly what the page showed), else run again from
+    the variant's prices (the same optimum; the child was replaced or has moved on)."""
+    from engine.report import write_outputs
+    from engine.run import run
+    from engine.serve.runs import grid_of
+
+    ds = grid_of(job["grid"], job["resolution"])
+    if job["id"] in _SOLVED:
+        prepared, sol = _SOLVED[job["id"]]
+        write_outputs(
+            job["out"], prepared.compiled, sol, prepared.ds,
+            timings={"solve": job["seconds"]}, deviations=prepared.deviations,
+            extra_inputs=prepared.inputs, analysis=job["analysis"],
+        )  # fmt: skip
+        return "kept"
+    run(
+        job["config"], job["out"], grid=ds, overrides=job["overrides"] or None,
+        prices=job["prices"], analysis=job["analysis"], progress=False,
+    )  # fmt: skip
+    return "solved again"

@@ -51,6 +51,7 @@
       icon: L.divIcon({className: labelClass, html: el("span", {}, f.properties.name), iconSize: null}),
     })));
     outlines[which] = L.layerGroup([lines, names]);
+    outlines.data = Object.assign(outlines.data || {}, {[which]: gj});
     if (show) outlines[which].addTo(map);
   }
 
@@ -94,12 +95,13 @@
       el("input", Object.assign({type: "checkbox", "data-layer": id, onchange: onchange}, checked ? {checked: ""} : {})), " ", label));
     for (const layer of state.info.layers) {
       if (layer.group !== group) { group = layer.group; box.append(el("div", {class: "group"}, group)); }
-      const url = "api/runs/" + state.run + "/layers/" + encodeURIComponent(layer.id) + ".png";
-      add(layer.id, layer.label, layer.id === "allocation", e => setLayer(layer.id, url, e.target.checked));
+      const url = layer.url || "api/runs/" + state.run + "/layers/" + encodeURIComponent(layer.id) + ".png";
+      const on = state.overlays[layer.id] ? map.hasLayer(state.overlays[layer.id]) : layer.id === "allocation";
+      add(layer.id, layer.label, on, e => setLayer(layer.id, url, e.target.checked));
     }
     box.append(el("div", {class: "group"}, T.group_outlines));
-    add("outlines:provinces", T.outlines_provinces, true, e => e.target.checked ? outlines.provinces.addTo(map) : map.removeLayer(outlines.provinces));
-    add("outlines:municipalities", T.outlines_municipalities, false, e => e.target.checked ? outlines.municipalities.addTo(map) : map.removeLayer(outlines.municipalities));
+    add("outlines:provinces", T.outlines_provinces, map.hasLayer(outlines.provinces), e => e.target.checked ? outlines.provinces.addTo(map) : map.removeLayer(outlines.provinces));
+    add("outlines:municipalities", T.outlines_municipalities, map.hasLayer(outlines.municipalities), e => e.target.checked ? outlines.municipalities.addTo(map) : map.removeLayer(outlines.municipalities));
   }
 
   // --- runs ------------------------------------------------------------------------------
@@ -192,6 +194,9 @@
     const select = document.getElementById("province");
     const provinces = state.info.provinces;
     select.replaceChildren(...Object.entries(provinces).map(([slug, p]) => el("option", {value: slug}, p.province.name)));
+    // A province's own run opens on its own targets.
+    const own = Object.keys(provinces).find(k => k === state.info.scope || k === state.info.name);
+    if (own) select.value = own;
     const show = () => {
       const p = provinces[select.value] || {};
       const inputs = [];
@@ -242,28 +247,51 @@
       }
       const seconds = fmt((performance.now() - started) / 1000, 1);
       if (v.status !== "done") {
-        status.replaceChildren(el("span", {class: "bad"}, `${v.name}: ${T.status_failed}: ${v.error}`));
+        status.replaceChildren(el("span", {class: "bad"}, `${v.name}: ${T["status_" + v.status] || v.status}. `, failure(v)));
         return;
       }
       status.replaceChildren(el("span", {class: "ok"}, `${v.name}: ${T.status_done} (${fill(T.seconds, {s: seconds})})`));
       showVariant(v);
+      if (state.comparing) fillPicks();
       return;
     }
+  }
+  function failure(v) {  // the planner's words first; the engine's detail names claim and zone
+    if (v.status === "timeout") return fill(T.timeout_message, {s: fmt(v.time_limit, 0)});
+    if (v.status === "infeasible" && v.shortfall_ha !== null) return fill(T.infeasible_message, {ha: fmt(v.shortfall_ha, 0)}) + " " + v.error;
+    return v.error;
+  }
+  function priceTable(ch) {
+    const moved = ch.targets.filter(r => Math.abs(r.shadow_price_change || 0) >= 0.005)
+      .sort((a, b) => Math.abs(b.shadow_price_change) - Math.abs(a.shadow_price_change));
+    if (!moved.length) return el("p", {class: "note"}, T.no_price_changes);
+    return el("table", {class: "prices", id: "price-table"},
+      el("tr", {}, el("th", {class: "l"}, T.why_claim), el("th", {class: "l"}, T.why_zone), el("th", {}, T.price_base),
+        el("th", {}, T.price_variant), el("th", {}, T.price_change)),
+      moved.map(r => el("tr", {}, el("td", {class: "l"}, claimLabel(r.claim)), el("td", {class: "l"}, r.zone),
+        el("td", {}, fmt(r.shadow_price_a)), el("td", {}, fmt(r.shadow_price_b)),
+        el("td", {class: r.shadow_price_change > 0 ? "up" : "down"}, (r.shadow_price_change > 0 ? "+" : "") + fmt(r.shadow_price_change)))));
+  }
+  function variantLayers(v) {  // the change map and one price change map per claim that moved
+    const layers = [{id: "variant:" + v.id, url: `api/variants/${v.id}/change.png`, group: `${T.variants}: ${v.name}`,
+      label: `${T.layer_change}: ${v.name}`,
+      legend: [{colour: UNCHANGED, label: T.unchanged}].concat(state.info.layers[0].legend.map(l => ({colour: l.colour, label: "→ " + l.label})))}];
+    (v.price_layers || []).forEach(p => layers.push({id: `variant:${v.id}:${p.id}`, url: `api/variants/${v.id}/${p.id}.png`,
+      group: `${T.variants}: ${v.name}`, label: fill(T.layer_price, {claim: claimLabel(p.claim)}), gradient: p.gradient,
+      low: fill(T.price_cheaper, {x: fmt(p.limit)}), high: fill(T.price_scarcer, {x: fmt(p.limit)})}));
+    return layers;
   }
   function showVariant(v) {
     tab("whatif");
     state.variant = v.id;
-    const id = "variant:" + v.id;
-    Object.keys(state.overlays).filter(k => k.startsWith("variant:")).forEach(k => map.removeLayer(state.overlays[k]));
     const ch = v.changes;
+    Object.keys(state.overlays).filter(k => k.startsWith("variant:")).forEach(k => map.removeLayer(state.overlays[k]));
+    state.info.layers = state.info.layers.filter(l => !l.id.startsWith("variant:"));
     if (ch.same_grid) {
-      const layer = overlay(id, `api/variants/${v.id}/change.png`);
-      layer.addTo(map);
-      if (!state.info.layers.some(l => l.id === id)) {
-        state.info.layers.push({id: id, group: T.variants, label: `${T.layer_change}: ${v.name}`,
-          legend: [{colour: UNCHANGED, label: T.unchanged}].concat(state.info.layers[0].legend.map(
-            l => ({colour: l.colour, label: "→ " + l.label})))});
-      }
+      const layers = variantLayers(v);
+      state.info.layers.push(...layers);
+      overlay(layers[0].id, layers[0].url).addTo(map);
+      renderLayers();
       renderLegend();
     }
     const rows = ch.targets.filter(r => (r.zoning === "province" || r.zoning === "national") &&
@@ -275,7 +303,10 @@
         el("tr", {}, el("th", {class: "l"}, T.why_zone), el("th", {class: "l"}, T.why_claim), el("th", {}, "Δ ha"), el("th", {}, "Δ " + T.price), el("th", {}, T.shortfall)),
         rows.map(r => el("tr", {}, el("td", {class: "l"}, r.zone), el("td", {class: "l"}, claimLabel(r.claim)),
           el("td", {}, fmt(r.allocated_ha_change, 0)), el("td", {}, fmt(r.shadow_price_change)), el("td", {}, fmt(r.shortfall_ha_b, 0)))))
-        : el("p", {class: "note"}, T.no_changes));
+        : el("p", {class: "note"}, T.no_changes),
+      el("h3", {}, T.prices_title),
+      el("p", {class: "note"}, T.prices_note),
+      priceTable(ch));
   }
   function renderVariants() {
     const tbody = document.querySelector("#variants tbody");
@@ -303,6 +334,110 @@
       status.replaceChildren(el("span", {class: "bad"}, err.message));
     }
   }
+
+  // --- side by side ---------------------------------------------------------------------
+  // Two or more maps of the base and solved variants; panning or zooming one moves the others.
+  const side = {panels: [], syncing: false};
+  function choices() {
+    const out = [{key: "run:" + state.run, label: `${T.base}: ${state.run}`,
+      url: `api/runs/${state.run}/layers/allocation.png`, info: () => api("api/runs/" + state.run)}];
+    Object.values(state.variants).filter(v => v.status === "done" && v.base === state.run).forEach(v => out.push({
+      key: "variant:" + v.id, label: `${v.name} (${fmt(v.resolution, 0)} m)`,
+      url: `api/variants/${v.id}/allocation.png`, info: () => api("api/variants/" + v.id)}));
+    return out;
+  }
+  function syncFrom(source) {
+    if (side.syncing) return;
+    side.syncing = true;  // the others' own move events must not echo back
+    side.panels.forEach(p => { if (p !== source) p.map.setView(source.map.getCenter(), source.map.getZoom(), {animate: false}); });
+    side.syncing = false;
+  }
+  function fillPicks() {
+    const all = choices();
+    side.panels.forEach(p => {
+      p.select.replaceChildren(...all.map(c => el("option", {value: c.key}, c.label)));
+      p.select.value = p.key;
+    });
+  }
+  function addPanel(key) {
+    const select = el("select", {class: "compare-pick"});
+    const holder = el("div", {class: "cmap"});
+    const remove = el("button", {type: "button", class: "compare-remove"}, T.compare_remove);
+    const box = el("div", {class: "compare-panel"}, el("div", {class: "row"}, el("label", {}, T.compare_pick + " ", select), remove), holder);
+    document.getElementById("compare-maps").append(box);
+    const m = L.map(holder, {crs: RD, minZoom: -3, maxZoom: 7, zoomSnap: 0.25, attributionControl: false});
+    const panel = {box: box, select: select, map: m, image: null, key: key, targets: null, label: ""};
+    L.geoJSON(outlines.data.provinces, {coordsToLatLng: toLatLng, style: {color: "#222", weight: 1.2, fill: false}, interactive: false}).addTo(m);
+    m.setView(map.getCenter(), map.getZoom(), {animate: false});
+    m.on("move", () => syncFrom(panel));
+    select.addEventListener("change", () => pick(panel, select.value));
+    remove.addEventListener("click", () => {
+      if (side.panels.length <= 2) return;
+      side.panels.splice(side.panels.indexOf(panel), 1);
+      m.remove(); box.remove();
+      side.panels.forEach(p => p.map.invalidateSize());
+      renderTotals();
+    });
+    side.panels.push(panel);
+    side.panels.forEach(p => p.map.invalidateSize());
+    fillPicks();
+    return pick(panel, key);
+  }
+  async function pick(panel, key) {
+    const c = choices().find(x => x.key === key) || choices()[0];
+    panel.key = c.key; panel.select.value = c.key; panel.label = c.label;
+    if (panel.image) panel.map.removeLayer(panel.image);
+    panel.image = L.imageOverlay(c.url, bounds(), {className: "cells", opacity: 0.95}).addTo(panel.map);
+    panel.targets = (await c.info()).targets;
+    renderTotals();
+  }
+  function claimTotals(targets) {  // the provinces add up to the land; a claim with none, its national row
+    const out = {};
+    targets.forEach(r => { if (r.zoning === "province") out[r.claim] = (out[r.claim] || 0) + (r.allocated_ha || 0); });
+    targets.forEach(r => { if (r.zoning === "national" && !(r.claim in out)) out[r.claim] = r.allocated_ha || 0; });
+    return out;
+  }
+  function renderTotals() {
+    const ready = side.panels.filter(p => p.targets);
+    const box = document.getElementById("compare-totals");
+    if (!ready.length) { box.replaceChildren(); return; }
+    const sums = ready.map(p => claimTotals(p.targets));
+    const claims = [...new Set(sums.flatMap(t => Object.keys(t)))];
+    const first = ready[0];
+    box.replaceChildren(el("h3", {}, T.compare_totals), el("table", {id: "compare-table"},
+      el("tr", {}, el("th", {class: "l"}, T.why_claim), ready.map(p => el("th", {}, p.label)),
+        ready.slice(1).map(p => el("th", {}, fill(T.compare_diff, {name: first.label})))),
+      claims.map(c => el("tr", {}, el("td", {class: "l"}, claimLabel(c)),
+        sums.map(t => el("td", {}, fmt(t[c], 0))),
+        sums.slice(1).map(t => el("td", {}, fmt((t[c] || 0) - (sums[0][c] || 0), 0)))))));
+  }
+  function openCompare() {
+    document.getElementById("map").hidden = true;
+    document.getElementById("compare").hidden = false;
+    state.comparing = true;
+    if (!side.panels.length) {
+      const all = choices();
+      return Promise.all([addPanel(all[0].key), addPanel(all[all.length - 1].key)]);
+    }
+    fillPicks();
+    side.panels.forEach(p => p.map.invalidateSize());
+    return Promise.all(side.panels.map(p => pick(p, p.key)));
+  }
+  function closeCompare() {
+    document.getElementById("compare").hidden = true;
+    document.getElementById("map").hidden = false;
+    state.comparing = false;
+    map.invalidateSize();
+    if (side.panels.length) map.setView(side.panels[0].map.getCenter(), side.panels[0].map.getZoom(), {animate: false});
+  }
+  document.getElementById("compare-open").addEventListener("click", openCompare);
+  document.getElementById("compare-close").addEventListener("click", closeCompare);
+  document.getElementById("compare-add").addEventListener("click", () => {
+    const all = choices();
+    const unused = all.find(c => !side.panels.some(p => p.key === c.key)) || all[0];
+    addPanel(unused.key);
+  });
+  state.side = side;
 
   // --- start -----------------------------------------------------------------------------
   Promise.all([
