@@ -581,42 +581,67 @@ def reserve_ranked(
     return take
 
 
-def _fill_in_patches(ranked: np.ndarray, k: int, neighbours, min_cells: int) -> list:
+def _fill_in_patches(ranked: np.ndarray, k: int, neighbours, min_cells: int) -> np.ndarray:
     """``k`` of a group's candidate cells (``ranked``, best first), taken as water fills a
     polder: the best cell left starts a patch, which grows by its best neighbouring candidates
     to ``min_cells``; after that the best cell next to a patch competes with the best cell
-    anywhere. A piece smaller than ``min_cells`` remains only where the candidates' own piece
-    of land is smaller, or for the last few cells of ``k``. Where the deepest cells already
-    lie together this takes exactly them."""
-    position = {int(c): i for i, c in enumerate(ranked)}  # 0 is the best
-    around = neighbours(ranked)
-    taken: set[int] = set()
-    frontier: list[int] = []  # positions next to a patch, best first
+    anywhere. Pieces of candidate land smaller than ``min_cells`` come last, so a patch below
+    the minimum remains only where the group has no other land, or for its last few cells.
+    Where the deepest cells already lie together this takes exactly them."""
+    nbr = _positions(ranked, neighbours(ranked))
+    # Best first within the pieces that can hold a patch, then within the rest.
+    order = np.argsort(_piece_sizes(nbr) < min_cells, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    nbr = np.where(nbr >= 0, rank[np.where(nbr >= 0, nbr, 0)], -1)[order]
+    taken = np.zeros(len(ranked), dtype=bool)
+    frontier: list[int] = []  # ranks next to a patch, best first
 
     def add(p: int, heap: list[int]) -> None:
-        taken.add(p)
-        for n in around[p]:
-            q = position.get(int(n), -1)
-            if q >= 0 and q not in taken:
-                heapq.heappush(heap, q)
+        taken[p] = True
+        for q in nbr[p]:
+            if q >= 0 and not taken[q]:
+                heapq.heappush(heap, int(q))
 
-    best_left = 0
-    while len(taken) < k:
-        while frontier and frontier[0] in taken:
+    best_left, count = 0, 0
+    while count < k:
+        while frontier and taken[frontier[0]]:
             heapq.heappop(frontier)
-        while best_left < len(ranked) and best_left in taken:
+        while taken[best_left]:
             best_left += 1
-        need = k - len(taken)
+        need = k - count
         if frontier and (frontier[0] <= best_left or need < min_cells):
             add(heapq.heappop(frontier), frontier)
+            count += 1
             continue
         # A new patch, grown on its own to the minimum before others compete with it.
         own, size = [best_left], 0
         while own and size < min(min_cells, need):
             p = heapq.heappop(own)
-            if p not in taken:
+            if not taken[p]:
                 add(p, own)
                 size += 1
+        count += size
         for p in own:
             heapq.heappush(frontier, p)
-    return [int(ranked[p]) for p in sorted(taken)]
+    return ranked[order[taken]]
+
+
+def _positions(cells: np.ndarray, around: np.ndarray) -> np.ndarray:
+    """``around`` (cell indices, -1 for none) as positions in ``cells``, -1 where not in it."""
+    sorter = np.argsort(cells)
+    at = sorter[np.clip(np.searchsorted(cells, around, sorter=sorter), 0, len(cells) - 1)]
+    return np.where((around >= 0) & (cells[at] == around), at, -1)
+
+
+def _piece_sizes(nbr: np.ndarray) -> np.ndarray:
+    """Per node of the graph ``nbr`` ((n, 4) node positions, -1 for none): the size of its
+    connected piece."""
+    from scipy import sparse
+    from scipy.sparse import csgraph
+
+    rows, cols = np.nonzero(nbr >= 0)
+    n = len(nbr)
+    graph = sparse.coo_matrix((np.ones(len(rows)), (rows, nbr[rows, cols])), shape=(n, n))
+    _, piece = csgraph.connected_components(graph, directed=False)
+    return np.bincount(piece)[piece]

@@ -326,3 +326,38 @@ def test_min_patch_rules_out_land_no_patch_can_use(national_config):
     bound = section["min_patch_exclusion"]["value_bound"]
     assert -tol <= cost <= bound + tol
     assert section["value_given_up_at_most"] >= free.objective - section["plan_objective"] - tol
+
+
+@pytest.mark.parametrize("upper_nature", [None, 35 * 6.25])
+def test_a_single_reserved_cell_joins_the_option_around_it(upper_nature):
+    """Reserved land (keep not allowed): water storage on one cell inside water storage with
+    nature. No cell of water storage elsewhere to swap with (step 4), so the cell joins the
+    option around it, which delivers at least as much of every claim (step 5); where that
+    would pass an upper bound, it takes a neighbour into water storage instead."""
+    ny = nx = 6
+    n = ny * nx
+    value = np.zeros((n, 3))
+    value[:, 1], value[:, 2] = 0.0, 1.0  # 1: water storage, 2: water storage with nature
+    lone = 2 * nx + 3
+    value[lone, 1] = 2.0
+    contribution = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])  # claims: water, nature
+    zones = np.zeros((1, n), int)
+    lower = [np.array([[n * 6.25, np.nan]])]
+    upper = [np.array([[np.nan, np.nan if upper_nature is None else upper_nature]])]
+    allowed = np.ones((n, 3), bool)
+    allowed[:, 0] = False
+    problem = engine.Problem(value, contribution, zones, lower, upper, allowed, 6.25, None)
+    exact = engine.solve(problem, method="highs")
+    assert exact.choice[lone] == 1 and (exact.choice == 1).sum() == 1
+    geometry = Geometry((ny, nx), np.arange(n), 0.25)
+    plan = compact(problem, exact, geometry, [PatchRule(1, 2, 0.5), PatchRule(2, 2, 0.5)])
+    if upper_nature is None:
+        assert plan.choice[lone] == 2 and (plan.choice == 2).all()
+    else:  # 36 cells of nature would pass the upper bound of 35: a neighbour joins it
+        assert plan.choice[lone] == 1 and (plan.choice == 1).sum() == 2
+        _, sizes = patch_sizes(geometry, plan.choice == 1)
+        assert sizes[1:].min() == 2
+    supply = plan_objective(problem, plan.choice)[1]
+    exact_supply = plan_objective(problem, exact.x)[1]
+    assert supply[0] == pytest.approx(exact_supply[0])
+    assert np.all(supply <= np.nan_to_num(problem.rows.upper, nan=np.inf) + 1e-9)
