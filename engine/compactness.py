@@ -26,8 +26,10 @@ from engine.solve.solution import Solution, allocation_totals
 
 __all__ = [
     "geometry_of",
+    "min_patch_cells",
     "patch_rules",
     "cluster",
+    "min_patch_relaxation",
     "plan_objective",
     "compactness_section",
     "page_rows",
@@ -45,6 +47,11 @@ def geometry_of(compiled) -> Geometry:
     return Geometry(compiled.cells.shape, compiled.cells.flat, math.sqrt(compiled.area_ha) / 10.0)
 
 
+def min_patch_cells(min_patch_ha: float, area_ha: float) -> int:
+    """The minimum patch in whole cells, rounded up (at least one)."""
+    return max(1, math.ceil(min_patch_ha / area_ha - 1e-9))
+
+
 def patch_rules(compiled) -> list[PatchRule]:
     """The config's compactness as rules in option order: the minimum patch in whole cells
     (rounded up) and the boundary penalty per cell side."""
@@ -56,9 +63,43 @@ def patch_rules(compiled) -> list[PatchRule]:
         spec = config.compactness.get(name)
         if spec is None:
             continue
-        cells = max(1, math.ceil(spec.min_patch_ha / compiled.area_ha - 1e-9))
+        cells = min_patch_cells(spec.min_patch_ha, compiled.area_ha)
         rules.append(PatchRule(names.index(name), cells, spec.boundary_penalty * km))
     return rules
+
+
+def min_patch_relaxation(compiled) -> np.ndarray | None:
+    """``allowed`` without the cells the minimum patch sizes rule out
+    (:func:`engine.rules.exclude_small_patches`; None when they rule out none): the problem
+    whose optimum is the exact optimum without any clustering. Reserved cells stay held for
+    their reserved options."""
+    excluded = compiled.effects.min_patch
+    if not any(len(cells) for cells in excluded.values()):
+        return None
+    names = compiled.problem.option_names
+    relaxed = compiled.problem.allowed.copy()
+    reserved = compiled.effects.reserved
+    for name, cells in excluded.items():
+        relaxed[cells[~reserved[cells]], names.index(name)] = True
+    return relaxed
+
+
+def _min_patch_section(compiled, sol: Solution) -> dict:
+    """What the minimum patch sizes rule out before the solve, in ha per option, and an upper
+    bound on what that costs: the Lagrangian bound of the problem without them under the
+    optimum's prices (:mod:`engine.analysis.rule_costs`; the analysis re-solves it exactly)."""
+    from engine.analysis.rule_costs import rule_costs
+
+    excluded = compiled.effects.min_patch
+    section = {
+        "excluded_ha": {n: len(c) * compiled.area_ha for n, c in excluded.items() if len(c)},
+        "value_bound": 0.0,
+    }
+    relaxed = min_patch_relaxation(compiled)
+    if relaxed is not None and sol.row_prices is not None:
+        (cost,) = rule_costs(compiled.problem, sol, {"min_patch": relaxed}, exact=False)
+        section["value_bound"] = cost["bound_gain"]
+    return section
 
 
 def plan_objective(problem, plan) -> tuple[float, np.ndarray, np.ndarray]:
@@ -164,6 +205,7 @@ def compactness_section(compiled, sol: Solution) -> dict:
         },
         "fields": list(FIELDS),
         "fragmentation": frag(sol.choice),
+        "min_patch_exclusion": _min_patch_section(compiled, sol),
     }
     if record is None:
         return section
@@ -182,6 +224,9 @@ def compactness_section(compiled, sol: Solution) -> dict:
         fragmentation_unclustered=frag(record.compaction.before),
         seconds=record.seconds,
     )
+    # Against the optimum without the minimum patch sizes' exclusions too: an upper bound.
+    at_most = given_up + section["min_patch_exclusion"]["value_bound"]
+    section.update(value_given_up_at_most=at_most, value_given_up_at_most_share=at_most / scale)
     return section
 
 

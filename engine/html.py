@@ -371,6 +371,7 @@ def _compactness(report: dict, t) -> dict | None:
             exact=t.number(section["exact_objective"], 0),
             plan=t.number(section["plan_objective"], 0),
         ),
+        "min_patch": _min_patch_text(section, t),
         "targets": t.text(
             "compact_targets_same" if section["targets_as_unclustered"] else "compact_targets_off",
             rows=len(section.get("rows_short_of_exact", [])),
@@ -379,6 +380,23 @@ def _compactness(report: dict, t) -> dict | None:
         "rows": rows,
         "fragmentation": fragmentation,
     }
+
+
+def _min_patch_text(section: dict, t) -> str | None:
+    """What the minimum patch sizes rule out before the solve, and the bound on its cost."""
+    excluded = (section.get("min_patch_exclusion") or {}).get("excluded_ha") or {}
+    if not excluded:
+        return None
+    return t.text(
+        "compact_min_patch",
+        excluded=", ".join(
+            f"{t.quantity(ha, 'ha')} {t.option(name)}"
+            for name, ha in sorted(excluded.items(), key=lambda item: -item[1])
+        ),
+        bound=t.number(section["min_patch_exclusion"]["value_bound"], 0),
+        total=t.number(section["value_given_up_at_most"], 0),
+        total_share=t.percent(section["value_given_up_at_most_share"], 2),
+    )
 
 
 def _rule_costs(report: dict, t) -> list[dict]:

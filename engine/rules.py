@@ -16,7 +16,9 @@ the file, the key and the closest name the grid has.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -358,6 +360,8 @@ class RuleEffects:
     # (rule id, claim, province code, hectares) per province a reservation reaches
     reservation_targets: list
     counts: dict  # rule id -> cells it acted on (for the manifest)
+    # option name -> the cells its minimum patch size rules out (see exclude_small_patches)
+    min_patch: dict
 
 
 def apply_rules(
@@ -411,6 +415,11 @@ def apply_rules(
                 value[j] += add
             counts[rule.id] = int(n - todo.sum())
 
+    # Before the reservations, so that a reservation picks only cells its options may keep;
+    # again after them, since reserved cells take land from the other options' pieces.
+    minimum = min_patch_by_option(config, area_ha)
+    before = exclude_small_patches(cells, minimum, options, allowed)
+
     reserved = np.zeros(n, dtype=bool)
     targets = []
     for rule in config.rules:
@@ -429,6 +438,8 @@ def apply_rules(
             rule.share,
             rule.ascending,
             count_mask=where,
+            neighbours=partial(_neighbours_of, cells),
+            min_cells=max(minimum.get(o, 1) for o in rule.options),
         )
         only = np.zeros(n_opt, dtype=bool)
         only[idx] = True
@@ -442,7 +453,74 @@ def apply_rules(
                 (rule.id, rule.claim, int(g), float(take[province == g].sum()) * area_ha)
             )
         counts[rule.id] = int(take.sum())
-    return RuleEffects(allowed.T, reserved, targets, counts)
+    after = exclude_small_patches(cells, minimum, options, allowed, keep=reserved)
+    min_patch = {
+        name: np.union1d(before.get(name, []), after.get(name, [])).astype(np.int64)
+        for name in before.keys() | after.keys()
+    }
+    for name, out in min_patch.items():
+        counts[f"min_patch.{name}"] = len(out)
+    return RuleEffects(allowed.T, reserved, targets, counts, min_patch)
+
+
+def min_patch_by_option(config: Config, area_ha: float) -> dict[str, int]:
+    """Option name -> its minimum patch ([compactness]) in whole cells, where that is more
+    than one cell."""
+    from engine.compactness import min_patch_cells
+
+    out = {}
+    for name, spec in config.compactness.items():
+        cells = min_patch_cells(spec.min_patch_ha, area_ha)
+        if cells > 1:
+            out[name] = cells
+    return out
+
+
+def exclude_small_patches(
+    cells: Cells,
+    minimum: dict[str, int],
+    options: list[str],
+    allowed: np.ndarray,
+    keep: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Forbid each option of ``minimum`` (name -> cells) on the cells where the land the rules
+    allow it forms a 4-connected area smaller than its minimum patch: no plan that honours the
+    minimum can place the option there (a village core of one cell cannot hold a 10 ha
+    neighbourhood), so the exact optimum must not count on it either. Without this the
+    optimum's bound would include land that compaction can only leave as single cells.
+
+    ``allowed`` is option-major (O, N) and updated in place; cells in ``keep`` (reserved for
+    their options) are left as they are. Returns option name -> the cells ruled out (indices
+    into ``cells``)."""
+    from scipy import ndimage
+
+    out = {}
+    for name, m in minimum.items():
+        o = options.index(name)
+        grid = np.zeros(int(np.prod(cells.shape)), dtype=bool)
+        grid[cells.flat] = allowed[o]
+        labels, _ = ndimage.label(grid.reshape(cells.shape))
+        patch = labels.ravel()[cells.flat]
+        small = allowed[o] & (np.bincount(patch)[patch] < m)
+        if keep is not None:
+            small &= ~keep
+        allowed[o] &= ~small
+        out[name] = np.flatnonzero(small)
+    return out
+
+
+def _neighbours_of(cells: Cells, idx: np.ndarray) -> np.ndarray:
+    """(len(idx), 4) the cells left, right, above and below cells ``idx``, -1 where there is
+    none in ``cells``; built for these cells only, so a reservation at 25 m stays small."""
+    nx = cells.shape[1]
+    flat = cells.flat[idx]
+    col = flat % nx
+    around = np.stack([flat - 1, flat + 1, flat - nx, flat + nx], axis=1)
+    pos = np.clip(np.searchsorted(cells.flat, around), 0, len(cells.flat) - 1)
+    found = cells.flat[pos] == around
+    found[:, 0] &= col > 0
+    found[:, 1] &= col < nx - 1
+    return np.where(found, pos, -1)
 
 
 def _groups_in_province(cells: Cells, rule: Rule) -> np.ndarray:
@@ -453,14 +531,25 @@ def _groups_in_province(cells: Cells, rule: Rule) -> np.ndarray:
 
 
 def reserve_ranked(
-    mask, order, groups, share: float, ascending: bool = True, count_mask=None
+    mask,
+    order,
+    groups,
+    share: float,
+    ascending: bool = True,
+    count_mask=None,
+    neighbours=None,
+    min_cells: int = 1,
 ) -> np.ndarray:
     """Per group, the ``share`` of the cells of ``count_mask`` (default ``mask``), taken from
     the cells of ``mask`` that come first by ``order``.
 
     Deepest first is ``order = elevation, ascending``. Ties go to the lower cell index, so the
     result never depends on anything but the data. The count per group is the share of its
-    cells rounded to the nearest whole cell (at most the candidates it has).
+    cells rounded to the nearest whole cell (at most the candidates it has); a count below
+    ``min_cells`` becomes ``min_cells`` or nothing, whichever is nearer. With ``neighbours``
+    (cell indices -> their (n, 4) neighbours, -1 for none) and ``min_cells`` > 1 the cells are
+    taken in patches of at least ``min_cells`` (:func:`_fill_in_patches`), not as scattered
+    deepest cells.
     """
     take = np.zeros(len(mask), dtype=bool)
     cand = np.flatnonzero(mask)
@@ -479,6 +568,80 @@ def reserve_ranked(
     starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
     ends = np.r_[starts[1:], len(ranked)]
     for s, e in zip(starts, ends):
-        k = min(e - s, int(np.floor(share * totals.get(g_sorted[s], e - s) + 0.5)))
-        take[ranked[s : s + k]] = True
+        k = int(np.floor(share * totals.get(g_sorted[s], e - s) + 0.5))
+        if 0 < k < min_cells:
+            # A polder whose share is less than one patch: a whole patch or nothing, as near
+            # to the share as whole patches go.
+            k = min_cells if k >= min_cells / 2 else 0
+        k = min(e - s, k)
+        if neighbours is None or min_cells <= 1:
+            take[ranked[s : s + k]] = True
+        else:
+            take[_fill_in_patches(ranked[s:e], k, neighbours, min_cells)] = True
     return take
+
+
+def _fill_in_patches(ranked: np.ndarray, k: int, neighbours, min_cells: int) -> np.ndarray:
+    """``k`` of a group's candidate cells (``ranked``, best first), taken as water fills a
+    polder: the best cell left starts a patch, which grows by its best neighbouring candidates
+    to ``min_cells``; after that the best cell next to a patch competes with the best cell
+    anywhere. Pieces of candidate land smaller than ``min_cells`` come last, so a patch below
+    the minimum remains only where the group has no other land, or for its last few cells.
+    Where the deepest cells already lie together this takes exactly them."""
+    nbr = _positions(ranked, neighbours(ranked))
+    # Best first within the pieces that can hold a patch, then within the rest.
+    order = np.argsort(_piece_sizes(nbr) < min_cells, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    nbr = np.where(nbr >= 0, rank[np.where(nbr >= 0, nbr, 0)], -1)[order]
+    taken = np.zeros(len(ranked), dtype=bool)
+    frontier: list[int] = []  # ranks next to a patch, best first
+
+    def add(p: int, heap: list[int]) -> None:
+        taken[p] = True
+        for q in nbr[p]:
+            if q >= 0 and not taken[q]:
+                heapq.heappush(heap, int(q))
+
+    best_left, count = 0, 0
+    while count < k:
+        while frontier and taken[frontier[0]]:
+            heapq.heappop(frontier)
+        while taken[best_left]:
+            best_left += 1
+        need = k - count
+        if frontier and (frontier[0] <= best_left or need < min_cells):
+            add(heapq.heappop(frontier), frontier)
+            count += 1
+            continue
+        # A new patch, grown on its own to the minimum before others compete with it.
+        own, size = [best_left], 0
+        while own and size < min(min_cells, need):
+            p = heapq.heappop(own)
+            if not taken[p]:
+                add(p, own)
+                size += 1
+        count += size
+        for p in own:
+            heapq.heappush(frontier, p)
+    return ranked[order[taken]]
+
+
+def _positions(cells: np.ndarray, around: np.ndarray) -> np.ndarray:
+    """``around`` (cell indices, -1 for none) as positions in ``cells``, -1 where not in it."""
+    sorter = np.argsort(cells)
+    at = sorter[np.clip(np.searchsorted(cells, around, sorter=sorter), 0, len(cells) - 1)]
+    return np.where((around >= 0) & (cells[at] == around), at, -1)
+
+
+def _piece_sizes(nbr: np.ndarray) -> np.ndarray:
+    """Per node of the graph ``nbr`` ((n, 4) node positions, -1 for none): the size of its
+    connected piece."""
+    from scipy import sparse
+    from scipy.sparse import csgraph
+
+    rows, cols = np.nonzero(nbr >= 0)
+    n = len(nbr)
+    graph = sparse.coo_matrix((np.ones(len(rows)), (rows, nbr[rows, cols])), shape=(n, n))
+    _, piece = csgraph.connected_components(graph, directed=False)
+    return np.bincount(piece)[piece]

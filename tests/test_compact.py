@@ -4,6 +4,7 @@ and the config and report around them."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from engine.analysis.fragmentation import fragmentation
 from engine.compactness import page_rows, plan_objective, sweep_columns
 from engine.config import ConfigError, load_config
 from engine.errors import RuimtepuzzelError
+from engine.resources import shipped_dir
 from engine.solve.compact import (
     Geometry,
     PatchRule,
@@ -167,9 +169,13 @@ def test_fragmentation_counts_patches_and_edges():
 
 
 def test_bad_compactness_config_says_file_key_and_fix(tmp_path):
+    # The shipped entry for defence is taken out, so that the test can write its own.
+    shipped = (shipped_dir("configs") / "national.toml").read_text()
+    defence = re.search(r"\[compactness\.defence\].*?(?=\n\[|\Z)", shipped, re.S).group(0)
+
     def error(extra):
         with pytest.raises(ConfigError) as info:
-            load_config(national_copy(tmp_path, extra))
+            load_config(national_copy(tmp_path, extra, replace={defence: ""}))
         return str(info.value)
 
     assert "neither an option nor a claim" in error("[compactness.windd]\nmin_patch_ha = 5\n")
@@ -275,3 +281,83 @@ def test_properties_at_the_extremes(
         assume(False)  # a hard target that cannot be met: no plan to compact
     rules = [PatchRule(o, min_cells, 0.4 * value_scale * scale) for o in (1, 2, 3)]
     check_plan(problem, exact, geometry, rules, compact(problem, exact, geometry, rules))
+
+
+def test_min_patch_rules_out_land_no_patch_can_use(national_config):
+    """Land where the rules allow a use only on a piece smaller than its minimum patch (a
+    village core of one cell) is ruled out before the solve: no forced single cells remain,
+    and the report's bound on what that costs holds against the exact optimum without it."""
+    from rp_grid import synthetic_grid
+
+    from engine.analysis.rule_costs import relaxed_problem
+    from engine.compactness import (
+        cluster,
+        compactness_section,
+        geometry_of,
+        min_patch_cells,
+        min_patch_relaxation,
+    )
+    from engine.compile import compile_problem
+    from engine.solve.compact import patch_sizes
+
+    config = load_config(national_config)
+    compiled = compile_problem(config, synthetic_grid(resolution=250.0))
+    problem, names = compiled.problem, compiled.problem.option_names
+    relaxed = min_patch_relaxation(compiled)
+    assert relaxed is not None, "the synthetic land has pieces too small for some use"
+    geometry = geometry_of(compiled)
+    for name, cells in compiled.effects.min_patch.items():
+        o = names.index(name)
+        assert not problem.allowed[cells, o].any()
+        patch, sizes = patch_sizes(geometry, relaxed[:, o])
+        minimum = min_patch_cells(config.compactness[name].min_patch_ha, compiled.area_ha)
+        assert np.all(sizes[patch[cells]] < minimum)
+
+    sol = engine.solve(problem)
+    section = compactness_section(compiled, cluster(compiled, sol))
+    for row in section["fragmentation"]:
+        spec = config.compactness.get(row["option"])
+        if spec and min_patch_cells(spec.min_patch_ha, compiled.area_ha) > 1:
+            assert row["single_cell_share_forced"] == 0, row
+
+    free = engine.solve(relaxed_problem(problem, relaxed))
+    tol = 1e-7 * max(1.0, abs(sol.objective))
+    cost = free.objective - sol.objective
+    bound = section["min_patch_exclusion"]["value_bound"]
+    assert -tol <= cost <= bound + tol
+    assert section["value_given_up_at_most"] >= free.objective - section["plan_objective"] - tol
+
+
+@pytest.mark.parametrize("upper_nature", [None, 35 * 6.25])
+def test_a_single_reserved_cell_joins_the_option_around_it(upper_nature):
+    """Reserved land (keep not allowed): water storage on one cell inside water storage with
+    nature. No cell of water storage elsewhere to swap with (step 4), so the cell joins the
+    option around it, which delivers at least as much of every claim (step 5); where that
+    would pass an upper bound, it takes a neighbour into water storage instead."""
+    ny = nx = 6
+    n = ny * nx
+    value = np.zeros((n, 3))
+    value[:, 1], value[:, 2] = 0.0, 1.0  # 1: water storage, 2: water storage with nature
+    lone = 2 * nx + 3
+    value[lone, 1] = 2.0
+    contribution = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])  # claims: water, nature
+    zones = np.zeros((1, n), int)
+    lower = [np.array([[n * 6.25, np.nan]])]
+    upper = [np.array([[np.nan, np.nan if upper_nature is None else upper_nature]])]
+    allowed = np.ones((n, 3), bool)
+    allowed[:, 0] = False
+    problem = engine.Problem(value, contribution, zones, lower, upper, allowed, 6.25, None)
+    exact = engine.solve(problem, method="highs")
+    assert exact.choice[lone] == 1 and (exact.choice == 1).sum() == 1
+    geometry = Geometry((ny, nx), np.arange(n), 0.25)
+    plan = compact(problem, exact, geometry, [PatchRule(1, 2, 0.5), PatchRule(2, 2, 0.5)])
+    if upper_nature is None:
+        assert plan.choice[lone] == 2 and (plan.choice == 2).all()
+    else:  # 36 cells of nature would pass the upper bound of 35: a neighbour joins it
+        assert plan.choice[lone] == 1 and (plan.choice == 1).sum() == 2
+        _, sizes = patch_sizes(geometry, plan.choice == 1)
+        assert sizes[1:].min() == 2
+    supply = plan_objective(problem, plan.choice)[1]
+    exact_supply = plan_objective(problem, exact.x)[1]
+    assert supply[0] == pytest.approx(exact_supply[0])
+    assert np.all(supply <= np.nan_to_num(problem.rows.upper, nan=np.inf) + 1e-9)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rp_grid import synthetic_grid
+from scipy import ndimage
 
 from engine.compile import check_capacity, compile_problem
 from engine.config import ConfigError, load_config
-from engine.rules import Cells, evaluate, reserve_ranked
+from engine.rules import Cells, _neighbours_of, evaluate, reserve_ranked
 
 NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
 
@@ -101,6 +106,73 @@ def test_reserve_ranked_is_deterministic_on_ties():
     order = np.array([5, 4, 3, 2, 1, 0, np.nan, 9, 8, 7.0])
     take = reserve_ranked(mask, order, groups, 0.2)
     assert np.flatnonzero(take).tolist() == [4, 5]
+
+
+def _reserve_on_grid(depth, candidate, groups, share, min_cells):
+    """reserve_ranked over the cells of ``candidate`` on a 2-D grid (deepest first)."""
+    cells = SimpleNamespace(shape=depth.shape, flat=np.arange(depth.size))
+    take = reserve_ranked(
+        candidate.ravel(),
+        depth.ravel(),
+        groups.ravel(),
+        share,
+        neighbours=partial(_neighbours_of, cells),
+        min_cells=min_cells,
+    )
+    return take.reshape(depth.shape)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    shape=st.tuples(st.integers(1, 25), st.integers(1, 25)),
+    share=st.sampled_from([0.0, 0.05, 0.1, 0.3, 1.0]),
+    min_cells=st.integers(1, 9),
+    holes=st.sampled_from([0.0, 0.3, 0.7]),
+    ties=st.booleans(),
+)
+def test_reservation_in_patches_keeps_counts_and_builds_patches(
+    seed, shape, share, min_cells, holes, ties
+):
+    """Taken in patches, a reservation holds the same cells per group as taken cell by cell
+    (a count below one patch: a whole patch or none), only candidates, deterministically; a
+    piece below the minimum remains only where its group's candidates leave no room or for
+    the group's last few cells; and where the deepest cells lie together it takes them."""
+    rng = np.random.default_rng(seed)
+    depth = rng.integers(0, 3, shape).astype(float) if ties else rng.normal(size=shape)
+    candidate = rng.random(shape) >= holes
+    groups = (np.arange(shape[1])[None, :] * 2 // max(shape[1], 1)).repeat(shape[0], axis=0)
+    plain = _reserve_on_grid(depth, candidate, groups, share, 1)
+    take = _reserve_on_grid(depth, candidate, groups, share, min_cells)
+    assert np.array_equal(take, _reserve_on_grid(depth, candidate, groups, share, min_cells))
+    assert not (take & ~candidate).any()
+    for g in np.unique(groups):
+        # The same count, but a count below one patch becomes a patch or nothing.
+        k, here = plain[groups == g].sum(), take[groups == g].sum()
+        if k >= min_cells:
+            assert here == k
+        else:
+            land = (candidate & (groups == g)).sum()
+            assert here == (min(min_cells, land) if k >= min_cells / 2 else 0)
+    pieces, _ = ndimage.label(take)
+    sizes = np.bincount(pieces.ravel())
+    for piece in range(1, len(sizes)):
+        if sizes[piece] >= min_cells:
+            continue
+        where = pieces == piece
+        g = groups[where][0]
+        left = take[groups == g].sum() % min_cells or min_cells
+        room, _ = ndimage.label(candidate & (groups == g))  # the group's own land
+        land = np.bincount(room[where])[1:].max()
+        assert land < min_cells or sizes[piece] <= left, (piece, sizes[piece])
+
+
+def test_reservation_in_patches_takes_the_deepest_block_when_it_is_one():
+    depth = np.arange(100, dtype=float).reshape(10, 10)  # deepest in the top rows
+    candidate = np.ones((10, 10), dtype=bool)
+    groups = np.zeros((10, 10), dtype=int)
+    take = _reserve_on_grid(depth, candidate, groups, 0.3, 6)
+    assert np.array_equal(take, depth < 30)
 
 
 def test_province_rule_acts_only_in_its_province(compiled):

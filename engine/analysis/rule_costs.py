@@ -189,7 +189,8 @@ def rule_costs(
 
 def compiled_relaxations(compiled, kinds=("exclusions",)) -> dict:
     """Rule id -> a callable giving ``allowed`` with that rule switched off (the other rules,
-    reservations included, applied as compiled). The targets stay as compiled."""
+    reservations included, applied as compiled). The targets stay as compiled. The minimum
+    patch sizes of [compactness] count as one rule, ``min_patch``."""
     import dataclasses
 
     from engine.rules import apply_rules
@@ -213,4 +214,8 @@ def compiled_relaxations(compiled, kinds=("exclusions",)) -> dict:
     for r in rules:
         key = r.id if r.province is None else f"{r.id} ({r.province})"
         out[key] = make(r)
+    if any(len(cells) for cells in compiled.effects.min_patch.values()):
+        from engine.compactness import min_patch_relaxation
+
+        out["min_patch"] = lambda: min_patch_relaxation(compiled)
     return out

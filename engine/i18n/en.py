@@ -50,6 +50,7 @@ TABLE = {
         "no_forest_in_floodplains": "no forest in the floodplains",
         "no_building_on_water_bodies": "no building on open water",
         "natura2000": "Natura 2000",
+        "min_patch": "minimum patch size (compact plan)",
         "external_safety_no_homes": "no homes inside the external-safety contour",
         "new_forest_is_new": "new forest only outside existing forest and nature",
         "new_nature_is_new": "new nature only outside existing nature",
@@ -272,7 +273,8 @@ TABLE = {
         "compare_pick": "Show",
     },
     "text": {
-        "compact_intro": "The map shows a compact plan: parks, neighbourhoods and business estates rather than scattered cells (clustering rather than spreading, lines 1418 and 1683 of the source). That costs suitability. The exact optimum without clustering reaches an objective of {exact}, this plan {plan}: the plan gives up {given_up} value units, {share} of the objective. The optimum without clustering is an upper bound, so clustering never costs more than this difference.",
+        "compact_intro": "The map shows a compact plan: parks, neighbourhoods and business estates rather than scattered cells (clustering rather than spreading, lines 1418 and 1683 of the source). That costs suitability. The exact cell-by-cell optimum reaches an objective of {exact}, this plan {plan}: the plan gives up {given_up} value units, {share} of the objective. That optimum is an upper bound for every plan that honours the minimum patch sizes, so the clustering itself never costs more than this difference.",
+        "compact_min_patch": "Before the solve the minimum patch sizes rule out {excluded}: cells where the rules allow a use only on too small a piece of land, such as a village core of one cell for a neighbourhood of at least 10 ha. That costs at most {bound} value units (an upper bound from the shadow prices; the full analysis computes it exactly among the costs of the rules). Against the optimum without any patch requirement the plan gives up at most {total}, {total_share} of the objective.",
         "compact_targets_same": "Targets are met exactly as without clustering: every province and claim receives the same hectares, and what falls short is the same shortfall (the provinces' shortfalls add up to the national one).",
         "compact_targets_off": "Note: {rows} targets receive less with clustering than without; report.json lists them under compactness.rows_short_of_exact.",
         "compact_by_claim": "Value given up per claim and province",

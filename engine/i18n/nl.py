@@ -50,6 +50,7 @@ TABLE = {
         "no_forest_in_floodplains": "geen bos in de uiterwaarden",
         "no_building_on_water_bodies": "niet bouwen op open water",
         "natura2000": "Natura 2000",
+        "min_patch": "minimummaat van een vlak (aaneengesloten plan)",
         "external_safety_no_homes": "geen woningen binnen de externe-veiligheidscontour",
         "new_forest_is_new": "nieuw bos alleen buiten bestaand bos en natuur",
         "new_nature_is_new": "nieuwe natuur alleen buiten bestaande natuur",
@@ -272,7 +273,8 @@ TABLE = {
         "compare_pick": "Toon",
     },
     "text": {
-        "compact_intro": "De kaart toont een aaneengesloten plan: parken, wijken en bedrijventerreinen in plaats van losse cellen (clusteren boven spreiden, r. 1418 en 1683 van de bron). Dat kost geschiktheid. Het exacte optimum zonder clustering haalt een doelwaarde van {exact}, dit plan {plan}: het plan geeft {given_up} waarde-eenheden prijs, {share} van de doelwaarde. Het optimum zonder clustering is een bovengrens; meer dan dit verschil kost clustering dus nooit.",
+        "compact_intro": "De kaart toont een aaneengesloten plan: parken, wijken en bedrijventerreinen in plaats van losse cellen (clusteren boven spreiden, r. 1418 en 1683 van de bron). Dat kost geschiktheid. Het exacte optimum cel voor cel haalt een doelwaarde van {exact}, dit plan {plan}: het plan geeft {given_up} waarde-eenheden prijs, {share} van de doelwaarde. Dat optimum is een bovengrens voor elk plan dat de minimummaten haalt; meer dan dit verschil kost het clusteren zelf dus nooit.",
+        "compact_min_patch": "Vóór het rekenen sluit de minimummaat {excluded} uit: cellen waar de regels een functie alleen op een te klein stuk toestaan, zoals een dorpskern van één cel voor een woonwijk van minstens 10 ha. Dat kost ten hoogste {bound} waarde-eenheden (een bovengrens uit de schaduwprijzen; de volledige analyse rekent het exact uit bij de kosten van de regels). Tegenover het optimum zonder enige eis aan de vlakken geeft het plan dus ten hoogste {total} prijs, {total_share} van de doelwaarde.",
         "compact_targets_same": "De doelen worden precies zo gehaald als zonder clustering: elke provincie en elke opgave krijgt dezelfde hectares, en wat tekortschiet is hetzelfde tekort (de tekorten van de provincies tellen op tot het nationale).",
         "compact_targets_off": "Let op: {rows} doelen krijgen door het clusteren minder dan zonder; ze staan in report.json onder compactness.rows_short_of_exact.",
         "compact_by_claim": "Prijsgegeven waarde per opgave en provincie",

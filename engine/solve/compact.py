@@ -34,6 +34,14 @@ unclustered optimum ``solution`` and its shadow prices:
    of highest value there) that lies next to a patch of the option: both options keep their
    count in every group, so every target row receives exactly the same (the swap's value
    change is part of the value given up). Of the candidates the best value change is taken.
+5. **Single cells that can join a neighbour.** A single cell still left (typically reserved
+   land where the swap of step 4 finds no partner) takes the option of a neighbouring patch
+   when that option delivers at least as much of every claim (water storage joins the water
+   storage with nature around it): no target row receives less, and a row that would pass an
+   upper bound undoes the joins of that pair of options. Where no neighbour's option may
+   take the cell, the cell takes a neighbour into its own option instead, if that
+   neighbour is neutral (keep) or its patch keeps its minimum, and no target row receives
+   less than in the exact optimum.
 
 The unclustered optimum is an upper bound of the clustered plan's objective (the plan is a
 feasible point of the same LP), so ``exact objective - plan objective`` is the value given up,
@@ -234,6 +242,8 @@ def compact(
         )
     swapped = _swap_stuck(problem, geometry, choice, split, is_neutral, rules)
     result.changed_by[swapped] = len(rules)
+    joined = _join_neighbours(problem, geometry, choice, (exact_x, split), is_neutral, rules)
+    result.changed_by[joined] = len(rules)
     result.x = plan_x(choice, exact_x, split)
     return result
 
@@ -291,6 +301,93 @@ def _swap_stuck(problem, geometry, choice, split, is_neutral, rules) -> np.ndarr
             choice[s], choice[t] = r, o
             swapped[[s, t]] = True
     return swapped
+
+
+def _join_neighbours(problem, geometry, choice, exact, is_neutral, rules) -> np.ndarray:
+    """Step 5 of the module docstring, in place on ``choice``; returns the cells that joined.
+    ``exact``: the exact optimum's allocation and its split cells, which stay as they are."""
+    exact_x, split = exact
+    exact_supply = allocation_totals(problem, exact_x)[1]
+    nbr = geometry.neighbours
+    valid = nbr >= 0
+    allowed = problem.allowed
+    value = problem.value
+    c = problem.contribution
+    joined = np.zeros(problem.n_cells, dtype=bool)
+    for rule in rules:
+        o = rule.option
+        if rule.min_cells < 2:
+            continue
+        patch, sizes = patch_sizes(geometry, choice == o)
+        singles = np.flatnonzero((choice == o) & (sizes[patch] == 1) & ~split)
+        by_pair: dict[int, list[int]] = {}
+        for s in singles:
+            around = np.unique(choice[nbr[s][valid[s]]])
+            ok = [
+                int(r)
+                for r in around
+                if r != o
+                and not is_neutral[r]
+                and (allowed is None or allowed[s, r])
+                and np.all(c[r] >= c[o])
+            ]
+            if ok:
+                r = max(ok, key=lambda r: (value[s, r], -r))
+                by_pair.setdefault(r, []).append(int(s))
+        for r, cells in sorted(by_pair.items()):
+            trial = choice.copy()
+            trial[cells] = r
+            if len(_rows_off(problem, plan_x(trial, exact_x, split), exact_supply, r)):
+                continue
+            choice[cells] = r
+            joined[cells] = True
+        joined |= _pull_neighbour(problem, geometry, choice, exact, rules, o, is_neutral)
+    return joined
+
+
+def _pull_neighbour(problem, geometry, choice, exact, rules, o, is_neutral) -> np.ndarray:
+    """The rest of step 5: a single cell of ``o`` that could join no neighbour takes one
+    neighbour into its option instead (a neutral cell, or a cell whose own patch keeps its
+    minimum), the cheapest first, when every target row still receives what the exact
+    optimum gives it."""
+    exact_x, split = exact
+    exact_supply = allocation_totals(problem, exact_x)[1]
+    nbr = geometry.neighbours
+    minimum = {r.option: r.min_cells for r in rules}
+    pulled = np.zeros(problem.n_cells, dtype=bool)
+    patch, sizes = patch_sizes(geometry, choice == o)
+    for s in np.flatnonzero((choice == o) & (sizes[patch] == 1) & ~split):
+        candidates = []
+        for t in nbr[s][nbr[s] >= 0]:
+            r = choice[t]
+            if r == o or split[t] or not problem.allowed[t, o]:
+                continue
+            if is_neutral[r]:
+                candidates.append((problem.value[t, r] - problem.value[t, o], int(t), int(r)))
+                continue
+            if r not in minimum:
+                continue
+            theirs = choice == r
+            r_patch, r_sizes = patch_sizes(geometry, theirs)
+            around = [j for j in nbr[t] if j >= 0 and theirs[j]]
+            # t leaves its patch whole: its other cells keep a neighbour and the minimum.
+            if r_sizes[r_patch[t]] - 1 < minimum[r] or any(
+                sum(1 for q in nbr[j] if q >= 0 and theirs[q] and q != t) == 0 for j in around
+            ):
+                continue
+            candidates.append((problem.value[t, r] - problem.value[t, o], int(t), int(r)))
+        for _, t, r in sorted(candidates):
+            trial = choice.copy()
+            trial[t] = o
+            x = plan_x(trial, exact_x, split)
+            if len(_rows_off(problem, x, exact_supply, r)) or len(
+                _rows_off(problem, x, exact_supply, o)
+            ):
+                continue
+            choice[t] = o
+            pulled[t] = True
+            break
+    return pulled
 
 
 def split_cells(x) -> np.ndarray:
