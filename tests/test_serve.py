@@ -419,3 +419,27 @@ def test_the_page_in_chromium(server, utrecht):
         assert urls and not outside, outside
     finally:
         browser.close()
+
+
+def test_why_here_names_the_minimum_patch(tmp_path):
+    """At 250 m the minimum patch rules out land too small for a patch (engine.rules
+    .exclude_small_patches): "why here?" names it, with its source line, for such a cell."""
+    from engine import i18n
+    from engine.serve.explain import explain_cell
+    from engine.serve.runs import Run
+
+    out = tmp_path / "utrecht"
+    run("utrecht", out, resolution=250, progress=False, analysis="off")
+    utrecht = Run.open(out, "utrecht")
+    compiled = utrecht.prepared().compiled
+    option, cells = next((o, c) for o, c in compiled.effects.min_patch.items() if len(c))
+    flat = int(compiled.cells.flat[cells[len(cells) // 2]])
+    row, col = divmod(flat, utrecht.shape[1])
+    with rasterio.open(out / "allocation.tif") as src:
+        x, y = src.transform @ (col + 0.5, row + 0.5)
+    why = explain_cell(utrecht, x, y, i18n.get("nl"))
+    entry = next(o for o in why["options"] if o["option"] == option)
+    assert not entry["allowed"]
+    rule = next(r for r in entry["excluded_by"] if r["rule"] == "min_patch")
+    assert rule["label"] == "minimummaat van een vlak (aaneengesloten plan)"
+    assert rule["file"].endswith("national.toml")

@@ -107,6 +107,14 @@ def explain_cell(run, x: float, y: float, t) -> dict:
             for o in options:
                 if o not in rule.options:
                     excluded[o].append(_rule_entry(rule, t))
+    # [compactness] lives in the national file: its minimum patch rules out land too.
+    national_file = str(config.files[0] if config.files else config.path)
+    for o, ruled_out in compiled.effects.min_patch.items():
+        if i in ruled_out:
+            source = config.compactness[o].source
+            excluded[o].append({"rule": "min_patch", "label": t.rule("min_patch"),
+                                "kind": "compactness", "source": source,
+                                "quote": _quote(source), "file": national_file})  # fmt: skip
     for o, opt in zip(options, config.options.values()):
         if opt.province is not None and codes.get(opt.province) != province:
             excluded[o].append({"rule": f"option of {opt.province}", "label": t.option(o),
