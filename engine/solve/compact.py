@@ -441,21 +441,33 @@ def _cut_group(state: _OptionState, g: int) -> float:
     if len(cut_cells) == 0:
         _grow(state, cells[~state.label[cells]], need, frontier_only=False)
         return 0.0
-    graph = _CutGraph(state, cut_cells)
+    graph = _CutGraph.of(state, cut_cells)
     reach = band + 4 * w + _tolerance(state.gain[cut_cells])
     low, high = -reach, reach
+    # The cut's set grows with the offset (the largest minimum cut is nested), so the cells
+    # in at ``low`` are in at every offset tried after it and those out at ``high`` are out:
+    # each cut is over the cells still open between the two, the others held.
     low_labels = np.zeros(len(cut_cells), dtype=bool)
+    open_ = np.arange(len(cut_cells))
     for _ in range(BISECTION_STEPS):
         mid = 0.5 * (low + high)
         labels = graph.solve(mid)
-        taken = int(labels.sum())
+        taken = int(labels.sum()) + int(low_labels.sum())
         if taken == need:
-            low, low_labels = mid, labels
+            low_labels[open_[labels]] = True
+            low = mid
             break
         if taken < need:
-            low, low_labels = mid, labels
+            low = mid
+            low_labels[open_[labels]] = True
+            keep = ~labels
         else:
             high = mid
+            keep = labels
+        if not keep.any():  # every cell in: no offset below ``high`` takes more
+            break
+        graph = graph.restrict(keep, labels)
+        open_ = open_[keep]
     state.label[cut_cells] = low_labels
     # The rest at the best marginal value, from all free cells: the count may need cells
     # below the band (rounding up), and at a jump of the cut several tie at once.
@@ -475,7 +487,7 @@ def _cut_free(state: _OptionState, g: int):
     state.label[cells] = gain > reach
     cut_cells = cells[np.abs(gain) <= reach]
     if len(cut_cells) and w > 0:
-        state.label[cut_cells] = _CutGraph(state, cut_cells).solve(0.0)
+        state.label[cut_cells] = _CutGraph.of(state, cut_cells).solve(0.0)
     state.target[g] = state.count(g)
 
 
@@ -545,36 +557,77 @@ def _tolerance(gain: np.ndarray) -> float:
     return 1e-9 * max(scale, 1e-300)
 
 
+@dataclass
 class _CutGraph:
-    """The cut over ``cells`` with every other cell's label fixed: unary terms from the
-    advantages and from the edges to fixed neighbours, pairwise terms between the cells."""
+    """A cut over some cells, every other cell's label fixed: per cell its advantage and its
+    edges to fixed neighbours in and out of the option (unary terms), and the edges between
+    the cells (pairwise terms), each of cost ``w``."""
 
-    def __init__(self, state: _OptionState, cells: np.ndarray):
-        self.n = len(cells)
-        w = state.rule.edge_cost
+    gain: np.ndarray
+    fixed_in: np.ndarray
+    fixed_out: np.ndarray
+    edge_a: np.ndarray
+    edge_b: np.ndarray
+    w: float
+
+    @property
+    def n(self) -> int:
+        return len(self.gain)
+
+    @classmethod
+    def of(cls, state: _OptionState, cells: np.ndarray) -> _CutGraph:
+        """The cut over ``cells``, the other cells at their labels in ``state``."""
         local = np.full(state.nbr.shape[0], -1, dtype=np.int64)
-        local[cells] = np.arange(self.n)
+        local[cells] = np.arange(len(cells))
         nbr = state.nbr[cells]
         valid = nbr >= 0
         nbr_local = np.where(valid, local[np.where(valid, nbr, 0)], -1)
         fixed = valid & (nbr_local < 0)
         fixed_in = fixed & state.label[np.where(valid, nbr, 0)]
-        # Cost of staying out: an edge to every fixed neighbour in the option; of going in:
-        # an edge to every fixed neighbour out of it, less the advantage.
-        self.cost_out = w * fixed_in.sum(axis=1)
-        self.cost_in = w * (fixed & ~fixed_in).sum(axis=1) - state.gain[cells]
         # Each edge between two cut cells once (right and down neighbours).
         a, d = np.nonzero(nbr_local[:, [1, 3]] >= 0)
-        self.edge_a = a
-        self.edge_b = nbr_local[:, [1, 3]][a, d]
-        self.w = w
+        return cls(
+            state.gain[cells],
+            fixed_in.sum(axis=1),
+            (fixed & ~fixed_in).sum(axis=1),
+            a,
+            nbr_local[:, [1, 3]][a, d],
+            state.rule.edge_cost,
+        )
+
+    def restrict(self, keep: np.ndarray, labels: np.ndarray) -> _CutGraph:
+        """The cut over the cells in ``keep``, the others held at ``labels``."""
+        k = int(keep.sum())
+        local = np.full(self.n, -1, dtype=np.int64)
+        local[keep] = np.arange(k)
+        a, b = self.edge_a, self.edge_b
+        keep_a, keep_b = keep[a], keep[b]
+        # An edge to a cell now held becomes a unary term of its open end.
+        a_alone, b_alone = keep_a & ~keep_b, keep_b & ~keep_a
+
+        def count(mask_a, mask_b):
+            ends = np.concatenate([local[a[mask_a]], local[b[mask_b]]])
+            return np.bincount(ends, minlength=k)
+
+        both = keep_a & keep_b
+        return _CutGraph(
+            self.gain[keep],
+            self.fixed_in[keep] + count(a_alone & labels[b], b_alone & labels[a]),
+            self.fixed_out[keep] + count(a_alone & ~labels[b], b_alone & ~labels[a]),
+            local[a[both]],
+            local[b[both]],
+            self.w,
+        )
 
     def solve(self, offset: float) -> np.ndarray:
         """Labels (True: in the option) of the minimum cut with the advantage raised by
-        ``offset``."""
+        ``offset``; of the minimum cuts the one with the most cells in."""
         graph = maxflow.Graph[float](self.n, len(self.edge_a))
         nodes = graph.add_nodes(self.n)
-        diff = (self.cost_in - offset) - self.cost_out
+        # Cost of staying out: an edge to every fixed neighbour in the option; of going in:
+        # an edge to every fixed neighbour out of it, less the advantage.
+        cost_out = self.w * self.fixed_in
+        diff = (self.w * self.fixed_out - self.gain - offset) - cost_out
         # The source side is "in": cutting a node's source link puts it out, at cost_out.
         graph.add_grid_tedges(nodes, np.maximum(-diff, 0.0), np.maximum(diff, 0.0))
         if len(self.edge_a) and self.w > 0:
