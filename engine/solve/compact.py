@@ -198,6 +198,7 @@ def compact(
     is_neutral[neutral] = True
     price = _group_prices(problem, solution.prices)
     group = problem.groups.group
+    members = _members(group, problem.groups.count)
     exact_supply = allocation_totals(problem, solution.x)[1]
     for index, rule in enumerate(rules):
         clock = time.perf_counter()
@@ -205,7 +206,15 @@ def compact(
         counted = _binding_groups(problem, solution, rule.option)
         while True:
             state = _OptionState(
-                problem, geometry, rule, choice, target.copy(), price, neutral_value, is_neutral
+                problem,
+                geometry,
+                rule,
+                choice,
+                target.copy(),
+                price,
+                neutral_value,
+                is_neutral,
+                members,
             )
             state.free &= ~split
             for g in state.groups_with_cells(counted):
@@ -232,27 +241,28 @@ def compact(
             int(changed.sum()),
             len(np.unique(group[changed])),
         )
-    swapped = _swap_stuck(problem, geometry, choice, split, is_neutral, rules)
+    swapped = _swap_stuck(problem, geometry, choice, split, is_neutral, rules, members)
     result.changed_by[swapped] = len(rules)
     result.x = plan_x(choice, exact_x, split)
     return result
 
 
-def _swap_stuck(problem, geometry, choice, split, is_neutral, rules) -> np.ndarray:
+def _swap_stuck(problem, geometry, choice, split, is_neutral, rules, members) -> np.ndarray:
     """Step 4 of the module docstring, in place on ``choice``; returns the cells swapped."""
     nbr = geometry.neighbours
-    valid = nbr >= 0
     allowed = problem.allowed
     if allowed is None:  # keep is allowed everywhere: nothing is stuck
         return np.zeros(problem.n_cells, dtype=bool)
-    value = problem.value.astype(np.float64)
+    value = problem.value
     group = problem.groups.group
     swapped = np.zeros(problem.n_cells, dtype=bool)
     no_neutral = ~allowed[:, is_neutral].any(axis=1)
 
-    def beside(mask):
-        """Per cell, its neighbours in ``mask``."""
-        return np.sum(valid & mask[np.where(valid, nbr, 0)], axis=1)
+    def beside(cells, option, but=-1):
+        """Per cell of ``cells``, its neighbours (other than ``but``) in ``option``."""
+        around = nbr[cells]
+        ok = (around >= 0) & (around != but)
+        return np.sum(ok & (choice[np.where(ok, around, 0)] == option), axis=-1)
 
     for rule in rules:
         o = rule.option
@@ -266,31 +276,39 @@ def _swap_stuck(problem, geometry, choice, split, is_neutral, rules) -> np.ndarr
             if len(others) == 0:
                 continue
             r = int(others[np.argmax(value[s, others])])
-            mine = choice == o
-            mine[s] = False
-            theirs = choice == r
             # t: the group's cells of r that may take o, next to another patch of o, whose
             # r-neighbours each keep another r-neighbour; s must then touch r (not only t).
-            t_ok = theirs & allowed[:, o] & ~split & (group == group[s]) & (beside(mine) > 0)
-            t_ok &= ~swapped
-            candidates = np.flatnonzero(t_ok)
+            cells = members[group[s]]
+            t_ok = (choice[cells] == r) & allowed[cells, o] & ~split[cells] & ~swapped[cells]
+            t_ok &= beside(cells, o, but=s) > 0
+            candidates = cells[t_ok]
             if len(candidates) == 0:
                 continue
-            r_count = beside(theirs)
-            keep_ok = []
-            for t in candidates:
-                around = [j for j in nbr[t] if j >= 0 and theirs[j]]
-                s_touch = sum(1 for j in nbr[s] if j >= 0 and theirs[j] and j != t)
-                if s_touch and all(r_count[j] >= 2 for j in around):
-                    keep_ok.append(t)
-            if not keep_ok:
+            around = nbr[candidates]
+            theirs = (around >= 0) & (choice[np.where(around >= 0, around, 0)] == r)
+            r_count = beside(np.where(theirs, around, 0), r)
+            s_theirs = [j for j in nbr[s] if j >= 0 and choice[j] == r]
+            s_touch = len(s_theirs) - np.isin(candidates, s_theirs)
+            fine = (s_touch > 0) & np.all(~theirs | (r_count >= 2), axis=1)
+            if not fine.any():
                 continue
-            keep_ok = np.asarray(keep_ok)
-            change = value[keep_ok, o] - value[keep_ok, r] + value[s, r] - value[s, o]
+            keep_ok = candidates[fine]
+            change = (
+                value[keep_ok, o].astype(np.float64)
+                - value[keep_ok, r]
+                + float(value[s, r])
+                - float(value[s, o])
+            )
             t = int(keep_ok[np.argmax(change)])
             choice[s], choice[t] = r, o
             swapped[[s, t]] = True
     return swapped
+
+
+def _members(group: np.ndarray, count: int) -> list[np.ndarray]:
+    """The cells of every group, in increasing order."""
+    order = np.argsort(group, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(group, minlength=count))[:-1])
 
 
 def split_cells(x) -> np.ndarray:
@@ -367,15 +385,18 @@ def _group_prices(problem: Problem, prices: list) -> np.ndarray:
 class _OptionState:
     """One option's labels (in the option or not) while its rule is applied."""
 
-    def __init__(self, problem, geometry, rule, choice, target, price, neutral_value, is_neutral):
+    def __init__(
+        self, problem, geometry, rule, choice, target, price, neutral_value, is_neutral, members
+    ):
         o = rule.option
         self.rule = rule
         self.geometry = geometry
         self.nbr = geometry.neighbours
         self.group = problem.groups.group
+        self.members = members
         area = problem.area_of()
         own = area * (
-            problem.value[:, o].astype(np.float64) + price[self.group] @ problem.contribution[o]
+            problem.value[:, o].astype(np.float64) + (price @ problem.contribution[o])[self.group]
         )
         self.gain = own - neutral_value  # -inf where no neutral option is allowed
         self.label = choice == o
@@ -394,7 +415,12 @@ class _OptionState:
         return np.flatnonzero((self.target > 0) | (present > 0) | (~counted & (free > 0)))
 
     def count(self, g: int) -> int:
-        return int(np.count_nonzero(self.label & (self.group == g)))
+        return int(np.count_nonzero(self.label[self.members[g]]))
+
+    def free_cells(self, g: int) -> np.ndarray:
+        """Group g's free cells, in increasing order."""
+        cells = self.members[g]
+        return cells[self.free[cells]]
 
     def marginals(self, cells: np.ndarray) -> np.ndarray:
         """:meth:`marginal` of many cells at once."""
@@ -421,14 +447,12 @@ def _cut_group(state: _OptionState, g: int) -> float:
     """Set the labels of group g's free cells: the minimum cut at the price offset that gives
     the group its target count of cells, completed greedily. Returns the offset."""
     w = state.rule.edge_cost
-    cells = np.flatnonzero(state.free & (state.group == g))
+    cells = state.free_cells(g)
     if len(cells) == 0:
         return 0.0
     # A cell whose advantage exceeds 4 edge costs plus any offset tried takes the same side in
     # every cut (persistency), so only the band near the margin enters the graph.
-    fixed_count = int(np.count_nonzero(state.label & (state.group == g))) - int(
-        np.count_nonzero(state.label[cells])
-    )
+    fixed_count = state.count(g) - int(np.count_nonzero(state.label[cells]))
     need = int(state.target[g]) - fixed_count
     band = _band(state.gain[cells], w, need)
     inside = cells[state.gain[cells] > band]
@@ -480,7 +504,7 @@ def _cut_free(state: _OptionState, g: int):
     count: where no target row of the option binds, its cells are worth their own value.
     The count it reaches is the group's target for the minimum patch step."""
     w = state.rule.edge_cost
-    cells = np.flatnonzero(state.free & (state.group == g))
+    cells = state.free_cells(g)
     gain = state.gain[cells]
     # Beyond 4 edge costs a cell's side is the same in every cut (persistency).
     reach = 4.0 * w + _tolerance(gain)
@@ -752,7 +776,8 @@ def _enforce_min_patch(state: _OptionState):
     state.label[small] = False
     for g in np.unique(state.group[small]):
         deficit = int(state.target[g]) - state.count(g)
-        pool = np.flatnonzero(state.free & ~state.label & (state.group == g))
+        pool = state.free_cells(g)
+        pool = pool[~state.label[pool]]
         _grow(state, pool, deficit, frontier_only=True)
 
 
