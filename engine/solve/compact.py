@@ -470,32 +470,42 @@ def _cut_group(state: _OptionState, g: int) -> float:
     low, high = -reach, reach
     # The cut's set grows with the offset (the largest minimum cut is nested), so the cells
     # in at ``low`` are in at every offset tried after it and those out at ``high`` are out:
-    # each cut is over the cells still open between the two, the others held.
+    # each cut is over the cells still open between the two, the others held. The next
+    # offset is where all open cells in and all out cost the same (a Newton step on the
+    # concave cut value), a halving where that gave nothing new.
     low_labels = np.zeros(len(cut_cells), dtype=bool)
+    taken_low = 0
     open_ = np.arange(len(cut_cells))
+    newton = True
     for _ in range(BISECTION_STEPS):
-        mid = 0.5 * (low + high)
+        mid = graph.balance() if newton else 0.5 * (low + high)
+        if not low < mid < high:
+            mid, newton = 0.5 * (low + high), False
         labels = graph.solve(mid)
-        taken = int(labels.sum()) + int(low_labels.sum())
-        if taken == need:
-            low_labels[open_[labels]] = True
+        k = int(labels.sum())
+        if newton and k in (0, graph.n) and taken_low + graph.n > need:
+            # Where all out and all in cost the same, one of them is a minimum cut: no set
+            # in between is ever better, the cut jumps from all out to all in at ``mid`` (the
+            # cut returns either, as rounding falls).
             low = mid
             break
-        if taken < need:
+        if taken_low + k <= need:
             low = mid
             low_labels[open_[labels]] = True
+            taken_low += k
+            if taken_low == need or k == graph.n:
+                break
             keep = ~labels
         else:
             high = mid
             keep = labels
-        if not keep.any():  # every cell in: no offset below ``high`` takes more
-            break
+        newton = 0 < k < graph.n
         graph = graph.restrict(keep, labels)
         open_ = open_[keep]
     state.label[cut_cells] = low_labels
     # The rest at the best marginal value, from all free cells: the count may need cells
     # below the band (rounding up), and at a jump of the cut several tie at once.
-    _grow(state, cells[~state.label[cells]], need - int(low_labels.sum()), frontier_only=False)
+    _grow(state, cells[~state.label[cells]], need - taken_low, frontier_only=False)
     return float(low)
 
 
@@ -642,6 +652,12 @@ class _CutGraph:
             local[b[both]],
             self.w,
         )
+
+    def balance(self) -> float:
+        """The offset at which all cells in and all out cost the same (no edge between them
+        is cut in either)."""
+        w = self.w
+        return float(np.sum(w * self.fixed_out - self.gain) - w * np.sum(self.fixed_in)) / self.n
 
     def solve(self, offset: float) -> np.ndarray:
         """Labels (True: in the option) of the minimum cut with the advantage raised by
