@@ -702,6 +702,13 @@ def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_o
 
     start = candidates[_touches(state, candidates)] if frontier_only else candidates
     start_marginal = state.marginals(start)
+    if len(start) > count:
+        # A marginal only rises as cells are taken (an edge less to pay, one more saved), so
+        # the ``count`` best at the start are taken before any other start cell: only they
+        # (and their ties) need a place in the heap.
+        kth = np.partition(start_marginal, len(start) - count)[len(start) - count]
+        best = start_marginal >= kth
+        start, start_marginal = start[best], start_marginal[best]
     current.update(zip(start.tolist(), start_marginal.tolist()))
     heap = list(zip((-start_marginal).tolist(), start.tolist()))
     heapq.heapify(heap)
