@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from scipy import sparse
+from scipy import ndimage, sparse
 
 import engine
 from engine.analysis.fragmentation import fragmentation
@@ -19,6 +19,8 @@ from engine.errors import RuimtepuzzelError
 from engine.solve.compact import (
     Geometry,
     PatchRule,
+    _counted_cut,
+    _CutGraph,
     boundary_cost,
     compact,
     patch_sizes,
@@ -275,3 +277,64 @@ def test_properties_at_the_extremes(
         assume(False)  # a hard target that cannot be met: no plan to compact
     rules = [PatchRule(o, min_cells, 0.4 * value_scale * scale) for o in (1, 2, 3)]
     check_plan(problem, exact, geometry, rules, compact(problem, exact, geometry, rules))
+
+
+def bisection_cut(graph, need, reach, steps=50):
+    """The counted cut as a plain bisection over the offset finds it, every cut over the
+    whole graph."""
+    low, high = -reach, reach
+    low_labels = np.zeros(graph.n, dtype=bool)
+    for _ in range(steps):
+        mid = 0.5 * (low + high)
+        labels = graph.solve(mid)
+        taken = int(labels.sum())
+        if taken == need:
+            return labels
+        if taken < need:
+            low, low_labels = mid, labels
+        else:
+            high = mid
+    return low_labels
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    ny=st.integers(1, 12),
+    nx=st.integers(1, 12),
+    levels=st.integers(1, 6),
+    w=st.sampled_from([0.0, 0.3, 1.0, 2.5]),
+    share=st.floats(0.0, 1.0),
+)
+def test_counted_cut_is_the_bisection_cut(seed, ny, nx, levels, w, share):
+    """The cut search (Newton steps over the cells still open, the others held) takes the
+    same cells as a bisection over the whole graph, also where many cells share an advantage
+    (a few value levels) and the cut jumps past the count."""
+    rng = np.random.default_rng(seed)
+    n = ny * nx
+    gain = rng.integers(-levels, levels + 1, n) * 0.7 + rng.normal(0, 1e-3, n) * (levels > 3)
+    fixed_in = rng.integers(0, 2, n) * (rng.random(n) < 0.2)
+    fixed_out = rng.integers(0, 2, n) * (rng.random(n) < 0.2)
+    index = np.arange(n).reshape(ny, nx)
+    a = np.concatenate([index[:, :-1].ravel(), index[:-1, :].ravel()])
+    b = np.concatenate([index[:, 1:].ravel(), index[1:, :].ravel()])
+    graph = _CutGraph(gain, fixed_in, fixed_out, a, b, w)
+    reach = float(np.abs(gain).max()) + 4 * w + 1.0
+    need = int(round(share * n))
+    labels, _ = _counted_cut(graph, need, reach)
+    assert np.array_equal(labels, bisection_cut(graph, need, reach))
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), ny=st.integers(1, 30), nx=st.integers(1, 30))
+def test_patches_as_a_raster_labelling_numbers_them(seed, ny, nx):
+    """patch_sizes over the mask's cells: the patches and their numbers of
+    scipy.ndimage.label on the grid, with cells outside the problem (the sea) in it."""
+    rng = np.random.default_rng(seed)
+    flat = np.flatnonzero(rng.random(ny * nx) < rng.uniform(0.3, 1.0))
+    geometry = Geometry((ny, nx), flat, 0.25)
+    mask = rng.random(len(flat)) < rng.uniform(0.0, 1.0)
+    labels, n = ndimage.label(geometry.raster(mask, fill=False))
+    patch, sizes = patch_sizes(geometry, mask)
+    assert np.array_equal(patch, labels.ravel()[flat])
+    assert np.array_equal(sizes, np.bincount(patch, minlength=n + 1))

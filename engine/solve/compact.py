@@ -51,7 +51,8 @@ from functools import cached_property
 
 import maxflow
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import sparse
+from scipy.sparse import csgraph
 
 from engine.errors import RuimtepuzzelError
 from engine.problem import Problem
@@ -71,7 +72,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Bisection steps on a group's price offset; each halves the interval, 50 reach the last bit.
+# Cuts at most in the search of a group's price offset: 50 halvings reach the last bit.
 BISECTION_STEPS = 50
 
 
@@ -465,17 +466,29 @@ def _cut_group(state: _OptionState, g: int) -> float:
     if len(cut_cells) == 0:
         _grow(state, cells[~state.label[cells]], need, frontier_only=False)
         return 0.0
-    graph = _CutGraph.of(state, cut_cells)
     reach = band + 4 * w + _tolerance(state.gain[cut_cells])
+    low_labels, low = _counted_cut(_CutGraph.of(state, cut_cells), need, reach)
+    state.label[cut_cells] = low_labels
+    # The rest at the best marginal value, from all free cells: the count may need cells
+    # below the band (rounding up), and at a jump of the cut several tie at once.
+    _grow(state, cells[~state.label[cells]], need - int(low_labels.sum()), frontier_only=False)
+    return low
+
+
+def _counted_cut(graph: _CutGraph, need: int, reach: float) -> tuple[np.ndarray, float]:
+    """The largest minimum cut of ``graph`` over the offsets in (-reach, reach) that takes at
+    most ``need`` cells (all out at -reach, all in at +reach), and its offset: the cut that
+    takes ``need`` cells where one does, else the one just below the offset where the cut
+    jumps past ``need``, as a bisection over the offset would find it."""
     low, high = -reach, reach
     # The cut's set grows with the offset (the largest minimum cut is nested), so the cells
     # in at ``low`` are in at every offset tried after it and those out at ``high`` are out:
     # each cut is over the cells still open between the two, the others held. The next
     # offset is where all open cells in and all out cost the same (a Newton step on the
     # concave cut value), a halving where that gave nothing new.
-    low_labels = np.zeros(len(cut_cells), dtype=bool)
+    low_labels = np.zeros(graph.n, dtype=bool)
     taken_low = 0
-    open_ = np.arange(len(cut_cells))
+    open_ = np.arange(graph.n)
     newton = True
     for _ in range(BISECTION_STEPS):
         mid = graph.balance() if newton else 0.5 * (low + high)
@@ -502,11 +515,7 @@ def _cut_group(state: _OptionState, g: int) -> float:
         newton = 0 < k < graph.n
         graph = graph.restrict(keep, labels)
         open_ = open_[keep]
-    state.label[cut_cells] = low_labels
-    # The rest at the best marginal value, from all free cells: the count may need cells
-    # below the band (rounding up), and at a jump of the cut several tie at once.
-    _grow(state, cells[~state.label[cells]], need - taken_low, frontier_only=False)
-    return float(low)
+    return low_labels, float(low)
 
 
 def _cut_free(state: _OptionState, g: int):
@@ -782,8 +791,20 @@ def _best_seed(state: _OptionState, candidate: np.ndarray, room: np.ndarray, siz
 def patch_sizes(geometry: Geometry, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """4-connected patches of the cells in ``mask``: (patch of every cell, 0 outside; cells
     per patch, index 0 unused)."""
-    labels, n = ndimage.label(geometry.raster(mask, fill=False))
-    patch = labels.ravel()[geometry.flat]
+    # Over the cells of the mask alone (the grid around them may be many times larger):
+    # components numbered by their first cell in row-major order, as a raster labelling does.
+    cells = np.flatnonzero(mask)
+    local = np.full(geometry.n_cells, -1, dtype=np.int64)
+    local[cells] = np.arange(len(cells))
+    after = geometry.neighbours[cells][:, [1, 3]]  # right and lower neighbour
+    after = np.where(after >= 0, local[np.maximum(after, 0)], -1)
+    a, d = np.nonzero(after >= 0)
+    links = sparse.coo_matrix(
+        (np.ones(len(a), dtype=np.int8), (a, after[a, d])), shape=(len(cells), len(cells))
+    )
+    n, labels = csgraph.connected_components(links, directed=False)
+    patch = np.zeros(geometry.n_cells, dtype=np.int64)
+    patch[cells] = labels + 1
     return patch, np.bincount(patch, minlength=n + 1)
 
 
