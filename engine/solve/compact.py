@@ -72,7 +72,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Cuts at most in the search of a group's price offset: 50 halvings reach the last bit.
+# Cuts at most in the search of a group's price offset (each takes at least one cell out of
+# the search; a bisection would reach the last bit in 50).
 BISECTION_STEPS = 50
 
 
@@ -481,38 +482,38 @@ def _counted_cut(graph: _CutGraph, need: int, reach: float) -> tuple[np.ndarray,
     takes ``need`` cells where one does, else the one just below the offset where the cut
     jumps past ``need``, as a bisection over the offset would find it."""
     low, high = -reach, reach
+    if need >= graph.n:
+        return np.ones(graph.n, dtype=bool), high
     # The cut's set grows with the offset (the largest minimum cut is nested), so the cells
     # in at ``low`` are in at every offset tried after it and those out at ``high`` are out:
     # each cut is over the cells still open between the two, the others held. The next
     # offset is where all open cells in and all out cost the same (a Newton step on the
-    # concave cut value), a halving where that gave nothing new.
+    # concave cut value): the cut there takes some of them, or it jumps from none to all.
     low_labels = np.zeros(graph.n, dtype=bool)
     taken_low = 0
     open_ = np.arange(graph.n)
-    newton = True
     for _ in range(BISECTION_STEPS):
-        mid = graph.balance() if newton else 0.5 * (low + high)
+        mid = graph.balance()
         if not low < mid < high:
-            mid, newton = 0.5 * (low + high), False
+            break  # all out and all in cost the same at an end (rounding): the jump is there
         labels = graph.solve(mid)
         k = int(labels.sum())
-        if newton and k in (0, graph.n) and taken_low + graph.n > need:
-            # Where all out and all in cost the same, one of them is a minimum cut: no set
-            # in between is ever better, the cut jumps from all out to all in at ``mid`` (the
-            # cut returns either, as rounding falls).
+        if k in (0, graph.n):
+            # One of all out and all in is a minimum cut where they cost the same: no set in
+            # between is ever better, the cut jumps from all out to all in at ``mid`` (it
+            # returns either, as rounding falls).
             low = mid
             break
         if taken_low + k <= need:
             low = mid
             low_labels[open_[labels]] = True
             taken_low += k
-            if taken_low == need or k == graph.n:
+            if taken_low == need:
                 break
             keep = ~labels
         else:
             high = mid
             keep = labels
-        newton = 0 < k < graph.n
         graph = graph.restrict(keep, labels)
         open_ = open_[keep]
     return low_labels, float(low)
