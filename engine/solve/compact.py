@@ -18,8 +18,10 @@ unclustered optimum ``solution`` and its shadow prices:
    part. Within every cell group (cells in the same zone of every zoning, which share their
    prices) where a target row of the option binds, the option keeps exactly as many whole
    cells as the exact optimum gives it there (:func:`target_counts`): a price offset ``lam``
-   per group is bisected until the cut takes that many (the cut's set grows with ``lam``),
-   and the last few cells are added greedily at the best marginal value, boundary included.
+   per group is searched until the cut takes that many (the cut's set grows with ``lam``;
+   Newton steps on the cut value, each cut over the cells not yet settled by the cuts
+   before, :func:`_counted_cut`), and the last few cells are added greedily at the best
+   marginal value, boundary included.
    Only the option and neutral options trade cells, so every such group delivers to every
    target row exactly what the exact optimum delivers: no rounding, and shortfalls add up
    over the provinces as they do in the exact optimum.
