@@ -74,9 +74,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Cuts at most in the search of a group's price offset (each takes at least one cell out of
-# the search; a bisection would reach the last bit in 50).
-BISECTION_STEPS = 50
+# Cuts at most in the search of a group's price offset. Each settles at least one cell, and
+# Newton steps need few (at most 14 in a national run); 50 halvings reach the last bit.
+SEARCH_CUTS = 50
 
 
 @dataclass(frozen=True)
@@ -482,7 +482,8 @@ def _counted_cut(graph: _CutGraph, need: int, reach: float) -> tuple[np.ndarray,
     """The largest minimum cut of ``graph`` over the offsets in (-reach, reach) that takes at
     most ``need`` cells (all out at -reach, all in at +reach), and its offset: the cut that
     takes ``need`` cells where one does, else the one just below the offset where the cut
-    jumps past ``need``, as a bisection over the offset would find it."""
+    jumps past ``need``. Where the minimum cut at that offset is unique, the cut a bisection
+    over the offset finds; where cells tie, a minimum cut there, not always the same."""
     low, high = -reach, reach
     if need >= graph.n:
         return np.ones(graph.n, dtype=bool), high
@@ -494,7 +495,7 @@ def _counted_cut(graph: _CutGraph, need: int, reach: float) -> tuple[np.ndarray,
     low_labels = np.zeros(graph.n, dtype=bool)
     taken_low = 0
     open_ = np.arange(graph.n)
-    for _ in range(BISECTION_STEPS):
+    for _ in range(SEARCH_CUTS):
         mid = graph.balance()
         if not low < mid < high:
             break  # all out and all in cost the same at an end (rounding): the jump is there
