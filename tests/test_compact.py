@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from scipy import sparse
+from scipy import ndimage, sparse
 
 import engine
 from engine.analysis.fragmentation import fragmentation
@@ -21,6 +21,8 @@ from engine.resources import shipped_dir
 from engine.solve.compact import (
     Geometry,
     PatchRule,
+    _counted_cut,
+    _CutGraph,
     boundary_cost,
     compact,
     patch_sizes,
@@ -361,3 +363,90 @@ def test_a_single_reserved_cell_joins_the_option_around_it(upper_nature):
     exact_supply = plan_objective(problem, exact.x)[1]
     assert supply[0] == pytest.approx(exact_supply[0])
     assert np.all(supply <= np.nan_to_num(problem.rows.upper, nan=np.inf) + 1e-9)
+
+
+def bisection_cut(graph, need, reach, steps=50):
+    """The counted cut as a plain bisection over the offset finds it, every cut over the
+    whole graph."""
+    low, high = -reach, reach
+    low_labels = np.zeros(graph.n, dtype=bool)
+    for _ in range(steps):
+        mid = 0.5 * (low + high)
+        labels = graph.solve(mid)
+        taken = int(labels.sum())
+        if taken == need:
+            return labels
+        if taken < need:
+            low, low_labels = mid, labels
+        else:
+            high = mid
+    return low_labels
+
+
+def random_cut_graph(seed, ny, nx, levels, w):
+    """A grid of cuts whose advantages take ``levels`` values each side of 0 (many cells
+    tie: as in a cell group, where cells of one value class share their prices), or any
+    value (``levels`` 0), some cells with fixed neighbours in or out."""
+    rng = np.random.default_rng(seed)
+    n = ny * nx
+    gain = rng.integers(-levels, levels + 1, n) * 0.7 if levels else rng.normal(0.0, 2.0, n)
+    fixed_in = rng.integers(0, 3, n) * (rng.random(n) < 0.2)
+    fixed_out = rng.integers(0, 3, n) * (rng.random(n) < 0.2)
+    index = np.arange(n).reshape(ny, nx)
+    a = np.concatenate([index[:, :-1].ravel(), index[:-1, :].ravel()])
+    b = np.concatenate([index[:, 1:].ravel(), index[1:, :].ravel()])
+    graph = _CutGraph(gain, fixed_in, fixed_out, a, b, w)
+    return graph, float(np.abs(gain).max()) + 4 * w + 1.0
+
+
+def cut_energy(graph, labels, offset):
+    edges = np.count_nonzero(labels[graph.edge_a] != labels[graph.edge_b])
+    unary = np.where(
+        labels, graph.w * graph.fixed_out - graph.gain - offset, graph.w * graph.fixed_in
+    )
+    return float(unary.sum()) + graph.w * edges
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    ny=st.integers(1, 12),
+    nx=st.integers(1, 12),
+    levels=st.integers(0, 6),
+    w=st.sampled_from([0.0, 0.1, 0.3, 1.0, 2.5]),
+    share=st.floats(0.0, 1.0),
+)
+def test_counted_cut_is_the_bisection_cut(seed, ny, nx, levels, w, share):
+    """The cut search (Newton steps over the cells still open, the others held) finds the
+    largest minimum cut that takes at most the count, at an offset where the next cut takes
+    more: with advantages of any value the very cells a bisection over the whole graph finds.
+    Where many cells tie, the cut at the offset of the jump is not unique, and the search and
+    the bisection may return different minimum cuts there (either may be the larger)."""
+    graph, reach = random_cut_graph(seed, ny, nx, levels, w)
+    need = int(round(share * graph.n))
+    labels, offset = _counted_cut(graph, need, reach)
+    taken = int(labels.sum())
+    assert taken <= need
+    scale = 1e-9 * reach * graph.n
+    assert (
+        cut_energy(graph, labels, offset) <= cut_energy(graph, graph.solve(offset), offset) + scale
+    )
+    if taken < need:
+        assert graph.solve(offset + 1e-9 * reach).sum() > need
+    if levels == 0:
+        assert np.array_equal(labels, bisection_cut(graph, need, reach))
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), ny=st.integers(1, 30), nx=st.integers(1, 30))
+def test_patches_as_a_raster_labelling_numbers_them(seed, ny, nx):
+    """patch_sizes over the mask's cells: the patches and their numbers of
+    scipy.ndimage.label on the grid, with cells outside the problem (the sea) in it."""
+    rng = np.random.default_rng(seed)
+    flat = np.flatnonzero(rng.random(ny * nx) < rng.uniform(0.3, 1.0))
+    geometry = Geometry((ny, nx), flat, 0.25)
+    mask = rng.random(len(flat)) < rng.uniform(0.0, 1.0)
+    labels, n = ndimage.label(geometry.raster(mask, fill=False))
+    patch, sizes = patch_sizes(geometry, mask)
+    assert np.array_equal(patch, labels.ravel()[flat])
+    assert np.array_equal(sizes, np.bincount(patch, minlength=n + 1))

@@ -18,8 +18,10 @@ unclustered optimum ``solution`` and its shadow prices:
    part. Within every cell group (cells in the same zone of every zoning, which share their
    prices) where a target row of the option binds, the option keeps exactly as many whole
    cells as the exact optimum gives it there (:func:`target_counts`): a price offset ``lam``
-   per group is bisected until the cut takes that many (the cut's set grows with ``lam``),
-   and the last few cells are added greedily at the best marginal value, boundary included.
+   per group is searched until the cut takes that many (the cut's set grows with ``lam``;
+   Newton steps on the cut value, each cut over the cells not yet settled by the cuts
+   before, :func:`_counted_cut`), and the last few cells are added greedily at the best
+   marginal value, boundary included.
    Only the option and neutral options trade cells, so every such group delivers to every
    target row exactly what the exact optimum delivers: no rounding, and shortfalls add up
    over the provinces as they do in the exact optimum.
@@ -59,7 +61,8 @@ from functools import cached_property
 
 import maxflow
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import sparse
+from scipy.sparse import csgraph
 
 from engine.errors import RuimtepuzzelError
 from engine.problem import Problem
@@ -79,8 +82,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Bisection steps on a group's price offset; each halves the interval, 50 reach the last bit.
-BISECTION_STEPS = 50
+# Cuts at most in the search of a group's price offset. Each settles at least one cell, and
+# Newton steps need few (at most 14 in a national run); 50 halvings reach the last bit.
+SEARCH_CUTS = 50
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,7 @@ def compact(
     is_neutral[neutral] = True
     price = _group_prices(problem, solution.prices)
     group = problem.groups.group
+    members = _members(group, problem.groups.count)
     exact_supply = allocation_totals(problem, solution.x)[1]
     for index, rule in enumerate(rules):
         clock = time.perf_counter()
@@ -213,7 +218,15 @@ def compact(
         counted = _binding_groups(problem, solution, rule.option)
         while True:
             state = _OptionState(
-                problem, geometry, rule, choice, target.copy(), price, neutral_value, is_neutral
+                problem,
+                geometry,
+                rule,
+                choice,
+                target.copy(),
+                price,
+                neutral_value,
+                is_neutral,
+                members,
             )
             state.free &= ~split
             for g in state.groups_with_cells(counted):
@@ -240,7 +253,7 @@ def compact(
             int(changed.sum()),
             len(np.unique(group[changed])),
         )
-    swapped = _swap_stuck(problem, geometry, choice, split, is_neutral, rules)
+    swapped = _swap_stuck(problem, geometry, choice, split, is_neutral, rules, members)
     result.changed_by[swapped] = len(rules)
     joined = _join_neighbours(problem, geometry, choice, (exact_x, split), is_neutral, rules)
     result.changed_by[joined] = len(rules)
@@ -248,21 +261,22 @@ def compact(
     return result
 
 
-def _swap_stuck(problem, geometry, choice, split, is_neutral, rules) -> np.ndarray:
+def _swap_stuck(problem, geometry, choice, split, is_neutral, rules, members) -> np.ndarray:
     """Step 4 of the module docstring, in place on ``choice``; returns the cells swapped."""
     nbr = geometry.neighbours
-    valid = nbr >= 0
     allowed = problem.allowed
     if allowed is None:  # keep is allowed everywhere: nothing is stuck
         return np.zeros(problem.n_cells, dtype=bool)
-    value = problem.value.astype(np.float64)
+    value = problem.value
     group = problem.groups.group
     swapped = np.zeros(problem.n_cells, dtype=bool)
     no_neutral = ~allowed[:, is_neutral].any(axis=1)
 
-    def beside(mask):
-        """Per cell, its neighbours in ``mask``."""
-        return np.sum(valid & mask[np.where(valid, nbr, 0)], axis=1)
+    def beside(cells, option, but=-1):
+        """Per cell of ``cells``, its neighbours (other than ``but``) in ``option``."""
+        around = nbr[cells]
+        ok = (around >= 0) & (around != but)
+        return np.sum(ok & (choice[np.where(ok, around, 0)] == option), axis=-1)
 
     for rule in rules:
         o = rule.option
@@ -276,27 +290,29 @@ def _swap_stuck(problem, geometry, choice, split, is_neutral, rules) -> np.ndarr
             if len(others) == 0:
                 continue
             r = int(others[np.argmax(value[s, others])])
-            mine = choice == o
-            mine[s] = False
-            theirs = choice == r
             # t: the group's cells of r that may take o, next to another patch of o, whose
             # r-neighbours each keep another r-neighbour; s must then touch r (not only t).
-            t_ok = theirs & allowed[:, o] & ~split & (group == group[s]) & (beside(mine) > 0)
-            t_ok &= ~swapped
-            candidates = np.flatnonzero(t_ok)
+            cells = members[group[s]]
+            t_ok = (choice[cells] == r) & allowed[cells, o] & ~split[cells] & ~swapped[cells]
+            t_ok &= beside(cells, o, but=s) > 0
+            candidates = cells[t_ok]
             if len(candidates) == 0:
                 continue
-            r_count = beside(theirs)
-            keep_ok = []
-            for t in candidates:
-                around = [j for j in nbr[t] if j >= 0 and theirs[j]]
-                s_touch = sum(1 for j in nbr[s] if j >= 0 and theirs[j] and j != t)
-                if s_touch and all(r_count[j] >= 2 for j in around):
-                    keep_ok.append(t)
-            if not keep_ok:
+            around = nbr[candidates]
+            theirs = (around >= 0) & (choice[np.where(around >= 0, around, 0)] == r)
+            r_count = beside(np.where(theirs, around, 0), r)
+            s_theirs = [j for j in nbr[s] if j >= 0 and choice[j] == r]
+            s_touch = len(s_theirs) - np.isin(candidates, s_theirs)
+            fine = (s_touch > 0) & np.all(~theirs | (r_count >= 2), axis=1)
+            if not fine.any():
                 continue
-            keep_ok = np.asarray(keep_ok)
-            change = value[keep_ok, o] - value[keep_ok, r] + value[s, r] - value[s, o]
+            keep_ok = candidates[fine]
+            change = (
+                value[keep_ok, o].astype(np.float64)
+                - value[keep_ok, r]
+                + float(value[s, r])
+                - float(value[s, o])
+            )
             t = int(keep_ok[np.argmax(change)])
             choice[s], choice[t] = r, o
             swapped[[s, t]] = True
@@ -355,27 +371,32 @@ def _pull_neighbour(problem, geometry, choice, exact, rules, o, is_neutral) -> n
     nbr = geometry.neighbours
     minimum = {r.option: r.min_cells for r in rules}
     pulled = np.zeros(problem.n_cells, dtype=bool)
-    patch, sizes = patch_sizes(geometry, choice == o)
-    for s in np.flatnonzero((choice == o) & (sizes[patch] == 1) & ~split):
+    patches: dict[int, tuple] = {}  # option -> its patches, until a pull changes them
+
+    def patch_of(r: int, t: int) -> int:
+        if r not in patches:
+            patches[r] = patch_sizes(geometry, choice == r)
+        patch, sizes = patches[r]
+        return int(sizes[patch[t]])
+
+    own, own_sizes = patch_sizes(geometry, choice == o)
+    for s in np.flatnonzero((choice == o) & (own_sizes[own] == 1) & ~split):
         candidates = []
         for t in nbr[s][nbr[s] >= 0]:
-            r = choice[t]
+            r = int(choice[t])
             if r == o or split[t] or not problem.allowed[t, o]:
                 continue
-            if is_neutral[r]:
-                candidates.append((problem.value[t, r] - problem.value[t, o], int(t), int(r)))
-                continue
-            if r not in minimum:
-                continue
-            theirs = choice == r
-            r_patch, r_sizes = patch_sizes(geometry, theirs)
-            around = [j for j in nbr[t] if j >= 0 and theirs[j]]
-            # t leaves its patch whole: its other cells keep a neighbour and the minimum.
-            if r_sizes[r_patch[t]] - 1 < minimum[r] or any(
-                sum(1 for q in nbr[j] if q >= 0 and theirs[q] and q != t) == 0 for j in around
-            ):
-                continue
-            candidates.append((problem.value[t, r] - problem.value[t, o], int(t), int(r)))
+            if not is_neutral[r]:
+                if r not in minimum:
+                    continue
+                around = [j for j in nbr[t] if j >= 0 and choice[j] == r]
+                # t leaves its patch whole: its other cells keep a neighbour and the minimum.
+                if patch_of(r, t) - 1 < minimum[r] or any(
+                    sum(1 for q in nbr[j] if q >= 0 and choice[q] == r and q != t) == 0
+                    for j in around
+                ):
+                    continue
+            candidates.append((problem.value[t, r] - problem.value[t, o], int(t), r))
         for _, t, r in sorted(candidates):
             trial = choice.copy()
             trial[t] = o
@@ -386,8 +407,15 @@ def _pull_neighbour(problem, geometry, choice, exact, rules, o, is_neutral) -> n
                 continue
             choice[t] = o
             pulled[t] = True
+            patches.pop(r, None)
             break
     return pulled
+
+
+def _members(group: np.ndarray, count: int) -> list[np.ndarray]:
+    """The cells of every group, in increasing order."""
+    order = np.argsort(group, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(group, minlength=count))[:-1])
 
 
 def split_cells(x) -> np.ndarray:
@@ -464,15 +492,18 @@ def _group_prices(problem: Problem, prices: list) -> np.ndarray:
 class _OptionState:
     """One option's labels (in the option or not) while its rule is applied."""
 
-    def __init__(self, problem, geometry, rule, choice, target, price, neutral_value, is_neutral):
+    def __init__(
+        self, problem, geometry, rule, choice, target, price, neutral_value, is_neutral, members
+    ):
         o = rule.option
         self.rule = rule
         self.geometry = geometry
         self.nbr = geometry.neighbours
         self.group = problem.groups.group
+        self.members = members
         area = problem.area_of()
         own = area * (
-            problem.value[:, o].astype(np.float64) + price[self.group] @ problem.contribution[o]
+            problem.value[:, o].astype(np.float64) + (price @ problem.contribution[o])[self.group]
         )
         self.gain = own - neutral_value  # -inf where no neutral option is allowed
         self.label = choice == o
@@ -491,7 +522,12 @@ class _OptionState:
         return np.flatnonzero((self.target > 0) | (present > 0) | (~counted & (free > 0)))
 
     def count(self, g: int) -> int:
-        return int(np.count_nonzero(self.label & (self.group == g)))
+        return int(np.count_nonzero(self.label[self.members[g]]))
+
+    def free_cells(self, g: int) -> np.ndarray:
+        """Group g's free cells, in increasing order."""
+        cells = self.members[g]
+        return cells[self.free[cells]]
 
     def marginals(self, cells: np.ndarray) -> np.ndarray:
         """:meth:`marginal` of many cells at once."""
@@ -518,14 +554,12 @@ def _cut_group(state: _OptionState, g: int) -> float:
     """Set the labels of group g's free cells: the minimum cut at the price offset that gives
     the group its target count of cells, completed greedily. Returns the offset."""
     w = state.rule.edge_cost
-    cells = np.flatnonzero(state.free & (state.group == g))
+    cells = state.free_cells(g)
     if len(cells) == 0:
         return 0.0
     # A cell whose advantage exceeds 4 edge costs plus any offset tried takes the same side in
     # every cut (persistency), so only the band near the margin enters the graph.
-    fixed_count = int(np.count_nonzero(state.label & (state.group == g))) - int(
-        np.count_nonzero(state.label[cells])
-    )
+    fixed_count = state.count(g) - int(np.count_nonzero(state.label[cells]))
     need = int(state.target[g]) - fixed_count
     band = _band(state.gain[cells], w, need)
     inside = cells[state.gain[cells] > band]
@@ -538,26 +572,57 @@ def _cut_group(state: _OptionState, g: int) -> float:
     if len(cut_cells) == 0:
         _grow(state, cells[~state.label[cells]], need, frontier_only=False)
         return 0.0
-    graph = _CutGraph(state, cut_cells)
     reach = band + 4 * w + _tolerance(state.gain[cut_cells])
-    low, high = -reach, reach
-    low_labels = np.zeros(len(cut_cells), dtype=bool)
-    for _ in range(BISECTION_STEPS):
-        mid = 0.5 * (low + high)
-        labels = graph.solve(mid)
-        taken = int(labels.sum())
-        if taken == need:
-            low, low_labels = mid, labels
-            break
-        if taken < need:
-            low, low_labels = mid, labels
-        else:
-            high = mid
+    low_labels, low = _counted_cut(_CutGraph.of(state, cut_cells), need, reach)
     state.label[cut_cells] = low_labels
     # The rest at the best marginal value, from all free cells: the count may need cells
     # below the band (rounding up), and at a jump of the cut several tie at once.
     _grow(state, cells[~state.label[cells]], need - int(low_labels.sum()), frontier_only=False)
-    return float(low)
+    return low
+
+
+def _counted_cut(graph: _CutGraph, need: int, reach: float) -> tuple[np.ndarray, float]:
+    """The largest minimum cut of ``graph`` over the offsets in (-reach, reach) that takes at
+    most ``need`` cells (all out at -reach, all in at +reach), and its offset: the cut that
+    takes ``need`` cells where one does, else the one just below the offset where the cut
+    jumps past ``need``. Where the minimum cut at that offset is unique, the cut a bisection
+    over the offset finds; where cells tie, a minimum cut there, not always the same."""
+    low, high = -reach, reach
+    if need >= graph.n:
+        return np.ones(graph.n, dtype=bool), high
+    # The cut's set grows with the offset (the largest minimum cut is nested), so the cells
+    # in at ``low`` are in at every offset tried after it and those out at ``high`` are out:
+    # each cut is over the cells still open between the two, the others held. The next
+    # offset is where all open cells in and all out cost the same (a Newton step on the
+    # concave cut value): the cut there takes some of them, or it jumps from none to all.
+    low_labels = np.zeros(graph.n, dtype=bool)
+    taken_low = 0
+    open_ = np.arange(graph.n)
+    for _ in range(SEARCH_CUTS):
+        mid = graph.balance()
+        if not low < mid < high:
+            break  # all out and all in cost the same at an end (rounding): the jump is there
+        labels = graph.solve(mid)
+        k = int(labels.sum())
+        if k in (0, graph.n):
+            # One of all out and all in is a minimum cut where they cost the same: no set in
+            # between is ever better, the cut jumps from all out to all in at ``mid`` (it
+            # returns either, as rounding falls).
+            low = mid
+            break
+        if taken_low + k <= need:
+            low = mid
+            low_labels[open_[labels]] = True
+            taken_low += k
+            if taken_low == need:
+                break
+            keep = ~labels
+        else:
+            high = mid
+            keep = labels
+        graph = graph.restrict(keep, labels)
+        open_ = open_[keep]
+    return low_labels, float(low)
 
 
 def _cut_free(state: _OptionState, g: int):
@@ -565,14 +630,14 @@ def _cut_free(state: _OptionState, g: int):
     count: where no target row of the option binds, its cells are worth their own value.
     The count it reaches is the group's target for the minimum patch step."""
     w = state.rule.edge_cost
-    cells = np.flatnonzero(state.free & (state.group == g))
+    cells = state.free_cells(g)
     gain = state.gain[cells]
     # Beyond 4 edge costs a cell's side is the same in every cut (persistency).
     reach = 4.0 * w + _tolerance(gain)
     state.label[cells] = gain > reach
     cut_cells = cells[np.abs(gain) <= reach]
     if len(cut_cells) and w > 0:
-        state.label[cut_cells] = _CutGraph(state, cut_cells).solve(0.0)
+        state.label[cut_cells] = _CutGraph.of(state, cut_cells).solve(0.0)
     state.target[g] = state.count(g)
 
 
@@ -642,36 +707,83 @@ def _tolerance(gain: np.ndarray) -> float:
     return 1e-9 * max(scale, 1e-300)
 
 
+@dataclass
 class _CutGraph:
-    """The cut over ``cells`` with every other cell's label fixed: unary terms from the
-    advantages and from the edges to fixed neighbours, pairwise terms between the cells."""
+    """A cut over some cells, every other cell's label fixed: per cell its advantage and its
+    edges to fixed neighbours in and out of the option (unary terms), and the edges between
+    the cells (pairwise terms), each of cost ``w``."""
 
-    def __init__(self, state: _OptionState, cells: np.ndarray):
-        self.n = len(cells)
-        w = state.rule.edge_cost
+    gain: np.ndarray
+    fixed_in: np.ndarray
+    fixed_out: np.ndarray
+    edge_a: np.ndarray
+    edge_b: np.ndarray
+    w: float
+
+    @property
+    def n(self) -> int:
+        return len(self.gain)
+
+    @classmethod
+    def of(cls, state: _OptionState, cells: np.ndarray) -> _CutGraph:
+        """The cut over ``cells``, the other cells at their labels in ``state``."""
         local = np.full(state.nbr.shape[0], -1, dtype=np.int64)
-        local[cells] = np.arange(self.n)
+        local[cells] = np.arange(len(cells))
         nbr = state.nbr[cells]
         valid = nbr >= 0
         nbr_local = np.where(valid, local[np.where(valid, nbr, 0)], -1)
         fixed = valid & (nbr_local < 0)
         fixed_in = fixed & state.label[np.where(valid, nbr, 0)]
-        # Cost of staying out: an edge to every fixed neighbour in the option; of going in:
-        # an edge to every fixed neighbour out of it, less the advantage.
-        self.cost_out = w * fixed_in.sum(axis=1)
-        self.cost_in = w * (fixed & ~fixed_in).sum(axis=1) - state.gain[cells]
         # Each edge between two cut cells once (right and down neighbours).
         a, d = np.nonzero(nbr_local[:, [1, 3]] >= 0)
-        self.edge_a = a
-        self.edge_b = nbr_local[:, [1, 3]][a, d]
-        self.w = w
+        return cls(
+            state.gain[cells],
+            fixed_in.sum(axis=1),
+            (fixed & ~fixed_in).sum(axis=1),
+            a,
+            nbr_local[:, [1, 3]][a, d],
+            state.rule.edge_cost,
+        )
+
+    def restrict(self, keep: np.ndarray, labels: np.ndarray) -> _CutGraph:
+        """The cut over the cells in ``keep``, the others held at ``labels``."""
+        k = int(keep.sum())
+        local = np.full(self.n, -1, dtype=np.int64)
+        local[keep] = np.arange(k)
+        a, b = self.edge_a, self.edge_b
+        keep_a, keep_b = keep[a], keep[b]
+        # An edge to a cell now held becomes a unary term of its open end.
+        a_alone, b_alone = keep_a & ~keep_b, keep_b & ~keep_a
+
+        def count(mask_a, mask_b):
+            ends = np.concatenate([local[a[mask_a]], local[b[mask_b]]])
+            return np.bincount(ends, minlength=k)
+
+        both = keep_a & keep_b
+        return _CutGraph(
+            self.gain[keep],
+            self.fixed_in[keep] + count(a_alone & labels[b], b_alone & labels[a]),
+            self.fixed_out[keep] + count(a_alone & ~labels[b], b_alone & ~labels[a]),
+            local[a[both]],
+            local[b[both]],
+            self.w,
+        )
+
+    def balance(self) -> float:
+        """The offset at which all cells in and all out cost the same (no edge between them
+        is cut in either)."""
+        w = self.w
+        return float(np.sum(w * self.fixed_out - self.gain) - w * np.sum(self.fixed_in)) / self.n
 
     def solve(self, offset: float) -> np.ndarray:
         """Labels (True: in the option) of the minimum cut with the advantage raised by
-        ``offset``."""
+        ``offset``; of the minimum cuts the one with the most cells in."""
         graph = maxflow.Graph[float](self.n, len(self.edge_a))
         nodes = graph.add_nodes(self.n)
-        diff = (self.cost_in - offset) - self.cost_out
+        # Cost of staying out: an edge to every fixed neighbour in the option; of going in:
+        # an edge to every fixed neighbour out of it, less the advantage.
+        cost_out = self.w * self.fixed_in
+        diff = (self.w * self.fixed_out - self.gain - offset) - cost_out
         # The source side is "in": cutting a node's source link puts it out, at cost_out.
         graph.add_grid_tedges(nodes, np.maximum(-diff, 0.0), np.maximum(diff, 0.0))
         if len(self.edge_a) and self.w > 0:
@@ -706,6 +818,13 @@ def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_o
 
     start = candidates[_touches(state, candidates)] if frontier_only else candidates
     start_marginal = state.marginals(start)
+    if len(start) > count:
+        # A marginal only rises as cells are taken (an edge less to pay, one more saved), so
+        # the ``count`` best at the start are taken before any other start cell: only they
+        # (and their ties) need a place in the heap.
+        kth = np.partition(start_marginal, len(start) - count)[len(start) - count]
+        best = start_marginal >= kth
+        start, start_marginal = start[best], start_marginal[best]
     current.update(zip(start.tolist(), start_marginal.tolist()))
     heap = list(zip((-start_marginal).tolist(), start.tolist()))
     heapq.heapify(heap)
@@ -779,8 +898,20 @@ def _best_seed(state: _OptionState, candidate: np.ndarray, room: np.ndarray, siz
 def patch_sizes(geometry: Geometry, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """4-connected patches of the cells in ``mask``: (patch of every cell, 0 outside; cells
     per patch, index 0 unused)."""
-    labels, n = ndimage.label(geometry.raster(mask, fill=False))
-    patch = labels.ravel()[geometry.flat]
+    # Over the cells of the mask alone (the grid around them may be many times larger):
+    # components numbered by their first cell in row-major order, as a raster labelling does.
+    cells = np.flatnonzero(mask)
+    local = np.full(geometry.n_cells, -1, dtype=np.int64)
+    local[cells] = np.arange(len(cells))
+    after = geometry.neighbours[cells][:, [1, 3]]  # right and lower neighbour
+    after = np.where(after >= 0, local[np.maximum(after, 0)], -1)
+    a, d = np.nonzero(after >= 0)
+    links = sparse.coo_matrix(
+        (np.ones(len(a), dtype=np.int8), (a, after[a, d])), shape=(len(cells), len(cells))
+    )
+    n, labels = csgraph.connected_components(links, directed=False)
+    patch = np.zeros(geometry.n_cells, dtype=np.int64)
+    patch[cells] = labels + 1
     return patch, np.bincount(patch, minlength=n + 1)
 
 
@@ -796,7 +927,8 @@ def _enforce_min_patch(state: _OptionState):
     state.label[small] = False
     for g in np.unique(state.group[small]):
         deficit = int(state.target[g]) - state.count(g)
-        pool = np.flatnonzero(state.free & ~state.label & (state.group == g))
+        pool = state.free_cells(g)
+        pool = pool[~state.label[pool]]
         _grow(state, pool, deficit, frontier_only=True)
 
 
