@@ -94,21 +94,29 @@ def solve_fast(
     tolerance = 1e-11 * scale
     # What the last repair LP decided: its cells and their fractions per option.
     lp_cells, lp_x, n_classes = np.zeros(0, dtype=np.int64), np.zeros((0, problem.n_options)), 0
+    box: Box | None = Box(priced.prices, np.full(len(problem.rows), BOX_RADIUS * scale))
     repair = -1
     for repair in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
-        lp = restricted_lp(problem, structure, choice, free)
+        lp = restricted_lp(problem, structure, choice, free, box)
         if lp is None:
             # The fixed cells leave the free ones unable to meet a hard target: the prices
             # were too rough here. Free more cells, nearest to a tie first.
             free = _widen(problem, structure, priced, free)
             continue
         lp_cells = free.cells
-        lp_x, lp_prices, n_classes = lp
+        lp_x, lp_prices, n_classes, binding = lp
         priced = price_cells(problem, structure, lp_prices)
         better = improving_options(problem, structure, priced, choice, free, tolerance)
-        if better is None:
+        if better is None and not binding.any():
             break
-        free = free.join(*better)
+        if better is not None:
+            free = free.join(*better)
+        elif box is not None:
+            # The free cells alone need prices beyond the box and no other cell joins at its
+            # edge: only the LP without a box can say how far (or that a target is unmet).
+            box = None
+        if box is not None:
+            box = box.around(priced.prices, binding)
     else:
         warnings.warn(
             f"fast: repair did not settle in {max_repairs} rounds; the certificate says how "
@@ -582,7 +590,41 @@ def _row_hash(key: np.ndarray) -> np.ndarray:
         return np.bitwise_xor.reduce(mixed * np.uint64(0xBF58476D1CE4E5B9), axis=1)
 
 
-def restricted_lp(problem: Problem, structure: DualStructure, choice: np.ndarray, free: FreeCells):
+# The first box of the repair LPs' prices around the start, as a fraction of the value scale:
+# the aggregated LP's prices are about its step from the optimal ones.
+BOX_RADIUS = AGGREGATE_STEP
+# Typical cells a repair LP may buy or sell at the edge of its box and still count as the
+# exact LP: HiGHS's primal tolerance, a tenth of what a target may be missed by (TOLERANCE).
+BOX_TOLERANCE = 1e-10
+
+
+@dataclass(frozen=True)
+class Box:
+    """How far the prices of a repair LP may move from those of the round before.
+
+    The LP over a few free cells, the others fixed, has far fewer ways to meet a target
+    than the whole problem: its exact prices can lie far off the optimal ones (at 250 m the
+    first jumped 46 value scales from prices 0.06 from the optimum), and every cell they
+    make improving joins the free set for good. Inside the box the LP may buy a hectare of a
+    row at ``centre + radius`` and sell one at ``centre - radius``, so its prices stay
+    within; where it does, the row *binds*, and the next box, around the new prices, is
+    four times as wide there. An LP that buys and sells nothing is the exact LP.
+    """
+
+    centre: np.ndarray  # (R,) prices
+    radius: np.ndarray  # (R,)
+
+    def around(self, prices: np.ndarray, binding: np.ndarray) -> Box:
+        return Box(prices, np.where(binding, 4 * self.radius, self.radius))
+
+
+def restricted_lp(
+    problem: Problem,
+    structure: DualStructure,
+    choice: np.ndarray,
+    free: FreeCells,
+    box: Box | None = None,
+):
     """Solve the LP over the free cells and their options, the others fixed at ``choice``.
 
     Interchangeable free cells form one class. A class's hectares start on its first
@@ -592,16 +634,17 @@ def restricted_lp(problem: Problem, structure: DualStructure, choice: np.ndarray
     most its area), so the LP has about as many rows as targets, however many cells are
     free, and HiGHS's dual simplex handles the rest as bounds.
 
-    Returns ``(x, prices, classes)`` (x is (M, O) over the free cells, ``classes`` the
-    number of classes) or None when the fixed cells make a hard target unreachable.
+    Returns ``(x, prices, classes, binding)`` (x is (M, O) over the free cells, ``classes``
+    the number of classes, ``binding`` the rows where the prices reached the edge of the
+    ``box``) or None when the fixed cells make a hard target unreachable.
     """
     cell_area = problem.area_of(free.cells) * np.ones(len(free.cells))
     classes = _interchangeable(problem, structure, free, cell_area)
-    solved = _class_lp(problem, structure, choice, free, classes)
+    solved = _class_lp(problem, structure, choice, free, classes, box)
     if solved is None:
         return None
-    class_x, prices = solved
-    return _spread(class_x, classes, cell_area), prices, len(classes.first)
+    class_x, prices, binding = solved
+    return _spread(class_x, classes, cell_area), prices, len(classes.first), binding
 
 
 def aggregated_prices(problem: Problem, structure: DualStructure, scale: float):
@@ -620,9 +663,10 @@ def aggregated_prices(problem: Problem, structure: DualStructure, scale: float):
     return None if solved is None else solved[1]
 
 
-def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes):
+def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, box=None):
     """The LP of :func:`restricted_lp` over ``classes`` of the free cells: ``(class_x,
-    prices)``, class_x the (C, O) share of each class per option, or None if infeasible."""
+    prices, binding)``, class_x the (C, O) share of each class per option, binding the rows
+    that bought or sold at the edge of the ``box``; or None if infeasible."""
     n_groups, n_opt = structure.n_groups, problem.n_options
     start_area = kernels.assigned_area(
         choice, ~free.mask(problem.n_cells), structure.group, structure.area, n_groups, n_opt
@@ -668,9 +712,18 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes):
     n_rows = len(rows)
     elastic_rows = np.flatnonzero(rows.has_lower) if problem.elastic else np.zeros(0, int)
     n_s = len(elastic_rows)
-    shortfall_block = sparse.csr_matrix(
-        (np.ones(n_s), (elastic_rows, np.arange(n_s))), shape=(n_rows, n_s)
+    # A box lets the LP buy hectares of every row at centre + radius and sell them at
+    # centre - radius: columns after the shortfalls, +1 and -1 in their row.
+    sides = 0 if box is None else 2
+    n_b = sides * n_rows
+    slack_rows = np.concatenate([elastic_rows, np.tile(np.arange(n_rows), sides)])
+    slack_sign = np.concatenate([np.ones(n_s + n_b // 2), -np.ones(n_b // 2)])
+    slack_block = sparse.csr_matrix(
+        (slack_sign, (slack_rows, np.arange(n_s + n_b))), shape=(n_rows, n_s + n_b)
     )
+    slack_cost = [structure.penalty[elastic_rows]]
+    if box is not None:
+        slack_cost += [box.centre + box.radius, box.radius - box.centre]
     # HiGHS's tolerances are absolute: it gets the LP in typical cells and value differences
     # (powers of two, so exactly), and the hectares and prices come back in the problem's units.
     units = problem.units
@@ -681,7 +734,7 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes):
     row_hi = np.concatenate(
         [upper_bounds((rows.upper - start_supply) / units.area), class_area[shared]]
     )
-    if n_x + n_s == 0:
+    if n_x + n_s + n_b == 0:
         # Every free class has one option and no target is elastic: nothing to decide, and
         # HiGHS calls an LP without columns "empty" rather than solving it.
         slack = TOLERANCE * row_scale(problem) / units.area
@@ -689,19 +742,19 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes):
             return None
         class_x = np.zeros((n_classes, n_opt))
         class_x[np.arange(n_classes), lead] = 1.0
-        return class_x, np.zeros(n_rows)
+        return class_x, np.zeros(n_rows), np.zeros(n_rows, dtype=bool)
     if len(shared):
-        matrix = sparse.bmat([[target_block, shortfall_block], [share_block, None]], format="csc")
+        matrix = sparse.bmat([[target_block, slack_block], [share_block, None]], format="csc")
     else:
-        matrix = sparse.hstack([target_block, shortfall_block], format="csc")
-    cost = np.concatenate([-gain, structure.penalty[elastic_rows] if n_s else np.zeros(0)])
+        matrix = sparse.hstack([target_block, slack_block], format="csc")
+    cost = np.concatenate([-gain, *slack_cost])
     result = solve_lp(
         cost / units.value,
         matrix,
         row_lo,
         row_hi,
-        np.zeros(n_x + n_s),
-        np.concatenate([class_area[col_class], upper_bounds(np.full(n_s, np.nan))]),
+        np.zeros(n_x + n_s + n_b),
+        np.concatenate([class_area[col_class], upper_bounds(np.full(n_s + n_b, np.nan))]),
     )
     if result.status == "infeasible":
         return None
@@ -713,7 +766,9 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes):
     class_x /= class_x.sum(axis=1, keepdims=True)
     # HiGHS minimises -objective; its row dual is d(-objective)/d(bound), which is our price.
     prices = result.row_dual[:n_rows] * units.value
-    return class_x, prices
+    # Hectares bought or sold within HiGHS's tolerance are none: the certificate judges those.
+    traded = result.x[n_x + n_s :].reshape(sides, n_rows)
+    return class_x, prices, np.any(traded > BOX_TOLERANCE, axis=0)
 
 
 def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np.ndarray:
