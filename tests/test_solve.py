@@ -123,8 +123,26 @@ def test_a_boxed_repair_ends_at_the_optimum(problem, radius, start, seed):
         if start == "aggregated":
             patch.setattr(fast, "FINE_EVALUATIONS", 0)
         if start == "garbage":
-            garbage = rng.normal(scale=rng.choice([0.1, 10.0, 1e4]), size=len(problem.rows))
+            garbage = rng.normal(scale=rng.choice([0.1, 10.0, 1e4, 1e9]), size=len(problem.rows))
             patch.setattr(fast, "smoothed_prices", lambda *a, **k: (garbage, 1e-3, True))
+        sol = fast.solve_fast(problem)
+    assert sol.status == "optimal", sol.status
+    assert sol.gap <= 1e-9
+    assert rel(sol.objective, highs.objective) <= 1e-7
+    assert_feasible(problem, sol)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(tied=True, max_cells=300, extremes=True))
+def test_classes_whose_hashes_collide_stay_apart_in_the_repair(problem):
+    """The repair groups its free cells by a hash of their keys; where two keys share one,
+    it must group by the keys themselves (here every key hashes alike)."""
+    from engine.solve import fast
+
+    highs = engine.solve(problem, method="highs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "_row_hash", lambda key: np.zeros(len(key), dtype=np.uint64))
+        patch.setattr(fast, "FINE_EVALUATIONS", 0)
         sol = fast.solve_fast(problem)
     assert sol.status == "optimal", sol.status
     assert sol.gap <= 1e-9

@@ -92,9 +92,9 @@ def solve_fast(
         problem, structure, priced, tie_window(problem, tau), minimum=50 + 2 * len(problem.rows)
     )
     tolerance = 1e-11 * scale
-    # What the last repair LP decided: its cells and their fractions per option.
-    lp_cells, lp_x, n_classes = np.zeros(0, dtype=np.int64), np.zeros((0, problem.n_options)), 0
-    box: Box | None = Box(priced.prices, np.full(len(problem.rows), BOX_RADIUS * scale))
+    # The last repair LP and its cells.
+    lp_cells, last = np.zeros(0, dtype=np.int64), None
+    box: Box | None = Box.start(priced.prices, scale)
     repair = -1
     for repair in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
         lp = restricted_lp(problem, structure, choice, free, box)
@@ -103,11 +103,10 @@ def solve_fast(
             # were too rough here. Free more cells, nearest to a tie first.
             free = _widen(problem, structure, priced, free)
             continue
-        lp_cells = free.cells
-        lp_x, lp_prices, n_classes, binding = lp
-        priced = price_cells(problem, structure, lp_prices)
+        lp_cells, last = free.cells, lp
+        priced = price_cells(problem, structure, lp.prices)
         better = improving_options(problem, structure, priced, choice, free, tolerance)
-        if better is None and not binding.any():
+        if better is None and not lp.traded.any():
             break
         if better is not None:
             free = free.join(*better)
@@ -116,7 +115,10 @@ def solve_fast(
             # edge: only the LP without a box can say how far (or that a target is unmet).
             box = None
         if box is not None:
-            box = box.around(priced.prices, binding)
+            binding = lp.traded > BOX_TOLERANCE
+            # Where the LP traded only rounding, the prices are final but for it: the LP
+            # without a box gives them exactly, in the round it would take anyway.
+            box = box.around(priced.prices, binding) if binding.any() else None
     else:
         warnings.warn(
             f"fast: repair did not settle in {max_repairs} rounds; the certificate says how "
@@ -127,9 +129,10 @@ def solve_fast(
     timings["repair"] = time.perf_counter() - clock
     timings["repair_rounds"] = repair + 1
     timings["lp_cells"] = int(len(lp_cells))
-    timings["lp_classes"] = int(n_classes)
+    timings["lp_classes"] = 0 if last is None else len(last.class_x)
 
     clock = time.perf_counter()
+    lp_x = np.zeros((0, problem.n_options)) if last is None else last.x()
     choice[lp_cells] = np.argmax(lp_x, axis=1)
     x = _allocation_matrix(problem, choice, lp_cells, lp_x)
     solution = build_solution(
@@ -553,37 +556,65 @@ def _interchangeable(
     """The classes of the free cells; with ``step`` > 0, cells whose differences agree
     when rounded to multiples of ``step`` are one class too (the aggregated LP)."""
     m = len(free.cells)
-    values = problem.value[free.cells].astype(np.float64)
-    lead = np.argmax(free.options, axis=1)
-    # Float32 values of similar size subtract exactly in float64, so equal differences compare
-    # equal; otherwise cells merge only when their differences are the same bits, which is
-    # always safe.
-    differences = np.where(free.options, values - values[np.arange(m), lead][:, None], 0.0)
-    key = np.concatenate(
-        [structure.group[free.cells][:, None], free.options, differences], axis=1, dtype=np.float64
+    chunks = [np.arange(start, min(start + _CHUNK, m)) for start in range(0, m, _CHUNK)]
+    hashes = np.concatenate(
+        [_row_hash(_class_key(problem, structure, free, chunk, step)) for chunk in chunks]
+        or [np.zeros(0, dtype=np.uint64)]
     )
-    if step > 0:
-        key[:, -differences.shape[1] :] = np.round(differences / step)
-        rows = _row_hash(key)
-    else:
-        key = np.ascontiguousarray(key)
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    if step == 0 and not all(
+        np.array_equal(
+            _class_key(problem, structure, free, chunk, step),
+            _class_key(problem, structure, free, first[inverse[chunk]], step),
+        )
+        for chunk in chunks
+    ):
+        # Two classes share a hash: the exact repair must not merge them, so group by the
+        # keys themselves (several times slower).
+        key = _class_key(problem, structure, free, np.arange(m), step)
         rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
-    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
     order = np.argsort(first)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    of_cell = rank[inverse.ravel()]
+    of_cell = rank[inverse]
     area = np.bincount(of_cell, weights=cell_area)
     return _Classes(of_cell=of_cell, first=first[order], area=area)
 
 
+# Free cells per block of the class keys: a national grid's keys at once would be gigabytes,
+# and their hashing runs at the speed of memory.
+_CHUNK = 1 << 16
+
+
+def _class_key(problem, structure, free: FreeCells, index: np.ndarray, step: float) -> np.ndarray:
+    """(len(index), 1 + 2 O) int64 rows, equal for interchangeable cells: the group, the
+    options, and the differences of the values from the lead option's (their bits, or with
+    ``step`` their multiples of it)."""
+    options = free.options[index]
+    values = problem.value[free.cells[index]].astype(np.float64)
+    lead = np.argmax(options, axis=1)
+    # Float32 values of similar size subtract exactly in float64, so equal differences compare
+    # equal; otherwise cells merge only when their differences are the same bits, which is
+    # always safe.
+    differences = np.where(options, values - values[np.arange(len(index)), lead][:, None], 0.0)
+    if step > 0:
+        whole = np.round(differences / step).astype(np.int64)
+    else:
+        whole = differences.view(np.int64)
+    group = structure.group[free.cells[index]].astype(np.int64)
+    return np.concatenate([group[:, None], options, whole], axis=1, dtype=np.int64)
+
+
 def _row_hash(key: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each row of whole numbers, far faster to group by than the rows.
-    Two rows that collide (for a million rows, any pair at all about once in 10^7 solves)
-    become one class, which only the aggregated LP risks: its prices are a start for the
-    exact repair, not the result."""
+    Rows that collide (for a million rows, any pair at all about once in 10^7 solves) would
+    be one class: the aggregated LP takes that risk, as its prices are only a start for the
+    exact repair, which checks its classes."""
     multipliers = np.random.default_rng(0).integers(1, 2**63, size=key.shape[1], dtype=np.uint64)
-    whole = key.astype(np.int64).view(np.uint64)
+    whole = key.view(np.uint64)
     with np.errstate(over="ignore"):
         mixed = whole * (multipliers | np.uint64(1))
         mixed ^= mixed >> np.uint64(29)
@@ -593,9 +624,13 @@ def _row_hash(key: np.ndarray) -> np.ndarray:
 # The first box of the repair LPs' prices around the start, as a fraction of the value scale:
 # the aggregated LP's prices are about its step from the optimal ones.
 BOX_RADIUS = AGGREGATE_STEP
-# Typical cells a repair LP may buy or sell at the edge of its box and still count as the
-# exact LP: HiGHS's primal tolerance, a tenth of what a target may be missed by (TOLERANCE).
-BOX_TOLERANCE = 1e-10
+# Prices further from zero than this many value scales get no box (see :meth:`Box.start`).
+PRICE_LIMIT = 1e6
+# What a repair LP may buy or sell at the edge of its box, relative to the row's scale, and
+# be taken for rounding rather than a box too narrow: a tenth of what a target may be missed
+# by (TOLERANCE). The rounding of what millions of fixed cells deliver makes a national LP
+# trade a few 1e-9 cells at its edge; widening the box for that cost two more rounds.
+BOX_TOLERANCE = 0.1 * TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -612,10 +647,35 @@ class Box:
     """
 
     centre: np.ndarray  # (R,) prices
-    radius: np.ndarray  # (R,)
+    radius: np.ndarray  # (R,) inf: no box
+
+    @classmethod
+    def start(cls, prices: np.ndarray, scale: float) -> Box:
+        # A price a million value scales from zero is one the optimum is indifferent to (a
+        # row every allocation meets alike) or a warm start's nonsense: a box around it would
+        # keep it, and the dual bound would lose its last digits to it.
+        far = np.abs(prices) > PRICE_LIMIT * scale
+        return cls(prices, np.where(far, np.inf, BOX_RADIUS * scale))
 
     def around(self, prices: np.ndarray, binding: np.ndarray) -> Box:
         return Box(prices, np.where(binding, 4 * self.radius, self.radius))
+
+
+@dataclass(frozen=True)
+class RepairLP:
+    """What a repair LP decided: its prices, what it traded at the edge of its box, and
+    each class's share per option."""
+
+    prices: np.ndarray  # (R,)
+    traded: np.ndarray  # (R,) bought or sold at the box's edge, relative to the row's scale
+    class_x: np.ndarray  # (C, O)
+    classes: _Classes
+    cell_area: np.ndarray  # (M,) of the free cells
+
+    def x(self) -> np.ndarray:
+        """(M, O) the shares per free cell; only the last LP's are needed, so only its
+        classes are spread over their cells."""
+        return _spread(self.class_x, self.classes, self.cell_area)
 
 
 def restricted_lp(
@@ -624,7 +684,7 @@ def restricted_lp(
     choice: np.ndarray,
     free: FreeCells,
     box: Box | None = None,
-):
+) -> RepairLP | None:
     """Solve the LP over the free cells and their options, the others fixed at ``choice``.
 
     Interchangeable free cells form one class. A class's hectares start on its first
@@ -634,17 +694,15 @@ def restricted_lp(
     most its area), so the LP has about as many rows as targets, however many cells are
     free, and HiGHS's dual simplex handles the rest as bounds.
 
-    Returns ``(x, prices, classes, binding)`` (x is (M, O) over the free cells, ``classes``
-    the number of classes, ``binding`` the rows where the prices reached the edge of the
-    ``box``) or None when the fixed cells make a hard target unreachable.
+    None when the fixed cells make a hard target unreachable.
     """
     cell_area = problem.area_of(free.cells) * np.ones(len(free.cells))
     classes = _interchangeable(problem, structure, free, cell_area)
     solved = _class_lp(problem, structure, choice, free, classes, box)
     if solved is None:
         return None
-    class_x, prices, binding = solved
-    return _spread(class_x, classes, cell_area), prices, len(classes.first), binding
+    class_x, prices, traded = solved
+    return RepairLP(prices, traded, class_x, classes, cell_area)
 
 
 def aggregated_prices(problem: Problem, structure: DualStructure, scale: float):
@@ -665,8 +723,9 @@ def aggregated_prices(problem: Problem, structure: DualStructure, scale: float):
 
 def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, box=None):
     """The LP of :func:`restricted_lp` over ``classes`` of the free cells: ``(class_x,
-    prices, binding)``, class_x the (C, O) share of each class per option, binding the rows
-    that bought or sold at the edge of the ``box``; or None if infeasible."""
+    prices, traded)``, class_x the (C, O) share of each class per option, traded what each
+    row bought or sold at the edge of the ``box`` (relative to its scale); or None if
+    infeasible."""
     n_groups, n_opt = structure.n_groups, problem.n_options
     start_area = kernels.assigned_area(
         choice, ~free.mask(problem.n_cells), structure.group, structure.area, n_groups, n_opt
@@ -714,16 +773,17 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
     n_s = len(elastic_rows)
     # A box lets the LP buy hectares of every row at centre + radius and sell them at
     # centre - radius: columns after the shortfalls, +1 and -1 in their row.
-    sides = 0 if box is None else 2
-    n_b = sides * n_rows
-    slack_rows = np.concatenate([elastic_rows, np.tile(np.arange(n_rows), sides)])
+    boxed = np.zeros(0, dtype=int) if box is None else np.flatnonzero(np.isfinite(box.radius))
+    n_b = 2 * len(boxed)
+    slack_rows = np.concatenate([elastic_rows, boxed, boxed])
     slack_sign = np.concatenate([np.ones(n_s + n_b // 2), -np.ones(n_b // 2)])
     slack_block = sparse.csr_matrix(
         (slack_sign, (slack_rows, np.arange(n_s + n_b))), shape=(n_rows, n_s + n_b)
     )
     slack_cost = [structure.penalty[elastic_rows]]
     if box is not None:
-        slack_cost += [box.centre + box.radius, box.radius - box.centre]
+        centre, radius = box.centre[boxed], box.radius[boxed]
+        slack_cost += [centre + radius, radius - centre]
     # HiGHS's tolerances are absolute: it gets the LP in typical cells and value differences
     # (powers of two, so exactly), and the hectares and prices come back in the problem's units.
     units = problem.units
@@ -742,7 +802,7 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
             return None
         class_x = np.zeros((n_classes, n_opt))
         class_x[np.arange(n_classes), lead] = 1.0
-        return class_x, np.zeros(n_rows), np.zeros(n_rows, dtype=bool)
+        return class_x, np.zeros(n_rows), np.zeros(n_rows)
     if len(shared):
         matrix = sparse.bmat([[target_block, slack_block], [share_block, None]], format="csc")
     else:
@@ -766,9 +826,9 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
     class_x /= class_x.sum(axis=1, keepdims=True)
     # HiGHS minimises -objective; its row dual is d(-objective)/d(bound), which is our price.
     prices = result.row_dual[:n_rows] * units.value
-    # Hectares bought or sold within HiGHS's tolerance are none: the certificate judges those.
-    traded = result.x[n_x + n_s :].reshape(sides, n_rows)
-    return class_x, prices, np.any(traded > BOX_TOLERANCE, axis=0)
+    traded = np.zeros(n_rows)
+    traded[boxed] = result.x[n_x + n_s :].reshape(2, -1).max(axis=0, initial=0.0)
+    return class_x, prices, traded / (row_scale(problem) / units.area)
 
 
 def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np.ndarray:
