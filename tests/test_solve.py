@@ -132,6 +132,35 @@ def test_a_boxed_repair_ends_at_the_optimum(problem, radius, start, seed):
     assert_feasible(problem, sol)
 
 
+@SETTINGS
+@given(problems(tied=True, max_cells=300, extremes=True), st.integers(0, 2**32 - 1))
+def test_a_repair_lp_started_from_any_basis_ends_at_the_optimum(problem, seed):
+    """Each repair LP starts HiGHS from where the last one ended; a start that is no basis
+    at all (random statuses, here from far-off prices so that there are rounds) costs only
+    iterations."""
+    from engine.solve import fast
+
+    highs = engine.solve(problem, method="highs")
+    rng = np.random.default_rng(seed)
+
+    def anything(self, names):
+        return (
+            rng.integers(0, 3, len(names.cols)).astype(np.int8),
+            rng.integers(0, 3, len(names.rows)).astype(np.int8),
+        )
+
+    garbage = rng.normal(scale=10.0, size=len(problem.rows))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast.LPBasis, "carried", anything)
+        patch.setattr(fast, "BOX_RADIUS", 1e-3)
+        patch.setattr(fast, "smoothed_prices", lambda *a, **k: (garbage, 1e-3, True))
+        sol = fast.solve_fast(problem)
+    assert sol.status == "optimal", sol.status
+    assert sol.gap <= 1e-9
+    assert rel(sol.objective, highs.objective) <= 1e-7
+    assert_feasible(problem, sol)
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems(tied=True, max_cells=300, extremes=True))
 def test_classes_whose_hashes_collide_stay_apart_in_the_repair(problem):
