@@ -102,6 +102,83 @@ def test_prices_from_the_aggregated_lp_end_at_the_optimum(problem, step, warm):
     assert_feasible(problem, sol)
 
 
+@SETTINGS
+@given(
+    problems(tied=True, max_cells=300, extremes=True),
+    st.sampled_from([1e-9, 0.05, 1e6]),
+    st.sampled_from(["smoothed", "aggregated", "garbage"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_a_boxed_repair_ends_at_the_optimum(problem, radius, start, seed):
+    """The box that keeps each repair LP's prices near the last ones: so narrow that it
+    binds in every row and has to widen (or give way to the LP without a box when no cell
+    joins at its edge), as shipped, and so wide that it never binds; around the smoothed
+    prices, the aggregated LP's, and prices far off the optimum."""
+    from engine.solve import fast
+
+    highs = engine.solve(problem, method="highs")
+    rng = np.random.default_rng(seed)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "BOX_RADIUS", radius)
+        if start == "aggregated":
+            patch.setattr(fast, "FINE_EVALUATIONS", 0)
+        if start == "garbage":
+            garbage = rng.normal(scale=rng.choice([0.1, 10.0, 1e4, 1e9]), size=len(problem.rows))
+            patch.setattr(fast, "smoothed_prices", lambda *a, **k: (garbage, 1e-3, True))
+        sol = fast.solve_fast(problem)
+    assert sol.status == "optimal", sol.status
+    assert sol.gap <= 1e-9
+    assert rel(sol.objective, highs.objective) <= 1e-7
+    assert_feasible(problem, sol)
+
+
+@SETTINGS
+@given(problems(tied=True, max_cells=300, extremes=True), st.integers(0, 2**32 - 1))
+def test_a_repair_lp_started_from_any_basis_ends_at_the_optimum(problem, seed):
+    """Each repair LP starts HiGHS from where the last one ended; a start that is no basis
+    at all (random statuses, here from far-off prices so that there are rounds) costs only
+    iterations."""
+    from engine.solve import fast
+
+    highs = engine.solve(problem, method="highs")
+    rng = np.random.default_rng(seed)
+
+    def anything(self, names):
+        return (
+            rng.integers(0, 3, len(names.cols)).astype(np.int8),
+            rng.integers(0, 3, len(names.rows)).astype(np.int8),
+        )
+
+    garbage = rng.normal(scale=10.0, size=len(problem.rows))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast.LPBasis, "carried", anything)
+        patch.setattr(fast, "BOX_RADIUS", 1e-3)
+        patch.setattr(fast, "smoothed_prices", lambda *a, **k: (garbage, 1e-3, True))
+        sol = fast.solve_fast(problem)
+    assert sol.status == "optimal", sol.status
+    assert sol.gap <= 1e-9
+    assert rel(sol.objective, highs.objective) <= 1e-7
+    assert_feasible(problem, sol)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(tied=True, max_cells=300, extremes=True))
+def test_classes_whose_hashes_collide_stay_apart_in_the_repair(problem):
+    """The repair groups its free cells by a hash of their keys; where two keys share one,
+    it must group by the keys themselves (here every key hashes alike)."""
+    from engine.solve import fast
+
+    highs = engine.solve(problem, method="highs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "_row_hash", lambda key: np.zeros(len(key), dtype=np.uint64))
+        patch.setattr(fast, "FINE_EVALUATIONS", 0)
+        sol = fast.solve_fast(problem)
+    assert sol.status == "optimal", sol.status
+    assert sol.gap <= 1e-9
+    assert rel(sol.objective, highs.objective) <= 1e-7
+    assert_feasible(problem, sol)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems(tied=True, max_cells=300))
 def test_a_repair_cut_short_returns_an_allocation_and_says_so(problem):

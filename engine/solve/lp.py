@@ -42,6 +42,8 @@ class LPResult:
     x: np.ndarray
     row_dual: np.ndarray  # d objective / d row bound (minimisation convention)
     objective: float
+    col_status: np.ndarray  # (columns,) int8 HighsBasisStatus where the simplex ended
+    row_status: np.ndarray  # (rows,) int8
 
 
 def solve_lp(
@@ -53,11 +55,14 @@ def solve_lp(
     col_upper: np.ndarray,
     *,
     tolerance: float = 1e-10,
+    basis: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> LPResult:
     """Minimise ``cost @ x`` s.t. ``row_lower <= matrix @ x <= row_upper``, col bounds.
 
     Single-threaded dual simplex without presolve, with tight tolerances: the result must
-    be reproducible bit for bit and precise enough for a 1e-9 certificate.
+    be reproducible bit for bit and precise enough for a 1e-9 certificate. ``basis``
+    (column and row statuses, as :class:`LPResult` gives them) starts the simplex there;
+    HiGHS completes it to a basis if it is not one.
     """
     matrix = sparse.csc_matrix(matrix)
     lp = highspy.HighsLp()
@@ -86,6 +91,12 @@ def solve_lp(
     # given here (the feasibility test over classes of cells) are small and already reduced.
     h.setOptionValue("presolve", "off")
     h.passModel(lp)
+    if basis is not None:
+        start = highspy.HighsBasis()
+        start.col_status = [_STATUS[s] for s in basis[0]]
+        start.row_status = [_STATUS[s] for s in basis[1]]
+        start.alien = True
+        h.setBasis(start)
     h.run()
     model_status = h.getModelStatus()
     status = h.modelStatusToString(model_status).lower()
@@ -94,12 +105,18 @@ def solve_lp(
     elif model_status == highspy.HighsModelStatus.kInfeasible:
         status = "infeasible"
     solution = h.getSolution()
+    ended = h.getBasis()
     return LPResult(
         status=status,
         x=np.asarray(solution.col_value, dtype=np.float64),
         row_dual=np.asarray(solution.row_dual, dtype=np.float64),
         objective=float(h.getInfo().objective_function_value),
+        col_status=np.array([int(s) for s in ended.col_status], dtype=np.int8),
+        row_status=np.array([int(s) for s in ended.row_status], dtype=np.int8),
     )
+
+
+_STATUS = {int(s): s for s in highspy.HighsBasisStatus.__members__.values()}
 
 
 def _f64(values: np.ndarray) -> np.ndarray:
