@@ -24,7 +24,12 @@ def _allowed(compiled, option: str) -> np.ndarray:
 
 
 def test_every_deep_polder_reserves_its_share_of_open_land_deepest_first(national):
-    """Per polder and per province that holds part of it (so province runs add up)."""
+    """Per polder and per province that holds part of it (so province runs add up), in
+    patches of the water options' minimum size, filled deepest first as water fills it."""
+    from engine.compactness import geometry_of
+    from engine.rules import min_patch_by_option
+    from engine.solve.compact import patch_sizes
+
     compiled, ds = national
     cells, reserved = compiled.cells, compiled.effects.reserved
     share = compiled.config.assumptions["deep_polder_storage_share"].value
@@ -37,17 +42,24 @@ def test_every_deep_polder_reserves_its_share_of_open_land_deepest_first(nationa
     storage = _allowed(compiled, "water_storage") | _allowed(compiled, "water_storage_nature")
     province = cells.layer("province")
     parts = [(i, g) for i in large for g in np.unique(province[polder == i])]
+    by_option = min_patch_by_option(compiled.config, compiled.area_ha)
+    minimum = max(by_option.get(o, 1) for o in ("water_storage", "water_storage_nature"))
     for i, g in parts:  # each province its share of its own part of the polder
         open_land = (polder == i) & (province == g) & ~built
         may_store = open_land & storage  # not where Natura 2000 or open water rules it out
         taken = reserved & (polder == i) & (province == g)
-        want = min(np.floor(share * open_land.sum() + 0.5), may_store.sum())
-        assert taken.sum() == want, names[i]
-        # Deepest first: no cell that could have held it lies deeper than what was taken.
+        want = np.floor(share * open_land.sum() + 0.5)
+        if 0 < want < minimum:  # less than one patch: one patch or none
+            want = minimum if want >= minimum / 2 else 0
+        assert taken.sum() == min(want, may_store.sum()), names[i]
+        # Deepest first: the reservation lies deeper than the land that could have held it.
         rest = may_store & ~taken
         if taken.any() and rest.any():
-            assert elevation[taken].max() <= elevation[rest].min() + 1e-6, names[i]
+            assert np.median(elevation[taken]) < np.median(elevation[rest]), names[i]
     assert not (reserved & built).any()
+    # In patches: hardly any reserved cell lies in a piece smaller than the minimum.
+    patch, sizes = patch_sizes(geometry_of(compiled), reserved)
+    assert minimum > 1 and np.mean(sizes[patch[reserved]] < minimum) < 0.01
 
 
 def test_the_reservation_targets_add_up_per_province(national):
