@@ -509,7 +509,7 @@ def exclude_small_patches(
         grid.ravel()[cells.flat] = allowed[o]
         ndimage.label(grid, output=labels)
         patch = labels.ravel()[cells.flat]
-        small = allowed[o] & (np.bincount(patch)[patch] < m)
+        small = allowed[o] & (np.bincount(patch) < m)[patch]
         if keep is not None:
             small &= ~keep
         allowed[o] &= ~small
