@@ -260,8 +260,10 @@ def _given_up_by(compiled, compaction: Compaction, province: int | None, scale: 
     problem = compiled.problem
     idx = np.arange(problem.n_cells)
     before, after = compaction.before, compaction.choice
-    value = problem.value.astype(np.float64)
-    loss = problem.area_of() * (value[idx, before] - value[idx, after])
+    # The two values of each cell only: a float64 copy of all of ``value`` is (N, O).
+    loss = problem.area_of() * (
+        problem.value[idx, before].astype(np.float64) - problem.value[idx, after]
+    )
     configured = np.zeros(problem.n_options, dtype=bool)
     configured[[problem.option_names.index(n) for n in compiled.config.compactness]] = True
     option = np.where(configured[after], after, before)

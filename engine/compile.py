@@ -151,7 +151,7 @@ def compile_problem(config: Config, ds) -> Compiled:
             row_meta[(len(zonings), 0, k)] = _meta(national_file, f"targets.{claim}", tg)
         zonings.append("national")
         zone_names.append(["Nederland"])
-        zones.append(np.zeros(cells.n, dtype=np.int64))
+        zones.append(np.zeros(cells.n, dtype=np.int8))
         lower.append(lo)
         upper.append(hi)
 
@@ -215,7 +215,7 @@ def compile_problem(config: Config, ds) -> Compiled:
                 row_meta[(len(zonings), 0, k)] = _meta(p.path, f"novex.{nid}.targets.{claim}", tg)
             zonings.append(f"novex:{nid}")
             zone_names.append([nv.name, "rest"])
-            zones.append(np.where(inside, 0, 1).astype(np.int64))
+            zones.append(~inside)  # zone 0 the area, 1 the rest
             lower.append(lo)
             upper.append(hi)
 
@@ -259,7 +259,9 @@ def compile_problem(config: Config, ds) -> Compiled:
     problem = Problem(
         value=value,
         contribution=config.contribution_matrix(),
-        zones=np.vstack(zones),
+        # Each zoning in the narrowest type that holds it, widened once here: full-length
+        # int64 rows per NOVEX area cost more to allocate than to stack.
+        zones=np.vstack(zones, dtype=np.int64),
         lower=lower,
         upper=upper,
         allowed=allowed,

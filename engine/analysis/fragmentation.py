@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.solve.compact import Geometry, neighbour_counts, patch_sizes
+from engine.solve.compact import Geometry, patch_sizes
 
 __all__ = ["fragmentation", "FIELDS"]
 
@@ -53,40 +53,45 @@ def fragmentation(
     zone = np.asarray(zone, dtype=np.int64)
     n_zones = len(zone_names)
     rows = []
+    choice = np.asarray(choice)
+    nbr = geometry.neighbours
     for o in options:
         name = option_names[o]
-        mask = np.asarray(choice) == o
+        mask = choice == o
         patch, sizes = patch_sizes(geometry, mask)
-        forced = mask & (sizes[patch] == 1)
-        if allowed is not None:
-            forced &= ~np.any(_neighbour_values(geometry, allowed[:, o]), axis=1)
-        edges = neighbour_counts(geometry, mask) * geometry.cell_km
+        # Every figure is of the option's own cells: their neighbours alone are looked at,
+        # not the whole grid's, once per option and plan.
         cells = np.flatnonzero(mask)
+        around = nbr[cells]
+        valid = around >= 0
+        edges = (valid & ~mask[np.where(valid, around, 0)]).sum(axis=1) * geometry.cell_km
+        patch = patch[cells]
+        forced = sizes[patch] == 1
+        if allowed is not None:
+            single = np.flatnonzero(forced)
+            forced[single] = ~np.any(
+                _neighbour_values(geometry, allowed[:, o], cells[single]), axis=1
+            )
         minimum = min_patch_ha.get(name)
-        rows.append(
-            _row(name, "national", patch[cells], edges[cells], forced[cells], cell_ha, minimum)
-        )
-        # Patches cut at zone borders: a (patch, zone) pair is one patch of the zone.
-        key = patch[cells].astype(np.int64) * n_zones + zone[cells]
+        rows.append(_row(name, "national", patch, edges, forced, cell_ha, minimum))
+        # Patches cut at zone borders: a (patch, zone) pair is one patch of the zone. A stable
+        # sort by zone keeps each zone's cells in their order (the same sums to the last bit).
+        zone_of = zone[cells]
+        order = np.argsort(zone_of, kind="stable")
+        bounds = np.searchsorted(zone_of[order], np.arange(n_zones + 1))
+        key = (patch.astype(np.int64) * n_zones + zone_of)[order]
+        edges, forced = edges[order], forced[order]
         for z in range(n_zones):
-            here = zone[cells] == z
+            part = slice(bounds[z], bounds[z + 1])
             rows.append(
-                _row(
-                    name,
-                    zone_names[z],
-                    key[here],
-                    edges[cells][here],
-                    forced[cells][here],
-                    cell_ha,
-                    minimum,
-                )
+                _row(name, zone_names[z], key[part], edges[part], forced[part], cell_ha, minimum)
             )
     return rows
 
 
-def _neighbour_values(geometry: Geometry, values: np.ndarray) -> np.ndarray:
-    """(N, 4) ``values`` of each cell's 4-neighbours, False where there is none."""
-    nbr = geometry.neighbours
+def _neighbour_values(geometry: Geometry, values: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """(len(cells), 4) ``values`` of the 4-neighbours of ``cells``, False where there is none."""
+    nbr = geometry.neighbours[cells]
     return (nbr >= 0) & values[np.where(nbr >= 0, nbr, 0)]
 
 

@@ -126,7 +126,12 @@ def plausibility(compiled, sol) -> dict:
         }
 
     # -- land taken, in real hectares under the dominant option
-    taken = np.stack([by_zone(choice == j) * area for j in range(len(options))])
+    # Cells per (province, option) in one count, not one pass over the cells per option:
+    # whole numbers of cells, so the same sums as by_zone of each option's mask.
+    n_opt = len(options)
+    count = np.bincount(zone * n_opt + choice, minlength=(n_zones + 1) * n_opt)
+    count = count.reshape(n_zones + 1, n_opt)[:n_zones].T.astype(np.float64)
+    taken = np.hstack([count, count.sum(axis=1, keepdims=True)]) * area
     keep = o_of.get("keep")
     cover = cells.layer("land_cover") if cells.has("land_cover") else None
     built = None
