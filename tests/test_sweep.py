@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.sweep import RESULT_COLUMNS, ScenarioError, load_scenario, sweep
+from engine.sweep import RESULT_COLUMNS, ScenarioError, load_scenario, sweep, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 NATIONAL = ROOT / "configs" / "national.toml"
@@ -698,6 +698,10 @@ def test_a_killed_sampled_sweep_resumes_to_the_same_counts_bit_for_bit(tmp_path,
     assert sweep(path, whole, workers=2, progress=False)["computed"] == len(s.variants)
     tifs = sorted(p.name for p in (whole / "robustness").glob("*.tif"))
     assert {"counts.tif", "frequency.tif", "no_regret.tif", "axis_change.tif"} <= set(tifs)
+    # The page plots drawn numbers as points and drawn labels (the weighted "wind") in order.
+    page = write_report(whole).read_text()
+    for axis in ("density", "storage", "wind"):
+        assert f'alt="Afwegingen langs {axis}"' in page, axis
     for name in tifs + ["robustness.json"]:
         assert (out / "robustness" / name).read_bytes() == (
             whole / "robustness" / name

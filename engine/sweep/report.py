@@ -312,6 +312,10 @@ def _tradeoffs(data, variants, meta: dict, t) -> list[dict]:
     return out
 
 
+def _labelled(values) -> bool:
+    return bool(values) and not all(isinstance(v, (int, float)) for v in values)
+
+
 def _axis_figure(axis: dict, by, objective, short, price, t) -> str:
     import matplotlib
 
@@ -320,12 +324,15 @@ def _axis_figure(axis: dict, by, objective, short, price, t) -> str:
 
     from engine.html import data_uri
 
-    sampled = "distribution" in axis
-    if sampled:  # a drawn number: the variants as points along it
+    drawn_from = (axis.get("distribution") or {}).get("values")
+    # A drawn number: the variants as points along it. Drawn labels (a weighted list of
+    # points) and the values of a grid axis: in their listed order.
+    sampled = "distribution" in axis and not _labelled(drawn_from)
+    if sampled:
         x = by.astype(float)
         order = None
     else:
-        order = [lab for lab in axis["labels"] if lab in set(by)]
+        order = [lab for lab in (drawn_from or axis["labels"]) if lab in set(by)]
     words = _words(t)
     # One colour per claim in both panels, named once in a legend beside them.
     claims = sorted(set(short.columns) | set(price.columns))
