@@ -721,3 +721,17 @@ def test_a_killed_sampled_sweep_resumes_to_the_same_counts_bit_for_bit(tmp_path,
     assert np.array_equal(
         full.counts.sum(0)[land] - again.counts.sum(0)[land], np.ones(int(land.sum()))
     )
+
+
+def test_a_variant_key_does_not_tell_an_int_resolution_from_its_float(tmp_path):
+    """The 100-sample benchmark set ``resolution = 250`` from code, the TOML gives 250.0:
+    its finished variants must still count as done for the page and a resume."""
+    from engine.sweep import variant_key
+
+    s = load_scenario(scenario(tmp_path, SAMPLED))
+    v = s.variants[0]
+    as_read = variant_key(s, v)
+    s.resolution = int(s.resolution)
+    assert variant_key(s, v) == as_read
+    s.resolution = 250.0
+    assert variant_key(s, v) != as_read

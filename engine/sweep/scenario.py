@@ -549,7 +549,8 @@ def variant_key(scenario: Scenario, v: Variant) -> str:
             "base": str(scenario.base),
             "inputs_sha": _inputs_sha(scenario),
             "grid": scenario.grid,
-            "resolution": scenario.resolution,
+            # 250 and 250.0 are one resolution (a TOML file gives a float, code may set an int)
+            "resolution": None if scenario.resolution is None else float(scenario.resolution),
             "method": scenario.method,
             "overrides": v.overrides,
             "warm_from": v.warm_from,
