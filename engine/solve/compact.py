@@ -255,7 +255,8 @@ def compact(
         )
     swapped = _swap_stuck(problem, geometry, choice, split, is_neutral, rules, members)
     result.changed_by[swapped] = len(rules)
-    joined = _join_neighbours(problem, geometry, choice, (exact_x, split), is_neutral, rules)
+    exact = _Exact(exact_x, split, exact_supply)
+    joined = _join_neighbours(problem, geometry, choice, exact, is_neutral, rules)
     result.changed_by[joined] = len(rules)
     result.x = plan_x(choice, exact_x, split)
     return result
@@ -319,11 +320,24 @@ def _swap_stuck(problem, geometry, choice, split, is_neutral, rules, members) ->
     return swapped
 
 
-def _join_neighbours(problem, geometry, choice, exact, is_neutral, rules) -> np.ndarray:
-    """Step 5 of the module docstring, in place on ``choice``; returns the cells that joined.
-    ``exact``: the exact optimum's allocation and its split cells, which stay as they are."""
-    exact_x, split = exact
-    exact_supply = allocation_totals(problem, exact_x)[1]
+@dataclass(frozen=True)
+class _Exact:
+    """The exact optimum as step 5 holds the plan to it: its allocation, the cells it splits
+    (they stay as they are) and what it supplies to every target row."""
+
+    x: sparse.csr_matrix
+    split: np.ndarray
+    supply: np.ndarray
+
+    def kept_by(self, problem: Problem, trial: np.ndarray, options) -> bool:
+        """Whether the plan ``trial`` leaves no row of ``options``' claims off (_rows_off)."""
+        x = plan_x(trial, self.x, self.split)
+        return not len(_rows_off(problem, x, self.supply, options))
+
+
+def _join_neighbours(problem, geometry, choice, exact: _Exact, is_neutral, rules) -> np.ndarray:
+    """Step 5 of the module docstring, in place on ``choice``; returns the cells that joined."""
+    split = exact.split
     nbr = geometry.neighbours
     valid = nbr >= 0
     allowed = problem.allowed
@@ -353,7 +367,7 @@ def _join_neighbours(problem, geometry, choice, exact, is_neutral, rules) -> np.
         for r, cells in sorted(by_pair.items()):
             trial = choice.copy()
             trial[cells] = r
-            if len(_rows_off(problem, plan_x(trial, exact_x, split), exact_supply, r)):
+            if not exact.kept_by(problem, trial, [r]):
                 continue
             choice[cells] = r
             joined[cells] = True
@@ -361,13 +375,12 @@ def _join_neighbours(problem, geometry, choice, exact, is_neutral, rules) -> np.
     return joined
 
 
-def _pull_neighbour(problem, geometry, choice, exact, rules, o, is_neutral) -> np.ndarray:
+def _pull_neighbour(problem, geometry, choice, exact: _Exact, rules, o, is_neutral) -> np.ndarray:
     """The rest of step 5: a single cell of ``o`` that could join no neighbour takes one
     neighbour into its option instead (a neutral cell, or a cell whose own patch keeps its
     minimum), the cheapest first, when every target row still receives what the exact
     optimum gives it."""
-    exact_x, split = exact
-    exact_supply = allocation_totals(problem, exact_x)[1]
+    split = exact.split
     nbr = geometry.neighbours
     minimum = {r.option: r.min_cells for r in rules}
     pulled = np.zeros(problem.n_cells, dtype=bool)
@@ -384,7 +397,7 @@ def _pull_neighbour(problem, geometry, choice, exact, rules, o, is_neutral) -> n
         candidates = []
         for t in nbr[s][nbr[s] >= 0]:
             r = int(choice[t])
-            if r == o or split[t] or not problem.allowed[t, o]:
+            if r == o or split[t] or (problem.allowed is not None and not problem.allowed[t, o]):
                 continue
             if not is_neutral[r]:
                 if r not in minimum:
@@ -400,10 +413,7 @@ def _pull_neighbour(problem, geometry, choice, exact, rules, o, is_neutral) -> n
         for _, t, r in sorted(candidates):
             trial = choice.copy()
             trial[t] = o
-            x = plan_x(trial, exact_x, split)
-            if len(_rows_off(problem, x, exact_supply, r)) or len(
-                _rows_off(problem, x, exact_supply, o)
-            ):
+            if not exact.kept_by(problem, trial, [r, o]):
                 continue
             choice[t] = o
             pulled[t] = True
@@ -668,13 +678,14 @@ def _apply(choice: np.ndarray, state: _OptionState, best_neutral: np.ndarray) ->
     return out
 
 
-def _rows_off(problem: Problem, x: sparse.csr_matrix, exact: np.ndarray, option: int) -> np.ndarray:
-    """Rows of the option's claims that the plan ``x`` leaves short of both their target and
-    the exact optimum's supply, or over both their upper bound and that supply."""
+def _rows_off(problem: Problem, x: sparse.csr_matrix, exact: np.ndarray, option) -> np.ndarray:
+    """Rows of the claims of ``option`` (one or several) that the plan ``x`` leaves short of
+    both their target and the exact optimum's supply, or over both their upper bound and that
+    supply."""
     supply = allocation_totals(problem, x)[1]
     rows = problem.rows
     tol = 1e-6 * problem.units.area
-    served = problem.contribution[option, rows.claim] > 0
+    served = (problem.contribution[np.atleast_1d(option)][:, rows.claim] > 0).any(axis=0)
     short = rows.has_lower & (supply < np.fmin(rows.lower, exact) - tol)
     over = rows.has_upper & (supply > np.fmax(rows.upper, exact) + tol)
     return np.flatnonzero(served & (short | over))
