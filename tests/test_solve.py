@@ -45,6 +45,14 @@ def rel(a, b):
     return abs(a - b) / max(1.0, abs(a), abs(b))
 
 
+def assert_optimum(problem: engine.Problem, sol: engine.Solution, reference: engine.Solution):
+    """``sol`` is certified optimal, matches the reference solver's objective and is feasible."""
+    assert sol.status == "optimal", sol.status
+    assert sol.gap <= 1e-9
+    assert rel(sol.objective, reference.objective) <= 1e-7
+    assert_feasible(problem, sol)
+
+
 @SETTINGS
 @given(problems())
 def test_fast_matches_highs_and_cbc(problem):
@@ -72,10 +80,7 @@ def test_fast_matches_highs_when_whole_classes_of_cells_tie(problem):
     capacity and zonings of thousands of zones among them.)"""
     fast = engine.solve(problem, method="fast")
     highs = engine.solve(problem, method="highs")
-    assert fast.status == "optimal", fast.status
-    assert fast.gap <= 1e-9
-    assert rel(fast.objective, highs.objective) <= 1e-7
-    assert_feasible(problem, fast)
+    assert_optimum(problem, fast, highs)
 
 
 @SETTINGS
@@ -96,10 +101,7 @@ def test_prices_from_the_aggregated_lp_end_at_the_optimum(problem, step, warm):
         patch.setattr(fast, "AGGREGATE_STEP", step)
         sol = fast.solve_fast(problem, prices=highs.prices if warm else None)
     assert sol.timings["prices_aggregated"]
-    assert sol.status == "optimal", sol.status
-    assert sol.gap <= 1e-9
-    assert rel(sol.objective, highs.objective) <= 1e-7
-    assert_feasible(problem, sol)
+    assert_optimum(problem, sol, highs)
 
 
 @SETTINGS
@@ -126,10 +128,7 @@ def test_a_boxed_repair_ends_at_the_optimum(problem, radius, start, seed):
             garbage = rng.normal(scale=rng.choice([0.1, 10.0, 1e4, 1e9]), size=len(problem.rows))
             patch.setattr(fast, "smoothed_prices", lambda *a, **k: (garbage, 1e-3, True))
         sol = fast.solve_fast(problem)
-    assert sol.status == "optimal", sol.status
-    assert sol.gap <= 1e-9
-    assert rel(sol.objective, highs.objective) <= 1e-7
-    assert_feasible(problem, sol)
+    assert_optimum(problem, sol, highs)
 
 
 @SETTINGS
@@ -155,10 +154,7 @@ def test_a_repair_lp_started_from_any_basis_ends_at_the_optimum(problem, seed):
         patch.setattr(fast, "BOX_RADIUS", 1e-3)
         patch.setattr(fast, "smoothed_prices", lambda *a, **k: (garbage, 1e-3, True))
         sol = fast.solve_fast(problem)
-    assert sol.status == "optimal", sol.status
-    assert sol.gap <= 1e-9
-    assert rel(sol.objective, highs.objective) <= 1e-7
-    assert_feasible(problem, sol)
+    assert_optimum(problem, sol, highs)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -173,10 +169,7 @@ def test_classes_whose_hashes_collide_stay_apart_in_the_repair(problem):
         patch.setattr(fast, "_row_hash", lambda key: np.zeros(len(key), dtype=np.uint64))
         patch.setattr(fast, "FINE_EVALUATIONS", 0)
         sol = fast.solve_fast(problem)
-    assert sol.status == "optimal", sol.status
-    assert sol.gap <= 1e-9
-    assert rel(sol.objective, highs.objective) <= 1e-7
-    assert_feasible(problem, sol)
+    assert_optimum(problem, sol, highs)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
