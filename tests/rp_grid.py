@@ -12,7 +12,7 @@ import xarray as xr
 
 PROVINCES = [
     ("PV20", "Groningen", ["Groningen", "Midden-Groningen", "Westerkwartier"]),
-    ("PV21", "Fryslan", ["Leeuwarden", "Heerenveen"]),
+    ("PV21", "Fryslân", ["Leeuwarden", "Heerenveen"]),
     ("PV22", "Drenthe", ["Assen", "Tynaarlo", "Noordenveld", "Aa en Hunze"]),
     ("PV23", "Overijssel", ["Zwolle", "Enschede"]),
     ("PV24", "Flevoland", ["Almere", "Lelystad", "Zeewolde"]),

@@ -27,7 +27,7 @@ from engine.grid.sources import LayerFileError
 DATA = Path(load_definition("nl").data_dir)
 PROVINCE_NAMES = [
     "Groningen",
-    "Fryslan",
+    "Fryslân",
     "Drenthe",
     "Overijssel",
     "Flevoland",

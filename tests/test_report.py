@@ -120,3 +120,14 @@ def test_what_does_not_fit_is_reported_and_adds_up(grid, tmp_path):
     assert forest["shortfall_ha"] > 0.5 and forest["capacity_ha"] > 0
     assert {r["rule"] for r in forest["limits"]} >= {"new_forest_is_new"}
     assert all(r["ha"] > 0 and r["source"].startswith("L") for r in forest["limits"])
+
+
+def test_every_province_is_named_on_the_maps_as_its_config_spells_it():
+    # The outlines' names come from the CBS file; a province's own map draws every other name
+    # as a neighbour, so a spelling that differs ("Fryslan") named Fryslân a neighbour of itself.
+    from engine.maps import provinces
+    from engine.resources import shipped_configs
+
+    on_the_map = {name for name, _ in provinces()}
+    national = load_config(shipped_configs()["national"])
+    assert {p.name for p in national.provinces.values()} == on_the_map
