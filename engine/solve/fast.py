@@ -418,7 +418,7 @@ def smoothed_prices(
     # raised the dual bound by more than smoothing explains is taken again from its centre,
     # shorter, and no later region grows back to the size that failed.
     safe = (window - 30 * tau) / 2
-    reach = float(np.max(np.abs(structure.membership) @ np.abs(structure.row_option)))
+    reach = structure.reach()
     base_radius = 4 * safe / reach if reach > 0 else np.inf
     slack = tau * np.log(problem.n_options) * total_area
     radius, last_step = base_radius, None  # last_step: (centre, radius) of the last round
@@ -776,16 +776,18 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
 
     # What a hectare moved from the lead to the option adds to each target row, through a
     # table over the (group, lead, option) triples that occur: a national problem has few.
-    per_hectare = structure.membership[:, None, :] * structure.row_option.T[None, :, :]  # (G,O,R)
     triple = (group[col_class] * n_opt + col_lead) * n_opt + col_opt
     kinds, col_kind = np.unique(triple, return_inverse=True)
     kind_group, kind_rest = np.divmod(kinds, n_opt * n_opt)
     kind_lead, kind_opt = np.divmod(kind_rest, n_opt)
-    effect = per_hectare[kind_group, kind_opt] - per_hectare[kind_group, kind_lead]  # (K, R)
+    contribution = structure.contribution
+    effect = problem.row_incidence(
+        kind_group, contribution[kind_opt] - contribution[kind_lead]
+    )  # (R, kinds)
     pick = sparse.csr_matrix(
-        (np.ones(n_x), (np.arange(n_x), col_kind.ravel())), shape=(n_x, len(kinds))
+        (np.ones(n_x), (col_kind.ravel(), np.arange(n_x))), shape=(len(kinds), n_x)
     )
-    target_block = sparse.csr_matrix(pick @ sparse.csr_matrix(effect)).T
+    target_block = sparse.csr_matrix(effect @ pick)
 
     shared = np.flatnonzero(moves.sum(axis=1) >= 2)
     in_shared = np.isin(col_class, shared)
