@@ -165,7 +165,8 @@ def with_local_targets(
     Zones are contiguous runs of cells (the cells in index order cut into ``n_zones``
     parts, like municipalities on a raster read row by row); with ``single_cells`` each zone
     is one random cell, the rest of the land outside every zone. A zone asks 2-6 % of what
-    its land allowed for the claim could give, a single cell 20-100 %: the targets bind but
+    its land allowed for the claim could give, a single cell 20-100 % over its claims
+    together (10-50 % each of two): the targets bind but
     leave room for the provinces' (every claim's targets below a ``1 / (claims + 2)`` share
     of its capacity leave an allocation that meets them all).
     """
@@ -175,7 +176,8 @@ def with_local_targets(
         cells = rng.choice(n, size=n_zones, replace=False)
         zone = np.full(n, n_zones, dtype=np.int64)  # the last zone: land without a target
         zone[cells] = np.arange(n_zones)
-        share = rng.uniform(0.2, 1.0, size=(n_zones, len(claims)))
+        # Together the claims ask 20-100 % of the cell: a cell can split between them.
+        share = rng.uniform(0.2, 1.0, size=(n_zones, len(claims))) / len(claims)
     else:
         zone = np.arange(n, dtype=np.int64) * n_zones // n
         share = rng.uniform(0.02, 0.06, size=(n_zones, len(claims)))

@@ -14,7 +14,7 @@ claim k over the zone that contains cell i.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -68,6 +68,20 @@ class DualStructure:
             axis=1
         )  # (G, K) rows per claim over each group
         return float(np.max(counts @ np.abs(self.contribution).T, initial=0.0))
+
+    def without(self, rows: np.ndarray) -> DualStructure:
+        """The same structure with these rows (a bool mask) dropped: no bounds, price 0."""
+        return replace(
+            self,
+            lower=np.where(rows, np.nan, self.lower),
+            upper=np.where(rows, np.nan, self.upper),
+            price_min=np.where(rows, 0.0, self.price_min),
+            price_max=np.where(rows, 0.0, self.price_max),
+        )
+
+    def groups_of(self, rows: np.ndarray) -> np.ndarray:
+        """(G,) bool: the groups inside the zone of any of these rows (a bool mask)."""
+        return np.append(rows, False)[self.group_rows].any(axis=(1, 2))
 
     def project(self, prices: np.ndarray) -> np.ndarray:
         """The nearest prices with the signs and caps every row allows."""

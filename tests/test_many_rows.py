@@ -1,0 +1,110 @@
+"""Targets at any level (issue 15): many small zones, single cells with a target, targets at
+exactly what the land gives; the fast solver and ``auto``'s choice against HiGHS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import engine
+from engine.solve import fast as fast_module
+from engine.solve.dual import dual_structure
+from engine.synthetic import allocation_problem, with_local_targets
+from tests.problems import problems
+from tests.test_solve import assert_optimum
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def local_target_problems(draw):
+    """A problem of ``tests.problems`` with one more zoning: many small zones or single
+    cells, each with a target on one or two claims; some of them exactly at the most the
+    zone's land can give."""
+    base = draw(problems(max_cells=200, elastic=False))
+    single_cells = draw(st.booleans())
+    limit = base.n_cells if single_cells else base.n_cells // 2
+    n_zones = draw(st.integers(1, max(1, limit)))
+    claims = tuple(sorted(draw(st.sets(st.integers(0, base.n_claims - 1), min_size=1))))
+    problem = with_local_targets(
+        base, n_zones, claims=claims, single_cells=single_cells, seed=draw(st.integers(0, 99))
+    )
+    if draw(st.booleans()):
+        problem = _at_capacity(problem, draw(st.floats(0.0, 1.0)))
+    return problem
+
+
+def _at_capacity(problem: engine.Problem, share: float) -> engine.Problem:
+    """The local zoning's targets, a ``share`` of them, raised to their zone's capacity."""
+    from engine.solve.feasibility import row_capacity
+
+    rows = problem.rows
+    local = (rows.zoning == problem.n_zonings - 1) & rows.has_lower
+    chosen = local & (np.random.default_rng(0).random(len(rows)) < share)
+    lower = np.where(chosen, row_capacity(problem), rows.lower)
+    return problem.with_targets(
+        problem.per_zoning(lower, np.nan), problem.per_zoning(rows.upper, np.nan)
+    )
+
+
+def _solve_or_none(problem, method):
+    try:
+        return engine.solve(problem, method=method)
+    except engine.InfeasibleError:
+        return None
+
+
+@SETTINGS
+@given(local_target_problems())
+def test_fast_matches_highs_with_many_small_zones(problem):
+    highs = _solve_or_none(problem, "highs")
+    fast = _solve_or_none(problem, "fast")
+    assert (fast is None) == (highs is None), "one backend found the targets infeasible"
+    assume(highs is not None)
+    assert_optimum(problem, fast, highs)
+
+
+@SETTINGS
+@given(local_target_problems(), st.sampled_from([0, 1, 4, 10_000]))
+def test_local_rows_change_no_optimum(problem, local_cells):
+    """However small a zone must be to go straight to the repair LP (0: none does), the
+    optimum is the same."""
+    highs = _solve_or_none(problem, "highs")
+    assume(highs is not None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast_module, "LOCAL_CELLS", local_cells)
+        patch.setattr(fast_module, "LOCAL_SHARE", 1.0)
+        assert_optimum(problem, engine.solve(problem, method="fast"), highs)
+
+
+def test_single_cell_zones_are_local_and_provinces_are_not():
+    problem = with_local_targets(allocation_problem(20_000), 50, single_cells=True)
+    local = fast_module.local_rows(problem)
+    rows = problem.rows
+    assert local[rows.zoning == 3].all()
+    assert not local[rows.zoning < 3].any()
+    structure = dual_structure(problem)
+    cells, options = fast_module.local_cells(problem, structure, local)
+    np.testing.assert_array_equal(cells, np.flatnonzero(problem.zones[3] < 50))
+    np.testing.assert_array_equal(options, problem.allowed[cells])
+
+
+def test_group_rows_give_the_dense_membership():
+    """The sparse incidence of the rows adds up what a dense (groups x rows) table did."""
+    problem = with_local_targets(allocation_problem(5_000), 300)
+    rows = problem.rows
+    groups = problem.groups
+    dense = groups.zones[:, rows.zoning] == rows.zone[None, :]  # (G, R)
+    coef = np.random.default_rng(1).random((groups.count, problem.n_claims))
+    expected = (dense * coef[:, rows.claim]).T
+    got = problem.row_incidence(np.arange(groups.count), coef).toarray()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    structure = dual_structure(problem)
+    prices = np.random.default_rng(2).normal(size=len(rows))
+    np.testing.assert_allclose(
+        structure.adjustment(prices),
+        dense @ (prices[:, None] * problem.contribution[:, rows.claim].T),
+        atol=1e-9,
+    )
