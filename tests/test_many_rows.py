@@ -108,3 +108,47 @@ def test_group_rows_give_the_dense_membership():
         dense @ (prices[:, None] * problem.contribution[:, rows.claim].T),
         atol=1e-9,
     )
+
+
+@pytest.mark.parametrize(
+    ("n_cells", "expected"),
+    [(100, "highs"), (150, "highs"), (300, "fast"), (2_000, "fast")],
+)
+def test_auto_takes_the_cheaper_backend_and_either_gives_the_highs_optimum(
+    n_cells, expected, caplog
+):
+    """Both sides of the estimate's threshold (about 1,300 allowed pairs: 170 cells of 8
+    options) reach HiGHS's optimum, and the choice is logged and kept with the solution."""
+    problem = allocation_problem(n_cells, seed=3)
+    with caplog.at_level("INFO", logger="engine.solve.choice"):
+        sol = engine.solve(problem, method="auto")
+    assert sol.method == sol.auto["method"] == expected
+    assert f"auto: {expected}" in caplog.text
+    cheaper = min(("fast", "highs"), key=lambda m: sol.auto[f"{m}_estimate_s"])
+    assert cheaper == expected
+    assert_optimum(problem, sol, engine.solve(problem, method="highs"))
+
+
+def test_a_named_method_records_no_choice():
+    assert engine.solve(allocation_problem(100, seed=3), method="highs").auto is None
+
+
+def test_cells_of_small_zones_raise_the_fast_estimate():
+    """The repair LP over small zones' cells is counted: the same land, all of it in zones
+    of a few cells with targets, costs the fast path more than with provinces alone."""
+    from engine.solve.choice import estimate
+
+    base = allocation_problem(2_000, seed=3)
+    local = estimate(with_local_targets(base, 500))
+    assert local["local_rows"] > 0 and local["local_pairs"] == local["pairs"]
+    assert local["fast_estimate_s"] > estimate(base)["fast_estimate_s"]
+
+
+@SETTINGS
+@given(local_target_problems())
+def test_auto_gives_the_highs_optimum_with_many_small_zones(problem):
+    highs = _solve_or_none(problem, "highs")
+    assume(highs is not None)
+    sol = engine.solve(problem, method="auto")
+    assert sol.method == sol.auto["method"]
+    assert_optimum(problem, sol, highs)
