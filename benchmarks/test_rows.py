@@ -1,14 +1,16 @@
 """Many target rows (issue 15): the fast solver beside HiGHS on the whole LP, same instance.
 
-    pytest benchmarks/test_rows.py --benchmark-only -s
-    pytest benchmarks/ --benchmark-disable -k "not national"    # CI smoke run
+    pytest benchmarks/test_rows.py --benchmark-only -s -k "not national"
+    pytest benchmarks/test_rows.py --benchmark-only -s -k national   # 100 m, minutes
+    pytest benchmarks/ --benchmark-disable -k "not national"         # CI smoke run
 
 Instances: ``engine.synthetic.allocation_problem`` (8 options, 6 claims, 12 provinces, a
 national zoning and a focus area) with ``with_local_targets``: a zoning of 1,000 / 2,000 /
 4,000 zones of 20,000 cells, each with a lower target on two claims (2,058 / 4,058 / 8,058
-rows), or 200 single cells with a target each among 500,000 cells. Goals: time and memory
-no worse than HiGHS on the whole LP (8,058 rows: <= 12 s, <= 0.5 GB); 200 single-cell
-zones within 2x of the solve without them.
+rows), or 200 single cells with a target each among 500,000 cells; and the national config
+at 100 m with and without a housing target per municipality. Goals: time and memory no worse
+than HiGHS on the whole LP (8,058 rows: <= 12 s, <= 0.5 GB); 200 single-cell zones and the
+municipal targets within 2x of the solve without them.
 
 Every figure comes from a fresh process per solve (``measure``): CPU seconds of the solve
 (``time.process_time``, all threads), wall seconds, and the peak resident memory beyond the
@@ -42,9 +44,20 @@ CASES = {
 # HiGHS through PuLP needs many minutes to build a model of 500,000 cells x 8 options: the
 # single-cell cases compare the fast solver with and without the single cells instead.
 WHOLE_LP_CASES = ("2058-rows", "4058-rows", "8058-rows")
+# The real problem at 100 m: the province-only national config, and the same with a housing
+# target per municipality (configs/national-gemeenten.toml). Goal: within 2x.
+NATIONAL_CASES = {
+    "national-100m": "configs/national.toml",
+    "national-gemeenten-100m": "configs/national-gemeenten.toml",
+}
 
 
 def instance(case: str) -> engine.Problem:
+    if case in NATIONAL_CASES:
+        from engine.run import prepare
+
+        compiled, _ = prepare(HERE.parent / NATIONAL_CASES[case], resolution=100)
+        return compiled.problem
     n_cells, n_zones, single_cells = CASES[case]
     return with_local_targets(allocation_problem(n_cells), n_zones, single_cells=single_cells)
 
@@ -117,3 +130,21 @@ def test_rows_fast_vs_highs(benchmark, case):
     if "highs" in figures:
         reference = figures["highs"]["objective"]
         assert abs(figures["fast"]["objective"] - reference) <= 1e-9 * abs(reference)
+
+
+def test_national_per_municipality_within_2x(benchmark):
+    """The national config at 100 m, province targets only and with a housing target per
+    municipality (345 more rows), each solved in a fresh process."""
+    figures = benchmark.pedantic(
+        lambda: {case: measure(case, "fast") for case in NATIONAL_CASES}, rounds=1, iterations=1
+    )
+    benchmark.extra_info.update(figures)
+    for case, f in figures.items():
+        print(
+            f"\n{case}: {f['rows']} rows, {f['cpu_s']} s CPU, {f['wall_s']} s wall "
+            f"(load {f['load']}), +{f['peak_mb']} MB, gap {f['gap']:.1e}, stages {f['timings']}"
+        )
+    ratio = figures["national-gemeenten-100m"]["cpu_s"] / figures["national-100m"]["cpu_s"]
+    benchmark.extra_info["cpu_ratio"] = round(ratio, 2)
+    print(f"per municipality / province only: {ratio:.2f}x CPU")
+    assert all(f["status"] == "optimal" for f in figures.values())
