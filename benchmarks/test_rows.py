@@ -148,3 +148,34 @@ def test_national_per_municipality_within_2x(benchmark):
     benchmark.extra_info["cpu_ratio"] = round(ratio, 2)
     print(f"per municipality / province only: {ratio:.2f}x CPU")
     assert all(f["status"] == "optimal" for f in figures.values())
+
+
+@pytest.mark.parametrize("n_cells", [50, 100, 200, 400, 800, 1600])
+def test_auto_crossover(benchmark, n_cells):
+    """Where ``auto``'s estimate hands tiny problems to HiGHS: both backends' CPU seconds
+    (best of 3, in this process) beside the estimates."""
+    import time
+
+    from engine.solve.choice import estimate
+
+    problem = allocation_problem(n_cells, seed=3)
+    engine.solve(allocation_problem(3_000), method="fast")  # compile the kernels
+
+    def cpu(method):
+        best = float("inf")
+        for _ in range(3):
+            start = time.process_time()
+            engine.solve(problem, method=method)
+            best = min(best, time.process_time() - start)
+        return best
+
+    measured = benchmark.pedantic(
+        lambda: {m: cpu(m) for m in ("fast", "highs")}, rounds=1, iterations=1
+    )
+    chosen = estimate(problem)
+    benchmark.extra_info.update({"cpu_s": measured, "estimate": chosen})
+    print(
+        f"\n{n_cells} cells: fast {measured['fast']:.3f} s, HiGHS {measured['highs']:.3f} s CPU; "
+        f"estimates {chosen['fast_estimate_s']:.3f} / {chosen['highs_estimate_s']:.3f} s -> "
+        f"{chosen['method']} (load {os.getloadavg()[0]:.1f})"
+    )
