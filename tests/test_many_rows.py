@@ -152,3 +152,21 @@ def test_auto_gives_the_highs_optimum_with_many_small_zones(problem):
     sol = engine.solve(problem, method="auto")
     assert sol.method == sol.auto["method"]
     assert_optimum(problem, sol, highs)
+
+
+def test_the_dual_structure_grows_with_the_rows_not_their_square():
+    """4,000 zones: the structure's arrays stay within a few bytes per cell, per (group,
+    zoning, claim) and per row; a dense (groups x rows) table alone was 280 MB here."""
+    from dataclasses import fields
+
+    problem = with_local_targets(allocation_problem(20_000), 4_000)
+    structure = dual_structure(problem)
+    held = sum(
+        getattr(structure, f.name).nbytes
+        for f in fields(structure)
+        if isinstance(getattr(structure, f.name), np.ndarray)
+    )
+    groups, rows = problem.groups.count, len(problem.rows)
+    assert groups > 4_000 and rows > 8_000
+    linear = problem.n_cells * (problem.n_options + 16) + groups * problem.group_rows[0].size * 8
+    assert held <= linear + 64 * rows
