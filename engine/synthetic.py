@@ -148,3 +148,59 @@ def allocation_problem(
         claim_names=[f"claim {k}" for k in range(n_claims)],
         zoning_names=zoning_names,
     )
+
+
+def with_local_targets(
+    problem: Problem,
+    n_zones: int,
+    *,
+    claims: tuple[int, ...] = (0, 1),
+    single_cells: bool = False,
+    seed: int = 0,
+) -> Problem:
+    """``problem`` with one more zoning of ``n_zones`` zones, each with a lower target per
+    claim in ``claims``: municipal housing deals or district targets, the many target rows
+    of issue 15.
+
+    Zones are contiguous runs of cells (the cells in index order cut into ``n_zones``
+    parts, like municipalities on a raster read row by row); with ``single_cells`` each zone
+    is one random cell, the rest of the land outside every zone. A zone asks 2-6 % of what
+    its land allowed for the claim could give, a single cell 20-100 % over its claims
+    together (10-50 % each of two): the targets bind but
+    leave room for the provinces' (every claim's targets below a ``1 / (claims + 2)`` share
+    of its capacity leave an allocation that meets them all).
+    """
+    rng = np.random.default_rng(seed)
+    n = problem.n_cells
+    if single_cells:
+        cells = rng.choice(n, size=n_zones, replace=False)
+        zone = np.full(n, n_zones, dtype=np.int64)  # the last zone: land without a target
+        zone[cells] = np.arange(n_zones)
+        # Together the claims ask 20-100 % of the cell: a cell can split between them.
+        share = rng.uniform(0.2, 1.0, size=(n_zones, len(claims))) / len(claims)
+    else:
+        zone = np.arange(n, dtype=np.int64) * n_zones // n
+        share = rng.uniform(0.02, 0.06, size=(n_zones, len(claims)))
+    allowed = (
+        np.ones((n, problem.n_options), dtype=bool) if problem.allowed is None else problem.allowed
+    )
+    n_all = int(zone.max()) + 1
+    lower = np.full((n_all, problem.n_claims), np.nan)
+    area = problem.area_of()
+    for j, k in enumerate(claims):
+        best_share = np.max(allowed * problem.contribution[:, k][None, :], axis=1)
+        capacity = np.bincount(zone, weights=best_share * area, minlength=n_all)[:n_zones]
+        lower[:n_zones, k] = capacity * share[:, j]
+    return Problem(
+        value=problem.value,
+        contribution=problem.contribution,
+        zones=np.concatenate([problem.zones.astype(np.int64), zone[None, :]]),
+        lower=[*problem.lower, lower],
+        upper=[*problem.upper, np.full_like(lower, np.nan)],
+        allowed=problem.allowed,
+        area=problem.area,
+        shortfall_penalty=problem.shortfall_penalty,
+        option_names=problem.option_names,
+        claim_names=problem.claim_names,
+        zoning_names=[*problem.zoning_names, "local"],
+    )

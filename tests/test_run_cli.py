@@ -174,7 +174,11 @@ def test_run_writes_the_outputs(tmp_path, capsys):
     assert rc == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["status"] == "optimal" and report["scope"] == "utrecht"
+    # The default method is auto: which backend it took, and by what estimates, is on record.
+    assert report["method_choice"]["method"] == report["method"]
+    assert report["method_choice"]["fast_estimate_s"] > 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["solver"]["method_choice"] == report["method_choice"]
     assert manifest["config"]["overrides"] == {"assumptions.housing_density_urban": 80}
     assert "geschreven in" in capsys.readouterr().out
 

@@ -54,9 +54,9 @@ def relaxed_problem(
 def _resolve_method(problem: Problem, method: str) -> str:
     if method != "auto":
         return method
-    from engine.solve import TINY
+    from engine.solve.choice import estimate
 
-    return "highs" if problem.n_cells * problem.n_options <= TINY else "fast"
+    return estimate(problem)["method"]
 
 
 def resolve(problem: Problem, method: str, prices=None):

@@ -42,10 +42,7 @@ def shadow_price_table(problem: Problem, sol) -> list[dict]:
 def group_prices(problem: Problem, row_prices, structure=None) -> np.ndarray:
     """(G, K): the price of each claim in each cell group (summed over the zonings)."""
     structure = structure or dual_structure(problem)
-    rows = problem.rows
-    onehot = np.zeros((len(rows), problem.n_claims))
-    onehot[np.arange(len(rows)), rows.claim] = np.asarray(row_prices, dtype=np.float64)
-    return structure.membership @ onehot
+    return structure.claim_prices(np.asarray(row_prices, dtype=np.float64))
 
 
 def cell_prices(problem: Problem, sol) -> np.ndarray:

@@ -5,7 +5,9 @@ Backends:
 - ``fast``: the project's exact solver (prices found on the cells with Numba, the few cells
   tied at the optimum settled by a small HiGHS LP, optimality certified by a dual bound).
 - ``highs``, ``cbc``: the reference, the LP written out in PuLP.
-- ``auto``: ``fast``, except for tiny problems where the reference is as quick.
+- ``auto``: whichever of ``fast`` and ``highs`` a cost estimate says is cheaper
+  (:mod:`engine.solve.choice`): ``fast`` but for tiny problems; the estimate and the choice
+  are logged and kept in ``Solution.auto``.
 """
 
 from __future__ import annotations
@@ -41,9 +43,6 @@ OPTIONS = {
     "cbc": ("gap_tolerance",),
 }
 
-# Below this many (cell, option) pairs PuLP + HiGHS answers in well under a second.
-TINY = 2_000
-
 
 def solve(problem: Problem, method: str = "auto", **options) -> Solution:
     """Solve ``problem`` to proven optimality; see DESIGN.md for the LP.
@@ -68,8 +67,12 @@ def solve(problem: Problem, method: str = "auto", **options) -> Solution:
     # Targets the test passed within its tolerance but the land cannot meet exactly come back
     # moved onto what it can: every backend then solves an LP that has a solution.
     problem = check_feasible(problem)
+    chosen = None
     if method == "auto":
-        method = "highs" if problem.n_cells * problem.n_options <= TINY else "fast"
+        from engine.solve.choice import choose
+
+        chosen = choose(problem)
+        method = chosen["method"]
         if method != "fast":
             if "prices" in options:
                 from engine.solve.fast import initial_prices
@@ -81,7 +84,10 @@ def solve(problem: Problem, method: str = "auto", **options) -> Solution:
     if method == "fast":
         from engine.solve.fast import solve_fast
 
-        return solve_fast(problem, **options)
-    from engine.solve.reference import solve_reference
+        solution = solve_fast(problem, **options)
+    else:
+        from engine.solve.reference import solve_reference
 
-    return solve_reference(problem, method, **options)
+        solution = solve_reference(problem, method, **options)
+    solution.auto = chosen
+    return solution

@@ -14,7 +14,7 @@ claim k over the zone that contains cell i.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,8 +27,8 @@ class DualStructure:
     """What the per-cell passes need of a problem, computed once per solve."""
 
     group: np.ndarray  # (N,) int32
-    membership: np.ndarray  # (G, R) float: 1 where group g lies in row r's zone
-    row_option: np.ndarray  # (R, O): c[o, claim of row r]
+    group_rows: np.ndarray  # (G, L, K) row of claim k over group g's zone in zoning l, or R
+    contribution: np.ndarray  # (O, K) c[o, k]
     lower: np.ndarray  # (R,) NaN = none
     upper: np.ndarray  # (R,) NaN = none
     price_min: np.ndarray  # (R,) -inf, or 0 for rows without an upper bound
@@ -40,19 +40,48 @@ class DualStructure:
 
     @property
     def n_groups(self) -> int:
-        return self.membership.shape[0]
+        return self.group_rows.shape[0]
 
     @property
     def n_rows(self) -> int:
-        return self.membership.shape[1]
+        return len(self.lower)
+
+    def claim_prices(self, prices: np.ndarray) -> np.ndarray:
+        """(G, K) ``price(g, k)``: the prices of claim k's rows over group g's zones, summed."""
+        return np.append(prices, 0.0)[self.group_rows].sum(axis=1)
 
     def adjustment(self, prices: np.ndarray) -> np.ndarray:
         """``adj[g, o] = sum_k c[o,k] * price(g, k)`` for the row prices."""
-        return self.membership @ (prices[:, None] * self.row_option)
+        return self.claim_prices(prices) @ self.contribution.T
 
     def supply(self, assigned: np.ndarray) -> np.ndarray:
         """Hectares per row from hectares per (group, option)."""
-        return np.einsum("gr,go,ro->r", self.membership, assigned, self.row_option)
+        delivered = assigned @ self.contribution  # (G, K)
+        weights = np.broadcast_to(delivered[:, None, :], self.group_rows.shape)
+        return np.bincount(
+            self.group_rows.ravel(), weights=weights.ravel(), minlength=self.n_rows + 1
+        )[: self.n_rows]
+
+    def reach(self) -> float:
+        """The most a unit change of every price moves any adjusted value."""
+        counts = (self.group_rows < self.n_rows).sum(
+            axis=1
+        )  # (G, K) rows per claim over each group
+        return float(np.max(counts @ np.abs(self.contribution).T, initial=0.0))
+
+    def without(self, rows: np.ndarray) -> DualStructure:
+        """The same structure with these rows (a bool mask) dropped: no bounds, price 0."""
+        return replace(
+            self,
+            lower=np.where(rows, np.nan, self.lower),
+            upper=np.where(rows, np.nan, self.upper),
+            price_min=np.where(rows, 0.0, self.price_min),
+            price_max=np.where(rows, 0.0, self.price_max),
+        )
+
+    def groups_of(self, rows: np.ndarray) -> np.ndarray:
+        """(G,) bool: the groups inside the zone of any of these rows (a bool mask)."""
+        return np.append(rows, False)[self.group_rows].any(axis=(1, 2))
 
     def project(self, prices: np.ndarray) -> np.ndarray:
         """The nearest prices with the signs and caps every row allows."""
@@ -67,9 +96,6 @@ class DualStructure:
 
 def dual_structure(problem: Problem) -> DualStructure:
     rows = problem.rows
-    groups = problem.groups
-    membership = (groups.zones[:, rows.zoning] == rows.zone[None, :]).astype(np.float64)
-    row_option = problem.contribution[:, rows.claim].T.copy()
     has_lower = rows.has_lower
     has_upper = rows.has_upper
     if problem.elastic:
@@ -84,9 +110,9 @@ def dual_structure(problem: Problem) -> DualStructure:
     else:
         allowed, has_allowed = problem.allowed, True
     return DualStructure(
-        group=groups.group,
-        membership=membership,
-        row_option=row_option,
+        group=problem.groups.group,
+        group_rows=problem.group_rows,
+        contribution=np.asarray(problem.contribution, dtype=np.float64),
         lower=rows.lower,
         upper=rows.upper,
         price_min=price_min,

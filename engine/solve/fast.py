@@ -73,11 +73,12 @@ def solve_fast(
     structure = dual_structure(problem)
     scale = value_scale(problem)
     start = initial_prices(problem, prices)
+    local = local_rows(problem)
     timings["setup"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     approx, tau, converged = smoothed_prices(
-        problem, structure, start, scale, warm=prices is not None
+        problem, structure.without(local), start, scale, warm=prices is not None
     )
     if not converged:
         aggregated = aggregated_prices(problem, structure, scale)
@@ -91,11 +92,11 @@ def solve_fast(
     choice = priced.choice.astype(np.int64)
     free = near_ties(
         problem, structure, priced, tie_window(problem, tau), minimum=50 + 2 * len(problem.rows)
-    )
+    ).join(*local_cells(problem, structure, local))
     tolerance = 1e-11 * scale
     # The last repair LP and its cells.
     lp_cells, last = np.zeros(0, dtype=np.int64), None
-    box: Box | None = Box.start(priced.prices, scale)
+    box: Box | None = Box.start(priced.prices, scale, unboxed=local)
     basis = None
     repair = -1
     for repair in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
@@ -132,6 +133,7 @@ def solve_fast(
     timings["repair_rounds"] = repair + 1
     timings["lp_cells"] = int(len(lp_cells))
     timings["lp_classes"] = 0 if last is None else len(last.class_x)
+    timings["local_rows"] = int(local.sum())
 
     clock = time.perf_counter()
     lp_x = np.zeros((0, problem.n_options)) if last is None else last.x()
@@ -206,6 +208,45 @@ def _check_finite(problem: Problem, prices: np.ndarray, name) -> None:
             f"{name(r)} = {prices[r]} (the price of {problem.describe_row(r)}): warm-start "
             f"prices must be finite; pass Solution.prices of a solved problem, or no prices"
         )
+
+
+# -- 0. rows of small zones ---------------------------------------------------------------
+
+# A target over a zone of at most this many cells, and at most this share of all cells, is
+# *local*: the repair LP decides all its cells from the start, and finds its price exactly.
+# Zones larger than that the price stage handles as it does provinces.
+LOCAL_CELLS = 256
+LOCAL_SHARE = 0.01
+
+
+def local_rows(problem: Problem) -> np.ndarray:
+    """(R,) bool: the target rows over zones of at most :data:`LOCAL_CELLS` cells (and
+    :data:`LOCAL_SHARE` of all cells).
+
+    The smoothed dual meets a target through the soft weights of the cells near its
+    price's tie; over a few cells that target's price sits in a window a temperature wide,
+    its curvature a few cells' against a province's millions, and L-BFGS crawls (200 single
+    cells with a target took minutes instead of a second). Such rows leave the price stage
+    (price 0 there) and their cells, each with every allowed option, go straight to the
+    repair LP, which is exact and small for them.
+    """
+    rows = problem.rows
+    local = np.zeros(len(rows), dtype=bool)
+    limit = min(LOCAL_CELLS, LOCAL_SHARE * problem.n_cells)
+    for l in range(problem.n_zonings):
+        cells = np.bincount(problem.zones[l], minlength=problem.n_zones[l])
+        in_zoning = rows.zoning == l
+        local[in_zoning] = cells[rows.zone[in_zoning]] <= limit
+    return local
+
+
+def local_cells(problem: Problem, structure: DualStructure, local: np.ndarray):
+    """The cells of the local rows' zones with every option they allow, as ``(cells,
+    options)`` for :meth:`FreeCells.join`."""
+    cells = np.flatnonzero(structure.groups_of(local)[structure.group])
+    if structure.has_allowed:
+        return cells, structure.allowed[cells]
+    return cells, np.ones((len(cells), problem.n_options), dtype=bool)
 
 
 # -- 1. prices from the smoothed dual ------------------------------------------------------
@@ -418,7 +459,7 @@ def smoothed_prices(
     # raised the dual bound by more than smoothing explains is taken again from its centre,
     # shorter, and no later region grows back to the size that failed.
     safe = (window - 30 * tau) / 2
-    reach = float(np.max(np.abs(structure.membership) @ np.abs(structure.row_option)))
+    reach = structure.reach()
     base_radius = 4 * safe / reach if reach > 0 else np.inf
     slack = tau * np.log(problem.n_options) * total_area
     radius, last_step = base_radius, None  # last_step: (centre, radius) of the last round
@@ -674,12 +715,13 @@ class Box:
     radius: np.ndarray  # (R,) inf: no box
 
     @classmethod
-    def start(cls, prices: np.ndarray, scale: float) -> Box:
+    def start(cls, prices: np.ndarray, scale: float, unboxed: np.ndarray) -> Box:
         # A price a thousand value scales from zero most likely comes from a warm start's
         # nonsense on a row the optimum is indifferent to (every allocation meets it alike):
         # a box would keep it there, and the dual bound would lose its last digits to it.
-        # Without a box the LP finds the price it needs, however large.
-        far = np.abs(prices) > PRICE_LIMIT * scale
+        # Without a box the LP finds the price it needs, however large. ``unboxed`` rows
+        # (local ones) have no price to stay near.
+        far = (np.abs(prices) > PRICE_LIMIT * scale) | unboxed
         return cls(prices, np.where(far, np.inf, BOX_RADIUS * scale))
 
     def around(self, prices: np.ndarray, binding: np.ndarray) -> Box:
@@ -776,16 +818,18 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
 
     # What a hectare moved from the lead to the option adds to each target row, through a
     # table over the (group, lead, option) triples that occur: a national problem has few.
-    per_hectare = structure.membership[:, None, :] * structure.row_option.T[None, :, :]  # (G,O,R)
     triple = (group[col_class] * n_opt + col_lead) * n_opt + col_opt
     kinds, col_kind = np.unique(triple, return_inverse=True)
     kind_group, kind_rest = np.divmod(kinds, n_opt * n_opt)
     kind_lead, kind_opt = np.divmod(kind_rest, n_opt)
-    effect = per_hectare[kind_group, kind_opt] - per_hectare[kind_group, kind_lead]  # (K, R)
+    contribution = structure.contribution
+    effect = problem.row_incidence(
+        kind_group, contribution[kind_opt] - contribution[kind_lead]
+    )  # (R, kinds)
     pick = sparse.csr_matrix(
-        (np.ones(n_x), (np.arange(n_x), col_kind.ravel())), shape=(n_x, len(kinds))
+        (np.ones(n_x), (col_kind.ravel(), np.arange(n_x))), shape=(len(kinds), n_x)
     )
-    target_block = sparse.csr_matrix(pick @ sparse.csr_matrix(effect)).T
+    target_block = sparse.csr_matrix(effect @ pick)
 
     shared = np.flatnonzero(moves.sum(axis=1) >= 2)
     in_shared = np.isin(col_class, shared)

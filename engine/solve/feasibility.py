@@ -60,7 +60,6 @@ def least_violation(problem: Problem) -> tuple[np.ndarray, np.ndarray] | None:
     if not (hard_lower.any() or rows.has_upper.any()):
         return None
     class_group, class_pattern, class_area = cell_classes(problem)
-    membership = problem.groups.zones[class_group][:, rows.zoning] == rows.zone[None, :]
     # HiGHS's tolerances are absolute: hand it the LP in cells rather than hectares.
     unit = problem.units.area
 
@@ -68,18 +67,17 @@ def least_violation(problem: Problem) -> tuple[np.ndarray, np.ndarray] | None:
     # bounded side of a row. Rows: each class's area, then each target row's supply.
     cls, opt = np.nonzero(class_pattern)
     n_y = len(cls)
-    coeff = membership[cls] * problem.contribution[opt][:, rows.claim]  # (n_y, R)
-    y_rows, y_target = np.nonzero(coeff)
+    coeff = problem.row_incidence(class_group[cls], problem.contribution[opt]).tocoo()  # (R, n_y)
     n_cls, n_rows = len(class_area), len(rows)
 
     lower_side = np.flatnonzero(hard_lower)
     upper_side = np.flatnonzero(rows.has_upper)
     n_viol = len(lower_side) + len(upper_side)
-    row_ids = np.concatenate([cls, n_cls + y_target, n_cls + lower_side, n_cls + upper_side])
+    row_ids = np.concatenate([cls, n_cls + coeff.row, n_cls + lower_side, n_cls + upper_side])
     col_ids = np.concatenate(
         [
             np.arange(n_y),
-            y_rows,
+            coeff.col,
             n_y + np.arange(len(lower_side)),
             n_y + len(lower_side) + np.arange(len(upper_side)),
         ]
@@ -87,7 +85,7 @@ def least_violation(problem: Problem) -> tuple[np.ndarray, np.ndarray] | None:
     values = np.concatenate(
         [
             np.ones(n_y),
-            coeff[y_rows, y_target],
+            coeff.data,
             np.ones(len(lower_side)),
             -np.ones(len(upper_side)),
         ]
@@ -163,11 +161,7 @@ def unmet(problem: Problem, solver: str) -> InfeasibleError:
 def row_capacity(problem: Problem) -> np.ndarray:
     """Per target row: the hectares of its claim its zone could give if no other claim
     wanted the land (each class of cells on its option that gives the claim most)."""
-    rows = problem.rows
     class_group, class_pattern, class_area = cell_classes(problem)
-    membership = (problem.groups.zones[class_group][:, rows.zoning] == rows.zone[None, :]).astype(
-        np.float64
-    )
     best = np.stack(
         [
             np.where(class_pattern, problem.contribution[:, k][None, :], 0.0).max(axis=1)
@@ -175,7 +169,9 @@ def row_capacity(problem: Problem) -> np.ndarray:
         ],
         axis=1,
     )  # (C, K)
-    return np.einsum("cr,c,cr->r", membership, class_area, best[:, rows.claim])
+    return np.asarray(
+        problem.row_incidence(class_group, class_area[:, None] * best).sum(axis=1)
+    ).ravel()
 
 
 def cell_classes(problem: Problem):

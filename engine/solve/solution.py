@@ -45,6 +45,9 @@ class Solution:
     # engine.compactness.Clustering when the plan was clustered (x, choice, allocated and
     # shortfall are then the clustered plan's; objective, bound, gap those of the exact optimum)
     compactness: object | None = None
+    # With method="auto": the backend it took and the cost estimates it took it by
+    # (engine.solve.choice.estimate); None when a method was named.
+    auto: dict | None = None
 
     def __repr__(self) -> str:
         return (
