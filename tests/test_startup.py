@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.solve import kernels, warmup
@@ -35,6 +36,7 @@ with event.install_recorder("numba:compile") as recorder:
         kernels.PARALLEL_CELLS = 0
         run(sys.argv[4], out + "/parallel", grid=grid, progress=False, analysis="off")
     warmup.in_background().join()
+assert all(k.parallel_ready for k in kernels.SOLVER_KERNELS)
 compiled = sorted(
     {e.data["dispatcher"].py_func.__qualname__ for _, e in recorder.buffer if e.is_start}
 )
@@ -73,7 +75,7 @@ def test_a_second_interpreter_compiles_nothing(grid_folder, tmp_path):
     cache = tmp_path / "cache"
     first = _runs(grid_folder, cache, tmp_path / "first", parallel_too=False)
     # The first run on an empty cache compiled every kernel into numba/ of the cache.
-    kernels_compiled = {d.py_func.__qualname__ for d, _ in warmup._jobs()}
+    kernels_compiled = {d.py_func.__qualname__ for d, *_ in warmup._jobs()}
     assert kernels_compiled <= set(first)
     index = _index_files(cache)
     assert len(index) >= len(kernels_compiled)
@@ -96,10 +98,25 @@ def test_setup_compiles_into_an_empty_cache_what_a_run_then_loads(grid_folder, t
 
 def test_the_warm_up_covers_both_builds_of_every_solver_kernel():
     solver = [k for k in vars(kernels).values() if isinstance(k, kernels._BySize)]
-    warmed = {d for d, _ in warmup._jobs()}
-    assert solver
+    assert set(solver) == set(kernels.SOLVER_KERNELS)
+    warmed = {d for d, *_ in warmup._jobs()}
     for kernel in solver:
         assert kernel.serial in warmed and kernel.parallel in warmed, kernel
+
+
+def test_a_large_pass_runs_serially_until_the_parallel_build_is_ready(monkeypatch):
+    """The same numbers either way; the pass starts the warm-up that readies the other."""
+    args = (np.arange(12.0, dtype=np.float32).reshape(6, 2), np.ones(6, np.int16))
+    args += (np.ones(6, bool), np.arange(1.0, 7.0))
+    expected = kernels.assigned_value.serial(*args)
+    monkeypatch.setattr(kernels, "PARALLEL_CELLS", 0)
+    fresh = kernels._BySize(kernels._assigned_value)
+    assert fresh(*args) == expected
+    assert not fresh.parallel.overloads  # never compiled nor loaded here: it did not run
+    warmup.in_background().join()
+    assert kernels.assigned_value.parallel_ready
+    assert kernels.assigned_value(*args) == expected
+    assert kernels.assigned_value.parallel.overloads
 
 
 def test_the_cache_folder_follows_the_settings(tmp_path, monkeypatch):

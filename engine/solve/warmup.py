@@ -75,14 +75,15 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
     ]
 
 
-def _jobs() -> list[tuple[object, tuple]]:
-    """(dispatcher, arguments) in the order to compile: what every run needs first."""
+def _jobs() -> list[tuple[object, tuple, object]]:
+    """(dispatcher, arguments, the kernel whose parallel build it is, or None) in the order
+    to compile: what every run needs first."""
     a = _arguments()
     solver = _solver_calls(a)
     return (
-        _compile_calls(a)
-        + [(kernel.serial, args) for kernel, args in solver]
-        + [(kernel.parallel, args) for kernel, args in solver]
+        [(dispatcher, args, None) for dispatcher, args in _compile_calls(a)]
+        + [(kernel.serial, args, None) for kernel, args in solver]
+        + [(kernel.parallel, args, kernel) for kernel, args in solver]
     )
 
 
@@ -94,7 +95,7 @@ def _cached(dispatcher) -> bool:
 
 def missing() -> list[str]:
     """The kernels with nothing in numba's cache (by their function names)."""
-    return [d.py_func.__qualname__ for d, _ in _jobs() if not _cached(d)]
+    return [d.py_func.__qualname__ for d, _, _ in _jobs() if not _cached(d)]
 
 
 def warm_up(on_kernel: Callable[[int, int, str], None] | None = None) -> tuple[int, int]:
@@ -102,10 +103,12 @@ def warm_up(on_kernel: Callable[[int, int, str], None] | None = None) -> tuple[i
     compiled, of how many. ``on_kernel(done, total, name)`` is told after each."""
     jobs = _jobs()
     compiled = 0
-    for done, (dispatcher, args) in enumerate(jobs, start=1):
+    for done, (dispatcher, args, kernel) in enumerate(jobs, start=1):
         misses = sum(dispatcher.stats.cache_misses.values())
         dispatcher(*args)
         compiled += sum(dispatcher.stats.cache_misses.values()) - misses
+        if kernel is not None:
+            kernel.parallel_ready = True
         if on_kernel is not None:
             on_kernel(done, len(jobs), dispatcher.py_func.__qualname__)
     return compiled, len(jobs)
