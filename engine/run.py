@@ -112,14 +112,6 @@ def substitute_layers(config: Config, ds) -> tuple[object, list, list]:
     return ds, deviations, inputs
 
 
-class _NoStages:
-    def start(self, name: str) -> None:
-        pass
-
-    def done(self) -> None:
-        pass
-
-
 @dataclass
 class Prepared:
     """A run up to the solve: the config, the grid (with the config's layers in place), the
@@ -135,7 +127,7 @@ class Prepared:
 def _compile(config, grid, resolution, overrides, stages) -> Prepared:
     from engine.config import check_environment
 
-    stages = stages or _NoStages()
+    stages = stages or Stages([], show=False)
     check_environment()  # a bad RUIMTEPUZZEL_* setting stops the run before any work
     stages.start("config")
     config = _as_config(config, overrides)
