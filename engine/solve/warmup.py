@@ -7,7 +7,8 @@ first national run on a new machine spent about 25 s compiling before its first 
 passes: ``ruimtepuzzel setup`` does it in the foreground (an install step, a cluster image),
 and :func:`in_background` while a run reads its config and grid, so that the solve finds
 them ready. The serial builds come first: every run needs them, and a small run needs only
-them.
+them; until a parallel build is ready a large pass runs on the serial one, which gives the
+same numbers (:class:`engine.solve.kernels._BySize`).
 """
 
 from __future__ import annotations
@@ -131,9 +132,9 @@ def in_background() -> threading.Thread:
     """Start :func:`warm_up` in a thread, once per process; says so when it has to compile.
 
     A daemon thread: a run that ends first does not wait for it (numba renames each cache
-    file into place, so none is left half-written). Numba's compiler lock keeps
-    a kernel from being compiled twice: a solve that calls one the thread is compiling waits
-    for it, one the thread has not reached yet it compiles itself."""
+    file into place, so none is left half-written; the next run's thread compiles the rest).
+    Numba's compiler lock keeps a kernel from being compiled twice: a solve that calls one
+    the thread is compiling waits for it, one the thread has not reached yet it compiles."""
     global _started
     with _lock:
         if _started is None:
