@@ -7,9 +7,14 @@ The solver is usable without any files::
     sol = engine.solve(p)
 """
 
-from engine.errors import RuimtepuzzelError
-from engine.problem import Problem
-from engine.solve import InfeasibleError, Solution, WarmStartError, solve
+from engine.caches import use_numba_cache
+
+# Before any module of the package decorates a kernel: they cache in the package's cache.
+use_numba_cache()
+
+from engine.errors import RuimtepuzzelError  # noqa: E402
+from engine.problem import Problem  # noqa: E402
+from engine.solve import InfeasibleError, Solution, WarmStartError, solve  # noqa: E402
 
 __all__ = [
     "Problem",

@@ -14,8 +14,6 @@ the rules leave for it.
 
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,44 +24,18 @@ from engine.compactness import cluster
 from engine.compile import Compiled, capacity, compile_problem, refusal, shortfalls
 from engine.config import Config, ConfigError, load_config
 from engine.outputs import RunFolder, sha256_file
+from engine.progress import Stages
 from engine.report import stage_outputs
+from engine.solve import warmup
 
 __all__ = ["run", "check", "open_run_grid", "prepare", "prepare_run", "Prepared"]
 
 
-class _Stages:
-    """Times the stages; shows progress on stderr when asked."""
-
-    def __init__(self, progress: bool, total: int, on_start=None):
-        self.timings: dict[str, float] = {}
-        self.on_start = on_start
-        self.bar = None
-        if progress:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total,
-                desc="ruimtepuzzel",
-                unit="stage",
-                file=sys.stderr,
-                bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]",
-            )
-
-    def start(self, name: str):
-        self._name, self._t = name, time.perf_counter()
-        if self.on_start is not None:
-            self.on_start(name)
-        if self.bar is not None:
-            self.bar.set_postfix_str(name)
-
-    def done(self):
-        self.timings[self._name] = time.perf_counter() - self._t
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
+def _stage_names(level: str) -> list[str]:
+    """The stages of a run in order: the analysis is one of them unless it is off, and the
+    manifest (every file's sha256, then the folder swapped in) comes last."""
+    analysis = [] if level == "off" else ["analysis"]
+    return ["config", "grid", "compile", "solve", "compact", "write", *analysis, "manifest"]
 
 
 def _as_config(config, overrides) -> Config:
@@ -140,14 +112,6 @@ def substitute_layers(config: Config, ds) -> tuple[object, list, list]:
     return ds, deviations, inputs
 
 
-class _NoStages:
-    def start(self, name: str) -> None:
-        pass
-
-    def done(self) -> None:
-        pass
-
-
 @dataclass
 class Prepared:
     """A run up to the solve: the config, the grid (with the config's layers in place), the
@@ -163,7 +127,7 @@ class Prepared:
 def _compile(config, grid, resolution, overrides, stages) -> Prepared:
     from engine.config import check_environment
 
-    stages = stages or _NoStages()
+    stages = stages or Stages([], show=False)
     check_environment()  # a bad RUIMTEPUZZEL_* setting stops the run before any work
     stages.start("config")
     config = _as_config(config, overrides)
@@ -228,9 +192,18 @@ def run(
 
     level = analysis_level(analysis)
     lang = check_language(lang)
+    # The kernels the solve calls are compiled (first run) or loaded while the config and
+    # the grid are read.
+    warmup.in_background()
     with RunFolder(out_dir) as folder:  # --out checked and locked before any work
-        stages = _Stages(progress, total=6, on_start=folder.note)
-        try:
+        stages = Stages(_stage_names(level), show=progress, on_start=folder.note)
+
+        def on_output_stage(name: str) -> None:
+            # stage_outputs names the analysis when it starts: a stage of its own.
+            stages.done()
+            stages.start(name)
+
+        with stages:
             prepared = prepare_run(
                 config, grid=grid, resolution=resolution, overrides=overrides, stages=stages
             )
@@ -256,13 +229,13 @@ def run(
                 deviations=prepared.deviations,
                 extra_inputs=prepared.inputs,
                 analysis=level,
-                on_stage=folder.note,
+                on_stage=on_output_stage,
                 lang=lang,
             )
+            stages.done()
+            stages.start("manifest")
             folder.commit(manifest)
             stages.done()
-        finally:
-            stages.close()
     return report
 
 

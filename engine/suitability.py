@@ -14,6 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from engine import progress
 from engine.config import Config, Recipe
 from engine.rules import Cells, category_names
 
@@ -81,4 +82,5 @@ def option_values(config: Config, cells: Cells) -> np.ndarray:
             recipe = config.recipes[name]
             v[o] = recipe_values(recipe, cells, classes)
             v[o] -= take * np.float32(recipe.land_take_share)
+        progress.advance(o + 1, len(config.options), "option values")
     return v

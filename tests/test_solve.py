@@ -347,6 +347,7 @@ def test_deterministic_for_any_thread_count(monkeypatch):
             raise AssertionError(f"the serial build of {_name} ran")
 
         assert kernel.parallel.targetoptions.get("parallel")
+        monkeypatch.setattr(kernel, "parallel_ready", True)
         monkeypatch.setattr(kernel, "parallel", counted)
         monkeypatch.setattr(kernel, "serial", refused)
     before = numba.get_num_threads()

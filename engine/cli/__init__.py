@@ -16,10 +16,21 @@ import argparse
 import logging
 import sys
 
-from engine.cli import check, compare, grid, report, run, serve, solve_demo, sweep, sweep_report
+from engine.cli import (
+    check,
+    compare,
+    grid,
+    report,
+    run,
+    serve,
+    setup,
+    solve_demo,
+    sweep,
+    sweep_report,
+)
 from engine.errors import RuimtepuzzelError
 
-COMMANDS = [solve_demo, grid, run, check, sweep, sweep_report, compare, report, serve]
+COMMANDS = [setup, solve_demo, grid, run, check, sweep, sweep_report, compare, report, serve]
 
 
 def version() -> str:

@@ -73,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="nl",
         help="language of report.html, summary.md, the legends and these lines (default nl)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress (stages, work done, time left)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,11 +27,13 @@ import numpy as np
 import rasterio
 import xarray as xr
 
+from engine import caches
 from engine.config.validation import did_you_mean
 from engine.errors import RuimtepuzzelError
 from engine.grid import layers as layer_functions
 from engine.grid.definition import GridDefinition, GridDefinitionError, load_definition
 from engine.grid.tiles import Context, GridGeometry, Tile, Window
+from engine.progress import advance
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +82,8 @@ def _code_hash() -> str:
 
 
 def cache_root() -> Path:
-    """``$RUIMTEPUZZEL_CACHE/grids`` or the user's cache directory for ruimtepuzzel."""
-    env = os.environ.get("RUIMTEPUZZEL_CACHE")
-    if env:
-        return Path(env) / "grids"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("ruimtepuzzel")) / "grids"
+    """``grids/`` of the package's cache (:func:`engine.caches.cache_root`)."""
+    return caches.cache_root() / "grids"
 
 
 def cache_key(definition: GridDefinition, resolution: float) -> str:
@@ -229,6 +226,7 @@ def _build(
     rasters = [n for n in names if definition.layers[n].source == "raster"]
     covered = dict.fromkeys(rasters, 0)
     land_cells = [0]
+    tiles_done = [0]
     try:
         with ExitStack() as stack:
             files = {
@@ -251,6 +249,8 @@ def _build(
                     land_cells[0] += int(np.broadcast_to(land, window.shape).sum())
                     for n in rasters:
                         covered[n] += int((_has_data(tile.layers[n], types[n][1]) & land).sum())
+                    tiles_done[0] += 1
+                    advance(tiles_done[0], len(windows), "tiles")
 
             # The first tile alone, so that everything prepared once (vector files, base
             # fields) is made before the threads start and any error surfaces plainly.

@@ -64,6 +64,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from engine import progress
 from engine.errors import RuimtepuzzelError
 from engine.problem import Problem
 from engine.solve.solution import Solution, allocation_totals
@@ -247,6 +248,7 @@ def compact(
         choice[:] = trial
         result.changed_by[changed] = index
         result.timings[problem.option_names[rule.option]] = time.perf_counter() - clock
+        progress.advance(index + 1, len(rules), "uses compacted")
         logger.debug(
             "compact %s: %d cells moved, %d groups",
             problem.option_names[rule.option],

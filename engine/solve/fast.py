@@ -42,6 +42,7 @@ import numpy as np
 from scipy import optimize, sparse
 from threadpoolctl import threadpool_limits
 
+from engine import progress
 from engine.problem import Problem
 from engine.solve import kernels
 from engine.solve.dual import DualStructure, dual_structure, price_cells
@@ -107,6 +108,7 @@ def solve_fast(
             free = _widen(problem, structure, priced, free)
             continue
         lp_cells, last, basis = free.cells, lp, lp.basis
+        progress.advance(repair + 1, max_repairs, "repair LPs", at_most=True)
         priced = price_cells(problem, structure, lp.prices)
         better = improving_options(problem, structure, priced, choice, free, tolerance)
         if better is None and not lp.traded.any():
@@ -501,6 +503,7 @@ def smoothed_prices(
         prices = structure.project(prices)
         evaluations += local.evaluations
         visits += local.evaluations * n_active
+        progress.advance(evaluations, FINE_EVALUATIONS, "price evaluations", at_most=True)
         moved = np.max(np.abs(structure.adjustment(prices) - structure.adjustment(priced.prices)))
         if inside and moved <= safe and local.evaluations < allowed:
             return prices, tau, True

@@ -215,22 +215,36 @@ def _build(function, variant: str, **flags):
     )
     clone.__qualname__ = f"{function.__qualname__}_{variant}"
     clone.__doc__ = function.__doc__
-    return njit(cache=True, **flags)(clone)
+    # nogil: the kernels touch no Python object, and a thread that compiles the next kernel
+    # (engine.solve.warmup) works while they run.
+    return njit(cache=True, nogil=True, **flags)(clone)
 
 
 class _BySize:
     """A kernel in its serial and its parallel build; the cell count of the first argument
-    picks one."""
+    picks one once the parallel build is ready.
+
+    Both builds give the same result bit for bit, so a large pass runs on the serial build
+    until the parallel one is loaded from numba's cache or compiled (``parallel_ready``, set
+    by :mod:`engine.solve.warmup`, which the first such pass starts in a thread): the first
+    run on a machine does not wait for parallel builds it can do without."""
 
     def __init__(self, function):
         self.serial = _build(function, "serial")
         self.parallel = _build(function, "parallel", parallel=True)
+        self.parallel_ready = False
         self.__name__ = function.__name__.lstrip("_")
         self.__doc__ = function.__doc__
 
     def __call__(self, *args):
-        build = self.parallel if args[0].shape[0] >= PARALLEL_CELLS else self.serial
-        return build(*args)
+        if args[0].shape[0] < PARALLEL_CELLS:
+            return self.serial(*args)
+        if not self.parallel_ready:
+            from engine.solve import warmup
+
+            warmup.in_background()
+            return self.serial(*args)
+        return self.parallel(*args)
 
     def __repr__(self) -> str:
         return f"<kernel {self.__name__}: serial and parallel builds>"
@@ -241,3 +255,10 @@ smoothed_dual_terms = _BySize(_smoothed_dual_terms)
 assigned_area = _BySize(_assigned_area)
 assigned_value = _BySize(_assigned_value)
 allocation_totals = _BySize(_allocation_totals)
+SOLVER_KERNELS = (
+    best_options,
+    smoothed_dual_terms,
+    assigned_area,
+    assigned_value,
+    allocation_totals,
+)

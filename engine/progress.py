@@ -1,0 +1,161 @@
+"""Progress of a long run: its stages, the work done inside each, and the time left.
+
+    stages = Stages(["config", "grid", "compile"], show=True)
+    stages.start("grid")
+    advance(3, 40, "tiles")        # anywhere below, from any thread
+    stages.done()
+    stages.close()
+
+On a terminal the progress is one line, redrawn in place::
+
+    ruimtepuzzel [4/8] solve: 1,200/15,000 price evaluations, at most 1 min 30 s left (12 s)
+
+Anywhere else (a batch job's log, a pipe) it is whole lines, like the engine's log lines: one
+when a stage starts, one when it ends and one at most every :data:`LOG_EVERY` seconds in
+between, so that a cluster's log file holds lines and no carriage returns. With ``show``
+False nothing is shown and only the timings are kept.
+
+Work deep in the engine (grid tiles, price evaluations, repair LPs, compaction) tells
+:func:`advance` how far it is; with no display active that is one global read. The time
+left is the stage's rate so far applied to the work still to do; where ``total`` is a budget
+the work may end before (the solver's evaluation budget, its repair rounds) it is said as
+"at most".
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+__all__ = ["Stages", "advance", "remaining"]
+
+# Seconds between two log lines of one stage when the output is not a terminal.
+LOG_EVERY = 10.0
+# Seconds between two redraws of the terminal line.
+REDRAW_EVERY = 0.1
+
+_active: Stages | None = None
+
+
+def advance(done: int, total: int, unit: str, *, at_most: bool = False) -> None:
+    """Tell the active display that ``done`` of ``total`` ``unit`` of the current stage are
+    done; ``at_most``: ``total`` is a budget the work may end before."""
+    stages = _active
+    if stages is not None:
+        stages.advance(done, total, unit, at_most)
+
+
+def remaining(seconds: float) -> str:
+    """A duration as a person reads it: 8 s, 1 min 30 s, 1 h 5 min."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+class Stages:
+    """Times the stages of a run and shows their progress when ``show``.
+
+    ``names``: the stages in order (the display counts them); ``on_start(name)`` is told of
+    each stage as it starts; ``stream``: where progress goes (``sys.stderr`` when the
+    display is made); ``tty``: whether it is a terminal (default: ask the stream)."""
+
+    def __init__(self, names, *, show: bool, on_start=None, stream=None, tty: bool | None = None):
+        self.names = list(names)
+        self.timings: dict[str, float] = {}
+        self.on_start = on_start
+        self.show = show
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self._lock = threading.Lock()
+        self._name: str | None = None
+        self._t = 0.0
+        self._work: tuple | None = None  # (unit, done, total, at_most, since, done at since)
+        self._shown_at = 0.0
+        self._line_width = 0
+
+    def __enter__(self) -> Stages:
+        global _active
+        if self.show:
+            _active = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self, name: str) -> None:
+        with self._lock:
+            self._name, self._t = name, time.perf_counter()
+            self._work = None
+        if self.on_start is not None:
+            self.on_start(name)
+        self._show(force=True, event="started")
+
+    def done(self) -> None:
+        seconds = time.perf_counter() - self._t
+        self.timings[self._name] = seconds
+        self._show(force=True, event=f"done in {remaining(seconds)}" if seconds >= 1 else "done")
+
+    def advance(self, done: int, total: int, unit: str, at_most: bool = False) -> None:
+        with self._lock:
+            now = time.perf_counter()
+            if self._work is None:
+                # The stage's first work counts from the stage's start.
+                self._work = (unit, done, total, at_most, self._t, 0)
+            elif self._work[0] != unit or done < self._work[1]:
+                # A new kind of work (or a new count) starts its own rate.
+                self._work = (unit, done, total, at_most, now, done)
+            else:
+                self._work = (unit, done, total, at_most, *self._work[4:])
+        self._show()
+
+    def close(self) -> None:
+        global _active
+        if _active is self:
+            _active = None
+        if self.show and self.tty and self._line_width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._line_width = 0
+
+    # -- display
+
+    def _left(self) -> str:
+        unit, done, total, at_most, since, done0 = self._work
+        count = f"{done:,}/{total:,} {unit}"
+        elapsed = time.perf_counter() - since
+        if done <= done0 or elapsed <= 0:
+            return count
+        left = (total - done) * elapsed / (done - done0)
+        return f"{count}, {'at most ' if at_most else ''}{remaining(left)} left"
+
+    def _text(self, event: str | None) -> str:
+        number = self.names.index(self._name) + 1 if self._name in self.names else 0
+        head = f"[{number}/{len(self.names)}] {self._name}"
+        if event is not None:
+            return f"{head}: {event}"
+        elapsed = remaining(time.perf_counter() - self._t)
+        return f"{head}: {self._left()} ({elapsed})" if self._work else f"{head} ({elapsed})"
+
+    def _show(self, force: bool = False, event: str | None = None) -> None:
+        if not self.show:
+            return
+        with self._lock:
+            now = time.perf_counter()
+            every = REDRAW_EVERY if self.tty else LOG_EVERY
+            if not force and now - self._shown_at < every:
+                return
+            self._shown_at = now
+            if not self.tty:
+                self.stream.write(f"ruimtepuzzel: {self._text(event)}\n")
+                self.stream.flush()
+                return
+            # A terminal keeps one line: the stage and its work, not the event.
+            text = f"ruimtepuzzel {self._text(None if event == 'started' else event)}"
+            pad = max(0, self._line_width - len(text))
+            self.stream.write("\r" + text + " " * pad)
+            self.stream.flush()
+            self._line_width = len(text)

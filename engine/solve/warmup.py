@@ -1,0 +1,154 @@
+"""The Numba kernels compiled once per machine, ahead of the run that needs them.
+
+A kernel is compiled on its first call and numba caches it in the package's cache
+(:mod:`engine.caches`); later processes load it in milliseconds. Compiled on first use, the
+first national run on a new machine spent about 25 s compiling before its first solve.
+:func:`warm_up` compiles (or loads) every kernel a run calls, with the argument types a run
+passes: ``ruimtepuzzel setup`` does it in the foreground (an install step, a cluster image),
+and :func:`in_background` while a run reads its config and grid, so that the solve finds
+them ready. The serial builds come first: every run needs them, and a small run needs only
+them; until a parallel build is ready a large pass runs on the serial one, which gives the
+same numbers (:class:`engine.solve.kernels._BySize`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import numpy as np
+from scipy import sparse
+
+from engine.caches import numba_cache_dir
+
+log = logging.getLogger(__name__)
+
+__all__ = ["warm_up", "in_background", "missing"]
+
+
+def _arguments() -> SimpleNamespace:
+    """Two cells, two options, in the dtypes and layouts a compiled problem has
+    (:mod:`engine.compile`, :mod:`engine.solve.dual`)."""
+    n = 2
+    return SimpleNamespace(
+        value=np.zeros((n, 2), np.float32),
+        allowed=np.ones((n, 2), bool),
+        group=np.zeros(n, np.int32),
+        area=np.ones(n),
+        adj=np.zeros((1, 2)),
+        selected=np.ones(n, bool),
+        # The price passes choose int16 options; the repair LP indexes them as int64.
+        choices=(np.zeros(n, np.int16), np.zeros(n, np.int64)),
+        x=sparse.csr_matrix(np.eye(n, 2)),
+    )
+
+
+def _solver_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
+    from engine.solve import kernels
+
+    calls = [
+        (kernels.best_options, (a.value, a.allowed, True, a.group, a.area, a.adj)),
+        (kernels.smoothed_dual_terms, (a.value, a.allowed, True, a.group, a.area, a.adj, 1.0, 1)),
+        (kernels.assigned_value, (a.value, a.choices[0], a.selected, a.area)),
+        (
+            kernels.allocation_totals,
+            (a.value, a.x.indptr, a.x.indices, a.x.data, a.group, a.area, 1),
+        ),
+    ]
+    calls += [
+        (kernels.assigned_area, (choice, a.selected, a.group, a.area, 1, 2)) for choice in a.choices
+    ]
+    return calls
+
+
+def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
+    """The kernels of :mod:`engine.suitability` (building ``v``) and of the grid build."""
+    from engine import suitability
+    from engine.grid import noise
+
+    one = np.float32(1.0)
+    xy = np.zeros(2)
+    return [
+        (suitability._add_term, (a.value[:, 0].copy(), a.value[:, 1].copy(), 0, one, one, one)),
+        (noise._value_noise, (xy, xy, 1.0, np.uint64(1), 1.0, np.zeros((2, 2)))),
+    ]
+
+
+def _jobs() -> list[tuple[object, tuple, object]]:
+    """(dispatcher, arguments, the kernel whose parallel build it is, or None) in the order
+    to compile: what every run needs first."""
+    a = _arguments()
+    solver = _solver_calls(a)
+    return (
+        [(dispatcher, args, None) for dispatcher, args in _compile_calls(a)]
+        + [(kernel.serial, args, None) for kernel, args in solver]
+        + [(kernel.parallel, args, kernel) for kernel, args in solver]
+    )
+
+
+def _cached(dispatcher) -> bool:
+    # numba's index of the function's entries in its cache folder: empty when none was
+    # compiled into this folder, or the source changed since.
+    return bool(dispatcher._cache._cache_file._load_index())
+
+
+def missing() -> list[str]:
+    """The kernels with nothing in numba's cache (by their function names)."""
+    return [d.py_func.__qualname__ for d, _, _ in _jobs() if not _cached(d)]
+
+
+def warm_up(on_kernel: Callable[[int, int, str], None] | None = None) -> tuple[int, int]:
+    """Compile, or load from the cache, every kernel a run calls; returns how many were
+    compiled, of how many. ``on_kernel(done, total, name)`` is told after each."""
+    jobs = _jobs()
+    compiled = 0
+    for done, (dispatcher, args, kernel) in enumerate(jobs, start=1):
+        misses = sum(dispatcher.stats.cache_misses.values())
+        dispatcher(*args)
+        compiled += sum(dispatcher.stats.cache_misses.values()) - misses
+        if kernel is not None:
+            kernel.parallel_ready = True
+        if on_kernel is not None:
+            on_kernel(done, len(jobs), dispatcher.py_func.__qualname__)
+    return compiled, len(jobs)
+
+
+def _warm_up_quietly() -> None:
+    try:
+        warm_up()
+    except Exception as err:  # only a head start: the solve compiles what it calls itself
+        log.warning(
+            "compiling the kernels ahead of the solve failed (%s); the solve compiles them", err
+        )
+
+
+_started: threading.Thread | None = None
+_lock = threading.Lock()
+
+
+def in_background() -> threading.Thread:
+    """Start :func:`warm_up` in a thread, once per process; says so when it has to compile.
+
+    A daemon thread: a run that ends first does not wait for it (numba renames each cache
+    file into place, so none is left half-written; the next run's thread compiles the rest).
+    Numba's compiler lock keeps a kernel from being compiled twice: a solve that calls one
+    the thread is compiling waits for it, one the thread has not reached yet it compiles."""
+    global _started
+    with _lock:
+        if _started is None:
+            cold = missing()
+            if cold:
+                log.info(
+                    "compiling the solver's %d numba kernels once, beside this run, into %s "
+                    "(about half a minute of CPU; later runs load them; "
+                    "'ruimtepuzzel setup' does it ahead)",
+                    len(cold),
+                    numba_cache_dir(),
+                )
+            _started = threading.Thread(
+                target=_warm_up_quietly, name="ruimtepuzzel-warmup", daemon=True
+            )
+            _started.start()
+        return _started

@@ -1,0 +1,129 @@
+"""Progress of long work: every stage of a run in order, the analysis one of its own, the
+work inside a stage with the time left; lines for a log, one redrawn line for a terminal,
+nothing when progress is off."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from engine import progress
+from engine.progress import Stages, advance, remaining
+from engine.run import run
+
+ROOT = Path(__file__).resolve().parents[1]
+NATIONAL = ROOT / "configs" / "national.toml"
+STAGES = ["config", "grid", "compile", "solve", "compact", "write", "analysis", "manifest"]
+
+
+@pytest.fixture
+def every_line(monkeypatch):
+    """A log line for every step of work, not one per ten seconds."""
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
+
+
+def test_remaining_reads_as_a_person_says_it():
+    assert [remaining(s) for s in (0.4, 8, 90, 120, 3900)] == [
+        "0 s",
+        "8 s",
+        "1 min 30 s",
+        "2 min",
+        "1 h 5 min",
+    ]
+
+
+def test_lines_for_a_log_with_the_time_left(every_line):
+    out = io.StringIO()
+    with Stages(["grid", "solve"], show=True, stream=out, tty=False) as stages:
+        stages.start("grid")
+        for done in range(1, 5):
+            advance(done, 4, "tiles")
+        stages.done()
+        stages.start("solve")
+        advance(30, 300, "price evaluations", at_most=True)
+        stages.done()
+    advance(1, 2, "tiles")  # after the run: nobody listens
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "ruimtepuzzel: [1/2] grid: started"
+    assert re.fullmatch(r"ruimtepuzzel: \[1/2\] grid: 1/4 tiles, \d+ s left \(\d+ s\)", lines[1])
+    assert lines[4].startswith("ruimtepuzzel: [1/2] grid: 4/4 tiles, 0 s left")
+    assert lines[5] == "ruimtepuzzel: [1/2] grid: done"
+    assert lines[6] == "ruimtepuzzel: [2/2] solve: started"
+    assert re.match(r"ruimtepuzzel: \[2/2\] solve: 30/300 price evaluations, at most", lines[7])
+    assert lines[8] == "ruimtepuzzel: [2/2] solve: done"
+    assert len(lines) == 9
+    assert "\r" not in out.getvalue()
+    assert set(stages.timings) == {"grid", "solve"}
+
+
+def test_a_terminal_gets_one_line_redrawn(monkeypatch):
+    monkeypatch.setattr(progress, "REDRAW_EVERY", 0.0)
+    out = io.StringIO()
+    with Stages(["compile", "solve"], show=True, stream=out, tty=True) as stages:
+        stages.start("compile")
+        advance(1, 2, "option values")
+        advance(2, 2, "option values")
+        stages.done()
+        stages.start("solve")
+        assert "\n" not in out.getvalue()
+        stages.done()
+    text = out.getvalue()
+    assert text.endswith("\n") and text.count("\n") == 1
+    assert "\rruimtepuzzel [1/2] compile: 2/2 option values, 0 s left" in text
+    assert text.rstrip().endswith("[2/2] solve: done")
+
+
+def test_nothing_shown_when_progress_is_off(every_line):
+    out = io.StringIO()
+    with Stages(["grid"], show=False, stream=out, tty=False) as stages:
+        stages.start("grid")
+        advance(1, 4, "tiles")
+        stages.done()
+    assert out.getvalue() == ""
+    assert "grid" in stages.timings
+
+
+@pytest.fixture(scope="module")
+def grid():
+    from engine.grid import open_grid
+
+    return open_grid("nl", resolution=1000)
+
+
+def _stage_lines(err: str) -> list[str]:
+    return re.findall(r"^ruimtepuzzel: \[\d/\d\] (\w+): started$", err, flags=re.M)
+
+
+def test_a_run_shows_every_stage_in_order_with_the_analysis_its_own(
+    grid, tmp_path, capsys, every_line
+):
+    run(NATIONAL, tmp_path / "out", grid=grid, analysis="quick")
+    err = capsys.readouterr().err  # not a terminal: lines
+    assert _stage_lines(err) == STAGES
+    assert "[8/8] manifest: done" in err
+    # The solver's rounds, with what is left of them.
+    assert re.search(r"\[4/8\] solve: \d+/\d+ (price evaluations|repair LPs), at most .+ left", err)
+    assert re.search(r"\[3/8\] compile: \d+/\d+ option values, .+ left", err)
+
+
+def test_a_run_without_the_analysis_has_no_such_stage(grid, tmp_path, capsys):
+    run(NATIONAL, tmp_path / "out", grid=grid, analysis="off")
+    err = capsys.readouterr().err
+    assert _stage_lines(err) == [
+        "config",
+        "grid",
+        "compile",
+        "solve",
+        "compact",
+        "write",
+        "manifest",
+    ]
+    assert "[7/7] manifest: done" in err
+
+
+def test_a_run_with_progress_off_prints_nothing(grid, tmp_path, capsys, every_line):
+    run(NATIONAL, tmp_path / "out", grid=grid, analysis="quick", progress=False)
+    assert capsys.readouterr().err == ""
