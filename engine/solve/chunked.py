@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +36,11 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CellChunks",
-    "MemorySettingError",
+    "PriceStageError",
     "parse_memory",
     "chunk_cells_for",
     "cell_chunks",
+    "PriceStage",
 ]
 
 # A selection of at most this many cells is evaluated in one array (in this process): the
@@ -50,8 +52,8 @@ COMPACT_CELLS = 1 << 18
 _CHUNK_OVERHEAD = 2
 
 
-class MemorySettingError(RuimtepuzzelError):
-    """A memory setting that cannot be read or cannot be met."""
+class PriceStageError(RuimtepuzzelError):
+    """A memory or scheduler setting that cannot be read or met."""
 
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
@@ -69,13 +71,13 @@ def parse_memory(text) -> int:
         match = _MEMORY.match(str(text))
         unit = match.group(2).upper() if match else None
         if unit not in _UNITS:
-            raise MemorySettingError(
+            raise PriceStageError(
                 f"memory = {text!r}: not an amount of memory; write a number and a unit, "
                 f"e.g. 8GB, 512MB or 4GiB"
             )
         amount = int(float(match.group(1)) * _UNITS[unit])
     if amount < MIN_MEMORY:
-        raise MemorySettingError(
+        raise PriceStageError(
             f"memory = {text!r}: {amount / 1e6:.0f} MB is too little to run in; give at "
             f"least {MIN_MEMORY // 10**6} MB (e.g. --memory 4GB)"
         )
@@ -295,7 +297,7 @@ def cell_chunks(problem, structure, chunk_cells: int, client=None) -> CellChunks
     """The problem's cells in chunks of about ``chunk_cells`` (whole blocks), in this
     process or, with a ``distributed.Client``, scattered over its workers once."""
     if chunk_cells < 1:
-        raise MemorySettingError(f"chunk_cells = {chunk_cells}: give 1 or more cells per chunk")
+        raise PriceStageError(f"chunk_cells = {chunk_cells}: give 1 or more cells per chunk")
     size = -(-int(chunk_cells) // kernels.BLOCK) * kernels.BLOCK
     n, has_allowed = problem.n_cells, structure.has_allowed
     place = _Here() if client is None else _OnCluster(client)
@@ -310,3 +312,75 @@ def cell_chunks(problem, structure, chunk_cells: int, client=None) -> CellChunks
     log.info("%d cells in %d chunks of up to %d", n, len(sizes), size)
     smallest = float(np.min(structure.area))
     return CellChunks(chunks, sizes, has_allowed, place, smallest)
+
+
+# -- the run's setting: a memory budget and a scheduler --------------------------------------
+
+# The chunk budget when only a scheduler is given.
+DEFAULT_MEMORY = 8 * 10**9
+# Chunks per worker on a cluster: enough for every worker to have work in every pass.
+CHUNKS_PER_WORKER = 2
+# Seconds to wait for a scheduler to answer.
+SCHEDULER_TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class PriceStage:
+    """Where the fast solver's price stage runs: over chunks sized for ``memory`` bytes, on
+    the Dask scheduler at ``scheduler`` ("local": a LocalCluster of one single-threaded
+    process per core). Neither: in one pass in memory, as before."""
+
+    memory: int | None = None
+    scheduler: str | None = None
+
+    @classmethod
+    def of(cls, memory=None, scheduler: str | None = None) -> PriceStage:
+        """Checked settings (the CLI's ``--memory`` and ``--scheduler``); raises
+        :class:`PriceStageError` for a memory it cannot read or run in."""
+        if scheduler is not None and not str(scheduler).strip():
+            raise PriceStageError(
+                "scheduler = '': give a Dask scheduler's address (tcp://HOST:8786) or 'local'"
+            )
+        return cls(None if memory is None else parse_memory(memory), scheduler)
+
+    @contextmanager
+    def solve_options(self, problem):
+        """The options of ``engine.solve`` for this setting, with the cluster's client open
+        while they are in use."""
+        if self.memory is None and self.scheduler is None:
+            yield {}
+            return
+        itemsize = problem.value.dtype.itemsize
+        cells = chunk_cells_for(self.memory or DEFAULT_MEMORY, problem.n_options, itemsize)
+        if self.scheduler is None:
+            yield {"chunk_cells": cells}
+            return
+        with _connect(self.scheduler) as client:
+            workers = max(1, len(client.scheduler_info()["workers"]))
+            share = -(-problem.n_cells // (CHUNKS_PER_WORKER * workers))
+            yield {"chunk_cells": min(cells, share), "client": client}
+
+
+@contextmanager
+def _connect(scheduler: str):
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        with (
+            LocalCluster(
+                threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+        return
+    try:
+        client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+    except Exception as err:  # refused, unknown host, timed out, not a scheduler
+        raise PriceStageError(
+            f"scheduler = {scheduler!r}: no Dask scheduler answers there within "
+            f"{SCHEDULER_TIMEOUT} s ({type(err).__name__}: {err}); start one (dask scheduler), "
+            f"check the address (tcp://HOST:8786), or use --scheduler local"
+        ) from None
+    with client:
+        yield client
