@@ -1,0 +1,248 @@
+"""The price stage over chunks of cells (engine.solve.chunked): the same sums bit for bit
+as the kernels' passes over all cells, whatever the chunking, in this process and on a real
+Dask LocalCluster of two processes; and the same optimum as the in-memory solve."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import engine
+from engine.solve import chunked, kernels
+from engine.solve.chunked import PriceStage, PriceStageError, cell_chunks, parse_memory
+from engine.solve.dual import dual_structure
+from engine.synthetic import allocation_problem
+from tests.problems import problems
+from tests.test_solve import assert_feasible, assert_optimum, rel
+
+BLOCK = kernels.BLOCK
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def kernel_passes(problem, structure, adj, tau, cells=None, weight=1.0):
+    """The kernels' own passes over all cells (or a selection, in one array, its areas
+    times ``weight``), as the in-memory solve makes them."""
+    index = np.arange(problem.n_cells) if cells is None else cells
+    area = (structure.area if len(structure.area) == 1 else structure.area[index]) * weight
+    allowed = structure.allowed[index] if structure.has_allowed else structure.allowed
+    args = (
+        np.ascontiguousarray(problem.value[index]),
+        np.ascontiguousarray(allowed),
+        structure.has_allowed,
+        np.ascontiguousarray(structure.group[index]),
+        np.ascontiguousarray(area),
+    )
+    best = kernels.best_options(*args, adj)
+    smooth = kernels.smoothed_dual_terms(*args, adj, tau, structure.n_groups)
+    return best, smooth
+
+
+def chunk_sizes():
+    # Whole blocks and ragged sizes (rounded up to whole blocks), from one block to more
+    # than the problem.
+    return st.one_of(st.integers(1, 4).map(lambda b: b * BLOCK), st.integers(1, 5 * BLOCK))
+
+
+def random_prices(structure, seed, spread):
+    prices = np.random.default_rng(seed).normal(size=structure.n_rows) * spread
+    return structure.project(prices)
+
+
+@SETTINGS
+@given(
+    problem=problems(max_cells=3 * BLOCK + 500, extremes=True),
+    size=chunk_sizes(),
+    seed=st.integers(0, 2**16),
+    spread=st.sampled_from([0.0, 0.1, 3.0, 1e6]),
+)
+def test_passes_over_chunks_equal_the_kernels_over_all_cells_bit_for_bit(
+    problem, size, seed, spread
+):
+    structure = dual_structure(problem)
+    adj = structure.adjustment(random_prices(structure, seed, spread))
+    tau = 0.05
+    (choice, margin, bound), (f, assigned) = kernel_passes(problem, structure, adj, tau)
+    cells = cell_chunks(problem, structure, size)
+    got_choice, got_margin, got_bound = cells.best_options(adj)
+    np.testing.assert_array_equal(got_choice, choice)
+    np.testing.assert_array_equal(got_margin, margin)
+    assert got_bound == bound
+    got_f, got_assigned = cells.smoothed_terms(adj, tau, structure.n_groups)
+    assert got_f == f
+    np.testing.assert_array_equal(got_assigned, assigned)
+
+
+@SETTINGS
+@given(
+    problem=problems(max_cells=3 * BLOCK + 500, extremes=True),
+    sizes=st.lists(chunk_sizes(), min_size=2, max_size=3),
+    share=st.sampled_from([0.0, 0.001, 0.3, 1.0]),
+    weight=st.sampled_from([1.0, 7.0]),
+    compact=st.sampled_from([0, chunked.COMPACT_CELLS]),
+    seed=st.integers(0, 2**16),
+)
+def test_a_selection_sums_the_same_whatever_the_chunking(
+    problem, sizes, share, weight, compact, seed
+):
+    """The fine stage's selection (cells near a tie), spread over the chunks or gathered
+    into one array: the same smoothed dual bit for bit for every chunking."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(chunked, "COMPACT_CELLS", compact)
+        selection_sums(problem, sizes, share, weight, compact, seed)
+
+
+def selection_sums(problem, sizes, share, weight, compact, seed):
+    structure = dual_structure(problem)
+    rng = np.random.default_rng(seed)
+    adj = structure.adjustment(random_prices(structure, seed, 0.5))
+    index = np.flatnonzero(rng.random(problem.n_cells) < share)
+    results = []
+    for size in sizes:
+        selection = cell_chunks(problem, structure, size).select(index, weight, 1.0)
+        assert selection.n_cells == len(index)
+        results.append(selection.smoothed_terms(adj, 0.05, structure.n_groups))
+    for f, assigned in results[1:]:
+        assert f == results[0][0]
+        np.testing.assert_array_equal(assigned, results[0][1])
+    if len(index) <= compact:
+        # Gathered into one array, it is the in-memory path's selection exactly.
+        _, (f, assigned) = kernel_passes(problem, structure, adj, 0.05, index, weight)
+        assert results[0][0] == f
+        np.testing.assert_array_equal(results[0][1], assigned)
+
+
+@pytest.fixture(scope="module")
+def national_style():
+    """Four blocks and a half of cells: several chunks for every size below."""
+    return allocation_problem(4 * BLOCK + BLOCK // 2, 6, 12, seed=11)
+
+
+@pytest.mark.parametrize("size", [BLOCK, 3 * BLOCK, 10**9])
+def test_the_chunked_solve_finds_the_in_memory_optimum(national_style, size, monkeypatch):
+    # The fine stage's selection on the chunks too, not gathered.
+    monkeypatch.setattr(chunked, "COMPACT_CELLS", 0)
+    memory = engine.solve(national_style, method="fast")
+    chunks = engine.solve(national_style, method="fast", chunk_cells=size)
+    assert chunks.status == "optimal"
+    assert chunks.gap <= 1e-9
+    assert rel(chunks.objective, memory.objective) <= 1e-9
+    assert_feasible(national_style, chunks)
+
+
+def test_the_chunked_solve_matches_highs(monkeypatch):
+    monkeypatch.setattr(chunked, "COMPACT_CELLS", 0)
+    problem = allocation_problem(BLOCK + 4000, 5, 6, seed=2, elastic=True)
+    chunks = engine.solve(problem, method="fast", chunk_cells=BLOCK)
+    assert_optimum(problem, chunks, engine.solve(problem, method="highs"))
+
+
+@pytest.fixture(scope="module")
+def client():
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def test_a_local_cluster_of_two_processes_gives_the_single_process_result(
+    national_style, client, monkeypatch
+):
+    """Chunks scattered over two worker processes, the passes mapped to them and reduced
+    in block order: the same prices, allocation and objective bit for bit."""
+    monkeypatch.setattr(chunked, "COMPACT_CELLS", 0)
+    assert len(client.scheduler_info()["workers"]) == 2
+    from dask.distributed import get_task_stream
+
+    here = engine.solve(national_style, method="fast", chunk_cells=BLOCK)
+    with get_task_stream(client) as tasks:
+        there = engine.solve(national_style, method="fast", chunk_cells=BLOCK, client=client)
+    assert there.objective == here.objective
+    assert there.gap == here.gap
+    np.testing.assert_array_equal(there.choice, here.choice)
+    for a, b in zip(there.prices, here.prices):
+        np.testing.assert_array_equal(a, b)
+    # and the passes did run on both workers
+    assert len({task["worker"] for task in tasks.data}) == 2
+
+
+@pytest.mark.parametrize("where", ["here", "cluster"])
+def test_the_passes_over_chunks_here_and_on_a_cluster_equal_the_kernels(
+    national_style, where, request
+):
+    client = request.getfixturevalue("client") if where == "cluster" else None
+    structure = dual_structure(national_style)
+    adj = structure.adjustment(random_prices(structure, 3, 0.2))
+    (choice, margin, bound), (f, assigned) = kernel_passes(national_style, structure, adj, 0.01)
+    cells = cell_chunks(national_style, structure, BLOCK, client)
+    assert len(cells.chunks) == 5
+    got = cells.best_options(adj)
+    np.testing.assert_array_equal(got[0], choice)
+    np.testing.assert_array_equal(got[1], margin)
+    assert got[2] == bound
+    got_f, got_assigned = cells.smoothed_terms(adj, 0.01, structure.n_groups)
+    assert got_f == f
+    np.testing.assert_array_equal(got_assigned, assigned)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("8GB", 8 * 10**9), ("4 GiB", 4 * 2**30), ("512MB", 512 * 10**6), ("1.5gb", 1.5e9)],
+)
+def test_memory_settings_are_read(text, expected):
+    assert parse_memory(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("lots", "not an amount of memory"),
+        ("8XB", "not an amount of memory"),
+        ("-4GB", "not an amount of memory"),
+        ("", "not an amount of memory"),
+        ("100MB", "too little to run in"),
+        ("0", "too little to run in"),
+    ],
+)
+def test_bad_memory_settings_say_what_and_how(text, message):
+    with pytest.raises(PriceStageError, match=message) as err:
+        PriceStage.of(text)
+    assert "e.g." in str(err.value)
+
+
+def test_chunks_follow_the_memory_setting():
+    small = chunked.chunk_cells_for(parse_memory("4GB"), 15)
+    large = chunked.chunk_cells_for(parse_memory("8GB"), 15)
+    assert small % BLOCK == 0 and large % BLOCK == 0
+    assert BLOCK <= small < large
+
+
+def test_an_unreachable_scheduler_is_a_clear_error():
+    problem = allocation_problem(2000, 4, 2, seed=1)
+    stage = PriceStage.of("1GB", "tcp://127.0.0.1:1")
+    with (
+        pytest.raises(PriceStageError, match="no Dask scheduler answers"),
+        stage.solve_options(problem),
+    ):
+        pass
+
+
+def test_the_cli_refuses_a_bad_memory_setting_before_any_work(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", "national", "--resolution", "1000"]
+        + ["--memory", "eight", "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert "memory = 'eight'" in out.stderr and "8GB" in out.stderr
+    assert not (tmp_path / "run").exists()
