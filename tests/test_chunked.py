@@ -48,6 +48,40 @@ def chunk_sizes():
     return st.one_of(st.integers(1, 4).map(lambda b: b * BLOCK), st.integers(1, 5 * BLOCK))
 
 
+def block_offsets(rng, n, scale):
+    """(n, 1): per block of cells an offset of either sign, or none (half of the blocks):
+    partial sums from about one to 1e16 that cancel."""
+    offsets = rng.normal(size=n // BLOCK + 1) * scale * (rng.random(n // BLOCK + 1) < 0.5)
+    return np.repeat(offsets, BLOCK)[:n, None]
+
+
+@st.composite
+def large_problems(draw):
+    """Problems of two to five blocks of cells, several chunks for most sizes: values with
+    ties (a coarse grid) or without, float32 or float64, options forbidden or not, per-cell
+    or uniform areas, a few or many zones; and large offsets of either sign per block of
+    cells (a constant no allocation changes), so that the blocks' partial sums cancel and
+    adding them in another order gives other bits."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = draw(st.integers(2 * BLOCK, 5 * BLOCK))
+    n_options = draw(st.integers(2, 6))
+    n_zones = draw(st.sampled_from([1, 12, 400]))
+    value = rng.normal(size=(n, n_options)) * draw(st.sampled_from([1e-3, 1.0, 1e5]))
+    if draw(st.booleans()):
+        value = np.round(value * 4) / 4  # whole classes tie
+    value = value + block_offsets(rng, n, draw(st.sampled_from([0.0, 1e6, 3e11])))
+    value = value.astype(draw(st.sampled_from([np.float32, np.float64])))
+    allowed = None
+    if draw(st.booleans()):
+        allowed = rng.random((n, n_options)) < draw(st.sampled_from([0.1, 0.8]))
+        allowed[:, 0] = True  # keep
+    area = rng.uniform(0.5, 2.0, n) if draw(st.booleans()) else 6.25
+    zones = np.stack([np.zeros(n, int), rng.integers(0, n_zones, n)])
+    contribution = np.eye(n_options)[:, 1:]
+    lower = [np.full((1, n_options - 1), 1.0), np.full((n_zones, n_options - 1), 1.0)]
+    return engine.Problem(value, contribution, zones, lower=lower, allowed=allowed, area=area)
+
+
 def random_prices(structure, seed, spread):
     prices = np.random.default_rng(seed).normal(size=structure.n_rows) * spread
     return structure.project(prices)
@@ -55,7 +89,7 @@ def random_prices(structure, seed, spread):
 
 @SETTINGS
 @given(
-    problem=problems(max_cells=3 * BLOCK + 500, extremes=True),
+    problem=st.one_of(problems(max_cells=3 * BLOCK + 500, extremes=True), large_problems()),
     size=chunk_sizes(),
     seed=st.integers(0, 2**16),
     spread=st.sampled_from([0.0, 0.1, 3.0, 1e6]),
@@ -79,7 +113,7 @@ def test_passes_over_chunks_equal_the_kernels_over_all_cells_bit_for_bit(
 
 @SETTINGS
 @given(
-    problem=problems(max_cells=3 * BLOCK + 500, extremes=True),
+    problem=st.one_of(problems(max_cells=3 * BLOCK + 500, extremes=True), large_problems()),
     sizes=st.lists(chunk_sizes(), min_size=2, max_size=3),
     share=st.sampled_from([0.0, 0.001, 0.3, 1.0]),
     weight=st.sampled_from([1.0, 7.0]),
@@ -114,6 +148,29 @@ def selection_sums(problem, sizes, share, weight, compact, seed):
         _, (f, assigned) = kernel_passes(problem, structure, adj, 0.05, index, weight)
         assert results[0][0] == f
         np.testing.assert_array_equal(results[0][1], assigned)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_partial_sums_that_cancel_are_added_in_block_order(seed):
+    """Blocks of cells whose sums range from one to 1e16 and cancel: a sum per chunk first
+    (the obvious map-reduce) gives other bits here; the blocks in grid order do not."""
+    rng = np.random.default_rng(seed)
+    n, n_options = 5 * BLOCK - 7, 4
+    value = rng.normal(size=(n, n_options)) + block_offsets(rng, n, 3e11)
+    zones = np.stack([np.zeros(n, int), rng.integers(0, 12, n)])
+    lower = [np.ones((1, n_options - 1)), np.ones((12, n_options - 1))]
+    problem = engine.Problem(
+        value, np.eye(n_options)[:, 1:], zones, lower=lower, area=rng.uniform(0.5, 2, n)
+    )
+    structure = dual_structure(problem)
+    adj = structure.adjustment(random_prices(structure, seed, 0.2))
+    (_, _, bound), (f, assigned) = kernel_passes(problem, structure, adj, 0.05)
+    for size in (2 * BLOCK, 3 * BLOCK):
+        cells = cell_chunks(problem, structure, size)
+        assert cells.best_options(adj)[2] == bound
+        got_f, got_assigned = cells.smoothed_terms(adj, 0.05, structure.n_groups)
+        assert got_f == f
+        np.testing.assert_array_equal(got_assigned, assigned)
 
 
 @pytest.fixture(scope="module")
@@ -175,16 +232,17 @@ def test_a_local_cluster_of_two_processes_gives_the_single_process_result(
     assert len({task["worker"] for task in tasks.data}) == 2
 
 
+@pytest.mark.parametrize("size", [BLOCK, 2 * BLOCK, 3 * BLOCK])
 @pytest.mark.parametrize("where", ["here", "cluster"])
 def test_the_passes_over_chunks_here_and_on_a_cluster_equal_the_kernels(
-    national_style, where, request
+    national_style, where, size, request
 ):
     client = request.getfixturevalue("client") if where == "cluster" else None
     structure = dual_structure(national_style)
     adj = structure.adjustment(random_prices(structure, 3, 0.2))
     (choice, margin, bound), (f, assigned) = kernel_passes(national_style, structure, adj, 0.01)
-    cells = cell_chunks(national_style, structure, BLOCK, client)
-    assert len(cells.chunks) == 5
+    cells = cell_chunks(national_style, structure, size, client)
+    assert len(cells.chunks) == -(-national_style.n_cells // size)
     got = cells.best_options(adj)
     np.testing.assert_array_equal(got[0], choice)
     np.testing.assert_array_equal(got[1], margin)
