@@ -77,7 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--memory",
         metavar="SIZE",
         help="run the solver's price stage over chunks of cells sized for this memory "
-        "(e.g. 8GB, 4GB, 512MB); default: all cells in one pass",
+        "(e.g. 8GB, 4GB, 512MB; the same result bit for bit); the compile and the "
+        "repair still hold every cell, so this does not yet bound the run's peak; "
+        "default: all cells in one pass",
     )
     parser.add_argument(
         "--scheduler",
