@@ -173,6 +173,28 @@ def test_partial_sums_that_cancel_are_added_in_block_order(seed):
         np.testing.assert_array_equal(got_assigned, assigned)
 
 
+def test_a_selection_of_one_cell_in_a_chunk_keeps_the_areas_of_the_others():
+    """Per-cell areas, and the first chunk's part of a selection a single cell: its area
+    has one entry like a uniform one, yet the other chunks' cells keep their own."""
+    rng = np.random.default_rng(4)
+    n, n_options = 3 * BLOCK, 3
+    problem = engine.Problem(
+        rng.normal(size=(n, n_options)),
+        np.eye(n_options)[:, 1:],
+        np.zeros(n, int),
+        lower=np.ones((1, n_options - 1)),
+        area=rng.uniform(0.5, 2.0, n),
+    )
+    structure = dual_structure(problem)
+    adj = structure.adjustment(random_prices(structure, 1, 0.3))
+    index = np.concatenate([[5], np.arange(BLOCK + 10, 3 * BLOCK, 7)])
+    selection = cell_chunks(problem, structure, BLOCK).select(index, 2.0, 1.0)
+    _, expected = kernel_passes(problem, structure, adj, 0.05, index, 2.0)
+    got = selection.smoothed_terms(adj, 0.05, structure.n_groups)
+    assert got[0] == expected[0]
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
 @pytest.fixture(scope="module")
 def national_style():
     """Four blocks and a half of cells: several chunks for every size below."""

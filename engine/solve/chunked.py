@@ -103,8 +103,10 @@ class Chunk:
     value: np.ndarray  # (M, O)
     allowed: np.ndarray  # (M, O) bool, or the (1, 1) placeholder
     group: np.ndarray  # (M,) int32
-    area: np.ndarray  # (M,) or (1,)
+    area: np.ndarray  # (M,), or (1,) when uniform
     bounds: np.ndarray  # (B + 1,) int64
+    # Said, not read off the area's length: a chunk of one cell has a (1,) area either way.
+    uniform: bool
 
     @property
     def n_cells(self) -> int:
@@ -113,7 +115,7 @@ class Chunk:
     def block(self, b: int, has_allowed: bool) -> tuple:
         lo, hi = int(self.bounds[b]), int(self.bounds[b + 1])
         allowed = self.allowed[lo:hi] if has_allowed else self.allowed
-        area = self.area if len(self.area) == 1 else self.area[lo:hi]
+        area = self.area if self.uniform else self.area[lo:hi]
         return self.value[lo:hi], allowed, has_allowed, self.group[lo:hi], area
 
     def blocks(self, has_allowed: bool):
@@ -140,6 +142,7 @@ def _full_chunk(value, allowed, group, area, start: int, stop: int, has_allowed:
         group=np.ascontiguousarray(group[start:stop]),
         area=area if len(area) == 1 else np.ascontiguousarray(area[start:stop]),
         bounds=_regular_bounds(stop - start),
+        uniform=len(area) == 1,
     )
 
 
@@ -170,25 +173,27 @@ def _smoothed_terms(chunk: Chunk, has_allowed: bool, adj: np.ndarray, tau: float
 
 def _take(chunk: Chunk, positions: np.ndarray, weight: float, has_allowed: bool) -> Chunk:
     """The cells at these positions of a full chunk, their area times ``weight``."""
-    area = chunk.area if len(chunk.area) == 1 else chunk.area[positions]
+    area = chunk.area if chunk.uniform else chunk.area[positions]
     return Chunk(
         value=np.ascontiguousarray(chunk.value[positions]),
         allowed=np.ascontiguousarray(chunk.allowed[positions]) if has_allowed else chunk.allowed,
         group=np.ascontiguousarray(chunk.group[positions]),
         area=np.ascontiguousarray(area * weight),
         bounds=_grid_bounds(positions),
+        uniform=chunk.uniform,
     )
 
 
 def _compact(chunks: list[Chunk], has_allowed: bool) -> Chunk:
     """Selections of several chunks as one array, with blocks of ``BLOCK`` cells."""
-    uniform = len(chunks[0].area) == 1
+    uniform = chunks[0].uniform
     return Chunk(
         value=np.concatenate([c.value for c in chunks]),
         allowed=np.concatenate([c.allowed for c in chunks]) if has_allowed else chunks[0].allowed,
         group=np.concatenate([c.group for c in chunks]),
         area=chunks[0].area if uniform else np.concatenate([c.area for c in chunks]),
         bounds=_regular_bounds(sum(c.n_cells for c in chunks)),
+        uniform=uniform,
     )
 
 
