@@ -66,10 +66,12 @@ def large_problems(draw):
     n = draw(st.integers(2 * BLOCK, 5 * BLOCK))
     n_options = draw(st.integers(2, 6))
     n_zones = draw(st.sampled_from([1, 12, 400]))
-    value = rng.normal(size=(n, n_options)) * draw(st.sampled_from([1e-3, 1.0, 1e5]))
+    scale = draw(st.sampled_from([1e-3, 1.0, 1e5]))
+    value = rng.normal(size=(n, n_options))
     if draw(st.booleans()):
         value = np.round(value * 4) / 4  # whole classes tie
-    value = value + block_offsets(rng, n, draw(st.sampled_from([0.0, 1e6, 3e11])))
+    # Offsets up to 1e11 times the values' spread: within what a Problem accepts (1e12).
+    value = (value + block_offsets(rng, n, draw(st.sampled_from([0.0, 1e6, 1e11])))) * scale
     value = value.astype(draw(st.sampled_from([np.float32, np.float64])))
     allowed = None
     if draw(st.booleans()):
