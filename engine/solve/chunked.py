@@ -59,7 +59,7 @@ class PriceStageError(RuimtepuzzelError):
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 _UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$")
-# Below this a run cannot hold even the grid's layers of a province at 100 m.
+# A floor that catches a unit left out ("8" is 8 bytes, not 8 GB): no run fits in less.
 MIN_MEMORY = 256 * 10**6
 
 
