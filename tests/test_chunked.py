@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -328,3 +329,20 @@ def test_the_cli_refuses_a_bad_memory_setting_before_any_work(tmp_path):
     assert out.returncode == 2
     assert "memory = 'eight'" in out.stderr and "8GB" in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_zone_indices_take_the_narrowest_type():
+    """The national problem's zone indices in two bytes a cell per zoning, not eight: at
+    25 m the int64 rows of seven zonings were 3.1 GB, as large as the values."""
+    from engine.compile import zone_dtype
+    from engine.run import prepare
+
+    assert zone_dtype([1, 12, 345, 32767]) == np.int16
+    assert zone_dtype([32768]) == np.int32
+    assert zone_dtype([2**31]) == np.int64
+    config = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
+    problem = prepare(config, resolution=1000)[0].problem
+    assert problem.zones.dtype == np.int16
+    # and the zones still say the same: every cell of a group lies in its group's zones
+    groups = problem.groups
+    np.testing.assert_array_equal(groups.zones[groups.group].T, problem.zones)
