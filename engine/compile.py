@@ -259,9 +259,10 @@ def compile_problem(config: Config, ds) -> Compiled:
     problem = Problem(
         value=value,
         contribution=config.contribution_matrix(),
-        # Each zoning in the narrowest type that holds it, widened once here: full-length
-        # int64 rows per NOVEX area cost more to allocate than to stack.
-        zones=np.vstack(zones, dtype=np.int64),
+        # Each zoning in the narrowest type that holds it, stacked once here in the narrowest
+        # type that holds them all: int64 rows were as large as the values (56 bytes a cell
+        # for 7 zonings, 3.1 GB at 25 m), and a few hundred zones need 2 bytes.
+        zones=np.vstack(zones, dtype=zone_dtype(len(lo) for lo in lower)),
         lower=lower,
         upper=upper,
         allowed=allowed,
@@ -286,6 +287,16 @@ def compile_problem(config: Config, ds) -> Compiled:
         stated_lower,
         implied,
     )
+
+
+def zone_dtype(zone_counts) -> np.dtype:
+    """The narrowest signed integer type that holds every zone index, at least int16 (a
+    zone index plus one stays in range)."""
+    largest = max(zone_counts, default=1)
+    for kind in (np.int16, np.int32):
+        if largest <= np.iinfo(kind).max:
+            return np.dtype(kind)
+    return np.dtype(np.int64)
 
 
 def drop_implied_rows(zonings: list, lower: list, upper: list, hard_targets: bool = False) -> set:

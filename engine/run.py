@@ -177,6 +177,8 @@ def run(
     prices=None,
     analysis: str | None = None,
     lang: str | None = None,
+    memory=None,
+    scheduler: str | None = None,
 ) -> dict:
     """Run one config end to end and write its outputs to ``out_dir``; returns report.json.
 
@@ -186,12 +188,17 @@ def run(
     row prices of a similar run (:func:`engine.report.read_prices`) to start the solver
     from; ``analysis``: full, quick or off (default: RUIMTEPUZZEL_ANALYSIS, else full);
     ``lang``: the language of report.html, summary.md and the legends (default Dutch).
+    ``memory`` ("8GB") and ``scheduler`` (a Dask address, or "local"): the solver's price
+    stage over chunks of cells sized for that memory, on that cluster
+    (:class:`engine.solve.chunked.PriceStage`).
     """
     import engine
     from engine.i18n import check_language
+    from engine.solve.chunked import PriceStage
 
     level = analysis_level(analysis)
     lang = check_language(lang)
+    price_stage = PriceStage.of(memory, scheduler)
     # The kernels the solve calls are compiled (first run) or loaded while the config and
     # the grid are read.
     warmup.in_background()
@@ -209,9 +216,13 @@ def run(
             )
             compiled = prepared.compiled
             stages.start("solve")
-            sol = engine.solve(
-                compiled.problem, method=method, **({} if prices is None else {"prices": prices})
-            )
+            with price_stage.solve_options(compiled.problem) as chunking:
+                sol = engine.solve(
+                    compiled.problem,
+                    method=method,
+                    **chunking,
+                    **({} if prices is None else {"prices": prices}),
+                )
             stages.done()
             stages.start("compact")
             sol = cluster(compiled, sol)

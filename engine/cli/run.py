@@ -74,6 +74,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="language of report.html, summary.md, the legends and these lines (default nl)",
     )
     parser.add_argument(
+        "--memory",
+        metavar="SIZE",
+        help="run the solver's price stage over chunks of cells sized for this memory "
+        "(e.g. 8GB, 4GB, 512MB; the same result bit for bit); the compile and the "
+        "repair still hold every cell, so this does not yet bound the run's peak; "
+        "default: all cells in one pass",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the price stage on a Dask cluster: a scheduler's address "
+        "(tcp://HOST:8786, e.g. one started by dask-jobqueue) or 'local' for a "
+        "LocalCluster of one process per core",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="no progress (stages, work done, time left)"
     )
 
@@ -105,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         prices=prices,
         analysis=args.analysis,
         lang=args.lang,
+        memory=args.memory,
+        scheduler=args.scheduler,
     )
     t = i18n.get(args.lang)
     short = [r for r in report["targets"] if (r["shortfall_ha"] or 0) > 0.5]

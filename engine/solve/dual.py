@@ -37,6 +37,9 @@ class DualStructure:
     area: np.ndarray  # (N,) or (1,) float64
     allowed: np.ndarray  # (N, O) bool or (1, 1) placeholder
     has_allowed: bool
+    # The cells in chunks (engine.solve.chunked.CellChunks), in this process or on a Dask
+    # cluster, for the passes over all of them; None: the arrays above, in one pass.
+    cells: object = None
 
     @property
     def n_groups(self) -> int:
@@ -137,13 +140,17 @@ class PricedCells:
 def price_cells(problem: Problem, structure: DualStructure, prices: np.ndarray) -> PricedCells:
     """One pass over the cells: best options and ``D(prices)`` (prices are projected first)."""
     prices = structure.project(prices)
-    choice, margin, best_sum = kernels.best_options(
-        problem.value,
-        structure.allowed,
-        structure.has_allowed,
-        structure.group,
-        structure.area,
-        structure.adjustment(prices),
-    )
+    adj = structure.adjustment(prices)
+    if structure.cells is not None:
+        choice, margin, best_sum = structure.cells.best_options(adj)
+    else:
+        choice, margin, best_sum = kernels.best_options(
+            problem.value,
+            structure.allowed,
+            structure.has_allowed,
+            structure.group,
+            structure.area,
+            adj,
+        )
     bound = best_sum - structure.target_term(prices)
     return PricedCells(prices=prices, choice=choice, margin=margin, bound=bound)

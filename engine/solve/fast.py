@@ -45,6 +45,7 @@ from threadpoolctl import threadpool_limits
 from engine import progress
 from engine.problem import Problem
 from engine.solve import kernels
+from engine.solve.chunked import cell_chunks
 from engine.solve.dual import DualStructure, dual_structure, price_cells
 from engine.solve.feasibility import TOLERANCE, unmet
 from engine.solve.lp import lower_bounds, solve_lp, upper_bounds
@@ -67,11 +68,19 @@ def solve_fast(
     prices: np.ndarray | list | None = None,
     gap_tolerance: float = 1e-9,
     max_repairs: int = 40,
+    chunk_cells: int | None = None,
+    client=None,
 ) -> Solution:
-    """Solve ``problem`` exactly; ``prices`` (per zoning, or in row order) warm-start it."""
+    """Solve ``problem`` exactly; ``prices`` (per zoning, or in row order) warm-start it.
+
+    ``chunk_cells``: the passes of the price stage over chunks of about this many cells
+    (:mod:`engine.solve.chunked`), on the workers of ``client`` (a ``distributed.Client``)
+    if given; the same result bit for bit whatever the chunks."""
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     structure = dual_structure(problem)
+    if chunk_cells is not None:
+        structure.cells = cell_chunks(problem, structure, chunk_cells, client)
     scale = value_scale(problem)
     start = initial_prices(problem, prices)
     local = local_rows(problem)
@@ -272,32 +281,51 @@ FINE_EVALUATIONS = 300
 
 @dataclass
 class _Cells:
-    """A set of cells as the kernels take them: contiguous arrays."""
+    """A set of cells as the kernels take them: contiguous arrays. With the cells in
+    chunks (``structure.cells``), ``select`` and ``every`` give chunks instead, with the
+    same ``smoothed_terms`` and ``smallest_area``."""
 
     value: np.ndarray
     allowed: np.ndarray
     group: np.ndarray
     area: np.ndarray
+    has_allowed: bool
 
     @classmethod
     def select(cls, problem: Problem, structure: DualStructure, index, weight: float = 1.0):
         area = structure.area if len(structure.area) == 1 else structure.area[index]
+        if structure.cells is not None:
+            smallest = float(np.min(area)) * weight if len(area) else 0.0
+            return structure.cells.select(index, weight, smallest)
         allowed = structure.allowed[index] if structure.has_allowed else structure.allowed
         return cls(
             value=np.ascontiguousarray(problem.value[index]),
             allowed=np.ascontiguousarray(allowed),
             group=np.ascontiguousarray(structure.group[index]),
             area=np.ascontiguousarray(area * weight),
+            has_allowed=structure.has_allowed,
         )
 
     @classmethod
     def every(cls, problem: Problem, structure: DualStructure):
         """All cells, without copying the problem's arrays."""
+        if structure.cells is not None:
+            return structure.cells
         return cls(
             value=np.ascontiguousarray(problem.value),
             allowed=structure.allowed,
             group=structure.group,
             area=structure.area,
+            has_allowed=structure.has_allowed,
+        )
+
+    @property
+    def smallest_area(self) -> float:
+        return float(np.min(self.area)) if len(self.area) else 0.0
+
+    def smoothed_terms(self, adj: np.ndarray, tau: float, n_groups: int):
+        return kernels.smoothed_dual_terms(
+            self.value, self.allowed, self.has_allowed, self.group, self.area, adj, tau, n_groups
         )
 
 
@@ -337,8 +365,7 @@ class _SmoothedDual:
         # Stop when every target is met to within half the smallest cell (of the sample's
         # weighted cells), or a millionth of the land: finer prices only shift which of the
         # near-tied cells the exact repair LP decides, not how many there are.
-        smallest = float(np.min(cells.area)) if len(cells.area) else 0.0
-        self.gtol = max(0.5 * smallest / total_area, 1e-6)
+        self.gtol = max(0.5 * cells.smallest_area / total_area, 1e-6)
 
     def prices(self, z: np.ndarray) -> np.ndarray:
         p = np.zeros(self.structure.n_rows)
@@ -356,17 +383,7 @@ class _SmoothedDual:
         self.evaluations += 1
         prices = self.prices(z)
         adj = self.structure.adjustment(prices)
-        c = self.cells
-        f, assigned = kernels.smoothed_dual_terms(
-            c.value,
-            c.allowed,
-            self.structure.has_allowed,
-            c.group,
-            c.area,
-            adj,
-            self.tau,
-            self.structure.n_groups,
-        )
+        f, assigned = self.cells.smoothed_terms(adj, self.tau, self.structure.n_groups)
         if self.settled_area is not None:
             f += self.settled_value + float(np.sum(self.settled_area * adj))
             assigned = assigned + self.settled_area
