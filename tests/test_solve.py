@@ -132,28 +132,38 @@ def test_a_boxed_repair_ends_at_the_optimum(problem, radius, start, seed):
 
 
 @SETTINGS
-@given(problems(tied=True, max_cells=300, extremes=True), st.integers(0, 2**32 - 1))
-def test_a_repair_lp_started_from_any_basis_ends_at_the_optimum(problem, seed):
-    """Each repair LP starts HiGHS from where the last one ended; a start that is no basis
-    at all (random statuses, here from far-off prices so that there are rounds) costs only
-    iterations."""
+@given(
+    problems(tied=True, max_cells=300, extremes=True),
+    st.sampled_from(["far prices", "aggregated"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_a_repair_lp_started_from_any_basis_ends_at_the_optimum(problem, start, seed):
+    """Each repair LP starts HiGHS from where the last one ended, the first after the
+    aggregated LP from that LP's optimum; a start that is no basis at all (random statuses,
+    for every round: after far-off prices, so that there are rounds, or after the
+    aggregated LP) costs only iterations."""
     from engine.solve import fast
 
     highs = engine.solve(problem, method="highs")
     rng = np.random.default_rng(seed)
 
-    def anything(self, names):
+    def anything(self, names, columns):
         return (
             rng.integers(0, 3, len(names.cols)).astype(np.int8),
             rng.integers(0, 3, len(names.rows)).astype(np.int8),
         )
 
-    garbage = rng.normal(scale=10.0, size=len(problem.rows))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fast.LPBasis, "carried", anything)
+        patch.setattr(fast.AggregatedLP, "carried", anything)
         patch.setattr(fast, "BOX_RADIUS", 1e-3)
-        patch.setattr(fast, "smoothed_prices", lambda *a, **k: (garbage, 1e-3, True))
+        if start == "aggregated":
+            patch.setattr(fast, "FINE_EVALUATIONS", 0)
+        else:
+            garbage = rng.normal(scale=10.0, size=len(problem.rows))
+            patch.setattr(fast, "smoothed_prices", lambda *a, **k: (garbage, 1e-3, True))
         sol = fast.solve_fast(problem)
+    assert sol.timings["prices_aggregated"] == (start == "aggregated")
     assert_optimum(problem, sol, highs)
 
 
