@@ -226,6 +226,12 @@ AGGREGATE_STEP = 0.05
 # Evaluations of the fine stage after which it gives way to the aggregated LP: a problem
 # without large tied classes settles well within them.
 FINE_EVALUATIONS = 300
+# The share of all cells near a tie (active in the fine stage) beyond which a cold start
+# goes to the aggregated LP without the fine stage: large tied classes make the smoothed
+# dual stiff, and each evaluation visits them all. National 100 m: 13% near a tie under the
+# sample's prices, 43% after the first round, 131 evaluations (5-6 s CPU) for prices the
+# aggregated LP replaced; 250 m: 17%, replaced too; the synthetic instances: 3-4%, settled.
+STIFF_SHARE = 0.1
 
 
 @dataclass
@@ -387,7 +393,8 @@ def smoothed_prices(
     warm: bool = False,
 ) -> tuple[np.ndarray, float, bool]:
     """Near-optimal prices, the temperature they were found at, and whether the fine stage
-    settled (False: it spent :data:`FINE_EVALUATIONS` first).
+    settled (False: it spent :data:`FINE_EVALUATIONS` first, or from a cold start found more
+    than :data:`STIFF_SHARE` of the cells near a tie).
 
     The sample stage starts from ``prices``; with ``warm`` prices (of a neighbouring
     problem) the fine stage starts from whichever of those and the sample's is better by
@@ -439,6 +446,8 @@ def smoothed_prices(
                 too_far = min(too_far, step_radius)
                 priced, radius = centre, max(base_radius, step_radius / 4)
         active = priced.margin < window
+        if not warm and np.count_nonzero(active) > STIFF_SHARE * problem.n_cells:
+            return priced.prices, tau, False
         settled = ~active
         settled_part = (
             kernels.assigned_value(problem.value, priced.choice, settled, structure.area),
