@@ -87,18 +87,22 @@ def test_fast_matches_highs_when_whole_classes_of_cells_tie(problem):
 @given(
     problems(tied=True, max_cells=300, extremes=True),
     st.sampled_from([0.05, 1.0, 1e6]),
+    st.sampled_from([0.0, 2.0, np.inf]),
     st.booleans(),
 )
-def test_prices_from_the_aggregated_lp_end_at_the_optimum(problem, step, warm):
+def test_prices_from_the_aggregated_lp_end_at_the_optimum(problem, step, window, warm):
     """The aggregated LP's prices (the start where the smoothed dual is too stiff) lead the
     repair to the optimum: at the shipped step, at a coarse one, and at a step so coarse
-    that every group is one class; from a cold start and from a warm one."""
+    that every group is one class; with each cell's options near its best under the
+    sample's prices as shipped, only its best ones (which may leave a hard target unmet:
+    then all of them), or all; from a cold start and from a warm one."""
     from engine.solve import fast
 
     highs = engine.solve(problem, method="highs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fast, "FINE_EVALUATIONS", 0)
         patch.setattr(fast, "AGGREGATE_STEP", step)
+        patch.setattr(fast, "AGGREGATE_WINDOW", window)
         sol = fast.solve_fast(problem, prices=highs.prices if warm else None)
     assert sol.timings["prices_aggregated"]
     assert_optimum(problem, sol, highs)
