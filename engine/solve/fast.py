@@ -10,17 +10,19 @@ as many cells as there are binding targets are split between options. So:
    with a lower temperature, where only the cells near a tie are visited per evaluation.
    These prices are close to the optimal ones but not exact. Where large classes of cells
    tie (a whole land-use class worth the same), the smoothed dual is so stiff at the low
-   temperature that L-BFGS crawls; after a budget of evaluations the prices come instead
-   from an *aggregated LP*: cells whose values differ between options by nearly the same
-   amounts share one set of columns, which leaves a national problem a few ten thousand
-   classes that HiGHS solves exactly.
+   temperature that L-BFGS crawls; after a budget of evaluations (or at once, where more
+   than a tenth of the cells lie near a tie) the prices come instead from an *aggregated
+   LP*: cells whose values differ between options by nearly the same amounts share one set
+   of columns, each with the options near its best under the sample's prices, which leaves
+   a national problem a few ten thousand classes that HiGHS solves exactly.
 2. **Repair.** Under those prices most cells have a clear best option; the cells whose
    runner-up is within a window (:func:`tie_window`) are *free*, each with the options
    within that window. Fix the others at their best option and solve the LP over the free
    cells exactly with HiGHS (targets reduced by what the fixed cells deliver). Free cells
    that are interchangeable (a land-use class whose options differ by the same amounts)
    share one set of columns. The LP's row duals are candidate exact prices; a box keeps
-   them near the last ones (:class:`Box`) until the LP needs none.
+   them near the last ones (:class:`Box`) until the LP needs none. Each LP starts HiGHS
+   where the last one ended, the first after the aggregated LP from that LP's optimum.
 3. **Pricing.** One pass over all cells: any fixed cell whose option is no longer best
    under the new prices joins the free cells, any free cell's option the LP left out that
    now beats its options joins them, and step 2 repeats. When none is left, the prices are
