@@ -445,3 +445,50 @@ def test_gap_warning_when_not_certified():
     with pytest.warns(GapWarning, match="gap"):
         sol = engine.solve(problem, method="fast", gap_tolerance=-1.0)
     assert sol.status.startswith("not certified")
+
+
+def test_a_price_resting_on_the_box_edge_is_not_the_last(monkeypatch):
+    """Two lower targets of one claim on the same cells, one at the capacity of the land
+    (every cell must serve it): every split of the price between the rows is optimal, so a
+    boxed repair LP can end with a price on its box's edge without trading. Such a price is
+    valid but can lie so far out that the dual bound loses its last digits; the LP without a
+    box must decide it. (The problem hypothesis found for the test above: gap 2.0e-9 with
+    one price at 4.6e6.)"""
+    from engine.solve import fast
+
+    keep = [1.1455360120050457, -0.6064844383903154, 2.8442644794337415, 1.0375651452491945,
+            0.21298172604072169, 0.9666506947945415, 1.511006007561628, 1.5688742334438655,
+            0.7405738112103641, -0.8375520366033118, 0.5619462496350754, 1.392859700893478,
+            0.5098333690341745, 1.6669966407363588, 0.43909192754359255, 1.8406934753217261,
+            0.544381011923722, -0.12057822898763715, 1.936171308898921]  # fmt: skip
+    area = [0.8241835714347261, 1.3873485250662632, 1.632594114458123, 1.6571572160987098,
+            1.8065387842944982, 1.1558919472552576, 1.5369640140092573, 1.8023178182613813,
+            1.3606950793603465, 1.547691695373108, 0.8259866441920254, 1.4537446842708128,
+            0.8442147939749707, 1.945804221241975, 0.7381353579560681, 0.682208252287567,
+            0.8716954748326425, 0.7999444761269576, 1.5327347232871777]  # fmt: skip
+    claim = [
+            0.6455360120050456, -1.1064844383903154, 2.3442644794337415,
+            0.5375651452491945, -0.2870182739592783, 0.4666506947945414,
+            1.011006007561628, 1.0688742334438655, 0.24057381121036414,
+            -1.3375520366033118, 0.061946249635075466, 0.892859700893478,
+            0.00983336903417455, 1.1669966407363588, -0.06090807245640745,
+            1.3406934753217261, 0.04438101192372198, -0.6205782289876371,
+            1.436171308898921
+    ]  # fmt: skip
+    n = len(keep)
+    problem = engine.Problem(
+        np.column_stack([keep, claim]),  # one class: the claim costs 0.5 everywhere
+        np.array([[0.0], [1.0]]),
+        np.zeros((2, n), int),
+        lower=[np.array([[21.88580033451048]]), np.array([[24.405851393781862]])],
+        upper=[np.array([[np.nan]]), np.array([[np.nan]])],
+        allowed=np.ones((n, 2), bool),
+        area=np.array(area),
+    )
+    highs = engine.solve(problem, method="highs")
+    rng = np.random.default_rng(8)
+    start = rng.normal(scale=rng.choice([0.1, 10.0, 1e4, 1e9]), size=2)
+    monkeypatch.setattr(fast, "BOX_RADIUS", 1e6)
+    monkeypatch.setattr(fast, "smoothed_prices", lambda *a, **k: (start, 1e-3, True))
+    sol = fast.solve_fast(problem)
+    assert_optimum(problem, sol, highs)

@@ -111,13 +111,17 @@ def solve_fast(
         lp_cells, last, basis = free.cells, lp, lp.basis
         priced = price_cells(problem, structure, lp.prices)
         better = improving_options(problem, structure, priced, choice, free, tolerance)
-        if better is None and not lp.traded.any():
+        on_edge = box is not None and box.reached(lp.prices)
+        if better is None and not lp.traded.any() and not on_edge:
             break
         if better is not None:
             free = free.join(*better)
         elif box is not None:
             # The free cells alone need prices beyond the box and no other cell joins at its
-            # edge: only the LP without a box can say how far (or that a target is unmet).
+            # edge, or a price rests on its edge without trading (a degenerate LP: any price
+            # beyond some value is optimal there, and one far out costs the dual bound its
+            # last digits): only the LP without a box can say how far (or that a target is
+            # unmet).
             box = None
         if box is not None:
             binding = lp.traded > BOX_TOLERANCE
@@ -701,6 +705,10 @@ class Box:
 
     def around(self, prices: np.ndarray, binding: np.ndarray) -> Box:
         return Box(prices, np.where(binding, 4 * self.radius, self.radius))
+
+    def reached(self, prices: np.ndarray) -> bool:
+        """Whether any of ``prices`` lies on the box's edge."""
+        return bool(np.any(np.abs(prices - self.centre) >= self.radius * (1 - 1e-9)))
 
 
 @dataclass(frozen=True)
