@@ -534,12 +534,24 @@ def _neighbours_of(cells: Cells, idx: np.ndarray) -> np.ndarray:
 def _groups_in_province(cells: Cells, rule: Rule) -> np.ndarray:
     """The rule's groups split at provincial borders: each province reserves its share of its
     own part of a polder, so province runs add up to the national run (optelbaarheid)."""
-    # Each column ranked on its own, then one key per pair, in the pairs' lexicographic order
-    # (not numbered 0, 1, ...: reserve_ranked only compares them): a row-wise np.unique sorts
-    # structured rows, some 20x slower than two 1-d sorts.
-    g_rank = np.unique(cells.layer(rule.group_by), return_inverse=True)[1]
-    provinces, p_rank = np.unique(cells.layer("province"), return_inverse=True)
-    return g_rank.astype(np.int64).ravel() * len(provinces) + p_rank.ravel()
+    # One key per pair, in the pairs' lexicographic order (not numbered 0, 1, ...:
+    # reserve_ranked only compares them).
+    group, _ = _ordered_codes(cells.layer(rule.group_by))
+    province, n_provinces = _ordered_codes(cells.layer("province"))
+    return group * n_provinces + province
+
+
+def _ordered_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """(codes, count): int64 codes in the order of ``values``, 0 <= code < count. An integer
+    layer of a moderate range is its values less the smallest, without a sort (the two sorts
+    of a national 100 m grid took 0.7 s CPU); any other its ranks."""
+    values = np.asarray(values).ravel()
+    if np.issubdtype(values.dtype, np.integer) and len(values):
+        low, high = int(values.min()), int(values.max())
+        if high - low < 2**31:
+            return values.astype(np.int64) - low, high - low + 1
+    ranks = np.unique(values, return_inverse=True)[1].ravel().astype(np.int64)
+    return ranks, int(ranks.max(initial=-1)) + 1
 
 
 def reserve_ranked(

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from engine.compile import check_capacity, compile_problem
 from engine.config import ConfigError, load_config
-from engine.rules import Cells, _neighbours_of, evaluate, reserve_ranked
+from engine.rules import Cells, _neighbours_of, _ordered_codes, evaluate, reserve_ranked
 
 NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
 
@@ -267,3 +267,32 @@ def test_targets_larger_than_the_land_that_may_take_them(grid):
         if b["claim"] == "housing" and b["zone"] == "Zeeland"
     ]
     assert bad and bad[0]["file"].endswith("zeeland.toml") and bad[0]["key"] == "targets.housing"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            st.integers(-1, 70),  # a polder id layer
+            st.integers(-(2**31), 2**31 - 1),  # int32 over its whole range: ranked
+            st.integers(-(2**62), 2**62),  # int64 beyond it
+            st.floats(-1e6, 1e6) | st.just(float("nan")),
+        ]
+    ).flatmap(lambda values: st.lists(values, min_size=1, max_size=60)),
+    st.sampled_from([np.int16, np.int32, np.int64, np.float64]),
+)
+def test_ordered_codes_order_pairs_as_their_values(values, dtype):
+    """The reservation's groups per province are one key per (group, province) pair; with
+    codes in the order of the values (an integer layer's own values, without a sort) the
+    keys order the pairs as the values do."""
+    values = np.array(values, dtype=np.float64)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        values = np.clip(np.nan_to_num(values), info.min, info.max)
+    values = values.astype(dtype)
+    codes, count = _ordered_codes(values)
+    assert codes.dtype == np.int64 and codes.min() >= 0 and codes.max() < count
+    ranks = np.unique(values, return_inverse=True)[1].ravel()
+    np.testing.assert_array_equal(
+        np.sign(np.subtract.outer(codes, codes)), np.sign(np.subtract.outer(ranks, ranks))
+    )

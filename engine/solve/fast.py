@@ -10,17 +10,19 @@ as many cells as there are binding targets are split between options. So:
    with a lower temperature, where only the cells near a tie are visited per evaluation.
    These prices are close to the optimal ones but not exact. Where large classes of cells
    tie (a whole land-use class worth the same), the smoothed dual is so stiff at the low
-   temperature that L-BFGS crawls; after a budget of evaluations the prices come instead
-   from an *aggregated LP*: cells whose values differ between options by nearly the same
-   amounts share one set of columns, which leaves a national problem a few ten thousand
-   classes that HiGHS solves exactly.
+   temperature that L-BFGS crawls; after a budget of evaluations (or at once, where more
+   than a tenth of the cells lie near a tie) the prices come instead from an *aggregated
+   LP*: cells whose values differ between options by nearly the same amounts share one set
+   of columns, each with the options near its best under the sample's prices, which leaves
+   a national problem a few ten thousand classes that HiGHS solves exactly.
 2. **Repair.** Under those prices most cells have a clear best option; the cells whose
    runner-up is within a window (:func:`tie_window`) are *free*, each with the options
    within that window. Fix the others at their best option and solve the LP over the free
    cells exactly with HiGHS (targets reduced by what the fixed cells deliver). Free cells
    that are interchangeable (a land-use class whose options differ by the same amounts)
    share one set of columns. The LP's row duals are candidate exact prices; a box keeps
-   them near the last ones (:class:`Box`) until the LP needs none.
+   them near the last ones (:class:`Box`) until the LP needs none. Each LP starts HiGHS
+   where the last one ended, the first after the aggregated LP from that LP's optimum.
 3. **Pricing.** One pass over all cells: any fixed cell whose option is no longer best
    under the new prices joins the free cells, any free cell's option the LP left out that
    now beats its options joins them, and step 2 repeats. When none is left, the prices are
@@ -90,10 +92,12 @@ def solve_fast(
     approx, tau, converged = smoothed_prices(
         problem, structure.without(local), start, scale, warm=prices is not None
     )
+    # Where the aggregated LP gave the prices, the first repair LP starts from its optimum.
+    basis = None
     if not converged:
-        aggregated = aggregated_prices(problem, structure, scale)
+        aggregated = aggregated_lp(problem, structure, scale, approx)
         if aggregated is not None:
-            approx = aggregated
+            approx, basis = aggregated.prices, aggregated
     timings["prices"] = time.perf_counter() - clock
     timings["prices_aggregated"] = not converged
 
@@ -107,7 +111,6 @@ def solve_fast(
     # The last repair LP and its cells.
     lp_cells, last = np.zeros(0, dtype=np.int64), None
     box: Box | None = Box.start(priced.prices, scale, unboxed=local)
-    basis = None
     repair = -1
     for repair in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
         lp = restricted_lp(problem, structure, choice, free, box, basis)
@@ -120,13 +123,17 @@ def solve_fast(
         progress.advance(repair + 1, max_repairs, "repair LPs", at_most=True)
         priced = price_cells(problem, structure, lp.prices)
         better = improving_options(problem, structure, priced, choice, free, tolerance)
-        if better is None and not lp.traded.any():
+        on_edge = box is not None and box.reached(lp.prices)
+        if better is None and not lp.traded.any() and not on_edge:
             break
         if better is not None:
             free = free.join(*better)
         elif box is not None:
             # The free cells alone need prices beyond the box and no other cell joins at its
-            # edge: only the LP without a box can say how far (or that a target is unmet).
+            # edge, or a price rests on its edge without trading (a degenerate LP: any price
+            # beyond some value is optimal there, and one far out costs the dual bound its
+            # last digits): only the LP without a box can say how far (or that a target is
+            # unmet).
             box = None
         if box is not None:
             binding = lp.traded > BOX_TOLERANCE
@@ -274,9 +281,20 @@ MAX_ROUNDS = 20
 # The value step of the aggregated LP, as a fraction of the value scale: coarse enough to
 # leave a national grid a few ten thousand classes, fine enough for the repair to start near.
 AGGREGATE_STEP = 0.05
+# How far behind a cell's best under the sample stage's prices, in value scales, an option
+# may be and still enter the aggregated LP. National 100 m: 567 k columns instead of 877 k,
+# HiGHS 3.3 s CPU instead of 9 s, the same four repair rounds after it; at 1 scale the
+# repair needed 7 rounds over 50% more cells, at 3 the LP kept 853 k columns.
+AGGREGATE_WINDOW = 2.0
 # Evaluations of the fine stage after which it gives way to the aggregated LP: a problem
 # without large tied classes settles well within them.
 FINE_EVALUATIONS = 300
+# The share of all cells near a tie (active in the fine stage) beyond which a cold start
+# goes to the aggregated LP without the fine stage: large tied classes make the smoothed
+# dual stiff, and each evaluation visits them all. National 100 m: 13% near a tie under the
+# sample's prices, 43% after the first round, 131 evaluations (5-6 s CPU) for prices the
+# aggregated LP replaced; 250 m: 17%, replaced too; the synthetic instances: 3-4%, settled.
+STIFF_SHARE = 0.1
 
 
 @dataclass
@@ -446,7 +464,8 @@ def smoothed_prices(
     warm: bool = False,
 ) -> tuple[np.ndarray, float, bool]:
     """Near-optimal prices, the temperature they were found at, and whether the fine stage
-    settled (False: it spent :data:`FINE_EVALUATIONS` first).
+    settled (False: it spent :data:`FINE_EVALUATIONS` first, or from a cold start found more
+    than :data:`STIFF_SHARE` of the cells near a tie).
 
     The sample stage starts from ``prices``; with ``warm`` prices (of a neighbouring
     problem) the fine stage starts from whichever of those and the sample's is better by
@@ -498,6 +517,8 @@ def smoothed_prices(
                 too_far = min(too_far, step_radius)
                 priced, radius = centre, max(base_radius, step_radius / 4)
         active = priced.margin < window
+        if not warm and np.count_nonzero(active) > STIFF_SHARE * problem.n_cells:
+            return priced.prices, tau, False
         settled = ~active
         settled_part = (
             kernels.assigned_value(problem.value, priced.choice, settled, structure.area),
@@ -747,6 +768,10 @@ class Box:
     def around(self, prices: np.ndarray, binding: np.ndarray) -> Box:
         return Box(prices, np.where(binding, 4 * self.radius, self.radius))
 
+    def reached(self, prices: np.ndarray) -> bool:
+        """Whether any of ``prices`` lies on the box's edge."""
+        return bool(np.any(np.abs(prices - self.centre) >= self.radius * (1 - 1e-9)))
+
 
 @dataclass(frozen=True)
 class RepairLP:
@@ -772,7 +797,7 @@ def restricted_lp(
     choice: np.ndarray,
     free: FreeCells,
     box: Box | None = None,
-    basis: LPBasis | None = None,
+    basis: LPBasis | AggregatedLP | None = None,
 ) -> RepairLP | None:
     """Solve the LP over the free cells and their options, the others fixed at ``choice``.
 
@@ -783,8 +808,8 @@ def restricted_lp(
     most its area), so the LP has about as many rows as targets, however many cells are
     free, and HiGHS's dual simplex handles the rest as bounds.
 
-    ``basis``, the last round's, starts HiGHS where that LP ended. None when the fixed
-    cells make a hard target unreachable.
+    ``basis``, the last round's (or the aggregated LP's), starts HiGHS where that LP ended.
+    None when the fixed cells make a hard target unreachable.
     """
     cell_area = problem.area_of(free.cells) * np.ones(len(free.cells))
     classes = _interchangeable(problem, structure, free, cell_area)
@@ -795,20 +820,76 @@ def restricted_lp(
     return RepairLP(prices, traded, class_x, classes, cell_area, ended)
 
 
-def aggregated_prices(problem: Problem, structure: DualStructure, scale: float):
-    """The exact prices of the aggregated LP: every cell with every option it allows, cells
-    of a group whose differences between options agree to :data:`AGGREGATE_STEP` of the
-    value scale one class, at the values of its first cell. No cell's values move by more
-    than a step, so neither does the dual bound per hectare of these prices: near-optimal
-    prices, whatever the temperature would have needed. None when no allocation meets the
-    hard targets (the repair then says which)."""
-    n, n_opt = problem.n_cells, problem.n_options
-    options = structure.allowed if structure.has_allowed else np.ones((n, n_opt), dtype=bool)
-    free = FreeCells(np.arange(n), options)
-    cell_area = problem.area_of(free.cells) * np.ones(n)
-    classes = _interchangeable(problem, structure, free, cell_area, AGGREGATE_STEP * scale)
-    solved = _class_lp(problem, structure, np.argmax(options, axis=1), free, classes)
-    return None if solved is None else solved[1]
+@dataclass(frozen=True)
+class AggregatedLP:
+    """The aggregated LP's optimum: its prices, and the start it gives the first repair LP.
+
+    A repair class lies, but for the rounding of its differences, inside one aggregated
+    class, so the aggregated LP's shares of that class say where the repair LP's hectares
+    most likely go: a column moving a class wholly to an option starts at its bound, one
+    the aggregated class split over several options in the basis. HiGHS completes what is
+    no basis; a poor start costs only iterations (national 100 m: the first repair LP from
+    here, against 4-5 s CPU from scratch).
+    """
+
+    prices: np.ndarray  # (R,)
+    cell_class: np.ndarray  # (N,) the aggregated class of every cell
+    class_x: np.ndarray  # (C, O) each class's share per option
+    basis: LPBasis  # where HiGHS ended: the target rows and shortfalls, by name
+
+    def carried(self, names: _LPNames, columns: _Columns) -> tuple[np.ndarray, np.ndarray]:
+        col_status, row_status = self.basis.carried(names, columns)
+        share = self.class_x[self.cell_class[columns.cell], columns.option]
+        col_status[: len(share)] = np.where(
+            share >= 1 - _WHOLE, _UPPER, np.where(share > _WHOLE, _BASIC, _NONBASIC)
+        )
+        # A class's row holds what its columns move together: at its bound (the class's
+        # area) when nothing stays on the lead.
+        stays = self.class_x[self.cell_class[columns.shared_cell], columns.shared_lead]
+        row_status[len(row_status) - len(stays) :] = np.where(stays > _WHOLE, _BASIC, _UPPER)
+        return col_status, row_status
+
+
+# A share this close to 0 or 1 is taken for it when the aggregated optimum starts a repair.
+_WHOLE = 1e-9
+
+
+def aggregated_lp(
+    problem: Problem, structure: DualStructure, scale: float, prices: np.ndarray
+) -> AggregatedLP | None:
+    """The aggregated LP: every cell with the options it allows within
+    :data:`AGGREGATE_WINDOW` value scales of its best under ``prices`` (the sample stage's),
+    cells of a group whose differences between options agree to :data:`AGGREGATE_STEP` of
+    the value scale one class, at the values of its first cell. No cell's values move by
+    more than a step, so neither does the dual bound per hectare of its exact prices:
+    near-optimal prices, whatever the temperature would have needed. An option left out
+    could only enter if the prices moved by the window; the repair puts it back if they
+    do. With every allowed option when those leave no allocation that meets the hard
+    targets; None when none does (the repair then says which)."""
+    n = problem.n_cells
+    cells = np.arange(n)
+    cell_area = problem.area_of(cells) * np.ones(n)
+    for window in (AGGREGATE_WINDOW * scale, np.inf):
+        # In blocks: a national grid's adjusted values at once would be gigabytes.
+        options = np.concatenate(
+            [
+                _near_best(problem, structure, prices, cells[start : start + _CHUNK], window)
+                for start in range(0, n, _CHUNK)
+            ]
+        )
+        free = FreeCells(cells, options)
+        classes = _interchangeable(problem, structure, free, cell_area, AGGREGATE_STEP * scale)
+        solved = _class_lp(problem, structure, np.argmax(options, axis=1), free, classes)
+        if solved is not None:
+            break
+    else:
+        return None
+    class_x, prices, _, ended = solved
+    if ended is None:
+        # No LP was needed (every class had one option): nothing to carry by name.
+        nothing = np.zeros(0, dtype=np.uint64)
+        ended = LPBasis(_LPNames(nothing, nothing), np.zeros(0, np.int8), np.zeros(0, np.int8))
+    return AggregatedLP(prices, classes.of_cell, class_x, ended)
 
 
 def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, box=None, basis=None):
@@ -898,6 +979,12 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
         ).astype(np.uint64),
         rows=np.concatenate([np.arange(n_rows, dtype=np.uint64), classes.key[shared]]),
     )
+    columns = _Columns(
+        cell=representative[col_class],
+        option=col_opt,
+        shared_cell=representative[shared],
+        shared_lead=lead[shared],
+    )
     if n_x + n_s + n_b == 0:
         # Every free class has one option and no target is elastic: nothing to decide, and
         # HiGHS calls an LP without columns "empty" rather than solving it.
@@ -919,7 +1006,7 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
         row_hi,
         np.zeros(n_x + n_s + n_b),
         np.concatenate([class_area[col_class], upper_bounds(np.full(n_s + n_b, np.nan))]),
-        basis=None if basis is None else basis.carried(names),
+        basis=None if basis is None else basis.carried(names, columns),
     )
     if result.status == "infeasible":
         return None
@@ -950,6 +1037,18 @@ class _LPNames:
 
 
 @dataclass(frozen=True)
+class _Columns:
+    """What a repair LP's columns and class rows stand for, for a start that knows cells
+    rather than names (:class:`AggregatedLP`): a cell of the class and the option each
+    column moves hectares to; a cell of the class and its lead for each class row."""
+
+    cell: np.ndarray  # (X,) int64
+    option: np.ndarray  # (X,) int64
+    shared_cell: np.ndarray  # (S,) int64
+    shared_lead: np.ndarray  # (S,) int64
+
+
+@dataclass(frozen=True)
 class LPBasis:
     """Where HiGHS ended a repair LP, by names that outlive the round.
 
@@ -963,15 +1062,16 @@ class LPBasis:
     col_status: np.ndarray  # int8 HighsBasisStatus
     row_status: np.ndarray
 
-    def carried(self, names: _LPNames) -> tuple[np.ndarray, np.ndarray]:
-        """Column and row statuses for an LP with these names."""
+    def carried(self, names: _LPNames, columns: _Columns) -> tuple[np.ndarray, np.ndarray]:
+        """Column and row statuses for an LP with these names (``columns`` are found by
+        them)."""
         return (
             _carry(self.names.cols, self.col_status, names.cols, _NONBASIC),
             _carry(self.names.rows, self.row_status, names.rows, _BASIC),
         )
 
 
-_NONBASIC, _BASIC = 0, 1  # HighsBasisStatus kLower, kBasic
+_NONBASIC, _BASIC, _UPPER = 0, 1, 2  # HighsBasisStatus kLower, kBasic, kUpper
 
 
 def _carry(old: np.ndarray, status: np.ndarray, new: np.ndarray, missing: int) -> np.ndarray:
