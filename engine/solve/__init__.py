@@ -36,7 +36,7 @@ METHODS = ("auto", "fast", "highs", "cbc")
 # The options each backend takes. ``auto`` takes all of them: it honours what the chosen
 # backend can use (a gap tolerance), checks a warm start either way, and ignores the rest.
 OPTIONS = {
-    "fast": ("prices", "gap_tolerance", "max_repairs"),
+    "fast": ("prices", "gap_tolerance", "max_repairs", "search"),
     "highs": ("gap_tolerance",),
     "cbc": ("gap_tolerance",),
 }
@@ -49,7 +49,8 @@ def solve(problem: Problem, method: str = "auto", **options) -> Solution:
     """Solve ``problem`` to proven optimality; see DESIGN.md for the LP.
 
     ``options``: ``prices=`` warm-starts the fast backend from the prices of a similar
-    problem, ``max_repairs=`` caps its repair rounds, ``gap_tolerance=`` (every backend) is
+    problem, ``search=False`` repairs straight from those prices (no price search),
+    ``max_repairs=`` caps its repair rounds, ``gap_tolerance=`` (every backend) is
     the relative gap below which a result counts as optimal. With ``auto``, a warm start the
     reference will not use is still checked, and ``max_repairs`` does not apply to it. Hard
     targets that cannot be met raise ``InfeasibleError`` naming the claim, the zone and the
@@ -78,6 +79,7 @@ def solve(problem: Problem, method: str = "auto", **options) -> Solution:
                 # a mistake worth saying, whichever backend the size picks.
                 initial_prices(problem, options.pop("prices"))
             options.pop("max_repairs", None)
+            options.pop("search", None)
     if method == "fast":
         from engine.solve.fast import solve_fast
 

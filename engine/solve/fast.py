@@ -66,8 +66,14 @@ def solve_fast(
     prices: np.ndarray | list | None = None,
     gap_tolerance: float = 1e-9,
     max_repairs: int = 40,
+    search: bool = True,
 ) -> Solution:
-    """Solve ``problem`` exactly; ``prices`` (per zoning, or in row order) warm-start it."""
+    """Solve ``problem`` exactly; ``prices`` (per zoning, or in row order) warm-start it.
+
+    ``search=False`` with ``prices`` skips the price search: the repair starts from the
+    given prices, exact all the same (it frees cells until none improves). Prices of a
+    near neighbour (the praatkaart's variant of its base) settle in a few rounds; far ones
+    may not within ``max_repairs``, which the status says."""
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     structure = dual_structure(problem)
@@ -76,9 +82,12 @@ def solve_fast(
     timings["setup"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    approx, tau, converged = smoothed_prices(
-        problem, structure, start, scale, warm=prices is not None
-    )
+    if prices is not None and not search:
+        approx, tau, converged = structure.project(start), TAU_FINE * scale, True
+    else:
+        approx, tau, converged = smoothed_prices(
+            problem, structure, start, scale, warm=prices is not None
+        )
     if not converged:
         aggregated = aggregated_prices(problem, structure, scale)
         if aggregated is not None:
