@@ -422,6 +422,15 @@ def test_the_page_in_chromium(server, utrecht):
             s, "document.getElementById('changes').innerText"
         )
         until(f"{images}.some(i => i.src.includes('/change.png') && i.naturalWidth > 0)")
+        # Every button and table within its panel (the variant's buttons once ran past it).
+        past = browser.evaluate(
+            s,
+            """JSON.stringify([...document.querySelectorAll(
+            'aside button, aside table')].filter(e => e.getBoundingClientRect().right >
+            e.closest('aside').getBoundingClientRect().right + 0.5).map(e => e.textContent
+            .slice(0, 30)))""",
+        )
+        assert json.loads(past) == [], past
         # The prices that moved: a table (base, variant, change) and a map per claim.
         until("document.getElementById('price-table') !== null")
         prices = browser.evaluate(s, "document.getElementById('price-table').innerText")
