@@ -190,6 +190,15 @@ def test_a_variant_solved_from_its_base_prices_is_the_exact_optimum(utrecht, rep
     assert abs(sol.objective - reference.objective) <= 1e-7 * max(1.0, abs(reference.objective))
 
 
+def test_the_grid_is_read_once_into_memory():
+    """Every variant compiles from the grid: in memory, not read from its tiles again."""
+    from engine.serve.runs import grid_of
+
+    ds = grid_of("nl", 1000.0)
+    assert grid_of("nl", 1000.0) is ds
+    assert all(isinstance(v.data, np.ndarray) for v in ds.data_vars.values())
+
+
 def test_maps_are_palette_pngs_in_the_right_colours():
     """The change and price maps a variant draws on every click: each code in its colour,
     the rest transparent; a continuous grid from its scale's first colour to its last."""
