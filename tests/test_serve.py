@@ -190,6 +190,28 @@ def test_a_variant_solved_from_its_base_prices_is_the_exact_optimum(utrecht, rep
     assert abs(sol.objective - reference.objective) <= 1e-7 * max(1.0, abs(reference.objective))
 
 
+def test_a_variant_saved_after_the_child_let_it_go_is_the_plan_the_page_showed(utrecht, tmp_path):
+    """Solved again as the page solved it (from the base's prices), not from another start
+    that may pick another of tied optima: the same allocation, cell for cell."""
+    from engine.serve import variants
+    from engine.serve.runs import Run
+
+    base = Run.open(utrecht, "utrecht")
+    job = {
+        "id": "v1", "config": base.config_path, "grid": base.grid_name, "resolution": 1000.0,
+        "overrides": {"assumptions.housing_density_urban": 75}, "prices": base.prices,
+        "base_folder": str(base.folder), "base_report": base.report, "seconds": 1.0,
+        "analysis": "off",
+    }  # fmt: skip
+    assert variants.solve_variant(job)["status"] == "done"
+    assert variants.save_variant({**job, "out": str(tmp_path / "kept")}) == "kept"
+    variants._SOLVED.clear()
+    assert variants.save_variant({**job, "out": str(tmp_path / "again")}) == "solved again"
+    kept, again = Run.open(tmp_path / "kept", "a"), Run.open(tmp_path / "again", "b")
+    np.testing.assert_array_equal(kept.allocation, again.allocation)
+    assert kept.report["objective"] == again.report["objective"]
+
+
 def test_the_grid_is_read_once_into_memory():
     """Every variant compiles from the grid: in memory, not read from its tiles again."""
     from engine.serve.runs import grid_of
