@@ -47,7 +47,8 @@ PRICE_TOLERANCE = 1e-6  # a price change below this (value per claim-ha) is the 
 SAVE_LIMIT = 900.0  # seconds writing a variant's run folder may take
 KEEP_SOLVED = 2  # variants whose compiled problem and solution the child keeps for saving
 # Repair rounds a variant takes straight from its base's prices before the solver searches
-# prices as a cold solve does: a density 40 -> 70 settles in 4 rounds at 250 m.
+# prices as a cold solve does: density 40 -> 60 or 70 settles in 4-5 rounds at 250 m, 150 in
+# 8 at 1000 m.
 NEAR_REPAIRS = 8
 
 
