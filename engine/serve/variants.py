@@ -4,11 +4,11 @@ A variant is a run's config with overrides (the CLI's ``--set`` keys:
 ``assumptions.housing_density_urban``, ``provinces.utrecht.targets.housing.lower``, ...) at a
 resolution the user picks. :meth:`Variants.submit` checks the overrides at once (a bad key
 is refused with the CLI's own message) and queues the solve. One child process
-(:mod:`engine.serve.worker`) solves one variant at a time as a run does (compile, solve
-warm-started from the base run's prices, compaction), compares it with the base
+(:mod:`engine.serve.worker`) solves one variant at a time as a run does (compile, solve,
+compaction), the solve repaired straight from the base run's prices, compares it with the base
 (:func:`engine.analysis.compare.run_changes`) and draws its maps; the server keeps the
-report rows, the changes, the prices and the PNGs, not the arrays. A variant whose targets
-do not fit is no error: elastic targets report their shortfall; hard targets that cannot be
+report rows, the changes (the prices among them) and the PNGs, not the arrays. A variant whose
+targets do not fit is no error: elastic targets report their shortfall; hard targets that cannot be
 met (:class:`~engine.solve.InfeasibleError`, :class:`~engine.compile.CapacityError`) end as
 ``infeasible`` with the message that names the claim, the zone and the missing hectares.
 On request a variant is written as a normal whole run folder, by the same child.
@@ -466,8 +466,10 @@ def save_variant(job: dict) -> str:
     another start pick another); the child was replaced or has moved on."""
     from engine.report import write_outputs
 
-    how = "kept" if job["id"] in _SOLVED else "solved again"
-    prepared, sol = _SOLVED[job["id"]] if how == "kept" else _plan(job)[::2]
+    if job["id"] in _SOLVED:
+        how, (prepared, sol) = "kept", _SOLVED[job["id"]]
+    else:
+        how, (prepared, _, sol) = "solved again", _plan(job)
     write_outputs(
         job["out"], prepared.compiled, sol, prepared.ds,
         timings={"solve": job["seconds"]}, deviations=prepared.deviations,
