@@ -170,21 +170,30 @@ def test_prices_that_move_as_rows_and_maps(http):
     assert http.get(f"/api/variants/{vid}/price-nothing.png").status_code == 404
 
 
-@pytest.mark.parametrize("repairs", [8, 0], ids=["repaired", "searched"])
-def test_a_variant_solved_from_its_base_prices_is_the_exact_optimum(utrecht, repairs):
-    """Repaired straight from the base's prices, or (no optimum within the rounds allowed)
-    solved again with the price search: certified optimal and the reference's objective."""
+@pytest.mark.parametrize(
+    "repairs, growth, searched",
+    [(8, 4.0, False), (0, 4.0, True), (8, 1.0, True)],
+    ids=["repaired", "out-of-rounds", "too-many-cells-freed"],
+)
+def test_a_variant_solved_from_its_base_prices_is_the_exact_optimum(
+    utrecht, repairs, growth, searched
+):
+    """Repaired straight from the base's prices, or (no optimum within the rounds allowed,
+    or the repair freeing too many cells) solved again with the price search: certified
+    optimal and the reference's objective."""
     import engine
     from engine.report import read_prices
     from engine.run import prepare_run
     from engine.serve import variants
+    from engine.solve import fast
 
     far = {"assumptions.housing_density_urban": 90, "provinces.utrecht.targets.housing.lower": 3e5}
     problem = prepare_run("utrecht", resolution=1000, overrides=far).compiled.problem
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(variants, "NEAR_REPAIRS", repairs)
+        patch.setattr(fast, "SEARCHLESS_GROWTH", growth)
         sol = variants._solve_from(problem, read_prices(utrecht))
-    assert sol.timings["price_search"] is (repairs == 0)
+    assert sol.timings["price_search"] is searched
     reference = engine.solve(problem, method="highs")
     assert sol.status == "optimal" and sol.gap <= 1e-9
     assert abs(sol.objective - reference.objective) <= 1e-7 * max(1.0, abs(reference.objective))
