@@ -120,7 +120,7 @@ def test_auto_takes_the_cheaper_backend_and_either_gives_the_highs_optimum(
     """Both sides of the estimate's threshold (about 1,300 allowed pairs: 170 cells of 8
     options) reach HiGHS's optimum, and the choice is logged and kept with the solution."""
     problem = allocation_problem(n_cells, seed=3)
-    with caplog.at_level("INFO", logger="engine.solve.choice"):
+    with caplog.at_level("DEBUG", logger="engine.solve.choice"):
         sol = engine.solve(problem, method="auto")
     assert sol.method == sol.auto["method"] == expected
     assert f"auto: {expected}" in caplog.text

@@ -132,8 +132,9 @@ def test_what_if_resolves_changes_and_saves_a_whole_run(http, server):
     ch = v["changes"]
     assert ch["same_grid"] and ch["cells_changed"] > 0 and ch["objective_change"] > 0
     assert http.get(f"/api/variants/{vid}/change.png").content.startswith(PNG)
-    assert v["timings"]["warm_start"] is True
+    assert v["timings"]["warm_start"] is True and v["timings"]["price_search"] is False
     assert {"compile", "solve", "compact", "compare", "drawing"} <= v["timings"].keys()
+    assert {"compile", "solve", "compact", "compare", "drawing"} <= v["timings"]["cpu"].keys()
     assert [x["id"] for x in http.get("/api/variants").json()] == [vid]
 
     saved = http.post(f"/api/variants/{vid}/save", json={"name": "utrecht dichter"}).json()
@@ -167,6 +168,94 @@ def test_prices_that_move_as_rows_and_maps(http):
         assert x["id"] == f"price-{x['claim']}"
         assert http.get(f"/api/variants/{vid}/{x['id']}.png").content.startswith(PNG)
     assert http.get(f"/api/variants/{vid}/price-nothing.png").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "repairs, growth, searched",
+    [(8, 4.0, False), (0, 4.0, True), (8, 1.0, True)],
+    ids=["repaired", "out-of-rounds", "too-many-cells-freed"],
+)
+def test_a_variant_solved_from_its_base_prices_is_the_exact_optimum(
+    utrecht, repairs, growth, searched
+):
+    """Repaired straight from the base's prices, or (no optimum within the rounds allowed,
+    or the repair freeing too many cells) solved again with the price search: certified
+    optimal and the reference's objective."""
+    import engine
+    from engine.report import read_prices
+    from engine.run import prepare_run
+    from engine.serve import variants
+    from engine.solve import fast
+
+    far = {"assumptions.housing_density_urban": 90, "provinces.utrecht.targets.housing.lower": 3e5}
+    problem = prepare_run("utrecht", resolution=1000, overrides=far).compiled.problem
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(variants, "NEAR_REPAIRS", repairs)
+        patch.setattr(fast, "SEARCHLESS_GROWTH", growth)
+        sol = variants._solve_from(problem, read_prices(utrecht))
+    assert sol.timings["price_search"] is searched
+    reference = engine.solve(problem, method="highs")
+    assert sol.status == "optimal" and sol.gap <= 1e-9
+    assert abs(sol.objective - reference.objective) <= 1e-7 * max(1.0, abs(reference.objective))
+
+
+def test_a_variant_saved_after_the_child_let_it_go_is_the_plan_the_page_showed(utrecht, tmp_path):
+    """Solved again as the page solved it (from the base's prices), not from another start
+    that may pick another of tied optima: the same allocation, cell for cell."""
+    from engine.serve import variants
+    from engine.serve.runs import Run
+
+    base = Run.open(utrecht, "utrecht")
+    job = {
+        "id": "v1", "config": base.config_path, "grid": base.grid_name, "resolution": 1000.0,
+        "overrides": {"assumptions.housing_density_urban": 75}, "prices": base.prices,
+        "base_folder": str(base.folder), "base_report": base.report, "seconds": 1.0,
+        "analysis": "off",
+    }  # fmt: skip
+    assert variants.solve_variant(job)["status"] == "done"
+    assert variants.save_variant({**job, "out": str(tmp_path / "kept")}) == "kept"
+    variants._SOLVED.clear()
+    assert variants.save_variant({**job, "out": str(tmp_path / "again")}) == "solved again"
+    kept, again = Run.open(tmp_path / "kept", "a"), Run.open(tmp_path / "again", "b")
+    np.testing.assert_array_equal(kept.allocation, again.allocation)
+    assert kept.report["objective"] == again.report["objective"]
+
+
+def test_the_grid_is_read_once_into_memory():
+    """Every variant compiles from the grid: in memory, not read from its tiles again."""
+    from engine.serve.runs import grid_of
+
+    ds = grid_of("nl", 1000.0)
+    assert grid_of("nl", 1000.0) is ds
+    assert all(isinstance(v.data, np.ndarray) for v in ds.data_vars.values())
+
+
+def test_maps_are_palette_pngs_in_the_right_colours():
+    """The change and price maps a variant draws on every click: each code in its colour,
+    the rest transparent; a continuous grid from its scale's first colour to its last."""
+    import io
+
+    import matplotlib
+    from PIL import Image
+
+    from engine.serve.layers import categorical_png, continuous_png
+
+    def rgba(png: bytes) -> np.ndarray:
+        image = Image.open(io.BytesIO(png))
+        assert image.mode == "P"
+        return np.asarray(image.convert("RGBA"))
+
+    codes = np.array([[3, 255], [7, 3]], dtype=np.uint8)
+    got = rgba(categorical_png(codes, {3: "#ff0000", 7: "#00ff80"}))
+    np.testing.assert_array_equal(got[0, 0], [255, 0, 0, 255])
+    np.testing.assert_array_equal(got[1, 0], [0, 255, 128, 255])
+    assert got[0, 1, 3] == 0
+    grid = np.array([[np.nan, -2.0], [2.0, 0.0]])
+    got = rgba(continuous_png(grid, "RdBu_r", -2.0, 2.0))
+    scale = np.rint(matplotlib.colormaps["RdBu_r"]([0.0, 1.0]) * 255)
+    assert got[0, 0, 3] == 0
+    np.testing.assert_array_equal(got[0, 1], scale[0])
+    np.testing.assert_array_equal(got[1, 0], scale[1])
 
 
 def test_a_variant_that_does_not_fit_answers_with_its_shortfall(http):
@@ -373,6 +462,15 @@ def test_the_page_in_chromium(server, utrecht):
             s, "document.getElementById('changes').innerText"
         )
         until(f"{images}.some(i => i.src.includes('/change.png') && i.naturalWidth > 0)")
+        # Every button and table within its panel (the variant's buttons once ran past it).
+        past = browser.evaluate(
+            s,
+            """JSON.stringify([...document.querySelectorAll(
+            'aside button, aside table')].filter(e => e.getBoundingClientRect().right >
+            e.closest('aside').getBoundingClientRect().right + 0.5).map(e => e.textContent
+            .slice(0, 30)))""",
+        )
+        assert json.loads(past) == [], past
         # The prices that moved: a table (base, variant, change) and a map per claim.
         until("document.getElementById('price-table') !== null")
         prices = browser.evaluate(s, "document.getElementById('price-table').innerText")

@@ -42,11 +42,16 @@ def _rgb(colour: str) -> tuple[int, int, int]:
     return tuple(int(colour[j : j + 2], 16) for j in (0, 2, 4))  # type: ignore[return-value]
 
 
-def _png(rgba: np.ndarray) -> bytes:
-    from matplotlib.image import imsave
+def _png(index: np.ndarray, palette: np.ndarray) -> bytes:
+    """A palette PNG: one byte per cell into ``palette`` (256, 4) RGBA. Four times fewer
+    bytes to compress than RGBA, which a variant's maps are drawn on every click."""
+    from PIL import Image
 
+    image = Image.fromarray(np.ascontiguousarray(index, dtype=np.uint8), mode="P")
+    image.putpalette(palette[:, :3].ravel().tolist())
+    image.info["transparency"] = palette[:, 3].tobytes()
     buf = io.BytesIO()
-    imsave(buf, rgba, format="png")
+    image.save(buf, format="PNG", compress_level=1)  # a local page: time counts, not bytes
     return buf.getvalue()
 
 
@@ -55,17 +60,19 @@ def categorical_png(grid: np.ndarray, colours: dict[int, str]) -> bytes:
     lut = np.zeros((256, 4), dtype=np.uint8)
     for code, colour in colours.items():
         lut[int(code)] = (*_rgb(colour), 255)
-    return _png(lut[grid.astype(np.uint8)])
+    return _png(grid.astype(np.uint8), lut)
 
 
 def continuous_png(grid: np.ndarray, cmap: str, lo: float, hi: float) -> bytes:
+    """``grid`` from ``lo`` to ``hi`` in 255 steps of ``cmap``; NaN transparent."""
     import matplotlib
 
     finite = np.isfinite(grid)
     scaled = np.clip((np.where(finite, grid, lo) - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
-    rgba = (matplotlib.colormaps[cmap](scaled) * 255).astype(np.uint8)
-    rgba[~finite, 3] = 0
-    return _png(rgba)
+    index = np.where(finite, 1 + np.rint(scaled * 254), 0).astype(np.uint8)
+    palette = np.zeros((256, 4), dtype=np.uint8)  # 0: transparent
+    palette[1:] = np.rint(matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 255)) * 255)
+    return _png(index, palette)
 
 
 def gradient(cmap: str) -> list[str]:

@@ -48,13 +48,15 @@ _GRIDS_LOCK = threading.Lock()
 
 
 def grid_of(name: str, resolution: float):
-    """The demo grid (or a named grid) at ``resolution``, opened once per server."""
+    """The demo grid (or a named grid) at ``resolution``, read once per process and kept in
+    memory (88 MB at 250 m): every variant compiles from it, and reading its tiles again
+    took a third of a 250 m compile."""
     from engine.grid import open_grid
 
     key = (str(name), float(resolution))
     with _GRIDS_LOCK:
         if key not in _GRIDS:
-            _GRIDS[key] = open_grid(name, resolution=resolution)
+            _GRIDS[key] = open_grid(name, resolution=resolution).load()
         return _GRIDS[key]
 
 

@@ -4,11 +4,11 @@ A variant is a run's config with overrides (the CLI's ``--set`` keys:
 ``assumptions.housing_density_urban``, ``provinces.utrecht.targets.housing.lower``, ...) at a
 resolution the user picks. :meth:`Variants.submit` checks the overrides at once (a bad key
 is refused with the CLI's own message) and queues the solve. One child process
-(:mod:`engine.serve.worker`) solves one variant at a time as a run does (compile, solve
-warm-started from the base run's prices, compaction), compares it with the base
+(:mod:`engine.serve.worker`) solves one variant at a time as a run does (compile, solve,
+compaction), the solve repaired straight from the base run's prices, compares it with the base
 (:func:`engine.analysis.compare.run_changes`) and draws its maps; the server keeps the
-report rows, the changes, the prices and the PNGs, not the arrays. A variant whose targets
-do not fit is no error: elastic targets report their shortfall; hard targets that cannot be
+report rows, the changes (the prices among them) and the PNGs, not the arrays. A variant whose
+targets do not fit is no error: elastic targets report their shortfall; hard targets that cannot be
 met (:class:`~engine.solve.InfeasibleError`, :class:`~engine.compile.CapacityError`) end as
 ``infeasible`` with the message that names the claim, the zone and the missing hectares.
 On request a variant is written as a normal whole run folder, by the same child.
@@ -46,6 +46,10 @@ PRICE_SCALE = "RdBu_r"  # price change: blue where a claim got cheaper, red wher
 PRICE_TOLERANCE = 1e-6  # a price change below this (value per claim-ha) is the solver's noise
 SAVE_LIMIT = 900.0  # seconds writing a variant's run folder may take
 KEEP_SOLVED = 2  # variants whose compiled problem and solution the child keeps for saving
+# Repair rounds a variant takes straight from its base's prices before the solver searches
+# prices as a cold solve does: density 40 -> 60 or 70 settles in 4-5 rounds at 250 m, 150 in
+# 8 at 1000 m.
+NEAR_REPAIRS = 8
 
 
 class QueueFull(RuimtepuzzelError):
@@ -74,7 +78,6 @@ class Variant:
     timings: dict = field(default_factory=dict)  # seconds per stage, from the child
     png: dict = field(default_factory=dict)  # map id -> PNG bytes, drawn by the child
     price_layers: list = field(default_factory=list)  # [{claim, id, limit}] prices that moved
-    prices: list | None = None  # per zoning (Z_l, K): the variant's row prices
     merged: dict = field(default_factory=dict)  # the base's overrides and the variant's
     time_limit: float | None = None  # seconds it may solve
 
@@ -234,7 +237,6 @@ class Variants:
             return
         variant.report, variant.changes = out["report"], out["changes"]
         variant.png, variant.price_layers = out["png"], out["price_layers"]
-        variant.prices = out["prices"]
         self._finish(variant, started, "done")
         variant.timings["transfer"] = variant.seconds - sum(
             v for v in out["timings"].values() if isinstance(v, float)
@@ -264,8 +266,8 @@ class Variants:
                 f"{folder_name}: a folder of that name exists in {self.save_dir}; "
                 f"choose another name"
             )
-        job = {**self._job(variant), "out": str(out), "prices": variant.prices,
-               "seconds": variant.seconds or 0.0, "analysis": self.analysis}  # fmt: skip
+        job = {**self._job(variant), "out": str(out), "seconds": variant.seconds or 0.0,
+               "analysis": self.analysis}  # fmt: skip
         how = self._pool.submit(self.process.call, save_variant, job, timeout=SAVE_LIMIT)
         how = how.result()
         rid = run_id(out, self.runs)
@@ -298,6 +300,27 @@ def warm_up(config: str, grid: str, resolution: float, overrides: dict, prices) 
     prepared = prepare_run(config, grid=grid_of(grid, 1000.0), overrides=overrides or None)
     problem = prepared.compiled.problem
     engine.solve(problem, **({"prices": prices} if _fits(prices, problem) else {}))
+
+
+def _solve_from(problem, prices):
+    """The variant solved from its base's prices: repaired straight from them (no price
+    search, the bulk of a solve), else, when that does not settle in :data:`NEAR_REPAIRS`
+    rounds, solved again with the search. Exact either way: a result counts only when
+    certified optimal. ``timings["price_search"]`` says which ran."""
+    import warnings
+
+    import engine
+    from engine.solve import GapWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GapWarning)  # not settled: the search takes over
+        sol = engine.solve(problem, prices=prices, search=False, max_repairs=NEAR_REPAIRS)
+    searched = sol.status != "optimal"
+    if searched:
+        log.info("variant: no optimum in %d repairs from the base's prices", NEAR_REPAIRS)
+        sol = engine.solve(problem, prices=prices)
+    sol.timings["price_search"] = searched
+    return sol
 
 
 def _shortfall(err) -> float | None:
@@ -343,45 +366,57 @@ def _price_layers(compiled, sol, base_prices, shape) -> tuple[list, dict]:
     return layers, pngs
 
 
+def _plan(job: dict, lap=lambda stage: None):
+    """Compile the variant, solve it from the base's prices and cluster it: (prepared, the
+    exact solution, the plan). The page's plan, and the same plan again when a variant is
+    saved after the child has let it go. ``lap(stage)`` is told of each stage's end."""
+    import engine
+    from engine.compactness import cluster
+    from engine.run import prepare_run
+    from engine.serve.runs import grid_of
+
+    ds = grid_of(job["grid"], job["resolution"])
+    prepared = prepare_run(job["config"], grid=ds, overrides=job["overrides"] or None)
+    lap("compile")
+    problem = prepared.compiled.problem
+    warm = _fits(job["prices"], problem)
+    exact = _solve_from(problem, job["prices"]) if warm else engine.solve(problem)
+    lap("solve")
+    plan = cluster(prepared.compiled, exact)
+    lap("compact")
+    return prepared, exact, plan
+
+
 def solve_variant(job: dict) -> dict:
     """Compile, solve (warm-started), cluster, compare with the base and draw: everything a
-    variant shows, as plain data the parent can keep (no arrays but the prices)."""
-    import engine
+    variant shows, as plain data the parent can keep (no arrays)."""
     from engine.analysis.compare import run_changes
-    from engine.compactness import cluster
     from engine.compile import CapacityError
     from engine.report import build_report
-    from engine.run import prepare_run
     from engine.serve.layers import categorical_png
-    from engine.serve.runs import grid_of
     from engine.solve import InfeasibleError
 
-    timings: dict = {}
-    clock = [time.perf_counter()]
+    # Wall and CPU seconds per stage: on a shared machine the wall time is mostly the load.
+    timings: dict = {"cpu": {}}
+    clock = [time.perf_counter(), time.process_time()]
 
     def lap(stage: str) -> None:
-        now = time.perf_counter()
-        timings[stage] = now - clock[0]
-        clock[0] = now
+        now = [time.perf_counter(), time.process_time()]
+        timings[stage] = now[0] - clock[0]
+        timings["cpu"][stage] = now[1] - clock[1]
+        clock[:] = now
 
     try:
-        ds = grid_of(job["grid"], job["resolution"])
-        prepared = prepare_run(job["config"], grid=ds, overrides=job["overrides"] or None)
-        lap("compile")
-        problem = prepared.compiled.problem
-        warm = _fits(job["prices"], problem)
-        sol = engine.solve(problem, **({"prices": job["prices"]} if warm else {}))
-        lap("solve")
-        timings["warm_start"] = warm
-        timings["solve_detail"] = {k: v for k, v in sol.timings.items() if isinstance(v, float)}
-        sol = cluster(prepared.compiled, sol)
-        lap("compact")
+        prepared, exact, sol = _plan(job, lap)
     except (InfeasibleError, CapacityError) as err:  # hard targets that do not fit
         return {"status": "infeasible", "error": str(err), "shortfall_ha": _shortfall(err),
                 "timings": timings}  # fmt: skip
     except RuimtepuzzelError as err:  # a layer the grid lacks, prices that do not fit, ...
         return {"status": "failed", "error": str(err), "timings": timings}
-    compiled = prepared.compiled
+    timings["warm_start"] = _fits(job["prices"], prepared.compiled.problem)
+    timings["price_search"] = exact.timings.get("price_search", True)
+    timings["solve_detail"] = {k: v for k, v in exact.timings.items() if isinstance(v, float)}
+    compiled, ds = prepared.compiled, prepared.ds
     _SOLVED[job["id"]] = (prepared, sol)
     while len(_SOLVED) > KEEP_SOLVED:
         _SOLVED.popitem(last=False)
@@ -406,14 +441,14 @@ def solve_variant(job: dict) -> dict:
         # Changed cells in the colour of their new option, unchanged land grey.
         shown = np.where(code == 0, UNCHANGED_CODE, alloc)
         png["change"] = categorical_png(shown, {**colours, UNCHANGED_CODE: UNCHANGED})
-        if warm:  # the base's prices on the variant's rows: same zonings, zones, claims
+        # The base's prices fit the variant's rows: the same zonings, zones and claims.
+        if timings["warm_start"]:
             price_layers, more = _price_layers(compiled, sol, job["prices"], alloc.shape)
             png.update(more)
     lap("drawing")
     return {
         "status": "done", "report": report, "changes": changes, "png": png,
-        "price_layers": price_layers, "prices": [np.asarray(p) for p in sol.prices],
-        "timings": timings,
+        "price_layers": price_layers, "timings": timings,
     }  # fmt: skip
 
 
@@ -425,24 +460,19 @@ def _base_allocation(folder: str) -> np.ndarray:
 
 
 def save_variant(job: dict) -> str:
-    """Write a variant as a whole run folder: from the child's own compiled problem and
-    solution when it still keeps them (exactly what the page showed), else run again from
-    the variant's prices (the same optimum; the child was replaced or has moved on)."""
+    """Write a variant as a whole run folder of exactly the plan the page showed: the
+    child's own compiled problem and plan when it still keeps them, else solved again as
+    the page solved it (from the base's prices: the same plan, where tied optima would let
+    another start pick another); the child was replaced or has moved on."""
     from engine.report import write_outputs
-    from engine.run import run
-    from engine.serve.runs import grid_of
 
-    ds = grid_of(job["grid"], job["resolution"])
     if job["id"] in _SOLVED:
-        prepared, sol = _SOLVED[job["id"]]
-        write_outputs(
-            job["out"], prepared.compiled, sol, prepared.ds,
-            timings={"solve": job["seconds"]}, deviations=prepared.deviations,
-            extra_inputs=prepared.inputs, analysis=job["analysis"],
-        )  # fmt: skip
-        return "kept"
-    run(
-        job["config"], job["out"], grid=ds, overrides=job["overrides"] or None,
-        prices=job["prices"], analysis=job["analysis"], progress=False,
+        how, (prepared, sol) = "kept", _SOLVED[job["id"]]
+    else:
+        how, (prepared, _, sol) = "solved again", _plan(job)
+    write_outputs(
+        job["out"], prepared.compiled, sol, prepared.ds,
+        timings={"solve": job["seconds"]}, deviations=prepared.deviations,
+        extra_inputs=prepared.inputs, analysis=job["analysis"],
     )  # fmt: skip
-    return "solved again"
+    return how

@@ -38,7 +38,7 @@ METHODS = ("auto", "fast", "highs", "cbc")
 # The options each backend takes. ``auto`` takes all of them: it honours what the chosen
 # backend can use (a gap tolerance), checks a warm start either way, and ignores the rest.
 OPTIONS = {
-    "fast": ("prices", "gap_tolerance", "max_repairs", "chunk_cells", "client"),
+    "fast": ("prices", "gap_tolerance", "max_repairs", "search", "chunk_cells", "client"),
     "highs": ("gap_tolerance",),
     "cbc": ("gap_tolerance",),
 }
@@ -48,8 +48,9 @@ def solve(problem: Problem, method: str = "auto", **options) -> Solution:
     """Solve ``problem`` to proven optimality; see DESIGN.md for the LP.
 
     ``options``: ``prices=`` warm-starts the fast backend from the prices of a similar
-    problem, ``max_repairs=`` caps its repair rounds, ``chunk_cells=`` runs its price stage
-    over chunks of that many cells, on the workers of ``client=`` (a Dask client) if given;
+    problem, ``search=False`` repairs straight from those prices (no price search),
+    ``max_repairs=`` caps its repair rounds, ``chunk_cells=`` runs its price stage over chunks
+    of that many cells, on the workers of ``client=`` (a Dask client) if given;
     ``gap_tolerance=`` (every backend) is the relative gap below which a result counts as
     optimal. With ``auto``, a warm start the
     reference will not use is still checked, and ``max_repairs`` does not apply to it. Hard
@@ -82,7 +83,7 @@ def solve(problem: Problem, method: str = "auto", **options) -> Solution:
                 # A hint the reference has no use for, but prices of another problem are still
                 # a mistake worth saying, whichever backend the size picks.
                 initial_prices(problem, options.pop("prices"))
-            for fast_only in ("max_repairs", "chunk_cells", "client"):
+            for fast_only in ("max_repairs", "search", "chunk_cells", "client"):
                 options.pop(fast_only, None)
     if method == "fast":
         from engine.solve.fast import solve_fast

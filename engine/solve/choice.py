@@ -60,9 +60,9 @@ def estimate(problem: Problem) -> dict:
 
 
 def choose(problem: Problem) -> dict:
-    """:func:`estimate`, logged."""
+    """:func:`estimate`, logged (at debug level: report.json and the manifest record it)."""
     chosen = estimate(problem)
-    log.info(
+    log.debug(
         "auto: %s (estimated %.3g s fast, %.3g s HiGHS; %d pairs, %d rows over small zones)",
         chosen["method"],
         chosen["fast_estimate_s"],

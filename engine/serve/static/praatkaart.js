@@ -310,16 +310,18 @@
   }
   function renderVariants() {
     const tbody = document.querySelector("#variants tbody");
-    const head = el("tr", {}, el("th", {class: "l"}, T.variants), el("th", {}, T.objective), el("th", {}, "Δ ha"), el("th", {}, T.shortfall), el("th", {}, ""));
-    const rows = Object.values(state.variants).map(v => el("tr", {},
+    const head = el("tr", {}, el("th", {class: "l"}, T.variants), el("th", {}, T.objective), el("th", {}, "Δ ha"), el("th", {}, T.shortfall));
+    // A solved variant's buttons get a row of their own under it: beside the figures they
+    // ran past the panel's edge.
+    const rows = Object.values(state.variants).flatMap(v => [el("tr", {},
       el("td", {class: "l", title: JSON.stringify(v.overrides)}, `${v.name} (${fmt(v.resolution, 0)} m)`),
       el("td", {}, v.status === "done" ? fmt(v.objective, 0) : T["status_" + v.status] || v.status),
       el("td", {}, v.changes ? fmt(v.changes.hectares_changed, 0) : ""),
-      el("td", {}, v.status === "done" ? fmt(v.shortfall_ha, 0) : ""),
-      el("td", {}, v.status === "done" ? [
+      el("td", {}, v.status === "done" ? fmt(v.shortfall_ha, 0) : "")),
+      ...(v.status === "done" ? [el("tr", {class: "actions"}, el("td", {class: "l", colspan: 4},
         el("button", {type: "button", onclick: () => showVariant(v)}, T.variant_show), " ",
         v.saved_as ? fill(T.variant_saved, {run: v.saved_as}) :
-          el("button", {type: "button", class: "save", onclick: () => saveVariant(v)}, T.variant_save)] : "")));
+          el("button", {type: "button", class: "save", onclick: () => saveVariant(v)}, T.variant_save)))] : [])]);
     tbody.replaceChildren(head, ...rows);
   }
   async function saveVariant(v) {
