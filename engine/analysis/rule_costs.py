@@ -32,6 +32,7 @@ import numpy as np
 from engine.problem import Problem
 from engine.solve import kernels
 from engine.solve.dual import dual_structure
+from engine.solve.local import resolve_near
 
 __all__ = ["rule_costs", "relaxed_problem", "compiled_relaxations"]
 
@@ -59,16 +60,27 @@ def _resolve_method(problem: Problem, method: str) -> str:
     return "highs" if problem.n_cells * problem.n_options <= TINY else "fast"
 
 
-def resolve(problem: Problem, method: str, prices=None):
+def resolve(problem: Problem, method: str, prices=None, changed=None):
+    """The optimum of a neighbour of a solved problem. With the solved problem's ``prices``
+    and the fast backend: re-solved around them (:func:`engine.solve.local.resolve_near`),
+    ``changed`` the cells whose allowed options differ."""
     import warnings
 
     import engine
 
     method = _resolve_method(problem, method)
-    kwargs = {"prices": prices} if (method == "fast" and prices is not None) else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return engine.solve(problem, method=method, **kwargs)
+        if method == "fast" and prices is not None:
+            return resolve_near(problem, prices, changed)
+        return engine.solve(problem, method=method)
+
+
+def changed_cells(problem: Problem, allowed: np.ndarray) -> np.ndarray:
+    """The cells whose allowed options differ between ``problem`` and ``allowed``."""
+    base = problem.allowed
+    differs = ~allowed if base is None else base != allowed
+    return np.flatnonzero(differs.any(axis=1))
 
 
 def _price_bound(problem: Problem, sol, relaxed: np.ndarray, structure, adj, best_u):
@@ -166,7 +178,12 @@ def rule_costs(
 
     def work(item):
         entry, relaxed = item
-        rsol = resolve(relaxed_problem(problem, relaxed), method, prices=sol.row_prices)
+        rsol = resolve(
+            relaxed_problem(problem, relaxed),
+            method,
+            prices=sol.row_prices,
+            changed=changed_cells(problem, relaxed),
+        )
         gain = float(rsol.objective - sol.objective)
         entry.update(
             gain=max(gain, 0.0) if gain > -tolerance * scale else gain,

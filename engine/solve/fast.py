@@ -88,17 +88,50 @@ def solve_fast(
 
     clock = time.perf_counter()
     priced = price_cells(problem, structure, approx)
-    choice = priced.choice.astype(np.int64)
     free = near_ties(
-        problem, structure, priced, tie_window(problem, tau), minimum=50 + 2 * len(problem.rows)
+        problem, structure, priced, tie_window(problem, tau), minimum=min_free(problem)
     )
+    return repair(
+        problem,
+        structure,
+        priced,
+        free,
+        scale,
+        clock=clock,
+        timings=timings,
+        gap_tolerance=gap_tolerance,
+        max_repairs=max_repairs,
+    )
+
+
+def min_free(problem: Problem) -> int:
+    """The fewest free cells the first repair LP starts with (see :func:`near_ties`)."""
+    return 50 + 2 * len(problem.rows)
+
+
+def repair(
+    problem: Problem,
+    structure: DualStructure,
+    priced,
+    free: FreeCells,
+    scale: float,
+    *,
+    clock: float,
+    timings: dict,
+    gap_tolerance: float,
+    max_repairs: int,
+) -> Solution:
+    """Steps 2-4 from the cells ``priced`` under near-optimal prices and the ``free`` ones:
+    repair LPs until no fixed cell improves, then the allocation and its certificate.
+    ``clock``: when the repair stage began (``timings['repair']``)."""
+    choice = priced.choice.astype(np.int64)
     tolerance = 1e-11 * scale
     # The last repair LP and its cells.
     lp_cells, last = np.zeros(0, dtype=np.int64), None
     box: Box | None = Box.start(priced.prices, scale)
     basis = None
-    repair = -1
-    for repair in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
+    rounds = -1
+    for rounds in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
         lp = restricted_lp(problem, structure, choice, free, box, basis)
         if lp is None:
             # The fixed cells leave the free ones unable to meet a hard target: the prices
@@ -126,10 +159,10 @@ def solve_fast(
             f"fast: repair did not settle in {max_repairs} rounds; the certificate says how "
             f"far from optimal the result is",
             GapWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     timings["repair"] = time.perf_counter() - clock
-    timings["repair_rounds"] = repair + 1
+    timings["repair_rounds"] = rounds + 1
     timings["lp_cells"] = int(len(lp_cells))
     timings["lp_classes"] = 0 if last is None else len(last.class_x)
 
