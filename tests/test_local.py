@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 
 import engine
 from engine.analysis.exchange import apply_exchange
-from engine.analysis.rule_costs import changed_cells, relaxed_problem
+from engine.analysis.rule_costs import relaxed_problem
 from engine.errors import RuimtepuzzelError
-from engine.solve import InfeasibleError
+from engine.solve import InfeasibleError, local
 from engine.solve.fast import solve_fast
-from engine.solve.local import resolve_near
 from engine.synthetic import allocation_problem
 from tests.problems import problems
 from tests.test_solve import SETTINGS, assert_optimum, rel
@@ -27,6 +26,14 @@ def _quiet(solver, *args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return solver(*args, **kwargs)
+
+
+def _restricted(neighbour, prices, before=None, **options):
+    """``resolve_near`` made to try the restricted re-solve however many cells switch (on
+    these small problems most changes switch more than SWITCH_SHARE of the cells)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(local, "SWITCH_SHARE", 1.0)
+        return _quiet(local.resolve_near, neighbour, prices, before, **options)
 
 
 def _neighbour_allowed(problem, rng, lift: float, forbid: float) -> np.ndarray:
@@ -63,9 +70,9 @@ def test_a_rule_lifted_or_tightened_re_solves_to_the_full_optimum(problem, lift,
         _quiet(engine.solve, neighbour, method="highs")
     except InfeasibleError:
         with pytest.raises(InfeasibleError):
-            resolve_near(neighbour, base.prices, changed_cells(problem, allowed))
+            _restricted(neighbour, base.prices, problem.allowed)
         assume(False)
-    local = _quiet(resolve_near, neighbour, base.prices, changed_cells(problem, allowed))
+    local = _restricted(neighbour, base.prices, problem.allowed)
     _assert_same_optimum(neighbour, local)
 
 
@@ -92,7 +99,7 @@ def test_a_target_moved_between_zones_re_solves_to_the_full_optimum(problem, sha
         _quiet(engine.solve, moved, method="highs")
     except RuimtepuzzelError:  # moved above the zone's upper bound, or beyond its land
         assume(False)
-    _assert_same_optimum(moved, _quiet(resolve_near, moved, base.prices))
+    _assert_same_optimum(moved, _restricted(moved, base.prices))
 
 
 def _wide_lift():
@@ -101,7 +108,7 @@ def _wide_lift():
     problem = allocation_problem(3000, 6, 4, seed=5, forbidden=0.4)
     base = _quiet(engine.solve, problem, method="fast")
     allowed = np.ones_like(problem.allowed)
-    return relaxed_problem(problem, allowed), base, changed_cells(problem, allowed)
+    return relaxed_problem(problem, allowed), base, problem.allowed
 
 
 def test_a_wrong_restriction_fails_its_certificate_and_the_full_re_solve_answers():
@@ -109,23 +116,30 @@ def test_a_wrong_restriction_fails_its_certificate_and_the_full_re_solve_answers
     move, cells fixed at the old optimum must switch. Without the fallback the answer is
     not certified (and not the optimum); with it, the full re-solve gives the optimum. The
     second half fails if the fallback is taken out of resolve_near."""
-    neighbour, base, changed = _wide_lift()
-    restricted = _quiet(
-        resolve_near, neighbour, base.prices, changed, max_repairs=1, fallback=False
-    )
+    neighbour, base, before = _wide_lift()
+    restricted = _restricted(neighbour, base.prices, before, max_repairs=1, fallback=False)
     full = _quiet(solve_fast, neighbour)
     # Here the one LP leaves a bound exceeded: infeasible, and its objective not the optimum.
     assert restricted.status != "optimal"
     assert rel(restricted.objective, full.objective) > 1e-9
     assert restricted.timings["local"] == "restricted"
-    answered = _quiet(resolve_near, neighbour, base.prices, changed, max_repairs=1)
+    answered = _restricted(neighbour, base.prices, before, max_repairs=1)
     assert answered.timings["local"] == "full"
+    assert answered.timings["local_reason"] == restricted.status
     assert answered.status == "optimal"
     assert rel(answered.objective, full.objective) <= 1e-9
 
 
 def test_the_same_neighbour_re_solved_in_full_rounds_is_certified_restricted():
-    neighbour, base, changed = _wide_lift()
-    local = _quiet(resolve_near, neighbour, base.prices, changed)
-    assert local.timings["local"] == "restricted"
-    _assert_same_optimum(neighbour, local)
+    neighbour, base, before = _wide_lift()
+    answered = _restricted(neighbour, base.prices, before)
+    assert answered.timings["local"] == "restricted"
+    _assert_same_optimum(neighbour, answered)
+
+
+def test_a_change_that_switches_many_cells_goes_to_the_full_re_solve_at_once():
+    neighbour, base, before = _wide_lift()
+    answered = _quiet(local.resolve_near, neighbour, base.prices, before)
+    assert answered.timings["local"] == "full"
+    assert answered.timings["local_reason"].endswith("cells switch")
+    _assert_same_optimum(neighbour, answered)

@@ -60,10 +60,10 @@ def _resolve_method(problem: Problem, method: str) -> str:
     return "highs" if problem.n_cells * problem.n_options <= TINY else "fast"
 
 
-def resolve(problem: Problem, method: str, prices=None, changed=None):
+def resolve(problem: Problem, method: str, prices=None, before=None):
     """The optimum of a neighbour of a solved problem. With the solved problem's ``prices``
     and the fast backend: re-solved around them (:func:`engine.solve.local.resolve_near`),
-    ``changed`` the cells whose allowed options differ."""
+    ``before`` the solved problem's allowed options."""
     import warnings
 
     import engine
@@ -72,15 +72,8 @@ def resolve(problem: Problem, method: str, prices=None, changed=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if method == "fast" and prices is not None:
-            return resolve_near(problem, prices, changed)
+            return resolve_near(problem, prices, before)
         return engine.solve(problem, method=method)
-
-
-def changed_cells(problem: Problem, allowed: np.ndarray) -> np.ndarray:
-    """The cells whose allowed options differ between ``problem`` and ``allowed``."""
-    base = problem.allowed
-    differs = ~allowed if base is None else base != allowed
-    return np.flatnonzero(differs.any(axis=1))
 
 
 def _price_bound(problem: Problem, sol, relaxed: np.ndarray, structure, adj, best_u):
@@ -182,7 +175,7 @@ def rule_costs(
             relaxed_problem(problem, relaxed),
             method,
             prices=sol.row_prices,
-            changed=changed_cells(problem, relaxed),
+            before=problem.allowed,
         )
         gain = float(rsol.objective - sol.objective)
         entry.update(
