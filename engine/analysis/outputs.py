@@ -49,7 +49,8 @@ NODATA_FLOAT = -9999.0
 DEFAULTS = {
     "conflict_threshold": 0.05,  # value units per ha: options this close to the best compete
     "rule_costs": True,
-    "rule_cost_workers": 1,
+    # Two re-solves at a time: HiGHS and the relaxations' rule passes are single-threaded.
+    "rule_cost_workers": 2,
     # Every rule whose price bound is not decisive is re-solved (None); a number caps the
     # re-solves to the rules with the largest bounds, the rest keep their bound.
     "rule_cost_resolves": None,

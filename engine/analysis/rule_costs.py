@@ -8,9 +8,11 @@ problem (``engine.solve.dual``) is
 
 with ``u`` the adjusted values, so ``0 <= gain <= D'(pi) - objective``. When that bound is
 zero (no newly allowed option beats a cell's best under the current prices) the rule costs
-nothing and the prices are decisive; otherwise the relaxed problem is re-solved (warm-started
-from the prices) and the gain is the exact objective difference. Re-solves run in a thread
-pool when ``workers > 1``.
+nothing and the prices are decisive; otherwise the relaxed problem is re-solved and the gain
+is the exact objective difference. The re-solves start from the optimum's prices and free only
+the cells the rule moves (:func:`engine.solve.local.resolve_near`, certified on the whole
+problem). They and the relaxations run in a thread pool when ``workers > 1``; each rule's
+result depends on that rule alone, so it is the same whatever the number of workers.
 
 ``binds`` lists the claims whose options gain from the lifting under the current prices: the
 claims the rule keeps from land they would take.
@@ -98,6 +100,10 @@ def _price_bound(problem: Problem, sol, relaxed: np.ndarray, structure, adj, bes
     return float(gain_cell.sum()), per_claim, int(new.sum())
 
 
+def _materialise(relaxed) -> np.ndarray:
+    return relaxed() if callable(relaxed) else np.asarray(relaxed, dtype=bool)
+
+
 def rule_costs(
     problem: Problem,
     sol,
@@ -136,8 +142,11 @@ def rule_costs(
     dual = best_sum - structure.target_term(prices)
     scale = max(1.0, abs(sol.objective))
     results, todo = [], []
-    for name, relaxed in relaxations.items():
-        relaxed = relaxed() if callable(relaxed) else np.asarray(relaxed, dtype=bool)
+    # Building a relaxation (every rule but one applied again) costs about as much as a
+    # re-solve around the prices: both run in the pool.
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        arrays = list(pool.map(_materialise, relaxations.values()))
+    for name, relaxed in zip(relaxations, arrays):
         extra, per_claim, pairs = _price_bound(problem, sol, relaxed, structure, adj, best_u)
         bound_gain = max(0.0, dual + extra - sol.objective)
         binds = [problem.claim_names[k] for k in np.flatnonzero(per_claim > tolerance * scale)]
