@@ -12,8 +12,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import engine
-from engine.analysis.exchange import apply_exchange
-from engine.analysis.rule_costs import relaxed_problem
+from engine.analysis.exchange import apply_exchange, exchange_suggestions
+from engine.analysis.rule_costs import relaxed_problem, rule_costs
 from engine.errors import RuimtepuzzelError
 from engine.solve import InfeasibleError, local
 from engine.solve.fast import solve_fast
@@ -143,3 +143,25 @@ def test_a_change_that_switches_many_cells_goes_to_the_full_re_solve_at_once():
     assert answered.timings["local"] == "full"
     assert answered.timings["local_reason"].endswith("cells switch")
     _assert_same_optimum(neighbour, answered)
+
+
+def test_rule_costs_and_exchanges_are_the_same_whatever_the_workers():
+    """Through the analysis (the fast backend, re-solved around the prices): each rule's
+    cost equals the full re-solve's, and one worker or two give the same report."""
+    problem = allocation_problem(1500, 6, 4, seed=7, forbidden=0.3)
+    sol = _quiet(engine.solve, problem, method="fast")
+    rng = np.random.default_rng(1)
+    relaxations = {
+        f"lift {share}": _neighbour_allowed(problem, rng, share, 0.0) for share in (0.05, 0.3, 1.0)
+    }
+    one = rule_costs(problem, sol, relaxations, method="fast", workers=1)
+    two = rule_costs(problem, sol, relaxations, method="fast", workers=2)
+    assert one == two
+    for cost in one:
+        full = _quiet(solve_fast, relaxed_problem(problem, relaxations[cost["rule"]]))
+        assert rel(cost["objective_relaxed"], full.objective) <= 1e-9
+    exchanges = [
+        exchange_suggestions(problem, sol, method="fast", max_suggestions=3, workers=w)
+        for w in (1, 2)
+    ]
+    assert exchanges[0] == exchanges[1] and exchanges[0]

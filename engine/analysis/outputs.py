@@ -58,6 +58,7 @@ DEFAULTS = {
     "exchanges_per_claim": 2,
     "max_exchanges": 3,
     "verify_exchanges": True,
+    "exchange_workers": 2,
 }
 QUICK = {"rule_cost_resolves": 0, "verify_exchanges": False}
 
@@ -124,6 +125,7 @@ def analyse(
             per_claim=opt["exchanges_per_claim"],
             max_suggestions=opt["max_exchanges"],
             verify=opt["verify_exchanges"],
+            workers=opt["exchange_workers"],
         )
         for e in exchanges:
             for key in ("zoning_index", "claim_index", "from_index", "to_index"):
