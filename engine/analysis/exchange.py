@@ -14,6 +14,8 @@ makes things worse or is infeasible).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from engine.analysis.conflict import _zoning_index, adjusted_values
@@ -137,10 +139,10 @@ def exchange_suggestions(
     method: str = "auto",
     halvings: int = 4,
     min_difference: float = 1e-6,
+    workers: int = 1,
 ) -> list[dict]:
-    """Exchange suggestions, best estimated gain first, each verified by a re-solve."""
-    from engine.solve import InfeasibleError
-
+    """Exchange suggestions, best estimated gain first, each verified by a re-solve around
+    the optimum's prices (``workers`` at a time)."""
     structure = dual_structure(problem)
     out = []
     for cand in candidate_pairs(
@@ -172,34 +174,42 @@ def exchange_suggestions(
     if not verify:
         return out
     scale = max(1.0, abs(sol.objective))
-    for s in out:
-        d = s["hectares"]
-        for _ in range(halvings + 1):
-            s["hectares"] = d
-            try:
-                rsol = resolve(apply_exchange(problem, s), method, prices=sol.row_prices)
-            except InfeasibleError:
-                d *= 0.5
-                continue
-            gain = float(rsol.objective - sol.objective)
-            if gain > 1e-9 * scale:
-                s.update(
-                    gain=gain,
-                    verified=True,
-                    objective_after=float(rsol.objective),
-                    status_after=rsol.status,
-                    # The prices after the move: near each other when d* was right.
-                    price_from_after=float(
-                        rsol.prices[s["zoning_index"]][s["from_index"], s["claim_index"]]
-                    ),
-                    price_to_after=float(
-                        rsol.prices[s["zoning_index"]][s["to_index"], s["claim_index"]]
-                    ),
-                )
-                break
-            d *= 0.5
-        else:
-            s.update(gain=None, verified=False, hectares=0.0)
+    # Each suggestion is verified on its own: the same whatever the number of workers.
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(lambda s: _verify(problem, sol, s, method, halvings, scale), out))
     out = [s for s in out if s["verified"]]
     out.sort(key=lambda e: -e["gain"])
     return out
+
+
+def _verify(problem: Problem, sol, s: dict, method: str, halvings: int, scale: float) -> None:
+    """Re-solve with the suggestion's hectares moved, halved while the move makes things
+    worse or cannot be met; record the measured gain in ``s``."""
+    from engine.solve import InfeasibleError
+
+    d = s["hectares"]
+    for _ in range(halvings + 1):
+        s["hectares"] = d
+        try:
+            rsol = resolve(apply_exchange(problem, s), method, prices=sol.row_prices)
+        except InfeasibleError:
+            d *= 0.5
+            continue
+        gain = float(rsol.objective - sol.objective)
+        if gain > 1e-9 * scale:
+            s.update(
+                gain=gain,
+                verified=True,
+                objective_after=float(rsol.objective),
+                status_after=rsol.status,
+                # The prices after the move: near each other when d* was right.
+                price_from_after=float(
+                    rsol.prices[s["zoning_index"]][s["from_index"], s["claim_index"]]
+                ),
+                price_to_after=float(
+                    rsol.prices[s["zoning_index"]][s["to_index"], s["claim_index"]]
+                ),
+            )
+            return
+        d *= 0.5
+    s.update(gain=None, verified=False, hectares=0.0)

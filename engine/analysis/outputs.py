@@ -49,7 +49,8 @@ NODATA_FLOAT = -9999.0
 DEFAULTS = {
     "conflict_threshold": 0.05,  # value units per ha: options this close to the best compete
     "rule_costs": True,
-    "rule_cost_workers": 1,
+    # Two re-solves at a time: HiGHS and the relaxations' rule passes are single-threaded.
+    "rule_cost_workers": 2,
     # Every rule whose price bound is not decisive is re-solved (None); a number caps the
     # re-solves to the rules with the largest bounds, the rest keep their bound.
     "rule_cost_resolves": None,
@@ -57,6 +58,7 @@ DEFAULTS = {
     "exchanges_per_claim": 2,
     "max_exchanges": 3,
     "verify_exchanges": True,
+    "exchange_workers": 2,
 }
 QUICK = {"rule_cost_resolves": 0, "verify_exchanges": False}
 
@@ -123,6 +125,7 @@ def analyse(
             per_claim=opt["exchanges_per_claim"],
             max_suggestions=opt["max_exchanges"],
             verify=opt["verify_exchanges"],
+            workers=opt["exchange_workers"],
         )
         for e in exchanges:
             for key in ("zoning_index", "claim_index", "from_index", "to_index"):

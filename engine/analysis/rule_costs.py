@@ -8,9 +8,11 @@ problem (``engine.solve.dual``) is
 
 with ``u`` the adjusted values, so ``0 <= gain <= D'(pi) - objective``. When that bound is
 zero (no newly allowed option beats a cell's best under the current prices) the rule costs
-nothing and the prices are decisive; otherwise the relaxed problem is re-solved (warm-started
-from the prices) and the gain is the exact objective difference. Re-solves run in a thread
-pool when ``workers > 1``.
+nothing and the prices are decisive; otherwise the relaxed problem is re-solved and the gain
+is the exact objective difference. The re-solves start from the optimum's prices and free only
+the cells the rule moves (:func:`engine.solve.local.resolve_near`, certified on the whole
+problem). They and the relaxations run in a thread pool when ``workers > 1``; each rule's
+result depends on that rule alone, so it is the same whatever the number of workers.
 
 ``binds`` lists the claims whose options gain from the lifting under the current prices: the
 claims the rule keeps from land they would take.
@@ -32,6 +34,7 @@ import numpy as np
 from engine.problem import Problem
 from engine.solve import kernels
 from engine.solve.dual import dual_structure
+from engine.solve.local import resolve_near
 
 __all__ = ["rule_costs", "relaxed_problem", "compiled_relaxations"]
 
@@ -59,16 +62,20 @@ def _resolve_method(problem: Problem, method: str) -> str:
     return estimate(problem)["method"]
 
 
-def resolve(problem: Problem, method: str, prices=None):
+def resolve(problem: Problem, method: str, prices=None, before=None):
+    """The optimum of a neighbour of a solved problem. With the solved problem's ``prices``
+    and the fast backend: re-solved around them (:func:`engine.solve.local.resolve_near`),
+    ``before`` the solved problem's allowed options."""
     import warnings
 
     import engine
 
     method = _resolve_method(problem, method)
-    kwargs = {"prices": prices} if (method == "fast" and prices is not None) else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return engine.solve(problem, method=method, **kwargs)
+        if method == "fast" and prices is not None:
+            return resolve_near(problem, prices, before)
+        return engine.solve(problem, method=method)
 
 
 def _price_bound(problem: Problem, sol, relaxed: np.ndarray, structure, adj, best_u):
@@ -91,6 +98,10 @@ def _price_bound(problem: Problem, sol, relaxed: np.ndarray, structure, adj, bes
         uk = np.where(opts[None, :], u, -np.inf).max(axis=1)
         per_claim[k] = float(np.sum(np.maximum(uk - best_u[cells], 0.0) * problem.area_of(cells)))
     return float(gain_cell.sum()), per_claim, int(new.sum())
+
+
+def _materialise(relaxed) -> np.ndarray:
+    return relaxed() if callable(relaxed) else np.asarray(relaxed, dtype=bool)
 
 
 def rule_costs(
@@ -131,8 +142,11 @@ def rule_costs(
     dual = best_sum - structure.target_term(prices)
     scale = max(1.0, abs(sol.objective))
     results, todo = [], []
-    for name, relaxed in relaxations.items():
-        relaxed = relaxed() if callable(relaxed) else np.asarray(relaxed, dtype=bool)
+    # Building a relaxation (every rule but one applied again) costs about as much as a
+    # re-solve around the prices: both run in the pool.
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        arrays = list(pool.map(_materialise, relaxations.values()))
+    for name, relaxed in zip(relaxations, arrays):
         extra, per_claim, pairs = _price_bound(problem, sol, relaxed, structure, adj, best_u)
         bound_gain = max(0.0, dual + extra - sol.objective)
         binds = [problem.claim_names[k] for k in np.flatnonzero(per_claim > tolerance * scale)]
@@ -166,7 +180,12 @@ def rule_costs(
 
     def work(item):
         entry, relaxed = item
-        rsol = resolve(relaxed_problem(problem, relaxed), method, prices=sol.row_prices)
+        rsol = resolve(
+            relaxed_problem(problem, relaxed),
+            method,
+            prices=sol.row_prices,
+            before=problem.allowed,
+        )
         gain = float(rsol.objective - sol.objective)
         entry.update(
             gain=max(gain, 0.0) if gain > -tolerance * scale else gain,

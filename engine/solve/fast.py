@@ -119,17 +119,58 @@ def solve_fast(
 
     clock = time.perf_counter()
     priced = price_cells(problem, structure, approx)
-    choice = priced.choice.astype(np.int64)
     free = near_ties(
-        problem, structure, priced, tie_window(problem, tau), minimum=50 + 2 * len(problem.rows)
+        problem, structure, priced, tie_window(problem, tau), minimum=min_free(problem)
     ).join(*local_cells(problem, structure, local))
+    return repair(
+        problem,
+        structure,
+        priced,
+        free,
+        scale,
+        local=local,
+        basis=basis,
+        max_free=None if search else SEARCHLESS_GROWTH * len(free.cells),
+        clock=clock,
+        timings=timings,
+        gap_tolerance=gap_tolerance,
+        max_repairs=max_repairs,
+    )
+
+
+def min_free(problem: Problem) -> int:
+    """The fewest free cells the first repair LP starts with (see :func:`near_ties`)."""
+    return 50 + 2 * len(problem.rows)
+
+
+def repair(
+    problem: Problem,
+    structure: DualStructure,
+    priced,
+    free: FreeCells,
+    scale: float,
+    *,
+    local: np.ndarray,
+    basis=None,
+    max_free: float | None = None,
+    clock: float,
+    timings: dict,
+    gap_tolerance: float,
+    max_repairs: int,
+) -> Solution:
+    """Steps 2-4 from the cells ``priced`` under near-optimal prices and the ``free`` ones:
+    repair LPs until no fixed cell improves, then the allocation and its certificate.
+    ``local``: the rows over small zones (:func:`local_rows`), priced by the LP alone;
+    ``basis``: where the first LP starts HiGHS; ``max_free``: stop (uncertified) once more
+    cells than this are free; ``clock``: when the repair stage began
+    (``timings['repair']``)."""
+    choice = priced.choice.astype(np.int64)
     tolerance = 1e-11 * scale
     # The last repair LP and its cells.
     lp_cells, last = np.zeros(0, dtype=np.int64), None
     box: Box | None = Box.start(priced.prices, scale, unboxed=local)
-    repair = -1
-    first_free = len(free.cells)
-    for repair in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
+    rounds = -1
+    for rounds in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
         lp = restricted_lp(problem, structure, choice, free, box, basis)
         if lp is None:
             # The fixed cells leave the free ones unable to meet a hard target: the prices
@@ -137,7 +178,7 @@ def solve_fast(
             free = _widen(problem, structure, priced, free)
             continue
         lp_cells, last, basis = free.cells, lp, lp.basis
-        progress.advance(repair + 1, max_repairs, "repair LPs", at_most=True)
+        progress.advance(rounds + 1, max_repairs, "repair LPs", at_most=True)
         priced = price_cells(problem, structure, lp.prices)
         better = improving_options(problem, structure, priced, choice, free, tolerance)
         on_edge = box is not None and box.reached(lp.prices)
@@ -145,7 +186,7 @@ def solve_fast(
             break
         if better is not None:
             free = free.join(*better)
-            if not search and len(free.cells) > SEARCHLESS_GROWTH * first_free:
+            if max_free is not None and len(free.cells) > max_free:
                 break  # far from the given prices: the status says it is no optimum
         elif box is not None:
             # The free cells alone need prices beyond the box and no other cell joins at its
@@ -164,10 +205,10 @@ def solve_fast(
             f"fast: repair did not settle in {max_repairs} rounds; the certificate says how "
             f"far from optimal the result is",
             GapWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     timings["repair"] = time.perf_counter() - clock
-    timings["repair_rounds"] = repair + 1
+    timings["repair_rounds"] = rounds + 1
     timings["lp_cells"] = int(len(lp_cells))
     timings["lp_classes"] = 0 if last is None else len(last.class_x)
     timings["local_rows"] = int(local.sum())

@@ -1,0 +1,76 @@
+"""The full analysis of a national run (issue 15): rule costs, exchanges and the rest.
+
+    pytest benchmarks/test_analysis.py -k 250 -s          # the 250 m figures
+    pytest benchmarks/test_analysis.py -k 100 -s          # the 100 m figures
+
+The run up to the solve (grid from cache, compile, solve) is done once per resolution,
+untimed; then ``engine.analysis.outputs.analyse`` (conflicts, scarcity, rule costs,
+exchanges) is timed once per way of re-solving:
+
+- ``restricted``: as shipped, each lifted rule and moved target re-solved around the
+  optimum's prices (:mod:`engine.solve.local`), two workers;
+- ``full``: every re-solve the full warm one (``SWITCH_SHARE = 0``: what the analysis did
+  before issue 15), two workers;
+- ``restricted-1``: as shipped on one worker.
+
+Wall and CPU seconds per part land in ``extra_info`` and are printed; every rule cost must
+agree with the ``full`` one to 1e-9 relative (checked in the ``restricted`` rounds).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import pytest
+
+import engine
+from engine.analysis.outputs import analyse
+from engine.run import prepare_run
+from engine.solve import local
+
+_SOLVED: dict = {}
+_COSTS: dict = {}
+
+
+def _solved(resolution):
+    if resolution not in _SOLVED:
+        compiled = prepare_run("configs/national.toml", resolution=resolution).compiled
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _SOLVED[resolution] = compiled, engine.solve(compiled.problem)
+    return _SOLVED[resolution]
+
+
+@pytest.mark.parametrize("resolution", [250, 100])
+@pytest.mark.parametrize("way", ["full", "restricted", "restricted-1"])
+def test_full_analysis(benchmark, resolution, way, monkeypatch):
+    compiled, sol = _solved(resolution)
+    if way == "full":
+        monkeypatch.setattr(local, "SWITCH_SHARE", 0.0)
+    workers = 1 if way.endswith("-1") else 2
+    options = {"rule_cost_workers": workers, "exchange_workers": workers}
+    result = {}
+
+    def job():
+        wall, cpu = time.perf_counter(), time.process_time()
+        result["analysis"] = analyse(
+            compiled.problem, sol, compiled=compiled, options=options, level="full"
+        )
+        result["wall"], result["cpu"] = time.perf_counter() - wall, time.process_time() - cpu
+
+    benchmark.pedantic(job, rounds=1, iterations=1, warmup_rounds=0)
+    sections = result["analysis"]["sections"]
+    parts = {k: round(v, 2) for k, v in sections["analysis_timings"].items()}
+    benchmark.extra_info.update({"wall": result["wall"], "cpu": result["cpu"], **parts})
+    print(
+        f"\n{resolution} m {way}: {result['wall']:.1f} s wall, {result['cpu']:.1f} s CPU, "
+        f"parts {parts}"
+    )
+    costs = {c["rule"]: c for c in sections["rule_costs"]}
+    _COSTS[resolution, way] = costs
+    reference = _COSTS.get((resolution, "full"))
+    if reference is not None and way != "full":
+        for name, cost in costs.items():
+            other = reference[name]["objective_relaxed"]
+            assert abs(cost["objective_relaxed"] - other) <= 1e-9 * abs(other), name

@@ -1,0 +1,167 @@
+"""The re-solve of a neighbour around a solved problem's prices (engine.solve.local) against
+the full re-solve and HiGHS: rules lifted or tightened, targets moved, and a restriction that
+is wrong on purpose, which only the certificate's fallback puts right."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import engine
+from engine.analysis.exchange import apply_exchange, exchange_suggestions
+from engine.analysis.rule_costs import relaxed_problem, rule_costs
+from engine.errors import RuimtepuzzelError
+from engine.solve import InfeasibleError, local
+from engine.solve.fast import solve_fast
+from engine.synthetic import allocation_problem
+from tests.problems import problems
+from tests.test_solve import SETTINGS, assert_optimum, rel
+
+
+def _quiet(solver, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return solver(*args, **kwargs)
+
+
+def _restricted(neighbour, prices, before=None, **options):
+    """``resolve_near`` made to try the restricted re-solve however many cells switch (on
+    these small problems most changes switch more than SWITCH_SHARE of the cells)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(local, "SWITCH_SHARE", 1.0)
+        return _quiet(local.resolve_near, neighbour, prices, before, **options)
+
+
+def _neighbour_allowed(problem, rng, lift: float, forbid: float) -> np.ndarray:
+    """``problem.allowed`` with a share of its forbidden pairs lifted and of its allowed
+    non-keep pairs forbidden (a rule lifted, one that moves its cells elsewhere)."""
+    allowed = problem.allowed.copy()
+    allowed[(~allowed) & (rng.random(allowed.shape) < lift)] = True
+    tighten = allowed & (rng.random(allowed.shape) < forbid)
+    tighten[:, 0] = False  # 'keep' stays allowed
+    allowed[tighten] = False
+    return allowed
+
+
+def _assert_same_optimum(neighbour, local):
+    """``local`` is certified, equals the full re-solve to 1e-9 and HiGHS to its tolerance."""
+    full = _quiet(solve_fast, neighbour)
+    highs = _quiet(engine.solve, neighbour, method="highs")
+    assert_optimum(neighbour, local, highs)
+    assert rel(local.objective, full.objective) <= 1e-9
+
+
+@SETTINGS
+@given(
+    problems(extremes=True, max_cells=200),
+    st.sampled_from([0.0, 0.3, 1.0]),
+    st.sampled_from([0.0, 0.05]),
+    st.integers(0, 2**32 - 1),
+)
+def test_a_rule_lifted_or_tightened_re_solves_to_the_full_optimum(problem, lift, forbid, seed):
+    base = _quiet(engine.solve, problem, method="highs")
+    allowed = _neighbour_allowed(problem, np.random.default_rng(seed), lift, forbid)
+    neighbour = relaxed_problem(problem, allowed)
+    try:
+        _quiet(engine.solve, neighbour, method="highs")
+    except InfeasibleError:
+        with pytest.raises(InfeasibleError):
+            _restricted(neighbour, base.prices, problem.allowed)
+        assume(False)
+    local = _restricted(neighbour, base.prices, problem.allowed)
+    _assert_same_optimum(neighbour, local)
+
+
+@SETTINGS
+@given(problems(tied=True, max_cells=300), st.floats(0.0, 1.0), st.integers(0, 2**32 - 1))
+def test_a_target_moved_between_zones_re_solves_to_the_full_optimum(problem, share, seed):
+    """Tied land-use classes: whole classes sit at a tie under the old prices and the new."""
+    base = _quiet(engine.solve, problem, method="highs")
+    rng = np.random.default_rng(seed)
+    l = problem.n_zonings - 1
+    k = int(rng.integers(problem.n_claims))
+    zones = np.flatnonzero(~np.isnan(problem.lower[l][:, k]))
+    assume(len(zones) >= 2)
+    a, b = rng.choice(zones, size=2, replace=False)
+    move = {
+        "zoning_index": l,
+        "claim_index": k,
+        "from_index": int(a),
+        "to_index": int(b),
+        "hectares": share * float(problem.lower[l][a, k]),
+    }
+    try:
+        moved = apply_exchange(problem, move)
+        _quiet(engine.solve, moved, method="highs")
+    except RuimtepuzzelError:  # moved above the zone's upper bound, or beyond its land
+        assume(False)
+    _assert_same_optimum(moved, _restricted(moved, base.prices))
+
+
+def _wide_lift():
+    """A national-style problem and a neighbour whose prices lie far from its own: every
+    pair the rules forbid lifted at once."""
+    problem = allocation_problem(3000, 6, 4, seed=5, forbidden=0.4)
+    base = _quiet(engine.solve, problem, method="fast")
+    allowed = np.ones_like(problem.allowed)
+    return relaxed_problem(problem, allowed), base, problem.allowed
+
+
+def test_a_wrong_restriction_fails_its_certificate_and_the_full_re_solve_answers():
+    """One repair round over the cells the change touched is not enough here: the prices
+    move, cells fixed at the old optimum must switch. Without the fallback the answer is
+    not certified (and not the optimum); with it, the full re-solve gives the optimum. The
+    second half fails if the fallback is taken out of resolve_near."""
+    neighbour, base, before = _wide_lift()
+    restricted = _restricted(neighbour, base.prices, before, max_repairs=1, fallback=False)
+    full = _quiet(solve_fast, neighbour)
+    # Here the one LP leaves a bound exceeded: infeasible, and its objective not the optimum.
+    assert restricted.status != "optimal"
+    assert rel(restricted.objective, full.objective) > 1e-9
+    assert restricted.timings["local"] == "restricted"
+    answered = _restricted(neighbour, base.prices, before, max_repairs=1)
+    assert answered.timings["local"] == "full"
+    assert answered.timings["local_reason"] == restricted.status
+    assert answered.status == "optimal"
+    assert rel(answered.objective, full.objective) <= 1e-9
+
+
+def test_the_same_neighbour_re_solved_in_full_rounds_is_certified_restricted():
+    neighbour, base, before = _wide_lift()
+    answered = _restricted(neighbour, base.prices, before)
+    assert answered.timings["local"] == "restricted"
+    _assert_same_optimum(neighbour, answered)
+
+
+def test_a_change_that_switches_many_cells_goes_to_the_full_re_solve_at_once():
+    neighbour, base, before = _wide_lift()
+    answered = _quiet(local.resolve_near, neighbour, base.prices, before)
+    assert answered.timings["local"] == "full"
+    assert answered.timings["local_reason"].endswith("cells switch")
+    _assert_same_optimum(neighbour, answered)
+
+
+def test_rule_costs_and_exchanges_are_the_same_whatever_the_workers():
+    """Through the analysis (the fast backend, re-solved around the prices): each rule's
+    cost equals the full re-solve's, and one worker or two give the same report."""
+    problem = allocation_problem(1500, 6, 4, seed=7, forbidden=0.3)
+    sol = _quiet(engine.solve, problem, method="fast")
+    rng = np.random.default_rng(1)
+    relaxations = {
+        f"lift {share}": _neighbour_allowed(problem, rng, share, 0.0) for share in (0.05, 0.3, 1.0)
+    }
+    one = rule_costs(problem, sol, relaxations, method="fast", workers=1)
+    two = rule_costs(problem, sol, relaxations, method="fast", workers=2)
+    assert one == two
+    for cost in one:
+        full = _quiet(solve_fast, relaxed_problem(problem, relaxations[cost["rule"]]))
+        assert rel(cost["objective_relaxed"], full.objective) <= 1e-9
+    exchanges = [
+        exchange_suggestions(problem, sol, method="fast", max_suggestions=3, workers=w)
+        for w in (1, 2)
+    ]
+    assert exchanges[0] == exchanges[1] and exchanges[0]
