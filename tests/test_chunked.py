@@ -309,7 +309,9 @@ def test_chunks_follow_the_memory_setting():
     assert BLOCK <= small < large
 
 
-def test_an_unreachable_scheduler_is_a_clear_error():
+def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch):
+    # distributed retries a refused connection until the timeout: a short one for the test.
+    monkeypatch.setattr(chunked, "SCHEDULER_TIMEOUT", 2)
     problem = allocation_problem(2000, 4, 2, seed=1)
     stage = PriceStage.of("1GB", "tcp://127.0.0.1:1")
     with (
