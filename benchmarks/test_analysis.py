@@ -44,7 +44,7 @@ def _solved(resolution):
 
 @pytest.mark.parametrize("resolution", [250, 100])
 @pytest.mark.parametrize("way", ["full", "restricted", "restricted-1"])
-def test_full_analysis(benchmark, resolution, way, monkeypatch):
+def test_national_full_analysis(benchmark, resolution, way, monkeypatch):
     compiled, sol = _solved(resolution)
     if way == "full":
         monkeypatch.setattr(local, "SWITCH_SHARE", 0.0)

@@ -69,7 +69,7 @@ def test_national_price_stage(benchmark, tmp_path, resolution, mode):
 
 
 @pytest.mark.parametrize("resolution", [250, 100])
-def test_one_smoothed_pass(benchmark, resolution):
+def test_one_national_smoothed_pass(benchmark, resolution):
     """One evaluation of the smoothed dual over all cells: the kernel in memory, four chunks
     here, and four chunks on a 2-process LocalCluster (timed), with the same bits."""
     import numpy as np
