@@ -561,3 +561,26 @@ def test_compile_drops_the_national_rows_only_under_hard_targets(mode):
     else:
         assert compiled.implied == set()
         assert p.lower[national][0, housing] == stated
+
+
+@pytest.mark.slow
+def test_a_repair_lp_that_stalls_from_its_carried_basis_is_solved_from_scratch():
+    # A sampled variant of the national sweep at 1000 m: HiGHS, started from the basis the
+    # aggregated LP carried over, ended the first repair LP with status 'unknown' and the
+    # solve raised; from scratch it solves it (the same optimum as HiGHS on the whole LP,
+    # -567,752.2336823388, 2e-16 apart, checked when the defect was found).
+    from engine.run import prepare_run
+
+    problem = prepare_run(
+        "national",
+        resolution=1000,
+        overrides={
+            "assumptions.housing_density_urban": 60.805572098325335,
+            "assumptions.deep_polder_storage_share": 0.0883217957159988,
+            "assumptions.wind_yield": 0.5,
+            "assumptions.solar_yield_combined": 0.4,
+        },
+    ).compiled.problem
+    sol = engine.solve(problem, method="fast")
+    assert sol.status == "optimal" and sol.gap <= 1e-9
+    assert sol.objective == pytest.approx(-567752.2336823388, rel=1e-9)
