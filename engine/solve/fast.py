@@ -1059,19 +1059,15 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
     else:
         matrix = sparse.hstack([target_block, slack_block], format="csc")
     cost = np.concatenate([-gain, *slack_cost])
-    lp = (
+    result = solve_lp(
         cost / units.value,
         matrix,
         row_lo,
         row_hi,
         np.zeros(n_x + n_s + n_b),
         np.concatenate([class_area[col_class], upper_bounds(np.full(n_s + n_b, np.nan))]),
+        basis=None if basis is None else basis.carried(names, columns),
     )
-    result = solve_lp(*lp, basis=None if basis is None else basis.carried(names, columns))
-    if result.status not in ("optimal", "infeasible") and basis is not None:
-        # A carried basis is only a hint; HiGHS can stall from one (status 'unknown' on a
-        # sampled 1000 m variant) where it solves the same LP from scratch.
-        result = solve_lp(*lp, basis=None)
     if result.status == "infeasible":
         return None
     if result.status != "optimal":

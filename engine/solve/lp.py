@@ -62,7 +62,9 @@ def solve_lp(
     Single-threaded dual simplex without presolve, with tight tolerances: the result must
     be reproducible bit for bit and precise enough for a 1e-9 certificate. ``basis``
     (column and row statuses, as :class:`LPResult` gives them) starts the simplex there;
-    HiGHS completes it to a basis if it is not one.
+    HiGHS completes it to a basis if it is not one. A start is only a hint: where HiGHS
+    does not settle from it (status 'unknown' on a sampled national variant's repair LP),
+    the LP is solved again from scratch.
     """
     matrix = sparse.csc_matrix(matrix)
     lp = highspy.HighsLp()
@@ -104,6 +106,10 @@ def solve_lp(
         status = "optimal"
     elif model_status == highspy.HighsModelStatus.kInfeasible:
         status = "infeasible"
+    elif basis is not None:
+        return solve_lp(
+            cost, matrix, row_lower, row_upper, col_lower, col_upper, tolerance=tolerance
+        )
     solution = h.getSolution()
     ended = h.getBasis()
     return LPResult(
