@@ -22,6 +22,7 @@ import numpy as np
 
 from engine import i18n, maps
 from engine.compactness import page_rows
+from engine.config import slugify
 
 log = logging.getLogger(__name__)
 
@@ -605,12 +606,11 @@ def _scope_name(report: dict, t) -> str:
 
 
 def _run_name(report: dict, t) -> str:
-    """The run's name; a shipped config's name (``national``, ``gelderland``) as the area's
-    own name (Nederland, Gelderland)."""
+    """The run's name; a shipped config's name (``national``, ``fryslan``) as the area's
+    own name (Nederland, Fryslân)."""
     name = str(report.get("name"))
     scope = _scope_name(report, t)
-    slug = scope.lower().replace(" ", "-")
-    return scope if name.lower() in ("national", slug) else name
+    return scope if name.lower() in ("national", slugify(scope)) else name
 
 
 def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:

@@ -131,3 +131,11 @@ def test_every_province_is_named_on_the_maps_as_its_config_spells_it():
     on_the_map = {name for name, _ in provinces()}
     national = load_config(shipped_configs()["national"])
     assert {p.name for p in national.provinces.values()} == on_the_map
+
+
+def test_a_province_report_is_titled_with_the_province_as_it_spells_itself(grid, tmp_path):
+    # The run is named after the config file ("fryslan"); the title names the province
+    # ("Fryslân"), which a plain lower-casing of the name did not match.
+    config = Path(__file__).resolve().parents[1] / "configs" / "provinces" / "fryslan.toml"
+    run(config, tmp_path, grid=grid, progress=False, method="highs", analysis="off")
+    assert (tmp_path / "summary.md").read_text().startswith("# Ruimtelijk voorstel: Fryslân\n")
