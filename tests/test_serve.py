@@ -471,6 +471,22 @@ def test_the_page_in_chromium(server, utrecht):
             .slice(0, 30)))""",
         )
         assert json.loads(past) == [], past
+        # No word in the side panel's tables broken over two lines ("Metropoolr|egio"): each
+        # word's text lies on one line box.
+        until("document.getElementById('price-table') !== null")
+        broken = browser.evaluate(
+            s,
+            """JSON.stringify([...document.querySelectorAll('#right td, #right th')].flatMap(c => {
+            const walk = document.createTreeWalker(c, NodeFilter.SHOW_TEXT), out = [];
+            for (let n = walk.nextNode(); n; n = walk.nextNode())
+              for (const m of n.data.matchAll(/[^\\s-]+-?/g)) {
+                const r = document.createRange();
+                r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+                if (r.getClientRects().length > 1) out.push(m[0]);
+              }
+            return out; }))""",
+        )
+        assert json.loads(broken) == [], broken
         # The prices that moved: a table (base, variant, change) and a map per claim.
         until("document.getElementById('price-table') !== null")
         prices = browser.evaluate(s, "document.getElementById('price-table').innerText")

@@ -28,6 +28,10 @@
   };
   const UNCHANGED = "#d9d9d9";  // engine.serve.app.UNCHANGED
   const claimLabel = c => window.LABELS.claims[c] || c.replace(/_/g, " ");
+  // A target's claim with its zone under it, in one cell: in columns of their own a zone's
+  // long words ("Metropoolregio") broke mid-word in the side panel's width.
+  const targetHead = () => el("th", {class: "l"}, T.why_claim, el("div", {class: "zone"}, T.why_zone));
+  const targetCell = (label, zone) => el("td", {class: "l"}, label, el("div", {class: "zone"}, zone));
 
   // RD New metres: lng = x, lat = y; 1 px = 1024 m at zoom 0.
   const RD = L.extend({}, L.CRS.Simple, {transformation: new L.Transformation(1 / 1024, 0, -1 / 1024, 0)});
@@ -170,8 +174,8 @@
       el("p", {}, c.runner_up ? fill(T.why_margin, {option: c.runner_up_label, margin: fmt(c.margin)}) : T.why_single),
       el("table", {}, el("tr", {}, el("th", {class: "l"}, T.why_option), el("th", {}, T.why_value), el("th", {}, T.why_bonus), el("th", {}, T.why_score)), rows),
       el("h3", {}, T.why_prices),
-      c.prices.length ? el("table", {}, el("tr", {}, el("th", {class: "l"}, T.why_claim), el("th", {class: "l"}, T.why_zone), el("th", {}, T.why_price)),
-        c.prices.map(p => el("tr", {}, el("td", {class: "l"}, p.claim_label), el("td", {class: "l"}, p.zone), el("td", {}, fmt(p.price)))))
+      c.prices.length ? el("table", {}, el("tr", {}, targetHead(), el("th", {}, T.why_price)),
+        c.prices.map(p => el("tr", {}, targetCell(p.claim_label, p.zone), el("td", {}, fmt(p.price)))))
         : el("p", {class: "note"}, T.why_no_prices),
       excluded.length ? el("h3", {}, T.why_rules) : "",
       Object.values(rules).map(x => ruleItem(x.r, "→ " + x.options.join(", "))),
@@ -266,9 +270,9 @@
       .sort((a, b) => Math.abs(b.shadow_price_change) - Math.abs(a.shadow_price_change));
     if (!moved.length) return el("p", {class: "note"}, T.no_price_changes);
     return el("table", {class: "prices", id: "price-table"},
-      el("tr", {}, el("th", {class: "l"}, T.why_claim), el("th", {class: "l"}, T.why_zone), el("th", {}, T.price_base),
+      el("tr", {}, targetHead(), el("th", {}, T.price_base),
         el("th", {}, T.price_variant), el("th", {}, T.price_change)),
-      moved.map(r => el("tr", {}, el("td", {class: "l"}, claimLabel(r.claim)), el("td", {class: "l"}, r.zone),
+      moved.map(r => el("tr", {}, targetCell(claimLabel(r.claim), r.zone),
         el("td", {}, fmt(r.shadow_price_a)), el("td", {}, fmt(r.shadow_price_b)),
         el("td", {class: r.shadow_price_change > 0 ? "up" : "down"}, (r.shadow_price_change > 0 ? "+" : "") + fmt(r.shadow_price_change)))));
   }
@@ -300,8 +304,8 @@
       el("p", {}, ch.same_grid ? fill(T.changed, {ha: fmt(ch.hectares_changed, 0) + " ha", change: fmt(ch.objective_change)}) : T.other_resolution),
       el("h3", {}, T.changes_title),
       rows.length ? el("table", {class: "changes"},
-        el("tr", {}, el("th", {class: "l"}, T.why_zone), el("th", {class: "l"}, T.why_claim), el("th", {}, "Δ ha"), el("th", {}, "Δ " + T.price), el("th", {}, T.shortfall)),
-        rows.map(r => el("tr", {}, el("td", {class: "l"}, r.zone), el("td", {class: "l"}, claimLabel(r.claim)),
+        el("tr", {}, targetHead(), el("th", {}, "Δ ha"), el("th", {}, "Δ " + T.price), el("th", {}, T.shortfall)),
+        rows.map(r => el("tr", {}, targetCell(claimLabel(r.claim), r.zone),
           el("td", {}, fmt(r.allocated_ha_change, 0)), el("td", {}, fmt(r.shadow_price_change)), el("td", {}, fmt(r.shortfall_ha_b, 0)))))
         : el("p", {class: "note"}, T.no_changes),
       el("h3", {}, T.prices_title),
