@@ -27,7 +27,7 @@ import pytest
 import engine
 from engine.analysis.outputs import analyse
 from engine.run import prepare_run
-from engine.solve import local
+from engine.solve import fast
 
 _SOLVED: dict = {}
 _COSTS: dict = {}
@@ -47,7 +47,7 @@ def _solved(resolution):
 def test_national_full_analysis(benchmark, resolution, way, monkeypatch):
     compiled, sol = _solved(resolution)
     if way == "full":
-        monkeypatch.setattr(local, "SWITCH_SHARE", 0.0)
+        monkeypatch.setattr(fast, "SWITCH_SHARE", 0.0)
     workers = 1 if way.endswith("-1") else 2
     options = {"rule_cost_workers": workers, "exchange_workers": workers}
     result = {}

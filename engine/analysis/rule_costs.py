@@ -62,10 +62,11 @@ def _resolve_method(problem: Problem, method: str) -> str:
     return estimate(problem)["method"]
 
 
-def resolve(problem: Problem, method: str, prices=None, before=None):
-    """The optimum of a neighbour of a solved problem. With the solved problem's ``prices``
-    and the fast backend: re-solved around them (:func:`engine.solve.local.resolve_near`),
-    ``before`` the solved problem's allowed options."""
+def resolve(problem: Problem, method: str, sol=None, before=None):
+    """The optimum of a neighbour of a solved problem. With the solved problem's solution
+    ``sol`` and the fast backend: re-solved around its prices, from where its repair ended
+    (:func:`engine.solve.local.resolve_near`), ``before`` the solved problem's allowed
+    options."""
     import warnings
 
     import engine
@@ -73,8 +74,8 @@ def resolve(problem: Problem, method: str, prices=None, before=None):
     method = _resolve_method(problem, method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if method == "fast" and prices is not None:
-            return resolve_near(problem, prices, before)
+        if method == "fast" and sol is not None:
+            return resolve_near(problem, sol.row_prices, before, end=sol.repair_end)
         return engine.solve(problem, method=method)
 
 
@@ -183,7 +184,7 @@ def rule_costs(
         rsol = resolve(
             relaxed_problem(problem, relaxed),
             method,
-            prices=sol.row_prices,
+            sol=sol,
             before=problem.allowed,
         )
         gain = float(rsol.objective - sol.objective)
