@@ -291,7 +291,7 @@ class Near:
         if self.end is None:
             free = near_ties(problem, structure, priced, window, minimum=min_free(problem))
         else:
-            free = _still_allowed(problem, structure, priced, self.end.free)
+            free = _still_allowed(problem, structure, priced, self.end.free, scale)
         switching, options = _switching(problem, structure, priced, self.before, window)
         free = free.join(*local_cells(problem, structure, local)).join(switching, options)
         return Moved(priced, free, None if self.end is None else self.end.basis, switching)
@@ -305,10 +305,18 @@ class Moved:
     switching: np.ndarray  # the cells whose best option the change moves
 
 
-def _still_allowed(problem, structure, priced, free: FreeCells) -> FreeCells:
-    """The solved problem's free cells with the options the problem still allows, and
-    each cell's best under the prices: a rule tightened may have taken every option the
-    cell had in the last LP."""
+# Of the solved problem's last free cells, those this close to a tie (in value scales) under
+# its exact prices start a neighbour's repair: the cells its LP must split. The others sit at
+# their best option; where the neighbour's prices move enough to change that, the repair
+# frees them. National 100 m: 277 k of 561 k cells, 11 k classes of 176 k, a lifted rule's
+# re-solve 2.5 s CPU instead of 5.4 s.
+TIED = 1e-6
+
+
+def _still_allowed(problem, structure, priced, free: FreeCells, scale: float) -> FreeCells:
+    """The solved problem's free cells that tie under the prices (:data:`TIED`), with the
+    options the problem still allows, and each cell's best under the prices: a rule
+    tightened may have taken every option the cell had in the last LP."""
     if free.options.shape[1] != problem.n_options or (
         len(free.cells) and free.cells[-1] >= problem.n_cells
     ):
@@ -317,11 +325,12 @@ def _still_allowed(problem, structure, priced, free: FreeCells) -> FreeCells:
             f"{free.options.shape[1]} options, not of a problem with {problem.n_cells} cells "
             f"and {problem.n_options} options; pass the Solution of this problem's neighbour"
         )
-    options = free.options.copy()
+    tied = priced.margin[free.cells] < TIED * scale
+    cells, options = free.cells[tied], free.options[tied]
     if structure.has_allowed:
-        options &= structure.allowed[free.cells]
-    options[np.arange(len(free.cells)), priced.choice[free.cells]] = True
-    return FreeCells(free.cells, options)
+        options &= structure.allowed[cells]
+    options[np.arange(len(cells)), priced.choice[cells]] = True
+    return FreeCells(cells, options)
 
 
 def _switching(problem, structure, priced, before, window):
