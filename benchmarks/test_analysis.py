@@ -20,6 +20,7 @@ agree with the ``full`` one to 1e-9 relative (checked in the ``restricted`` roun
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 
@@ -90,6 +91,8 @@ def test_national_run_with_the_analysis(benchmark, tmp_path, resolution, analysi
         result.update(national_run(resolution, [], tmp_path / "run", analysis=analysis))
 
     benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    result["analysis_parts"] = report.get("analysis_timings")
     benchmark.extra_info.update(result)
     print(f"\nnational {resolution} m, analysis {analysis}: {result}")
     assert result["status"] == "optimal"
