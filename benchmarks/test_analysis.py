@@ -2,6 +2,7 @@
 
     pytest benchmarks/test_analysis.py -k 250 -s          # the 250 m figures
     pytest benchmarks/test_analysis.py -k 100 -s          # the 100 m figures
+    pytest benchmarks/test_analysis.py -k "run_with" -s   # the whole runs through the CLI
 
 The run up to the solve (grid from cache, compile, solve) is done once per resolution,
 untimed; then ``engine.analysis.outputs.analyse`` (conflicts, scarcity, rule costs,
@@ -19,15 +20,17 @@ agree with the ``full`` one to 1e-9 relative (checked in the ``restricted`` roun
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 
 import pytest
 
 import engine
+from benchmarks.test_chunked import national_run
 from engine.analysis.outputs import analyse
 from engine.run import prepare_run
-from engine.solve import local
+from engine.solve import fast
 
 _SOLVED: dict = {}
 _COSTS: dict = {}
@@ -47,7 +50,7 @@ def _solved(resolution):
 def test_national_full_analysis(benchmark, resolution, way, monkeypatch):
     compiled, sol = _solved(resolution)
     if way == "full":
-        monkeypatch.setattr(local, "SWITCH_SHARE", 0.0)
+        monkeypatch.setattr(fast, "SWITCH_SHARE", 0.0)
     workers = 1 if way.endswith("-1") else 2
     options = {"rule_cost_workers": workers, "exchange_workers": workers}
     result = {}
@@ -74,3 +77,22 @@ def test_national_full_analysis(benchmark, resolution, way, monkeypatch):
         for name, cost in costs.items():
             other = reference[name]["objective_relaxed"]
             assert abs(cost["objective_relaxed"] - other) <= 1e-9 * abs(other), name
+
+
+@pytest.mark.parametrize("analysis", ["off", "full"])
+@pytest.mark.parametrize("resolution", [250, 100])
+def test_national_run_with_the_analysis(benchmark, tmp_path, resolution, analysis):
+    """The whole run as a user runs it (``python -m engine.cli run configs/national.toml
+    --resolution R --analysis off|full``) in a fresh process: wall, CPU, peak RSS and the
+    stage times of report.json, the analysis one of them."""
+    result = {}
+
+    def run():
+        result.update(national_run(resolution, [], tmp_path / "run", analysis=analysis))
+
+    benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    result["analysis_parts"] = report.get("analysis_timings")
+    benchmark.extra_info.update(result)
+    print(f"\nnational {resolution} m, analysis {analysis}: {result}")
+    assert result["status"] == "optimal"

@@ -30,10 +30,10 @@ MODES = {
 }
 
 
-def national_run(resolution: int, flags: list[str], out: Path) -> dict:
+def national_run(resolution: int, flags: list[str], out: Path, analysis: str = "off") -> dict:
     """One run in a fresh process: report.json's figures, wall and CPU seconds, peak RSS."""
     command = [sys.executable, "-m", "engine.cli", "run", str(ROOT / "configs" / "national.toml")]
-    command += ["--resolution", str(resolution), "--analysis", "off", "--quiet"]
+    command += ["--resolution", str(resolution), "--analysis", analysis, "--quiet"]
     start = time.perf_counter()
     child = subprocess.Popen([*command, *flags, "--out", str(out)], cwd=ROOT)
     # wait4's usage is the child's and that of the processes it waited for (the cluster's

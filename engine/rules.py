@@ -16,6 +16,7 @@ the file, the key and the closest name the grid has.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from dataclasses import dataclass
 from functools import partial
@@ -24,7 +25,15 @@ import numpy as np
 
 from engine.config import Config, ConfigError, Rule, did_you_mean, slugify
 
-__all__ = ["Cells", "RuleEffects", "evaluate", "check_layers", "apply_rules", "category_names"]
+__all__ = [
+    "Cells",
+    "RuleEffects",
+    "RuleMemo",
+    "evaluate",
+    "check_layers",
+    "apply_rules",
+    "category_names",
+]
 
 # Layers whose `in = [...]` names are looked up in the layer's metadata.
 _NAMED = {"land_cover": "classes", "province": "names", "municipality": "names"}
@@ -364,14 +373,55 @@ class RuleEffects:
     min_patch: dict
 
 
+class RuleMemo:
+    """What :func:`apply_rules` worked out before, by what it depends on, for applying a
+    config again with one rule left out (the analysis's rule costs, one relaxation per
+    rule): each rule's ``where``, each option's small patches and each reservation's
+    cells. A rule left out changes the allowed cells of its own options only, so most of
+    those come back from here; anything whose inputs changed is worked out again, so the
+    result is the same as without the memo."""
+
+    def __init__(self):
+        self._found: dict = {}
+
+    def get(self, key: tuple, arrays: tuple, work):
+        """``work()``, or what it gave before for the same ``key`` and ``arrays``' contents
+        (a 128-bit hash of them: two contents colliding is as likely as a random bit flip
+        in memory)."""
+        h = hashlib.blake2b(digest_size=16)
+        for a in arrays:
+            h.update(b"-" if a is None else np.ascontiguousarray(a).view(np.uint8))
+        key = (*key, h.digest())
+        if key not in self._found:
+            self._found[key] = work()
+        return self._found[key]
+
+
+class _Forgetful:
+    """No memo: a single application keeps nothing (at 25 m every rule's mask kept would
+    be gigabytes)."""
+
+    @staticmethod
+    def get(key: tuple, arrays: tuple, work):
+        return work()
+
+
 def apply_rules(
-    config: Config, cells: Cells, area_ha: float, province_codes: dict, value: np.ndarray
+    config: Config,
+    cells: Cells,
+    area_ha: float,
+    province_codes: dict,
+    value: np.ndarray | None,
+    memo: RuleMemo | None = None,
 ) -> RuleEffects:
     """All enabled rules on the cells. ``province_codes``: slug -> grid province code.
 
-    ``value`` is option-major (O, N) float32; penalties and ladders are added to it in place.
-    Rows per option keep every update a contiguous pass over the cells.
+    ``value`` is option-major (O, N) float32; penalties and ladders are added to it in place
+    (None: only ``allowed`` and the reservations are wanted). Rows per option keep every
+    update a contiguous pass over the cells. ``memo``: what earlier calls on the same cells
+    worked out (:class:`RuleMemo`).
     """
+    memo = _Forgetful() if memo is None else memo
     options = config.option_names
     n, n_opt = cells.n, len(options)
     allowed = np.ones((n_opt, n), dtype=bool)
@@ -388,16 +438,22 @@ def apply_rules(
             return mask
         return mask & (prov == province_codes.get(rule.province, -99))
 
+    def rule_cells(rule: Rule) -> np.ndarray:
+        key = ("where", repr(rule.where), rule.province)
+        return memo.get(key, (), lambda: scope_mask(rule, evaluate(rule.where, cells)))
+
     cols = {name: j for j, name in enumerate(options)}
     for rule in config.rules:
         idx = [cols[o] for o in rule.options]
         if rule.kind == "exclusions":
-            mask = scope_mask(rule, evaluate(rule.where, cells))
+            mask = rule_cells(rule)
             for j in idx:
                 allowed[j] &= ~mask
             counts[rule.id] = int(mask.sum())
+        elif value is None:
+            continue
         elif rule.kind == "penalties":
-            mask = scope_mask(rule, evaluate(rule.where, cells))
+            mask = rule_cells(rule)
             cost = mask.astype(np.float32) * np.float32(rule.amount)
             for j in idx:
                 value[j] -= cost
@@ -418,7 +474,7 @@ def apply_rules(
     # Before the reservations, so that a reservation picks only cells its options may keep;
     # again after them, since reserved cells take land from the other options' pieces.
     minimum = min_patch_by_option(config, area_ha)
-    before = exclude_small_patches(cells, minimum, options, allowed)
+    before = exclude_small_patches(cells, minimum, options, allowed, memo=memo)
 
     reserved = np.zeros(n, dtype=bool)
     lost = np.zeros(n_opt, dtype=bool)  # options a reservation took allowed cells from
@@ -430,17 +486,23 @@ def apply_rules(
         # Only cells that can take a reserved option after the exclusions are candidates.
         # The share is of all the land in `where` (the polder); it is taken from the cells
         # that may hold it, deepest first.
-        where = scope_mask(rule, evaluate(rule.where, cells))
-        mask = where & allowed[idx].any(axis=0) & ~reserved
-        take = reserve_ranked(
-            mask,
-            cells.layer(rule.order_layer),
-            _groups_in_province(cells, rule),
-            rule.share,
-            rule.ascending,
-            count_mask=where,
-            neighbours=partial(_neighbours_of, cells),
-            min_cells=max(minimum.get(o, 1) for o in rule.options),
+        where_mask = rule_cells(rule)
+        mask = where_mask & allowed[idx].any(axis=0) & ~reserved
+        min_cells = max(minimum.get(o, 1) for o in rule.options)
+        take = memo.get(
+            ("reserved", rule.id, rule.province, rule.share, min_cells),
+            (mask,),
+            partial(
+                reserve_ranked,
+                mask,
+                cells.layer(rule.order_layer),
+                _groups_in_province(cells, rule),
+                rule.share,
+                rule.ascending,
+                count_mask=where_mask,
+                neighbours=partial(_neighbours_of, cells),
+                min_cells=min_cells,
+            ),
         )
         only = np.zeros(n_opt, dtype=bool)
         only[idx] = True
@@ -458,7 +520,7 @@ def apply_rules(
     # After the first pass every piece an option keeps is at least its minimum, so only the
     # options the reservations took cells from can have pieces below it now.
     shrunk = {name: m for name, m in minimum.items() if lost[cols[name]]}
-    after = exclude_small_patches(cells, shrunk, options, allowed, keep=reserved)
+    after = exclude_small_patches(cells, shrunk, options, allowed, keep=reserved, memo=memo)
     min_patch = {
         name: np.union1d(before.get(name, []), after.get(name, [])).astype(np.int64)
         for name in before.keys() | after.keys()
@@ -487,6 +549,7 @@ def exclude_small_patches(
     options: list[str],
     allowed: np.ndarray,
     keep: np.ndarray | None = None,
+    memo: RuleMemo | None = None,
 ) -> dict[str, np.ndarray]:
     """Forbid each option of ``minimum`` (name -> cells) on the cells where the land the rules
     allow it forms a 4-connected area smaller than its minimum patch: no plan that honours the
@@ -496,9 +559,9 @@ def exclude_small_patches(
 
     ``allowed`` is option-major (O, N) and updated in place; cells in ``keep`` (reserved for
     their options) are left as they are. Returns option name -> the cells ruled out (indices
-    into ``cells``)."""
-    from scipy import ndimage
-
+    into ``cells``). ``memo``: the small patches of an option whose allowed cells (and
+    ``keep``) an earlier call saw (:class:`RuleMemo`)."""
+    memo = _Forgetful() if memo is None else memo
     out = {}
     # One grid and one label array for all options: only the cells' positions change, and
     # fresh full-grid arrays per option cost more in page faults than the labelling.
@@ -506,15 +569,23 @@ def exclude_small_patches(
     labels = np.empty(cells.shape, dtype=np.int32)
     for name, m in minimum.items():
         o = options.index(name)
-        grid.ravel()[cells.flat] = allowed[o]
-        ndimage.label(grid, output=labels)
-        patch = labels.ravel()[cells.flat]
-        small = allowed[o] & (np.bincount(patch) < m)[patch]
-        if keep is not None:
-            small &= ~keep
-        allowed[o] &= ~small
-        out[name] = np.flatnonzero(small)
+        work = partial(_small_patches, cells, allowed[o], m, keep, grid, labels)
+        out[name] = memo.get(("small patches", m), (allowed[o], keep), work)
+        allowed[o, out[name]] = False
     return out
+
+
+def _small_patches(cells, allowed, m, keep, grid, labels) -> np.ndarray:
+    """The cells of ``allowed`` in 4-connected areas of fewer than ``m`` cells, but ``keep``."""
+    from scipy import ndimage
+
+    grid.ravel()[cells.flat] = allowed
+    ndimage.label(grid, output=labels)
+    patch = labels.ravel()[cells.flat]
+    small = allowed & (np.bincount(patch) < m)[patch]
+    if keep is not None:
+        small &= ~keep
+    return np.flatnonzero(small)
 
 
 def _neighbours_of(cells: Cells, idx: np.ndarray) -> np.ndarray:

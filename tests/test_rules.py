@@ -296,3 +296,32 @@ def test_ordered_codes_order_pairs_as_their_values(values, dtype):
     np.testing.assert_array_equal(
         np.sign(np.subtract.outer(codes, codes)), np.sign(np.subtract.outer(ranks, ranks))
     )
+
+
+def test_relaxations_sharing_a_memo_equal_the_rules_applied_afresh():
+    """Each rule left out, with what earlier relaxations worked out (RuleMemo), in two
+    orders: the same ``allowed`` as the config without that rule applied from scratch. A
+    memo keyed on less than what a result depends on (an option's small patches by the
+    option alone, a reservation by its rule alone) fails this. Cells of 1 ha, so that the
+    minimum patch sizes rule cells out."""
+    import dataclasses
+
+    from engine.analysis.rule_costs import compiled_relaxations
+    from engine.rules import apply_rules
+
+    compiled = compile_problem(load_config(NATIONAL), synthetic_grid(block=20, resolution=100.0))
+    config = compiled.config
+    relaxations = compiled_relaxations(compiled)
+    assert compiled.effects.min_patch and compiled.effects.reserved.any()
+    for name in [*relaxations, *reversed(relaxations)]:
+        if name == "min_patch":
+            continue
+        rule = next(
+            r for r in config.rules if r.kind == "exclusions" and name.split(" (")[0] == r.id
+        )
+        without = dataclasses.replace(config, rules=[r for r in config.rules if r is not rule])
+        scratch = np.zeros((len(config.option_names), compiled.cells.n), dtype=np.float32)
+        afresh = apply_rules(
+            without, compiled.cells, compiled.area_ha, compiled.province_codes, scratch
+        )
+        np.testing.assert_array_equal(relaxations[name](), afresh.allowed, err_msg=name)

@@ -191,7 +191,7 @@ def _verify(problem: Problem, sol, s: dict, method: str, halvings: int, scale: f
     for _ in range(halvings + 1):
         s["hectares"] = d
         try:
-            rsol = resolve(apply_exchange(problem, s), method, prices=sol.row_prices)
+            rsol = resolve(apply_exchange(problem, s), method, sol=sol)
         except InfeasibleError:
             d *= 0.5
             continue

@@ -48,6 +48,9 @@ class Solution:
     # With method="auto": the backend it took and the cost estimates it took it by
     # (engine.solve.choice.estimate); None when a method was named.
     auto: dict | None = None
+    # The fast backend's engine.solve.fast.RepairEnd: where its repair ended, for a
+    # neighbour's re-solve to start there (engine.solve.local); None for other backends.
+    repair_end: object | None = None
 
     def __repr__(self) -> str:
         return (
