@@ -1,0 +1,88 @@
+"""Issue 15 part 1: the compile holds each cell's bytes once, and reading the layers one at a
+time gives the bits that reading them all at once gave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.compile import compile_problem
+from engine.config import load_config
+from engine.grid import open_grid
+from engine.rules import Cells, layers_used
+
+NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(NATIONAL)
+
+
+@pytest.fixture(scope="module")
+def grid():
+    """The national grid at 1000 m: real GeoTIFFs read through dask, as a run reads them."""
+    return open_grid("nl", resolution=1000)
+
+
+def whole_grid_layers(ds, mask: np.ndarray, names: list[str]) -> dict:
+    """Every layer's whole grid computed at once and then cut to the cells: the read the
+    compile made before, as the reference."""
+    flat = np.flatnonzero(mask.ravel())
+    arrays = dask.compute(*[ds[n].data for n in names])
+    return {n: np.asarray(a).ravel()[flat] for n, a in zip(names, arrays)}
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_preload_gives_the_bits_of_the_whole_grid_read(grid, config, data):
+    names = [n for n in layers_used(config) if n in grid.data_vars]
+    chosen = data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names)))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    share = data.draw(st.sampled_from([0.0, 0.001, 0.3, 1.0]))
+    shape = grid["land"].shape
+    mask = np.random.default_rng(seed).random(shape) < share
+    cells = Cells(grid, mask)
+    cells.preload(chosen)
+    expected = whole_grid_layers(grid, mask, list(dict.fromkeys(chosen)))
+    for name, values in expected.items():
+        got = cells.layer(name)
+        assert got.dtype == values.dtype
+        assert np.array_equal(got, values, equal_nan=True), name
+
+
+def test_compiled_problem_holds_one_allowed_mask_and_no_float_copies(grid, config):
+    compiled = compile_problem(config, grid)
+    p = compiled.problem
+    # The rules' mask and the problem's are one array, cell-major.
+    assert compiled.effects.allowed is p.allowed
+    assert p.allowed.flags.c_contiguous
+    # The float32 copies of the narrower layers were only the values' input.
+    assert not [k for k in compiled.cells._cache if k.endswith("\0f32")]
+    assert compiled.cells.layer_f32("peat").dtype == np.float32  # made again when asked
+
+
+def test_compile_gives_the_values_of_the_whole_grid_read(grid, config, monkeypatch):
+    """The whole compiled problem is the same bits whichever way the layers are read."""
+    compiled = compile_problem(config, grid)
+
+    def preload_at_once(self, names):
+        names = [n for n in dict.fromkeys(names) if n not in self._cache and self.has(n)]
+        mask = np.zeros(self.shape, dtype=bool)
+        mask.ravel()[self.flat] = True
+        self._cache.update(whole_grid_layers(self.ds, mask, names))
+
+    monkeypatch.setattr(Cells, "preload", preload_at_once)
+    reference = compile_problem(config, grid)
+    a, b = compiled.problem, reference.problem
+    assert np.array_equal(a.value, b.value)
+    assert a.value.dtype == b.value.dtype
+    assert np.array_equal(a.allowed, b.allowed)
+    assert np.array_equal(a.zones, b.zones)
+    for lo, ref in zip(a.lower, b.lower):
+        assert np.array_equal(lo, ref, equal_nan=True)
