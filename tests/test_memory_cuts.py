@@ -1,5 +1,6 @@
-"""Issue 15 part 1: the compile holds each cell's bytes once, and reading the layers one at a
-time gives the bits that reading them all at once gave."""
+"""Issue 15 part 1: the memory cuts give the bits of the paths they replace. The compile holds
+each cell's bytes once and reads the layers one at a time; the compaction's neighbour table
+is built lean, in int32."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from engine.compile import compile_problem
 from engine.config import load_config
 from engine.grid import open_grid
 from engine.rules import Cells, layers_used
+from engine.solve.compact import Geometry
 
 NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
 
@@ -86,3 +88,35 @@ def test_compile_gives_the_values_of_the_whole_grid_read(grid, config, monkeypat
     assert np.array_equal(a.zones, b.zones)
     for lo, ref in zip(a.lower, b.lower):
         assert np.array_equal(lo, ref, equal_nan=True)
+
+
+def padded_neighbours(shape, flat: np.ndarray) -> np.ndarray:
+    """The neighbour table as it was built before: an int64 index of the whole grid, padded,
+    and the four gathers stacked (the reference)."""
+    ny, nx = shape
+    index = np.full(ny * nx, -1, dtype=np.int64)
+    index[flat] = np.arange(len(flat))
+    grid = np.pad(index.reshape(ny, nx), 1, constant_values=-1)
+    rows, cols = np.divmod(flat, nx)
+    rows, cols = rows + 1, cols + 1
+    return np.stack(
+        [grid[rows, cols - 1], grid[rows, cols + 1], grid[rows - 1, cols], grid[rows + 1, cols]],
+        axis=1,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ny=st.integers(1, 40),
+    nx=st.integers(1, 40),
+    share=st.sampled_from([0.05, 0.5, 0.95, 1.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_neighbours_are_those_of_the_padded_index(ny, nx, share, seed):
+    mask = np.random.default_rng(seed).random((ny, nx)) < share
+    flat = np.flatnonzero(mask.ravel())
+    if len(flat) == 0:
+        flat = np.array([0])
+    got = Geometry((ny, nx), flat, 0.1).neighbours
+    assert got.dtype == np.int32
+    assert np.array_equal(got, padded_neighbours((ny, nx), flat))
