@@ -96,6 +96,12 @@ class Cells:
             self._cache[key] = np.ascontiguousarray(self.layer(name), dtype=np.float32)
         return self._cache[key]
 
+    def release(self) -> None:
+        """Let every layer read so far go (49 bytes a cell for the national rules); a layer
+        asked for again is read again from the grid, the same bits. For a run whose rules
+        are not applied again after the compile (no analysis)."""
+        self._cache.clear()
+
     def forget_f32(self) -> None:
         """Drop the float32 copies of the layers that are stored narrower (4 bytes a cell
         each, 24 for the national recipes): only the values need them, and they are made

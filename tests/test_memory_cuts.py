@@ -120,3 +120,39 @@ def test_neighbours_are_those_of_the_padded_index(ny, nx, share, seed):
     got = Geometry((ny, nx), flat, 0.1).neighbours
     assert got.dtype == np.int32
     assert np.array_equal(got, padded_neighbours((ny, nx), flat))
+
+
+def test_released_layers_are_read_again_with_the_same_bits(grid, config):
+    compiled = compile_problem(config, grid)
+    cells = compiled.cells
+    before = {n: cells.layer(n).copy() for n in layers_used(config) if cells.has(n)}
+    cells.release()
+    assert not cells._cache
+    for name, values in before.items():
+        assert np.array_equal(cells.layer(name), values, equal_nan=True), name
+
+
+def test_a_run_without_analysis_writes_the_same_folder_with_its_layers_released(
+    tmp_path, monkeypatch
+):
+    """The run lets the compile's layers go before its solve when no analysis follows: its
+    report and map are those of a run that keeps them."""
+    import json
+
+    from engine.run import run
+
+    def run_once(out):
+        run(NATIONAL, out, resolution=1000, analysis="off", progress=False)
+        report = json.loads((out / "report.json").read_text())
+        return report, (out / "allocation.tif").read_bytes()
+
+    calls = []
+    release = Cells.release
+    monkeypatch.setattr(Cells, "release", lambda self: (calls.append(self), release(self)))
+    released, released_map = run_once(tmp_path / "released")
+    assert len(calls) == 1  # the run did let its layers go
+    monkeypatch.setattr(Cells, "release", lambda self: None)
+    kept, kept_map = run_once(tmp_path / "kept")
+    assert released_map == kept_map
+    for key in ("objective", "gap", "status", "targets", "plausibility"):
+        assert released[key] == kept[key], key
