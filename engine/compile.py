@@ -111,11 +111,13 @@ def compile_problem(config: Config, ds) -> Compiled:
 
     t = time.perf_counter()
     value = option_values(config, cells)
+    cells.forget_f32()
     timings["suitability"] = time.perf_counter() - t
     t = time.perf_counter()
     effects = apply_rules(config, cells, area_ha, province_codes, value)
     value = np.ascontiguousarray(value.T)  # (N, O) for the Problem
-    allowed = np.ascontiguousarray(effects.allowed)
+    # The rules' option-major mask is let go: the problem and the effects share one copy.
+    effects.allowed = allowed = np.ascontiguousarray(effects.allowed)
     timings["rules"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -215,6 +215,10 @@ def run(
                 config, grid=grid, resolution=resolution, overrides=overrides, stages=stages
             )
             compiled = prepared.compiled
+            if level == "off":
+                # Only the analysis applies the rules again; the outputs read the few
+                # layers they show again from the grid.
+                compiled.cells.release()
             stages.start("solve")
             with price_stage.solve_options(compiled.problem) as chunking:
                 sol = engine.solve(

@@ -77,9 +77,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--memory",
         metavar="SIZE",
         help="run the solver's price stage over chunks of cells sized for this memory "
-        "(e.g. 8GB, 4GB, 512MB; the same result bit for bit); the compile and the "
-        "repair still hold every cell, so this does not yet bound the run's peak; "
-        "default: all cells in one pass",
+        "(e.g. 8GB, 4GB, 512MB; the same result bit for bit): it bounds those passes' "
+        "working set (a sixteenth of SIZE a chunk), not the run's peak; the compile, "
+        "the repair, the compaction and the writing still hold every cell (about 310 "
+        "bytes a cell at their peak: 15-19 GB at 25 m); default: all cells in one pass",
     )
     parser.add_argument(
         "--scheduler",

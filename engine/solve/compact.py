@@ -116,21 +116,21 @@ class Geometry:
     def neighbours(self) -> np.ndarray:
         """(N, 4) the cells left, right, above and below each cell, -1 where there is none
         (outside the grid or outside the cells of the problem: the sea, abroad)."""
+        # int32 where the cells fit (any national grid): half the bytes a cell, and one
+        # padded grid of cell numbers instead of an index, its padded copy and the four
+        # columns stacked (120 bytes a cell at 100 m before, 38 now).
         ny, nx = self.shape
-        index = np.full(ny * nx, -1, dtype=np.int64)
-        index[self.flat] = np.arange(self.n_cells)
-        grid = np.pad(index.reshape(ny, nx), 1, constant_values=-1)
-        rows, cols = np.divmod(self.flat, nx)
-        rows, cols = rows + 1, cols + 1
-        return np.stack(
-            [
-                grid[rows, cols - 1],
-                grid[rows, cols + 1],
-                grid[rows - 1, cols],
-                grid[rows + 1, cols],
-            ],
-            axis=1,
-        )
+        kind = np.int32 if self.n_cells < np.iinfo(np.int32).max else np.int64
+        grid = np.full((ny + 2, nx + 2), -1, dtype=kind)
+        rows, cols = np.divmod(np.asarray(self.flat, dtype=np.int64), nx)
+        at = (rows + 1) * (nx + 2) + (cols + 1)  # each cell's place in the padded grid
+        del rows, cols
+        padded = grid.ravel()
+        padded[at] = np.arange(self.n_cells, dtype=kind)
+        out = np.empty((self.n_cells, 4), dtype=kind)
+        for j, step in enumerate((-1, 1, -(nx + 2), nx + 2)):  # left, right, above, below
+            out[:, j] = padded[at + step]
+        return out
 
     def raster(self, values: np.ndarray, fill=0) -> np.ndarray:
         """Per-cell ``values`` as a grid of ``shape`` (``fill`` elsewhere)."""

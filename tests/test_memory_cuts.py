@@ -1,0 +1,158 @@
+"""Issue 15 part 1: the memory cuts give the bits of the paths they replace. The compile holds
+each cell's bytes once and reads the layers one at a time; the compaction's neighbour table
+is built lean, in int32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.compile import compile_problem
+from engine.config import load_config
+from engine.grid import open_grid
+from engine.rules import Cells, layers_used
+from engine.solve.compact import Geometry
+
+NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(NATIONAL)
+
+
+@pytest.fixture(scope="module")
+def grid():
+    """The national grid at 1000 m: real GeoTIFFs read through dask, as a run reads them."""
+    return open_grid("nl", resolution=1000)
+
+
+def whole_grid_layers(ds, mask: np.ndarray, names: list[str]) -> dict:
+    """Every layer's whole grid computed at once and then cut to the cells: the read the
+    compile made before, as the reference."""
+    flat = np.flatnonzero(mask.ravel())
+    arrays = dask.compute(*[ds[n].data for n in names])
+    return {n: np.asarray(a).ravel()[flat] for n, a in zip(names, arrays)}
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_preload_gives_the_bits_of_the_whole_grid_read(grid, config, data):
+    names = [n for n in layers_used(config) if n in grid.data_vars]
+    chosen = data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names)))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    share = data.draw(st.sampled_from([0.0, 0.001, 0.3, 1.0]))
+    shape = grid["land"].shape
+    mask = np.random.default_rng(seed).random(shape) < share
+    cells = Cells(grid, mask)
+    cells.preload(chosen)
+    expected = whole_grid_layers(grid, mask, list(dict.fromkeys(chosen)))
+    for name, values in expected.items():
+        got = cells.layer(name)
+        assert got.dtype == values.dtype
+        assert np.array_equal(got, values, equal_nan=True), name
+
+
+def test_compiled_problem_holds_one_allowed_mask_and_no_float_copies(grid, config):
+    compiled = compile_problem(config, grid)
+    p = compiled.problem
+    # The rules' mask and the problem's are one array, cell-major.
+    assert compiled.effects.allowed is p.allowed
+    assert p.allowed.flags.c_contiguous
+    # The float32 copies of the narrower layers were only the values' input.
+    assert not [k for k in compiled.cells._cache if k.endswith("\0f32")]
+    assert compiled.cells.layer_f32("peat").dtype == np.float32  # made again when asked
+
+
+def test_compile_gives_the_values_of_the_whole_grid_read(grid, config, monkeypatch):
+    """The whole compiled problem is the same bits whichever way the layers are read."""
+    compiled = compile_problem(config, grid)
+
+    def preload_at_once(self, names):
+        names = [n for n in dict.fromkeys(names) if n not in self._cache and self.has(n)]
+        mask = np.zeros(self.shape, dtype=bool)
+        mask.ravel()[self.flat] = True
+        self._cache.update(whole_grid_layers(self.ds, mask, names))
+
+    monkeypatch.setattr(Cells, "preload", preload_at_once)
+    reference = compile_problem(config, grid)
+    a, b = compiled.problem, reference.problem
+    assert np.array_equal(a.value, b.value)
+    assert a.value.dtype == b.value.dtype
+    assert np.array_equal(a.allowed, b.allowed)
+    assert np.array_equal(a.zones, b.zones)
+    for lo, ref in zip(a.lower, b.lower):
+        assert np.array_equal(lo, ref, equal_nan=True)
+
+
+def padded_neighbours(shape, flat: np.ndarray) -> np.ndarray:
+    """The neighbour table as it was built before: an int64 index of the whole grid, padded,
+    and the four gathers stacked (the reference)."""
+    ny, nx = shape
+    index = np.full(ny * nx, -1, dtype=np.int64)
+    index[flat] = np.arange(len(flat))
+    grid = np.pad(index.reshape(ny, nx), 1, constant_values=-1)
+    rows, cols = np.divmod(flat, nx)
+    rows, cols = rows + 1, cols + 1
+    return np.stack(
+        [grid[rows, cols - 1], grid[rows, cols + 1], grid[rows - 1, cols], grid[rows + 1, cols]],
+        axis=1,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ny=st.integers(1, 40),
+    nx=st.integers(1, 40),
+    share=st.sampled_from([0.05, 0.5, 0.95, 1.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_neighbours_are_those_of_the_padded_index(ny, nx, share, seed):
+    mask = np.random.default_rng(seed).random((ny, nx)) < share
+    flat = np.flatnonzero(mask.ravel())
+    if len(flat) == 0:
+        flat = np.array([0])
+    got = Geometry((ny, nx), flat, 0.1).neighbours
+    assert got.dtype == np.int32
+    assert np.array_equal(got, padded_neighbours((ny, nx), flat))
+
+
+def test_released_layers_are_read_again_with_the_same_bits(grid, config):
+    compiled = compile_problem(config, grid)
+    cells = compiled.cells
+    before = {n: cells.layer(n).copy() for n in layers_used(config) if cells.has(n)}
+    cells.release()
+    assert not cells._cache
+    for name, values in before.items():
+        assert np.array_equal(cells.layer(name), values, equal_nan=True), name
+
+
+def test_a_run_without_analysis_writes_the_same_folder_with_its_layers_released(
+    tmp_path, monkeypatch
+):
+    """The run lets the compile's layers go before its solve when no analysis follows: its
+    report and map are those of a run that keeps them."""
+    import json
+
+    from engine.run import run
+
+    def run_once(out):
+        run(NATIONAL, out, resolution=1000, analysis="off", progress=False)
+        report = json.loads((out / "report.json").read_text())
+        return report, (out / "allocation.tif").read_bytes()
+
+    calls = []
+    release = Cells.release
+    monkeypatch.setattr(Cells, "release", lambda self: (calls.append(self), release(self)))
+    released, released_map = run_once(tmp_path / "released")
+    assert len(calls) == 1  # the run did let its layers go
+    monkeypatch.setattr(Cells, "release", lambda self: None)
+    kept, kept_map = run_once(tmp_path / "kept")
+    assert released_map == kept_map
+    for key in ("objective", "gap", "status", "targets", "plausibility"):
+        assert released[key] == kept[key], key
