@@ -736,11 +736,15 @@ def _band(gain: np.ndarray, w: float, need: int) -> float:
     """The half-width of the advantages that enter the cut: wide enough that the cells above
     it are in every cut of the bracket, and no more cells than the target above it."""
     band = 8.0 * w + 2.0 * _tolerance(gain)
-    order = np.sort(gain)[::-1]
-    if need < len(order) and order[max(need, 0)] > band:
+    if need >= len(gain):
+        return band
+    # The (need + 1)-th largest advantage: a partition finds it without sorting the group.
+    rank = len(gain) - 1 - max(need, 0)
+    next_best = np.partition(gain, rank)[rank]
+    if next_best > band:
         # More cells clear the band than the group may have (prices not quite exact): widen
         # it to include them, so the cut decides.
-        band = float(order[max(need, 0)]) + _tolerance(gain)
+        band = float(next_best) + _tolerance(gain)
     return band
 
 
