@@ -331,14 +331,10 @@ class _Exact:
         from engine.solve.dual import dual_structure
 
         self.problem = problem
-        self.x = x
         self.split = split
         self.supply = allocation_totals(problem, x)[1]
         self._structure = dual_structure(problem)
-        # The split cells' rows as plan_x holds them (explicit zeros dropped).
-        kept = (sparse.diags(split.astype(np.float64)) @ x).tocsr()
-        kept.eliminate_zeros()
-        self._kept = kept
+        self._kept = _split_rows(x, split)
 
     def plan_supply(self, choice: np.ndarray) -> np.ndarray:
         """Per target row what ``plan_x(choice, x, split)`` supplies: the same bits as
@@ -472,10 +468,16 @@ def plan_x(choice: np.ndarray, exact_x: sparse.csr_matrix, split: np.ndarray) ->
     whole = sparse.csr_matrix(
         ((~split).astype(np.float64), choice, np.arange(n + 1)), shape=(n, n_options)
     )
-    kept = sparse.diags(split.astype(np.float64)) @ exact_x
-    out = (whole + kept).tocsr()
+    out = (whole + _split_rows(exact_x, split)).tocsr()
     out.eliminate_zeros()
     return out
+
+
+def _split_rows(x: sparse.csr_matrix, split: np.ndarray) -> sparse.csr_matrix:
+    """The rows of ``x`` of the ``split`` cells, every other row empty."""
+    kept = (sparse.diags(split.astype(np.float64)) @ x).tocsr()
+    kept.eliminate_zeros()
+    return kept
 
 
 def target_counts(problem: Problem, choice: np.ndarray, option: int) -> np.ndarray:
