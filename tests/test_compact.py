@@ -23,12 +23,15 @@ from engine.solve.compact import (
     PatchRule,
     _counted_cut,
     _CutGraph,
+    _Exact,
     boundary_cost,
     compact,
     patch_sizes,
+    plan_x,
     split_cells,
 )
 from engine.solve.compact_reference import solve_compact_milp
+from engine.solve.solution import allocation_totals
 from engine.synthetic import smooth_field
 from tests.configs import national_copy
 
@@ -450,3 +453,60 @@ def test_patches_as_a_raster_labelling_numbers_them(seed, ny, nx):
     patch, sizes = patch_sizes(geometry, mask)
     assert np.array_equal(patch, labels.ravel()[flat])
     assert np.array_equal(sizes, np.bincount(patch, minlength=n + 1))
+
+
+def random_plan(problem, rng, split_share):
+    """A plan as the compaction holds them: one option per cell, and a share of the cells
+    split over two or three options at random fractions (an exact optimum's split cells)."""
+    n, n_options = problem.n_cells, problem.n_options
+    choice = rng.integers(0, n_options, n)
+    split = rng.random(n) < split_share
+    rows = np.flatnonzero(split)
+    parts = rng.integers(2, 4, len(rows))
+    cols = [rng.choice(n_options, k, replace=False) for k in parts]
+    fractions = [rng.dirichlet(np.ones(k)) for k in parts]
+    x = sparse.csr_matrix(
+        (
+            np.concatenate([np.ones(n - len(rows)), *fractions]),
+            (
+                np.concatenate([np.flatnonzero(~split), np.repeat(rows, parts)]),
+                np.concatenate([choice[~split], *cols]),
+            ),
+        ),
+        shape=(n, n_options),
+    )
+    x.sum_duplicates()
+    return choice, x, split
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    ny=st.sampled_from([1, 3, 17, 181]),  # 181 x 400: three blocks of the kernels, one partial
+    area=st.sampled_from([6.25, 0.1, 1e4 / 3]),
+    split_share=st.sampled_from([0.0, 0.01, 0.5, 1.0]),
+)
+def test_a_trial_plans_supply_is_the_allocation_totals_of_the_plan(seed, ny, area, split_share):
+    """What the compaction finds a trial plan supplies (one pass over the choice) is what
+    ``allocation_totals`` of the plan's allocation (``plan_x``) gives, bit for bit: the
+    plans it keeps are the ones the allocation would keep. Fractions and areas that no
+    binary float holds exactly, split cells anywhere, grids of more than one block."""
+    rng = np.random.default_rng(seed)
+    problem, _ = grid_problem(seed, ny=ny, nx=400 if ny == 181 else ny + 2)
+    problem = engine.Problem(
+        problem.value,
+        problem.contribution,
+        problem.zones,
+        problem.lower,
+        problem.upper,
+        problem.allowed,
+        area,
+        problem.shortfall_penalty,
+    )
+    choice, x, split = random_plan(problem, rng, split_share)
+    exact = _Exact(problem, x, split)
+    trial = choice.copy()
+    trial[rng.random(len(trial)) < 0.1] = rng.integers(0, problem.n_options)
+    expected = allocation_totals(problem, plan_x(trial, x, split))[1]
+    np.testing.assert_array_equal(exact.plan_supply(trial), expected)
+    np.testing.assert_array_equal(exact.supply, allocation_totals(problem, x)[1])

@@ -212,7 +212,7 @@ def compact(
     price = _group_prices(problem, solution.prices)
     group = problem.groups.group
     members = _members(group, problem.groups.count)
-    exact_supply = allocation_totals(problem, solution.x)[1]
+    exact = _Exact(problem, exact_x, split)
     for index, rule in enumerate(rules):
         clock = time.perf_counter()
         target = target_counts(problem, result.before, rule.option)
@@ -237,7 +237,7 @@ def compact(
                     _cut_free(state, g)
             _enforce_min_patch(state)
             trial = _apply(choice, state, best_neutral)
-            short = _rows_off(problem, plan_x(trial, exact_x, split), exact_supply, rule.option)
+            short = exact.rows_off(trial, rule.option)
             more = _groups_of_rows(problem, short) & ~counted
             if not more.any():
                 break
@@ -257,7 +257,6 @@ def compact(
         )
     swapped = _swap_stuck(problem, geometry, choice, split, is_neutral, rules, members)
     result.changed_by[swapped] = len(rules)
-    exact = _Exact(exact_x, split, exact_supply)
     joined = _join_neighbours(problem, geometry, choice, exact, is_neutral, rules)
     result.changed_by[joined] = len(rules)
     result.x = plan_x(choice, exact_x, split)
@@ -322,19 +321,47 @@ def _swap_stuck(problem, geometry, choice, split, is_neutral, rules, members) ->
     return swapped
 
 
-@dataclass(frozen=True)
 class _Exact:
-    """The exact optimum as step 5 holds the plan to it: its allocation, the cells it splits
-    (they stay as they are) and what it supplies to every target row."""
+    """The exact optimum as the plan is held to it: the cells it splits (they stay as they
+    are) and what it supplies to every target row; and what a trial plan supplies, found in
+    one pass over the cells without building the plan's allocation (the compaction tries
+    many plans, each a few cells apart)."""
 
-    x: sparse.csr_matrix
-    split: np.ndarray
-    supply: np.ndarray
+    def __init__(self, problem: Problem, x: sparse.csr_matrix, split: np.ndarray):
+        from engine.solve.dual import dual_structure
 
-    def kept_by(self, problem: Problem, trial: np.ndarray, options) -> bool:
-        """Whether the plan ``trial`` leaves no row of ``options``' claims off (_rows_off)."""
-        x = plan_x(trial, self.x, self.split)
-        return not len(_rows_off(problem, x, self.supply, options))
+        self.problem = problem
+        self.split = split
+        self.supply = allocation_totals(problem, x)[1]
+        self._structure = dual_structure(problem)
+        self._kept = _split_rows(x, split)
+
+    def plan_supply(self, choice: np.ndarray) -> np.ndarray:
+        """Per target row what ``plan_x(choice, x, split)`` supplies: the same bits as
+        ``allocation_totals`` of that plan."""
+        from engine.solve.compact_kernels import plan_area
+
+        kept, structure = self._kept, self._structure
+        assigned = plan_area(
+            np.asarray(choice, dtype=np.int64),
+            self.split,
+            kept.indptr,
+            kept.indices,
+            kept.data.astype(np.float64),
+            structure.group,
+            structure.area,
+            structure.n_groups,
+            self.problem.n_options,
+        )
+        return structure.supply(assigned)
+
+    def rows_off(self, choice: np.ndarray, options) -> np.ndarray:
+        """The rows of ``options``' claims the plan ``choice`` leaves off (_rows_off)."""
+        return _rows_off(self.problem, self.plan_supply(choice), self.supply, options)
+
+    def kept_by(self, trial: np.ndarray, options) -> bool:
+        """Whether the plan ``trial`` leaves no row of ``options``' claims off."""
+        return not len(self.rows_off(trial, options))
 
 
 def _join_neighbours(problem, geometry, choice, exact: _Exact, is_neutral, rules) -> np.ndarray:
@@ -369,7 +396,7 @@ def _join_neighbours(problem, geometry, choice, exact: _Exact, is_neutral, rules
         for r, cells in sorted(by_pair.items()):
             trial = choice.copy()
             trial[cells] = r
-            if not exact.kept_by(problem, trial, [r]):
+            if not exact.kept_by(trial, [r]):
                 continue
             choice[cells] = r
             joined[cells] = True
@@ -415,7 +442,7 @@ def _pull_neighbour(problem, geometry, choice, exact: _Exact, rules, o, is_neutr
         for _, t, r in sorted(candidates):
             trial = choice.copy()
             trial[t] = o
-            if not exact.kept_by(problem, trial, [r, o]):
+            if not exact.kept_by(trial, [r, o]):
                 continue
             choice[t] = o
             pulled[t] = True
@@ -441,10 +468,16 @@ def plan_x(choice: np.ndarray, exact_x: sparse.csr_matrix, split: np.ndarray) ->
     whole = sparse.csr_matrix(
         ((~split).astype(np.float64), choice, np.arange(n + 1)), shape=(n, n_options)
     )
-    kept = sparse.diags(split.astype(np.float64)) @ exact_x
-    out = (whole + kept).tocsr()
+    out = (whole + _split_rows(exact_x, split)).tocsr()
     out.eliminate_zeros()
     return out
+
+
+def _split_rows(x: sparse.csr_matrix, split: np.ndarray) -> sparse.csr_matrix:
+    """The rows of ``x`` of the ``split`` cells, every other row empty."""
+    kept = (sparse.diags(split.astype(np.float64)) @ x).tocsr()
+    kept.eliminate_zeros()
+    return kept
 
 
 def target_counts(problem: Problem, choice: np.ndarray, option: int) -> np.ndarray:
@@ -680,11 +713,10 @@ def _apply(choice: np.ndarray, state: _OptionState, best_neutral: np.ndarray) ->
     return out
 
 
-def _rows_off(problem: Problem, x: sparse.csr_matrix, exact: np.ndarray, option) -> np.ndarray:
-    """Rows of the claims of ``option`` (one or several) that the plan ``x`` leaves short of
-    both their target and the exact optimum's supply, or over both their upper bound and that
-    supply."""
-    supply = allocation_totals(problem, x)[1]
+def _rows_off(problem: Problem, supply: np.ndarray, exact: np.ndarray, option) -> np.ndarray:
+    """Rows of the claims of ``option`` (one or several) that a plan supplying ``supply``
+    leaves short of both their target and the exact optimum's supply, or over both their
+    upper bound and that supply."""
     rows = problem.rows
     tol = 1e-6 * problem.units.area
     served = (problem.contribution[np.atleast_1d(option)][:, rows.claim] > 0).any(axis=0)
@@ -706,11 +738,15 @@ def _band(gain: np.ndarray, w: float, need: int) -> float:
     """The half-width of the advantages that enter the cut: wide enough that the cells above
     it are in every cut of the bracket, and no more cells than the target above it."""
     band = 8.0 * w + 2.0 * _tolerance(gain)
-    order = np.sort(gain)[::-1]
-    if need < len(order) and order[max(need, 0)] > band:
+    if need >= len(gain):
+        return band
+    # The (need + 1)-th largest advantage: a partition finds it without sorting the group.
+    rank = len(gain) - 1 - max(need, 0)
+    next_best = np.partition(gain, rank)[rank]
+    if next_best > band:
         # More cells clear the band than the group may have (prices not quite exact): widen
         # it to include them, so the cut decides.
-        band = float(order[max(need, 0)]) + _tolerance(gain)
+        band = float(next_best) + _tolerance(gain)
     return band
 
 

@@ -64,15 +64,21 @@ def _solver_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
 
 
 def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
-    """The kernels of :mod:`engine.suitability` (building ``v``) and of the grid build."""
+    """The kernels of :mod:`engine.suitability` (building ``v``), of the grid build and of
+    the compaction (:mod:`engine.solve.compact_kernels`)."""
     from engine import suitability
     from engine.grid import noise
+    from engine.solve import compact_kernels
 
     one = np.float32(1.0)
     xy = np.zeros(2)
     return [
         (suitability._add_term, (a.value[:, 0].copy(), a.value[:, 1].copy(), 0, one, one, one)),
         (noise._value_noise, (xy, xy, 1.0, np.uint64(1), 1.0, np.zeros((2, 2)))),
+        (
+            compact_kernels.plan_area,
+            (a.choices[1], a.selected, a.x.indptr, a.x.indices, a.x.data, a.group, a.area, 1, 2),
+        ),
     ]
 
 
