@@ -156,3 +156,23 @@ def test_check_shows_what_a_config_extends(configs, capsys):
     out = capsys.readouterr().out
     assert "extends " in out and "national.toml" in out
     assert "GM0344" in out or "Utrecht" in out
+
+
+def test_the_manifest_records_the_chain_and_the_merged_config(configs, tmp_path):
+    import json
+
+    parent = configs / "configs" / "provinces" / "utrecht.toml"
+    child = write(
+        configs / "configs" / "provinces" / "utrecht-more.toml",
+        'extends = "utrecht.toml"\n[targets.housing]\nlower = 90000\n',
+    )
+    out = tmp_path / "run"
+    assert cli.main(["run", str(child), "--resolution", "1000", "--out", str(out), "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["extends"] == [str(parent.resolve())]
+    assert (
+        manifest["config"]["resolved"]["provinces"]["utrecht"]["targets"]["housing"]["lower"]
+        == 90000
+    )
+    inputs = {entry["path"] for entry in manifest["inputs"] if entry["role"] == "config"}
+    assert {str(child.resolve()), str(parent.resolve())} <= inputs
