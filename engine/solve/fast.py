@@ -758,10 +758,11 @@ _CHUNK = 1 << 16
 
 
 def _class_key(problem, structure, free: FreeCells, index: np.ndarray, step: float) -> np.ndarray:
-    """(len(index), F + 2 O) int64 rows, equal for interchangeable cells: the rows each
-    family of claims its options deliver to meets (:attr:`DualStructure.claim_zones`, -1 for
-    a family none of them delivers to), the options, and the differences of the values from the lead
-    option's (their bits, or with ``step`` their multiples of it)."""
+    """(len(index), F + ceil(O / 64) + O) int64 rows, equal for interchangeable cells: the
+    rows each family of claims its options deliver to meets
+    (:attr:`DualStructure.claim_zones`, -1 for a family none of them delivers to), the
+    options as bits, and the differences of the values from the lead option's (their bits,
+    or with ``step`` their multiples of it)."""
     options = free.options[index]
     cells = free.cells[index]
     values = problem.value[cells].astype(np.float64)
@@ -778,8 +779,18 @@ def _class_key(problem, structure, free: FreeCells, index: np.ndarray, step: flo
     # rows are alike to the LP: a target per municipality splits only the cells that may take
     # the claim it is on (the aggregated LP at 100 m: 146 k classes instead of 76 k without).
     zones, reaches = structure.claim_zones
-    zones = np.where(options @ reaches, zones[structure.group[cells]], -1)
-    return np.concatenate([zones, options, whole], axis=1, dtype=np.int64)
+    bits = _bits(options)
+    reached = ((bits[:, :, None] & _bits(reaches.T).T[None]) != 0).any(axis=1)
+    zones = np.where(reached, zones[structure.group[cells]], -1)
+    return np.concatenate([zones, bits, whole], axis=1, dtype=np.int64)
+
+
+def _bits(options: np.ndarray) -> np.ndarray:
+    """(M, ceil(O / 64)) int64: each row of bools as bits, for a narrower key to hash."""
+    packed = np.packbits(options, axis=1, bitorder="little")
+    padded = np.zeros((len(options), -(-packed.shape[1] // 8) * 8), dtype=np.uint8)
+    padded[:, : packed.shape[1]] = packed
+    return padded.view(np.int64)
 
 
 def _row_hash(key: np.ndarray) -> np.ndarray:
