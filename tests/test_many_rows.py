@@ -173,9 +173,10 @@ def test_the_dual_structure_grows_with_the_rows_not_their_square():
 
 
 def test_cells_of_two_zones_share_a_class_unless_their_options_meet_different_rows():
-    """A target per municipality splits the repair LP's classes only where a cell may take
-    the claim it is on: four alike cells in two zones with a target on claim 0 are one class
-    with options that deliver to claim 1 only, and one class per zone with one for claim 0."""
+    """A target per municipality splits the aggregated LP's classes only where a cell may
+    take the claim it is on: four alike cells in two zones with a target on claim 0 are one
+    class with options that deliver to claim 1 only, and one class per zone with one for
+    claim 0. The exact repair keeps a class per zone either way."""
     problem = engine.Problem(
         value=np.tile([0.0, 1.0, 1.0], (4, 1)),
         contribution=np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
@@ -188,14 +189,15 @@ def test_cells_of_two_zones_share_a_class_unless_their_options_meet_different_ro
     cells, area = np.arange(4), np.ones(4)
     for options, n_classes in (([True, False, True], 1), ([True, True, False], 2)):
         free = fast_module.FreeCells(cells, np.tile(options, (4, 1)))
-        classes = fast_module._interchangeable(problem, structure, free, area)
-        assert len(classes.first) == n_classes, options
+        aggregated = fast_module._interchangeable(problem, structure, free, area, step=0.05)
+        assert len(aggregated.first) == n_classes, options
+        assert len(fast_module._interchangeable(problem, structure, free, area).first) == 2
 
 
 @SETTINGS
 @given(local_target_problems(), st.booleans())
 def test_classes_across_zones_keep_the_optimum(problem, aggregated):
-    """With the small zones' targets priced like provinces (their cells then share repair and
+    """With the small zones' targets priced like provinces (their cells then share
     aggregated classes across zones wherever their options meet the same rows), from the
     smoothed dual's prices or the aggregated LP's, the optimum is HiGHS's."""
     highs = _solve_or_none(problem, "highs")
