@@ -27,6 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import engine
@@ -132,22 +133,38 @@ def test_rows_fast_vs_highs(benchmark, case):
         assert abs(figures["fast"]["objective"] - reference) <= 1e-9 * abs(reference)
 
 
+# Pairs of national solves per benchmark run: on a shared machine one pair says little.
+NATIONAL_PAIRS = 3
+
+
 def test_national_per_municipality_within_2x(benchmark):
     """The national config at 100 m, province targets only and with a housing target per
-    municipality (345 more rows), each solved in a fresh process."""
-    figures = benchmark.pedantic(
-        lambda: {case: measure(case, "fast") for case in NATIONAL_CASES}, rounds=1, iterations=1
+    municipality (345 more rows), each solved in a fresh process, :data:`NATIONAL_PAIRS`
+    times in turn (so that both see the same load): the CPU ratio of each pair and of the
+    medians."""
+    pairs = benchmark.pedantic(
+        lambda: [
+            {case: measure(case, "fast") for case in NATIONAL_CASES} for _ in range(NATIONAL_PAIRS)
+        ],
+        rounds=1,
+        iterations=1,
     )
-    benchmark.extra_info.update(figures)
-    for case, f in figures.items():
-        print(
-            f"\n{case}: {f['rows']} rows, {f['cpu_s']} s CPU, {f['wall_s']} s wall "
-            f"(load {f['load']}), +{f['peak_mb']} MB, gap {f['gap']:.1e}, stages {f['timings']}"
-        )
-    ratio = figures["national-gemeenten-100m"]["cpu_s"] / figures["national-100m"]["cpu_s"]
-    benchmark.extra_info["cpu_ratio"] = round(ratio, 2)
-    print(f"per municipality / province only: {ratio:.2f}x CPU")
-    assert all(f["status"] == "optimal" for f in figures.values())
+    for figures in pairs:
+        for case, f in figures.items():
+            print(
+                f"\n{case}: {f['rows']} rows, {f['cpu_s']} s CPU, {f['wall_s']} s wall "
+                f"(load {f['load']}), +{f['peak_mb']} MB, gap {f['gap']:.1e}, "
+                f"stages {f['timings']}"
+            )
+        ratio = figures["national-gemeenten-100m"]["cpu_s"] / figures["national-100m"]["cpu_s"]
+        print(f"per municipality / province only: {ratio:.2f}x CPU")
+    median = {case: float(np.median([f[case]["cpu_s"] for f in pairs])) for case in NATIONAL_CASES}
+    ratio = median["national-gemeenten-100m"] / median["national-100m"]
+    benchmark.extra_info.update(
+        {"pairs": pairs, "median_cpu_s": median, "cpu_ratio": round(ratio, 2)}
+    )
+    print(f"medians {median}: {ratio:.2f}x CPU")
+    assert all(f["status"] == "optimal" for figures in pairs for f in figures.values())
 
 
 @pytest.mark.parametrize("n_cells", [50, 100, 200, 400, 800, 1600])

@@ -299,6 +299,7 @@ def build_manifest(compiled, sol, ds, *, timings: dict, deviations: list, inputs
         "scope": config.scope,
         "config": {
             "path": str(config.path),
+            "extends": [str(f) for f in config.extends],
             "overrides": {k: v for k, v in config.overrides.items()},
             "resolved": config.resolved,
         },

@@ -291,6 +291,7 @@ def _summary(prepared: Prepared) -> dict:
                 )
     return {
         "config": str(config.path),
+        "extends": [str(f) for f in config.extends],
         "scope": config.scope,
         "cells": int(p.n_cells),
         "cell_area_ha": compiled.area_ha,

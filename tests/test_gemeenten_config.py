@@ -15,10 +15,14 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 GENERATED = CONFIGS / "national-gemeenten.toml"
 
 
-def test_the_generated_config_holds_the_current_national_config():
-    text = GENERATED.read_text()
-    national = (CONFIGS / "national.toml").read_text()
-    assert national in text, "national.toml changed: run `python docs/national_gemeenten.py`"
+def test_the_generated_config_is_the_national_config_and_the_municipal_zoning():
+    own = tomllib.loads(GENERATED.read_text())
+    assert own["extends"] == "national.toml" and set(own) == {"extends", "zonings"}
+    assert set(own["zonings"]) == {"gemeenten"}
+    national, generated = load_config(CONFIGS / "national.toml"), load_config(GENERATED)
+    zonings = generated.resolved["zonings"]
+    assert zonings.pop("gemeenten") == own["zonings"]["gemeenten"]
+    assert generated.resolved == national.resolved
 
 
 def test_each_provinces_housing_target_is_split_over_its_municipalities():

@@ -170,3 +170,40 @@ def test_the_dual_structure_grows_with_the_rows_not_their_square():
     assert groups > 4_000 and rows > 8_000
     linear = problem.n_cells * (problem.n_options + 16) + groups * problem.group_rows[0].size * 8
     assert held <= linear + 64 * rows
+
+
+def test_cells_of_two_zones_share_a_class_unless_their_options_meet_different_rows():
+    """A target per municipality splits the aggregated LP's classes only where a cell may
+    take the claim it is on: four alike cells in two zones with a target on claim 0 are one
+    class with options that deliver to claim 1 only, and one class per zone with one for
+    claim 0. The exact repair keeps a class per zone either way."""
+    problem = engine.Problem(
+        value=np.tile([0.0, 1.0, 1.0], (4, 1)),
+        contribution=np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
+        zones=np.array([[0, 0, 0, 0], [0, 0, 1, 1]]),
+        lower=[np.array([[np.nan, 1.0]]), np.array([[1.0, np.nan], [1.0, np.nan]])],
+        upper=[np.full((1, 2), np.nan), np.full((2, 2), np.nan)],
+    )
+    structure = dual_structure(problem)
+    assert structure.n_groups == 2
+    cells, area = np.arange(4), np.ones(4)
+    for options, n_classes in (([True, False, True], 1), ([True, True, False], 2)):
+        free = fast_module.FreeCells(cells, np.tile(options, (4, 1)))
+        aggregated = fast_module._interchangeable(problem, structure, free, area, step=0.05)
+        assert len(aggregated.first) == n_classes, options
+        assert len(fast_module._interchangeable(problem, structure, free, area).first) == 2
+
+
+@SETTINGS
+@given(local_target_problems(), st.booleans())
+def test_classes_across_zones_keep_the_optimum(problem, aggregated):
+    """With the small zones' targets priced like provinces (their cells then share
+    aggregated classes across zones wherever their options meet the same rows), from the
+    smoothed dual's prices or the aggregated LP's, the optimum is HiGHS's."""
+    highs = _solve_or_none(problem, "highs")
+    assume(highs is not None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast_module, "LOCAL_CELLS", 0)
+        if aggregated:
+            patch.setattr(fast_module, "FINE_EVALUATIONS", 0)
+        assert_optimum(problem, engine.solve(problem, method="fast"), highs)

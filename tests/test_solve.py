@@ -158,7 +158,11 @@ def test_a_repair_straight_from_warm_prices_ends_at_the_optimum(problem, start, 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fast, "smoothed_prices", no_search)
         patch.setattr(fast, "aggregated_lp", no_search)
-        stopped = engine.solve(problem, method="fast", prices=warm, search=False)
+        with warnings.catch_warnings():
+            # Stopped early, the result may be uncertified: its status says so (checked
+            # below), and so does a GapWarning, which is no failure here.
+            warnings.simplefilter("ignore", GapWarning)
+            stopped = engine.solve(problem, method="fast", prices=warm, search=False)
         patch.setattr(fast, "SEARCHLESS_GROWTH", np.inf)  # the repair left to settle
         sol = engine.solve(problem, method="fast", prices=warm, search=False)
     assert_optimum(problem, sol, highs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from engine.config import parse_overrides
+from engine.config.validation import show_path
 
 NAME = "check"
 HELP = (
@@ -45,6 +46,7 @@ def format_summary(summary: dict) -> str:
     lines = [
         f"{summary['config']}: {summary['scope']} on grid {summary['grid']}, "
         f"{summary['cells']:,} cells of {summary['cell_area_ha']:g} ha",
+        *(f"extends {show_path(f)}" for f in summary.get("extends", [])),
         "target ha / land allowed ha, per zone and claim ('-' = no target):",
         "".ljust(width) + "".join(c[:16].rjust(20) for c in claims),
     ]

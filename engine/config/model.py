@@ -198,6 +198,7 @@ class Config:
     zonings: dict = field(default_factory=dict)
     compactness: dict = field(default_factory=dict)  # option name -> Compactness
     files: list = field(default_factory=list)
+    extends: list = field(default_factory=list)  # the files the config extends, nearest first
     resolved: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
 

@@ -11,6 +11,15 @@ are read into one tree::
     suitability                         suitability.toml
     provinces.<slug>                    provinces/<slug>.toml
 
+A config file may start from another: ``extends = "national.toml"`` at its top, resolved
+relative to the file. The parent is read first (it may extend another in turn), and the
+child's tables are merged over it key by key: a table merges with the parent's table of
+the same name, any other value (a number, a text, a list) replaces the parent's. A path the
+parent gives relative to itself (``run.claims``, ``run.provinces``, ``layers.*.path``, ...)
+keeps pointing at the same file. ``configs/national-gemeenten.toml`` is the national config
+plus a zoning that way. The merged tree is what the run validates and the manifest records
+(``config.resolved``); every file of the chain is among the run's input files.
+
 ``overrides`` address that tree with dotted keys (``"assumptions.housing_density_urban": 60``,
 ``"rules.exclusions.natura2000.enabled": False``, ``"provinces.utrecht.shares.nature": 0.1``).
 A path must exist in the tree up to its last key; the last key may be new only where the
@@ -20,6 +29,7 @@ schema allows a new entry (the validation says so), never silently ignored.
 from __future__ import annotations
 
 import copy
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -32,6 +42,7 @@ from engine.config.validation import (
     Validator,
     did_you_mean,
     read_toml,
+    show_path,
 )
 
 __all__ = [
@@ -41,6 +52,7 @@ __all__ = [
     "apply_overrides",
     "parse_overrides",
     "load_config",
+    "read_extended",
     "resolve_tree",
 ]
 
@@ -50,12 +62,107 @@ CLAIMS_SECTIONS = ("assumptions", "claims", "options")
 TOP_SECTIONS = NATIONAL_SECTIONS + CLAIMS_SECTIONS + ("rules", "suitability", "provinces")
 
 
+# Keys whose values are paths relative to the file that writes them ("*": any entry).
+RELATIVE_PATHS = (
+    ("run", "claims"),
+    ("run", "rules"),
+    ("run", "suitability"),
+    ("run", "provinces"),
+    ("province", "national"),
+    ("layers", "*", "path"),
+)
+
+
+def read_extended(path: Path, _children: tuple[Path, ...] = ()) -> tuple[dict, list[Path], list]:
+    """A config file with its ``extends`` chain merged in (see the module's docstring).
+
+    Returns the tree, the files of the chain (this one first, then each parent) and
+    ``(key prefix, file)`` pairs, parents' first, saying which file each top table and each
+    of its entries comes from. A missing, malformed or cyclic parent is a
+    :class:`ConfigError` naming the file that extends it."""
+    path = Path(path)
+    data = read_toml(path)
+    own = [(prefix, path) for prefix in _table_prefixes(data)]
+    if "extends" not in data:
+        return data, [path], own
+    rel = Validator.of_file(path).string(data.pop("extends"), ("extends",))
+    parent = (path.parent / rel).resolve()
+    chain = (*_children, path.resolve())
+    if parent in chain:
+        cycle = " -> ".join(show_path(p) for p in (*chain[chain.index(parent) :], parent))
+        raise ConfigError(
+            path,
+            "extends",
+            f"{rel!r} leads back to a file of the chain ({cycle})",
+            "let the base config extend nothing, and each variant extend only its base",
+        )
+    if not parent.is_file():
+        raise ConfigError(
+            path,
+            "extends",
+            f"{rel!r}: no such file ({show_path(parent)})",
+            "name the config this one starts from, relative to this file's folder",
+        )
+    tree, files, origins = read_extended(parent, chain)
+    _rebase_paths(tree, parent.parent, path.parent.resolve())
+    return _merged(tree, data), [path, *files], origins + own
+
+
+def _table_prefixes(data: dict) -> list[tuple]:
+    """Each top table's key and those of its entries: the grain at which messages name a
+    file (a child that adds one target is named for it, the parent for the rest)."""
+    out = []
+    for key, value in data.items():
+        out.append((key,))
+        if isinstance(value, dict):
+            out += [(key, entry) for entry in value]
+    return out
+
+
+def _merged(parent: dict, child: dict) -> dict:
+    """``child`` over ``parent``: tables merge key by key, other values replace."""
+    out = dict(parent)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _rebase_paths(tree: dict, parent_dir: Path, child_dir: Path) -> None:
+    """Rewrite the parent's relative paths (:data:`RELATIVE_PATHS`) relative to the child's
+    folder, so that they name the same files from there."""
+    if parent_dir == child_dir:
+        return
+
+    def rebase(rel):
+        if not isinstance(rel, str) or Path(rel).is_absolute():
+            return rel  # the validation says what is wrong with a non-text
+        return Path(os.path.relpath(parent_dir / rel, child_dir)).as_posix()
+
+    def visit(node, keys):
+        if not isinstance(node, dict) or not keys:
+            return
+        names = list(node) if keys[0] == "*" else [keys[0]]
+        for name in (n for n in names if n in node):
+            if len(keys) > 1:
+                visit(node[name], keys[1:])
+            elif isinstance(node[name], list):
+                node[name] = [rebase(rel) for rel in node[name]]
+            else:
+                node[name] = rebase(node[name])
+
+    for keys in RELATIVE_PATHS:
+        visit(tree, keys)
+
+
 def load_raw(path) -> tuple[dict, str, Origins, list[Path]]:
     """Read the TOML files of a run into one tree. Returns (tree, scope, origins, files)."""
     path = Path(path)
-    first = read_toml(path)
+    first, chain, first_origins = read_extended(path)
     if "province" in first and "run" not in first:
-        return _load_province(path, first)
+        return _load_province(path, first, chain, first_origins)
     if "run" not in first:
         raise ConfigError(
             path,
@@ -64,12 +171,15 @@ def load_raw(path) -> tuple[dict, str, Origins, list[Path]]:
             "start from configs/national.toml or configs/provinces/<province>.toml",
         )
     origins = Origins()
-    files = [path]
+    origins.extended = chain[1:]
+    files = list(chain)
     Validator.of_file(path).keys(first, (), NATIONAL_SECTIONS)
     tree: dict[str, Any] = {}
     for key in NATIONAL_SECTIONS:
         tree[key] = first.get(key, {})
         origins.add((key,), path)
+    for prefix, file in first_origins:
+        origins.add(prefix, file)
     run = Validator.of_file(path).table(tree["run"], ("run",))
     for key in ("claims", "rules", "suitability"):
         if key not in run:
@@ -109,8 +219,11 @@ def load_raw(path) -> tuple[dict, str, Origins, list[Path]]:
     return tree, "national", origins, files
 
 
-def _load_province(path: Path, first: dict) -> tuple[dict, str, Origins, list[Path]]:
-    """A province file: the national file it names, with this file as that province."""
+def _load_province(
+    path: Path, first: dict, chain: list[Path], first_origins: list
+) -> tuple[dict, str, Origins, list[Path]]:
+    """A province file (``first``, read from the files of ``chain``): the national file it
+    names, with this file as that province."""
     prov = first.get("province")
     if not isinstance(prov, dict) or "national" not in prov:
         raise ConfigError(
@@ -127,7 +240,10 @@ def _load_province(path: Path, first: dict) -> tuple[dict, str, Origins, list[Pa
     if listed is None or Path(listed["__path__"]).resolve() != path.resolve():
         tree["provinces"][slug] = first
         origins.add(("provinces", slug), path)
-        files.append(path)
+        for prefix, file in first_origins:
+            origins.add(("provinces", slug, *prefix), file)
+        files += chain
+    origins.extended = chain[1:]
     tree["provinces"][slug]["__path__"] = str(path)
     return tree, slug, origins, files
 
@@ -226,6 +342,7 @@ def load_config(path, overrides: dict | None = None) -> Config:
     tree = apply_overrides(tree, overrides, origins)
     config = validate(tree, scope, origins, path)
     config.files = list(dict.fromkeys(Path(f).resolve() for f in files))
+    config.extends = [Path(f).resolve() for f in origins.extended]
     config.resolved = resolve_tree(tree)
     config.overrides = dict(overrides or {})
     return config

@@ -87,11 +87,13 @@ def read_toml(path: Path, key: str = "(file)", error: type[ConfigError] = Config
 
 class Origins:
     """Which file each part of a tree came from, for messages; keys that overrides added,
-    not found in any file, are shown as coming from ``overrides``."""
+    not found in any file, are shown as coming from ``overrides``. ``extended``: the files
+    the run's own file extends, nearest first."""
 
     def __init__(self, path=None):
         self.by_prefix: dict[tuple, str] = {}
         self.added: set[tuple] = set()
+        self.extended: list[Path] = []
         if path is not None:
             self.add((), path)
 
@@ -101,6 +103,7 @@ class Origins:
     def copy(self) -> Origins:
         out = Origins()
         out.by_prefix, out.added = dict(self.by_prefix), set(self.added)
+        out.extended = list(self.extended)
         return out
 
     def file(self, key: tuple) -> str:

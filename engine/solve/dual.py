@@ -15,6 +15,7 @@ claim k over the zone that contains cell i.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -52,6 +53,31 @@ class DualStructure:
     def claim_prices(self, prices: np.ndarray) -> np.ndarray:
         """(G, K) ``price(g, k)``: the prices of claim k's rows over group g's zones, summed."""
         return np.append(prices, 0.0)[self.group_rows].sum(axis=1)
+
+    @cached_property
+    def claim_zones(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(zones, reaches)``: cells of two groups that deliver only to claims whose rows
+        over the groups' zones are the same meet the same target rows; a municipal housing
+        target splits the cells that may take housing by municipality, not the others.
+
+        Claims whose rows divide the groups alike form a family (every claim with province
+        rows only, say). ``zones`` (G, F) int64: per group and family, an id of the rows
+        the family's claims meet there, equal where they are the same rows; ``reaches``
+        (O, F) bool: whether option o delivers to a claim of family f."""
+        n_claims = self.group_rows.shape[2]
+        ids = np.empty((self.n_groups, n_claims), dtype=np.int64)
+        for k in range(n_claims):
+            _, first, inverse = np.unique(
+                self.group_rows[:, :, k], axis=0, return_index=True, return_inverse=True
+            )
+            # Ids by the group that first has them: claims dividing the groups alike agree.
+            rank = np.empty(len(first), dtype=np.int64)
+            rank[np.argsort(first)] = np.arange(len(first))
+            ids[:, k] = rank[inverse.ravel()]
+        partitions, family = np.unique(ids.T, axis=0, return_inverse=True)
+        member = np.zeros((n_claims, len(partitions)), dtype=bool)
+        member[np.arange(n_claims), family.ravel()] = True
+        return np.ascontiguousarray(partitions.T), (self.contribution != 0) @ member
 
     def adjustment(self, prices: np.ndarray) -> np.ndarray:
         """``adj[g, o] = sum_k c[o,k] * price(g, k)`` for the row prices."""
