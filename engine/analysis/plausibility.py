@@ -23,10 +23,23 @@ STATION_FAR_M = 3000.0
 INFILL, EXTENSION, WIND = "housing_urban", "housing_edge", "wind"
 
 
-def _column(x, j: int) -> np.ndarray:
+def _entries(x, j: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The cells option ``j`` has a share in, and those shares (float64), in cell order.
+
+    Only these cells: a sum over them is the sum over every cell (the others add exact
+    zeros) without a dense column per option, which at 25 m is 450 MB each."""
+    if j is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
     if sparse.issparse(x):
-        return np.asarray(x[:, j].toarray(), dtype=np.float64).ravel()
-    return np.asarray(x[:, j], dtype=np.float64)
+        x = x.tocsr()
+        at = np.flatnonzero(x.indices == j)
+        cells = np.searchsorted(x.indptr, at, side="right") - 1
+        shares = np.asarray(x.data[at], dtype=np.float64)
+        keep = shares != 0
+        return cells[keep], shares[keep]
+    column = np.asarray(x[:, j], dtype=np.float64)
+    cells = np.flatnonzero(column)
+    return cells, column[cells]
 
 
 def _num(v):
@@ -57,70 +70,70 @@ def plausibility(compiled, sol) -> dict:
     zone = np.where(zone >= 0, zone, len(names))  # cells outside every province: dropped
     n_zones = len(names)
 
-    def by_zone(weights) -> np.ndarray:
-        """Per province sums, the national total last."""
-        s = np.bincount(zone, weights=np.asarray(weights, dtype=np.float64), minlength=n_zones + 1)[
-            :n_zones
-        ]
+    def by_zone(at, weights) -> np.ndarray:
+        """Per province sums of ``weights`` over the cells ``at``, the national total last."""
+        w = np.asarray(weights, dtype=np.float64)
+        s = np.bincount(zone[at], weights=w, minlength=n_zones + 1)[:n_zones]
         return np.append(s, s.sum())
 
-    def layer(name):
-        return np.asarray(cells.layer(name), dtype=np.float64) if cells.has(name) else None
+    def layer(name, at):
+        return np.asarray(cells.layer(name)[at], dtype=np.float64) if cells.has(name) else None
 
-    def claim_units(claim: str, j: int) -> np.ndarray | None:
-        """Per cell the claim's own unit (homes, TWh) option j delivers there."""
+    def claim_units(claim: str, j: int | None, shares: np.ndarray) -> np.ndarray:
+        """The claim's own unit (homes, TWh) option j delivers in each of its cells."""
         if claim not in config.claims or j is None:
-            return None
+            return np.zeros(len(shares))
         k = config.claim_names.index(claim)
         per_ha = contribution[j, k] * config.claims[claim].per_ha
-        return _column(sol.x, j) * area * per_ha
-
-    zeros = np.zeros(p.n_cells)
+        return shares * area * per_ha
 
     # -- housing
-    homes_in = claim_units("housing", o_of.get(INFILL))
-    homes_ext = claim_units("housing", o_of.get(EXTENSION))
-    homes_in = zeros if homes_in is None else homes_in
-    homes_ext = zeros if homes_ext is None else homes_ext
-    ha_in = _column(sol.x, o_of[INFILL]) * area if INFILL in o_of else zeros
-    ha_ext = _column(sol.x, o_of[EXTENSION]) * area if EXTENSION in o_of else zeros
-    homes = homes_in + homes_ext
-    station = layer("station_distance")
-    town = layer("town_distance")
+    in_cells, in_shares = _entries(sol.x, o_of.get(INFILL))
+    ext_cells, ext_shares = _entries(sol.x, o_of.get(EXTENSION))
+    homes_in = claim_units("housing", o_of.get(INFILL), in_shares)
+    homes_ext = claim_units("housing", o_of.get(EXTENSION), ext_shares)
+    ha_in, ha_ext = in_shares * area, ext_shares * area
+    home_cells = np.union1d(in_cells, ext_cells)
+    homes = np.zeros(len(home_cells))
+    homes[np.searchsorted(home_cells, in_cells)] += homes_in
+    homes[np.searchsorted(home_cells, ext_cells)] += homes_ext
+    station = layer("station_distance", home_cells)
+    town = layer("town_distance", ext_cells)
     near = far = ext_dist = None
     if station is not None:
         # NaN compares False: a cell without a distance counts as far from any station.
-        near = by_zone(np.where(station <= STATION_NEAR_M, homes, 0.0))
-        far = by_zone(np.where(station <= STATION_FAR_M, homes, 0.0))
+        near = by_zone(home_cells, np.where(station <= STATION_NEAR_M, homes, 0.0))
+        far = by_zone(home_cells, np.where(station <= STATION_FAR_M, homes, 0.0))
     if town is not None:
         ok = np.isfinite(town)
-        ext_dist = (by_zone(np.where(ok, town * ha_ext, 0.0)), by_zone(np.where(ok, ha_ext, 0.0)))
-    s_homes_in, s_homes_ext, s_homes = by_zone(homes_in), by_zone(homes_ext), by_zone(homes)
-    s_ha_in, s_ha_ext = by_zone(ha_in), by_zone(ha_ext)
+        ext_dist = (
+            by_zone(ext_cells, np.where(ok, town * ha_ext, 0.0)),
+            by_zone(ext_cells, np.where(ok, ha_ext, 0.0)),
+        )
+    s_homes_in, s_homes_ext = by_zone(in_cells, homes_in), by_zone(ext_cells, homes_ext)
+    s_homes = by_zone(home_cells, homes)
+    s_ha_in, s_ha_ext = by_zone(in_cells, ha_in), by_zone(ext_cells, ha_ext)
 
     # -- energy (TWh from the energy claim's contributions, so it matches its target row)
     energy_claim = "renewable_energy"
     wind_j = o_of.get(WIND)
     solar_js = [j for j, o in enumerate(config.options.values()) if "solar" in o.tags]
-    wind_twh = claim_units(energy_claim, wind_j)
-    wind_twh = zeros if wind_twh is None else wind_twh
-    solar_each = {options[j]: claim_units(energy_claim, j) for j in solar_js}
-    solar_each = {k: (zeros if v is None else v) for k, v in solar_each.items()}
-    s_wind = by_zone(wind_twh)
-    s_solar = {k: by_zone(v) for k, v in solar_each.items()}
-    s_solar_total = sum(s_solar.values()) if s_solar else by_zone(zeros)
+    wind_cells, wind_shares = _entries(sol.x, wind_j)
+    s_wind = by_zone(wind_cells, claim_units(energy_claim, wind_j, wind_shares))
+    s_solar = {}
+    for j in solar_js:
+        solar_cells, solar_shares = _entries(sol.x, j)
+        s_solar[options[j]] = by_zone(solar_cells, claim_units(energy_claim, j, solar_shares))
+    s_solar_total = sum(s_solar.values()) if s_solar else np.zeros(n_zones + 1)
 
     # -- wind against homes: any cell with some wind, however small its fraction
-    built_dist = layer("built_up_distance")
-    wind_cells = (
-        (_column(sol.x, wind_j) > 1e-9) if wind_j is not None else np.zeros(p.n_cells, bool)
-    )
+    windy = wind_cells[wind_shares > 1e-9]
 
-    def wind_distance(mask) -> dict:
-        d = built_dist[mask] if built_dist is not None else np.array([])
-        d = d[np.isfinite(d)]
+    def wind_distance(at) -> dict:
+        d = layer("built_up_distance", at)
+        d = d[np.isfinite(d)] if d is not None else np.array([])
         return {
-            "cells": int(mask.sum()),
+            "cells": len(at),
             "min_m": _num(d.min()) if d.size else None,
             "p5_m": _num(np.percentile(d, 5)) if d.size else None,
         }
@@ -137,10 +150,13 @@ def plausibility(compiled, sol) -> dict:
     built = None
     if cover is not None and "built_up" in cells.names("land_cover"):
         is_built = np.asarray(cover) == cells.names("land_cover").index("built_up")
-        changed = choice != keep if keep is not None else np.ones(p.n_cells, bool)
-        built = (by_zone(is_built) * area, by_zone(is_built & changed) * area)
+        transformed = is_built & (choice != keep) if keep is not None else is_built
+        built = tuple(
+            by_zone(at, np.ones(len(at))) * area
+            for at in (np.flatnonzero(is_built), np.flatnonzero(transformed))
+        )
 
-    def entry(z: int, mask) -> dict:
+    def entry(z: int, wind_at) -> dict:
         ext_mean = None
         if ext_dist is not None and ext_dist[1][z] > 0:
             ext_mean = _num(ext_dist[0][z] / ext_dist[1][z])
@@ -166,7 +182,7 @@ def plausibility(compiled, sol) -> dict:
                 "solar_by_option_twh": {k: float(v[z]) for k, v in s_solar.items()},
                 "total_twh": float(s_wind[z] + s_solar_total[z]),
             },
-            "wind_distance_to_built_up": wind_distance(mask),
+            "wind_distance_to_built_up": wind_distance(wind_at),
             "land": {
                 "area_ha_by_option": {options[j]: float(taken[j, z]) for j in range(len(options))},
                 "taken_ha": float(sum(taken[j, z] for j in range(len(options)) if j != keep)),
@@ -186,8 +202,8 @@ def plausibility(compiled, sol) -> dict:
             "town_distance, built_up_distance layers."
         ),
         "station_bands_m": [STATION_NEAR_M, STATION_FAR_M],
-        "national": entry(n_zones, wind_cells),
+        "national": entry(n_zones, windy),
         "provinces": [
-            {"zone": name, **entry(z, wind_cells & (zone == z))} for z, name in enumerate(names)
+            {"zone": name, **entry(z, windy[zone[windy] == z])} for z, name in enumerate(names)
         ],
     }
