@@ -111,9 +111,12 @@ def test_a_target_moved_between_zones_re_solves_to_the_full_optimum(problem, sha
 
 def _from_the_end(neighbour, base, before=None, **options):
     """``resolve_near`` from where the base's repair ended (its last LP's free cells and
-    basis), restricted however many cells switch."""
+    basis), restricted however many cells switch and however many the repair frees (both
+    limits are costs, with the full re-solve behind them: a tiny problem whose repair end
+    carries no tied cell frees more than 4 times none at once)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fast, "SWITCH_SHARE", 1.0)
+        patch.setattr(fast, "SEARCHLESS_GROWTH", np.inf)
         return _quiet(
             local.resolve_near, neighbour, base.row_prices, before, end=base.repair_end, **options
         )
