@@ -25,7 +25,6 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
-from scipy import sparse
 
 from engine import i18n
 from engine.analysis.plausibility import plausibility
@@ -43,6 +42,7 @@ from engine.outputs import (
     write_cog,
     write_file,
 )
+from engine.solve.solution import hectares_by_group
 from engine.source import cite, source_document
 
 __all__ = [
@@ -94,20 +94,11 @@ def _groups_to_zones(problem, by_group: np.ndarray) -> list[np.ndarray]:
 def delivered_by_zone(problem, x) -> list[np.ndarray]:
     """Per zoning (Z_l, K): claim hectares the allocation delivers.
 
-    The hectares of each option per group of cells first (one pass over the allocation's
-    entries), then through the options' contributions: the (cells x claims) array of
-    deliveries per cell is never built (300 MB and seconds at 100 m).
+    From the hectares of each option per group of cells (the allocation totals' one pass),
+    through the options' contributions: the (cells x claims) array of deliveries per cell
+    is never built (300 MB and seconds at 100 m).
     """
-    entries = sparse.coo_array(x)
-    cells, options = entries.row, entries.col
-    area = problem.area if np.ndim(problem.area) == 0 else problem.area[cells]
-    groups, n_options = problem.groups, problem.n_options
-    hectares = np.bincount(
-        groups.group[cells].astype(np.int64) * n_options + options,
-        weights=entries.data * area,
-        minlength=groups.count * n_options,
-    ).reshape(groups.count, n_options)
-    return _groups_to_zones(problem, hectares @ problem.contribution)
+    return _groups_to_zones(problem, hectares_by_group(problem, x) @ problem.contribution)
 
 
 def build_report(compiled, sol, *, timings: dict | None = None) -> dict:

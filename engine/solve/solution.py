@@ -77,6 +77,19 @@ def row_scale(problem: Problem) -> np.ndarray:
 def allocation_totals(problem: Problem, x) -> tuple[float, np.ndarray]:
     """``sum_i a_i sum_o v[i,o] x[i,o]`` (without the penalty term) and each target row's
     supply in hectares, for a dense or sparse ``x``: one pass over the cells."""
+    from engine.solve.dual import dual_structure
+
+    value, assigned = _value_and_hectares(problem, x)
+    return value, dual_structure(problem).supply(assigned)
+
+
+def hectares_by_group(problem: Problem, x) -> np.ndarray:
+    """(G, O) the hectares of each option in each group of cells (``problem.groups``), for a
+    dense or sparse ``x``: what every zone's delivery follows from."""
+    return _value_and_hectares(problem, x)[1]
+
+
+def _value_and_hectares(problem: Problem, x) -> tuple[float, np.ndarray]:
     from engine.solve import kernels
     from engine.solve.dual import dual_structure
 
@@ -91,7 +104,7 @@ def allocation_totals(problem: Problem, x) -> tuple[float, np.ndarray]:
         structure.area,
         structure.n_groups,
     )
-    return float(value), structure.supply(assigned)
+    return float(value), assigned
 
 
 def dominant_option(x) -> np.ndarray:
