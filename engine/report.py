@@ -2,8 +2,9 @@
 
 - ``report.json``: the contract of DESIGN.md (``objective``, ``gap``, ``status`` and one
   ``targets`` row per (zoning, zone, claim) with ``lower_ha``, ``upper_ha``, ``allocated_ha``,
-  ``shortfall_ha``, ``shadow_price``), each row also in the claim's own unit (homes, TWh) and
-  with the file, key and source line its target came from.
+  ``shortfall_ha``, ``shadow_price``), each row also in the claim's own unit (homes, TWh), with
+  ``land_ha``, the land that delivers the claim (*ruimtebeslag*), and with the file, key and
+  source line its target came from.
 - ``allocation.tif``: a Cloud-Optimised GeoTIFF in EPSG:28992, the option code per cell, 255
   outside the land, with a colour table; category names go in the GDAL sidecar
   ``allocation.tif.aux.xml`` and a QGIS style ``allocation.qml``, so QGIS shows a legend.
@@ -91,20 +92,29 @@ def _groups_to_zones(problem, by_group: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def delivered_by_zone(problem, x) -> list[np.ndarray]:
-    """Per zoning (Z_l, K): claim hectares the allocation delivers.
+def claims_by_zone(problem, x) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per zoning (Z_l, K): the claim hectares the allocation delivers, and the land that
+    delivers them (*ruimtebeslag*: the hectares whose option contributes to the claim).
 
-    From the hectares of each option per group of cells (the allocation totals' one pass),
-    through the options' contributions: the (cells x claims) array of deliveries per cell
-    is never built (300 MB and seconds at 100 m).
+    The two differ where an option delivers more or less than a hectare of claim per
+    hectare of land: homes at another density than the claim's reference, a combination of
+    functions. A density variant delivers the same homes on other land; only the second
+    says so. Both from the hectares of each option per group of cells (the allocation
+    totals' one pass): the (cells x claims) array of deliveries per cell is never built
+    (300 MB and seconds at 100 m).
     """
-    return _groups_to_zones(problem, hectares_by_group(problem, x) @ problem.contribution)
+    hectares = hectares_by_group(problem, x)
+    serves = (problem.contribution > 0).astype(np.float64)
+    return (
+        _groups_to_zones(problem, hectares @ problem.contribution),
+        _groups_to_zones(problem, hectares @ serves),
+    )
 
 
 def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
     """The report.json content (a plain dict)."""
     p, config = compiled.problem, compiled.config
-    allocated = delivered_by_zone(p, sol.x)
+    allocated, land = claims_by_zone(p, sol.x)
     rows = []
     for l, zoning in enumerate(p.zoning_names):
         for z, zone in enumerate(p.zone_names[l]):
@@ -124,6 +134,7 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
                     "zoning": zoning, "zone": zone, "claim": claim_name,
                     "lower_ha": _num(lo), "upper_ha": _num(hi),
                     "allocated_ha": _num(alloc), "shortfall_ha": _num(short),
+                    "land_ha": _num(land[l][z, k]),
                     "shadow_price": _num(sol.prices[l][z, k]),
                     "unit": claim.unit,
                     "lower": _num(from_ha(lo, claim)), "upper": _num(from_ha(hi, claim)),

@@ -18,7 +18,7 @@ OPTIONS = [
 ]
 
 
-def _run_folder(path, alloc, objective, housing_ha, price):
+def _run_folder(path, alloc, objective, housing_ha, price, land_ha=None):
     report = {
         "name": path.name,
         "objective": objective,
@@ -31,6 +31,9 @@ def _run_folder(path, alloc, objective, housing_ha, price):
                 "zone": "Utrecht",
                 "claim": "housing",
                 "allocated_ha": housing_ha,
+                "unit": "homes",
+                "allocated": housing_ha * 40,
+                "land_ha": housing_ha if land_ha is None else land_ha,
                 "shortfall_ha": 0.0,
                 "shadow_price": price,
             }
@@ -47,7 +50,7 @@ def test_compare_writes_change_map_and_tables(tmp_path):
     b[5, :] = 2  # ten cells housing -> nature
     b[1, :3] = 1  # three cells keep -> housing
     _run_folder(tmp_path / "A", a, 10.0, 50.0, 0.5)
-    _run_folder(tmp_path / "B", b, 12.5, 43.0, 0.8)
+    _run_folder(tmp_path / "B", b, 12.5, 43.0, 0.8, land_ha=30.0)
     assert (
         main(["compare", str(tmp_path / "A"), str(tmp_path / "B"), "--out", str(tmp_path / "cmp")])
         == 0
@@ -61,6 +64,10 @@ def test_compare_writes_change_map_and_tables(tmp_path):
     assert row["allocated_ha_change"] == pytest.approx(-7) and row[
         "shadow_price_change"
     ] == pytest.approx(0.3)
+    # The homes and the land that takes them apart: B builds denser.
+    assert row["allocated_change"] == pytest.approx(-280) and row[
+        "land_ha_change"
+    ] == pytest.approx(-20)
     with rasterio.open(tmp_path / "cmp" / "change.tif") as src:
         assert src.crs.to_epsg() == 28992 and src.nodata == 65535
         c = src.read(1)
@@ -68,6 +75,7 @@ def test_compare_writes_change_map_and_tables(tmp_path):
         assert src.tags(1)["change_258"] == "housing -> nature"
     html = (tmp_path / "cmp" / "compare.html").read_text()
     assert 'id="change-map"' in html and "data:image/png;base64," in html
+    assert "ruimtebeslag (ha)" in html and "-280 woningen" in html
 
 
 def test_compare_refuses_runs_on_different_grids(tmp_path):

@@ -132,6 +132,13 @@ def test_what_if_resolves_changes_and_saves_a_whole_run(http, server):
     ch = v["changes"]
     assert ch["same_grid"] and ch["cells_changed"] > 0 and ch["objective_change"] > 0
     assert http.get(f"/api/variants/{vid}/change.png").content.startswith(PNG)
+    # Denser building delivers the homes on less land: the change table says so in homes
+    # and in land, where the claim hectares (homes at the reference density) do not move.
+    (housing,) = [r for r in ch["targets"] if r["zoning"] == "province" and r["claim"] == "housing"]
+    assert housing["unit"] == "homes" and housing["allocated_change"] == pytest.approx(0, abs=1)
+    assert housing["land_ha_change"] < -100 and housing["allocated_ha_change"] == pytest.approx(
+        0, abs=0.5
+    )
     assert v["timings"]["warm_start"] is True and v["timings"]["price_search"] is False
     assert {"compile", "solve", "compact", "compare", "drawing"} <= v["timings"].keys()
     assert {"compile", "solve", "compact", "compare", "drawing"} <= v["timings"]["cpu"].keys()

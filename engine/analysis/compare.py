@@ -51,11 +51,19 @@ def _diff(a, b):
     return None if a is None or b is None else b - a
 
 
+def _moved(row) -> bool:
+    """A target row worth a line: half a hectare of claim or land, or half a cent of price.
+    Below that the change is the solvers' rounding (1e-13 ha), not the variant."""
+    ha = max(abs(row[k] or 0) for k in ("allocated_ha_change", "land_ha_change"))
+    return ha >= 0.5 or abs(row["shadow_price_change"] or 0) >= 0.005
+
+
 def run_changes(rep_a: dict, rep_b: dict, alloc_a, alloc_b) -> tuple[dict, np.ndarray]:
     """What changes from run A to run B on the same grid, from their report.json and
     allocation grids: (result, code). ``result`` holds the objective change, the cells and
     hectares that change, the transitions (from -> to, hectares) and per (zoning, zone,
-    claim) both runs' allocation, shortfall and shadow price with their change; ``code`` is
+    claim) both runs' allocation (in claim hectares and in the claim's unit), the land that
+    delivers it (``land_ha``), shortfall and shadow price with their change; ``code`` is
     the change grid of ``change.tif`` (``256 * from + to``, 0 unchanged, NODATA off the land).
     The praatkaart asks this of a variant against its base."""
     nd = 255
@@ -89,8 +97,14 @@ def run_changes(rep_a: dict, rep_b: dict, alloc_a, alloc_b) -> tuple[dict, np.nd
         a, b = rows_a.get(key, {}), rows_b.get(key, {})
         targets.append({
             "zoning": key[0], "zone": key[1], "claim": key[2],
+            "unit": b.get("unit", a.get("unit")),
             "allocated_ha_a": a.get("allocated_ha"), "allocated_ha_b": b.get("allocated_ha"),
             "allocated_ha_change": _diff(a.get("allocated_ha"), b.get("allocated_ha")),
+            "allocated_a": a.get("allocated"), "allocated_b": b.get("allocated"),
+            "allocated_change": _diff(a.get("allocated"), b.get("allocated")),
+            "land_ha_a": a.get("land_ha"), "land_ha_b": b.get("land_ha"),
+            "land_ha_change": _diff(a.get("land_ha"), b.get("land_ha")),
+            "shortfall_b": b.get("shortfall"),
             "shortfall_ha_a": a.get("shortfall_ha"), "shortfall_ha_b": b.get("shortfall_ha"),
             "shadow_price_a": a.get("shadow_price"), "shadow_price_b": b.get("shadow_price"),
             "shadow_price_change": _diff(a.get("shadow_price"), b.get("shadow_price")),
@@ -163,14 +177,17 @@ def _page(result, rep_a, rep_b, code, alloc_b, changed, land, transform, lang) -
         (labels.get(r["from"], r["from"]), labels.get(r["to"], r["to"]), t.number(r["hectares"]))
         for r in result["transitions"][:30]
     ]
+    # The allocation in the claim's own unit and the land it takes apart: a density variant
+    # delivers the same homes (no change in claim hectares) on other land.
     changes = [
-        (r["zone"], t.claim(r["claim"]), t.number(r["allocated_ha_a"]),
-         t.number(r["allocated_ha_b"]), t.number(r["allocated_ha_change"]),
+        (r["zone"], t.claim(r["claim"]), t.quantity(r["allocated_a"], r["unit"]),
+         t.quantity(r["allocated_b"], r["unit"]), t.quantity(r["allocated_change"], r["unit"]),
+         t.number(r["land_ha_a"]), t.number(r["land_ha_b"]), t.number(r["land_ha_change"]),
          t.number(r["shadow_price_a"]), t.number(r["shadow_price_b"]),
          t.number(r["shadow_price_change"]))
         for r in result["targets"]
         if r["zoning"] in ("province", "national")
-        and ((r["allocated_ha_change"] or 0) != 0 or (r["shadow_price_change"] or 0) != 0)
+        and _moved(r)
     ]  # fmt: skip
     summary = [
         (t.text("run"), name_a, name_b, ""),

@@ -298,16 +298,25 @@
       renderLayers();
       renderLegend();
     }
+    // What a claim receives (in its own unit) and the land that delivers it apart: a density
+    // variant delivers the same homes on other land, which a change in claim hectares hides.
     const rows = ch.targets.filter(r => (r.zoning === "province" || r.zoning === "national") &&
-      (Math.abs(r.allocated_ha_change || 0) >= 0.5 || Math.abs(r.shadow_price_change || 0) >= 0.005));
+      (Math.abs(r.allocated_ha_change || 0) >= 0.5 || Math.abs(r.land_ha_change || 0) >= 0.5 ||
+       Math.abs(r.shadow_price_change || 0) >= 0.005));
+    // The unit under the number, as the zone under the claim: the panel has no room for a
+    // column of "woningen".
+    const quantity = (x, u) => el("td", {}, fmt(x, u === "TWh" ? 2 : 0), el("div", {class: "zone"}, unit(u || "ha")));
+    const short = rows.some(r => (r.shortfall_ha_b || 0) >= 0.5);  // the variants table has the total
     document.getElementById("changes").replaceChildren(
       el("p", {}, ch.same_grid ? fill(T.changed, {ha: fmt(ch.hectares_changed, 0) + " ha", change: fmt(ch.objective_change)}) : T.other_resolution),
       el("h3", {}, T.changes_title),
-      rows.length ? el("table", {class: "changes"},
-        el("tr", {}, targetHead(), el("th", {}, "Δ ha"), el("th", {}, "Δ " + T.price), el("th", {}, T.shortfall)),
+      ...(rows.length ? [el("p", {class: "note"}, T.changes_note), el("table", {class: "changes"},
+        el("tr", {}, targetHead(), el("th", {}, T.change_allocated), el("th", {}, T.change_land),
+          el("th", {}, T.change_price), short ? el("th", {}, T.shortfall) : []),
         rows.map(r => el("tr", {}, targetCell(claimLabel(r.claim), r.zone),
-          el("td", {}, fmt(r.allocated_ha_change, 0)), el("td", {}, fmt(r.shadow_price_change)), el("td", {}, fmt(r.shortfall_ha_b, 0)))))
-        : el("p", {class: "note"}, T.no_changes),
+          quantity(r.allocated_change, r.unit), el("td", {}, fmt(r.land_ha_change, 0)),
+          el("td", {}, fmt(r.shadow_price_change)), short ? quantity(r.shortfall_b, r.unit) : [])))]
+        : [el("p", {class: "note"}, T.no_changes)]),
       el("h3", {}, T.prices_title),
       el("p", {class: "note"}, T.prices_note),
       priceTable(ch));
@@ -397,10 +406,10 @@
     panel.targets = (await c.info()).targets;
     renderTotals();
   }
-  function claimTotals(targets) {  // the provinces add up to the land; a claim with none, its national row
+  function claimTotals(targets) {  // land take: the provinces add up to the land; a claim with none, its national row
     const out = {};
-    targets.forEach(r => { if (r.zoning === "province") out[r.claim] = (out[r.claim] || 0) + (r.allocated_ha || 0); });
-    targets.forEach(r => { if (r.zoning === "national" && !(r.claim in out)) out[r.claim] = r.allocated_ha || 0; });
+    targets.forEach(r => { if (r.zoning === "province") out[r.claim] = (out[r.claim] || 0) + (r.land_ha ?? NaN); });
+    targets.forEach(r => { if (r.zoning === "national" && !(r.claim in out)) out[r.claim] = r.land_ha ?? NaN; });
     return out;
   }
   function renderTotals() {
