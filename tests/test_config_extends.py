@@ -176,3 +176,33 @@ def test_the_manifest_records_the_chain_and_the_merged_config(configs, tmp_path)
     )
     inputs = {entry["path"] for entry in manifest["inputs"] if entry["role"] == "config"}
     assert {str(child.resolve()), str(parent.resolve())} <= inputs
+
+
+def test_a_grid_path_names_the_same_file_from_a_child_and_from_a_province(configs):
+    # run.grid relative to the file that says it, not to where the run starts; a shipped
+    # grid's name stays a name.
+    national = configs / "configs" / "national.toml"
+    definition = configs / "configs" / "grids" / "mine.toml"
+    definition.parent.mkdir()
+    definition.write_text((ROOT / "grids" / "nl.toml").read_text())
+    assert load_config(national).grid == "nl"
+    national.write_text(national.read_text().replace('grid = "nl"', 'grid = "grids/mine.toml"', 1))
+    child = write(configs / "variants" / "v.toml", 'extends = "../configs/national.toml"\n')
+    province = configs / "configs" / "provinces" / "utrecht.toml"
+    for config in (national, child, province):
+        assert Path(load_config(config).grid) == definition.resolve(), config
+
+
+def test_a_province_run_finds_the_national_files_replaced_layers(configs):
+    # [layers.X] path is relative to national.toml; a province run validates from the
+    # province's folder, where the same text named a file that is not there.
+    national = configs / "configs" / "national.toml"
+    national.write_text(
+        national.read_text()
+        + '\n[layers.peat]\npath = "data/peat.tif"\nreason = "eigen veenkaart"\n'
+        + 'dataset = "veen"\n'
+    )
+    province = configs / "configs" / "provinces" / "utrecht.toml"
+    want = (configs / "configs" / "data" / "peat.tif").resolve()
+    assert load_config(national).layers["peat"].path == want
+    assert load_config(province).layers["peat"].path == want

@@ -15,8 +15,9 @@ A config file may start from another: ``extends = "national.toml"`` at its top, 
 relative to the file. The parent is read first (it may extend another in turn), and the
 child's tables are merged over it key by key: a table merges with the parent's table of
 the same name, any other value (a number, a text, a list) replaces the parent's. A path the
-parent gives relative to itself (``run.claims``, ``run.provinces``, ``layers.*.path``, ...)
-keeps pointing at the same file. ``configs/national-gemeenten.toml`` is the national config
+parent gives relative to itself (``run.claims``, ``run.provinces``, ``layers.*.path``, a
+``run.grid`` that is a path, ...) keeps pointing at the same file; so do the national file's
+paths in a province run. ``configs/national-gemeenten.toml`` is the national config
 plus a zoning that way. The merged tree is what the run validates and the manifest records
 (``config.resolved``); every file of the chain is among the run's input files.
 
@@ -155,6 +156,15 @@ def _rebase_paths(tree: dict, parent_dir: Path, child_dir: Path) -> None:
 
     for keys in RELATIVE_PATHS:
         visit(tree, keys)
+    run = tree.get("run")
+    if isinstance(run, dict) and is_grid_path(run.get("grid")):
+        run["grid"] = rebase(run["grid"])
+
+
+def is_grid_path(grid) -> bool:
+    """Whether ``run.grid`` names a file or folder (relative to the config that says it)
+    rather than a shipped grid (``"nl"``)."""
+    return isinstance(grid, str) and (grid.endswith(".toml") or "/" in grid or os.sep in grid)
 
 
 def load_raw(path) -> tuple[dict, str, Origins, list[Path]]:
@@ -233,7 +243,10 @@ def _load_province(
             'name the national file, e.g. national = "../national.toml"',
         )
     rel = Validator.of_file(path).string(prov["national"], ("province", "national"))
-    tree, _, origins, files = load_raw((path.parent / rel).resolve())
+    national = (path.parent / rel).resolve()
+    tree, _, origins, files = load_raw(national)
+    # The national file's paths are relative to its folder; the run's are to this file's.
+    _rebase_paths(tree, national.parent, path.parent.resolve())
     slug = slugify(prov.get("name", path.stem))
     listed = tree["provinces"].get(slug)
     # A variant file for a province the national file lists replaces that one.

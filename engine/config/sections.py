@@ -27,7 +27,7 @@ from engine.config.model import (
     Term,
     Zoning,
 )
-from engine.config.reading import RULE_KINDS, TOP_SECTIONS
+from engine.config.reading import RULE_KINDS, TOP_SECTIONS, is_grid_path
 from engine.config.units import FRACTION_UNITS, UNITS, VALUE_UNITS, to_ha
 from engine.config.validation import Origins, Validator, did_you_mean
 
@@ -746,7 +746,7 @@ def validate(tree: dict, scope: str, origins: Origins, path: Path) -> Config:
         path=path,
         name=str(run.get("name", path.stem)) if scope == "national" else scope,
         scope=scope,
-        grid=str(run.get("grid", "nl")),
+        grid=_grid(run.get("grid", "nl"), path),
         resolution=resolution,
         hard_targets=(mode == "hard"),
         assumptions=assumptions,
@@ -760,6 +760,12 @@ def validate(tree: dict, scope: str, origins: Origins, path: Path) -> Config:
         zonings=zonings,
         compactness=compactness,
     )
+
+
+def _grid(grid: str, path: Path) -> str:
+    """A shipped grid's name as it is; a grid file or folder relative to the config, not to
+    wherever the run is started."""
+    return str((path.parent / grid).resolve()) if is_grid_path(grid) else grid
 
 
 def _layers(v: Validator, tree: dict, path: Path) -> dict:
