@@ -43,9 +43,10 @@ def shipped_configs() -> dict[str, Path]:
 
 
 def _is_runnable(path: Path) -> bool:
+    """A run's own file: it has a [run] table or starts from a config that has one."""
     with path.open("rb") as fh:
-        head = fh.read(1 << 16)
-    return b"\n[run]" in b"\n" + head
+        head = b"\n" + fh.read(1 << 16)
+    return b"\n[run]" in head or b"\nextends" in head
 
 
 def find_config(name_or_path: str | os.PathLike) -> Path:

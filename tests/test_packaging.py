@@ -30,7 +30,7 @@ def test_shipped_configs_are_found_by_name_and_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nothing of the checkout in the working folder
     assert find_config("national") == shipped_dir("configs") / "national.toml"
     assert find_config("utrecht").name == "utrecht.toml"
-    assert {"national", "utrecht", "zuid-holland"} <= set(shipped_configs())
+    assert {"national", "national-gemeenten", "utrecht", "zuid-holland"} <= set(shipped_configs())
     assert not {"claims", "rules", "suitability"} & set(shipped_configs())  # pieces, not runs
     own = tmp_path / "mine.toml"
     own.write_text("[run]\n")
