@@ -271,6 +271,7 @@ def _summary(prepared: Prepared) -> dict:
     compiled, config = prepared.compiled, prepared.config
     p = compiled.problem
     cap = capacity(compiled)
+    short = shortfalls(compiled)
     rows = []
     for l, zoning in enumerate(p.zoning_names):
         for z, zone in enumerate(p.zone_names[l]):
@@ -297,6 +298,7 @@ def _summary(prepared: Prepared) -> dict:
         "cell_area_ha": compiled.area_ha,
         "rows": rows,
         "deviations": prepared.deviations,
-        "notes": compiled.notes + shortfalls(compiled),
+        "notes": compiled.notes + short,
+        "shortfalls": len(short),
         "grid": str(prepared.ds.attrs.get("grid_name")),
     }
