@@ -644,6 +644,7 @@ def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:
                 if r["lower"] is not None
                 else t.text("at_most", upper=t.quantity(r["upper"], r["unit"])),
                 "allocated": t.quantity(r["allocated"], r["unit"]),
+                "land": t.number(r.get("land_ha"), 0),
                 "shortfall": t.quantity(r["shortfall"], r["unit"]),
             }
             for r in _rows(report, top)

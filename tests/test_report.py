@@ -77,8 +77,12 @@ def test_report_json_rows_carry_both_units_and_their_source(done):
     ][0]
     assert energy["unit"] == "TWh" and energy["lower"] == pytest.approx(35)
     assert energy["lower_ha"] == pytest.approx(35_000)
+    # The land that delivers a claim: solar and wind yield their own energy per hectare, not
+    # the target's reference (its claim hectares), so their land differs from those.
+    assert energy["land_ha"] > 0 and energy["land_ha"] != pytest.approx(energy["allocated_ha"])
     summary = (_ := done[1] / "summary.md").read_text()
     assert "Oordeel per provincie en opgave" in summary and "Schaarste" in summary
+    assert "| ruimtebeslag (ha) |" in summary
 
 
 def test_a_crash_while_writing_leaves_the_previous_run_whole(done, grid, monkeypatch):

@@ -342,7 +342,7 @@ TABLE = {
         "land_ha": "land (ha)",
         "land_taken_note": "Hectares of land: each cell counts once, under the function that holds most of it. A combination (water storage with nature, wind on farmland) delivers to several claims at once; that is why the claim hectares in the claims' tables add up to more than the land.",
         "map_claims": "Where each claim goes",
-        "addability_intro": "The targets in their own units (homes, TWh, ha); per claim the provinces added up against the national target (addability, L11254-L11268).",
+        "addability_intro": "The targets in their own units (homes, TWh, ha); per claim the provinces added up against the national target (addability, L11254-L11268). Land take: the hectares of land that deliver the claim; a combination (water storage with nature) counts for every claim it delivers.",
         "shortfall": "shortfall",
         "sum_provinces": "sum of the provinces",
         "national_target": "national target",

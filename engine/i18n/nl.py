@@ -342,7 +342,7 @@ TABLE = {
         "land_ha": "grond (ha)",
         "land_taken_note": "Hectares grond: elke cel telt één keer, onder de functie die er het meest van heeft. Een combinatie (waterberging met natuur, wind op landbouwgrond) levert aan meer opgaven tegelijk; daarom tellen de opgave-hectares in de tabellen van de opgaven samen op tot meer dan de grond.",
         "map_claims": "Waar elke opgave terechtkomt",
-        "addability_intro": "De doelen in hun eigen eenheid (woningen, TWh, ha); per opgave de provincies opgeteld tegen het nationale doel (optelbaarheid, L11254-L11268).",
+        "addability_intro": "De doelen in hun eigen eenheid (woningen, TWh, ha); per opgave de provincies opgeteld tegen het nationale doel (optelbaarheid, L11254-L11268). Ruimtebeslag: de hectares grond die de opgave leveren; een combinatie (waterberging met natuur) telt bij elke opgave die ze levert.",
         "shortfall": "tekort",
         "sum_provinces": "som van de provincies",
         "national_target": "nationaal doel",
