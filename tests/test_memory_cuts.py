@@ -156,3 +156,26 @@ def test_a_run_without_analysis_writes_the_same_folder_with_its_layers_released(
     assert released_map == kept_map
     for key in ("objective", "gap", "status", "targets", "plausibility"):
         assert released[key] == kept[key], key
+
+
+def test_the_values_are_built_where_the_problem_holds_them(grid, config, monkeypatch):
+    """The recipes fill a cell-major array through its option-major view, so the problem's
+    values are that array (no transposing copy), with the bits the rules give on an
+    option-major array of their own (the layout the compile transposed before)."""
+    import engine.compile
+    from engine.suitability import option_values
+
+    built = []
+    monkeypatch.setattr(
+        engine.compile, "option_values", lambda *a: built.append(option_values(*a)) or built[-1]
+    )
+    compiled = compile_problem(config, grid)
+    assert np.shares_memory(built[0], compiled.problem.value)
+    assert compiled.problem.value.flags.c_contiguous
+
+    monkeypatch.setattr(
+        engine.compile, "option_values", lambda *a: np.ascontiguousarray(option_values(*a))
+    )
+    reference = compile_problem(config, grid).problem.value
+    assert reference.dtype == compiled.problem.value.dtype
+    assert np.array_equal(reference, compiled.problem.value)
