@@ -302,3 +302,20 @@ def test_the_repair_in_blocks_gives_the_bits_of_one_block(problem, block):
     assert np.array_equal(blocks.choice, whole.choice)
     highs = engine.solve(problem, method="highs")
     assert blocks.objective == pytest.approx(highs.objective, rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(0, 5000),
+    distinct=st.sampled_from([1, 2, 7, 1000, 2**64 - 1]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_classes_group_as_numpy_unique_does(n, distinct, seed):
+    """The lean grouping of the class hashes gives numpy's first indices and inverse."""
+    from engine.solve.fast import _first_and_inverse
+
+    hashes = np.random.default_rng(seed).integers(0, distinct, n, dtype=np.uint64, endpoint=True)
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    got_first, got_inverse = _first_and_inverse(hashes)
+    assert np.array_equal(got_first, first)
+    assert np.array_equal(got_inverse, inverse.ravel())
