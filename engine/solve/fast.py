@@ -1354,15 +1354,15 @@ def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np
     before = np.where(class_start > 0, filled[np.maximum(class_start - 1, 0)], 0.0)
     end = filled - before[of_cell]
     begin = end - area
-    hectares = class_x * classes.area[:, None]
-    upto = np.cumsum(hectares, axis=1)
-    start_of_option = upto - hectares
     x = np.empty((len(order), class_x.shape[1]))
     for lo in range(0, len(order), _CHUNK):
         block = slice(lo, lo + _CHUNK)
+        # Each block's classes' running hectares per option, rather than every class's.
+        of_block = of_cell[block]
+        hectares = class_x[of_block] * classes.area[of_block, None]
+        upto = np.cumsum(hectares, axis=1)
         share = np.clip(
-            np.minimum(end[block, None], upto[of_cell[block]])
-            - np.maximum(begin[block, None], start_of_option[of_cell[block]]),
+            np.minimum(end[block, None], upto) - np.maximum(begin[block, None], upto - hectares),
             0.0,
             None,
         )
