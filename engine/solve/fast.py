@@ -902,8 +902,8 @@ def _interchangeable(
 def _first_and_inverse(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(hashes, return_index=True, return_inverse=True)`` but the values: the
     same stable sort and the same first index of each value, with each temporary let go
-    once used (a national grid's cells in the aggregated LP: 25 bytes a cell at once
-    beside the hashes, where numpy's held 41)."""
+    once used (for the aggregated LP's national grid of cells: by the arrays alive at
+    once, 25 bytes a cell beside the hashes, where numpy's held about 41)."""
     order = np.argsort(hashes, kind="stable")
     ordered = hashes[order]
     starts = np.empty(len(hashes), dtype=bool)
