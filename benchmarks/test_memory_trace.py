@@ -125,6 +125,10 @@ def _label_steps(tracer: Tracer) -> None:
         ("aggregated_lp", "solve: aggregated LP"),
         ("near_ties", "solve: ties"),
         ("repair", "solve: repair"),
+        ("restricted_lp", "solve: repair LP"),
+        ("improving_options", "solve: pricing"),
+        ("_allocation_matrix", "solve: allocation"),
+        ("build_solution", "solve: certificate"),
     ]:
         tracer.wrap(fast, name, label)
 

@@ -115,7 +115,7 @@ def compile_problem(config: Config, ds) -> Compiled:
     timings["suitability"] = time.perf_counter() - t
     t = time.perf_counter()
     effects = apply_rules(config, cells, area_ha, province_codes, value)
-    value = np.ascontiguousarray(value.T)  # (N, O) for the Problem
+    value = np.ascontiguousarray(value.T)  # (N, O) for the Problem: no copy, see option_values
     # The rules' option-major mask is let go: the problem and the effects share one copy.
     effects.allowed = allowed = np.ascontiguousarray(effects.allowed)
     timings["rules"] = time.perf_counter() - t

@@ -9,7 +9,7 @@ from pathlib import Path
 import dask
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.compile import compile_problem
@@ -17,6 +17,7 @@ from engine.config import load_config
 from engine.grid import open_grid
 from engine.rules import Cells, layers_used
 from engine.solve.compact import Geometry
+from tests.problems import problems
 
 NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
 
@@ -156,3 +157,165 @@ def test_a_run_without_analysis_writes_the_same_folder_with_its_layers_released(
     assert released_map == kept_map
     for key in ("objective", "gap", "status", "targets", "plausibility"):
         assert released[key] == kept[key], key
+
+
+def test_the_values_are_built_where_the_problem_holds_them(grid, config, monkeypatch):
+    """The recipes fill a cell-major array through its option-major view, so the problem's
+    values are that array (no transposing copy), with the bits the rules give on an
+    option-major array of their own (the layout the compile transposed before)."""
+    import engine.compile
+    from engine.suitability import option_values
+
+    built = []
+    monkeypatch.setattr(
+        engine.compile, "option_values", lambda *a: built.append(option_values(*a)) or built[-1]
+    )
+    compiled = compile_problem(config, grid)
+    assert np.shares_memory(built[0], compiled.problem.value)
+    assert compiled.problem.value.flags.c_contiguous
+
+    monkeypatch.setattr(
+        engine.compile, "option_values", lambda *a: np.ascontiguousarray(option_values(*a))
+    )
+    reference = compile_problem(config, grid).problem.value
+    assert reference.dtype == compiled.problem.value.dtype
+    assert np.array_equal(reference, compiled.problem.value)
+
+
+def dense_allocation(n_options, choice, lp_cells, lp_x) -> np.ndarray:
+    """The allocation as a dense matrix: one-hot rows, the LP's rows where it decided."""
+    x = np.zeros((len(choice), n_options))
+    x[np.arange(len(choice)), choice] = 1.0
+    x[lp_cells] = lp_x
+    return x
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(1, 3000),
+    n_options=st.integers(1, 20),
+    share=st.sampled_from([0.0, 0.01, 0.5, 1.0]),
+    split=st.sampled_from([0.0, 0.5, 1.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_allocation_matrix_is_the_one_hot_and_the_lp_rows(n, n_options, share, split, seed):
+    """Built in place in int32, in blocks: the allocation every fixed cell's choice and the
+    LP's shares give, with the entries in column order, none of them zero."""
+    from types import SimpleNamespace
+
+    from engine.solve import fast
+
+    rng = np.random.default_rng(seed)
+    choice = rng.integers(0, n_options, n).astype(np.int16)
+    lp_cells = np.flatnonzero(rng.random(n) < share)
+    lp_x = rng.random((len(lp_cells), n_options)) * (rng.random((len(lp_cells), n_options)) < split)
+    lp_x[np.arange(len(lp_cells)), rng.integers(0, n_options, len(lp_cells))] = 1.0
+    lp_x /= lp_x.sum(axis=1, keepdims=True)
+    problem = SimpleNamespace(n_cells=n, n_options=n_options)
+    x = fast._allocation_matrix(problem, choice, lp_cells, lp_x)
+    assert x.indptr.dtype == x.indices.dtype == np.int32
+    assert x.has_sorted_indices and x.nnz == (x.data != 0).sum()
+    assert np.array_equal(x.toarray(), dense_allocation(n_options, choice, lp_cells, lp_x))
+
+
+def test_the_allocation_matrix_holds_no_more_than_itself_and_a_block():
+    """20 bytes a cell (int32 offsets and indices, float64 shares) and a block's
+    temporaries: no per-cell counts, masks or int64 copies beside them."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from engine.solve import fast
+
+    n, n_options = 4_000_000, 15
+    choice = np.random.default_rng(0).integers(0, n_options, n).astype(np.int16)
+    lp_cells = np.arange(0, n, 1000)
+    lp_x = np.full((len(lp_cells), n_options), 1.0 / n_options)
+    problem = SimpleNamespace(n_cells=n, n_options=n_options)
+    tracemalloc.start()
+    try:
+        x = fast._allocation_matrix(problem, choice, lp_cells, lp_x)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    own = x.data.nbytes + x.indices.nbytes + x.indptr.nbytes
+    assert peak < own + 20 * 2**20, (peak / n, own / n)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(tied=True, max_cells=300, extremes=True), st.booleans())
+def test_the_repair_lets_the_price_stage_go_before_its_certificate(problem, aggregated):
+    """By the allocation and its certificate, the only pass over every cell alive is the
+    last one, and the aggregated LP (its class of every cell) is gone: the solve's start
+    is handed to the repair, not kept beside it. The optimum stays HiGHS's."""
+    import weakref
+
+    import engine
+    from engine.solve import fast
+
+    highs = engine.solve(problem, method="highs")
+    passes, lps, alive = [], [], []
+
+    def price_cells(*args):
+        priced = price(*args)
+        passes.append(weakref.ref(priced))
+        return priced
+
+    def aggregated_lp(*args):
+        lp = aggregate(*args)
+        lps.append(weakref.ref(lp))
+        return lp
+
+    def build_solution(*args, **kwargs):
+        alive.append(sum(ref() is not None for ref in passes + lps))
+        return build(*args, **kwargs)
+
+    price, aggregate, build = fast.price_cells, fast.aggregated_lp, fast.build_solution
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "price_cells", price_cells)
+        patch.setattr(fast, "aggregated_lp", aggregated_lp)
+        patch.setattr(fast, "build_solution", build_solution)
+        if aggregated:
+            patch.setattr(fast, "FINE_EVALUATIONS", 0)
+        sol = fast.solve_fast(problem)
+    assert alive == [1]
+    assert sol.timings["prices_aggregated"] or not aggregated
+    assert sol.objective == pytest.approx(highs.objective, rel=1e-9, abs=1e-9)
+    assert sol.gap <= 1e-9
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(tied=True, max_cells=300, extremes=True), st.sampled_from([1, 3, 64]))
+def test_the_repair_in_blocks_gives_the_bits_of_one_block(problem, block):
+    """The repair's passes over the free cells (the shares spread over a class's cells, the
+    options the LP left out, the class keys, the allocation's fixed cells) in blocks of a
+    few cells: the same allocation and objective to the last bit as in one block, and
+    HiGHS's optimum."""
+    import engine
+    from engine.solve import fast
+
+    whole = fast.solve_fast(problem)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "_CHUNK", block)
+        blocks = fast.solve_fast(problem)
+    assert blocks.objective == whole.objective
+    assert np.array_equal(blocks.x.toarray(), whole.x.toarray())
+    assert np.array_equal(blocks.choice, whole.choice)
+    highs = engine.solve(problem, method="highs")
+    assert blocks.objective == pytest.approx(highs.objective, rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(0, 5000),
+    distinct=st.sampled_from([1, 2, 7, 1000, 2**64 - 1]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_classes_group_as_numpy_unique_does(n, distinct, seed):
+    """The lean grouping of the class hashes gives numpy's first indices and inverse."""
+    from engine.solve.fast import _first_and_inverse
+
+    hashes = np.random.default_rng(seed).integers(0, distinct, n, dtype=np.uint64, endpoint=True)
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    got_first, got_inverse = _first_and_inverse(hashes)
+    assert np.array_equal(got_first, first)
+    assert np.array_equal(got_inverse, inverse.ravel())

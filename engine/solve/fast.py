@@ -125,27 +125,31 @@ def solve_fast(
         aggregated = aggregated_lp(problem, structure, scale, approx)
         if aggregated is not None:
             approx, basis = aggregated.prices, aggregated
+        del aggregated
     timings["prices"] = time.perf_counter() - clock
     timings["prices_aggregated"] = not converged
 
     clock = time.perf_counter()
     if moved is not None:
-        priced, free, basis = moved.priced, moved.free, moved.basis
-        timings["moved_free"] = len(free.cells)
+        start = RepairStart(moved.priced, moved.free, moved.basis)
+        timings["moved_free"] = len(start.free.cells)
     else:
         priced = price_cells(problem, structure, approx)
         free = near_ties(
             problem, structure, priced, tie_window(problem, tau), minimum=min_free(problem)
         ).join(*local_cells(problem, structure, local))
+        start = RepairStart(priced, free, basis)
+        del priced, free
+    max_free = None if search else SEARCHLESS_GROWTH * len(start.free.cells)
+    # Only the start holds them now: the repair lets them go once used.
+    del moved, basis
     return repair(
         problem,
         structure,
-        priced,
-        free,
+        start,
         scale,
         local=local,
-        basis=basis,
-        max_free=None if search else SEARCHLESS_GROWTH * len(free.cells),
+        max_free=max_free,
         clock=clock,
         timings=timings,
         gap_tolerance=gap_tolerance,
@@ -158,28 +162,46 @@ def min_free(problem: Problem) -> int:
     return 50 + 2 * len(problem.rows)
 
 
+@dataclass
+class RepairStart:
+    """Where the repair begins: every cell priced under the price stage's prices, the free
+    cells, and where the first LP starts HiGHS (None: from scratch). The repair takes them
+    out (:meth:`take`), so that the first pass's choices and margins (10 bytes a cell) and
+    the aggregated LP's class of every cell go once the next round has its own, instead of
+    living in the caller to the solve's end."""
+
+    priced: PricedCells | None
+    free: FreeCells | None
+    basis: object = None
+
+    def take(self) -> tuple:
+        taken = self.priced, self.free, self.basis
+        self.priced = self.free = self.basis = None
+        return taken
+
+
 def repair(
     problem: Problem,
     structure: DualStructure,
-    priced,
-    free: FreeCells,
+    start: RepairStart,
     scale: float,
     *,
     local: np.ndarray,
-    basis=None,
     max_free: float | None = None,
     clock: float,
     timings: dict,
     gap_tolerance: float,
     max_repairs: int,
 ) -> Solution:
-    """Steps 2-4 from the cells ``priced`` under near-optimal prices and the ``free`` ones:
-    repair LPs until no fixed cell improves, then the allocation and its certificate.
+    """Steps 2-4 from the ``start``'s cells priced under near-optimal prices and its free
+    ones: repair LPs until no fixed cell improves, then the allocation and its certificate.
     ``local``: the rows over small zones (:func:`local_rows`), priced by the LP alone;
-    ``basis``: where the first LP starts HiGHS; ``max_free``: stop (uncertified) once more
-    cells than this are free; ``clock``: when the repair stage began
-    (``timings['repair']``)."""
-    choice = priced.choice.astype(np.int64)
+    ``max_free``: stop (uncertified) once more cells than this are free; ``clock``: when
+    the repair stage began (``timings['repair']``)."""
+    priced, free, basis = start.take()
+    # The options' indices as the price pass gives them (int16): 6 bytes a cell less than
+    # int64 through the repair and in the Solution.
+    choice = priced.choice.copy()
     tolerance = 1e-11 * scale
     # The last repair LP and its cells.
     lp_cells, last, lp_free = np.zeros(0, dtype=np.int64), None, free
@@ -194,6 +216,8 @@ def repair(
             continue
         lp_cells, last, basis, lp_free = free.cells, lp, lp.basis, free
         progress.advance(rounds + 1, max_repairs, "repair LPs", at_most=True)
+        # The last pass's choices and margins go before the next pass makes its own.
+        priced = None
         priced = price_cells(problem, structure, lp.prices)
         better = improving_options(problem, structure, priced, choice, free, tolerance)
         on_edge = box is not None and box.reached(lp.prices)
@@ -852,8 +876,7 @@ def _interchangeable(
         [_row_hash(_class_key(problem, structure, free, chunk, step)) for chunk in chunks]
         or [np.zeros(0, dtype=np.uint64)]
     )
-    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
+    first, inverse = _first_and_inverse(hashes)
     if step == 0 and not all(
         np.array_equal(
             _class_key(problem, structure, free, chunk, step),
@@ -868,11 +891,32 @@ def _interchangeable(
         _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
         inverse = inverse.ravel()
     order = np.argsort(first)
-    rank = np.empty_like(order)
+    # Each cell's class in the narrowest index type: 4 bytes a cell, not 8.
+    rank = np.empty(len(order), dtype=_index_type(len(order)))
     rank[order] = np.arange(len(order))
     of_cell = rank[inverse]
     area = np.bincount(of_cell, weights=cell_area)
     return _Classes(of_cell=of_cell, first=first[order], area=area, key=hashes[first[order]])
+
+
+def _first_and_inverse(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(hashes, return_index=True, return_inverse=True)`` but the values: the
+    same stable sort and the same first index of each value, with each temporary let go
+    once used (for the aggregated LP's national grid of cells: by the arrays alive at
+    once, 25 bytes a cell beside the hashes, where numpy's held about 41)."""
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    starts = np.empty(len(hashes), dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    del ordered
+    first = order[starts]
+    rank = np.cumsum(starts)
+    rank -= 1
+    del starts
+    inverse = np.empty_like(rank)
+    inverse[order] = rank
+    return first, inverse
 
 
 # Free cells per block of the class keys: a national grid's keys at once would be gigabytes,
@@ -1076,19 +1120,22 @@ def aggregated_lp(
     do. With every allowed option when those leave no allocation that meets the hard
     targets; None when none does (the repair then says which)."""
     n = problem.n_cells
-    cells = np.arange(n)
-    cell_area = problem.area_of(cells) * np.ones(n)
+    # Every cell is free here: their indices, options and leads in the narrowest types
+    # (4 + 15 + 2 bytes a cell at 15 options, where int64 indices and leads took 31).
+    cells = np.arange(n, dtype=_index_type(n))
+    # A uniform area stays one number until the classes' areas are summed.
+    cell_area = np.broadcast_to(problem.area_of(cells), (n,))
+    options = np.empty((n, problem.n_options), dtype=bool)
+    lead = np.empty(n, dtype=np.int16)
     for window in (AGGREGATE_WINDOW * scale, np.inf):
         # In blocks: a national grid's adjusted values at once would be gigabytes.
-        options = np.concatenate(
-            [
-                _near_best(problem, structure, prices, cells[start : start + _CHUNK], window)
-                for start in range(0, n, _CHUNK)
-            ]
-        )
+        for start in range(0, n, _CHUNK):
+            block = slice(start, start + _CHUNK)
+            options[block] = _near_best(problem, structure, prices, cells[block], window)
+            lead[block] = np.argmax(options[block], axis=1)
         free = FreeCells(cells, options)
         classes = _interchangeable(problem, structure, free, cell_area, AGGREGATE_STEP * scale)
-        solved = _class_lp(problem, structure, np.argmax(options, axis=1), free, classes)
+        solved = _class_lp(problem, structure, lead, free, classes)
         if solved is not None:
             break
     else:
@@ -1098,7 +1145,9 @@ def aggregated_lp(
         # No LP was needed (every class had one option): nothing to carry by name.
         nothing = np.zeros(0, dtype=np.uint64)
         ended = LPBasis(_LPNames(nothing, nothing), np.zeros(0, np.int8), np.zeros(0, np.int8))
-    return AggregatedLP(prices, classes.of_cell, class_x, ended)
+    # Held until the first repair LP has started from it: in the index type of a class.
+    cell_class = classes.of_cell.astype(_index_type(len(classes.first)), copy=False)
+    return AggregatedLP(prices, cell_class, class_x, ended)
 
 
 def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, box=None, basis=None):
@@ -1294,7 +1343,9 @@ def _carry(old: np.ndarray, status: np.ndarray, new: np.ndarray, missing: int) -
 
 def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np.ndarray:
     """Each class's hectares per option over its cells: cells in index order take the
-    options in option order, so at most one cell per option boundary is split."""
+    options in option order, so at most one cell per option boundary is split. In blocks
+    of cells: the shares' (cells x options) temporaries of all free cells at once were the
+    repair's peak (national 100 m: 570 k free cells, +99 bytes a cell of the grid)."""
     order = np.argsort(classes.of_cell, kind="stable")
     of_cell = classes.of_cell[order]
     area = cell_area[order]
@@ -1303,18 +1354,21 @@ def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np
     before = np.where(class_start > 0, filled[np.maximum(class_start - 1, 0)], 0.0)
     end = filled - before[of_cell]
     begin = end - area
-    hectares = class_x * classes.area[:, None]
-    upto = np.cumsum(hectares, axis=1)
-    start_of_option = (upto - hectares)[of_cell]
-    share = np.clip(
-        np.minimum(end[:, None], upto[of_cell]) - np.maximum(begin[:, None], start_of_option),
-        0.0,
-        None,
-    )
-    # Rounding in the running sums leaves slivers of a boundary in the neighbouring cell.
-    share[share < 1e-9 * area[:, None]] = 0.0
-    x = np.empty_like(share)
-    x[order] = share / share.sum(axis=1, keepdims=True)
+    x = np.empty((len(order), class_x.shape[1]))
+    for lo in range(0, len(order), _CHUNK):
+        block = slice(lo, lo + _CHUNK)
+        # Each block's classes' running hectares per option, rather than every class's.
+        of_block = of_cell[block]
+        hectares = class_x[of_block] * classes.area[of_block, None]
+        upto = np.cumsum(hectares, axis=1)
+        share = np.clip(
+            np.minimum(end[block, None], upto) - np.maximum(begin[block, None], upto - hectares),
+            0.0,
+            None,
+        )
+        # Rounding in the running sums leaves slivers of a boundary in the neighbouring cell.
+        share[share < 1e-9 * area[block, None]] = 0.0
+        x[order[block]] = share / share.sum(axis=1, keepdims=True)
     return x
 
 
@@ -1331,11 +1385,9 @@ def improving_options(problem, structure, priced, choice, free: FreeCells, toler
     switched_options[np.arange(len(switched)), choice[switched]] = True
     switched_options[np.arange(len(switched)), priced.choice[switched]] = True
 
-    values = _adjusted_values(problem, structure, priced.prices, free.cells)
-    best_taken = np.where(free.options, values, -np.inf).max(axis=1)
-    missing = np.flatnonzero(values.max(axis=1) > best_taken + tolerance)
+    missing, best = _left_out(problem, structure, priced.prices, free, tolerance)
     missing_options = np.zeros((len(missing), problem.n_options), dtype=bool)
-    missing_options[np.arange(len(missing)), np.argmax(values[missing], axis=1)] = True
+    missing_options[np.arange(len(missing)), best] = True
 
     if len(switched) == 0 and len(missing) == 0:
         return None
@@ -1343,6 +1395,21 @@ def improving_options(problem, structure, priced, choice, free: FreeCells, toler
         np.concatenate([switched, free.cells[missing]]),
         np.concatenate([switched_options, missing_options]),
     )
+
+
+def _left_out(problem, structure, prices, free: FreeCells, tolerance: float):
+    """The free cells (indices into them) whose best option under ``prices`` beats every
+    option the LP had by more than ``tolerance``, and that best option; in blocks of free
+    cells: their adjusted values at once were 8 bytes an option and a free cell, twice."""
+    missing, best = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for lo in range(0, len(free.cells), _CHUNK):
+        cells = free.cells[lo : lo + _CHUNK]
+        values = _adjusted_values(problem, structure, prices, cells)
+        best_taken = np.where(free.options[lo : lo + _CHUNK], values, -np.inf).max(axis=1)
+        found = np.flatnonzero(values.max(axis=1) > best_taken + tolerance)
+        missing.append(lo + found)
+        best.append(np.argmax(values[found], axis=1))
+    return np.concatenate(missing), np.concatenate(best)
 
 
 def _widen(problem: Problem, structure: DualStructure, priced, free: FreeCells) -> FreeCells:
@@ -1363,20 +1430,32 @@ def _widen(problem: Problem, structure: DualStructure, priced, free: FreeCells) 
 
 
 def _allocation_matrix(problem: Problem, choice, lp_cells, lp_x) -> sparse.csr_matrix:
-    """One-hot rows for the fixed cells, the LP's fractions for the free ones."""
+    """One-hot rows for the fixed cells, the LP's fractions for the free ones.
+
+    Built in the index type the matrix keeps (int32 below 2**31 entries), so that scipy
+    copies nothing; the fixed cells' entries filled in blocks, since numpy indexes with a
+    whole-grid intp copy of an index array otherwise: 20 bytes a cell at the peak, where
+    per-cell counts, int64 offsets, a mask and their gathers took 45."""
     n, n_opt = problem.n_cells, problem.n_options
-    per_cell = np.ones(n, dtype=np.int64)
     keep = lp_x > 0
-    per_cell[lp_cells] = keep.sum(axis=1)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(per_cell, out=indptr[1:])
-    indices = np.empty(indptr[-1], dtype=np.int32)
-    data = np.ones(indptr[-1], dtype=np.float64)
-    fixed = np.ones(n, dtype=bool)
-    fixed[lp_cells] = False
-    indices[indptr[:-1][fixed]] = choice[fixed]
+    per_lp = keep.sum(axis=1)
+    nnz = n + int(per_lp.sum()) - len(lp_cells)
+    indptr = np.ones(n + 1, dtype=_index_type(max(nnz, n_opt)))
+    indptr[0] = 0
+    indptr[lp_cells + 1] = per_lp
+    np.cumsum(indptr, out=indptr)
+    indices = np.empty(nnz, dtype=indptr.dtype)
+    for begin in range(0, n, _CHUNK * 16):
+        end = min(begin + _CHUNK * 16, n)
+        indices[indptr[begin:end]] = choice[begin:end]
+    data = np.ones(nnz, dtype=np.float64)
     lp_row, lp_opt = np.nonzero(keep)
     position = indptr[lp_cells][lp_row] + (np.arange(len(lp_row)) - np.searchsorted(lp_row, lp_row))
     indices[position] = lp_opt
     data[position] = lp_x[lp_row, lp_opt]
     return sparse.csr_matrix((data, indices, indptr), shape=(n, n_opt))
+
+
+def _index_type(largest: int) -> np.dtype:
+    """The index type scipy's sparse matrices keep for indices up to ``largest``."""
+    return np.dtype(np.int32 if largest <= np.iinfo(np.int32).max else np.int64)

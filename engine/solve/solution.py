@@ -99,7 +99,7 @@ def _value_and_hectares(problem: Problem, x) -> tuple[float, np.ndarray]:
         problem.value,
         x.indptr,
         x.indices,
-        x.data.astype(np.float64),
+        np.asarray(x.data, dtype=np.float64),  # no copy of the float64 shares
         structure.group,
         structure.area,
         structure.n_groups,
