@@ -136,10 +136,11 @@ def test_released_layers_are_read_again_with_the_same_bits(grid, config):
 def test_a_run_without_analysis_writes_the_same_folder_with_its_layers_released(
     tmp_path, monkeypatch
 ):
-    """The run lets the compile's layers go before its solve when no analysis follows: its
-    report and map are those of a run that keeps them."""
+    """The run lets the compile's layers go before its refusal and solve when no analysis
+    follows: its report and map are those of a run that keeps them."""
     import json
 
+    import engine.run
     from engine.run import run
 
     def run_once(out):
@@ -148,10 +149,11 @@ def test_a_run_without_analysis_writes_the_same_folder_with_its_layers_released(
         return report, (out / "allocation.tif").read_bytes()
 
     calls = []
-    release = Cells.release
-    monkeypatch.setattr(Cells, "release", lambda self: (calls.append(self), release(self)))
+    release, refusal = Cells.release, engine.run.refusal
+    monkeypatch.setattr(Cells, "release", lambda self: (calls.append("release"), release(self)))
+    monkeypatch.setattr(engine.run, "refusal", lambda c: (calls.append("refusal"), refusal(c))[1])
     released, released_map = run_once(tmp_path / "released")
-    assert len(calls) == 1  # the run did let its layers go
+    assert calls == ["release", "refusal"]  # the run let its layers go, before the refusal
     monkeypatch.setattr(Cells, "release", lambda self: None)
     kept, kept_map = run_once(tmp_path / "kept")
     assert released_map == kept_map
