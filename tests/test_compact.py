@@ -440,19 +440,61 @@ def test_counted_cut_is_the_bisection_cut(seed, ny, nx, levels, w, share):
         assert np.array_equal(labels, bisection_cut(graph, need, reach))
 
 
+def holed_geometry(rng, ny, nx):
+    """A grid of ny x nx with a random share of its cells outside the problem (the sea)."""
+    return Geometry((ny, nx), np.flatnonzero(rng.random(ny * nx) < rng.uniform(0.3, 1.0)), 0.25)
+
+
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 10_000), ny=st.integers(1, 30), nx=st.integers(1, 30))
 def test_patches_as_a_raster_labelling_numbers_them(seed, ny, nx):
     """patch_sizes over the mask's cells: the patches and their numbers of
     scipy.ndimage.label on the grid, with cells outside the problem (the sea) in it."""
     rng = np.random.default_rng(seed)
-    flat = np.flatnonzero(rng.random(ny * nx) < rng.uniform(0.3, 1.0))
-    geometry = Geometry((ny, nx), flat, 0.25)
+    geometry = holed_geometry(rng, ny, nx)
+    flat = geometry.flat
     mask = rng.random(len(flat)) < rng.uniform(0.0, 1.0)
     labels, n = ndimage.label(geometry.raster(mask, fill=False))
     patch, sizes = patch_sizes(geometry, mask)
     assert np.array_equal(patch, labels.ravel()[flat])
     assert np.array_equal(sizes, np.bincount(patch, minlength=n + 1))
+
+
+def numpy_cut_terms(nbr, label, cells):
+    """The terms of a cut as the NumPy code before ``compact_kernels.cut_terms`` built them
+    (the reference the kernel is held to)."""
+    local = np.full(nbr.shape[0], -1, dtype=np.int64)
+    local[cells] = np.arange(len(cells))
+    around = nbr[cells]
+    valid = around >= 0
+    around_local = np.where(valid, local[np.where(valid, around, 0)], -1)
+    fixed = valid & (around_local < 0)
+    fixed_in = fixed & label[np.where(valid, around, 0)]
+    a, d = np.nonzero(around_local[:, [1, 3]] >= 0)
+    return fixed_in.sum(axis=1), (fixed & ~fixed_in).sum(axis=1), a, around_local[:, [1, 3]][a, d]
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    ny=st.integers(1, 30),
+    nx=st.integers(1, 30),
+    cut_share=st.floats(0.0, 1.0),
+)
+def test_a_cut_graph_has_the_terms_the_numpy_construction_gave(seed, ny, nx, cut_share):
+    """_CutGraph.of (the kernel) against the NumPy construction it replaced: the same
+    counts of held neighbours and the same edges in the same order, over any subset of the
+    cells of a grid with holes (the sea), every other cell in or out at random."""
+    from engine.solve.compact_kernels import cut_terms
+
+    rng = np.random.default_rng(seed)
+    nbr = holed_geometry(rng, ny, nx).neighbours
+    label = rng.random(len(nbr)) < rng.uniform(0.0, 1.0)
+    cells = np.flatnonzero(rng.random(len(nbr)) < cut_share)
+    got = cut_terms(cells, nbr, label)
+    for ours, theirs in zip(got, numpy_cut_terms(nbr, label, cells), strict=True):
+        assert ours.dtype == np.int64
+        assert np.array_equal(ours, theirs)
 
 
 def random_plan(problem, rng, split_share):

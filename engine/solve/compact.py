@@ -62,7 +62,6 @@ from functools import cached_property
 import maxflow
 import numpy as np
 from scipy import sparse
-from scipy.sparse import csgraph
 
 from engine import progress
 from engine.errors import RuimtepuzzelError
@@ -776,23 +775,12 @@ class _CutGraph:
     @classmethod
     def of(cls, state: _OptionState, cells: np.ndarray) -> _CutGraph:
         """The cut over ``cells``, the other cells at their labels in ``state``."""
-        local = np.full(state.nbr.shape[0], -1, dtype=np.int64)
-        local[cells] = np.arange(len(cells))
-        nbr = state.nbr[cells]
-        valid = nbr >= 0
-        nbr_local = np.where(valid, local[np.where(valid, nbr, 0)], -1)
-        fixed = valid & (nbr_local < 0)
-        fixed_in = fixed & state.label[np.where(valid, nbr, 0)]
-        # Each edge between two cut cells once (right and down neighbours).
-        a, d = np.nonzero(nbr_local[:, [1, 3]] >= 0)
-        return cls(
-            state.gain[cells],
-            fixed_in.sum(axis=1),
-            (fixed & ~fixed_in).sum(axis=1),
-            a,
-            nbr_local[:, [1, 3]][a, d],
-            state.rule.edge_cost,
+        from engine.solve.compact_kernels import cut_terms
+
+        fixed_in, fixed_out, edge_a, edge_b = cut_terms(
+            np.asarray(cells, dtype=np.int64), state.nbr, state.label
         )
+        return cls(state.gain[cells], fixed_in, fixed_out, edge_a, edge_b, state.rule.edge_cost)
 
     def restrict(self, keep: np.ndarray, labels: np.ndarray) -> _CutGraph:
         """The cut over the cells in ``keep``, the others held at ``labels``."""
@@ -946,22 +934,11 @@ def _best_seed(state: _OptionState, candidate: np.ndarray, room: np.ndarray, siz
 
 def patch_sizes(geometry: Geometry, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """4-connected patches of the cells in ``mask``: (patch of every cell, 0 outside; cells
-    per patch, index 0 unused)."""
-    # Over the cells of the mask alone (the grid around them may be many times larger):
-    # components numbered by their first cell in row-major order, as a raster labelling does.
-    cells = np.flatnonzero(mask)
-    local = np.full(geometry.n_cells, -1, dtype=np.int64)
-    local[cells] = np.arange(len(cells))
-    after = geometry.neighbours[cells][:, [1, 3]]  # right and lower neighbour
-    after = np.where(after >= 0, local[np.maximum(after, 0)], -1)
-    a, d = np.nonzero(after >= 0)
-    links = sparse.coo_matrix(
-        (np.ones(len(a), dtype=np.int8), (a, after[a, d])), shape=(len(cells), len(cells))
-    )
-    n, labels = csgraph.connected_components(links, directed=False)
-    patch = np.zeros(geometry.n_cells, dtype=np.int64)
-    patch[cells] = labels + 1
-    return patch, np.bincount(patch, minlength=n + 1)
+    per patch, index 0 the cells outside). Patches are numbered by their first cell in
+    row-major order, as a raster labelling does."""
+    from engine.solve.compact_kernels import patch_labels
+
+    return patch_labels(np.asarray(mask, dtype=bool), geometry.neighbours)
 
 
 def _enforce_min_patch(state: _OptionState):
