@@ -53,7 +53,6 @@ Deterministic: fixed orders everywhere, ties to the lower cell index.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
 from dataclasses import dataclass, field
@@ -573,26 +572,6 @@ class _OptionState:
         cells = self.members[g]
         return cells[self.free[cells]]
 
-    def marginals(self, cells: np.ndarray) -> np.ndarray:
-        """:meth:`marginal` of many cells at once."""
-        nbr = self.nbr[cells]
-        valid = nbr >= 0
-        inside = valid & self.label[np.where(valid, nbr, 0)]
-        outside = valid.sum(axis=1) - inside.sum(axis=1)
-        return self.gain[cells] - self.rule.edge_cost * (outside - inside.sum(axis=1))
-
-    def marginal(self, i: int) -> float:
-        """What switching free cell i into the option adds, its boundary included."""
-        inside = 0
-        outside = 0
-        for j in self.nbr[i]:
-            if j >= 0:
-                if self.label[j]:
-                    inside += 1
-                else:
-                    outside += 1
-        return float(self.gain[i]) - self.rule.edge_cost * (outside - inside)
-
 
 def _cut_group(state: _OptionState, g: int) -> float:
     """Set the labels of group g's free cells: the minimum cut at the price offset that gives
@@ -834,59 +813,21 @@ def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_o
     """Switch ``count`` of the ``candidates`` into the option, one at a time, each the best
     marginal value given the ones before (boundary included). With ``frontier_only`` only
     cells next to the option are taken while there are any, else the best candidate starts a
-    new patch."""
+    new patch (``compact_kernels.grow``)."""
+    from engine.solve.compact_kernels import grow
+
     if count <= 0:
         return
-    candidate = np.zeros(len(state.label), dtype=bool)
-    candidate[candidates] = True
-    current: dict[int, float] = {}
-
-    def push(i: int):
-        m = state.marginal(i)
-        current[i] = m
-        heapq.heappush(heap, (-m, i))
-
-    def take(i: int):
-        state.label[i] = True
-        candidate[i] = False
-        for j in state.nbr[i]:
-            if j >= 0 and candidate[j]:
-                push(int(j))
-
-    start = candidates[_touches(state, candidates)] if frontier_only else candidates
-    start_marginal = state.marginals(start)
-    if len(start) > count:
-        # A marginal only rises as cells are taken (an edge less to pay, one more saved), so
-        # the ``count`` best at the start are taken before any other start cell: only they
-        # (and their ties) need a place in the heap.
-        kth = np.partition(start_marginal, len(start) - count)[len(start) - count]
-        best = start_marginal >= kth
-        start, start_marginal = start[best], start_marginal[best]
-    current.update(zip(start.tolist(), start_marginal.tolist()))
-    heap = list(zip((-start_marginal).tolist(), start.tolist()))
-    heapq.heapify(heap)
-    room = None  # per cell, the size of its region of candidates, once needed
-    added = 0
-    while added < count:
-        if not heap:
-            if room is None:
-                patch, sizes = patch_sizes(state.geometry, candidate)
-                room = sizes[patch]
-            size = min(state.rule.min_cells, count - added)
-            seed = _best_seed(state, candidate, room, size)
-            if seed < 0:
-                break
-            # The new patch grows to the minimum before any other cell is taken: else the
-            # next cell may go to a better frontier elsewhere and leave the seed alone.
-            for i in _seed_patch(state, candidate, seed, size):
-                take(i)
-                added += 1
-            continue
-        neg, i = heapq.heappop(heap)
-        if not candidate[i] or current.get(i) != -neg:
-            continue
-        take(i)
-        added += 1
+    added = grow(
+        np.asarray(candidates, dtype=np.int64),
+        count,
+        frontier_only,
+        state.label,
+        state.nbr,
+        state.gain,
+        float(state.rule.edge_cost),
+        state.rule.min_cells,
+    )
     if added < count:
         logger.warning(
             "compact: option %d placed %d of %d cells (no free cell left in the group)",
@@ -894,42 +835,6 @@ def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_o
             added,
             count,
         )
-
-
-def _touches(state: _OptionState, cells: np.ndarray) -> np.ndarray:
-    nbr = state.nbr[cells]
-    return np.any((nbr >= 0) & state.label[np.where(nbr >= 0, nbr, 0)], axis=1)
-
-
-def _seed_patch(state: _OptionState, candidate: np.ndarray, seed: int, size: int) -> list[int]:
-    """Up to ``size`` candidate cells from ``seed`` outwards, each the best marginal value
-    next to the ones before (ties to the lower cell index)."""
-    patch = [seed]
-    inside = {seed}
-    ring: list[tuple[float, int]] = []
-    while len(patch) < size:
-        for j in state.nbr[patch[-1]]:
-            if j >= 0 and candidate[j] and int(j) not in inside:
-                heapq.heappush(ring, (-float(state.gain[j]), int(j)))
-        while ring and ring[0][1] in inside:
-            heapq.heappop(ring)
-        if not ring:
-            break
-        _, j = heapq.heappop(ring)
-        inside.add(j)
-        patch.append(j)
-    return patch
-
-
-def _best_seed(state: _OptionState, candidate: np.ndarray, room: np.ndarray, size: int) -> int:
-    """Where a new patch starts: the candidate of the highest advantage among those with room
-    for a patch of ``size`` cells around them (any candidate if none has)."""
-    idx = np.flatnonzero(candidate)
-    if len(idx) == 0:
-        return -1
-    roomy = idx[room[idx] >= size]
-    idx = roomy if len(roomy) else idx
-    return int(idx[np.argmax(state.gain[idx])])
 
 
 def patch_sizes(geometry: Geometry, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -83,6 +83,10 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
         ),
         (compact_kernels.patch_labels, (a.selected, neighbours)),
         (compact_kernels.cut_terms, (np.arange(2), neighbours, a.selected)),
+        (
+            compact_kernels.grow,
+            (np.arange(2), 1, True, a.selected.copy(), neighbours, a.area, 1.0, 2),
+        ),
     ]
 
 
