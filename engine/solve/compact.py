@@ -357,9 +357,17 @@ class _Exact:
         """The rows of ``options``' claims the plan ``choice`` leaves off (_rows_off)."""
         return _rows_off(self.problem, self.plan_supply(choice), self.supply, options)
 
-    def kept_by(self, trial: np.ndarray, options) -> bool:
-        """Whether the plan ``trial`` leaves no row of ``options``' claims off."""
-        return not len(self.rows_off(trial, options))
+    def switch_if_kept(self, choice: np.ndarray, cells, option: int, options) -> bool:
+        """Give ``cells`` ``option`` in the plan ``choice`` (in place) if it then leaves no
+        row of ``options``' claims off; else leave ``choice`` as it was. Returns whether
+        they switched. (In place: a copy of the whole plan per trial cost more than the
+        trial's pass over the cells.)"""
+        before = np.array(choice[cells], copy=True)
+        choice[cells] = option
+        if len(self.rows_off(choice, options)):
+            choice[cells] = before
+            return False
+        return True
 
 
 def _join_neighbours(problem, geometry, choice, exact: _Exact, is_neutral, rules) -> np.ndarray:
@@ -392,12 +400,8 @@ def _join_neighbours(problem, geometry, choice, exact: _Exact, is_neutral, rules
                 r = max(ok, key=lambda r: (value[s, r], -r))
                 by_pair.setdefault(r, []).append(int(s))
         for r, cells in sorted(by_pair.items()):
-            trial = choice.copy()
-            trial[cells] = r
-            if not exact.kept_by(trial, [r]):
-                continue
-            choice[cells] = r
-            joined[cells] = True
+            if exact.switch_if_kept(choice, cells, r, [r]):
+                joined[cells] = True
         joined |= _pull_neighbour(problem, geometry, choice, exact, rules, o, is_neutral)
     return joined
 
@@ -438,11 +442,8 @@ def _pull_neighbour(problem, geometry, choice, exact: _Exact, rules, o, is_neutr
                     continue
             candidates.append((problem.value[t, r] - problem.value[t, o], int(t), r))
         for _, t, r in sorted(candidates):
-            trial = choice.copy()
-            trial[t] = o
-            if not exact.kept_by(trial, [r, o]):
+            if not exact.switch_if_kept(choice, t, o, [r, o]):
                 continue
-            choice[t] = o
             pulled[t] = True
             patches.pop(r, None)
             break
