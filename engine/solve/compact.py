@@ -844,7 +844,12 @@ def patch_sizes(geometry: Geometry, mask: np.ndarray) -> tuple[np.ndarray, np.nd
     row-major order, as a raster labelling does."""
     from engine.solve.compact_kernels import patch_labels
 
-    return patch_labels(np.asarray(mask, dtype=bool), geometry.neighbours)
+    mask = np.asarray(mask, dtype=bool)
+    # NumPy's zeros are pages the system zeroes when first touched: the few an option's
+    # cells lie on, not the whole grid's.
+    patch = np.zeros(geometry.n_cells, dtype=np.int64)
+    sizes = patch_labels(np.flatnonzero(mask), mask, geometry.neighbours, patch)
+    return patch, sizes
 
 
 def _enforce_min_patch(state: _OptionState):

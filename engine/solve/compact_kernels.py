@@ -42,20 +42,18 @@ def plan_area(choice, split, indptr, indices, data, group, area, n_groups, n_opt
 
 
 @njit(cache=True, nogil=True)
-def patch_labels(mask, neighbours):
-    """4-connected patches of the cells in ``mask``: per cell its patch (0 outside), patches
-    numbered from 1 in the order of their first cell; and the cells per patch (index 0: the
-    cells outside)."""
-    n = mask.shape[0]
-    patch = np.zeros(n, dtype=np.int64)
-    stack = np.empty(n, dtype=np.int64)
-    # Room for one patch a cell; numpy's zeroed pages cost nothing until a patch is counted.
-    sizes = np.zeros(n + 1, dtype=np.int64)
+def patch_labels(cells, mask, neighbours, patch):
+    """4-connected patches of the cells of ``mask`` (``cells``: they, in increasing order):
+    per cell its patch in ``patch`` (zeros on entry, 0 stays outside), patches numbered from
+    1 in the order of their first cell. Returns the cells per patch (index 0: the cells
+    outside). Only the mask's cells are visited: an option's cells are a small part of a
+    national grid."""
+    k = cells.shape[0]
+    stack = np.empty(k, dtype=np.int64)
+    sizes = np.zeros(k + 1, dtype=np.int64)
+    sizes[0] = mask.shape[0] - k
     count = 0
-    for i in range(n):
-        if not mask[i]:
-            sizes[0] += 1
-            continue
+    for i in cells:
         if patch[i] != 0:
             continue
         count += 1
@@ -72,7 +70,7 @@ def patch_labels(mask, neighbours):
                     patch[j] = count
                     stack[top] = j
                     top += 1
-    return patch, sizes[: count + 1].copy()
+    return sizes[: count + 1].copy()
 
 
 @njit(cache=True, nogil=True)
@@ -265,7 +263,8 @@ def grow(candidates, count, frontier_only, label, neighbours, gain, w, min_cells
     while added < count:
         if size == 0:
             if room.shape[0] == 0:
-                patch, sizes = patch_labels(candidate, neighbours)
+                patch = np.zeros(n, dtype=np.int64)
+                sizes = patch_labels(np.flatnonzero(candidate), candidate, neighbours, patch)
                 room = sizes[patch]
             seed = _best_seed(candidate, room, min(min_cells, count - added), gain)
             if seed < 0:

@@ -81,7 +81,7 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
             compact_kernels.plan_area,
             (a.choices[1], a.selected, a.x.indptr, a.x.indices, a.x.data, a.group, a.area, 1, 2),
         ),
-        (compact_kernels.patch_labels, (a.selected, neighbours)),
+        (compact_kernels.patch_labels, (np.arange(2), a.selected, neighbours, np.zeros(2, int))),
         (compact_kernels.cut_terms, (np.arange(2), neighbours, a.selected)),
         (
             compact_kernels.grow,
