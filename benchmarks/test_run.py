@@ -10,9 +10,12 @@ The time per stage lands in the benchmark's extra_info (``--benchmark-json``) an
 
 from __future__ import annotations
 
+import os
 import time
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from engine.run import run
 
@@ -39,6 +42,7 @@ def _run_once(benchmark, config, resolution, out, **options):
             config, out, grid="nl", resolution=resolution, progress=False, **options
         )
         result["cpu"] = time.process_time() - cpu
+        result["load"] = os.getloadavg()[0]
 
     benchmark.pedantic(job, rounds=1, iterations=1, warmup_rounds=0)
     report = result["report"]
@@ -46,6 +50,7 @@ def _run_once(benchmark, config, resolution, out, **options):
     benchmark.extra_info.update(
         {
             "cpu": round(result["cpu"], 3),
+            "load": round(result["load"], 2),
             "cells": report["cells"],
             "status": report["status"],
             "gap": report["gap"],
@@ -55,7 +60,8 @@ def _run_once(benchmark, config, resolution, out, **options):
     )
     print(
         f"\n{Path(config).stem} {resolution:g} m: {report['cells']:,} cells, "
-        f"{report['method']} {report['status']}, CPU {result['cpu']:.1f} s, stages {stages}"
+        f"{report['method']} {report['status']}, CPU {result['cpu']:.1f} s "
+        f"(load {result['load']:.1f}), stages {stages}"
     )
     assert report["status"] == "optimal"
     return report
@@ -85,3 +91,11 @@ def test_national_run_100m_without_compactness(benchmark, tmp_path):
         entries = tomllib.load(f)["compactness"]
     off = {f"compactness.{entry}.enabled": False for entry in entries}
     _run_once(benchmark, NATIONAL, 100, tmp_path, overrides=off, analysis="off")
+
+
+@pytest.mark.parametrize("resolution", [250, 100])
+def test_national_main_job(benchmark, tmp_path, resolution):
+    """Issue 15's "national 100 m main job <= 10 s": ``ruimtepuzzel run national
+    --analysis off`` with the config's compactness (benchmarks/README.md, "Issue 15: the
+    100 m main job, third session")."""
+    _run_once(benchmark, NATIONAL, resolution, tmp_path, analysis="off")

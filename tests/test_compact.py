@@ -3,6 +3,7 @@ and the config and report around them."""
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 
@@ -440,19 +441,169 @@ def test_counted_cut_is_the_bisection_cut(seed, ny, nx, levels, w, share):
         assert np.array_equal(labels, bisection_cut(graph, need, reach))
 
 
+def holed_geometry(rng, ny, nx):
+    """A grid of ny x nx with a random share of its cells outside the problem (the sea)."""
+    return Geometry((ny, nx), np.flatnonzero(rng.random(ny * nx) < rng.uniform(0.3, 1.0)), 0.25)
+
+
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 10_000), ny=st.integers(1, 30), nx=st.integers(1, 30))
 def test_patches_as_a_raster_labelling_numbers_them(seed, ny, nx):
     """patch_sizes over the mask's cells: the patches and their numbers of
     scipy.ndimage.label on the grid, with cells outside the problem (the sea) in it."""
     rng = np.random.default_rng(seed)
-    flat = np.flatnonzero(rng.random(ny * nx) < rng.uniform(0.3, 1.0))
-    geometry = Geometry((ny, nx), flat, 0.25)
+    geometry = holed_geometry(rng, ny, nx)
+    flat = geometry.flat
     mask = rng.random(len(flat)) < rng.uniform(0.0, 1.0)
     labels, n = ndimage.label(geometry.raster(mask, fill=False))
     patch, sizes = patch_sizes(geometry, mask)
     assert np.array_equal(patch, labels.ravel()[flat])
     assert np.array_equal(sizes, np.bincount(patch, minlength=n + 1))
+
+
+def numpy_cut_terms(nbr, label, cells):
+    """The terms of a cut as the NumPy code before ``compact_kernels.cut_terms`` built them
+    (the reference the kernel is held to)."""
+    local = np.full(nbr.shape[0], -1, dtype=np.int64)
+    local[cells] = np.arange(len(cells))
+    around = nbr[cells]
+    valid = around >= 0
+    around_local = np.where(valid, local[np.where(valid, around, 0)], -1)
+    fixed = valid & (around_local < 0)
+    fixed_in = fixed & label[np.where(valid, around, 0)]
+    a, d = np.nonzero(around_local[:, [1, 3]] >= 0)
+    return fixed_in.sum(axis=1), (fixed & ~fixed_in).sum(axis=1), a, around_local[:, [1, 3]][a, d]
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    ny=st.integers(1, 30),
+    nx=st.integers(1, 30),
+    cut_share=st.floats(0.0, 1.0),
+)
+def test_a_cut_graph_has_the_terms_the_numpy_construction_gave(seed, ny, nx, cut_share):
+    """_CutGraph.of (the kernel) against the NumPy construction it replaced: the same
+    counts of held neighbours and the same edges in the same order, over any subset of the
+    cells of a grid with holes (the sea), every other cell in or out at random."""
+    from engine.solve.compact_kernels import cut_terms
+
+    rng = np.random.default_rng(seed)
+    nbr = holed_geometry(rng, ny, nx).neighbours
+    label = rng.random(len(nbr)) < rng.uniform(0.0, 1.0)
+    cells = np.flatnonzero(rng.random(len(nbr)) < cut_share)
+    got = cut_terms(cells, nbr, label)
+    for ours, theirs in zip(got, numpy_cut_terms(nbr, label, cells), strict=True):
+        assert ours.dtype == np.int64
+        assert np.array_equal(ours, theirs)
+
+
+def python_grow(nbr, label, gain, w, min_cells, candidates, count, frontier_only):
+    """The greedy growth as the Python code before ``compact_kernels.grow`` did it, heapq
+    and all (the reference the kernel is held to); ``label`` in place."""
+    candidate = np.zeros(len(label), dtype=bool)
+    candidate[candidates] = True
+    current = {}
+
+    def marginal(i):
+        around = [j for j in nbr[i] if j >= 0]
+        inside = sum(1 for j in around if label[j])
+        return float(gain[i]) - w * (len(around) - 2 * inside)
+
+    def take(i):
+        label[i], candidate[i] = True, False
+        for j in nbr[i]:
+            if j >= 0 and candidate[j]:
+                current[int(j)] = marginal(j)
+                heapq.heappush(heap, (-current[int(j)], int(j)))
+
+    start = [int(i) for i in candidates]
+    if frontier_only:
+        start = [i for i in start if any(j >= 0 and label[j] for j in nbr[i])]
+    ranked = sorted((marginal(i) for i in start), reverse=True)
+    start = [i for i in start if len(start) <= count or marginal(i) >= ranked[count - 1]]
+    current.update((i, marginal(i)) for i in start)
+    heap = [(-current[i], i) for i in start]
+    heapq.heapify(heap)
+    room, added = None, 0
+    while added < count:
+        if not heap:
+            if room is None:
+                region = flood_regions(nbr, candidate)
+                size_of = dict(zip(*np.unique(region, return_counts=True)))
+                room = np.array([size_of[r] for r in region])
+            size = min(min_cells, count - added)
+            idx = np.flatnonzero(candidate)
+            if len(idx) == 0:
+                break
+            roomy = idx[room[idx] >= size]
+            idx = roomy if len(roomy) else idx
+            patch, ring = [int(idx[np.argmax(gain[idx])])], []
+            while len(patch) < size:
+                for j in nbr[patch[-1]]:
+                    if j >= 0 and candidate[j] and int(j) not in patch:
+                        heapq.heappush(ring, (-float(gain[j]), int(j)))
+                while ring and ring[0][1] in patch:
+                    heapq.heappop(ring)
+                if not ring:
+                    break
+                patch.append(heapq.heappop(ring)[1])
+            for i in patch:
+                take(i)
+                added += 1
+            continue
+        neg, i = heapq.heappop(heap)
+        if candidate[i] and current[i] == -neg:
+            take(i)
+            added += 1
+    return added
+
+
+def flood_regions(nbr, mask):
+    """Per cell its region of ``mask`` (by a plain flood fill), -1 outside."""
+    region = np.full(len(mask), -1)
+    for first in np.flatnonzero(mask):
+        if region[first] < 0:
+            region[first], todo = first, [first]
+            while todo:
+                for j in nbr[todo.pop()]:
+                    if j >= 0 and mask[j] and region[j] < 0:
+                        region[j] = first
+                        todo.append(j)
+    return region
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    ny=st.integers(1, 16),
+    nx=st.integers(1, 16),
+    levels=st.integers(0, 4),
+    w=st.sampled_from([0.0, 0.3, 1.0, 2.5]),
+    min_cells=st.integers(1, 6),
+    share=st.floats(0.0, 1.2),
+    frontier_only=st.booleans(),
+)
+def test_the_growth_kernel_takes_the_cells_the_python_growth_took(
+    seed, ny, nx, levels, w, min_cells, share, frontier_only
+):
+    """compact_kernels.grow against the heapq growth it replaced: the same cells in the
+    option, with many advantages tied (``levels``: a few values each side of 0), counts up
+    to more than the candidates (the seeds of new patches, and running out), any minimum."""
+    from engine.solve.compact_kernels import grow
+
+    rng = np.random.default_rng(seed)
+    nbr = holed_geometry(rng, ny, nx).neighbours
+    n = len(nbr)
+    gain = rng.integers(-levels, levels + 1, n) * 0.7 if levels else rng.normal(0.0, 2.0, n)
+    label = rng.random(n) < rng.uniform(0.0, 0.6)
+    candidates = np.flatnonzero(~label & (rng.random(n) < rng.uniform(0.3, 1.0)))
+    count = int(round(share * len(candidates)))
+    assume(count > 0)
+    theirs = label.copy()
+    placed = python_grow(nbr, theirs, gain, w, min_cells, candidates, count, frontier_only)
+    assert grow(candidates, count, frontier_only, label, nbr, gain, w, min_cells) == placed
+    assert np.array_equal(label, theirs)
 
 
 def random_plan(problem, rng, split_share):

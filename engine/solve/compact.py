@@ -53,7 +53,6 @@ Deterministic: fixed orders everywhere, ties to the lower cell index.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
 from dataclasses import dataclass, field
@@ -62,7 +61,6 @@ from functools import cached_property
 import maxflow
 import numpy as np
 from scipy import sparse
-from scipy.sparse import csgraph
 
 from engine import progress
 from engine.errors import RuimtepuzzelError
@@ -359,9 +357,17 @@ class _Exact:
         """The rows of ``options``' claims the plan ``choice`` leaves off (_rows_off)."""
         return _rows_off(self.problem, self.plan_supply(choice), self.supply, options)
 
-    def kept_by(self, trial: np.ndarray, options) -> bool:
-        """Whether the plan ``trial`` leaves no row of ``options``' claims off."""
-        return not len(self.rows_off(trial, options))
+    def switch_if_kept(self, choice: np.ndarray, cells, option: int, options) -> bool:
+        """Give ``cells`` ``option`` in the plan ``choice`` (in place) if it then leaves no
+        row of ``options``' claims off; else leave ``choice`` as it was. Returns whether
+        they switched. (In place: a copy of the whole plan per trial cost more than the
+        trial's pass over the cells.)"""
+        before = np.array(choice[cells], copy=True)
+        choice[cells] = option
+        if len(self.rows_off(choice, options)):
+            choice[cells] = before
+            return False
+        return True
 
 
 def _join_neighbours(problem, geometry, choice, exact: _Exact, is_neutral, rules) -> np.ndarray:
@@ -394,12 +400,8 @@ def _join_neighbours(problem, geometry, choice, exact: _Exact, is_neutral, rules
                 r = max(ok, key=lambda r: (value[s, r], -r))
                 by_pair.setdefault(r, []).append(int(s))
         for r, cells in sorted(by_pair.items()):
-            trial = choice.copy()
-            trial[cells] = r
-            if not exact.kept_by(trial, [r]):
-                continue
-            choice[cells] = r
-            joined[cells] = True
+            if exact.switch_if_kept(choice, cells, r, [r]):
+                joined[cells] = True
         joined |= _pull_neighbour(problem, geometry, choice, exact, rules, o, is_neutral)
     return joined
 
@@ -440,11 +442,8 @@ def _pull_neighbour(problem, geometry, choice, exact: _Exact, rules, o, is_neutr
                     continue
             candidates.append((problem.value[t, r] - problem.value[t, o], int(t), r))
         for _, t, r in sorted(candidates):
-            trial = choice.copy()
-            trial[t] = o
-            if not exact.kept_by(trial, [r, o]):
+            if not exact.switch_if_kept(choice, t, o, [r, o]):
                 continue
-            choice[t] = o
             pulled[t] = True
             patches.pop(r, None)
             break
@@ -573,26 +572,6 @@ class _OptionState:
         """Group g's free cells, in increasing order."""
         cells = self.members[g]
         return cells[self.free[cells]]
-
-    def marginals(self, cells: np.ndarray) -> np.ndarray:
-        """:meth:`marginal` of many cells at once."""
-        nbr = self.nbr[cells]
-        valid = nbr >= 0
-        inside = valid & self.label[np.where(valid, nbr, 0)]
-        outside = valid.sum(axis=1) - inside.sum(axis=1)
-        return self.gain[cells] - self.rule.edge_cost * (outside - inside.sum(axis=1))
-
-    def marginal(self, i: int) -> float:
-        """What switching free cell i into the option adds, its boundary included."""
-        inside = 0
-        outside = 0
-        for j in self.nbr[i]:
-            if j >= 0:
-                if self.label[j]:
-                    inside += 1
-                else:
-                    outside += 1
-        return float(self.gain[i]) - self.rule.edge_cost * (outside - inside)
 
 
 def _cut_group(state: _OptionState, g: int) -> float:
@@ -776,23 +755,12 @@ class _CutGraph:
     @classmethod
     def of(cls, state: _OptionState, cells: np.ndarray) -> _CutGraph:
         """The cut over ``cells``, the other cells at their labels in ``state``."""
-        local = np.full(state.nbr.shape[0], -1, dtype=np.int64)
-        local[cells] = np.arange(len(cells))
-        nbr = state.nbr[cells]
-        valid = nbr >= 0
-        nbr_local = np.where(valid, local[np.where(valid, nbr, 0)], -1)
-        fixed = valid & (nbr_local < 0)
-        fixed_in = fixed & state.label[np.where(valid, nbr, 0)]
-        # Each edge between two cut cells once (right and down neighbours).
-        a, d = np.nonzero(nbr_local[:, [1, 3]] >= 0)
-        return cls(
-            state.gain[cells],
-            fixed_in.sum(axis=1),
-            (fixed & ~fixed_in).sum(axis=1),
-            a,
-            nbr_local[:, [1, 3]][a, d],
-            state.rule.edge_cost,
+        from engine.solve.compact_kernels import cut_terms
+
+        fixed_in, fixed_out, edge_a, edge_b = cut_terms(
+            np.asarray(cells, dtype=np.int64), state.nbr, state.label
         )
+        return cls(state.gain[cells], fixed_in, fixed_out, edge_a, edge_b, state.rule.edge_cost)
 
     def restrict(self, keep: np.ndarray, labels: np.ndarray) -> _CutGraph:
         """The cut over the cells in ``keep``, the others held at ``labels``."""
@@ -846,59 +814,21 @@ def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_o
     """Switch ``count`` of the ``candidates`` into the option, one at a time, each the best
     marginal value given the ones before (boundary included). With ``frontier_only`` only
     cells next to the option are taken while there are any, else the best candidate starts a
-    new patch."""
+    new patch (``compact_kernels.grow``)."""
+    from engine.solve.compact_kernels import grow
+
     if count <= 0:
         return
-    candidate = np.zeros(len(state.label), dtype=bool)
-    candidate[candidates] = True
-    current: dict[int, float] = {}
-
-    def push(i: int):
-        m = state.marginal(i)
-        current[i] = m
-        heapq.heappush(heap, (-m, i))
-
-    def take(i: int):
-        state.label[i] = True
-        candidate[i] = False
-        for j in state.nbr[i]:
-            if j >= 0 and candidate[j]:
-                push(int(j))
-
-    start = candidates[_touches(state, candidates)] if frontier_only else candidates
-    start_marginal = state.marginals(start)
-    if len(start) > count:
-        # A marginal only rises as cells are taken (an edge less to pay, one more saved), so
-        # the ``count`` best at the start are taken before any other start cell: only they
-        # (and their ties) need a place in the heap.
-        kth = np.partition(start_marginal, len(start) - count)[len(start) - count]
-        best = start_marginal >= kth
-        start, start_marginal = start[best], start_marginal[best]
-    current.update(zip(start.tolist(), start_marginal.tolist()))
-    heap = list(zip((-start_marginal).tolist(), start.tolist()))
-    heapq.heapify(heap)
-    room = None  # per cell, the size of its region of candidates, once needed
-    added = 0
-    while added < count:
-        if not heap:
-            if room is None:
-                patch, sizes = patch_sizes(state.geometry, candidate)
-                room = sizes[patch]
-            size = min(state.rule.min_cells, count - added)
-            seed = _best_seed(state, candidate, room, size)
-            if seed < 0:
-                break
-            # The new patch grows to the minimum before any other cell is taken: else the
-            # next cell may go to a better frontier elsewhere and leave the seed alone.
-            for i in _seed_patch(state, candidate, seed, size):
-                take(i)
-                added += 1
-            continue
-        neg, i = heapq.heappop(heap)
-        if not candidate[i] or current.get(i) != -neg:
-            continue
-        take(i)
-        added += 1
+    added = grow(
+        np.asarray(candidates, dtype=np.int64),
+        count,
+        frontier_only,
+        state.label,
+        state.nbr,
+        state.gain,
+        float(state.rule.edge_cost),
+        state.rule.min_cells,
+    )
     if added < count:
         logger.warning(
             "compact: option %d placed %d of %d cells (no free cell left in the group)",
@@ -908,60 +838,18 @@ def _grow(state: _OptionState, candidates: np.ndarray, count: int, *, frontier_o
         )
 
 
-def _touches(state: _OptionState, cells: np.ndarray) -> np.ndarray:
-    nbr = state.nbr[cells]
-    return np.any((nbr >= 0) & state.label[np.where(nbr >= 0, nbr, 0)], axis=1)
-
-
-def _seed_patch(state: _OptionState, candidate: np.ndarray, seed: int, size: int) -> list[int]:
-    """Up to ``size`` candidate cells from ``seed`` outwards, each the best marginal value
-    next to the ones before (ties to the lower cell index)."""
-    patch = [seed]
-    inside = {seed}
-    ring: list[tuple[float, int]] = []
-    while len(patch) < size:
-        for j in state.nbr[patch[-1]]:
-            if j >= 0 and candidate[j] and int(j) not in inside:
-                heapq.heappush(ring, (-float(state.gain[j]), int(j)))
-        while ring and ring[0][1] in inside:
-            heapq.heappop(ring)
-        if not ring:
-            break
-        _, j = heapq.heappop(ring)
-        inside.add(j)
-        patch.append(j)
-    return patch
-
-
-def _best_seed(state: _OptionState, candidate: np.ndarray, room: np.ndarray, size: int) -> int:
-    """Where a new patch starts: the candidate of the highest advantage among those with room
-    for a patch of ``size`` cells around them (any candidate if none has)."""
-    idx = np.flatnonzero(candidate)
-    if len(idx) == 0:
-        return -1
-    roomy = idx[room[idx] >= size]
-    idx = roomy if len(roomy) else idx
-    return int(idx[np.argmax(state.gain[idx])])
-
-
 def patch_sizes(geometry: Geometry, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """4-connected patches of the cells in ``mask``: (patch of every cell, 0 outside; cells
-    per patch, index 0 unused)."""
-    # Over the cells of the mask alone (the grid around them may be many times larger):
-    # components numbered by their first cell in row-major order, as a raster labelling does.
-    cells = np.flatnonzero(mask)
-    local = np.full(geometry.n_cells, -1, dtype=np.int64)
-    local[cells] = np.arange(len(cells))
-    after = geometry.neighbours[cells][:, [1, 3]]  # right and lower neighbour
-    after = np.where(after >= 0, local[np.maximum(after, 0)], -1)
-    a, d = np.nonzero(after >= 0)
-    links = sparse.coo_matrix(
-        (np.ones(len(a), dtype=np.int8), (a, after[a, d])), shape=(len(cells), len(cells))
-    )
-    n, labels = csgraph.connected_components(links, directed=False)
+    per patch, index 0 the cells outside). Patches are numbered by their first cell in
+    row-major order, as a raster labelling does."""
+    from engine.solve.compact_kernels import patch_labels
+
+    mask = np.asarray(mask, dtype=bool)
+    # NumPy's zeros are pages the system zeroes when first touched: the few an option's
+    # cells lie on, not the whole grid's.
     patch = np.zeros(geometry.n_cells, dtype=np.int64)
-    patch[cells] = labels + 1
-    return patch, np.bincount(patch, minlength=n + 1)
+    sizes = patch_labels(np.flatnonzero(mask), mask, geometry.neighbours, patch)
+    return patch, sizes
 
 
 def _enforce_min_patch(state: _OptionState):

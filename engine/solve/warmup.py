@@ -72,12 +72,20 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
 
     one = np.float32(1.0)
     xy = np.zeros(2)
+    # Two cells side by side, as Geometry.neighbours gives them (int32 on any national grid).
+    neighbours = np.array([[-1, 1, -1, -1], [0, -1, -1, -1]], dtype=np.int32)
     return [
         (suitability._add_term, (a.value[:, 0].copy(), a.value[:, 1].copy(), 0, one, one, one)),
         (noise._value_noise, (xy, xy, 1.0, np.uint64(1), 1.0, np.zeros((2, 2)))),
         (
             compact_kernels.plan_area,
             (a.choices[1], a.selected, a.x.indptr, a.x.indices, a.x.data, a.group, a.area, 1, 2),
+        ),
+        (compact_kernels.patch_labels, (np.arange(2), a.selected, neighbours, np.zeros(2, int))),
+        (compact_kernels.cut_terms, (np.arange(2), neighbours, a.selected)),
+        (
+            compact_kernels.grow,
+            (np.arange(2), 1, True, a.selected.copy(), neighbours, a.area, 1.0, 2),
         ),
     ]
 
