@@ -42,11 +42,24 @@ def shipped_configs() -> dict[str, Path]:
     return found
 
 
-def _is_runnable(path: Path) -> bool:
-    """A run's own file: it has a [run] table or starts from a config that has one."""
-    with path.open("rb") as fh:
-        head = b"\n" + fh.read(1 << 16)
-    return b"\n[run]" in head or b"\nextends" in head
+def _is_runnable(path: Path, _seen: tuple[Path, ...] = ()) -> bool:
+    """A run's own file: it has a [run] table or extends a file that is runnable. A file
+    that does not parse is listed: running it gives the parser's message."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True
+    parent = data.get("extends")
+    if "run" in data or not isinstance(parent, str):
+        return "run" in data
+    parent_path = (path.parent / parent).resolve()
+    return (
+        parent_path not in _seen
+        and parent_path.is_file()
+        and _is_runnable(parent_path, (*_seen, path.resolve()))
+    )
 
 
 def find_config(name_or_path: str | os.PathLike) -> Path:

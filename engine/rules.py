@@ -427,10 +427,10 @@ def apply_rules(
 ) -> RuleEffects:
     """All enabled rules on the cells. ``province_codes``: slug -> grid province code.
 
-    ``value`` is option-major (O, N) float32; penalties and ladders are added to it in place
-    (None: only ``allowed`` and the reservations are wanted). Rows per option keep every
-    update a contiguous pass over the cells. ``memo``: what earlier calls on the same cells
-    worked out (:class:`RuleMemo`).
+    ``value`` is option-major (O, N) float32, usually a view of the problem's cell-major
+    values (so no transposed copy exists); penalties and ladders are added to it in place
+    (None: only ``allowed`` and the reservations are wanted). ``memo``: what earlier calls on
+    the same cells worked out (:class:`RuleMemo`).
     """
     memo = _Forgetful() if memo is None else memo
     options = config.option_names

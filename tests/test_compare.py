@@ -85,3 +85,30 @@ def test_compare_refuses_runs_on_different_grids(tmp_path):
         main(["compare", str(tmp_path / "A"), str(tmp_path / "B"), "--out", str(tmp_path / "cmp")])
         == 2
     )
+
+
+def test_a_change_within_the_solvers_rounding_makes_no_row():
+    from engine.analysis.compare import run_changes
+
+    def report(ha, land, price):
+        row = {
+            "zoning": "province",
+            "zone": "Utrecht",
+            "claim": "housing",
+            "unit": "homes",
+            "allocated_ha": ha,
+            "allocated": ha * 35,
+            "land_ha": land,
+            "shadow_price": price,
+        }
+        return {"name": "r", "objective": 1.0, "cell_area_ha": 1.0, "options": OPTIONS,
+                "targets": [row]}  # fmt: skip
+
+    alloc = np.zeros((3, 3), dtype=np.uint8)
+    noise, _ = run_changes(report(50, 40, 0.5), report(50 - 5e-13, 40 + 2e-13, 0.5), alloc, alloc)
+    land, _ = run_changes(report(50, 40, 0.5), report(50, 39, 0.5), alloc, alloc)
+    price, _ = run_changes(report(50, 40, 0.5), report(50, 40, 0.51), alloc, alloc)
+    from engine.analysis.compare import _moved
+
+    assert not _moved(noise["targets"][0])
+    assert _moved(land["targets"][0]) and _moved(price["targets"][0])

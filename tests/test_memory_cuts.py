@@ -199,10 +199,15 @@ def dense_allocation(n_options, choice, lp_cells, lp_x) -> np.ndarray:
     share=st.sampled_from([0.0, 0.01, 0.5, 1.0]),
     split=st.sampled_from([0.0, 0.5, 1.0]),
     seed=st.integers(0, 2**32 - 1),
+    empty=st.booleans(),
 )
-def test_the_allocation_matrix_is_the_one_hot_and_the_lp_rows(n, n_options, share, split, seed):
+def test_the_allocation_matrix_is_the_one_hot_and_the_lp_rows(
+    n, n_options, share, split, seed, empty
+):
     """Built in place in int32, in blocks: the allocation every fixed cell's choice and the
-    LP's shares give, with the entries in column order, none of them zero."""
+    LP's shares give, with the entries in column order, none of them zero. An LP row with
+    no share (none should come, but the old construction took it) stays an empty row, also
+    on the last cell, where the offsets end."""
     from types import SimpleNamespace
 
     from engine.solve import fast
@@ -213,6 +218,10 @@ def test_the_allocation_matrix_is_the_one_hot_and_the_lp_rows(n, n_options, shar
     lp_x = rng.random((len(lp_cells), n_options)) * (rng.random((len(lp_cells), n_options)) < split)
     lp_x[np.arange(len(lp_cells)), rng.integers(0, n_options, len(lp_cells))] = 1.0
     lp_x /= lp_x.sum(axis=1, keepdims=True)
+    if empty:  # the last cell an LP cell (lp_cells is sorted) whose row is empty
+        if n - 1 not in lp_cells:
+            lp_cells, lp_x = np.append(lp_cells, n - 1), np.vstack([lp_x, np.zeros(n_options)])
+        lp_x[-1] = 0.0
     problem = SimpleNamespace(n_cells=n, n_options=n_options)
     x = fast._allocation_matrix(problem, choice, lp_cells, lp_x)
     assert x.indptr.dtype == x.indices.dtype == np.int32

@@ -138,3 +138,21 @@ def test_an_installed_wheel_runs_the_national_job_from_an_empty_folder(tmp_path)
     assert manifest["source_document"]["title"] == "Provinciaal Startpakket fysieke leefomgeving"
     read = [i["path"] for i in manifest["inputs"] if i["role"] == "config"]
     assert read and all(p.startswith(str(target)) for p in read)
+
+
+def test_a_config_is_runnable_when_it_or_a_file_it_extends_has_a_run_table(tmp_path):
+    from engine.resources import _is_runnable
+
+    def write(name, text):
+        (tmp_path / name).write_text(text)
+        return tmp_path / name
+
+    national = write("national.toml", '[run]\ngrid = "nl"\n')
+    variant = write("variant.toml", 'extends = "national.toml"\n[zonings]\n')
+    piece = write("more-claims.toml", 'extends = "claims.toml"\n')
+    write("claims.toml", "[claims.housing]\nunit = 'homes'\n")
+    # "extends" inside a table is no extends of the file.
+    nested = write("nested.toml", '[notes]\nextends = "national.toml"\n')
+    cycle = write("a.toml", 'extends = "a.toml"\n')
+    assert _is_runnable(national) and _is_runnable(variant)
+    assert not any(_is_runnable(p) for p in (piece, nested, cycle))

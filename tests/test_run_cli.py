@@ -34,7 +34,9 @@ def test_check_fails_on_a_target_the_land_cannot_take(capsys):
     out = capsys.readouterr().out
     assert "note: housing in Utrecht (province)" in out and "reports the shortfall" in out
     # ... and its last line does not say that everything fits.
-    assert out.splitlines()[-1].startswith("ok: the config is valid; 1 target is above")
+    assert out.splitlines()[-1].startswith(
+        "ok: the config is valid; 1 target is above the land its rules"
+    )
 
 
 def test_check_and_run_refuse_targets_that_fit_one_by_one_alike(tmp_path, capsys):

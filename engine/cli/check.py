@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         n = summary["shortfalls"]
         print(
             f"ok: the config is valid; {n} {'target is' if n == 1 else 'targets are'} above the "
-            "land their rules allow (the notes above): the run will report the shortfall"
+            f"land {'its' if n == 1 else 'their'} rules allow (the notes above): the run will "
+            "report the shortfall"
         )
     else:
         print("ok: the config is valid and all the targets fit on the land their rules allow")

@@ -101,23 +101,23 @@ def solve_fast(
     if chunk_cells is not None:
         structure.cells = cell_chunks(problem, structure, chunk_cells, client)
     scale = value_scale(problem)
-    start = initial_prices(problem, prices)
+    start_prices = initial_prices(problem, prices)
     local = local_rows(problem)
     timings["setup"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     moved = None
     if prices is not None and not search and near is not None:
-        moved = near.moved(problem, structure, start, scale, local)
+        moved = near.moved(problem, structure, start_prices, scale, local)
         timings["switching"] = len(moved.switching)
         if len(moved.switching) > near.share() * problem.n_cells:
             timings["search_reason"] = f"{len(moved.switching)} cells switch"
             moved, search = None, True
     if prices is not None and not search:
-        approx, tau, converged = structure.project(start), TAU_FINE * scale, True
+        approx, tau, converged = structure.project(start_prices), TAU_FINE * scale, True
     else:
         approx, tau, converged = smoothed_prices(
-            problem, structure.without(local), start, scale, warm=prices is not None
+            problem, structure.without(local), start_prices, scale, warm=prices is not None
         )
     # Where the aggregated LP gave the prices, the first repair LP starts from its optimum.
     basis = None
@@ -1123,8 +1123,13 @@ def aggregated_lp(
     # Every cell is free here: their indices, options and leads in the narrowest types
     # (4 + 15 + 2 bytes a cell at 15 options, where int64 indices and leads took 31).
     cells = np.arange(n, dtype=_index_type(n))
-    # A uniform area stays one number until the classes' areas are summed.
-    cell_area = np.broadcast_to(problem.area_of(cells), (n,))
+    # A uniform area stays one number until the classes' areas are summed (area_of would
+    # fill a whole-grid array with it).
+    cell_area = (
+        np.broadcast_to(np.float64(problem.area), (n,))
+        if np.ndim(problem.area) == 0
+        else problem.area
+    )
     options = np.empty((n, problem.n_options), dtype=bool)
     lead = np.empty(n, dtype=np.int16)
     for window in (AGGREGATE_WINDOW * scale, np.inf):
@@ -1145,9 +1150,9 @@ def aggregated_lp(
         # No LP was needed (every class had one option): nothing to carry by name.
         nothing = np.zeros(0, dtype=np.uint64)
         ended = LPBasis(_LPNames(nothing, nothing), np.zeros(0, np.int8), np.zeros(0, np.int8))
-    # Held until the first repair LP has started from it: in the index type of a class.
-    cell_class = classes.of_cell.astype(_index_type(len(classes.first)), copy=False)
-    return AggregatedLP(prices, cell_class, class_x, ended)
+    # Held until the first repair LP has started from it (_interchangeable made it in the
+    # narrowest index type of a class).
+    return AggregatedLP(prices, classes.of_cell, class_x, ended)
 
 
 def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, box=None, basis=None):
@@ -1447,7 +1452,11 @@ def _allocation_matrix(problem: Problem, choice, lp_cells, lp_x) -> sparse.csr_m
     indices = np.empty(nnz, dtype=indptr.dtype)
     for begin in range(0, n, _CHUNK * 16):
         end = min(begin + _CHUNK * 16, n)
-        indices[indptr[begin:end]] = choice[begin:end]
+        # The LP's cells get theirs below; a row the LP left empty has no slot of its own
+        # (its offset is the next row's, or the end).
+        starts = indptr[begin:end]
+        filled = indptr[begin + 1 : end + 1] > starts
+        indices[starts[filled]] = choice[begin:end][filled]
     data = np.ones(nnz, dtype=np.float64)
     lp_row, lp_opt = np.nonzero(keep)
     position = indptr[lp_cells][lp_row] + (np.arange(len(lp_row)) - np.searchsorted(lp_row, lp_row))

@@ -424,7 +424,8 @@
         ready.slice(1).map(p => el("th", {}, fill(T.compare_diff, {name: first.label})))),
       claims.map(c => el("tr", {}, el("td", {class: "l"}, claimLabel(c)),
         sums.map(t => el("td", {}, fmt(t[c], 0))),
-        sums.slice(1).map(t => el("td", {}, fmt((t[c] || 0) - (sums[0][c] || 0), 0)))))));
+        // A run from before land_ha has none: "–", not a difference against zero.
+        sums.slice(1).map(t => el("td", {}, fmt((t[c] ?? NaN) - (sums[0][c] ?? NaN), 0)))))));
   }
   function openCompare() {
     document.getElementById("map").hidden = true;
