@@ -154,6 +154,55 @@ def test_a_target_moved_re_solves_from_the_repair_end(problem, share, seed):
     _assert_same_optimum(moved, _from_the_end(moved, base))
 
 
+def _prices_out_of_reach(problem, base, seed):
+    """``problem`` with, at random, the side of a row that its price in ``base`` rests on
+    taken away (a lower target, an upper bound; a row keeps its other side) and, for soft
+    targets, the penalties lowered: the base's prices then lie outside the signs and caps
+    the neighbour's prices may take."""
+    rng = np.random.default_rng(seed)
+    lower = [lo.copy() for lo in problem.lower]
+    upper = [hi.copy() for hi in problem.upper]
+    for l in range(problem.n_zonings):
+        drop = rng.random(base.prices[l].shape) < 0.5
+        lower[l][(base.prices[l] > 0) & drop] = np.nan
+        upper[l][(base.prices[l] < 0) & drop] = np.nan
+    neighbour = problem.with_targets(lower, upper)
+    if problem.elastic:
+        neighbour.shortfall_penalty = 0.3 * problem.shortfall_penalty
+    return neighbour
+
+
+@SETTINGS
+@given(problems(extremes=True, max_cells=200), st.integers(0, 2**32 - 1))
+def test_prices_outside_the_neighbours_signs_and_caps_re_solve_to_its_optimum(problem, seed):
+    """The base's prices break a sign or a cap of the neighbour (a target dropped, a
+    penalty lowered): the repair from the end starts from them projected, as the path
+    without ``near`` does, and certifies the optimum without the fallback. (Unprojected,
+    300 such cases gave the same optimum in the same rounds: the first repair LP's prices
+    are the neighbour's own; the projection keeps the two paths one.)"""
+    base = _quiet(solve_fast, problem)
+    assume(base.status == "optimal")
+    neighbour = _prices_out_of_reach(problem, base, seed)
+    try:
+        _quiet(engine.solve, neighbour, method="highs")
+    except RuimtepuzzelError:
+        assume(False)
+    start = fast.initial_prices(neighbour, base.prices)
+    assume(not np.array_equal(fast.dual_structure(neighbour).project(start), start))
+    answered = _from_the_end(neighbour, _RowsOf(neighbour, base), fallback=False)
+    assert answered.timings["local"] == "restricted"
+    _assert_same_optimum(neighbour, answered)
+
+
+class _RowsOf:
+    """``base`` as a neighbour with fewer rows reads it: its prices per zoning (a row
+    dropped with both its sides leaves the rows' order) and its repair end."""
+
+    def __init__(self, neighbour, base):
+        self.row_prices = fast.initial_prices(neighbour, base.prices)
+        self.repair_end = base.repair_end
+
+
 def _tied_classes(seed: int) -> engine.Problem:
     """A national-style problem whose cells come from three land-use classes (options
     differing by the same amounts, each cell shifted by its own constant): whole classes tie

@@ -283,10 +283,12 @@ class Near:
         return SWITCH_SHARE if self.switch_share is None else self.switch_share
 
     def moved(self, problem, structure, prices, scale, local) -> Moved:
-        """Where the repair starts: the cells priced under ``prices``, the free cells (the
-        solved problem's last LP's, else those near a tie; the local rows' cells; the
-        switching cells) and the basis."""
-        priced = price_cells(problem, structure, prices)
+        """Where the repair starts: the cells priced under ``prices`` projected on the
+        signs and caps this problem allows (as the path without ``near`` starts: a target
+        dropped or a penalty lowered leaves the solved problem's prices outside them), the
+        free cells (the solved problem's last LP's, else those near a tie; the local rows'
+        cells; the switching cells) and the basis."""
+        priced = price_cells(problem, structure, structure.project(prices))
         window = tie_window(problem, TAU_FINE * scale)
         if self.end is None:
             free = near_ties(problem, structure, priced, window, minimum=min_free(problem))
