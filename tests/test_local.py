@@ -308,3 +308,38 @@ def test_rule_costs_and_exchanges_are_the_same_whatever_the_workers():
         for w in (1, 2)
     ]
     assert exchanges[0] == exchanges[1] and exchanges[0]
+
+
+def _target_a_hair_from_a_forbidding_relaxation():
+    """One claim's target a hair (3e-11 relative) above what the first 100 cells give; the
+    problem meets it with room, a 'relaxation' that lifts one option and forbids the claim
+    beyond those cells (a reservation moved) leaves it a hair out of reach."""
+    rng = np.random.default_rng(0)
+    n, m = 400, 100
+    area = rng.uniform(0.5, 1.5, n)
+    problem = engine.Problem(
+        value=rng.normal(size=(n, 3)).astype(np.float32),
+        contribution=np.array([[0.0], [1.0], [0.0]]),
+        zones=np.zeros((1, n), dtype=int),
+        lower=[np.array([[float(area[:m].sum()) * (1 + 3e-11)]])],
+        upper=[np.array([[np.nan]])],
+        area=area,
+        allowed=np.tile([True, True, False], (n, 1)),
+    )
+    relaxed = np.ones((n, 3), dtype=bool)
+    relaxed[m:, 1] = False
+    return problem, relaxed
+
+
+def test_a_relaxation_that_also_forbids_is_tested_for_feasibility():
+    """Rule costs test a pure relaxation's feasibility once for all (the base passes the
+    test unchanged, so each does); one that also forbids is tested itself, and the test
+    moves a target a hair out of reach to what the land gives, as engine.solve does. This
+    fails (the fast solver raises 'cannot be placed' for 2.9e-9 ha) if every re-solve
+    skips the test."""
+    problem, relaxed = _target_a_hair_from_a_forbidding_relaxation()
+    sol = _quiet(engine.solve, problem, method="fast")
+    (cost,) = rule_costs(problem, sol, {"moved": relaxed}, method="fast")
+    assert cost["cells_options_forbidden"] > 0
+    highs = _quiet(engine.solve, relaxed_problem(problem, relaxed), method="highs")
+    assert rel(cost["objective_relaxed"], highs.objective) <= 1e-9
