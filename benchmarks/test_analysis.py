@@ -10,8 +10,8 @@ exchanges) is timed once per way of re-solving:
 
 - ``restricted``: as shipped, each lifted rule and moved target re-solved around the
   optimum's prices (:mod:`engine.solve.local`), two workers;
-- ``full``: every re-solve the full warm one (``SWITCH_SHARE = 0``: what the analysis did
-  before issue 15), two workers;
+- ``full``: every re-solve the full warm one (``SWITCH_SHARE = SWITCH_CELLS = 0``: what
+  the analysis did before issue 15), two workers;
 - ``restricted-1``: as shipped on one worker.
 
 Wall and CPU seconds per part land in ``extra_info`` and are printed; every rule cost must
@@ -51,6 +51,7 @@ def test_national_full_analysis(benchmark, resolution, way, monkeypatch):
     compiled, sol = _solved(resolution)
     if way == "full":
         monkeypatch.setattr(fast, "SWITCH_SHARE", 0.0)
+        monkeypatch.setattr(fast, "SWITCH_CELLS", 0)
     workers = 1 if way.endswith("-1") else 2
     options = {"rule_cost_workers": workers, "exchange_workers": workers}
     result = {}

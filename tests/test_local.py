@@ -280,8 +280,10 @@ def test_the_same_neighbour_re_solved_in_full_rounds_is_certified_restricted():
     _assert_same_optimum(neighbour, answered)
 
 
-def test_a_change_that_switches_many_cells_goes_to_the_full_re_solve_at_once():
+def test_a_change_that_switches_many_cells_goes_to_the_full_re_solve_at_once(monkeypatch):
     neighbour, base, before = _wide_lift()
+    # The floor of the limit is for national grids; 3,000 cells switch fewer than it.
+    monkeypatch.setattr(fast, "SWITCH_CELLS", 0)
     answered = _quiet(local.resolve_near, neighbour, base.prices, before)
     assert answered.timings["local"] == "full"
     assert answered.timings["local_reason"].endswith("cells switch")
@@ -343,3 +345,21 @@ def test_a_relaxation_that_also_forbids_is_tested_for_feasibility():
     assert cost["cells_options_forbidden"] > 0
     highs = _quiet(engine.solve, relaxed_problem(problem, relaxed), method="highs")
     assert rel(cost["objective_relaxed"], highs.objective) <= 1e-9
+
+
+@pytest.mark.parametrize(
+    ("cells", "switching", "restricted"),
+    [
+        # National 250 m and 100 m, CPU restricted against full (see fast.SWITCH_SHARE).
+        (561_404, 61_365, True),  # urban_homes_inside_towns: 3.5 s against 6.7 s
+        (561_404, 125_607, False),  # new_nature_in_the_network: 14.0 s against 6.9 s
+        (3_508_888, 155_254, True),  # natura2000: 12.8 s restricted
+        (3_508_888, 361_370, False),  # urban_homes_inside_towns: 38.8 s against 29.1 s
+    ],
+)
+def test_the_switching_limit_grows_slower_than_the_cells(cells, switching, restricted):
+    """The same share of the cells switching costs a national 100 m re-solve more than a
+    250 m one, against a full re-solve that costs less a cell: urban_homes_inside_towns
+    switches 11 % of the cells at 250 m and 10 % at 100 m, and only at 250 m does the
+    restricted re-solve win. (A share alone, 15 % before, sent both to the restriction.)"""
+    assert (switching <= fast.Near().switch_limit(cells)) is restricted
