@@ -353,7 +353,8 @@ def test_a_relaxation_that_also_forbids_is_tested_for_feasibility():
         # National 250 m and 100 m, CPU restricted against full (see fast.SWITCH_SHARE).
         (561_404, 61_365, True),  # urban_homes_inside_towns: 3.5 s against 6.7 s
         (561_404, 125_607, False),  # new_nature_in_the_network: 14.0 s against 6.9 s
-        (3_508_888, 155_254, True),  # natura2000: 12.8 s restricted
+        (3_508_888, 155_254, True),  # natura2000: 12.8 s against about 27 s
+        (3_508_888, 213_718, False),  # new_work_land_is_new: 73.8 s against 28.7 s
         (3_508_888, 361_370, False),  # urban_homes_inside_towns: 38.8 s against 29.1 s
     ],
 )
@@ -361,5 +362,6 @@ def test_the_switching_limit_grows_slower_than_the_cells(cells, switching, restr
     """The same share of the cells switching costs a national 100 m re-solve more than a
     250 m one, against a full re-solve that costs less a cell: urban_homes_inside_towns
     switches 11 % of the cells at 250 m and 10 % at 100 m, and only at 250 m does the
-    restricted re-solve win. (A share alone, 15 % before, sent both to the restriction.)"""
+    restricted re-solve win; new_work_land_is_new, 6 % at both. (A share alone, 15 %
+    before, sent all of them to the restriction.)"""
     assert (switching <= fast.Near().switch_limit(cells)) is restricted

@@ -263,18 +263,17 @@ class RepairEnd:
 # Beyond SWITCH_CELLS + SWITCH_SHARE x the cells switching under the old prices, the prices
 # must move far and the repair from them takes many rounds over a large LP: the full warm
 # re-solve (the price search from the old prices) gets there sooner. What the restricted
-# re-solve costs grows with the cells that switch (about 60-230 microseconds CPU each,
-# national), the full one with all cells (about 4.4 s + 6.5 microseconds a cell: 7-12 s at
-# 250 m, 25-29 s at 100 m), so the limit is a share of the cells plus a floor, not a share
-# alone. Measured, CPU restricted against full: national 250 m (limit 76,500 cells)
-# edge_homes_next_to_towns, 29,700 switching, 2.2 s against 6.2 s; urban_homes_inside_towns,
-# 61,400, 3.5 s against 6.7 s; new_nature_in_the_network, 125,600, 14.0 s against 6.9 s;
-# national 100 m (limit 268,000) natura2000, 155,300, 12.8 s restricted; the same share
-# of the cells then costs far more restricted: edge_homes_next_to_towns, 142,000, 33.4 s
-# against 26.9 s (left restricted: natura2000 switches as many and wins); urban_homes_inside_
-# towns, 361,400 (10 %, under the 15 % that alone decided before), 38.8 s against 29.1 s.
-SWITCH_SHARE = 0.065
-SWITCH_CELLS = 40_000
+# re-solve costs grows with the cells that switch (60-350 microseconds CPU each, national),
+# the full one with all cells with a fixed part (7-12 s at 250 m, 25-29 s at 100 m), so the
+# limit is a share of the cells plus a floor, not a share alone. Measured, CPU restricted
+# against full: national 250 m (limit 90,000) urban_homes_inside_towns, 61,400 switching,
+# 3.5 s against 6.7 s; new_nature_in_the_network, 125,600, 14.0 s against 6.9 s; national
+# 100 m (limit 184,000) natura2000, 155,300, 12.8 s against about 27 s; new_work_land_is_new,
+# 213,700, 73.8 s against 28.7 s; urban_homes_inside_towns, 361,400 (10 %, under the 15 %
+# that alone decided before), 38.8 s against 29.1 s. The switching cells do not tell every
+# case: edge_homes_next_to_towns at 100 m (142,000) costs 33.4 s restricted against 26.9 s.
+SWITCH_SHARE = 0.032
+SWITCH_CELLS = 72_000
 
 
 @dataclass(frozen=True)
