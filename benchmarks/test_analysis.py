@@ -3,6 +3,7 @@
     pytest benchmarks/test_analysis.py -k 250 -s          # the 250 m figures
     pytest benchmarks/test_analysis.py -k 100 -s          # the 100 m figures
     pytest benchmarks/test_analysis.py -k "run_with" -s   # the whole runs through the CLI
+    pytest benchmarks/test_analysis.py -k "one_by_one" -s # each re-solve alone, one thread
 
 The run up to the solve (grid from cache, compile, solve) is done once per resolution,
 untimed; then ``engine.analysis.outputs.analyse`` (conflicts, scarcity, rule costs,
@@ -10,8 +11,8 @@ exchanges) is timed once per way of re-solving:
 
 - ``restricted``: as shipped, each lifted rule and moved target re-solved around the
   optimum's prices (:mod:`engine.solve.local`), two workers;
-- ``full``: every re-solve the full warm one (``SWITCH_SHARE = 0``: what the analysis did
-  before issue 15), two workers;
+- ``full``: every re-solve the full warm one (``SWITCH_SHARE = SWITCH_CELLS = 0``: what
+  the analysis did before issue 15), two workers;
 - ``restricted-1``: as shipped on one worker.
 
 Wall and CPU seconds per part land in ``extra_info`` and are printed; every rule cost must
@@ -28,9 +29,12 @@ import pytest
 
 import engine
 from benchmarks.test_chunked import national_run
+from engine.analysis.exchange import apply_exchange, exchange_suggestions
 from engine.analysis.outputs import analyse
+from engine.analysis.rule_costs import _Relaxation, compiled_relaxations, relaxed_problem
 from engine.run import prepare_run
 from engine.solve import fast
+from engine.solve.local import resolve_near
 
 _SOLVED: dict = {}
 _COSTS: dict = {}
@@ -51,6 +55,7 @@ def test_national_full_analysis(benchmark, resolution, way, monkeypatch):
     compiled, sol = _solved(resolution)
     if way == "full":
         monkeypatch.setattr(fast, "SWITCH_SHARE", 0.0)
+        monkeypatch.setattr(fast, "SWITCH_CELLS", 0)
     workers = 1 if way.endswith("-1") else 2
     options = {"rule_cost_workers": workers, "exchange_workers": workers}
     result = {}
@@ -96,3 +101,49 @@ def test_national_run_with_the_analysis(benchmark, tmp_path, resolution, analysi
     benchmark.extra_info.update(result)
     print(f"\nnational {resolution} m, analysis {analysis}: {result}")
     assert result["status"] == "optimal"
+
+
+# What a re-solve's timings say about its path (see engine.solve.fast.solve_fast).
+_PATH = ("local", "switching", "moved_free", "repair_rounds", "lp_cells", "lp_classes")
+
+
+def _timed_resolve(problem, sol, before):
+    """CPU and wall seconds of one re-solve as the analysis asks it, and its path."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        answer = resolve_near(problem, sol.row_prices, before, end=sol.repair_end)
+    figures = {"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall}
+    figures.update({k: answer.timings[k] for k in _PATH if k in answer.timings})
+    return answer, figures
+
+
+@pytest.mark.parametrize("resolution", [250, 100])
+def test_national_re_solves_one_by_one(benchmark, resolution):
+    """Every rule cost's and exchange's re-solve alone in one thread (the profile the
+    analysis's cuts start from): CPU seconds, the path taken (restricted or full), the
+    cells switching and freed; each exchange at its estimated hectares only (the analysis
+    halves it while the gain is negative). The rules' relaxations are built first, untimed."""
+    compiled, sol = _solved(resolution)
+    problem = compiled.problem
+    changes = {
+        name: _Relaxation.of(make, problem.allowed)
+        for name, make in compiled_relaxations(compiled).items()
+    }
+    rows = {}
+
+    def job():
+        for name, change in changes.items():
+            relaxed = relaxed_problem(problem, change.allowed(problem.allowed))
+            _, rows[f"rule {name}"] = _timed_resolve(relaxed, sol, problem.allowed)
+        for s in exchange_suggestions(problem, sol, verify=False, max_suggestions=3):
+            moved = apply_exchange(problem, s)
+            _, rows[f"exchange {s['claim']} {s['from']} -> {s['to']}"] = _timed_resolve(
+                moved, sol, None
+            )
+
+    benchmark.pedantic(job, rounds=1, iterations=1, warmup_rounds=0)
+    benchmark.extra_info.update(rows)
+    for name, figures in sorted(rows.items(), key=lambda item: -item[1]["cpu"]):
+        print(f"{resolution} m {name}: {figures}")
+    print(f"{resolution} m all re-solves: {sum(f['cpu'] for f in rows.values()):.1f} s CPU")

@@ -63,11 +63,11 @@ def _resolve_method(problem: Problem, method: str) -> str:
     return estimate(problem)["method"]
 
 
-def resolve(problem: Problem, method: str, sol=None, before=None):
+def resolve(problem: Problem, method: str, sol=None, before=None, tested: bool = False):
     """The optimum of a neighbour of a solved problem. With the solved problem's solution
     ``sol`` and the fast backend: re-solved around its prices, from where its repair ended
-    (:func:`engine.solve.local.resolve_near`), ``before`` the solved problem's allowed
-    options."""
+    (:func:`engine.solve.local.resolve_near`, ``tested`` as there), ``before`` the solved
+    problem's allowed options."""
     import warnings
 
     import engine
@@ -76,7 +76,7 @@ def resolve(problem: Problem, method: str, sol=None, before=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if method == "fast" and sol is not None:
-            return resolve_near(problem, sol.row_prices, before, end=sol.repair_end)
+            return resolve_near(problem, sol.row_prices, before, end=sol.repair_end, tested=tested)
         return engine.solve(problem, method=method)
 
 
@@ -204,6 +204,10 @@ def rule_costs(
             entry["method"] = "bound"
         todo = []
 
+    # A pure relaxation of a problem the feasibility test passes unchanged passes it
+    # unchanged too: one test here instead of one per re-solve (national 100 m: 0.5 s CPU).
+    tested = bool(todo) and _passes_unchanged(problem)
+
     def work(item):
         entry, relaxation = item
         rsol = resolve(
@@ -211,6 +215,7 @@ def rule_costs(
             method,
             sol=sol,
             before=problem.allowed,
+            tested=tested and entry["cells_options_forbidden"] == 0,
         )
         gain = float(rsol.objective - sol.objective)
         entry.update(
@@ -230,6 +235,13 @@ def rule_costs(
             work(item)
     results.sort(key=lambda e: -(e["gain"] if e["gain"] is not None else e["bound_gain"]))
     return results
+
+
+def _passes_unchanged(problem: Problem) -> bool:
+    """Whether the feasibility test gives ``problem`` itself (no target moved a hair)."""
+    from engine.solve.feasibility import check_feasible
+
+    return check_feasible(problem) is problem
 
 
 def compiled_relaxations(compiled, kinds=("exclusions",)) -> dict:

@@ -89,8 +89,10 @@ def solve_fast(
     the status says the result is not the optimum (not certified, or an allocation that
     misses a target: a boxed repair LP's). ``near`` says more of the solved problem the
     prices come from (:class:`Near`): the repair then starts where that problem's ended,
-    with the cells the change moves; when those are more than :data:`SWITCH_SHARE` of the
-    cells, the price search runs after all (``timings['switching']`` says how many).
+    with the cells the change moves; when those are more than :meth:`Near.switch_limit`
+    (:data:`SWITCH_CELLS` and :data:`SWITCH_SHARE` of the cells, at most
+    :data:`SWITCH_MOST` of them), the price search runs after all
+    (``timings['switching']`` says how many).
 
     ``chunk_cells``: the passes of the price stage over chunks of about this many cells
     (:mod:`engine.solve.chunked`), on the workers of ``client`` (a ``distributed.Client``)
@@ -110,7 +112,7 @@ def solve_fast(
     if prices is not None and not search and near is not None:
         moved = near.moved(problem, structure, start_prices, scale, local)
         timings["switching"] = len(moved.switching)
-        if len(moved.switching) > near.share() * problem.n_cells:
+        if len(moved.switching) > near.switch_limit(problem.n_cells):
             timings["search_reason"] = f"{len(moved.switching)} cells switch"
             moved, search = None, True
     if prices is not None and not search:
@@ -283,12 +285,23 @@ class RepairEnd:
     basis: LPBasis | None
 
 
-# Beyond this share of the cells switching under the old prices, the prices must move far
-# and the repair from them takes many rounds over a large LP: the smoothed price stage of the
-# full re-solve gets there sooner. National 250 m, CPU restricted against full: 5 % of the
-# cells switch (edge_homes_next_to_towns) 2.2 s against 6.2 s, 11 % (urban_homes_inside_towns)
-# 3.5 s against 6.7 s, 22 % (new_nature_in_the_network) 14.0 s against 6.9 s.
-SWITCH_SHARE = 0.15
+# Beyond SWITCH_CELLS + SWITCH_SHARE x the cells switching under the old prices, the prices
+# must move far and the repair from them takes many rounds over a large LP: the full warm
+# re-solve (the price search from the old prices) gets there sooner. What the restricted
+# re-solve costs grows with the cells that switch (60-350 microseconds CPU each, national),
+# the full one with all cells with a fixed part (7-12 s at 250 m, 25-29 s at 100 m), so the
+# limit is a share of the cells plus a floor, not a share alone. Measured, CPU restricted
+# against full: national 250 m (limit 84,200, the 15 %) urban_homes_inside_towns, 61,400 switching,
+# 3.5 s against 6.7 s; new_nature_in_the_network, 125,600, 14.0 s against 6.9 s; national
+# 100 m (limit 184,000) natura2000, 155,300, 12.8 s against about 27 s; new_work_land_is_new,
+# 213,700, 73.8 s against 28.7 s; urban_homes_inside_towns, 361,400 (10 %, under the 15 %
+# that alone decided before), 38.8 s against 29.1 s. The switching cells do not tell every
+# case: edge_homes_next_to_towns at 100 m (142,000) costs 33.4 s restricted against 26.9 s.
+# On a smaller grid the floor would let every change take the restriction: there the limit
+# stays the 15 % of the cells (SWITCH_MOST) measured at 250 m before.
+SWITCH_SHARE = 0.032
+SWITCH_CELLS = 72_000
+SWITCH_MOST = 0.15
 
 
 @dataclass(frozen=True)
@@ -300,17 +313,23 @@ class Near:
 
     before: np.ndarray | None = None
     end: RepairEnd | None = None
-    # Beyond this share of the cells switching the price search runs (None: SWITCH_SHARE).
+    # Beyond this share of the cells switching the price search runs (None: the limit of
+    # SWITCH_CELLS, SWITCH_SHARE and SWITCH_MOST).
     switch_share: float | None = None
 
-    def share(self) -> float:
-        return SWITCH_SHARE if self.switch_share is None else self.switch_share
+    def switch_limit(self, n_cells: int) -> float:
+        """The most cells that may switch for the repair to start from the prices."""
+        if self.switch_share is not None:
+            return self.switch_share * n_cells
+        return min(SWITCH_CELLS + SWITCH_SHARE * n_cells, SWITCH_MOST * n_cells)
 
     def moved(self, problem, structure, prices, scale, local) -> Moved:
-        """Where the repair starts: the cells priced under ``prices``, the free cells (the
-        solved problem's last LP's, else those near a tie; the local rows' cells; the
-        switching cells) and the basis."""
-        priced = price_cells(problem, structure, prices)
+        """Where the repair starts: the cells priced under ``prices`` projected on the
+        signs and caps this problem allows (as the path without ``near`` starts: a target
+        dropped or a penalty lowered leaves the solved problem's prices outside them), the
+        free cells (the solved problem's last LP's, else those near a tie; the local rows'
+        cells; the switching cells) and the basis."""
+        priced = price_cells(problem, structure, structure.project(prices))
         window = tie_window(problem, TAU_FINE * scale)
         if self.end is None:
             free = near_ties(problem, structure, priced, window, minimum=min_free(problem))

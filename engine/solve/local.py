@@ -41,6 +41,7 @@ def resolve_near(
     gap_tolerance: float = 1e-9,
     max_repairs: int = 40,
     fallback: bool = True,
+    tested: bool = False,
 ) -> Solution:
     """The optimum of ``problem``, a neighbour of a problem solved with ``prices`` (per
     zoning or in row order), re-solved around those prices.
@@ -52,10 +53,13 @@ def resolve_near(
     problem) or ``'full'`` (the full warm re-solve answered: too many cells switch, or the
     certificate failed). ``fallback=False`` returns the restricted answer whatever its
     certificate says (its ``status`` and ``gap`` tell). Hard targets that cannot be met
-    raise ``InfeasibleError``, as in :func:`engine.solve`.
+    raise ``InfeasibleError``, as in :func:`engine.solve`; ``tested=True`` skips that test
+    where the caller knows it would pass ``problem`` unchanged (a relaxation, with the same
+    targets, of a problem that passed it so: every allocation of that one is one of this).
     """
-    # As engine.solve: unmet hard targets raise, targets a hair out of reach are moved.
-    problem = check_feasible(problem)
+    if not tested:
+        # As engine.solve: unmet hard targets raise, targets a hair out of reach are moved.
+        problem = check_feasible(problem)
     start = initial_prices(problem, prices)
     near = Near(before, end) if fallback else Near(before, end, switch_share=1.0)
     with warnings.catch_warnings():
