@@ -74,7 +74,7 @@ def resolve_near(
             max_repairs=max_repairs,
         )
     if "search_reason" in sol.timings:
-        logger.info("restricted re-solve not used (%s): searched", sol.timings["search_reason"])
+        logger.debug("restricted re-solve not used (%s): searched", sol.timings["search_reason"])
         return _answered_in_full(sol, sol.timings["search_reason"])
     if sol.status == "optimal" or not fallback:
         sol.timings["local"] = "restricted"
@@ -84,7 +84,7 @@ def resolve_near(
 
 def _full(problem, start, gap_tolerance, reason) -> Solution:
     """The full warm re-solve, when the restricted one is not the way (``reason``)."""
-    logger.info("restricted re-solve not used (%s): full warm re-solve", reason)
+    logger.debug("restricted re-solve not used (%s): full warm re-solve", reason)
     return _answered_in_full(solve_fast(problem, prices=start, gap_tolerance=gap_tolerance), reason)
 
 
