@@ -153,17 +153,19 @@ def test_a_province_report_is_titled_with_the_province_as_it_spells_itself(grid,
 @settings(max_examples=60, deadline=None)
 @given(problem=problems(extremes=True), seed=st.integers(0, 2**32 - 1), dense=st.booleans())
 def test_what_each_zone_receives_is_the_sum_over_its_cells(problem, seed, dense):
-    # claims_by_zone sums per group of cells and option, never per cell and claim: checked against
-    # the plain per-cell sum over each zone, for fractional allocations too. The land that
-    # delivers a claim counts a hectare once whatever the option delivers on it.
+    # zone_totals sums per group of cells and option, never per cell and claim: checked
+    # against the plain per-cell sums over each zone, for fractional allocations too. The
+    # land that delivers a claim counts a hectare once whatever the option delivers on it.
     rng = np.random.default_rng(seed)
     x = rng.random((problem.n_cells, problem.n_options)) * problem.allowed
     x[rng.random(problem.n_cells) < 0.5] = 0.0
     allocation = x if dense else sparse.csr_array(x)
-    delivered, land = report_mod.claims_by_zone(problem, allocation)
+    delivered, land, value = report_mod.zone_totals(problem, allocation)
     area = np.broadcast_to(problem.area, (problem.n_cells,))[:, None]
     per_cell = (x @ problem.contribution) * area
     per_cell_land = (x @ (problem.contribution > 0)) * area
+    per_cell_value = (x * problem.value).sum(axis=1) * area[:, 0]
+    scale = max(1.0, np.abs(per_cell_value).sum())
     for l in range(problem.n_zonings):
         for z in range(problem.n_zones[l]):
             cells = problem.zones[l] == z
@@ -172,4 +174,7 @@ def test_what_each_zone_receives_is_the_sum_over_its_cells(problem, seed, dense)
             )
             np.testing.assert_allclose(
                 land[l][z], per_cell_land[cells].sum(axis=0), rtol=1e-12, atol=1e-12
+            )
+            np.testing.assert_allclose(
+                value[l][z], per_cell_value[cells].sum(), rtol=1e-9, atol=1e-12 * scale
             )

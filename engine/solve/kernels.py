@@ -175,12 +175,14 @@ def _assigned_value(value, choice, selected, area):
 
 
 def _allocation_totals(value, indptr, indices, data, group, area, n_groups):
-    """For an allocation in CSR form: ``sum_i a_i sum_o v[i,o] x[i,o]`` and the hectares
-    per (group, option), from which every target row's supply follows."""
+    """For an allocation in CSR form: ``sum_i a_i sum_o v[i,o] x[i,o]``, the hectares per
+    (group, option), from which every target row's supply follows, and the value per group
+    (what each zone realises, without a per-cell array)."""
     n, n_opt = value.shape
     nb = n_blocks(n)
     obj_part = np.zeros(nb, dtype=np.float64)
     area_part = np.zeros((nb, n_groups, n_opt), dtype=np.float64)
+    value_part = np.zeros((nb, n_groups), dtype=np.float64)
     for b in prange(nb):
         start = b * BLOCK
         stop = min(n, start + BLOCK)
@@ -190,13 +192,17 @@ def _allocation_totals(value, indptr, indices, data, group, area, n_groups):
             g = group[i]
             for j in range(indptr[i], indptr[i + 1]):
                 o = indices[j]
-                acc += a * value[i, o] * data[j]
+                v = a * value[i, o] * data[j]
+                acc += v
+                value_part[b, g] += v
                 area_part[b, g, o] += a * data[j]
         obj_part[b] = acc
     assigned = np.zeros((n_groups, n_opt), dtype=np.float64)
+    by_group = np.zeros(n_groups, dtype=np.float64)
     for b in range(nb):
         assigned += area_part[b]
-    return _ordered_sum(obj_part), assigned
+        by_group += value_part[b]
+    return _ordered_sum(obj_part), assigned, by_group
 
 
 # Below this many cells a pass runs on one thread (read at every call, so a test can force

@@ -79,23 +79,25 @@ def allocation_totals(problem: Problem, x) -> tuple[float, np.ndarray]:
     supply in hectares, for a dense or sparse ``x``: one pass over the cells."""
     from engine.solve.dual import dual_structure
 
-    value, assigned = _value_and_hectares(problem, x)
+    value, assigned, _ = _totals(problem, x)
     return value, dual_structure(problem).supply(assigned)
 
 
-def hectares_by_group(problem: Problem, x) -> np.ndarray:
-    """(G, O) the hectares of each option in each group of cells (``problem.groups``), for a
-    dense or sparse ``x``: what every zone's delivery follows from."""
-    return _value_and_hectares(problem, x)[1]
+def totals_by_group(problem: Problem, x) -> tuple[np.ndarray, np.ndarray]:
+    """(G, O) the hectares of each option and (G,) the value realised in each group of cells
+    (``problem.groups``), for a dense or sparse ``x``: what every zone's figures follow from,
+    in one pass over the cells."""
+    _, assigned, value = _totals(problem, x)
+    return assigned, value
 
 
-def _value_and_hectares(problem: Problem, x) -> tuple[float, np.ndarray]:
+def _totals(problem: Problem, x) -> tuple[float, np.ndarray, np.ndarray]:
     from engine.solve import kernels
     from engine.solve.dual import dual_structure
 
     x = sparse.csr_matrix(x)
     structure = dual_structure(problem)
-    value, assigned = kernels.allocation_totals(
+    value, assigned, by_group = kernels.allocation_totals(
         problem.value,
         x.indptr,
         x.indices,
@@ -104,7 +106,7 @@ def _value_and_hectares(problem: Problem, x) -> tuple[float, np.ndarray]:
         structure.area,
         structure.n_groups,
     )
-    return float(value), assigned
+    return float(value), assigned, by_group
 
 
 def dominant_option(x) -> np.ndarray:
