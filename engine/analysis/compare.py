@@ -63,7 +63,8 @@ def run_changes(rep_a: dict, rep_b: dict, alloc_a, alloc_b) -> tuple[dict, np.nd
     allocation grids: (result, code). ``result`` holds the objective change, the cells and
     hectares that change, the transitions (from -> to, hectares) and per (zoning, zone,
     claim) both runs' allocation (in claim hectares and in the claim's unit), the land that
-    delivers it (``land_ha``), shortfall and shadow price with their change; ``code`` is
+    delivers it (``land_ha``), shortfall and shadow price with their change, and whether
+    that change is more than the solvers' rounding (``moved``); ``code`` is
     the change grid of ``change.tif`` (``256 * from + to``, 0 unchanged, NODATA off the land).
     The praatkaart asks this of a variant against its base."""
     nd = 255
@@ -95,7 +96,7 @@ def run_changes(rep_a: dict, rep_b: dict, alloc_a, alloc_b) -> tuple[dict, np.nd
     targets = []
     for key in list(rows_a) + [k for k in rows_b if k not in rows_a]:
         a, b = rows_a.get(key, {}), rows_b.get(key, {})
-        targets.append({
+        row = {
             "zoning": key[0], "zone": key[1], "claim": key[2],
             "unit": b.get("unit", a.get("unit")),
             "allocated_ha_a": a.get("allocated_ha"), "allocated_ha_b": b.get("allocated_ha"),
@@ -108,7 +109,9 @@ def run_changes(rep_a: dict, rep_b: dict, alloc_a, alloc_b) -> tuple[dict, np.nd
             "shortfall_ha_a": a.get("shortfall_ha"), "shortfall_ha_b": b.get("shortfall_ha"),
             "shadow_price_a": a.get("shadow_price"), "shadow_price_b": b.get("shadow_price"),
             "shadow_price_change": _diff(a.get("shadow_price"), b.get("shadow_price")),
-        })  # fmt: skip
+        }  # fmt: skip
+        # One rule for which rows show a change, here and in the praatkaart.
+        targets.append({**row, "moved": _moved(row)})
     result = {
         "name_a": rep_a.get("name"), "name_b": rep_b.get("name"),
         "objective_a": rep_a.get("objective"), "objective_b": rep_b.get("objective"),
@@ -186,8 +189,7 @@ def _page(result, rep_a, rep_b, code, alloc_b, changed, land, transform, lang) -
          t.number(r["shadow_price_a"]), t.number(r["shadow_price_b"]),
          t.number(r["shadow_price_change"]))
         for r in result["targets"]
-        if r["zoning"] in ("province", "national")
-        and _moved(r)
+        if r["zoning"] in ("province", "national") and r["moved"]
     ]  # fmt: skip
     summary = [
         (t.text("run"), name_a, name_b, ""),

@@ -300,9 +300,7 @@
     }
     // What a claim receives (in its own unit) and the land that delivers it apart: a density
     // variant delivers the same homes on other land, which a change in claim hectares hides.
-    const rows = ch.targets.filter(r => (r.zoning === "province" || r.zoning === "national") &&
-      (Math.abs(r.allocated_ha_change || 0) >= 0.5 || Math.abs(r.land_ha_change || 0) >= 0.5 ||
-       Math.abs(r.shadow_price_change || 0) >= 0.005));
+    const rows = ch.targets.filter(r => (r.zoning === "province" || r.zoning === "national") && r.moved);
     // The unit under the number, as the zone under the claim: the panel has no room for a
     // column of "woningen".
     const quantity = (x, u) => el("td", {}, fmt(x, u === "TWh" ? 2 : 0), el("div", {class: "zone"}, unit(u || "ha")));
