@@ -44,14 +44,27 @@ print(json.dumps(compiled))
 """
 
 
-def _interpreter(args: list[str], cache: Path) -> str:
+def _start(args: list[str], cache: Path) -> subprocess.Popen:
     env = {**os.environ, "RUIMTEPUZZEL_CACHE": str(cache)}
     env.pop("NUMBA_CACHE_DIR", None)  # the package's default: numba/ of the cache
-    done = subprocess.run(
-        [sys.executable, *args], env=env, capture_output=True, text=True, cwd=ROOT, check=False
+    return subprocess.Popen(
+        [sys.executable, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+
+
+def _output(process: subprocess.Popen) -> str:
+    stdout, stderr = process.communicate()
+    assert process.returncode == 0, stderr
+    return stdout
+
+
+def _interpreter(args: list[str], cache: Path) -> str:
+    return _output(_start(args, cache))
 
 
 def _index_files(cache: Path) -> dict[str, int]:
@@ -65,22 +78,45 @@ def grid_folder():
     return grid_folder("nl", 1000)
 
 
+def _run_args(grid_folder, out: Path, parallel_too: bool) -> list[str]:
+    return ["-c", RUNS, str(grid_folder), str(out), "1" if parallel_too else "0", str(NATIONAL)]
+
+
+def _compiled(output: str) -> list[str]:
+    return json.loads(output.splitlines()[-1])
+
+
 def _runs(grid_folder, cache: Path, out: Path, parallel_too: bool) -> list[str]:
-    args = ["-c", RUNS, str(grid_folder), str(out), "1" if parallel_too else "0", str(NATIONAL)]
-    return json.loads(_interpreter(args, cache).splitlines()[-1])
+    return _compiled(_interpreter(_run_args(grid_folder, out, parallel_too), cache))
+
+
+@pytest.fixture(scope="module")
+def empty_caches(grid_folder, tmp_path_factory):
+    """Each way of filling an empty cache, started side by side: a first run, and
+    ``ruimtepuzzel setup``. Numba compiles on one thread, so the two take the time of one
+    on two cores (each alone about 50 s, most of this file's time).
+
+    Returns (folder, cache, output) per way."""
+    folder = tmp_path_factory.mktemp("startup")
+    ways = {
+        "run": _run_args(grid_folder, folder / "first", parallel_too=False),
+        "setup": ["-m", "engine.cli", "setup", "--quiet"],
+    }
+    started = {way: _start(args, folder / way / "cache") for way, args in ways.items()}
+    return {way: (folder, folder / way / "cache", _output(p)) for way, p in started.items()}
 
 
 @pytest.mark.slow
-def test_a_second_interpreter_compiles_nothing(grid_folder, tmp_path):
-    cache = tmp_path / "cache"
-    first = _runs(grid_folder, cache, tmp_path / "first", parallel_too=False)
+def test_a_second_interpreter_compiles_nothing(grid_folder, empty_caches):
+    folder, cache, output = empty_caches["run"]
+    first = _compiled(output)
     # The first run on an empty cache compiled every kernel into numba/ of the cache.
     kernels_compiled = {d.py_func.__qualname__ for d, *_ in warmup._jobs()}
     assert kernels_compiled <= set(first)
     index = _index_files(cache)
     assert len(index) >= len(kernels_compiled)
     # The next interpreter loads them, serial and parallel builds alike, and writes nothing.
-    assert _runs(grid_folder, cache, tmp_path / "second", parallel_too=True) == []
+    assert _runs(grid_folder, cache, folder / "second", parallel_too=True) == []
     assert _index_files(cache) == index
     # The command an install or a cluster image runs finds them all too.
     said = _interpreter(["-m", "engine.cli", "setup", "--quiet"], cache)
@@ -88,12 +124,11 @@ def test_a_second_interpreter_compiles_nothing(grid_folder, tmp_path):
 
 
 @pytest.mark.slow
-def test_setup_compiles_into_an_empty_cache_what_a_run_then_loads(grid_folder, tmp_path):
+def test_setup_compiles_into_an_empty_cache_what_a_run_then_loads(grid_folder, empty_caches):
     """``ruimtepuzzel setup`` on an empty cache, then a run: nothing left to compile."""
-    cache = tmp_path / "cache"
-    said = _interpreter(["-m", "engine.cli", "setup", "--quiet"], cache)
+    folder, cache, said = empty_caches["setup"]
     assert f": {len(warmup._jobs())} compiled, 0 loaded" in said
-    assert _runs(grid_folder, cache, tmp_path / "run", parallel_too=True) == []
+    assert _runs(grid_folder, cache, folder / "after-setup", parallel_too=True) == []
 
 
 def test_the_warm_up_covers_both_builds_of_every_solver_kernel():
