@@ -19,7 +19,8 @@ Work deep in the engine (grid tiles, price evaluations, repair LPs, compaction) 
 :func:`advance` how far it is; with no display active that is one global read. The time
 left is the stage's rate so far applied to the work still to do; where ``total`` is a budget
 the work may end before (the solver's evaluation budget, its repair rounds) it is said as
-"at most".
+"at most", or as "about" where the work can tell how much of the budget it expects to use
+(``expected``: the repair from how fast its count of cells still to settle falls).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 __all__ = ["Stages", "advance", "remaining"]
 
@@ -38,12 +40,12 @@ REDRAW_EVERY = 0.1
 _active: Stages | None = None
 
 
-def advance(done: int, total: int, unit: str, *, at_most: bool = False) -> None:
+def advance(done: int, total: int, unit: str, **how) -> None:
     """Tell the active display that ``done`` of ``total`` ``unit`` of the current stage are
-    done; ``at_most``: ``total`` is a budget the work may end before."""
+    done; ``how``: :meth:`Stages.advance`'s ``at_most``, ``expected`` and ``note``."""
     stages = _active
     if stages is not None:
-        stages.advance(done, total, unit, at_most)
+        stages.advance(done, total, unit, **how)
 
 
 def remaining(seconds: float) -> str:
@@ -54,6 +56,34 @@ def remaining(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
     return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+@dataclass(frozen=True)
+class _Work:
+    """The work of the current stage as last told, and where its rate is counted from."""
+
+    unit: str
+    done: int
+    total: int
+    at_most: bool
+    expected: int | None
+    note: str | None
+    since: float
+    done_since: int
+
+    def left(self, now: float) -> str:
+        count = f"{self.done:,}/{self.total:,} {self.unit}"
+        if self.note:
+            count += f" ({self.note})"
+        elapsed = now - self.since
+        if self.done <= self.done_since or elapsed <= 0:
+            return count
+        per_unit = elapsed / (self.done - self.done_since)
+        if self.expected is not None:
+            end, word = max(self.expected, self.done), "about "
+        else:
+            end, word = self.total, "at most " if self.at_most else ""
+        return f"{count}, {word}{remaining((end - self.done) * per_unit)} left"
 
 
 class Stages:
@@ -73,7 +103,7 @@ class Stages:
         self._lock = threading.Lock()
         self._name: str | None = None
         self._t = 0.0
-        self._work: tuple | None = None  # (unit, done, total, at_most, since, done at since)
+        self._work: _Work | None = None
         self._shown_at = 0.0
         self._line_width = 0
 
@@ -99,17 +129,30 @@ class Stages:
         self.timings[self._name] = seconds
         self._show(force=True, event=f"done in {remaining(seconds)}" if seconds >= 1 else "done")
 
-    def advance(self, done: int, total: int, unit: str, at_most: bool = False) -> None:
+    def advance(
+        self,
+        done: int,
+        total: int,
+        unit: str,
+        at_most: bool = False,
+        expected: int | None = None,
+        note: str | None = None,
+    ) -> None:
+        """``done`` of ``total`` ``unit`` are done; ``at_most``: ``total`` is a budget the
+        work may end before; ``expected``: the work's own estimate of where it ends within
+        that budget (the time left is then said "about", from it); ``note``: what the count
+        alone does not tell, shown beside it."""
         with self._lock:
             now = time.perf_counter()
             if self._work is None:
                 # The stage's first work counts from the stage's start.
-                self._work = (unit, done, total, at_most, self._t, 0)
-            elif self._work[0] != unit or done < self._work[1]:
+                since, done_since = self._t, 0
+            elif self._work.unit != unit or done < self._work.done:
                 # A new kind of work (or a new count) starts its own rate.
-                self._work = (unit, done, total, at_most, now, done)
+                since, done_since = now, done
             else:
-                self._work = (unit, done, total, at_most, *self._work[4:])
+                since, done_since = self._work.since, self._work.done_since
+            self._work = _Work(unit, done, total, at_most, expected, note, since, done_since)
         self._show()
 
     def close(self) -> None:
@@ -123,22 +166,15 @@ class Stages:
 
     # -- display
 
-    def _left(self) -> str:
-        unit, done, total, at_most, since, done0 = self._work
-        count = f"{done:,}/{total:,} {unit}"
-        elapsed = time.perf_counter() - since
-        if done <= done0 or elapsed <= 0:
-            return count
-        left = (total - done) * elapsed / (done - done0)
-        return f"{count}, {'at most ' if at_most else ''}{remaining(left)} left"
-
     def _text(self, event: str | None) -> str:
         number = self.names.index(self._name) + 1 if self._name in self.names else 0
         head = f"[{number}/{len(self.names)}] {self._name}"
         if event is not None:
             return f"{head}: {event}"
         elapsed = remaining(time.perf_counter() - self._t)
-        return f"{head}: {self._left()} ({elapsed})" if self._work else f"{head} ({elapsed})"
+        if self._work is None:
+            return f"{head} ({elapsed})"
+        return f"{head}: {self._work.left(time.perf_counter())} ({elapsed})"
 
     def _show(self, force: bool = False, event: str | None = None) -> None:
         if not self.show:

@@ -59,6 +59,56 @@ def test_lines_for_a_log_with_the_time_left(every_line):
     assert set(stages.timings) == {"grid", "solve"}
 
 
+def test_work_that_expects_to_end_before_its_budget_says_about(every_line, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    out = io.StringIO()
+    with Stages(["solve"], show=True, stream=out, tty=False) as stages:
+        stages.start("solve")
+        # 10 s an LP: four more expected of a budget of 40 -> about 40 s, not 6 min 20 s.
+        for done, expected, gaining in [(1, None, "36,094"), (2, 6, "2,085"), (3, None, "2,100")]:
+            now[0] = 10.0 * done
+            advance(
+                done,
+                40,
+                "repair LPs",
+                at_most=True,
+                expected=expected,
+                note=f"{gaining} cells still gain",
+            )
+    head = "ruimtepuzzel: [1/1] solve: "
+    assert out.getvalue().splitlines()[1:] == [
+        head + "1/40 repair LPs (36,094 cells still gain), at most 6 min 30 s left (10 s)",
+        head + "2/40 repair LPs (2,085 cells still gain), about 40 s left (20 s)",
+        # No estimate of its own: the budget again.
+        head + "3/40 repair LPs (2,100 cells still gain), at most 6 min 10 s left (30 s)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "gaining, expected",
+    [
+        # National 100 m, the counts after each LP (it ended after the fourth).
+        ([36094], None),
+        ([36094, 2085], 5),
+        ([36094, 2085, 2], 4),
+        # National 250 m: the count fell to none, then rose where a price met its box.
+        ([32013, 14394], 14),
+        ([32013, 14394, 0], 4),
+        ([32013, 14394, 0, 3604], None),
+        ([32013, 14394, 0, 3604, 17], 6),
+        ([5, 1], 3),
+        ([100, 100], None),
+        ([9, 10], None),
+    ],
+)
+def test_the_repair_expects_its_end_from_how_fast_its_count_falls(gaining, expected):
+    from engine.solve.fast import expected_repairs
+
+    assert expected_repairs(len(gaining), gaining, 40) == expected
+    assert expected_repairs(len(gaining), gaining, len(gaining) + 1) in (None, len(gaining) + 1)
+
+
 def test_a_terminal_gets_one_line_redrawn(monkeypatch):
     monkeypatch.setattr(progress, "REDRAW_EVERY", 0.0)
     out = io.StringIO()
@@ -105,7 +155,14 @@ def test_a_run_shows_every_stage_in_order_with_the_analysis_its_own(
     assert _stage_lines(err) == STAGES
     assert "[8/8] manifest: done" in err
     # The solver's rounds, with what is left of them.
-    assert re.search(r"\[4/8\] solve: \d+/\d+ (price evaluations|repair LPs), at most .+ left", err)
+    assert re.search(
+        r"\[4/8\] solve: \d+/\d+ (price evaluations|repair LPs).*, at most .+ left", err
+    )
+    # The repair says how many cells still gain, which falls to none as it settles, and
+    # from how fast it falls when it expects to end.
+    gaining = re.findall(r"\[4/8\] solve: \d+/\d+ repair LPs \(([\d,]+) cells still gain\)", err)
+    assert gaining and gaining[-1] == "0"
+    assert re.search(r"\[4/8\] solve: \d+/\d+ repair LPs \(.+\), about .+ left", err)
     assert re.search(r"\[3/8\] compile: \d+/\d+ option values, .+ left", err)
 
 

@@ -36,6 +36,7 @@ Ties are broken towards the lowest option index, in every pass and in ``choice``
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -209,6 +210,7 @@ def repair(
     lp_cells, last, lp_free = np.zeros(0, dtype=np.int64), None, free
     box: Box | None = Box.start(priced.prices, scale, unboxed=local)
     rounds = -1
+    gaining: list[int] = []  # after each LP, the cells that gain from another option
     for rounds in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
         lp = restricted_lp(problem, structure, choice, free, box, basis)
         if lp is None:
@@ -217,11 +219,19 @@ def repair(
             free = _widen(problem, structure, priced, free)
             continue
         lp_cells, last, basis, lp_free = free.cells, lp, lp.basis, free
-        progress.advance(rounds + 1, max_repairs, "repair LPs", at_most=True)
         # The last pass's choices and margins go before the next pass makes its own.
         priced = None
         priced = price_cells(problem, structure, lp.prices)
         better = improving_options(problem, structure, priced, choice, free, tolerance)
+        gaining.append(0 if better is None else len(better[0]))
+        progress.advance(
+            rounds + 1,
+            max_repairs,
+            "repair LPs",
+            at_most=True,
+            expected=expected_repairs(rounds + 1, gaining, max_repairs),
+            note=f"{gaining[-1]:,} cells still gain",
+        )
         on_edge = box is not None and box.reached(lp.prices)
         if better is None and not lp.traded.any() and not on_edge:
             break
@@ -271,6 +281,23 @@ def repair(
     solution.timings["certificate"] = time.perf_counter() - clock
     solution.repair_end = RepairEnd(lp_free, None if last is None else basis)
     return solution
+
+
+def expected_repairs(done: int, gaining: list[int], budget: int) -> int | None:
+    """About how many repair LPs a repair takes in all, from ``gaining``, the cells that
+    gained from another option after each of the ``done`` LPs so far.
+
+    The count falls about geometrically, faster towards the end (national 100 m: 36,094,
+    2,085, 2, 0 after LPs 1-4; 250 m: 32,013, 14,394, 0, then 3,604 and 17 where a price
+    met its box, 0), so the LPs until it is under one cell at the last rate are an estimate
+    from above; the budget bounds it. None where the count did not fall."""
+    now = gaining[-1]
+    if now == 0:
+        return min(done + 1, budget)
+    if len(gaining) < 2 or gaining[-2] <= now:
+        return None
+    more = max(1, math.ceil(math.log(now) / math.log(gaining[-2] / now)))
+    return min(done + more, budget)
 
 
 @dataclass(frozen=True)
