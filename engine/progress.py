@@ -28,9 +28,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Stages", "advance", "remaining"]
+__all__ = ["Stages", "advance", "muted", "remaining"]
 
 # Seconds between two log lines of one stage when the output is not a terminal.
 LOG_EVERY = 10.0
@@ -38,14 +39,29 @@ LOG_EVERY = 10.0
 REDRAW_EVERY = 0.1
 
 _active: Stages | None = None
+# Per thread: whether its work is counted by a caller instead (see muted).
+_muted = threading.local()
 
 
 def advance(done: int, total: int, unit: str, **how) -> None:
     """Tell the active display that ``done`` of ``total`` ``unit`` of the current stage are
     done; ``how``: :meth:`Stages.advance`'s ``at_most``, ``expected`` and ``note``."""
     stages = _active
-    if stages is not None:
+    if stages is not None and not getattr(_muted, "on", False):
         stages.advance(done, total, unit, **how)
+
+
+@contextmanager
+def muted():
+    """Within, this thread's :func:`advance` shows nothing: for work counted as a whole by
+    its caller (each re-solve of the analysis counts as one; their own price evaluations and
+    repair LPs, two re-solves at a time, would take turns on the one line)."""
+    before = getattr(_muted, "on", False)
+    _muted.on = True
+    try:
+        yield
+    finally:
+        _muted.on = before
 
 
 def remaining(seconds: float) -> str:

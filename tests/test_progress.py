@@ -184,3 +184,56 @@ def test_a_run_without_the_analysis_has_no_such_stage(grid, tmp_path, capsys):
 def test_a_run_with_progress_off_prints_nothing(grid, tmp_path, capsys, every_line):
     run(NATIONAL, tmp_path / "out", grid=grid, analysis="quick", progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_a_muted_thread_shows_nothing_while_the_others_do(every_line):
+    import threading
+
+    out = io.StringIO()
+    with Stages(["analysis"], show=True, stream=out, tty=False) as stages:
+        stages.start("analysis")
+
+        def inner():
+            with progress.muted():
+                advance(1, 40, "repair LPs")
+            advance(1, 2, "rules re-solved")
+
+        worker = threading.Thread(target=inner)
+        worker.start()
+        worker.join()
+        with progress.muted():
+            advance(2, 40, "repair LPs")
+        advance(2, 2, "rules re-solved")
+    shown = out.getvalue()
+    assert "repair LPs" not in shown
+    assert "1/2 rules re-solved" in shown and "2/2 rules re-solved" in shown
+
+
+def test_the_analysis_counts_its_re_solves_not_their_rounds(every_line):
+    """Two re-solves at a time, each with its own price evaluations and repair LPs: the
+    line counts the re-solves."""
+    import numpy as np
+
+    import engine
+    from engine.analysis import exchange_suggestions, rule_costs
+    from engine.synthetic import allocation_problem
+
+    p = allocation_problem(600, 5, 4, seed=3)
+    sol = engine.solve(p, method="fast")
+    relaxations = {}
+    for o in range(1, p.n_options):
+        lifted = p.allowed.copy()
+        lifted[:, o] = True
+        relaxations[f"lift option {o}"] = lifted
+    out = io.StringIO()
+    with Stages(["analysis"], show=True, stream=out, tty=False) as stages:
+        stages.start("analysis")
+        costs = rule_costs(p, sol, relaxations, method="fast", workers=2)
+        exchanges = exchange_suggestions(p, sol, method="fast", max_suggestions=3, workers=2)
+        stages.done()
+    work = [line.split(": ", 2)[2] for line in out.getvalue().splitlines()[1:-1]]
+    re_solved = sum(c["method"] == "re-solve" for c in costs)
+    assert re_solved >= 2 and exchanges
+    assert all(re.match(r"\d+/\d+ (rules re-solved|exchanges verified)", w) for w in work), work
+    assert sum(w.startswith(f"{re_solved}/{re_solved} rules re-solved") for w in work) == 1
+    assert np.isfinite([c["gain"] for c in costs]).all()

@@ -14,10 +14,12 @@ makes things worse or is infeasible).
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from engine import progress
 from engine.analysis.conflict import _zoning_index, adjusted_values
 from engine.analysis.rule_costs import relaxed_problem, resolve
 from engine.problem import Problem
@@ -175,8 +177,15 @@ def exchange_suggestions(
         return out
     scale = max(1.0, abs(sol.objective))
     # Each suggestion is verified on its own: the same whatever the number of workers.
+    finished = itertools.count(1)
+
+    def verify(s: dict) -> None:
+        with progress.muted():
+            _verify(problem, sol, s, method, halvings, scale)
+        progress.advance(next(finished), len(out), "exchanges verified")
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(lambda s: _verify(problem, sol, s, method, halvings, scale), out))
+        list(pool.map(verify, out))
     out = [s for s in out if s["verified"]]
     out.sort(key=lambda e: -e["gain"])
     return out
