@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from engine.analysis import compare
 from engine.cli import main
 from tests.run_folders import write_run_folder
 
@@ -18,9 +19,9 @@ OPTIONS = [
 ]
 
 
-def _run_folder(path, alloc, objective, housing_ha, price, land_ha=None):
+def _run_folder(path, alloc, objective, housing_ha, price, land_ha=None, name=None):
     report = {
-        "name": path.name,
+        "name": name or path.name,
         "objective": objective,
         "status": "optimal",
         "cell_area_ha": 1.0,
@@ -76,6 +77,40 @@ def test_compare_writes_change_map_and_tables(tmp_path):
     html = (tmp_path / "cmp" / "compare.html").read_text()
     assert 'id="change-map"' in html and "data:image/png;base64," in html
     assert "ruimtebeslag (ha)" in html and "-280 woningen" in html
+
+
+def _map_colours(html: str) -> set:
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    png = re.search(r'src="data:image/png;base64,([^"]+)"', html).group(1)
+    image = Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB")
+    return {colour for _, colour in image.getcolors(maxcolors=1 << 20)}
+
+
+def test_two_variants_of_one_config_are_told_apart_and_land_given_back_shows(tmp_path):
+    """Both runs are 'national': the page names them by their folders and says what the
+    variant set; cells going back to their current use show (its legend grey is the
+    unchanged land's)."""
+    a = np.zeros((10, 10), dtype=np.uint8)
+    a[5:, :] = 1
+    b = a.copy()
+    b[5, :] = 0  # ten cells of housing withdrawn: back to their current use
+    _run_folder(tmp_path / "base", a, 10.0, 50.0, 0.5, name="national")
+    _run_folder(tmp_path / "dense", b, 12.5, 40.0, 0.8, name="national")
+    manifest = {"config": {"overrides": {"assumptions.housing_density_urban": 60}}}
+    (tmp_path / "dense" / "manifest.json").write_text(json.dumps(manifest))
+    args = ["compare", str(tmp_path / "base"), str(tmp_path / "dense")]
+    assert main([*args, "--out", str(tmp_path / "cmp")]) == 0
+    html = (tmp_path / "cmp" / "compare.html").read_text()
+    assert "<h1>Vergelijking: base → dense</h1>" in html
+    assert "aangepaste instellingen" in html
+    assert "assumptions.housing_density_urban = 60" in html
+    back = tuple(int(compare.BACK_TO_KEEP_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
+    assert back in _map_colours(html)
 
 
 def test_compare_refuses_runs_on_different_grids(tmp_path):

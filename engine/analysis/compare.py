@@ -24,6 +24,11 @@ from engine.outputs import dumps_json, write_cog, write_file
 __all__ = ["compare_runs", "run_changes"]
 
 NODATA = 65535
+# In the change map: unchanged land, and land that goes back to its current use (option code
+# 0, whose own legend colour is a light grey like unchanged land's: a claim withdrawn from
+# 8,000 ha did not show).
+UNCHANGED_COLOUR = "#e5e5e5"
+BACK_TO_KEEP_COLOUR = "#8c8c8c"
 
 
 def _read_run(folder: Path):
@@ -41,6 +46,26 @@ def _read_run(folder: Path):
         alloc = src.read(1)
         profile = src.profile
     return report, alloc, profile
+
+
+def _settings(folder: Path) -> str:
+    """The config keys a run set (``--set``, a variant's overrides) as its manifest has them."""
+    try:
+        manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    overrides = (manifest.get("config") or {}).get("overrides") or {}
+    return "; ".join(f"{key} = {json.dumps(value)}" for key, value in sorted(overrides.items()))
+
+
+def _labels(run_a, run_b, rep_a: dict, rep_b: dict) -> tuple[str, str]:
+    """What the page calls the two runs: their names, or where both have one name (two
+    variants of one config) their folders' names."""
+    a, b = rep_a.get("name"), rep_b.get("name")
+    if a != b:
+        return a, b
+    a, b = Path(run_a).resolve().name, Path(run_b).resolve().name
+    return (a, b) if a != b else (str(run_a), str(run_b))
 
 
 def _target_key(r):
@@ -155,24 +180,36 @@ def compare_runs(run_a, run_b, out_dir, lang: str | None = None) -> dict:
     )
     write_file(out / "compare.json", dumps_json(result))
 
-    page = _page(result, rep_a, rep_b, code, alloc_b, changed, land, prof_a["transform"], lang)
+    runs = {
+        "names": _labels(run_a, run_b, rep_a, rep_b),
+        "settings": (_settings(run_a), _settings(run_b)),
+    }
+    page = _page(
+        result, rep_a, rep_b, runs, code, alloc_b, changed, land, prof_a["transform"], lang
+    )
     write_file(out / "compare.html", page)
     return result
 
 
-def _page(result, rep_a, rep_b, code, alloc_b, changed, land, transform, lang) -> str:
-    """compare.html: the change map (unchanged land grey, changed cells in the colour of
-    their new option) and the tables, in ``lang``."""
+def _page(result, rep_a, rep_b, runs, code, alloc_b, changed, land, transform, lang) -> str:
+    """compare.html: the change map (unchanged land light grey, changed cells in the colour
+    of their new option, land back to its current use dark grey) and the tables, in
+    ``lang``; ``runs``: the two runs' names and settings as the page shows them."""
     from engine import i18n, maps
     from engine.html import SECTIONS_COMPARE, data_uri, render
 
     t = i18n.get(lang)
     shown = np.where(changed, alloc_b.astype(np.int16), np.where(land, -2, -1))
-    classes = [(-2, t.text("unchanged"), "#e5e5e5")] + [
-        (o["code"], f"→ {t.option(o['name'])}", o["colour"]) for o in rep_b.get("options", [])
+    classes = [(-2, t.text("unchanged"), UNCHANGED_COLOUR)] + [
+        (
+            o["code"],
+            f"→ {t.option(o['name'])}",
+            BACK_TO_KEEP_COLOUR if o["code"] == 0 else o["colour"],
+        )
+        for o in rep_b.get("options", [])
     ]
     frame = maps.frame_of(land, tuple(transform)[:6])
-    name_a, name_b = rep_a.get("name"), rep_b.get("name")
+    name_a, name_b = runs["names"]
     title = t.text("map_change", a=name_a, b=name_b)
     uri = data_uri(maps.categorical_map(shown, classes, frame, title))
     labels = {o["name"]: t.option(o["name"]) for o in rep_a.get("options", []) + rep_b["options"]}
@@ -193,6 +230,7 @@ def _page(result, rep_a, rep_b, code, alloc_b, changed, land, transform, lang) -
     ]  # fmt: skip
     summary = [
         (t.text("run"), name_a, name_b, ""),
+        (t.text("settings_changed"), *(value or "–" for value in runs["settings"]), ""),
         (t.text("cert_objective"), t.number(result["objective_a"]),
          t.number(result["objective_b"]), t.number(result["objective_change"])),
         (t.text("cert_status"), t.group("status", str(rep_a.get("status"))),

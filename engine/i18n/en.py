@@ -306,6 +306,7 @@ TABLE = {
         "change": "change",
         "land_take": "land take (ha)",
         "run": "run",
+        "settings_changed": "settings changed",
         "hectares_changed": "hectares that change function",
         "price": "shadow price",
         "no_changes": "No changes in allocation or shadow price.",

@@ -306,6 +306,7 @@ TABLE = {
         "change": "verschil",
         "land_take": "ruimtebeslag (ha)",
         "run": "run",
+        "settings_changed": "aangepaste instellingen",
         "hectares_changed": "hectares die van functie veranderen",
         "price": "schaduwprijs",
         "no_changes": "Geen verschillen in toedeling of schaduwprijs.",
