@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.test_memory_trace import compaction_off
 from engine.compile import compile_problem
 from engine.config import load_config
 from engine.grid import open_grid
@@ -330,3 +331,99 @@ def test_the_classes_group_as_numpy_unique_does(n, distinct, seed):
     got_first, got_inverse = _first_and_inverse(hashes)
     assert np.array_equal(got_first, first)
     assert np.array_equal(got_inverse, inverse.ravel())
+
+
+@pytest.mark.parametrize("compaction", [True, False])
+def test_the_write_stage_lets_the_values_and_the_mask_go(tmp_path, monkeypatch, compaction):
+    """Without analysis, the problem's value and allowed are gone before the plausibility's
+    and the map's per-cell work (the value already before the fragmentation), and the run
+    folder is that of a run that keeps them: the same map, the same report."""
+    import json
+    import weakref
+
+    import engine.compactness
+    import engine.report
+    from engine.run import run
+
+    overrides = None if compaction else compaction_off(NATIONAL)
+    refs, alive = {}, {}
+
+    def zone_totals(problem, x):
+        refs.update(value=weakref.ref(problem.value), allowed=weakref.ref(problem.allowed))
+        return totals(problem, x)
+
+    def watch(name, function):
+        def watched(*args, **kwargs):
+            alive[name] = sorted(k for k, ref in refs.items() if ref() is not None)
+            return function(*args, **kwargs)
+
+        return watched
+
+    def run_once(out):
+        run(NATIONAL, out, resolution=1000, analysis="off", progress=False, overrides=overrides)
+        report = json.loads((out / "report.json").read_text())
+        del report["timings"]
+        report["compactness"].pop("seconds", None)  # the clock's, not the plan's
+        return report, (out / "allocation.tif").read_bytes()
+
+    totals = engine.report.zone_totals
+    monkeypatch.setattr(engine.report, "zone_totals", zone_totals)
+    for owner, name in [
+        (engine.compactness, "fragmentation"),
+        (engine.report, "plausibility"),
+        (engine.report, "write_allocation_tif"),
+    ]:
+        monkeypatch.setattr(owner, name, watch(name, getattr(owner, name)))
+    released, released_map = run_once(tmp_path / "released")
+    assert alive == {
+        "fragmentation": ["allowed"],
+        "plausibility": [],
+        "write_allocation_tif": [],
+    }
+    build = engine.report.build_report
+    monkeypatch.setattr(
+        engine.report,
+        "build_report",
+        lambda *a, **k: build(*a, **{**k, "keep_problem": True}),
+    )
+    alive.clear()
+    kept, kept_map = run_once(tmp_path / "kept")
+    assert alive["plausibility"] == ["allowed", "value"]
+    assert released_map == kept_map
+    assert released == kept
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_the_plausibility_reads_the_layers_it_shows_in_bands(grid, config, data):
+    """The layers the plausibility shows are read a band of rows at a time at the cells asked
+    for, with the bits of the whole layer's read at them, and are not kept."""
+    from engine.analysis.plausibility import _layer_at
+
+    rows = data.draw(st.sampled_from([1, 7, 64, grid["land"].shape[0]]))
+    ds = grid.chunk({"y": rows})
+    names = ["station_distance", "town_distance", "built_up_distance", "land_cover"]
+    name = data.draw(st.sampled_from(names))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    share = data.draw(st.sampled_from([0.0, 0.001, 0.3, 1.0]))
+    mask = np.asarray(ds["land"].values) != 0
+    cells = Cells(ds, mask)
+    rng = np.random.default_rng(seed)
+    at = data.draw(st.sampled_from([None, np.flatnonzero(rng.random(cells.n) < share)]))
+    expected = whole_grid_layers(ds, mask, [name])[name]
+    got = _layer_at(cells, name, at)
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got, expected if at is None else expected[at], equal_nan=True)
+    assert not cells._cache
+
+
+def test_the_plausibility_keeps_no_layer(grid, config):
+    """A run without analysis released its layers; the plausibility reads the four it shows
+    without keeping them (each a float32 or byte per cell until the run ends)."""
+    from engine.analysis.plausibility import plausibility
+
+    compiled = compile_problem(config, grid)
+    sol = __import__("engine").solve(compiled.problem)
+    compiled.cells.release()
+    plausibility(compiled, sol)
+    assert not compiled.cells._cache
