@@ -2,7 +2,7 @@
 
     pytest benchmarks/test_memory_trace.py -s -k 250      # a minute
     pytest benchmarks/test_memory_trace.py -s -k 100      # a few minutes
-    python benchmarks/test_memory_trace.py 100 [--memory 8GB]   # the table alone
+    python benchmarks/test_memory_trace.py 100 [--memory 8GB] [--compaction-off]   # the table
 
 Each trace is ``engine.run.run(configs/national.toml, analysis="off")`` in a fresh process,
 with the run's stages and the compile's and the solver's steps labelled as they start (the
@@ -96,8 +96,10 @@ class Tracer:
 def _label_steps(tracer: Tracer) -> None:
     import importlib
 
+    import engine.compactness
     import engine.compile
     import engine.progress
+    import engine.report
     import engine.run
     from engine.rules import Cells
 
@@ -131,9 +133,28 @@ def _label_steps(tracer: Tracer) -> None:
         ("build_solution", "solve: certificate"),
     ]:
         tracer.wrap(fast, name, label)
+    for owner, name, label in [
+        (engine.report, "zone_totals", "write: zone totals"),
+        (engine.report, "plausibility", "write: plausibility"),
+        (engine.report, "compactness_section", "write: compactness"),
+        (engine.compactness, "fragmentation", "write: fragmentation"),
+        (engine.report, "build_manifest", "write: manifest"),
+        (engine.report, "write_allocation_tif", "write: allocation.tif"),
+    ]:
+        tracer.wrap(owner, name, label)
 
 
-def trace(resolution: int, memory: str | None = None) -> dict:
+def compaction_off(config_path) -> dict:
+    """Overrides that disable every compactness rule of a config: the run the 25 m figures
+    are of."""
+    from engine.config import load_config
+
+    # An entry may name a claim for all its options: the entries, as the TOML has them.
+    entries = {spec.entry for spec in load_config(config_path).compactness.values()}
+    return {f"compactness.{entry}.enabled": False for entry in sorted(entries)}
+
+
+def trace(resolution: int, memory: str | None = None, compaction: bool = True) -> dict:
     """Run the national config at ``resolution`` under the tracer; the figures per label."""
     from engine.run import run
 
@@ -147,10 +168,12 @@ def trace(resolution: int, memory: str | None = None) -> dict:
             analysis="off",
             progress=False,
             memory=memory,
+            overrides=None if compaction else compaction_off(ROOT / "configs" / "national.toml"),
         )
     return {
         "resolution": resolution,
         "memory": memory,
+        "compaction": compaction,
         "objective": report["objective"],
         "gap": report["gap"],
         "cells": report["cells"],
@@ -170,7 +193,8 @@ def trace(resolution: int, memory: str | None = None) -> dict:
 def table(result: dict, cells: int) -> str:
     """The trace as a Markdown table, GB and bytes per cell."""
     lines = [
-        f"national {result['resolution']} m, memory {result['memory']}: {cells:,} cells, "
+        f"national {result['resolution']} m, memory {result['memory']}, "
+        f"compaction {'on' if result.get('compaction', True) else 'off'}: {cells:,} cells, "
         f"objective {result['objective']!r}, gap {result['gap']:.1e}, "
         f"RSS before the run {result['rss_before_gb']} GB",
         "",
@@ -214,10 +238,13 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("resolution", type=int)
     parser.add_argument("--memory")
+    parser.add_argument(
+        "--compaction-off", action="store_true", help="every compactness rule disabled"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON line, for the benchmark")
     args = parser.parse_args(argv)
     start = time.process_time()
-    result = trace(args.resolution, args.memory)
+    result = trace(args.resolution, args.memory, compaction=not args.compaction_off)
     result["cpu_s"] = round(time.process_time() - start, 1)
     if args.json:
         print(json.dumps(result))

@@ -167,13 +167,29 @@ def cluster(compiled, sol: Solution) -> Solution:
     )
 
 
-def compactness_section(compiled, sol: Solution) -> dict:
+def compactness_section(compiled, sol: Solution, *, after_values=None) -> dict:
     """report.json's ``compactness``: the rules, the value given up against the exact
-    optimum, and the fragmentation of the plan (and of the unclustered plan)."""
+    optimum, and the fragmentation of the plan (and of the unclustered plan).
+
+    ``after_values()``, if given, is called once the figures that read the problem's values
+    are made and before the fragmentation's per-cell work: the write stage of a run that
+    reads the values no more lets them go there (60 bytes a cell)."""
     config, problem = compiled.config, compiled.problem
     record = sol.compactness
-    geometry = geometry_of(compiled)
+    min_patch = _min_patch_section(compiled, sol)
     province = _province_zoning(problem)
+    valued = {}
+    if record is not None:
+        given_up = record.exact_objective - record.plan_objective
+        scale = max(abs(record.exact_objective), problem.units.objective)
+        valued = dict(
+            given_up=given_up,
+            scale=scale,
+            by_claim=_given_up_by(compiled, record.compaction, province, scale),
+        )
+    if after_values is not None:
+        after_values()
+    geometry = geometry_of(compiled)
     new_uses = [o for o in range(problem.n_options) if problem.contribution[o].any()]
     min_ha = {name: spec.min_patch_ha for name, spec in config.compactness.items()}
 
@@ -205,13 +221,12 @@ def compactness_section(compiled, sol: Solution) -> dict:
         },
         "fields": list(FIELDS),
         "fragmentation": frag(sol.choice),
-        "min_patch_exclusion": _min_patch_section(compiled, sol),
+        "min_patch_exclusion": min_patch,
     }
     if record is None:
         return section
-    given_up = record.exact_objective - record.plan_objective
+    given_up, scale = valued["given_up"], valued["scale"]
     short_of_exact = _short_of_exact(problem, record)
-    scale = max(abs(record.exact_objective), problem.units.objective)
     section.update(
         exact_objective=record.exact_objective,
         unclustered_plan_objective=record.unclustered_objective,
@@ -220,7 +235,7 @@ def compactness_section(compiled, sol: Solution) -> dict:
         value_given_up_share=given_up / scale,
         targets_as_unclustered=not short_of_exact,
         rows_short_of_exact=short_of_exact,
-        by_claim_and_province=_given_up_by(compiled, record.compaction, province, scale),
+        by_claim_and_province=valued["by_claim"],
         fragmentation_unclustered=frag(record.compaction.before),
         seconds=record.seconds,
     )

@@ -20,6 +20,7 @@ whole or not at all: every file is staged beside the folder and swapped in at on
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from pathlib import Path
@@ -58,6 +59,22 @@ __all__ = [
 
 NODATA = 255
 _num = json_float
+logger = logging.getLogger(__name__)
+
+
+class _Released:
+    """Stands in for an array of the problem that the write stage let go: its shape stays
+    (the problem's sizes are read from it), any use of its values fails."""
+
+    def __init__(self, array):
+        self.shape = array.shape
+
+
+def _let_go(problem, name: str) -> None:
+    array = getattr(problem, name)
+    if array is not None:
+        setattr(problem, name, _Released(array))
+        logger.debug("problem.%s let go (%.0f MB)", name, array.nbytes / 1e6)
 
 
 def _groups_to_zones(problem, by_group: np.ndarray) -> list[np.ndarray]:
@@ -91,10 +108,21 @@ def zone_totals(problem, x) -> tuple[list[np.ndarray], list[np.ndarray], list[np
     )
 
 
-def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
-    """The report.json content (a plain dict)."""
+def build_report(compiled, sol, *, timings: dict | None = None, keep_problem: bool = True) -> dict:
+    """The report.json content (a plain dict).
+
+    ``keep_problem`` False: the problem's ``value`` and ``allowed`` go as soon as the
+    sections that read them are made, before the others' per-cell work and the map (75
+    bytes a cell, 4.2 GB at 25 m; for a run that reads them no more: no analysis)."""
     p, config = compiled.problem, compiled.config
     allocated, land, value_by_zone = zone_totals(p, sol.x)
+    compactness = compactness_section(
+        compiled, sol, after_values=None if keep_problem else lambda: _let_go(p, "value")
+    )
+    if not keep_problem:
+        _let_go(p, "allowed")
+        _let_go(compiled.effects, "allowed")  # the same array, as the rules left it
+    plausible = plausibility(compiled, sol)
     rows = []
     for l, zoning in enumerate(p.zoning_names):
         for z, zone in enumerate(p.zone_names[l]):
@@ -170,8 +198,8 @@ def build_report(compiled, sol, *, timings: dict | None = None) -> dict:
         "zones": zones,
         "notes": list(compiled.notes),
         "timings": dict(timings or {}),
-        "plausibility": plausibility(compiled, sol),
-        "compactness": compactness_section(compiled, sol),
+        "plausibility": plausible,
+        "compactness": compactness,
     }
 
 
@@ -364,16 +392,21 @@ def stage_outputs(
     analysis_options=None,
     on_stage=None,
     lang: str | None = None,
+    keep_problem: bool = True,
 ) -> tuple[dict, dict]:
     """Write every output of a run but the manifest into the folder ``stage``; returns
     (report, manifest) for :meth:`engine.outputs.RunFolder.commit` to finish.
 
     ``analysis``: full, quick or off (:mod:`engine.analysis.outputs`); ``on_stage(name)`` is
-    told when the analysis starts; ``lang``: the language of the pages and legends (nl).
+    told when the analysis starts; ``lang``: the language of the pages and legends (nl);
+    ``keep_problem`` False lets the problem's value and allowed go once the report has read
+    them (:func:`build_report`; the analysis needs them).
     """
+    if analysis != "off" and not keep_problem:
+        raise ValueError("the analysis reads the problem's value and allowed: keep_problem")
     stage = Path(stage)
     t = time.perf_counter()
-    report = build_report(compiled, sol, timings=timings)
+    report = build_report(compiled, sol, timings=timings, keep_problem=keep_problem)
     manifest = build_manifest(
         compiled,
         sol,

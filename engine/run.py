@@ -255,6 +255,9 @@ def run(
                 analysis=level,
                 on_stage=on_output_stage,
                 lang=lang,
+                # Nothing after the report reads the values and the rules' mask but the
+                # analysis: without it they go before the write stage's per-cell work.
+                keep_problem=level != "off",
             )
             stages.done()
             stages.start("manifest")

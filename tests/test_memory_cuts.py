@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.test_memory_trace import compaction_off
 from engine.compile import compile_problem
 from engine.config import load_config
 from engine.grid import open_grid
@@ -255,9 +256,10 @@ def test_the_allocation_matrix_holds_no_more_than_itself_and_a_block():
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems(tied=True, max_cells=300, extremes=True), st.booleans())
 def test_the_repair_lets_the_price_stage_go_before_its_certificate(problem, aggregated):
-    """By the allocation and its certificate, the only pass over every cell alive is the
-    last one, and the aggregated LP (its class of every cell) is gone: the solve's start
-    is handed to the repair, not kept beside it. The optimum stays HiGHS's."""
+    """By the allocation and its certificate no pass over every cell is alive (the last
+    one's prices and bound are all they read), and the aggregated LP (its class of every
+    cell) is gone: the solve's start is handed to the repair, not kept beside it. The
+    optimum stays HiGHS's."""
     import weakref
 
     import engine
@@ -288,7 +290,7 @@ def test_the_repair_lets_the_price_stage_go_before_its_certificate(problem, aggr
         if aggregated:
             patch.setattr(fast, "FINE_EVALUATIONS", 0)
         sol = fast.solve_fast(problem)
-    assert alive == [1]
+    assert alive == [0]
     assert sol.timings["prices_aggregated"] or not aggregated
     assert sol.objective == pytest.approx(highs.objective, rel=1e-9, abs=1e-9)
     assert sol.gap <= 1e-9
@@ -330,3 +332,187 @@ def test_the_classes_group_as_numpy_unique_does(n, distinct, seed):
     got_first, got_inverse = _first_and_inverse(hashes)
     assert np.array_equal(got_first, first)
     assert np.array_equal(got_inverse, inverse.ravel())
+
+
+@pytest.mark.parametrize("compaction", [True, False])
+def test_the_write_stage_lets_the_values_and_the_mask_go(tmp_path, monkeypatch, compaction):
+    """Without analysis, the problem's value and allowed are gone before the plausibility's
+    and the map's per-cell work (the value already before the fragmentation), and the run
+    folder is that of a run that keeps them: the same map, the same report."""
+    import json
+    import weakref
+
+    import engine.compactness
+    import engine.report
+    from engine.run import run
+
+    overrides = None if compaction else compaction_off(NATIONAL)
+    refs, alive = {}, {}
+
+    def zone_totals(problem, x):
+        refs.update(value=weakref.ref(problem.value), allowed=weakref.ref(problem.allowed))
+        return totals(problem, x)
+
+    def watch(name, function):
+        def watched(*args, **kwargs):
+            alive[name] = sorted(k for k, ref in refs.items() if ref() is not None)
+            return function(*args, **kwargs)
+
+        return watched
+
+    def run_once(out):
+        run(NATIONAL, out, resolution=1000, analysis="off", progress=False, overrides=overrides)
+        report = json.loads((out / "report.json").read_text())
+        del report["timings"]
+        report["compactness"].pop("seconds", None)  # the clock's, not the plan's
+        return report, (out / "allocation.tif").read_bytes()
+
+    totals = engine.report.zone_totals
+    monkeypatch.setattr(engine.report, "zone_totals", zone_totals)
+    for owner, name in [
+        (engine.compactness, "fragmentation"),
+        (engine.report, "plausibility"),
+        (engine.report, "write_allocation_tif"),
+    ]:
+        monkeypatch.setattr(owner, name, watch(name, getattr(owner, name)))
+    released, released_map = run_once(tmp_path / "released")
+    assert alive == {
+        "fragmentation": ["allowed"],
+        "plausibility": [],
+        "write_allocation_tif": [],
+    }
+    build = engine.report.build_report
+    monkeypatch.setattr(
+        engine.report,
+        "build_report",
+        lambda *a, **k: build(*a, **{**k, "keep_problem": True}),
+    )
+    alive.clear()
+    kept, kept_map = run_once(tmp_path / "kept")
+    assert alive["plausibility"] == ["allowed", "value"]
+    assert released_map == kept_map
+    assert released == kept
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_the_plausibility_reads_the_layers_it_shows_in_bands(grid, config, data):
+    """The layers the plausibility shows are read a band of rows at a time at the cells asked
+    for, with the bits of the whole layer's read at them, and are not kept."""
+    from engine.analysis.plausibility import _layer_at
+
+    rows = data.draw(st.sampled_from([1, 7, 64, grid["land"].shape[0]]))
+    ds = grid.chunk({"y": rows})
+    names = ["station_distance", "town_distance", "built_up_distance", "land_cover"]
+    name = data.draw(st.sampled_from(names))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    share = data.draw(st.sampled_from([0.0, 0.001, 0.3, 1.0]))
+    mask = np.asarray(ds["land"].values) != 0
+    cells = Cells(ds, mask)
+    rng = np.random.default_rng(seed)
+    at = data.draw(st.sampled_from([None, np.flatnonzero(rng.random(cells.n) < share)]))
+    expected = whole_grid_layers(ds, mask, [name])[name]
+    got = _layer_at(cells, name, at)
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got, expected if at is None else expected[at], equal_nan=True)
+    assert not cells._cache
+
+
+def test_the_plausibility_keeps_no_layer(grid, config):
+    """A run without analysis released its layers; the plausibility reads the four it shows
+    without keeping them (each a float32 or byte per cell until the run ends)."""
+    from engine.analysis.plausibility import plausibility
+
+    compiled = compile_problem(config, grid)
+    sol = __import__("engine").solve(compiled.problem)
+    compiled.cells.release()
+    plausibility(compiled, sol)
+    assert not compiled.cells._cache
+
+
+def aggregated_lp_holding_every_cells_options(problem, structure, scale, prices):
+    """The aggregated LP as it was built before: every cell's options and lead held at once,
+    the classes from them, the LP over them with every cell free: the reference."""
+    from engine.solve import fast
+
+    n = problem.n_cells
+    cells = np.arange(n, dtype=fast._index_type(n))
+    cell_area = (
+        np.broadcast_to(np.float64(problem.area), (n,))
+        if np.ndim(problem.area) == 0
+        else problem.area
+    )
+    options = np.empty((n, problem.n_options), dtype=bool)
+    lead = np.empty(n, dtype=np.int16)
+    for window in (fast.AGGREGATE_WINDOW * scale, np.inf):
+        for start in range(0, n, fast._CHUNK):
+            block = slice(start, start + fast._CHUNK)
+            options[block] = fast._near_best(problem, structure, prices, cells[block], window)
+            lead[block] = np.argmax(options[block], axis=1)
+        free = fast.FreeCells(cells, options)
+        classes = fast._interchangeable(
+            problem, structure, free, cell_area, fast.AGGREGATE_STEP * scale
+        )
+        solved = fast._class_lp(problem, structure, lead, free, classes)
+        if solved is not None:
+            return classes.of_cell, solved
+    return None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(tied=True, max_cells=300, extremes=True), st.sampled_from([1, 3, 64, 1 << 16]))
+def test_the_aggregated_lp_from_blocks_of_options_gives_the_bits_of_all_at_once(problem, block):
+    """The aggregated LP hashes each block's options and lets them go, and reads the options
+    of the classes' first cells again: the same classes, LP solution, prices and basis as
+    with every cell's options held at once."""
+    from engine.solve import fast
+    from engine.solve.dual import dual_structure
+
+    structure = dual_structure(problem)
+    scale = fast.value_scale(problem)
+    prices, _, _ = fast.smoothed_prices(
+        problem, structure, fast.initial_prices(problem, None), scale
+    )
+    expected = aggregated_lp_holding_every_cells_options(problem, structure, scale, prices)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "_CHUNK", block)
+        got = fast.aggregated_lp(problem, structure, scale, prices)
+    assert (got is None) == (expected is None)
+    if got is None:
+        return
+    of_cell, (class_x, lp_prices, _, ended) = expected
+    assert np.array_equal(got.cell_class, of_cell)
+    assert np.array_equal(got.class_x, class_x)
+    assert np.array_equal(got.prices, lp_prices)
+    if ended is not None:
+        assert np.array_equal(got.basis.names.cols, ended.names.cols)
+        assert np.array_equal(got.basis.col_status, ended.col_status)
+        assert np.array_equal(got.basis.row_status, ended.row_status)
+
+
+def test_the_aggregated_lp_holds_no_options_of_every_cell():
+    """Its traced peak over a million cells of 50 kinds (8,352 classes): the hashes and
+    their grouping, not every cell's options, leads and indices beside them (68 bytes a
+    cell above the problem; 81 with them)."""
+    import tracemalloc
+
+    from engine.solve import fast
+    from engine.solve.dual import dual_structure
+    from engine.synthetic import allocation_problem
+
+    problem = allocation_problem(1_000_000, n_options=15, seed=0)
+    kinds = np.random.default_rng(1).integers(0, 50, problem.n_cells)
+    problem.value[:] = problem.value[kinds]
+    structure = dual_structure(problem)
+    scale = fast.value_scale(problem)
+    start_prices = fast.initial_prices(problem, None)
+    prices, _, _ = fast.smoothed_prices(problem, structure, start_prices, scale)
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        lp = fast.aggregated_lp(problem, structure, scale, prices)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(lp.class_x) == 8352
+    assert (peak - start) / problem.n_cells < 74, (peak - start) / problem.n_cells

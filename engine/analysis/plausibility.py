@@ -11,8 +11,12 @@ cell once under its dominant option ``sol.choice``, as ``options`` and allocatio
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from scipy import sparse
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["plausibility", "STATION_NEAR_M", "STATION_FAR_M"]
 
@@ -40,6 +44,29 @@ def _entries(x, j: int | None) -> tuple[np.ndarray, np.ndarray]:
     column = np.asarray(x[:, j], dtype=np.float64)
     cells = np.flatnonzero(column)
     return cells, column[cells]
+
+
+def _layer_at(cells, name: str, at: np.ndarray | None = None) -> np.ndarray | None:
+    """The layer ``name`` at the cells ``at`` (increasing; None: every cell), None if the grid
+    has no such layer. Read a band of grid rows at a time (the layer's chunks, when it has
+    them) and not kept: the whole grid box of a layer at once is 2.5 times the cells (a
+    float32 layer 670 MB at 25 m, three of them here), and what ``Cells.layer`` keeps stays
+    until the run ends."""
+    if not cells.has(name):
+        return None
+    da = cells.ds[name]
+    flat = cells.flat if at is None else cells.flat[at]
+    ny, nx = cells.shape
+    heights = da.chunks[0] if da.chunks else (ny,)
+    row_starts = np.concatenate([[0], np.cumsum(heights)])
+    bounds = np.searchsorted(flat, row_starts * nx)
+    out = np.empty(len(flat), dtype=da.dtype)
+    for r0, r1, lo, hi in zip(row_starts[:-1], row_starts[1:], bounds[:-1], bounds[1:]):
+        if hi > lo:
+            band = np.asarray(da[int(r0) : int(r1)].values).ravel()
+            out[lo:hi] = band[flat[lo:hi] - r0 * nx]
+    logger.debug("layer %s read at %d cells in %d bands", name, len(flat), len(heights))
+    return out
 
 
 def _num(v):
@@ -77,7 +104,8 @@ def plausibility(compiled, sol) -> dict:
         return np.append(s, s.sum())
 
     def layer(name, at):
-        return np.asarray(cells.layer(name)[at], dtype=np.float64) if cells.has(name) else None
+        values = _layer_at(cells, name, at)
+        return None if values is None else np.asarray(values, dtype=np.float64)
 
     def claim_units(claim: str, j: int | None, shares: np.ndarray) -> np.ndarray:
         """The claim's own unit (homes, TWh) option j delivers in each of its cells."""
@@ -146,10 +174,9 @@ def plausibility(compiled, sol) -> dict:
     count = count.reshape(n_zones + 1, n_opt)[:n_zones].T.astype(np.float64)
     taken = np.hstack([count, count.sum(axis=1, keepdims=True)]) * area
     keep = o_of.get("keep")
-    cover = cells.layer("land_cover") if cells.has("land_cover") else None
     built = None
-    if cover is not None and "built_up" in cells.names("land_cover"):
-        is_built = np.asarray(cover) == cells.names("land_cover").index("built_up")
+    if cells.has("land_cover") and "built_up" in cells.names("land_cover"):
+        is_built = _layer_at(cells, "land_cover") == cells.names("land_cover").index("built_up")
         transformed = is_built & (choice != keep) if keep is not None else is_built
         built = tuple(
             by_zone(at, np.ones(len(at))) * area

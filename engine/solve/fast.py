@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import optimize, sparse
@@ -265,14 +265,18 @@ def repair(
     timings["local_rows"] = int(local.sum())
 
     clock = time.perf_counter()
+    # The certificate needs the last pass's prices and bound, not its choices and margins
+    # (10 bytes a cell): they go before the allocation matrix is built.
+    prices, bound = priced.prices, priced.bound
+    priced = None
     lp_x = np.zeros((0, problem.n_options)) if last is None else last.x()
     choice[lp_cells] = np.argmax(lp_x, axis=1)
     x = _allocation_matrix(problem, choice, lp_cells, lp_x)
     solution = build_solution(
         problem,
         x,
-        priced.prices,
-        priced.bound,
+        prices,
+        bound,
         method="fast",
         choice=choice,
         gap_tolerance=gap_tolerance,
@@ -936,6 +940,12 @@ def _interchangeable(
         rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
         _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
         inverse = inverse.ravel()
+    return _classes(hashes, first, inverse, cell_area)
+
+
+def _classes(hashes, first, inverse, cell_area) -> _Classes:
+    """The classes of the cells grouped by their hashes (first cell and class of each),
+    ordered by their first cells."""
     order = np.argsort(first)
     # Each cell's class in the narrowest index type: 4 bytes a cell, not 8.
     rank = np.empty(len(order), dtype=_index_type(len(order)))
@@ -1166,9 +1176,7 @@ def aggregated_lp(
     do. With every allowed option when those leave no allocation that meets the hard
     targets; None when none does (the repair then says which)."""
     n = problem.n_cells
-    # Every cell is free here: their indices, options and leads in the narrowest types
-    # (4 + 15 + 2 bytes a cell at 15 options, where int64 indices and leads took 31).
-    cells = np.arange(n, dtype=_index_type(n))
+    kind = _index_type(n)
     # A uniform area stays one number until the classes' areas are summed (area_of would
     # fill a whole-grid array with it).
     cell_area = (
@@ -1176,17 +1184,26 @@ def aggregated_lp(
         if np.ndim(problem.area) == 0
         else problem.area
     )
-    options = np.empty((n, problem.n_options), dtype=bool)
-    lead = np.empty(n, dtype=np.int16)
+    step = AGGREGATE_STEP * scale
     for window in (AGGREGATE_WINDOW * scale, np.inf):
-        # In blocks: a national grid's adjusted values at once would be gigabytes.
+        # Every cell is free here. Each block's options are hashed and let go: the LP reads
+        # the options of the classes' first cells only (all of them at once held 15 bytes a
+        # cell at 15 options through the LP, beside their leads and indices), and a
+        # national grid's adjusted values at once would be gigabytes.
+        hashes = np.empty(n, dtype=np.uint64)
         for start in range(0, n, _CHUNK):
-            block = slice(start, start + _CHUNK)
-            options[block] = _near_best(problem, structure, prices, cells[block], window)
-            lead[block] = np.argmax(options[block], axis=1)
-        free = FreeCells(cells, options)
-        classes = _interchangeable(problem, structure, free, cell_area, AGGREGATE_STEP * scale)
-        solved = _class_lp(problem, structure, lead, free, classes)
+            cells = np.arange(start, min(start + _CHUNK, n), dtype=kind)
+            block = FreeCells(cells, _near_best(problem, structure, prices, cells, window))
+            key = _class_key(problem, structure, block, np.arange(len(cells)), step)
+            hashes[start : start + len(cells)] = _row_hash(key)
+        classes = _classes(hashes, *_first_and_inverse(hashes), cell_area)
+        del hashes
+        # A cell's options depend on its own values alone: its first cell's are those its
+        # block gave.
+        first = classes.first
+        free = FreeCells(first, _near_best(problem, structure, prices, first, window))
+        classes = replace(classes, first=np.arange(len(first)))
+        solved = _class_lp(problem, structure, None, free, classes)
         if solved is not None:
             break
     else:
@@ -1205,11 +1222,16 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
     """The LP of :func:`restricted_lp` over ``classes`` of the free cells: ``(class_x,
     prices, traded, basis)``, class_x the (C, O) share of each class per option, traded what
     each row bought or sold at the edge of the ``box`` (relative to its scale), basis where
-    HiGHS ended (started from ``basis``); or None if infeasible."""
+    HiGHS ended (started from ``basis``); or None if infeasible. ``choice`` None: no cell is
+    fixed."""
     n_groups, n_opt = structure.n_groups, problem.n_options
-    start_area = kernels.assigned_area(
-        choice, ~free.mask(problem.n_cells), structure.group, structure.area, n_groups, n_opt
-    )
+    if choice is None:
+        # Every cell is free (the aggregated LP; ``free`` its classes' first cells).
+        start_area = np.zeros((n_groups, n_opt))
+    else:
+        start_area = kernels.assigned_area(
+            choice, ~free.mask(problem.n_cells), structure.group, structure.area, n_groups, n_opt
+        )
     n_classes = len(classes.first)
     representative = free.cells[classes.first]
     group = structure.group[representative]
