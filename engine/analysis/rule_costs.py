@@ -63,11 +63,13 @@ def _resolve_method(problem: Problem, method: str) -> str:
     return estimate(problem)["method"]
 
 
-def resolve(problem: Problem, method: str, sol=None, before=None, tested: bool = False):
+def resolve(
+    problem: Problem, method: str, sol=None, before=None, tested: bool = False, targets=None
+):
     """The optimum of a neighbour of a solved problem. With the solved problem's solution
     ``sol`` and the fast backend: re-solved around its prices, from where its repair ended
     (:func:`engine.solve.local.resolve_near`, ``tested`` as there), ``before`` the solved
-    problem's allowed options."""
+    problem's allowed options, ``targets`` its (lower, upper) where a target moved."""
     import warnings
 
     import engine
@@ -76,7 +78,9 @@ def resolve(problem: Problem, method: str, sol=None, before=None, tested: bool =
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if method == "fast" and sol is not None:
-            return resolve_near(problem, sol.row_prices, before, end=sol.repair_end, tested=tested)
+            return resolve_near(
+                problem, sol.row_prices, before, end=sol.repair_end, targets=targets, tested=tested
+            )
         return engine.solve(problem, method=method)
 
 
