@@ -357,6 +357,26 @@ def test_rule_costs_and_exchanges_are_the_same_whatever_the_workers():
     assert exchanges[0] == exchanges[1] and exchanges[0]
 
 
+def test_rule_costs_hand_the_changed_cells_to_the_repair():
+    """The analysis knows which cells a relaxation changes; the repair takes them instead of
+    comparing every cell's options (0.11 s CPU a rule at national 100 m), the same cells."""
+    problem = allocation_problem(1500, 6, 4, seed=7, forbidden=0.3)
+    sol = _quiet(engine.solve, problem, method="fast")
+    relaxed = _neighbour_allowed(problem, np.random.default_rng(1), 0.05, 0.0)
+    given = []
+    switching = fast._switching
+
+    def spy(problem, structure, priced, before, window, changed=None):
+        given.append(changed)
+        return switching(problem, structure, priced, before, window, changed)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "_switching", spy)
+        rule_costs(problem, sol, {"lift": relaxed}, method="fast")
+    assert len(given) == 1 and given[0] is not None
+    np.testing.assert_array_equal(given[0], np.flatnonzero((relaxed != problem.allowed).any(1)))
+
+
 def _target_a_hair_from_a_forbidding_relaxation():
     """One claim's target a hair (3e-11 relative) above what the first 100 cells give; the
     problem meets it with room, a 'relaxation' that lifts one option and forbids the claim

@@ -64,12 +64,19 @@ def _resolve_method(problem: Problem, method: str) -> str:
 
 
 def resolve(
-    problem: Problem, method: str, sol=None, before=None, tested: bool = False, targets=None
+    problem: Problem,
+    method: str,
+    sol=None,
+    before=None,
+    tested: bool = False,
+    targets=None,
+    changed=None,
 ):
     """The optimum of a neighbour of a solved problem. With the solved problem's solution
     ``sol`` and the fast backend: re-solved around its prices, from where its repair ended
     (:func:`engine.solve.local.resolve_near`, ``tested`` as there), ``before`` the solved
-    problem's allowed options, ``targets`` its (lower, upper) where a target moved."""
+    problem's allowed options (``changed`` the cells where they differ, if known),
+    ``targets`` its (lower, upper) where a target moved."""
     import warnings
 
     import engine
@@ -79,7 +86,13 @@ def resolve(
         warnings.simplefilter("ignore")
         if method == "fast" and sol is not None:
             return resolve_near(
-                problem, sol.row_prices, before, end=sol.repair_end, targets=targets, tested=tested
+                problem,
+                sol.row_prices,
+                before,
+                end=sol.repair_end,
+                targets=targets,
+                changed=changed,
+                tested=tested,
             )
         return engine.solve(problem, method=method)
 
@@ -220,6 +233,7 @@ def rule_costs(
             sol=sol,
             before=problem.allowed,
             tested=tested and entry["cells_options_forbidden"] == 0,
+            changed=relaxation.cells,
         )
         gain = float(rsol.objective - sol.objective)
         entry.update(

@@ -315,6 +315,9 @@ class Near:
     end: RepairEnd | None = None
     # The solved problem's (lower, upper) per zoning where a target moved (None: the same).
     targets: tuple | None = None
+    # The cells whose allowed options differ in ``before``, where the caller knows them (None:
+    # found by comparing every cell's: 0.11 s CPU at national 100 m for a rule that changes few).
+    changed: np.ndarray | None = None
     # Beyond this share of the cells switching the price search runs (None: the limit of
     # SWITCH_CELLS, SWITCH_SHARE and SWITCH_MOST).
     switch_share: float | None = None
@@ -337,7 +340,9 @@ class Near:
             free = near_ties(problem, structure, priced, window, minimum=min_free(problem))
         else:
             free = _still_allowed(problem, structure, priced, self.end.free, scale)
-        switching, options = _switching(problem, structure, priced, self.before, window)
+        switching, options = _switching(
+            problem, structure, priced, self.before, window, self.changed
+        )
         free = free.join(*local_cells(problem, structure, local)).join(switching, options)
         free = free.join(*moved_target_cells(problem, structure, priced.prices, self.targets))
         return Moved(priced, free, None if self.end is None else self.end.basis, switching)
@@ -379,7 +384,7 @@ def _still_allowed(problem, structure, priced, free: FreeCells, scale: float) ->
     return FreeCells(cells, options)
 
 
-def _switching(problem, structure, priced, before, window):
+def _switching(problem, structure, priced, before, window, changed=None):
     """The cells whose best option under the old prices is another than it was (an option
     lifted beats it, or it was taken away), each with the options near its new best and its
     old best: the cells a change of rules moves, as ``(cells, options)``. A cell whose best
@@ -388,7 +393,8 @@ def _switching(problem, structure, priced, before, window):
     if before is None:
         return nothing
     now = np.ones_like(before) if problem.allowed is None else problem.allowed
-    changed = np.flatnonzero((before != now).any(axis=1))
+    if changed is None:
+        changed = np.flatnonzero((before != now).any(axis=1))
     if len(changed) == 0:
         return nothing
     values = problem.value[changed].astype(np.float64)

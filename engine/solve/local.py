@@ -39,6 +39,7 @@ def resolve_near(
     *,
     end=None,
     targets=None,
+    changed=None,
     gap_tolerance: float = 1e-9,
     max_repairs: int = 40,
     fallback: bool = True,
@@ -51,8 +52,9 @@ def resolve_near(
     ``problem``'s (None: the same, e.g. only targets moved); ``end``: its solution's
     ``repair_end`` (None: the repair starts from the cells near a tie); ``targets``: the
     solved problem's (lower, upper) per zoning where they differ from ``problem``'s (None:
-    the same), whose moved hectares free the cells nearest to giving or taking them. The
-    solution's
+    the same), whose moved hectares free the cells nearest to giving or taking them;
+    ``changed``: the cells whose options differ between ``before`` and ``problem``, where
+    the caller knows them (None: found by comparing every cell's). The solution's
     ``timings['local']`` says how it was found: ``'restricted'`` (certified on the whole
     problem) or ``'full'`` (the full warm re-solve answered: too many cells switch, or the
     certificate failed). ``fallback=False`` returns the restricted answer whatever its
@@ -65,7 +67,7 @@ def resolve_near(
         # As engine.solve: unmet hard targets raise, targets a hair out of reach are moved.
         problem = check_feasible(problem)
     start = initial_prices(problem, prices)
-    near = Near(before, end, targets, switch_share=None if fallback else 1.0)
+    near = Near(before, end, targets, changed=changed, switch_share=None if fallback else 1.0)
     with warnings.catch_warnings():
         # A restricted answer that is not certified is replaced below, not reported.
         warnings.simplefilter("ignore", GapWarning)
