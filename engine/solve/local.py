@@ -7,7 +7,10 @@ praatkaart's variants (:func:`engine.solve.fast.solve_fast` with ``search=False`
 where the solved problem's repair ended (its last LP's free cells and HiGHS's basis there,
 :class:`engine.solve.fast.RepairEnd`) with the cells the change moves joined; everything else
 is fixed at its best option. The smoothed price stage, most of a warm re-solve's time, is
-skipped, and HiGHS starts its first LP a few pivots from its optimum.
+skipped, and HiGHS starts its first LP a few pivots from its optimum. A moved target
+switches no cell under the old prices: the cells of its zone nearest to giving or taking its
+hectares (the zone's supply of the claim as its price moves) join instead, given the targets
+before the move.
 
 Exactness does not rest on that choice of cells. Every repair round prices *all* cells, and
 a fixed cell that the new prices make improving joins the free ones; the result carries the
