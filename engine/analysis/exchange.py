@@ -20,10 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from engine import progress
-from engine.analysis.conflict import _zoning_index, adjusted_values
+from engine.analysis.conflict import _zoning_index
 from engine.analysis.rule_costs import relaxed_problem, resolve
 from engine.problem import Problem
 from engine.solve.dual import dual_structure
+from engine.solve.fast import supply
 
 __all__ = ["exchange_suggestions", "apply_exchange", "candidate_pairs"]
 
@@ -73,28 +74,8 @@ def _supply_curve(problem: Problem, sol, l: int, z: int, k: int, structure, rele
     """Sorted price steps and cumulative claim hectares that move as zone z's price of claim k
     falls (releasing) or rises (drawing in) by the step."""
     cells = np.flatnonzero(problem.zones[l] == z)
-    if len(cells) == 0:
-        return np.zeros(0), np.zeros(0)
-    u = adjusted_values(problem, sol.row_prices, cells, structure)
-    c = problem.contribution[:, k]
-    serves = c > 0
-    with np.errstate(invalid="ignore"):
-        best_k = np.where(serves[None, :], u, -np.inf)
-        best_other = np.where(~serves[None, :], u, -np.inf)
-        ok, oo = best_k.argmax(axis=1), best_other.argmax(axis=1)
-        rows = np.arange(len(cells))
-        uk, uo = best_k[rows, ok], best_other[rows, oo]
-        ck = c[ok]
-        area = problem.area_of(cells)
-        if releasing:  # cells on a k-option; the price step at which they leave it
-            take = np.isfinite(uk) & (uk >= uo) & np.isfinite(uo)
-            step = (uk - uo)[take] / ck[take]
-        else:  # cells off k; the price step at which a k-option wins
-            take = np.isfinite(uk) & (uk < uo)
-            step = (uo - uk)[take] / ck[take]
-    ha = (area * ck)[take]
-    order = np.argsort(step, kind="stable")
-    return step[order], np.cumsum(ha[order])
+    steps = supply(problem, structure, sol.row_prices, cells, k, drawing=not releasing)
+    return steps.step, np.cumsum(steps.hectares)
 
 
 def _hectares_at(staircase, step: float) -> float:
@@ -200,7 +181,8 @@ def _verify(problem: Problem, sol, s: dict, method: str, halvings: int, scale: f
     for _ in range(halvings + 1):
         s["hectares"] = d
         try:
-            rsol = resolve(apply_exchange(problem, s), method, sol=sol)
+            moved, targets = apply_exchange(problem, s), (problem.lower, problem.upper)
+            rsol = resolve(moved, method, sol=sol, targets=targets)
         except InfeasibleError:
             d *= 0.5
             continue

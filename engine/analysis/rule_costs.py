@@ -65,11 +65,20 @@ def _resolve_method(problem: Problem, method: str) -> str:
     return estimate(problem)["method"]
 
 
-def resolve(problem: Problem, method: str, sol=None, before=None, tested: bool = False):
+def resolve(
+    problem: Problem,
+    method: str,
+    sol=None,
+    before=None,
+    tested: bool = False,
+    targets=None,
+    changed=None,
+):
     """The optimum of a neighbour of a solved problem. With the solved problem's solution
     ``sol`` and the fast backend: re-solved around its prices, from where its repair ended
     (:func:`engine.solve.local.resolve_near`, ``tested`` as there), ``before`` the solved
-    problem's allowed options."""
+    problem's allowed options (``changed`` the cells where they differ, if known),
+    ``targets`` its (lower, upper) where a target moved."""
     import warnings
 
     import engine
@@ -78,7 +87,15 @@ def resolve(problem: Problem, method: str, sol=None, before=None, tested: bool =
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if method == "fast" and sol is not None:
-            return resolve_near(problem, sol.row_prices, before, end=sol.repair_end, tested=tested)
+            return resolve_near(
+                problem,
+                sol.row_prices,
+                before,
+                end=sol.repair_end,
+                targets=targets,
+                changed=changed,
+                tested=tested,
+            )
         return engine.solve(problem, method=method)
 
 
@@ -221,6 +238,7 @@ def rule_costs(
                 sol=sol,
                 before=problem.allowed,
                 tested=tested and entry["cells_options_forbidden"] == 0,
+                changed=relaxation.cells,
             )
         progress.advance(next(finished), len(todo), "rules re-solved")
         gain = float(rsol.objective - sol.objective)

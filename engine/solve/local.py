@@ -7,7 +7,10 @@ praatkaart's variants (:func:`engine.solve.fast.solve_fast` with ``search=False`
 where the solved problem's repair ended (its last LP's free cells and HiGHS's basis there,
 :class:`engine.solve.fast.RepairEnd`) with the cells the change moves joined; everything else
 is fixed at its best option. The smoothed price stage, most of a warm re-solve's time, is
-skipped, and HiGHS starts its first LP a few pivots from its optimum.
+skipped, and HiGHS starts its first LP a few pivots from its optimum. A moved target
+switches no cell under the old prices: the cells of its zone nearest to giving or taking its
+hectares (the zone's supply of the claim as its price moves) join instead, given the targets
+before the move.
 
 Exactness does not rest on that choice of cells. Every repair round prices *all* cells, and
 a fixed cell that the new prices make improving joins the free ones; the result carries the
@@ -38,6 +41,8 @@ def resolve_near(
     before=None,
     *,
     end=None,
+    targets=None,
+    changed=None,
     gap_tolerance: float = 1e-9,
     max_repairs: int = 40,
     fallback: bool = True,
@@ -48,7 +53,11 @@ def resolve_near(
 
     ``before``: the solved problem's (N, O) allowed options where they differ from
     ``problem``'s (None: the same, e.g. only targets moved); ``end``: its solution's
-    ``repair_end`` (None: the repair starts from the cells near a tie). The solution's
+    ``repair_end`` (None: the repair starts from the cells near a tie); ``targets``: the
+    solved problem's (lower, upper) per zoning where they differ from ``problem``'s (None:
+    the same), whose moved hectares free the cells nearest to giving or taking them;
+    ``changed``: the cells whose options differ between ``before`` and ``problem``, where
+    the caller knows them (None: found by comparing every cell's). The solution's
     ``timings['local']`` says how it was found: ``'restricted'`` (certified on the whole
     problem) or ``'full'`` (the full warm re-solve answered: too many cells switch, or the
     certificate failed). ``fallback=False`` returns the restricted answer whatever its
@@ -61,7 +70,7 @@ def resolve_near(
         # As engine.solve: unmet hard targets raise, targets a hair out of reach are moved.
         problem = check_feasible(problem)
     start = initial_prices(problem, prices)
-    near = Near(before, end) if fallback else Near(before, end, switch_share=1.0)
+    near = Near(before, end, targets, changed=changed, switch_share=None if fallback else 1.0)
     with warnings.catch_warnings():
         # A restricted answer that is not certified is replaced below, not reported.
         warnings.simplefilter("ignore", GapWarning)
