@@ -31,7 +31,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Stages", "advance", "muted", "remaining"]
+__all__ = ["Stages", "Tally", "advance", "muted", "remaining"]
 
 # Seconds between two log lines of one stage when the output is not a terminal.
 LOG_EVERY = 10.0
@@ -62,6 +62,22 @@ def muted():
         yield
     finally:
         _muted.on = before
+
+
+class Tally:
+    """Pieces of work finished in any order by several threads, told as they finish: the
+    count only goes up (two threads that took their numbers and then told them in the other
+    order would show a count going down, which starts a new rate)."""
+
+    def __init__(self, total: int, unit: str):
+        self.total, self.unit = total, unit
+        self._done = 0
+        self._lock = threading.Lock()
+
+    def one_done(self) -> None:
+        with self._lock:
+            self._done += 1
+            advance(self._done, self.total, self.unit)
 
 
 def remaining(seconds: float) -> str:

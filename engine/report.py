@@ -66,14 +66,20 @@ class _Released:
     """Stands in for an array of the problem that the write stage let go: its shape stays
     (the problem's sizes are read from it), any use of its values fails."""
 
-    def __init__(self, array):
-        self.shape = array.shape
+    def __init__(self, name: str, array):
+        self.name, self.shape = name, array.shape
+
+    def _gone(self, *_, **__):
+        raise RuntimeError(f"problem.{self.name} was let go by the write stage (keep_problem)")
+
+    # numpy would otherwise make an object array of it without a word.
+    __array__ = __getitem__ = __len__ = __iter__ = _gone
 
 
 def _let_go(problem, name: str) -> None:
     array = getattr(problem, name)
     if array is not None:
-        setattr(problem, name, _Released(array))
+        setattr(problem, name, _Released(name, array))
         logger.debug("problem.%s let go (%.0f MB)", name, array.nbytes / 1e6)
 
 

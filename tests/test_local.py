@@ -433,3 +433,40 @@ def test_the_switching_limit_grows_slower_than_the_cells(cells, switching, restr
     restricted re-solve win; new_work_land_is_new, 6 % at both. (A share alone, 15 %
     before, sent all of them to the restriction.)"""
     assert (switching <= fast.Near().switch_limit(cells)) is restricted
+
+
+def test_a_nudge_within_the_tolerance_is_no_move_and_the_two_sides_do_not_cancel():
+    """The feasibility test moves a target a hair out of reach onto what the land gives: no
+    cells for that (a national row's zone is every cell). A lower target raised and an
+    upper bound lowered by the same hectares each free their cells (a sum of the two was
+    nothing)."""
+    from engine.solve.dual import dual_structure
+    from engine.solve.fast import moved_target_cells
+
+    problem, base, _ = _moved_to_the_cheapest(0, 0.3)
+    structure = dual_structure(problem)
+    l, k = 1, problem.n_claims - 1
+    z = int(np.nanargmax(problem.lower[l][:, k]))
+    nudged = [lo.copy() for lo in problem.lower]
+    nudged[l][z, k] *= 1 + 1e-12
+    cells, _ = moved_target_cells(
+        problem.with_targets(nudged, problem.upper), structure, base.row_prices,
+        (problem.lower, problem.upper),
+    )  # fmt: skip
+    assert len(cells) == 0
+    d = 0.2 * float(problem.lower[l][z, k])
+    lower = [lo.copy() for lo in problem.lower]
+    upper = [hi.copy() for hi in problem.upper]
+    lower[l][z, k] += d
+    upper[l][z, k] = problem.lower[l][z, k] + 2 * d  # was none: a bound that appears
+    before_upper = [hi.copy() for hi in upper]
+    before_upper[l][z, k] += d  # ... and one lowered by d
+    both = problem.with_targets(lower, upper)
+    cells, options = moved_target_cells(
+        both, dual_structure(both), base.row_prices, (problem.lower, before_upper)
+    )
+    drawn, _ = moved_target_cells(
+        both, dual_structure(both), base.row_prices, (problem.lower, upper)
+    )
+    assert len(drawn) > 0 and len(cells) > len(drawn)
+    assert options.any(axis=1).all()

@@ -103,7 +103,13 @@ def empty_caches(grid_folder, tmp_path_factory):
         "setup": ["-m", "engine.cli", "setup", "--quiet"],
     }
     started = {way: _start(args, folder / way / "cache") for way, args in ways.items()}
-    return {way: (folder, folder / way / "cache", _output(p)) for way, p in started.items()}
+    try:
+        return {way: (folder, folder / way / "cache", _output(p)) for way, p in started.items()}
+    finally:
+        for process in started.values():
+            if process.poll() is None:  # the other failed first
+                process.kill()
+                process.communicate()
 
 
 @pytest.mark.slow

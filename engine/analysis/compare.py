@@ -24,9 +24,9 @@ from engine.outputs import dumps_json, write_cog, write_file
 __all__ = ["compare_runs", "run_changes"]
 
 NODATA = 65535
-# In the change map: unchanged land, and land that goes back to its current use (option code
-# 0, whose own legend colour is a light grey like unchanged land's: a claim withdrawn from
-# 8,000 ha did not show).
+# In the change map: unchanged land, and land that goes back to its current use (the option
+# 'keep', whose own legend colour is a light grey like unchanged land's: a claim withdrawn
+# from 8,000 ha did not show).
 UNCHANGED_COLOUR = "#e5e5e5"
 BACK_TO_KEEP_COLOUR = "#8c8c8c"
 
@@ -204,7 +204,7 @@ def _page(result, rep_a, rep_b, runs, code, alloc_b, changed, land, transform, l
         (
             o["code"],
             f"→ {t.option(o['name'])}",
-            BACK_TO_KEEP_COLOUR if o["code"] == 0 else o["colour"],
+            BACK_TO_KEEP_COLOUR if o["name"] == "keep" else o["colour"],
         )
         for o in rep_b.get("options", [])
     ]

@@ -23,7 +23,7 @@ from engine.problem import Problem
 from engine.solve import kernels
 from engine.solve.dual import dual_structure
 
-__all__ = ["CellConflict", "cell_conflict", "contested_pairs", "adjusted_values", "CLASSES"]
+__all__ = ["CellConflict", "cell_conflict", "contested_pairs", "CLASSES"]
 
 # Conflict classes (codes of conflict.tif; 255 is nodata).
 CLASSES = {
@@ -52,16 +52,6 @@ def _row_prices(sol) -> np.ndarray:
     if getattr(sol, "row_prices", None) is not None:
         return np.asarray(sol.row_prices, dtype=np.float64)
     raise ValueError("the solution has no row_prices; solve with engine.solve()")
-
-
-def adjusted_values(problem: Problem, row_prices, cells=slice(None), structure=None) -> np.ndarray:
-    """(n, O) float64 adjusted values of the given cells; -inf where an option is not allowed."""
-    structure = structure or dual_structure(problem)
-    adj = structure.adjustment(np.asarray(row_prices, dtype=np.float64))
-    u = problem.value[cells].astype(np.float64) + adj[structure.group[cells]]
-    if problem.allowed is not None:
-        u[~problem.allowed[cells]] = -np.inf
-    return u
 
 
 def cell_conflict(problem: Problem, sol, threshold: float = 0.05) -> CellConflict:

@@ -14,7 +14,6 @@ makes things worse or is infeasible).
 
 from __future__ import annotations
 
-import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -158,15 +157,15 @@ def exchange_suggestions(
         return out
     scale = max(1.0, abs(sol.objective))
     # Each suggestion is verified on its own: the same whatever the number of workers.
-    finished = itertools.count(1)
+    finished = progress.Tally(len(out), "exchanges verified")
 
-    def verify(s: dict) -> None:
+    def verify_one(s: dict) -> None:
         with progress.muted():
             _verify(problem, sol, s, method, halvings, scale)
-        progress.advance(next(finished), len(out), "exchanges verified")
+        finished.one_done()
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(verify, out))
+        list(pool.map(verify_one, out))
     out = [s for s in out if s["verified"]]
     out.sort(key=lambda e: -e["gain"])
     return out

@@ -156,12 +156,14 @@ def plausibility(compiled, sol) -> dict:
 
     # -- wind against homes: any cell with some wind, however small its fraction
     windy = wind_cells[wind_shares > 1e-9]
+    # Read once at every windy cell; each province takes its part.
+    windy_distance = layer("built_up_distance", windy)
 
-    def wind_distance(at) -> dict:
-        d = layer("built_up_distance", at)
-        d = d[np.isfinite(d)] if d is not None else np.array([])
+    def wind_distance(part: np.ndarray) -> dict:
+        d = windy_distance[part] if windy_distance is not None else np.array([])
+        d = d[np.isfinite(d)]
         return {
-            "cells": len(at),
+            "cells": int(part.sum()),
             "min_m": _num(d.min()) if d.size else None,
             "p5_m": _num(np.percentile(d, 5)) if d.size else None,
         }
@@ -183,7 +185,7 @@ def plausibility(compiled, sol) -> dict:
             for at in (np.flatnonzero(is_built), np.flatnonzero(transformed))
         )
 
-    def entry(z: int, wind_at) -> dict:
+    def entry(z: int, windy_here: np.ndarray) -> dict:
         ext_mean = None
         if ext_dist is not None and ext_dist[1][z] > 0:
             ext_mean = _num(ext_dist[0][z] / ext_dist[1][z])
@@ -209,7 +211,7 @@ def plausibility(compiled, sol) -> dict:
                 "solar_by_option_twh": {k: float(v[z]) for k, v in s_solar.items()},
                 "total_twh": float(s_wind[z] + s_solar_total[z]),
             },
-            "wind_distance_to_built_up": wind_distance(wind_at),
+            "wind_distance_to_built_up": wind_distance(windy_here),
             "land": {
                 "area_ha_by_option": {options[j]: float(taken[j, z]) for j in range(len(options))},
                 "taken_ha": float(sum(taken[j, z] for j in range(len(options)) if j != keep)),
@@ -229,8 +231,6 @@ def plausibility(compiled, sol) -> dict:
             "town_distance, built_up_distance layers."
         ),
         "station_bands_m": [STATION_NEAR_M, STATION_FAR_M],
-        "national": entry(n_zones, windy),
-        "provinces": [
-            {"zone": name, **entry(z, windy[zone[windy] == z])} for z, name in enumerate(names)
-        ],
+        "national": entry(n_zones, np.ones(len(windy), dtype=bool)),
+        "provinces": [{"zone": name, **entry(z, zone[windy] == z)} for z, name in enumerate(names)],
     }

@@ -27,7 +27,6 @@ counts such (cell, option) pairs; where it is > 0 a negative ``gain`` is that re
 
 from __future__ import annotations
 
-import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -227,7 +226,7 @@ def rule_costs(
     # unchanged too: one test here instead of one per re-solve (national 100 m: 0.5 s CPU).
     tested = bool(todo) and _passes_unchanged(problem)
 
-    finished = itertools.count(1)
+    finished = progress.Tally(len(todo), "rules re-solved")
 
     def work(item):
         entry, relaxation = item
@@ -240,7 +239,7 @@ def rule_costs(
                 tested=tested and entry["cells_options_forbidden"] == 0,
                 changed=relaxation.cells,
             )
-        progress.advance(next(finished), len(todo), "rules re-solved")
+        finished.one_done()
         gain = float(rsol.objective - sol.objective)
         entry.update(
             gain=max(gain, 0.0) if gain > -tolerance * scale else gain,

@@ -297,7 +297,7 @@ def expected_repairs(done: int, gaining: list[int], budget: int) -> int | None:
     from above; the budget bounds it. None where the count did not fall."""
     now = gaining[-1]
     if now == 0:
-        return min(done + 1, budget)
+        return done  # ends here, unless a price met its box (then one LP more says so)
     if len(gaining) < 2 or gaining[-2] <= now:
         return None
     more = max(1, math.ceil(math.log(now) / math.log(gaining[-2] / now)))
@@ -460,20 +460,31 @@ def moved_target_cells(problem, structure, prices, targets):
         for side in targets
     )
     # A bound that appears or goes away has no hectares to move; the box's projection and
-    # the pricing deal with it.
-    moved = np.nan_to_num(rows.lower - lower) + np.nan_to_num(rows.upper - upper)
+    # the pricing deal with it. Each side on its own (a lower bound raised and an upper one
+    # lowered would cancel in a sum), and a move within the feasibility test's tolerance is
+    # its nudge of a target a hair out of reach, not a move.
+    tiny = TOLERANCE * row_scale(problem)
     found = [nothing]
-    for r in np.flatnonzero(moved):
-        l, k = rows.zoning[r], rows.claim[r]
-        cells = np.flatnonzero(problem.zones[l] == rows.zone[r])
-        steps = supply(problem, structure, prices, cells, k, drawing=bool(moved[r] > 0))
-        enough = np.searchsorted(np.cumsum(steps.hectares), abs(moved[r])) + 1
-        options = np.zeros((min(enough, len(steps.cells)), problem.n_options), dtype=bool)
-        at = np.arange(len(options))
-        options[at, steps.claim_option[:enough]] = True
-        options[at, steps.other_option[:enough]] = True
-        found.append((steps.cells[:enough], options))
+    for side_moved in (rows.lower - lower, rows.upper - upper):
+        side_moved = np.nan_to_num(side_moved)
+        for r in np.flatnonzero(np.abs(side_moved) > tiny):
+            found.append(_cells_for_move(problem, structure, prices, r, side_moved[r]))
     return tuple(np.concatenate(part) for part in zip(*found))
+
+
+def _cells_for_move(problem, structure, prices, r: int, moved: float):
+    """The cells of row ``r``'s zone nearest to giving (``moved`` < 0) or taking its claim,
+    until they make up ``|moved|`` hectares, with their options (:func:`moved_target_cells`)."""
+    rows = problem.rows
+    l, k = rows.zoning[r], rows.claim[r]
+    cells = np.flatnonzero(problem.zones[l] == rows.zone[r])
+    steps = supply(problem, structure, prices, cells, k, drawing=bool(moved > 0))
+    enough = np.searchsorted(np.cumsum(steps.hectares), abs(moved)) + 1
+    options = np.zeros((min(enough, len(steps.cells)), problem.n_options), dtype=bool)
+    at = np.arange(len(options))
+    options[at, steps.claim_option[:enough]] = True
+    options[at, steps.other_option[:enough]] = True
+    return steps.cells[:enough], options
 
 
 @dataclass(frozen=True)
