@@ -205,10 +205,12 @@ def run(
     level = analysis_level(analysis)
     lang = check_language(lang)
     price_stage = PriceStage.of(memory, scheduler)
-    # The kernels the solve calls are compiled (first run) or loaded while the config and
-    # the grid are read.
-    warmup.in_background()
     with RunFolder(out_dir) as folder:  # --out checked and locked before any work
+        # The kernels the solve calls are compiled (first run) or loaded while the config
+        # and the grid are read; started once the folder is staged, as a Ctrl-C while the
+        # folder was being staged beside a starting warm-up was lost in about one run of
+        # three (tests/test_run_folder.py, the Ctrl-C at 'staged').
+        warmup.in_background()
         stages = Stages(_stage_names(level), show=progress, on_start=folder.note)
 
         def on_output_stage(name: str) -> None:
