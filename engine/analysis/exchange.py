@@ -160,8 +160,7 @@ def exchange_suggestions(
     finished = progress.Tally(len(out), "exchanges verified")
 
     def verify_one(s: dict) -> None:
-        with progress.muted():
-            _verify(problem, sol, s, method, halvings, scale)
+        _verify(problem, sol, s, method, halvings, scale)
         finished.one_done()
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -83,7 +83,9 @@ def resolve(
     import engine
 
     method = _resolve_method(problem, method)
-    with warnings.catch_warnings():
+    # A re-solve is one piece of the analysis's count (progress.Tally): its own price
+    # evaluations and LPs, two re-solves at a time, are not shown.
+    with warnings.catch_warnings(), progress.muted():
         warnings.simplefilter("ignore")
         if method == "fast" and sol is not None:
             return resolve_near(
@@ -230,15 +232,14 @@ def rule_costs(
 
     def work(item):
         entry, relaxation = item
-        with progress.muted():
-            rsol = resolve(
-                relaxed_problem(problem, relaxation.allowed(base)),
-                method,
-                sol=sol,
-                before=problem.allowed,
-                tested=tested and entry["cells_options_forbidden"] == 0,
-                changed=relaxation.cells,
-            )
+        rsol = resolve(
+            relaxed_problem(problem, relaxation.allowed(base)),
+            method,
+            sol=sol,
+            before=problem.allowed,
+            tested=tested and entry["cells_options_forbidden"] == 0,
+            changed=relaxation.cells,
+        )
         finished.one_done()
         gain = float(rsol.objective - sol.objective)
         entry.update(
