@@ -1,4 +1,5 @@
-"""Issue 15: the aggregated LP's and the repair's class keys, numpy against the kernels.
+"""Issue 15: the aggregated LP's class keys and the options near each cell's best, numpy
+against the kernels.
 
     pytest benchmarks/test_class_kernels.py -s                  # 3.5 M cells, 15 options
     pytest benchmarks/ --benchmark-disable -k "not national"    # CI smoke run (50 k cells)
@@ -73,3 +74,27 @@ def test_aggregated_classes(benchmark, n_cells, way):
     assert np.array_equal(first, expected_first)
     assert np.array_equal(of_cell, expected_of_cell)
     benchmark.extra_info["classes"] = len(first)
+
+
+@pytest.mark.parametrize("n_cells", [50_000, 3_500_000], ids=["50k", "national-100m-size"])
+@pytest.mark.parametrize("way", ["numpy", "kernels"])
+def test_near_best(benchmark, n_cells, way):
+    """The options near each cell's best (the repair's free cells, one window a cell)."""
+    warmup.warm_up()
+    problem, structure, prices, window, _ = _instance(n_cells)
+    cells = np.arange(problem.n_cells)
+    windows = np.random.default_rng(2).uniform(0, 2 * window, len(cells))
+
+    def numpy_blocks():
+        return np.concatenate(
+            [
+                reference_near_best(problem, structure, prices, cells[b], windows[b])
+                for b in (slice(lo, lo + BLOCK) for lo in range(0, len(cells), BLOCK))
+            ]
+        )
+
+    def kernel():
+        return fast._near_best(problem, structure, prices, cells, windows)
+
+    got = benchmark.pedantic(numpy_blocks if way == "numpy" else kernel, rounds=3, iterations=1)
+    assert np.array_equal(got, numpy_blocks())

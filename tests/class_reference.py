@@ -1,5 +1,5 @@
-"""The construction of the class keys before :mod:`engine.solve.class_kernels`, in numpy:
-the reference the kernels must match bit for bit.
+"""The construction of the class keys before :mod:`engine.solve.class_kernels`, and of the
+options near a cell's best, in numpy: the reference the kernels must match bit for bit.
 
 Each key is a row of int64s (``np.packbits`` for the options, ``np.round`` for the
 aggregated LP's differences, the float64 bits of the exact repair's), hashed column by
@@ -11,11 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def reference_near_best(problem, structure, prices, cells, window):
+def reference_values(problem, structure, prices, cells):
+    """(M, O) the cells' values adjusted by the prices, -inf where not allowed."""
     adj = structure.adjustment(prices)
     values = problem.value[cells].astype(np.float64) + adj[structure.group[cells]]
     if structure.has_allowed:
         values[~structure.allowed[cells]] = -np.inf
+    return values
+
+
+def reference_near_best(problem, structure, prices, cells, window):
+    values = reference_values(problem, structure, prices, cells)
     best = values.max(axis=1)
     return np.isfinite(values) & (values >= (best - window)[:, None])
 

@@ -18,6 +18,7 @@ from tests.class_reference import (
     reference_hash,
     reference_key,
     reference_near_best,
+    reference_values,
 )
 from tests.problems import problems
 
@@ -29,7 +30,7 @@ fast = importlib.import_module("engine.solve.fast")
 def build(request, monkeypatch):
     """Each kernel's serial and its parallel build (the same bits either way)."""
     monkeypatch.setattr(kernels, "PARALLEL_CELLS", 0 if request.param == "parallel" else 10**12)
-    for kernel in class_kernels.CLASS_KERNELS:
+    for kernel in (*class_kernels.CLASS_KERNELS, kernels.near_best, kernels.left_out):
         monkeypatch.setattr(kernel, "parallel_ready", True)
     return request.param
 
@@ -131,3 +132,30 @@ def test_option_codes_are_the_options_bits(build, n, n_options, seed):
     allowed = np.random.default_rng(seed).random((n, n_options)) < 0.5
     expected = (allowed.astype(np.int64) << np.arange(n_options, dtype=np.int64)).sum(axis=1)
     assert np.array_equal(class_kernels.option_codes(allowed), expected)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(problems(tied=True, max_cells=400, extremes=True), st.data())
+def test_near_best_and_left_out_are_the_numpy_ones(build, problem, data):
+    """The options near a cell's best (one window for all or one a cell), and the free
+    cells whose best beats every option an LP had: numpy's, bit for bit."""
+    structure = dual_structure(problem)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    prices = _prices(problem, structure, rng)
+    cells = np.flatnonzero(rng.random(problem.n_cells) < 0.6)
+    window = data.draw(st.sampled_from([0.0, 0.5, np.inf, "per cell"]))
+    if window == "per cell":
+        window = rng.choice([0.0, 0.2, 1.0, np.inf], size=len(cells))
+    expected = reference_near_best(problem, structure, prices, cells, window)
+    got = fast._near_best(problem, structure, prices, cells, window)
+    assert np.array_equal(got, expected)
+
+    options = expected & (rng.random(expected.shape) < 0.7)
+    tolerance = data.draw(st.sampled_from([0.0, 1e-9, 0.3]))
+    values = reference_values(problem, structure, prices, cells)
+    best_taken = np.where(options, values, -np.inf).max(axis=1)
+    missing = np.flatnonzero(values.max(axis=1) > best_taken + tolerance)
+    free = fast.FreeCells(cells, options)
+    got_missing, got_best = fast._left_out(problem, structure, prices, free, tolerance)
+    assert np.array_equal(got_missing, missing)
+    assert np.array_equal(got_best, np.argmax(values[missing], axis=1))

@@ -376,6 +376,8 @@ KERNELS = (
     "assigned_area",
     "assigned_value",
     "allocation_totals",
+    "near_best",
+    "left_out",
 )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from engine.solve.kernels import BLOCK, _BySize, n_blocks
+from engine.solve.kernels import BLOCK, _BySize, n_blocks, near_best_into
 
 __all__ = [
     "key_length",
@@ -87,23 +87,6 @@ def _lead(options):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _near_best_into(value, allowed, has_allowed, i, adj_row, window, u, options):
-    """The options of cell ``i`` within ``window`` of its best adjusted value."""
-    n_opt = value.shape[1]
-    best = -np.inf
-    for o in range(n_opt):
-        if has_allowed and not allowed[i, o]:
-            u[o] = -np.inf
-            continue
-        u[o] = np.float64(value[i, o]) + adj_row[o]
-        if u[o] > best:
-            best = u[o]
-    limit = best - window
-    for o in range(n_opt):
-        options[o] = np.isfinite(u[o]) and u[o] >= limit
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _aggregated_key(value, i, options, zones_row, reaches, step, key):
     n_opt = value.shape[1]
     n_fam = zones_row.shape[0]
@@ -150,7 +133,7 @@ def _aggregated_hashes(
         key = np.empty(multipliers.shape[0], dtype=np.int64)
         for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
             g = group[i]
-            _near_best_into(value, allowed, has_allowed, i, adj[g], window, u, options)
+            near_best_into(value, allowed, has_allowed, i, adj[g], window, u, options)
             _aggregated_key(value, i, options, zones[g], reaches, step, key)
             hashes[i] = _hash(key, multipliers)
     return hashes

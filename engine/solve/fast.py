@@ -983,9 +983,15 @@ def _adjusted_values(problem, structure, prices, cells) -> np.ndarray:
 
 def _near_best(problem, structure, prices, cells, window) -> np.ndarray:
     """(M, O) bool: the allowed options within ``window`` (scalar or per cell) of the best."""
-    values = _adjusted_values(problem, structure, prices, cells)
-    best = values.max(axis=1)
-    return np.isfinite(values) & (values >= (best - window)[:, None])
+    return kernels.near_best(
+        np.asarray(cells),
+        np.ascontiguousarray(window, dtype=np.float64).reshape(-1),
+        problem.value,
+        structure.allowed,
+        structure.has_allowed,
+        structure.group,
+        structure.adjustment(prices),
+    )
 
 
 @dataclass(frozen=True)
@@ -1509,17 +1515,18 @@ def improving_options(problem, structure, priced, choice, free: FreeCells, toler
 
 def _left_out(problem, structure, prices, free: FreeCells, tolerance: float):
     """The free cells (indices into them) whose best option under ``prices`` beats every
-    option the LP had by more than ``tolerance``, and that best option; in blocks of free
-    cells: their adjusted values at once were 8 bytes an option and a free cell, twice."""
-    missing, best = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-    for lo in range(0, len(free.cells), _CHUNK):
-        cells = free.cells[lo : lo + _CHUNK]
-        values = _adjusted_values(problem, structure, prices, cells)
-        best_taken = np.where(free.options[lo : lo + _CHUNK], values, -np.inf).max(axis=1)
-        found = np.flatnonzero(values.max(axis=1) > best_taken + tolerance)
-        missing.append(lo + found)
-        best.append(np.argmax(values[found], axis=1))
-    return np.concatenate(missing), np.concatenate(best)
+    option the LP had by more than ``tolerance``, and that best option."""
+    beats, best = kernels.left_out(
+        free.cells,
+        free.options,
+        problem.value,
+        structure.allowed,
+        structure.has_allowed,
+        structure.group,
+        structure.adjustment(prices),
+        tolerance,
+    )
+    return np.flatnonzero(beats), best[beats]
 
 
 def _widen(problem: Problem, structure: DualStructure, priced, free: FreeCells) -> FreeCells:

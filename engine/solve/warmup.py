@@ -74,6 +74,11 @@ def _solver_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
         (class_kernels.repair_hashes, (*repair, multipliers)),
         (class_kernels.keys_agree, (*repair, a.group, a.cells, len(multipliers))),
         (class_kernels.option_codes, (a.allowed,)),
+        (kernels.near_best, (a.cells, a.area, a.value, a.allowed, True, a.group, a.adj)),
+        (
+            kernels.left_out,
+            (a.cells, a.allowed, a.value, a.allowed, True, a.group, a.adj, 1.0),
+        ),
     ]
     return calls
 
