@@ -1,0 +1,69 @@
+"""The fast solver's first repair LP through HiGHS, priced both ways from the same start.
+
+    pytest benchmarks/test_lp.py -s                                  # 250 m and 100 m
+    pytest benchmarks/test_lp.py --benchmark-disable -k 250          # smoke run
+
+The LP is the one the fast solver hands to HiGHS on configs/national.toml compiled at the
+given resolution: the first repair LP, started from the aggregated optimum's basis, which
+leaves about half its rows without a basic column. "steepest" is HiGHS's own choice (dual
+steepest edge, what every LP used before issue 15), "devex" what ``_class_lp`` asks for that
+start. Compare the two rows of a resolution's group; the objectives must agree to 1e-9.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import engine
+from engine.solve import fast, lp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_CAPTURED: dict[int, tuple] = {}
+
+
+def first_repair_lp(resolution: int) -> tuple:
+    """The arguments of the first solve_lp call started from the aggregated optimum."""
+    if resolution not in _CAPTURED:
+        from engine.run import prepare
+
+        compiled, _ = prepare(ROOT / "configs" / "national.toml", resolution=resolution)
+        calls = []
+
+        def record(*args, **kwargs):
+            if kwargs.get("devex"):
+                calls.append((args, kwargs))
+            return lp.solve_lp(*args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fast, "solve_lp", record)
+            engine.solve(compiled.problem, method="fast")
+        assert calls, "the fast solver started no LP from the aggregated optimum"
+        _CAPTURED[resolution] = calls[0]
+    return _CAPTURED[resolution]
+
+
+@pytest.mark.parametrize("pricing", ["steepest", "devex"])
+@pytest.mark.parametrize("resolution", [250, 100])
+def test_first_repair_lp(benchmark, resolution, pricing):
+    args, kwargs = first_repair_lp(resolution)
+    benchmark.group = f"first repair LP, national {resolution} m"
+    result = benchmark.pedantic(
+        lp.solve_lp,
+        args=args,
+        kwargs={**kwargs, "devex": pricing == "devex"},
+        rounds=3,
+        iterations=1,
+    )
+    matrix = args[1]
+    benchmark.extra_info.update(rows=matrix.shape[0], columns=matrix.shape[1], nonzeros=matrix.nnz)
+    benchmark.extra_info["objective"] = result.objective
+    print(
+        f"\n{resolution} m, {pricing}: {matrix.shape} {matrix.nnz} nonzeros, "
+        f"objective {result.objective!r}"
+    )
+    assert result.status == "optimal"
+    other = lp.solve_lp(*args, **{**kwargs, "devex": pricing != "devex"})
+    assert abs(other.objective - result.objective) <= 1e-9 * max(1.0, abs(result.objective))
