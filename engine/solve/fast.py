@@ -1381,6 +1381,8 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
         np.zeros(n_x + n_s + n_b),
         np.concatenate([class_area[col_class], upper_bounds(np.full(n_s + n_b, np.nan))]),
         basis=None if basis is None else basis.carried(names, columns),
+        # The aggregated optimum's start leaves about half the rows without a basic column.
+        devex=isinstance(basis, AggregatedLP),
     )
     if result.status == "infeasible":
         return None
