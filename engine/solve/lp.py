@@ -6,6 +6,8 @@ and hand them to HiGHS in one call; going through PuLP would cost more than the 
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import highspy
@@ -30,6 +32,8 @@ def _swallow_banner() -> None:
         os.dup2(saved, 1)
         os.close(saved)
 
+
+log = logging.getLogger(__name__)
 
 _swallow_banner()
 
@@ -116,9 +120,20 @@ def solve_lp(
         start.row_status = _MEMBER[basis[1]].tolist()
         start.alien = True
         h.setBasis(start)
+    clock = time.perf_counter()
     h.run()
     model_status = h.getModelStatus()
     status = h.modelStatusToString(model_status).lower()
+    # What a slow run's LPs cost (--verbose): their size, start, iterations and time.
+    log.debug(
+        "LP %d rows x %d columns from %s: %s after %d iterations, %.1f s",
+        matrix.shape[0],
+        matrix.shape[1],
+        "scratch" if basis is None else ("a start, devex" if devex else "a start"),
+        status,
+        h.getInfo().simplex_iteration_count,
+        time.perf_counter() - clock,
+    )
     if model_status == highspy.HighsModelStatus.kOptimal:
         status = "optimal"
     elif model_status == highspy.HighsModelStatus.kInfeasible:
