@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from engine.solve import class_kernels, kernels
 from engine.solve.dual import dual_structure
+from engine.synthetic import allocation_problem
 from tests.class_reference import (
     reference_classes,
     reference_hash,
@@ -159,3 +161,30 @@ def test_near_best_and_left_out_are_the_numpy_ones(build, problem, data):
     got_missing, got_best = fast._left_out(problem, structure, prices, free, tolerance)
     assert np.array_equal(got_missing, missing)
     assert np.array_equal(got_best, np.argmax(values[missing], axis=1))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("n_options", "forbidden"), [(8, 0.0), (70, 0.1), (130, 0.0)])
+def test_classes_for_any_options_and_threads(build, threads, n_options, forbidden):
+    """Keys of more than one word of option bits, a problem without an allowed mask
+    (``forbidden`` 0), on one thread and on two: the numpy classes."""
+    problem = allocation_problem(3000, n_options=n_options, forbidden=forbidden, seed=3)
+    assert (problem.allowed is None) == (forbidden == 0.0)
+    structure = dual_structure(problem)
+    prices = _prices(problem, structure, np.random.default_rng(4))
+    cells = np.arange(problem.n_cells)
+    options = reference_near_best(problem, structure, prices, cells, 1.0)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(threads)
+        got = fast._aggregated_classes(problem, structure, prices, 1.0, 0.05, np.ones(len(cells)))
+        repair = fast._interchangeable(
+            problem, structure, fast.FreeCells(cells, options), np.ones(len(cells))
+        )
+    finally:
+        numba.set_num_threads(before)
+    for classes, step in ((got, 0.05), (repair, 0.0)):
+        hashes = reference_hash(reference_key(problem, structure, cells, options, step))
+        first, of_cell = reference_classes(hashes)
+        assert np.array_equal(classes.first, first)
+        assert np.array_equal(classes.of_cell, of_cell)

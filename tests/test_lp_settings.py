@@ -87,3 +87,41 @@ def test_devex_only_from_the_aggregated_optimum(monkeypatch):
     # The first warm start is the aggregated optimum's; the later ones the last repair LP's.
     assert warm == [True] + [False] * (len(warm) - 1)
     assert not any(devex for started, devex in calls if not started)
+
+
+def test_an_lp_that_highs_warns_about_is_solved():
+    """An entry HiGHS drops as too small (rounding noise such as 0.3 - (0.1 + 0.2) in a
+    config's contributions) is a warning, not a refused LP."""
+    matrix = sparse.csc_matrix(np.array([[1.0, 1e-10], [0.0, 1.0]]))
+    ones = np.ones(2)
+    result = lp.solve_lp(-ones, matrix, np.zeros(2), ones, np.zeros(2), 2 * ones)
+    assert result.status == "optimal" and result.objective == -2.0
+
+
+def test_a_free_column_ends_and_starts_as_zero():
+    """A free column in no row ends with HiGHS's kZero status (3); started from it (devex
+    or not), HiGHS ends where it was; a status HiGHS does not have is refused."""
+    matrix = sparse.csc_matrix(np.array([[0.0, 1.0]]))
+    col_lo, col_hi = np.array([-np.inf, 0.0]), np.array([np.inf, 1.0])
+    cost = np.array([0.0, -1.0])
+    ended = lp.solve_lp(cost, matrix, np.zeros(1), np.ones(1), col_lo, col_hi)
+    assert ended.col_status[0] == 3
+    for devex in (False, True):
+        again = lp.solve_lp(
+            cost,
+            matrix,
+            np.zeros(1),
+            np.ones(1),
+            col_lo,
+            col_hi,
+            basis=(ended.col_status, ended.row_status),
+            devex=devex,
+        )
+        assert again.objective == ended.objective
+        assert np.array_equal(again.col_status, ended.col_status)
+    try:
+        lp.solve_lp(cost, matrix, np.zeros(1), np.ones(1), col_lo, col_hi, basis=([-1, 0], [1]))
+    except ValueError as err:
+        assert "basis status" in str(err)
+    else:
+        raise AssertionError("a status of -1 was taken")

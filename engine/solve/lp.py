@@ -110,14 +110,16 @@ def solve_lp(
         _f64(matrix.data),
         np.zeros(matrix.shape[1], dtype=np.int32),  # every column continuous
     )
-    if passed != highspy.HighsStatus.kOk:
+    # A warning (an entry below HiGHS's small-matrix-value dropped, a bound taken for
+    # infinite) leaves an LP HiGHS solves: only an error stops here.
+    if passed == highspy.HighsStatus.kError:
         raise ValueError(f"HiGHS refused the LP: {passed}")
     if basis is not None:
         start = highspy.HighsBasis()
         # highspy takes a basis as a list of its enum members only: a lookup of the numbers
         # in one numpy take, where a Python loop over them was 44 ms at 562,141 columns.
-        start.col_status = _MEMBER[basis[0]].tolist()
-        start.row_status = _MEMBER[basis[1]].tolist()
+        start.col_status = _members(basis[0])
+        start.row_status = _members(basis[1])
         start.alien = True
         h.setBasis(start)
     clock = time.perf_counter()
@@ -159,6 +161,13 @@ _MEMBER = np.empty(max(int(s) for s in _STATUSES) + 1, dtype=object)
 _MEMBER[[int(s) for s in _STATUSES]] = _STATUSES
 
 _DEVEX = 1  # HiGHS's simplex_dual_edge_weight_strategy
+
+
+def _members(numbers: np.ndarray) -> list:
+    numbers = np.asarray(numbers)
+    if numbers.size and (numbers.min() < 0 or numbers.max() >= len(_MEMBER)):
+        raise ValueError(f"a basis status outside HiGHS's 0..{len(_MEMBER) - 1}")
+    return _MEMBER[numbers].tolist()
 
 
 def _numbers(statuses: list) -> np.ndarray:
