@@ -432,6 +432,8 @@ def apply_rules(
     (None: only ``allowed`` and the reservations are wanted). ``memo``: what earlier calls on
     the same cells worked out (:class:`RuleMemo`).
     """
+    from engine.suitability import add_to_options  # it imports this module
+
     memo = _Forgetful() if memo is None else memo
     options = config.option_names
     n, n_opt = cells.n, len(options)
@@ -466,8 +468,7 @@ def apply_rules(
         elif rule.kind == "penalties":
             mask = rule_cells(rule)
             cost = mask.astype(np.float32) * np.float32(rule.amount)
-            for j in idx:
-                value[j] -= cost
+            add_to_options(value.T, np.array(idx), cost, True)
             counts[rule.id] = int(mask.sum())
         elif rule.kind == "ladders":
             add = np.full(n, rule.otherwise, dtype=np.float32)
@@ -478,8 +479,7 @@ def apply_rules(
                 hit = todo & evaluate(where, cells)
                 add[hit] = step_value
                 todo &= ~hit
-            for j in idx:
-                value[j] += add
+            add_to_options(value.T, np.array(idx), add, False)
             counts[rule.id] = int(n - todo.sum())
 
     # Before the reservations, so that a reservation picks only cells its options may keep;

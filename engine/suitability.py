@@ -21,7 +21,7 @@ from engine import progress
 from engine.config import Config
 from engine.rules import Cells, category_names
 
-__all__ = ["option_values"]
+__all__ = ["option_values", "add_to_options"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,21 @@ def _option_values(out, layers, term, cover, cost, take, has_recipe):
                 if has_recipe[o]:
                     out[i, o] -= cost[o, c]
                     out[i, o] -= take[o]
+
+
+@numba.njit(parallel=True, cache=True)
+def add_to_options(value, options, add, subtract):
+    """``value[i, o] += add[i]`` (``-=`` when ``subtract``) for the ``options`` of each cell
+    of the cell-major ``value`` (N, O): one pass over the cells on every core, each cell's
+    row touched once, where a pass per option over the option-major view touched every row
+    of the array once per option. The float32 operations of that pass, so the same bits."""
+    for i in numba.prange(value.shape[0]):
+        a = add[i]
+        for o in options:
+            if subtract:
+                value[i, o] -= a
+            else:
+                value[i, o] += a
 
 
 def _parameters(term, kind: int) -> tuple:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from engine.config.model import Recipe, Term
 from engine.rules import Cells
-from engine.suitability import _KIND, _parameters, option_values
+from engine.suitability import _KIND, _parameters, add_to_options, option_values
 
 CLASSES = ["water", "built", "grass", "arable", "forest"]
 
@@ -160,3 +160,46 @@ def test_blocks_of_cells_on_every_core_give_the_bits_of_one_block():
     got = option_values(config, cells)
     assert np.array_equal(got, per_term_values(config, cells))
     assert not got[0].any() and np.isfinite(got[1]).all()
+
+
+def add_per_option(value, options, add, subtract):
+    """The reference of :func:`add_to_options`: a numpy pass per option, as the rules added
+    penalties and ladders to the option-major view before."""
+    for o in options:
+        if subtract:
+            value[:, o] -= add
+        else:
+            value[:, o] += add
+
+
+SPECIAL = np.float32([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, 3.4e38])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(0, 3000),
+    n_options=st.integers(1, 16),
+    subtract=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+    layout=st.sampled_from(["cell-major", "option-major"]),
+)
+def test_adding_to_options_gives_the_bits_of_a_pass_per_option(
+    n, n_options, subtract, seed, layout
+):
+    rng = np.random.default_rng(seed)
+
+    def draw(shape):
+        x = rng.normal(0, 10, shape).astype(np.float32)
+        special = rng.random(shape) < 0.1
+        x[special] = rng.choice(SPECIAL, int(special.sum()))
+        return x
+
+    value = draw((n, n_options))
+    if layout == "option-major":
+        value = np.ascontiguousarray(value.T).T  # (N, O) over an (O, N) array
+    add = draw(n)
+    options = rng.choice(n_options, rng.integers(0, n_options + 1), replace=False)
+    want = value.copy()
+    add_per_option(want, options, add, subtract)
+    add_to_options(value, options.astype(np.int64), add, subtract)
+    assert np.array_equal(value.view(np.uint32), want.view(np.uint32))

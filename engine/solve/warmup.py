@@ -88,6 +88,10 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
                 np.ones(2, bool),
             ),
         ),
+        (
+            suitability.add_to_options,
+            (a.value.copy(), np.zeros(1, np.int64), a.area.astype(np.float32), True),
+        ),
         (noise._value_noise, (xy, xy, 1.0, np.uint64(1), 1.0, np.zeros((2, 2)))),
         (
             compact_kernels.plan_area,
