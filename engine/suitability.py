@@ -29,6 +29,7 @@ _KIND = {"value": 0, "linear": 1, "decay": 2, "above": 3, "below": 4}
 # Cells per block: a block's rows of v (15 options: 240 kB) stay in cache while its terms are
 # added one after the other.
 _BLOCK = 4096
+_LAYERS = 16
 
 
 @numba.njit(parallel=True, cache=True)
@@ -37,7 +38,7 @@ def _option_values(out, layers, term, cover, cost, take, has_recipe):
     ``has_recipe`` its land-cover cost and its land take subtracted.
 
     ``term`` (T, 6) float64 rows ``option, layer, kind, weight, a, b`` in each option's term
-    order; ``layers`` the float32 layers it names; ``cover`` (N,) uint8 indexes ``cost``
+    order; ``layers`` a tuple of the float32 layers it names; ``cover`` (N,) uint8 indexes ``cost``
     (O, >= 256), or is empty where every cell pays column 0. Each value gets the operations,
     in the order and the float32 roundings, of one pass per term over an option's column:
     ``out += weight * transform(x)`` (NaN adds nothing), ``out -= cost``, ``out -= take``."""
@@ -116,7 +117,7 @@ def option_values(config: Config, cells: Cells) -> np.ndarray:
     cost = np.zeros((n_options, max(len(classes or ()), 256)), dtype=np.float32)
     take = np.zeros(n_options, dtype=np.float32)
     has_recipe = np.zeros(n_options, dtype=bool)  # without one the value stays 0 (keep)
-    layers = numba.typed.List.empty_list(numba.float32[::1])
+    layers: list[np.ndarray] = []
     layer_of: dict[str, int] = {}
     terms = []
     for o, name in enumerate(config.options):
@@ -136,8 +137,11 @@ def option_values(config: Config, cells: Cells) -> np.ndarray:
             cost[o, classes.index(cls)] = c
         take[o] = take_cost * np.float32(recipe.land_take_share)
         has_recipe[o] = True
-    if not layers:
-        layers.append(np.zeros(0, dtype=np.float32))  # a typed list is never empty here
+    # A tuple of a fixed length (16, or the next power of two), padded: the kernel is compiled
+    # once for it and loaded from the cache after, whatever the config; a numba typed list
+    # compiled its own methods in every process (1.4 s at 100 m).
+    arity = max(_LAYERS, 1 << (len(layers) - 1).bit_length())
+    layers += [np.zeros(0, dtype=np.float32)] * (arity - len(layers))
     cover = (
         cells.layer("land_cover").astype(np.uint8, copy=False)  # cost's 256 columns: any uint8
         if classes is not None
@@ -145,7 +149,9 @@ def option_values(config: Config, cells: Cells) -> np.ndarray:
     )
     v = np.zeros((cells.n, n_options), dtype=np.float32)
     table = np.array(terms, dtype=np.float64).reshape(len(terms), 6)
-    _option_values(v, layers, table, np.ascontiguousarray(cover), cost, take, has_recipe)
-    log.debug("option values: %d cells, %d terms over %d layers", cells.n, len(terms), len(layers))
+    _option_values(v, tuple(layers), table, np.ascontiguousarray(cover), cost, take, has_recipe)
+    log.debug(
+        "option values: %d cells, %d terms over %d layers", cells.n, len(terms), len(layer_of)
+    )
     progress.advance(n_options, n_options, "option values")
     return v.T

@@ -66,8 +66,6 @@ def _solver_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
 def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
     """The kernels of :mod:`engine.suitability` (building ``v``), of the grid build and of
     the compaction (:mod:`engine.solve.compact_kernels`)."""
-    import numba
-
     from engine import suitability
     from engine.grid import noise
     from engine.solve import compact_kernels
@@ -80,7 +78,7 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
             suitability._option_values,
             (
                 a.value.copy(),
-                numba.typed.List([a.value[:, 0].copy()]),
+                (a.value[:, 0].copy(),) * suitability._LAYERS,
                 np.zeros((1, 6)),
                 np.zeros(len(a.value), np.uint8),
                 np.zeros((2, 256), np.float32),
