@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.config.model import Recipe, Term
-from engine.rules import Cells
+from engine.rules import Cells, category_names
 from engine.suitability import _KIND, _parameters, add_to_options, option_values
 
 CLASSES = ["water", "built", "grass", "arable", "forest"]
@@ -44,7 +44,7 @@ def add_term(out, x, kind, weight, a, b):
 def per_term_values(config, cells) -> np.ndarray:
     """The reference: each option's column built on its own, one pass per term, then its
     land-cover cost and land take, each a pass of its own."""
-    classes = CLASSES if cells.has("land_cover") else None
+    classes = category_names(cells.ds["land_cover"]) if cells.has("land_cover") else None
     take = config.assumptions.get("land_take_cost")
     take = np.float32(take.value if take is not None else 0.0)
     v = np.zeros((len(config.options), cells.n), dtype=np.float32)
