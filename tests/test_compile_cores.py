@@ -97,3 +97,6 @@ def test_the_national_problem_is_the_bits_of_the_one_core_compile(config, resolu
     assert np.array_equal(got.effects.reserved, want.effects.reserved)
     assert got.effects.reservation_targets == want.effects.reservation_targets
     assert got.effects.counts == want.effects.counts
+    # Each step's wall and CPU seconds, for report.json's timings.compile_detail.
+    steps = ("cells", "suitability", "rules", "problem")
+    assert set(got.timings) == {*steps, *(f"{s}_cpu" for s in steps)}
