@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -91,38 +89,38 @@ class Cells:
         return self._cache[name]
 
     def preload(self, names) -> None:
-        """Read several layers at once, band by band of grid rows, on every core: each band
-        of a layer is read (its GeoTIFF blocks decoded; GDAL lets other threads run
-        meanwhile) and its cells copied straight to their places. The whole grid of a layer
-        read at once and then cut to the cells was one core's work, and twice that grid's
-        bytes at a time (1.1 GB a float layer at 25 m); a band is a few tens of MB."""
+        """Read several layers at once, band by band of grid rows, on every core: a band is
+        one row of a layer's chunks, read (the GeoTIFF blocks decoded; GDAL lets the other
+        thread run meanwhile) and its cells copied straight to their places, all layers' bands
+        in one dask graph. The whole grid of a layer computed, concatenated and cut to the
+        cells on one core was twice the grid's bytes at a time (1.1 GB a float layer at 25 m);
+        a band is a few tens of MB."""
+        import dask
         from dask.base import is_dask_collection
 
         names = [n for n in dict.fromkeys(names) if self.has(n) and n not in self._cache]
-        if not names:
-            return
         ny, nx = self.shape
         out = {n: np.empty(self.n, dtype=self.ds[n].dtype) for n in names}
-        work = []
+        flat = self.flat
+
+        def copy_band(blocks, cells, start, lo, hi):
+            band = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+            cells[lo:hi] = band.reshape(-1)[flat[lo:hi] - start]
+
+        tasks = []
         for name in names:
-            rows = _band_starts(self.ds[name], ny)
-            at = np.searchsorted(self.flat, rows * nx)  # a band's cells, in order
-            work += [
-                (name, int(r0), int(r1), int(lo), int(hi))
-                for r0, r1, lo, hi in zip(rows[:-1], rows[1:], at[:-1], at[1:])
-                if hi > lo
-            ]
-
-        def read(job) -> None:
-            name, r0, r1, lo, hi = job
-            band = self.ds[name][r0:r1].data
-            if is_dask_collection(band):
-                band = band.compute(scheduler="synchronous")  # this thread is the parallelism
-            out[name][lo:hi] = np.asarray(band).reshape(-1)[self.flat[lo:hi] - r0 * nx]
-
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            for _ in pool.map(read, work):
-                pass  # each job's error, raised here
+            data = self.ds[name].data
+            if not is_dask_collection(data):  # in memory already
+                out[name][:] = np.asarray(data).reshape(-1)[flat]
+                continue
+            rows = np.cumsum([0, *data.chunks[0]])
+            at = np.searchsorted(flat, rows * nx)  # the cells of each band, in order
+            blocks = data.to_delayed()
+            for i, (lo, hi) in enumerate(zip(at[:-1], at[1:])):
+                if hi > lo:
+                    task = dask.delayed(copy_band, pure=False)
+                    tasks.append(task(list(blocks[i]), out[name], int(rows[i] * nx), lo, hi))
+        dask.compute(*tasks, scheduler="threads")
         self._cache.update(out)
 
     def layer_f32(self, name: str) -> np.ndarray:
@@ -159,13 +157,6 @@ class Cells:
         out.flat = self.flat[keep]
         out._cache = {k: v[keep] for k, v in self._cache.items()}
         return out
-
-
-def _band_starts(da, ny: int) -> np.ndarray:
-    """The first row of each band of a layer's rows, and ``ny``: its chunks' rows where it
-    is chunked (a band decodes each block it touches once), else bands of 1024 rows."""
-    chunks = da.chunks[0] if da.chunks else [1024] * (ny // 1024 + 1)
-    return np.minimum(np.cumsum([0, *chunks]), ny)
 
 
 def evaluate(where: dict, cells: Cells) -> np.ndarray:
