@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -159,33 +161,66 @@ class Cells:
         return out
 
 
+# Cells per slice of a condition: its temporaries stay in cache, and the slices go to every
+# core (numpy lets other threads run in its per-element loops).
+_SLICE = 1 << 20
+
+
 def evaluate(where: dict, cells: Cells) -> np.ndarray:
-    """A validated condition -> bool per cell. NaN never matches."""
+    """A validated condition -> bool per cell. NaN never matches. Worked out slice by slice
+    of cells on every core: each cell's answer depends on its own values only."""
+    cells.preload(_condition_layers(where))  # read before the threads share the cache
+    out = np.empty(cells.n, dtype=bool)
+
+    def part(lo: int) -> None:
+        part_cells = slice(lo, min(lo + _SLICE, cells.n))
+        out[part_cells] = _evaluate(where, cells, part_cells)
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for _ in pool.map(part, range(0, cells.n, _SLICE)):
+            pass  # each slice's error, raised here
+    return out
+
+
+def _evaluate(where: dict, cells: Cells, part: slice) -> np.ndarray:
     if "all" in where:
-        out = np.ones(cells.n, dtype=bool)
+        out = np.ones(part.stop - part.start, dtype=bool)
         for c in where["all"]:
-            out &= evaluate(c, cells)
+            out &= _evaluate(c, cells, part)
         return out
     if "any" in where:
-        out = np.zeros(cells.n, dtype=bool)
+        out = np.zeros(part.stop - part.start, dtype=bool)
         for c in where["any"]:
-            out |= evaluate(c, cells)
+            out |= _evaluate(c, cells, part)
         return out
     if "not" in where:
-        return ~evaluate(where["not"], cells)
-    values = cells.layer(where["layer"])
+        return ~_evaluate(where["not"], cells, part)
+    values = cells.layer(where["layer"])[part]
     if "in" in where:
         return np.isin(values, cells.codes(where["layer"], where["in"]))
     if "min" not in where and "max" not in where:
         with np.errstate(invalid="ignore"):
             return np.nan_to_num(values) != 0
-    out = np.ones(cells.n, dtype=bool)
+    out = np.ones(len(values), dtype=bool)
     with np.errstate(invalid="ignore"):
         if "min" in where:
             out &= values >= where["min"]
         if "max" in where:
             out &= values <= where["max"]
     return out
+
+
+def _condition_layers(where: dict | None):
+    """The layers a condition reads."""
+    if where is None:
+        return
+    for op in ("all", "any"):
+        for c in where.get(op, []):
+            yield from _condition_layers(c)
+    if "not" in where:
+        yield from _condition_layers(where["not"])
+    if "layer" in where:
+        yield where["layer"]
 
 
 # -- checks against the grid ----------------------------------------------------------------------
@@ -345,22 +380,10 @@ def _check_zonings(config: Config, ds) -> None:
 def layers_used(config: Config) -> list[str]:
     """Every grid layer the rules and recipes of a config read."""
     out = ["land_cover", "province", "municipality"]
-
-    def walk(where):
-        if where is None:
-            return
-        for op in ("all", "any"):
-            for c in where.get(op, []):
-                walk(c)
-        if "not" in where:
-            walk(where["not"])
-        if "layer" in where:
-            out.append(where["layer"])
-
     for r in config.rules:
-        walk(r.where)
+        out += _condition_layers(r.where)
         for _, w, _ in r.steps:
-            walk(w)
+            out += _condition_layers(w)
         if r.order_layer:
             out += [r.order_layer, r.group_by]
     for recipe in config.recipes.values():
