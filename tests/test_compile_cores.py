@@ -5,6 +5,7 @@ compile they replace, whatever the grid's chunking."""
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import dask
 import numpy as np
@@ -100,3 +101,59 @@ def test_the_national_problem_is_the_bits_of_the_one_core_compile(config, resolu
     # Each step's wall and CPU seconds, for report.json's timings.compile_detail.
     steps = ("cells", "suitability", "rules", "problem")
     assert set(got.timings) == {*steps, *(f"{s}_cpu" for s in steps)}
+
+
+NAMES = ["a", "b", "c", "d", "e"]
+
+
+def leaves():
+    layer = st.sampled_from(["height", "kind", "flag"])
+    bound = st.floats(-3, 3, allow_nan=False)
+    return st.one_of(
+        st.builds(lambda lo: {"layer": "height", "min": lo}, bound),
+        st.builds(lambda hi: {"layer": "height", "max": hi}, bound),
+        st.builds(lambda lo, hi: {"layer": "height", "min": lo, "max": hi}, bound, bound),
+        st.builds(lambda names: {"layer": "kind", "in": names}, st.lists(st.sampled_from(NAMES))),
+        st.builds(lambda name: {"layer": name}, layer),
+    )
+
+
+conditions = st.recursive(
+    leaves(),
+    lambda inner: st.one_of(
+        st.builds(lambda c: {"all": c}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda c: {"any": c}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda c: {"not": c}, inner),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    where=conditions,
+    n=st.integers(0, 300),
+    size=st.sampled_from([1, 7, 64, 1 << 20]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_condition_in_slices_on_every_core_is_the_whole_condition(where, n, size, seed):
+    import xarray as xr
+
+    from engine import rules
+
+    rng = np.random.default_rng(seed)
+    height = rng.normal(0, 2, (1, n))
+    height[rng.random((1, n)) < 0.2] = np.nan
+    ds = xr.Dataset(
+        {
+            "height": (("y", "x"), height),
+            "kind": (("y", "x"), rng.integers(0, len(NAMES), (1, n), dtype=np.int16)),
+            "flag": (("y", "x"), rng.integers(0, 2, (1, n), dtype=np.uint8)),
+        }
+    )
+    ds["kind"].attrs["names"] = NAMES
+    cells = Cells(ds, np.ones((1, n), dtype=bool))
+    whole = rules._evaluate(where, cells, slice(0, n))  # the condition over all cells at once
+    with mock.patch.object(rules, "_SLICE", size):
+        got = rules.evaluate(where, cells)
+    assert got.dtype == bool and np.array_equal(got, whole)
