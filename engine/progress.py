@@ -43,12 +43,20 @@ _active: Stages | None = None
 _muted = threading.local()
 
 
-def advance(done: int, total: int, unit: str, **how) -> None:
+def advance(
+    done: int,
+    total: int,
+    unit: str,
+    *,
+    at_most: bool = False,
+    expected: int | None = None,
+    note: str | None = None,
+) -> None:
     """Tell the active display that ``done`` of ``total`` ``unit`` of the current stage are
-    done; ``how``: :meth:`Stages.advance`'s ``at_most``, ``expected`` and ``note``."""
+    done (the rest as :meth:`Stages.advance` takes them)."""
     stages = _active
     if stages is not None and not getattr(_muted, "on", False):
-        stages.advance(done, total, unit, **how)
+        stages.advance(done, total, unit, at_most=at_most, expected=expected, note=note)
 
 
 @contextmanager

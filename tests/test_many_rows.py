@@ -177,20 +177,23 @@ def test_cells_of_two_zones_share_a_class_unless_their_options_meet_different_ro
     take the claim it is on: four alike cells in two zones with a target on claim 0 are one
     class with options that deliver to claim 1 only, and one class per zone with one for
     claim 0. The exact repair keeps a class per zone either way."""
-    problem = engine.Problem(
-        value=np.tile([0.0, 1.0, 1.0], (4, 1)),
-        contribution=np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
-        zones=np.array([[0, 0, 0, 0], [0, 0, 1, 1]]),
-        lower=[np.array([[np.nan, 1.0]]), np.array([[1.0, np.nan], [1.0, np.nan]])],
-        upper=[np.full((1, 2), np.nan), np.full((2, 2), np.nan)],
-    )
-    structure = dual_structure(problem)
-    assert structure.n_groups == 2
     cells, area = np.arange(4), np.ones(4)
     for options, n_classes in (([True, False, True], 1), ([True, True, False], 2)):
-        free = fast_module.FreeCells(cells, np.tile(options, (4, 1)))
-        aggregated = fast_module._interchangeable(problem, structure, free, area, step=0.05)
+        problem = engine.Problem(
+            value=np.tile([0.0, 1.0, 1.0], (4, 1)),
+            contribution=np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
+            zones=np.array([[0, 0, 0, 0], [0, 0, 1, 1]]),
+            lower=[np.array([[np.nan, 1.0]]), np.array([[1.0, np.nan], [1.0, np.nan]])],
+            upper=[np.full((1, 2), np.nan), np.full((2, 2), np.nan)],
+            allowed=np.tile(options, (4, 1)),
+        )
+        structure = dual_structure(problem)
+        assert structure.n_groups == 2
+        aggregated = fast_module._aggregated_classes(
+            problem, structure, np.zeros(len(problem.rows)), np.inf, 0.05, area
+        )
         assert len(aggregated.first) == n_classes, options
+        free = fast_module.FreeCells(cells, np.tile(options, (4, 1)))
         assert len(fast_module._interchangeable(problem, structure, free, area).first) == 2
 
 

@@ -18,6 +18,12 @@ from engine.config import load_config
 from engine.grid import open_grid
 from engine.rules import Cells, layers_used
 from engine.solve.compact import Geometry
+from tests.class_reference import (
+    reference_classes,
+    reference_hash,
+    reference_key,
+    reference_near_best,
+)
 from tests.problems import problems
 
 NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
@@ -317,23 +323,6 @@ def test_the_repair_in_blocks_gives_the_bits_of_one_block(problem, block):
     assert blocks.objective == pytest.approx(highs.objective, rel=1e-9, abs=1e-9)
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    n=st.integers(0, 5000),
-    distinct=st.sampled_from([1, 2, 7, 1000, 2**64 - 1]),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_the_classes_group_as_numpy_unique_does(n, distinct, seed):
-    """The lean grouping of the class hashes gives numpy's first indices and inverse."""
-    from engine.solve.fast import _first_and_inverse
-
-    hashes = np.random.default_rng(seed).integers(0, distinct, n, dtype=np.uint64, endpoint=True)
-    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-    got_first, got_inverse = _first_and_inverse(hashes)
-    assert np.array_equal(got_first, first)
-    assert np.array_equal(got_inverse, inverse.ravel())
-
-
 @pytest.mark.parametrize("compaction", [True, False])
 def test_the_write_stage_lets_the_values_and_the_mask_go(tmp_path, monkeypatch, compaction):
     """Without analysis, the problem's value and allowed are gone before the plausibility's
@@ -444,14 +433,18 @@ def aggregated_lp_holding_every_cells_options(problem, structure, scale, prices)
     )
     options = np.empty((n, problem.n_options), dtype=bool)
     lead = np.empty(n, dtype=np.int16)
+    step = fast.AGGREGATE_STEP * scale
     for window in (fast.AGGREGATE_WINDOW * scale, np.inf):
-        for start in range(0, n, fast._CHUNK):
-            block = slice(start, start + fast._CHUNK)
-            options[block] = fast._near_best(problem, structure, prices, cells[block], window)
-            lead[block] = np.argmax(options[block], axis=1)
+        options[:] = reference_near_best(problem, structure, prices, cells, window)
+        lead[:] = np.argmax(options, axis=1)
         free = fast.FreeCells(cells, options)
-        classes = fast._interchangeable(
-            problem, structure, free, cell_area, fast.AGGREGATE_STEP * scale
+        hashes = reference_hash(reference_key(problem, structure, cells, options, step))
+        first, of_cell = reference_classes(hashes)
+        classes = fast._Classes(
+            of_cell=of_cell.astype(fast._index_type(len(first))),
+            first=first,
+            area=np.bincount(of_cell, weights=cell_area),
+            key=hashes[first],
         )
         solved = fast._class_lp(problem, structure, lead, free, classes)
         if solved is not None:
@@ -460,11 +453,11 @@ def aggregated_lp_holding_every_cells_options(problem, structure, scale, prices)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problems(tied=True, max_cells=300, extremes=True), st.sampled_from([1, 3, 64, 1 << 16]))
-def test_the_aggregated_lp_from_blocks_of_options_gives_the_bits_of_all_at_once(problem, block):
-    """The aggregated LP hashes each block's options and lets them go, and reads the options
-    of the classes' first cells again: the same classes, LP solution, prices and basis as
-    with every cell's options held at once."""
+@given(problems(tied=True, max_cells=300, extremes=True))
+def test_the_aggregated_lp_without_the_options_gives_the_bits_of_all_at_once(problem):
+    """The aggregated LP hashes each cell's options in one pass without holding them, and
+    reads the options of the classes' first cells again: the same classes, LP solution,
+    prices and basis as with every cell's options held at once (in numpy)."""
     from engine.solve import fast
     from engine.solve.dual import dual_structure
 
@@ -474,9 +467,7 @@ def test_the_aggregated_lp_from_blocks_of_options_gives_the_bits_of_all_at_once(
         problem, structure, fast.initial_prices(problem, None), scale
     )
     expected = aggregated_lp_holding_every_cells_options(problem, structure, scale, prices)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fast, "_CHUNK", block)
-        got = fast.aggregated_lp(problem, structure, scale, prices)
+    got = fast.aggregated_lp(problem, structure, scale, prices)
     assert (got is None) == (expected is None)
     if got is None:
         return

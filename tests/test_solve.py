@@ -213,11 +213,15 @@ def test_a_repair_lp_started_from_any_basis_ends_at_the_optimum(problem, start, 
 def test_classes_whose_hashes_collide_stay_apart_in_the_repair(problem):
     """The repair groups its free cells by a hash of their keys; where two keys share one,
     it must group by the keys themselves (here every key hashes alike)."""
-    from engine.solve import fast
+    from engine.solve import class_kernels, fast
+
+    def alike(*arguments):
+        return np.zeros(len(arguments[0]), dtype=np.uint64)
 
     highs = engine.solve(problem, method="highs")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fast, "_row_hash", lambda key: np.zeros(len(key), dtype=np.uint64))
+        patch.setattr(class_kernels, "aggregated_hashes", alike)
+        patch.setattr(class_kernels, "repair_hashes", alike)
         patch.setattr(fast, "FINE_EVALUATIONS", 0)
         sol = fast.solve_fast(problem)
     assert_optimum(problem, sol, highs)
@@ -372,6 +376,8 @@ KERNELS = (
     "assigned_area",
     "assigned_value",
     "allocation_totals",
+    "near_best",
+    "left_out",
 )
 
 
@@ -379,13 +385,17 @@ KERNELS = (
 def test_deterministic_for_any_thread_count(monkeypatch):
     """The parallel builds of the kernels, forced on a small problem, give the same result
     bit for bit on one thread and on two, and the same as the serial builds."""
-    from engine.solve import kernels
+    from engine.solve import class_kernels, kernels
 
     problem = allocation_problem(30_000, 6, 12, seed=5)
     assert problem.n_cells < kernels.PARALLEL_CELLS
     serial = engine.solve(problem, method="fast")
 
     monkeypatch.setattr(kernels, "PARALLEL_CELLS", 0)
+    # The class keys' kernels run their parallel builds too (whether a problem this small
+    # needs the aggregated LP varies; their bits are proven in tests/test_class_kernels.py).
+    for kernel in class_kernels.CLASS_KERNELS:
+        monkeypatch.setattr(kernel, "parallel_ready", True)
     calls = dict.fromkeys(KERNELS, 0)
     for name in KERNELS:
         kernel = getattr(kernels, name)

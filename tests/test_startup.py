@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.solve import kernels, warmup
+from engine.solve import class_kernels, kernels, warmup
 
 ROOT = Path(__file__).resolve().parents[1]
 NATIONAL = ROOT / "configs" / "national.toml"
@@ -27,7 +27,7 @@ RUNS = """
 import json, sys
 from numba.core import event
 from engine.run import run
-from engine.solve import kernels, warmup
+from engine.solve import class_kernels, kernels, warmup
 
 grid, out, parallel_too = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 with event.install_recorder("numba:compile") as recorder:
@@ -36,7 +36,7 @@ with event.install_recorder("numba:compile") as recorder:
         kernels.PARALLEL_CELLS = 0
         run(sys.argv[4], out + "/parallel", grid=grid, progress=False, analysis="off")
     warmup.in_background().join()
-assert all(k.parallel_ready for k in kernels.SOLVER_KERNELS)
+assert all(k.parallel_ready for k in kernels.SOLVER_KERNELS + class_kernels.CLASS_KERNELS)
 compiled = sorted(
     {e.data["dispatcher"].py_func.__qualname__ for _, e in recorder.buffer if e.is_start}
 )
@@ -138,8 +138,13 @@ def test_setup_compiles_into_an_empty_cache_what_a_run_then_loads(grid_folder, e
 
 
 def test_the_warm_up_covers_both_builds_of_every_solver_kernel():
-    solver = [k for k in vars(kernels).values() if isinstance(k, kernels._BySize)]
-    assert set(solver) == set(kernels.SOLVER_KERNELS)
+    solver = [
+        k
+        for module in (kernels, class_kernels)
+        for k in vars(module).values()
+        if isinstance(k, kernels._BySize)
+    ]
+    assert set(solver) == set(kernels.SOLVER_KERNELS + class_kernels.CLASS_KERNELS)
     warmed = {d for d, *_ in warmup._jobs()}
     for kernel in solver:
         assert kernel.serial in warmed and kernel.parallel in warmed, kernel

@@ -47,7 +47,7 @@ from threadpoolctl import threadpool_limits
 
 from engine import progress
 from engine.problem import Problem
-from engine.solve import kernels
+from engine.solve import class_kernels, kernels
 from engine.solve.chunked import cell_chunks
 from engine.solve.dual import DualStructure, PricedCells, dual_structure, price_cells
 from engine.solve.feasibility import TOLERANCE, unmet
@@ -983,9 +983,15 @@ def _adjusted_values(problem, structure, prices, cells) -> np.ndarray:
 
 def _near_best(problem, structure, prices, cells, window) -> np.ndarray:
     """(M, O) bool: the allowed options within ``window`` (scalar or per cell) of the best."""
-    values = _adjusted_values(problem, structure, prices, cells)
-    best = values.max(axis=1)
-    return np.isfinite(values) & (values >= (best - window)[:, None])
+    return kernels.near_best(
+        np.asarray(cells),
+        np.ascontiguousarray(window, dtype=np.float64).reshape(-1),
+        problem.value,
+        structure.allowed,
+        structure.has_allowed,
+        structure.group,
+        structure.adjustment(prices),
+    )
 
 
 @dataclass(frozen=True)
@@ -1006,35 +1012,24 @@ class _Classes:
 
 
 def _interchangeable(
-    problem: Problem,
-    structure: DualStructure,
-    free: FreeCells,
-    cell_area: np.ndarray,
-    step: float = 0.0,
+    problem: Problem, structure: DualStructure, free: FreeCells, cell_area: np.ndarray
 ) -> _Classes:
-    """The classes of the free cells; with ``step`` > 0, cells whose differences agree
-    when rounded to multiples of ``step`` are one class too (the aggregated LP)."""
+    """The classes of the free cells for the exact repair: the same group, options and
+    differences between their values (:mod:`engine.solve.class_kernels`)."""
     m = len(free.cells)
-    chunks = [np.arange(start, min(start + _CHUNK, m)) for start in range(0, m, _CHUNK)]
-    hashes = np.concatenate(
-        [_row_hash(_class_key(problem, structure, free, chunk, step)) for chunk in chunks]
-        or [np.zeros(0, dtype=np.uint64)]
-    )
-    first, inverse = _first_and_inverse(hashes)
-    if step == 0 and not all(
-        np.array_equal(
-            _class_key(problem, structure, free, chunk, step),
-            _class_key(problem, structure, free, first[inverse[chunk]], step),
-        )
-        for chunk in chunks
-    ):
-        # Two classes share a hash: the exact repair must not merge them, so group by the
-        # keys themselves (several times slower).
-        key = _class_key(problem, structure, free, np.arange(m), step)
-        rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
-        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
-    return _classes(hashes, first, inverse, cell_area)
+    length = class_kernels.key_length(problem.n_options, 1)
+    arguments = (free.cells, free.options, problem.value, structure.group)
+    hashes = class_kernels.repair_hashes(*arguments, class_kernels.hash_multipliers(length))
+    of_cell = np.empty(m, dtype=_index_type(m))
+    first = class_kernels.group_by_hash(hashes, of_cell)
+    if class_kernels.keys_agree(*arguments, of_cell, first, length):
+        return _classes(hashes, first, of_cell, cell_area)
+    # Two classes share a hash: the exact repair must not merge them, so group by the keys
+    # themselves (several times slower).
+    key = class_kernels.repair_keys(*arguments, length)
+    rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    return _classes(hashes, first, inverse.ravel(), cell_area)
 
 
 def _classes(hashes, first, inverse, cell_area) -> _Classes:
@@ -1042,90 +1037,20 @@ def _classes(hashes, first, inverse, cell_area) -> _Classes:
     ordered by their first cells."""
     order = np.argsort(first)
     # Each cell's class in the narrowest index type: 4 bytes a cell, not 8.
-    rank = np.empty(len(order), dtype=_index_type(len(order)))
-    rank[order] = np.arange(len(order))
-    of_cell = rank[inverse]
+    kind = _index_type(len(order))
+    if np.array_equal(order, np.arange(len(order))):
+        of_cell = inverse.astype(kind, copy=False)  # grouped in the order of first cells
+    else:
+        rank = np.empty(len(order), dtype=kind)
+        rank[order] = np.arange(len(order))
+        of_cell = rank[inverse]
     area = np.bincount(of_cell, weights=cell_area)
     return _Classes(of_cell=of_cell, first=first[order], area=area, key=hashes[first[order]])
 
 
-def _first_and_inverse(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(hashes, return_index=True, return_inverse=True)`` but the values: the
-    same stable sort and the same first index of each value, with each temporary let go
-    once used (for the aggregated LP's national grid of cells: by the arrays alive at
-    once, 25 bytes a cell beside the hashes, where numpy's held about 41)."""
-    order = np.argsort(hashes, kind="stable")
-    ordered = hashes[order]
-    starts = np.empty(len(hashes), dtype=bool)
-    starts[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
-    del ordered
-    first = order[starts]
-    rank = np.cumsum(starts)
-    rank -= 1
-    del starts
-    inverse = np.empty_like(rank)
-    inverse[order] = rank
-    return first, inverse
-
-
-# Free cells per block of the class keys: a national grid's keys at once would be gigabytes,
-# and their hashing runs at the speed of memory.
+# Cells per block of the per-cell numpy work of the repair (values, gains): a national
+# grid's at once would be gigabytes, and it runs at the speed of memory.
 _CHUNK = 1 << 16
-
-
-def _class_key(problem, structure, free: FreeCells, index: np.ndarray, step: float) -> np.ndarray:
-    """(len(index), F + ceil(O / 64) + O) int64 rows, equal for interchangeable cells: the
-    group (the exact repair), or with ``step`` (the aggregated LP) the rows each family of
-    claims its options deliver to meets (:attr:`DualStructure.claim_zones`, -1 for a family
-    none of them delivers to); the options as bits; and the differences of the values from
-    the lead option's (their bits, or with ``step`` their multiples of it)."""
-    options = free.options[index]
-    cells = free.cells[index]
-    values = problem.value[cells].astype(np.float64)
-    lead = np.argmax(options, axis=1)
-    # Float32 values of similar size subtract exactly in float64, so equal differences compare
-    # equal; otherwise cells merge only when their differences are the same bits, which is
-    # always safe.
-    differences = np.where(options, values - values[np.arange(len(index)), lead][:, None], 0.0)
-    if step > 0:
-        whole = np.round(differences / step).astype(np.int64)
-    else:
-        whole = differences.view(np.int64)
-    bits = _bits(options)
-    # Cells of different groups whose options deliver only where their groups meet the same
-    # rows are alike to the LP: a target per municipality then splits only the aggregated
-    # classes that may take the claim it is on (national 100 m: 113 k classes instead of
-    # 146 k). The repair LPs keep one group per class: across groups they took longer
-    # (province only at 100 m: 19-21 s instead of 18 s CPU, quiet machine).
-    if step == 0:
-        group = structure.group[cells].astype(np.int64)
-        return np.concatenate([group[:, None], bits, whole], axis=1, dtype=np.int64)
-    zones, reaches = structure.claim_zones
-    reached = ((bits[:, :, None] & _bits(reaches.T).T[None]) != 0).any(axis=1)
-    zones = np.where(reached, zones[structure.group[cells]], -1)
-    return np.concatenate([zones, bits, whole], axis=1, dtype=np.int64)
-
-
-def _bits(options: np.ndarray) -> np.ndarray:
-    """(M, ceil(O / 64)) int64: each row of bools as bits, for a narrower key to hash."""
-    packed = np.packbits(options, axis=1, bitorder="little")
-    padded = np.zeros((len(options), -(-packed.shape[1] // 8) * 8), dtype=np.uint8)
-    padded[:, : packed.shape[1]] = packed
-    return padded.view(np.int64)
-
-
-def _row_hash(key: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each row of whole numbers, far faster to group by than the rows.
-    Rows that collide (for a million rows, any pair at all about once in 10^7 solves) would
-    be one class: the aggregated LP takes that risk, as its prices are only a start for the
-    exact repair, which checks its classes."""
-    multipliers = np.random.default_rng(0).integers(1, 2**63, size=key.shape[1], dtype=np.uint64)
-    whole = key.view(np.uint64)
-    with np.errstate(over="ignore"):
-        mixed = whole * (multipliers | np.uint64(1))
-        mixed ^= mixed >> np.uint64(29)
-        return np.bitwise_xor.reduce(mixed * np.uint64(0xBF58476D1CE4E5B9), axis=1)
 
 
 # The first box of the repair LPs' prices around the start, as a fraction of the value scale:
@@ -1270,7 +1195,6 @@ def aggregated_lp(
     do. With every allowed option when those leave no allocation that meets the hard
     targets; None when none does (the repair then says which)."""
     n = problem.n_cells
-    kind = _index_type(n)
     # A uniform area stays one number until the classes' areas are summed (area_of would
     # fill a whole-grid array with it).
     cell_area = (
@@ -1280,20 +1204,9 @@ def aggregated_lp(
     )
     step = AGGREGATE_STEP * scale
     for window in (AGGREGATE_WINDOW * scale, np.inf):
-        # Every cell is free here. Each block's options are hashed and let go: the LP reads
-        # the options of the classes' first cells only (all of them at once held 15 bytes a
-        # cell at 15 options through the LP, beside their leads and indices), and a
-        # national grid's adjusted values at once would be gigabytes.
-        hashes = np.empty(n, dtype=np.uint64)
-        for start in range(0, n, _CHUNK):
-            cells = np.arange(start, min(start + _CHUNK, n), dtype=kind)
-            block = FreeCells(cells, _near_best(problem, structure, prices, cells, window))
-            key = _class_key(problem, structure, block, np.arange(len(cells)), step)
-            hashes[start : start + len(cells)] = _row_hash(key)
-        classes = _classes(hashes, *_first_and_inverse(hashes), cell_area)
-        del hashes
-        # A cell's options depend on its own values alone: its first cell's are those its
-        # block gave.
+        classes = _aggregated_classes(problem, structure, prices, window, step, cell_area)
+        # A cell's options depend on its own values alone: the classes' first cells' are
+        # those the pass gave.
         first = classes.first
         free = FreeCells(first, _near_best(problem, structure, prices, first, window))
         classes = replace(classes, first=np.arange(len(first)))
@@ -1307,9 +1220,45 @@ def aggregated_lp(
         # No LP was needed (every class had one option): nothing to carry by name.
         nothing = np.zeros(0, dtype=np.uint64)
         ended = LPBasis(_LPNames(nothing, nothing), np.zeros(0, np.int8), np.zeros(0, np.int8))
-    # Held until the first repair LP has started from it (_interchangeable made it in the
+    # Held until the first repair LP has started from it (_classes made it in the
     # narrowest index type of a class).
     return AggregatedLP(prices, classes.of_cell, class_x, ended)
+
+
+def _aggregated_classes(
+    problem: Problem,
+    structure: DualStructure,
+    prices: np.ndarray,
+    window: float,
+    step: float,
+    cell_area: np.ndarray,
+) -> _Classes:
+    """Every cell with its options within ``window`` of its best under ``prices``, in
+    classes whose differences agree to multiples of ``step`` (the aggregated LP's).
+
+    Cells of different groups whose options deliver only where their groups meet the same
+    rows are alike to the LP: a target per municipality then splits only the aggregated
+    classes that may take the claim it is on (national 100 m: 113 k classes instead of
+    146 k). The repair LPs keep one group per class: across groups they took longer
+    (province only at 100 m: 19-21 s instead of 18 s CPU, quiet machine)."""
+    zones, reaches = structure.claim_zones
+    length = class_kernels.key_length(problem.n_options, zones.shape[1])
+    # The options are found and hashed in one pass without being held: a national grid's
+    # at once would be gigabytes.
+    hashes = class_kernels.aggregated_hashes(
+        problem.value,
+        structure.allowed,
+        structure.has_allowed,
+        structure.group,
+        structure.adjustment(prices),
+        window,
+        step,
+        zones,
+        reaches,
+        class_kernels.hash_multipliers(length),
+    )
+    of_cell = np.empty(problem.n_cells, dtype=_index_type(problem.n_cells))
+    return _classes(hashes, class_kernels.group_by_hash(hashes, of_cell), of_cell, cell_area)
 
 
 def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, box=None, basis=None):
@@ -1432,6 +1381,8 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
         np.zeros(n_x + n_s + n_b),
         np.concatenate([class_area[col_class], upper_bounds(np.full(n_s + n_b, np.nan))]),
         basis=None if basis is None else basis.carried(names, columns),
+        # The aggregated optimum's start leaves about half the rows without a basic column.
+        devex=isinstance(basis, AggregatedLP),
     )
     if result.status == "infeasible":
         return None
@@ -1566,17 +1517,18 @@ def improving_options(problem, structure, priced, choice, free: FreeCells, toler
 
 def _left_out(problem, structure, prices, free: FreeCells, tolerance: float):
     """The free cells (indices into them) whose best option under ``prices`` beats every
-    option the LP had by more than ``tolerance``, and that best option; in blocks of free
-    cells: their adjusted values at once were 8 bytes an option and a free cell, twice."""
-    missing, best = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-    for lo in range(0, len(free.cells), _CHUNK):
-        cells = free.cells[lo : lo + _CHUNK]
-        values = _adjusted_values(problem, structure, prices, cells)
-        best_taken = np.where(free.options[lo : lo + _CHUNK], values, -np.inf).max(axis=1)
-        found = np.flatnonzero(values.max(axis=1) > best_taken + tolerance)
-        missing.append(lo + found)
-        best.append(np.argmax(values[found], axis=1))
-    return np.concatenate(missing), np.concatenate(best)
+    option the LP had by more than ``tolerance``, and that best option."""
+    beats, best = kernels.left_out(
+        free.cells,
+        free.options,
+        problem.value,
+        structure.allowed,
+        structure.has_allowed,
+        structure.group,
+        structure.adjustment(prices),
+        tolerance,
+    )
+    return np.flatnonzero(beats), best[beats]
 
 
 def _widen(problem: Problem, structure: DualStructure, priced, free: FreeCells) -> FreeCells:

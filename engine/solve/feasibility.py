@@ -20,6 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from engine.problem import Problem
+from engine.solve import class_kernels
 from engine.solve.lp import lower_bounds, solve_lp, upper_bounds
 from engine.solve.solution import InfeasibleError, row_scale
 
@@ -188,14 +189,11 @@ def cell_classes(problem: Problem):
         present = np.flatnonzero(class_area > 0)
         pattern = np.ones((len(present), problem.n_options), dtype=bool)
         return present, pattern, class_area[present]
-    packed = np.packbits(problem.allowed, axis=1, bitorder="little")  # (N, bytes)
-    n_bytes = packed.shape[1]
+    n_bytes = -(-problem.n_options // 8)
     if n_bytes <= 2:
         # Up to 16 options a pattern is a number below 2**16: a table finds the patterns
         # present without sorting the cells (a sort of millions of cells takes a second).
-        code = packed[:, 0].astype(np.int64)
-        if n_bytes == 2:
-            code |= packed[:, 1].astype(np.int64) << 8
+        code = class_kernels.option_codes(problem.allowed)
         seen = np.zeros(1 << 16, dtype=bool)
         seen[code] = True
         codes = np.flatnonzero(seen)
@@ -204,6 +202,7 @@ def cell_classes(problem: Problem):
         pattern_id = lookup[code]
         patterns = np.stack([codes & 255, codes >> 8], axis=1).astype(np.uint8)[:, :n_bytes]
     else:
+        packed = np.packbits(problem.allowed, axis=1, bitorder="little")  # (N, bytes)
         rows = np.ascontiguousarray(packed).view(np.dtype((np.void, n_bytes))).ravel()
         unique, pattern_id = np.unique(rows, return_inverse=True)
         patterns = unique.view(np.uint8).reshape(-1, n_bytes)

@@ -90,6 +90,64 @@ def _best_options(value, allowed, has_allowed, group, area, adj):
     return choice, margin, _ordered_sum(block_sum)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def near_best_into(value, allowed, has_allowed, i, adj_row, window, u, options):
+    """Into ``options``: the allowed options of cell ``i`` whose adjusted value (into ``u``,
+    -inf where not allowed) is within ``window`` of its best."""
+    n_opt = value.shape[1]
+    best = -np.inf
+    for o in range(n_opt):
+        if has_allowed and not allowed[i, o]:
+            u[o] = -np.inf
+            continue
+        u[o] = np.float64(value[i, o]) + adj_row[o]
+        if u[o] > best:
+            best = u[o]
+    limit = best - window
+    for o in range(n_opt):
+        options[o] = np.isfinite(u[o]) and u[o] >= limit
+
+
+def _near_best(cells, window, value, allowed, has_allowed, group, adj):
+    """(M, O) bool: per given cell the allowed options within its ``window`` of its best
+    adjusted value (``window`` one for all, or one a cell, as ``area``)."""
+    m, n_opt = cells.shape[0], value.shape[1]
+    options = np.empty((m, n_opt), dtype=np.bool_)
+    for b in prange(n_blocks(m)):
+        u = np.empty(n_opt, dtype=np.float64)
+        for j in range(b * BLOCK, min(m, (b + 1) * BLOCK)):
+            i = cells[j]
+            w = _area(window, j)
+            near_best_into(value, allowed, has_allowed, i, adj[group[i]], w, u, options[j])
+    return options
+
+
+def _left_out(cells, options, value, allowed, has_allowed, group, adj, tolerance):
+    """Per given cell (with the ``options`` an LP had): whether its best adjusted value
+    beats every one of those by more than ``tolerance``, and its best option (the first of
+    equals)."""
+    m, n_opt = cells.shape[0], value.shape[1]
+    beats = np.zeros(m, dtype=np.bool_)
+    best_option = np.zeros(m, dtype=np.int64)
+    for b in prange(n_blocks(m)):
+        for j in range(b * BLOCK, min(m, (b + 1) * BLOCK)):
+            i = cells[j]
+            g = group[i]
+            best, arg, taken = -np.inf, 0, -np.inf
+            for o in range(n_opt):
+                u = -np.inf
+                if not has_allowed or allowed[i, o]:
+                    u = np.float64(value[i, o]) + adj[g, o]
+                if u > best:
+                    best, arg = u, o
+                if options[j, o] and u > taken:
+                    taken = u
+            if best > taken + tolerance:
+                beats[j] = True
+                best_option[j] = arg
+    return beats, best_option
+
+
 def _smoothed_dual_terms(value, allowed, has_allowed, group, area, adj, tau, n_groups):
     """The entropy-smoothed dual over the given cells.
 
@@ -261,10 +319,14 @@ smoothed_dual_terms = _BySize(_smoothed_dual_terms)
 assigned_area = _BySize(_assigned_area)
 assigned_value = _BySize(_assigned_value)
 allocation_totals = _BySize(_allocation_totals)
+near_best = _BySize(_near_best)
+left_out = _BySize(_left_out)
 SOLVER_KERNELS = (
     best_options,
     smoothed_dual_terms,
     assigned_area,
     assigned_value,
     allocation_totals,
+    near_best,
+    left_out,
 )

@@ -42,12 +42,18 @@ def _arguments() -> SimpleNamespace:
         # The price passes choose int16 options; the repair LP indexes them as int64.
         choices=(np.zeros(n, np.int16), np.zeros(n, np.int64)),
         x=sparse.csr_matrix(np.eye(n, 2)),
+        # The repair's free cells, and the classes' first cells.
+        cells=np.arange(n, dtype=np.int64),
     )
 
 
 def _solver_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
-    from engine.solve import kernels
+    from engine.solve import class_kernels, kernels
 
+    # The class keys (engine.solve.fast): an aggregated key of one family, a repair key.
+    one_family = np.zeros((1, 1), np.int64), np.ones((2, 1), bool)
+    multipliers = class_kernels.hash_multipliers(class_kernels.key_length(2, 1))
+    repair = (a.cells, a.allowed, a.value, a.group)
     calls = [
         (kernels.best_options, (a.value, a.allowed, True, a.group, a.area, a.adj)),
         (kernels.smoothed_dual_terms, (a.value, a.allowed, True, a.group, a.area, a.adj, 1.0, 1)),
@@ -60,15 +66,29 @@ def _solver_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
     calls += [
         (kernels.assigned_area, (choice, a.selected, a.group, a.area, 1, 2)) for choice in a.choices
     ]
+    calls += [
+        (
+            class_kernels.aggregated_hashes,
+            (a.value, a.allowed, True, a.group, a.adj, 1.0, 1.0, *one_family, multipliers),
+        ),
+        (class_kernels.repair_hashes, (*repair, multipliers)),
+        (class_kernels.keys_agree, (*repair, a.group, a.cells, len(multipliers))),
+        (class_kernels.option_codes, (a.allowed,)),
+        (kernels.near_best, (a.cells, a.area, a.value, a.allowed, True, a.group, a.adj)),
+        (
+            kernels.left_out,
+            (a.cells, a.allowed, a.value, a.allowed, True, a.group, a.adj, 1.0),
+        ),
+    ]
     return calls
 
 
 def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
-    """The kernels of :mod:`engine.suitability` (building ``v``), of the grid build and of
-    the compaction (:mod:`engine.solve.compact_kernels`)."""
+    """The kernels of :mod:`engine.suitability` (building ``v``), of the grid build, of
+    the compaction (:mod:`engine.solve.compact_kernels`) and the classes' serial ones."""
     from engine import suitability
     from engine.grid import noise
-    from engine.solve import compact_kernels
+    from engine.solve import class_kernels, compact_kernels
 
     xy = np.zeros(2)
     # Two cells side by side, as Geometry.neighbours gives them (int32 on any national grid).
@@ -101,6 +121,9 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
             compact_kernels.grow,
             (np.arange(2), 1, True, a.selected.copy(), neighbours, a.area, 1.0, 2),
         ),
+        # Each cell's class: int32 on any grid below 2**31 cells.
+        (class_kernels.group_by_hash, (np.zeros(2, np.uint64), a.group.copy())),
+        (class_kernels.repair_keys, (a.cells, a.allowed, a.value, a.group, 4)),
     ]
 
 
