@@ -92,7 +92,7 @@ def _meta(file, key, t: Target | None, note: str = "") -> dict:
 
 def compile_problem(config: Config, ds) -> Compiled:
     """Check the config against the grid, then build the Problem."""
-    t0 = time.perf_counter()
+    clock = _Clock()
     check_layers(config, ds)
     province_codes = {s: province_index(config, ds, s) for s in config.provinces}
     mask = cell_mask(config, ds, province_codes)
@@ -107,20 +107,17 @@ def compile_problem(config: Config, ds) -> Compiled:
         )
     res = _resolution(ds)
     area_ha = res * res / 1e4
-    timings = {"cells": time.perf_counter() - t0}
+    clock.step("cells")
 
-    t = time.perf_counter()
     value = option_values(config, cells)
     cells.forget_f32()
-    timings["suitability"] = time.perf_counter() - t
-    t = time.perf_counter()
+    clock.step("suitability")
     effects = apply_rules(config, cells, area_ha, province_codes, value)
     value = np.ascontiguousarray(value.T)  # (N, O) for the Problem: no copy, see option_values
     # The rules' option-major mask is let go: the problem and the effects share one copy.
     effects.allowed = allowed = np.ascontiguousarray(effects.allowed)
-    timings["rules"] = time.perf_counter() - t
+    clock.step("rules")
 
-    t = time.perf_counter()
     claims = config.claim_names
     k_of = {c: k for k, c in enumerate(claims)}
     n_claims = len(claims)
@@ -275,7 +272,7 @@ def compile_problem(config: Config, ds) -> Compiled:
         zoning_names=zonings,
         zone_names=zone_names,
     )
-    timings["problem"] = time.perf_counter() - t
+    clock.step("problem")
     return Compiled(
         problem,
         cells,
@@ -285,10 +282,25 @@ def compile_problem(config: Config, ds) -> Compiled:
         province_codes,
         row_meta,
         notes,
-        timings,
+        clock.timings,
         stated_lower,
         implied,
     )
+
+
+class _Clock:
+    """Wall seconds per step, and beside each (``<step>_cpu``) the CPU seconds of every
+    thread of the process: their ratio is how many cores the step kept busy."""
+
+    def __init__(self):
+        self.timings: dict[str, float] = {}
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def step(self, name: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.timings[name] = wall - self._wall
+        self.timings[f"{name}_cpu"] = cpu - self._cpu
+        self._wall, self._cpu = wall, cpu
 
 
 def zone_dtype(zone_counts) -> np.dtype:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -85,17 +87,43 @@ class Cells:
 
     def layer(self, name: str) -> np.ndarray:
         if name not in self._cache:
-            values = np.asarray(self.ds[name].values).ravel()
-            self._cache[name] = values[self.flat]
+            self.preload([name])
         return self._cache[name]
 
     def preload(self, names) -> None:
-        """Read several layers, one at a time (dask decompresses each one's tiles in
-        parallel): the whole grid of every layer at once was 2.8 times the cells' bytes of
-        all of them, 8 GB at 25 m, where one layer's grid is a few hundred MB."""
-        for n in dict.fromkeys(names):
-            if self.has(n):
-                self.layer(n)
+        """Read several layers at once, band by band of grid rows, on every core: a band is
+        one row of a layer's chunks, read (the GeoTIFF blocks decoded; GDAL lets the other
+        thread run meanwhile) and its cells copied straight to their places, all layers' bands
+        in one dask graph. The whole grid of a layer computed, concatenated and cut to the
+        cells on one core was twice the grid's bytes at a time (1.1 GB a float layer at 25 m);
+        a band is a few tens of MB."""
+        import dask
+        from dask.base import is_dask_collection
+
+        names = [n for n in dict.fromkeys(names) if self.has(n) and n not in self._cache]
+        ny, nx = self.shape
+        out = {n: np.empty(self.n, dtype=self.ds[n].dtype) for n in names}
+        flat = self.flat
+
+        def copy_band(blocks, cells, start, lo, hi):
+            band = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+            cells[lo:hi] = band.reshape(-1)[flat[lo:hi] - start]
+
+        tasks = []
+        for name in names:
+            data = self.ds[name].data
+            if not is_dask_collection(data):  # in memory already
+                out[name][:] = np.asarray(data).reshape(-1)[flat]
+                continue
+            rows = np.cumsum([0, *data.chunks[0]])
+            at = np.searchsorted(flat, rows * nx)  # the cells of each band, in order
+            blocks = data.to_delayed()
+            for i, (lo, hi) in enumerate(zip(at[:-1], at[1:])):
+                if hi > lo:
+                    task = dask.delayed(copy_band, pure=False)
+                    tasks.append(task(list(blocks[i]), out[name], int(rows[i] * nx), lo, hi))
+        dask.compute(*tasks, scheduler="threads")
+        self._cache.update(out)
 
     def layer_f32(self, name: str) -> np.ndarray:
         """The layer as contiguous float32 (for the suitability kernels), kept until
@@ -133,33 +161,66 @@ class Cells:
         return out
 
 
+# Cells per slice of a condition: its temporaries stay in cache, and the slices go to every
+# core (numpy lets other threads run in its per-element loops).
+_SLICE = 1 << 20
+
+
 def evaluate(where: dict, cells: Cells) -> np.ndarray:
-    """A validated condition -> bool per cell. NaN never matches."""
+    """A validated condition -> bool per cell. NaN never matches. Worked out slice by slice
+    of cells on every core: each cell's answer depends on its own values only."""
+    cells.preload(_condition_layers(where))  # read before the threads share the cache
+    out = np.empty(cells.n, dtype=bool)
+
+    def part(lo: int) -> None:
+        part_cells = slice(lo, min(lo + _SLICE, cells.n))
+        out[part_cells] = _evaluate(where, cells, part_cells)
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for _ in pool.map(part, range(0, cells.n, _SLICE)):
+            pass  # each slice's error, raised here
+    return out
+
+
+def _evaluate(where: dict, cells: Cells, part: slice) -> np.ndarray:
     if "all" in where:
-        out = np.ones(cells.n, dtype=bool)
+        out = np.ones(part.stop - part.start, dtype=bool)
         for c in where["all"]:
-            out &= evaluate(c, cells)
+            out &= _evaluate(c, cells, part)
         return out
     if "any" in where:
-        out = np.zeros(cells.n, dtype=bool)
+        out = np.zeros(part.stop - part.start, dtype=bool)
         for c in where["any"]:
-            out |= evaluate(c, cells)
+            out |= _evaluate(c, cells, part)
         return out
     if "not" in where:
-        return ~evaluate(where["not"], cells)
-    values = cells.layer(where["layer"])
+        return ~_evaluate(where["not"], cells, part)
+    values = cells.layer(where["layer"])[part]
     if "in" in where:
         return np.isin(values, cells.codes(where["layer"], where["in"]))
     if "min" not in where and "max" not in where:
         with np.errstate(invalid="ignore"):
             return np.nan_to_num(values) != 0
-    out = np.ones(cells.n, dtype=bool)
+    out = np.ones(len(values), dtype=bool)
     with np.errstate(invalid="ignore"):
         if "min" in where:
             out &= values >= where["min"]
         if "max" in where:
             out &= values <= where["max"]
     return out
+
+
+def _condition_layers(where: dict | None):
+    """The layers a condition reads."""
+    if where is None:
+        return
+    for op in ("all", "any"):
+        for c in where.get(op, []):
+            yield from _condition_layers(c)
+    if "not" in where:
+        yield from _condition_layers(where["not"])
+    if "layer" in where:
+        yield where["layer"]
 
 
 # -- checks against the grid ----------------------------------------------------------------------
@@ -319,22 +380,10 @@ def _check_zonings(config: Config, ds) -> None:
 def layers_used(config: Config) -> list[str]:
     """Every grid layer the rules and recipes of a config read."""
     out = ["land_cover", "province", "municipality"]
-
-    def walk(where):
-        if where is None:
-            return
-        for op in ("all", "any"):
-            for c in where.get(op, []):
-                walk(c)
-        if "not" in where:
-            walk(where["not"])
-        if "layer" in where:
-            out.append(where["layer"])
-
     for r in config.rules:
-        walk(r.where)
+        out += _condition_layers(r.where)
         for _, w, _ in r.steps:
-            walk(w)
+            out += _condition_layers(w)
         if r.order_layer:
             out += [r.order_layer, r.group_by]
     for recipe in config.recipes.values():
@@ -432,6 +481,8 @@ def apply_rules(
     (None: only ``allowed`` and the reservations are wanted). ``memo``: what earlier calls on
     the same cells worked out (:class:`RuleMemo`).
     """
+    from engine.suitability import add_to_options  # it imports this module
+
     memo = _Forgetful() if memo is None else memo
     options = config.option_names
     n, n_opt = cells.n, len(options)
@@ -466,8 +517,7 @@ def apply_rules(
         elif rule.kind == "penalties":
             mask = rule_cells(rule)
             cost = mask.astype(np.float32) * np.float32(rule.amount)
-            for j in idx:
-                value[j] -= cost
+            add_to_options(value.T, np.array(idx), cost, True)
             counts[rule.id] = int(mask.sum())
         elif rule.kind == "ladders":
             add = np.full(n, rule.otherwise, dtype=np.float32)
@@ -478,8 +528,7 @@ def apply_rules(
                 hit = todo & evaluate(where, cells)
                 add[hit] = step_value
                 todo &= ~hit
-            for j in idx:
-                value[j] += add
+            add_to_options(value.T, np.array(idx), add, False)
             counts[rule.id] = int(n - todo.sum())
 
     # Before the reservations, so that a reservation picks only cells its options may keep;

@@ -90,12 +90,26 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
     from engine.grid import noise
     from engine.solve import class_kernels, compact_kernels
 
-    one = np.float32(1.0)
     xy = np.zeros(2)
     # Two cells side by side, as Geometry.neighbours gives them (int32 on any national grid).
     neighbours = np.array([[-1, 1, -1, -1], [0, -1, -1, -1]], dtype=np.int32)
     return [
-        (suitability._add_term, (a.value[:, 0].copy(), a.value[:, 1].copy(), 0, one, one, one)),
+        (
+            suitability._option_values,
+            (
+                a.value.copy(),
+                (a.value[:, 0].copy(),) * suitability._LAYERS,
+                np.zeros((1, 6)),
+                np.zeros(len(a.value), np.uint8),
+                np.zeros((2, 256), np.float32),
+                np.zeros(2, np.float32),
+                np.ones(2, bool),
+            ),
+        ),
+        (
+            suitability.add_to_options,
+            (a.value.copy(), np.zeros(1, np.int64), a.area.astype(np.float32), True),
+        ),
         (noise._value_noise, (xy, xy, 1.0, np.uint64(1), 1.0, np.zeros((2, 2)))),
         (
             compact_kernels.plan_area,
