@@ -620,11 +620,8 @@ class RunFolder:
         self.committed = False
         self._trash: Path | None = None
         self.had_run = False
-        self._interrupted = False
-        self._sigint_before = None
 
     def __enter__(self) -> RunFolder:
-        self._watch_sigint()
         try:
             with _sigint_deferred():  # a Ctrl-C here is delivered below, and cleaned up
                 self._open()
@@ -646,39 +643,15 @@ class RunFolder:
         )
         self.stage.mkdir()
 
-    def _watch_sigint(self) -> None:
-        """Remember every Ctrl-C while the folder is open, then handle it as before. A
-        KeyboardInterrupt that something swallowed (now and then a Ctrl-C as the folder was
-        staged went unanswered and the run ended 0: tests/test_run_folder.py in CI) still
-        keeps the run from replacing the folder (:meth:`commit`). Only the main thread sees
-        signals."""
-        before = signal.getsignal(signal.SIGINT)
-        # An ignored Ctrl-C (a job started in the background) stays ignored.
-        if threading.current_thread() is not threading.main_thread() or not callable(before):
-            return
-
-        def seen(signum, frame):
-            self._interrupted = True
-            before(signum, frame)
-
-        signal.signal(signal.SIGINT, seen)
-        self._sigint_before = before
-
     def _close(self) -> bool:
         """Remove the stage unless committed, release the lock; False if a stage is left."""
         removed = True
-        try:
-            with _sigint_deferred():
-                try:
-                    if not self.committed and self.stage is not None:
-                        removed = _remove_tree(self.stage)
-                finally:
-                    self.lock.release()
-        finally:
-            # After the deferral, which puts back the handler it found (this folder's).
-            if self._sigint_before is not None:
-                signal.signal(signal.SIGINT, self._sigint_before)
-                self._sigint_before = None
+        with _sigint_deferred():
+            try:
+                if not self.committed and self.stage is not None:
+                    removed = _remove_tree(self.stage)
+            finally:
+                self.lock.release()
         return removed
 
     def _cannot_start(self, err: OSError):
@@ -702,9 +675,6 @@ class RunFolder:
         write_file(self.stage / MANIFEST, dumps_json({**manifest, "outputs": outputs}))
         _fsync_dir(self.stage)
         with _sigint_deferred():
-            if self._interrupted:
-                log.debug("%s: a Ctrl-C was swallowed on the way; not swapping", self.shown)
-                raise KeyboardInterrupt
             self._swap()
             self.committed = True
             self.lock.note("done")

@@ -326,26 +326,6 @@ def _write_run(out, text="x") -> dict:
     return verify_run_folder(out)
 
 
-def test_a_ctrl_c_that_something_swallowed_still_keeps_the_previous_run(tmp_path):
-    """A KeyboardInterrupt caught on the way (a library's broad except) does not let the
-    run replace the folder: the commit raises it again, and Ctrl-C is handled as before
-    once the folder is closed."""
-    out = tmp_path / "national"
-    before = _write_run(out, "previous")
-    handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt), RunFolder(out) as folder:
-        try:
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1)  # the handler runs here, in the main thread
-        except KeyboardInterrupt:
-            pass  # swallowed
-        write_file(folder.stage / "report.json", json.dumps({"text": "new"}))
-        folder.commit({"run": "new"})
-    assert verify_run_folder(out) == before
-    assert _beside(out) == []
-    assert signal.getsignal(signal.SIGINT) is handler
-
-
 def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
     dead = subprocess.Popen(["true"])
     dead.wait()
