@@ -47,6 +47,12 @@ ANALYSIS_FILES = {
 TIMED = {"report.json", "summary.md", "report.html"}
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A job started in the background (`.ci/run &`) has SIGINT ignored, and its children
+    # inherit that: a run would ignore the test's Ctrl-C and end 0.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(out: Path, cwd: Path, analysis: str = "quick") -> subprocess.Popen:
     return subprocess.Popen(
         RUN + ["--analysis", analysis, "--out", str(out)],
@@ -54,6 +60,7 @@ def _start(out: Path, cwd: Path, analysis: str = "quick") -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
 
 
