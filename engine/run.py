@@ -207,9 +207,7 @@ def run(
     price_stage = PriceStage.of(memory, scheduler)
     with RunFolder(out_dir) as folder:  # --out checked and locked before any work
         # The kernels the solve calls are compiled (first run) or loaded while the config
-        # and the grid are read; started once the folder is staged, as a Ctrl-C while the
-        # folder was being staged beside a starting warm-up was lost in about one run of
-        # three (tests/test_run_folder.py, the Ctrl-C at 'staged').
+        # and the grid are read.
         warmup.in_background()
         stages = Stages(_stage_names(level), show=progress, on_start=folder.note)
 
