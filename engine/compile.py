@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.config import Config, ConfigError, Target
+from engine.grid import read_once
 from engine.problem import Problem
 from engine.rules import (
     Cells,
@@ -68,8 +69,9 @@ class Compiled:
 
 def cell_mask(config: Config, ds, province_codes: dict) -> np.ndarray:
     """(y, x) bool: land cells inside the provinces in scope."""
-    land = np.asarray(ds["land"].values) != 0
-    prov = np.asarray(ds["province"].values)
+    with read_once():
+        land = np.asarray(ds["land"].values) != 0
+        prov = np.asarray(ds["province"].values)
     codes = [province_codes[s] for s in config.province_slugs]
     return land & np.isin(prov, codes)
 
@@ -191,8 +193,9 @@ def compile_problem(config: Config, ds) -> Compiled:
             scale = 1.0
             if config.scope != "national":
                 # A province run holds only part of a cross-province area: clip and scale.
-                all_muni = np.asarray(ds["municipality"].values)
-                all_land = np.asarray(ds["land"].values) != 0
+                with read_once():
+                    all_muni = np.asarray(ds["municipality"].values)
+                    all_land = np.asarray(ds["land"].values) != 0
                 total = int((np.isin(all_muni, codes) & all_land).sum())
                 if int(inside.sum()) == 0:
                     continue

@@ -26,6 +26,7 @@ from functools import partial
 import numpy as np
 
 from engine.config import Config, ConfigError, Rule, did_you_mean, slugify
+from engine.grid import read_once
 
 __all__ = [
     "Cells",
@@ -69,13 +70,21 @@ def category_names(da) -> list[str]:
     raise KeyError(f"layer {da.name!r} has no 'classes' or 'names' attribute")
 
 
+def _position_type(shape) -> np.dtype:
+    """The integer type of the cells' flat positions in a grid of ``shape``: int32 where a
+    position and a row's step beyond it fit (a 25 m grid has 142 M positions), which saves
+    4 bytes a cell for the whole run."""
+    ny, nx = shape
+    return np.dtype(np.int32 if (ny + 1) * nx < np.iinfo(np.int32).max else np.int64)
+
+
 class Cells:
     """The cells of a problem: flat positions in the grid and layer values at them."""
 
     def __init__(self, ds, mask: np.ndarray):
         self.ds = ds
         self.shape = mask.shape
-        self.flat = np.flatnonzero(mask.ravel())
+        self.flat = np.flatnonzero(mask.ravel()).astype(_position_type(mask.shape))
         self._cache: dict[str, np.ndarray] = {}
 
     @property
@@ -122,7 +131,8 @@ class Cells:
                 if hi > lo:
                     task = dask.delayed(copy_band, pure=False)
                     tasks.append(task(list(blocks[i]), out[name], int(rows[i] * nx), lo, hi))
-        dask.compute(*tasks, scheduler="threads")
+        with read_once():
+            dask.compute(*tasks, scheduler="threads")
         self._cache.update(out)
 
     def layer_f32(self, name: str) -> np.ndarray:

@@ -4,19 +4,23 @@ is built lean, in int32."""
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 
 import dask
 import numpy as np
 import pytest
+import rasterio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import engine.grid.build
 from benchmarks.test_memory_trace import compaction_off
-from engine.compile import compile_problem
+from engine.analysis.plausibility import _layer_at as plausibility_layer
+from engine.compile import cell_mask, compile_problem
 from engine.config import load_config
 from engine.grid import open_grid
-from engine.rules import Cells, layers_used
+from engine.rules import Cells, _position_type, layers_used, province_index
 from engine.solve.compact import Geometry
 from tests.class_reference import (
     reference_classes,
@@ -46,6 +50,44 @@ def whole_grid_layers(ds, mask: np.ndarray, names: list[str]) -> dict:
     flat = np.flatnonzero(mask.ravel())
     arrays = dask.compute(*[ds[n].data for n in names])
     return {n: np.asarray(a).ravel()[flat] for n, a in zip(names, arrays)}
+
+
+def test_cell_positions_are_int32_where_the_grid_allows(grid, config):
+    """4 bytes a cell for the whole run (0.22 GB at 25 m); a grid beyond int32 keeps int64."""
+    mask = cell_mask(config, grid, {s: province_index(config, grid, s) for s in config.provinces})
+    cells = Cells(grid, mask)
+    assert cells.flat.dtype == np.int32
+    assert np.array_equal(cells.flat, np.flatnonzero(mask.ravel()))
+    assert _position_type((43_000, 50_000)) == np.int64  # 2.15e9 positions with a row beyond
+    assert _position_type((42_000, 50_000)) == np.int32
+
+
+def gdal_block_cache() -> tuple[int, int]:
+    """(bytes in use, limit) of GDAL's block cache, from the libgdal rasterio loaded."""
+    lib = ctypes.CDLL(next(Path(rasterio.__file__).parent.parent.glob("rasterio.libs/libgdal*")))
+    lib.GDALGetCacheUsed64.restype = lib.GDALGetCacheMax64.restype = ctypes.c_int64
+    return lib.GDALGetCacheUsed64(), lib.GDALGetCacheMax64()
+
+
+def test_reading_the_layers_leaves_gdal_no_more_blocks_than_the_read_needs(config, monkeypatch):
+    """GDAL's block cache kept every block the compile read (1.2 GB of a 25 m run's peak); the
+    reads of the compile and the plausibility now hold it to ``READ_CACHE_BYTES``, and give
+    its limit back after."""
+    limit_read = 256 * 1024  # one float32 tile of the grid's 256 x 256
+    monkeypatch.setattr(engine.grid.build, "READ_CACHE_BYTES", limit_read)
+    ds = open_grid("nl", resolution=1000)  # files of its own: no blocks of them cached yet
+    _, limit = gdal_block_cache()
+    mask = cell_mask(config, ds, {s: province_index(config, ds, s) for s in config.provinces})
+    cells = Cells(ds, mask)
+    names = [n for n in layers_used(config) if n in ds.data_vars]
+    cells.preload(names)
+    tiles = np.ceil(np.array(ds["land"].shape) / 256).prod()
+    assert sum(tiles * 256 * 256 * ds[n].dtype.itemsize for n in names) > 8 * limit_read
+    layer = plausibility_layer(cells, "built_up_distance")
+    assert layer is not None and len(layer) == cells.n
+    used, after = gdal_block_cache()
+    assert used < 2 * limit_read  # the limit and a block's bookkeeping; all tiles: > 8 times
+    assert after == limit
 
 
 @settings(max_examples=15, deadline=None)

@@ -16,6 +16,8 @@ import logging
 import numpy as np
 from scipy import sparse
 
+from engine.grid import read_once
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["plausibility", "STATION_NEAR_M", "STATION_FAR_M"]
@@ -61,10 +63,11 @@ def _layer_at(cells, name: str, at: np.ndarray | None = None) -> np.ndarray | No
     row_starts = np.concatenate([[0], np.cumsum(heights)])
     bounds = np.searchsorted(flat, row_starts * nx)
     out = np.empty(len(flat), dtype=da.dtype)
-    for r0, r1, lo, hi in zip(row_starts[:-1], row_starts[1:], bounds[:-1], bounds[1:]):
-        if hi > lo:
-            band = np.asarray(da[int(r0) : int(r1)].values).ravel()
-            out[lo:hi] = band[flat[lo:hi] - r0 * nx]
+    with read_once():
+        for r0, r1, lo, hi in zip(row_starts[:-1], row_starts[1:], bounds[:-1], bounds[1:]):
+            if hi > lo:
+                band = np.asarray(da[int(r0) : int(r1)].values).ravel()
+                out[lo:hi] = band[flat[lo:hi] - r0 * nx]
     logger.debug("layer %s read at %d cells in %d bands", name, len(flat), len(heights))
     return out
 

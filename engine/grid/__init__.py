@@ -16,6 +16,7 @@ from engine.grid.build import (
     grid_folder,
     open_folder,
     open_grid,
+    read_once,
 )
 from engine.grid.definition import GridDefinition, LayerSpec, load_definition
 from engine.grid.tiles import GridGeometry, Window
@@ -29,6 +30,7 @@ __all__ = [
     "grid_folder",
     "cache_folder",
     "cache_root",
+    "read_once",
     "GridDefinition",
     "LayerSpec",
     "GridGeometry",
