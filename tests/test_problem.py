@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import engine
 
@@ -99,3 +101,37 @@ def test_names_must_match_counts():
 def test_solve_refuses_non_problem():
     with pytest.raises(TypeError, match="engine.Problem"):
         engine.solve({"value": 1})
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_zones_read_from_the_groups_are_the_zones_given(data):
+    """The problem keeps a group per cell, not a zone per cell and zoning; what it gives back
+    for any read is what the (L, N) array given would give, in its dtype."""
+    n_cells = data.draw(st.integers(1, 300))
+    n_zones = data.draw(st.lists(st.integers(1, 40), min_size=1, max_size=5))
+    dtype = data.draw(st.sampled_from([np.int8, np.int16, np.int32, np.int64, np.uint64]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    zones = np.stack([rng.integers(0, n, n_cells) for n in n_zones]).astype(dtype)
+    lower = [np.full((n, 1), np.nan) for n in n_zones]
+    problem = engine.Problem(np.zeros((n_cells, 2)), np.ones((2, 1)), zones, lower=lower)
+
+    held = [a for a in vars(problem).values() if isinstance(a, np.ndarray)]
+    assert not any(a.shape == zones.shape and a.dtype.kind in "iu" for a in held)  # no (L, N)
+    given_zones = zones.astype(np.int64) if dtype == np.uint64 else zones
+    assert problem.zones.dtype == given_zones.dtype
+    assert problem.zones.shape == zones.shape and len(problem.zones) == len(n_zones)
+    np.testing.assert_array_equal(np.asarray(problem.zones), given_zones)
+    cells = rng.integers(0, n_cells, data.draw(st.integers(0, 20)))
+    i = int(rng.integers(0, n_cells))
+    for l in range(len(n_zones)):
+        np.testing.assert_array_equal(problem.zones[l], given_zones[l])
+        np.testing.assert_array_equal(problem.zones[l, cells], given_zones[l, cells])
+        assert problem.zones[np.int64(l), i] == given_zones[l, i]
+    np.testing.assert_array_equal(problem.zones[:, cells], given_zones[:, cells])
+    np.testing.assert_array_equal(problem.zones.min(axis=1), given_zones.min(axis=1))
+
+    # Another problem over the same cells takes the zones as they are: the same groups.
+    other = engine.Problem(problem.value, problem.contribution, problem.zones, lower=lower)
+    assert other.groups is problem.groups
+    np.testing.assert_array_equal(np.asarray(other.zones), given_zones)
