@@ -143,11 +143,12 @@ class Cells:
             self._cache[key] = np.ascontiguousarray(self.layer(name), dtype=np.float32)
         return self._cache[key]
 
-    def release(self) -> None:
-        """Let every layer read so far go (49 bytes a cell for the national rules); a layer
-        asked for again is read again from the grid, the same bits. For a run whose rules
-        are not applied again after the compile (no analysis)."""
-        self._cache.clear()
+    def release(self, keep=()) -> None:
+        """Let every layer read so far go but those named in ``keep`` (49 bytes a cell for
+        the national rules); a layer asked for again is read again from the grid, the same
+        bits. For a run whose rules are not applied again after the compile (no analysis)."""
+        for name in [n for n in self._cache if n not in keep]:
+            del self._cache[name]
 
     def forget_f32(self) -> None:
         """Drop the float32 copies of the layers that are stored narrower (4 bytes a cell

@@ -124,7 +124,7 @@ class Prepared:
     inputs: list
 
 
-def _compile(config, grid, resolution, overrides, stages) -> Prepared:
+def _compile(config, grid, resolution, overrides, stages, keep_layers=True) -> Prepared:
     from engine.config import check_environment
 
     stages = stages or Stages([], show=False)
@@ -137,7 +137,7 @@ def _compile(config, grid, resolution, overrides, stages) -> Prepared:
     ds, deviations, inputs = substitute_layers(config, ds)
     stages.done()
     stages.start("compile")
-    compiled = compile_problem(config, ds)
+    compiled = compile_problem(config, ds, keep_layers=keep_layers)
     return Prepared(config, ds, compiled, deviations, inputs)
 
 
@@ -151,9 +151,10 @@ def prepare_run(
 
     ``stages``: an object with ``start(name)`` and ``done()`` (``run``'s progress), told of
     the stages config, grid and compile. ``keep_layers`` False lets the layers the rules
-    read go before the refusal's own per-cell work (for a run that does not apply the rules
-    again: 49 bytes a cell at that step, the run's peak at 25 m)."""
-    prepared = _compile(config, grid, resolution, overrides, stages)
+    read go once the rules are applied (for a run that does not apply them again: 49 bytes
+    a cell, through the compile's building of the problem and the refusal's per-cell work,
+    the peaks of a 25 m run's compile)."""
+    prepared = _compile(config, grid, resolution, overrides, stages, keep_layers)
     if not keep_layers:
         prepared.compiled.cells.release()
     error = refusal(prepared.compiled)

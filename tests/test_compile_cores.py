@@ -89,7 +89,7 @@ def test_the_national_problem_is_the_bits_of_the_one_core_compile(config, resolu
     want = one_core_compile(config, ds, monkeypatch)
     a, b = got.problem, want.problem
     for name in ("value", "allowed", "zones"):
-        x, y = getattr(a, name), getattr(b, name)
+        x, y = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
         assert x.dtype == y.dtype and x.shape == y.shape, name
         assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), name
     for rows in ("lower", "upper"):
