@@ -31,7 +31,7 @@ import engine
 from benchmarks.test_chunked import national_run
 from engine.analysis.exchange import apply_exchange, exchange_suggestions
 from engine.analysis.outputs import analyse
-from engine.analysis.rule_costs import _Relaxation, compiled_relaxations, relaxed_problem
+from engine.analysis.rule_costs import _Relaxation, compiled_relaxations
 from engine.run import prepare_run
 from engine.solve import fast
 from engine.solve.local import resolve_near
@@ -136,7 +136,7 @@ def test_national_re_solves_one_by_one(benchmark, resolution):
 
     def job():
         for name, change in changes.items():
-            relaxed = relaxed_problem(problem, change.allowed(problem.allowed))
+            relaxed = change.problem(problem, problem.allowed)
             _, rows[f"rule {name}"] = _timed_resolve(
                 relaxed, sol, problem.allowed, changed=change.cells
             )

@@ -4,6 +4,7 @@ is wrong on purpose, which only the certificate's fallback puts right."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -16,10 +17,14 @@ from engine.analysis.exchange import apply_exchange, exchange_suggestions
 from engine.analysis.rule_costs import relaxed_problem, rule_costs
 from engine.errors import RuimtepuzzelError
 from engine.solve import InfeasibleError, WarmStartError, fast, local
+from engine.solve.dual import dual_structure, price_cells
 from engine.solve.fast import solve_fast
 from engine.synthetic import allocation_problem
 from tests.problems import problems
 from tests.test_solve import SETTINGS, assert_optimum, rel
+
+# The module, not the function ``engine.analysis.rule_costs`` that the package exports.
+rule_costs_module = sys.modules["engine.analysis.rule_costs"]
 
 
 def _quiet(solver, *args, **kwargs):
@@ -375,6 +380,74 @@ def test_rule_costs_hand_the_changed_cells_to_the_repair():
         rule_costs(problem, sol, {"lift": relaxed}, method="fast")
     assert len(given) == 1 and given[0] is not None
     np.testing.assert_array_equal(given[0], np.flatnonzero((relaxed != problem.allowed).any(1)))
+
+
+def test_rule_costs_re_solve_a_relaxation_with_what_the_problem_derived():
+    """A rule lifted changes only ``allowed``: its re-solve shares the problem's target rows,
+    cell groups and units instead of a new ``Problem`` checking every cell and grouping the
+    cells again (0.5 s CPU a rule at national 100 m), and answers as a fresh problem does."""
+    problem = allocation_problem(1500, 6, 4, seed=7, forbidden=0.3)
+    sol = _quiet(engine.solve, problem, method="fast")
+    relaxed = _neighbour_allowed(problem, np.random.default_rng(1), 0.05, 0.0)
+    derived = problem.rows, problem.groups, problem.group_rows, problem.units
+    given = []
+    resolve = rule_costs_module.resolve
+
+    def spy(lifted, method, **options):
+        given.append(lifted)
+        return resolve(lifted, method, **options)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rule_costs_module, "resolve", spy)
+        (cost,) = rule_costs(problem, sol, {"lift": relaxed}, method="fast")
+    (lifted,) = given
+    np.testing.assert_array_equal(lifted.allowed, relaxed)
+    assert all(
+        a is b
+        for a, b in zip(derived, (lifted.rows, lifted.groups, lifted.group_rows, lifted.units))
+    )
+    fresh = _quiet(solve_fast, relaxed_problem(problem, relaxed))
+    assert rel(cost["objective_relaxed"], fresh.objective) <= 1e-9
+
+
+def test_a_relaxation_that_leaves_a_cell_no_option_is_refused():
+    problem = allocation_problem(300, 5, 3, seed=1, forbidden=0.3)
+    sol = _quiet(engine.solve, problem, method="fast")
+    relaxed = problem.allowed.copy()
+    relaxed[1, 0] = True
+    relaxed[7] = False
+    with pytest.raises(RuimtepuzzelError, match=r"allowed\[7, :\] is all False"):
+        rule_costs(problem, sol, {"empties a cell": relaxed}, method="fast")
+
+
+@SETTINGS
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.1]), st.booleans())
+def test_the_switching_cells_are_those_whose_best_under_the_old_prices_moved(seed, forbid, ties):
+    """The cells a change of rules moves, as the repair starts from them, against every
+    changed cell's best option before and after (the first of equals both times): also where
+    values tie (whole numbers), where cells lost options and where the best did not move."""
+    problem = allocation_problem(400, 6, 3, seed=seed % 1000, forbidden=0.3)
+    rng = np.random.default_rng(seed)
+    if ties:
+        problem = relaxed_problem(problem)
+        problem.value = np.round(problem.value * 2).astype(np.float32)
+    before = problem.allowed
+    neighbour = relaxed_problem(problem, _neighbour_allowed(problem, rng, 0.3, forbid))
+    structure = dual_structure(neighbour)
+    prices = rng.normal(scale=0.5, size=len(neighbour.rows)) * (rng.random() < 0.7)
+    priced = price_cells(neighbour, structure, prices)
+    cells, options = fast._switching(neighbour, structure, priced, before, window=0.3)
+
+    u = neighbour.value.astype(np.float64)
+    u += structure.adjustment(priced.prices)[structure.group]
+    old = np.argmax(np.where(before, u, -np.inf), axis=1)
+    new = np.argmax(np.where(neighbour.allowed, u, -np.inf), axis=1)
+    changed = (before != neighbour.allowed).any(axis=1)
+    np.testing.assert_array_equal(cells, np.flatnonzero(changed & (old != new)))
+    np.testing.assert_array_equal(priced.choice[cells], new[cells])
+    rows = np.arange(len(cells))
+    assert options[rows, new[cells]].all()
+    assert (options[rows, old[cells]] == neighbour.allowed[cells, old[cells]]).all()
 
 
 def _target_a_hair_from_a_forbidding_relaxation():

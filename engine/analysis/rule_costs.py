@@ -27,12 +27,14 @@ counts such (cell, option) pairs; where it is > 0 a negative ``gain`` is that re
 
 from __future__ import annotations
 
+import copy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine import progress
+from engine.errors import RuimtepuzzelError
 from engine.problem import Problem
 from engine.solve import kernels
 from engine.solve.dual import dual_structure
@@ -119,6 +121,22 @@ class _Relaxation:
         out[self.cells] = self.rows
         return out
 
+    def problem(self, problem: Problem, base: np.ndarray) -> Problem:
+        """``problem`` with this relaxation's allowed options. Everything else, and what the
+        problem derived from it (target rows, cell groups, units), is shared: a rule lifted
+        changes none of it, and ``Problem`` would check every cell's values and options and
+        group the cells again (national 100 m: 0.5 s CPU a rule). Only the changed cells can
+        have lost every option, so only they are checked."""
+        empty = ~self.rows.any(axis=1)
+        if empty.any():
+            raise RuimtepuzzelError(
+                f"allowed[{int(self.cells[np.argmax(empty)])}, :] is all False without the "
+                f"rule: every cell needs at least one allowed option"
+            )
+        lifted = copy.copy(problem)
+        lifted.allowed = self.allowed(base)
+        return lifted
+
     def forbidden(self, base: np.ndarray) -> int:
         """(cell, option) pairs allowed before and not here."""
         return int((base[self.cells] & ~self.rows).sum())
@@ -134,7 +152,11 @@ def _price_bound(problem: Problem, base, relaxation: _Relaxation, structure, adj
     u = problem.value[cells].astype(np.float64) + adj[structure.group[cells]]
     u[~new] = -np.inf
     gain_cell = np.maximum(u.max(axis=1) - best_u[cells], 0.0) * problem.area_of(cells)
-    # Per claim: the gain of the newly allowed options that deliver it.
+    # Per claim: the gain of the newly allowed options that deliver it. A cell whose best new
+    # option gains nothing gains nothing for any claim: only the others are looked at.
+    gaining = gain_cell > 0
+    u, best_gaining = u[gaining], best_u[cells[gaining]]
+    area = problem.area_of(cells[gaining])
     per_claim = np.zeros(problem.n_claims)
     serves = problem.contribution > 0
     for k in range(problem.n_claims):
@@ -142,7 +164,7 @@ def _price_bound(problem: Problem, base, relaxation: _Relaxation, structure, adj
         if not opts.any():
             continue
         uk = np.where(opts[None, :], u, -np.inf).max(axis=1)
-        per_claim[k] = float(np.sum(np.maximum(uk - best_u[cells], 0.0) * problem.area_of(cells)))
+        per_claim[k] = float(np.sum(np.maximum(uk - best_gaining, 0.0) * area))
     return float(gain_cell.sum()), per_claim, int(new.sum())
 
 
@@ -189,11 +211,17 @@ def rule_costs(
         if problem.allowed is None
         else problem.allowed
     )
-    # Building a relaxation (every rule but one applied again) runs in the pool too.
+
+    def bounded(relaxed):
+        relaxation = _Relaxation.of(relaxed, base)
+        return relaxation, _price_bound(problem, base, relaxation, structure, adj, best_u)
+
+    # Building a relaxation (every rule but one applied again) and its bound run in the pool
+    # too: on the main thread the bounds ran one after the other while the pool waited
+    # (national 100 m: 6 % of the rule costs' wall time, sampled).
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        changes = list(pool.map(lambda r: _Relaxation.of(r, base), relaxations.values()))
-    for name, relaxation in zip(relaxations, changes):
-        extra, per_claim, pairs = _price_bound(problem, base, relaxation, structure, adj, best_u)
+        built = list(pool.map(bounded, relaxations.values()))
+    for name, (relaxation, (extra, per_claim, pairs)) in zip(relaxations, built):
         bound_gain = max(0.0, dual + extra - sol.objective)
         binds = [problem.claim_names[k] for k in np.flatnonzero(per_claim > tolerance * scale)]
         forbidden = relaxation.forbidden(base)
@@ -233,7 +261,7 @@ def rule_costs(
     def work(item):
         entry, relaxation = item
         rsol = resolve(
-            relaxed_problem(problem, relaxation.allowed(base)),
+            relaxation.problem(problem, base),
             method,
             sol=sol,
             before=problem.allowed,

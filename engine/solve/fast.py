@@ -426,6 +426,13 @@ def _switching(problem, structure, priced, before, window, changed=None):
     now = np.ones_like(before) if problem.allowed is None else problem.allowed
     if changed is None:
         changed = np.flatnonzero((before != now).any(axis=1))
+    # A cell that lost no option and whose best now was allowed before had that same best
+    # before (the first of equals, in the price pass as in argmax below): only the others
+    # can switch, and their values are what this costs (national 100 m: rules that change
+    # 0.85-1.0 M cells switch a few hundred).
+    best_now = priced.choice[changed]
+    lost = (before[changed] & ~now[changed]).any(axis=1)
+    changed = changed[lost | ~before[changed, best_now]]
     if len(changed) == 0:
         return nothing
     values = problem.value[changed].astype(np.float64)
