@@ -79,8 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the solver's price stage over chunks of cells sized for this memory "
         "(e.g. 8GB, 4GB, 512MB; the same result bit for bit): it bounds those passes' "
         "working set (a sixteenth of SIZE a chunk), not the run's peak; the compile, "
-        "the repair, the compaction and the writing still hold every cell (about 230 "
-        "bytes a cell at their peak: 13 GB at 25 m, compaction off); default: all "
+        "the repair, the compaction and the writing still hold every cell (about 180 "
+        "bytes a cell at their peak: 10 GB at 25 m, compaction off); default: all "
         "cells in one pass",
     )
     parser.add_argument(
