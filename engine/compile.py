@@ -34,7 +34,7 @@ from engine.rules import (
     province_index,
     zone_labels,
 )
-from engine.suitability import option_values
+from engine.suitability import option_values, recipe_layers
 
 __all__ = [
     "Compiled",
@@ -93,16 +93,17 @@ def _meta(file, key, t: Target | None, note: str = "") -> dict:
 
 
 def compile_problem(config: Config, ds, *, keep_layers: bool = True) -> Compiled:
-    """Check the config against the grid, then build the Problem. ``keep_layers`` False lets
-    the layers the rules read go once they are applied, but for those the zonings read (49
-    bytes a cell for the national rules: 2.75 GB of the 25 m compile's peak, the building
-    of the problem's cell groups); a layer asked for later is read again."""
+    """Check the config against the grid, then build the Problem. ``keep_layers`` False reads
+    each layer when the values or a rule first needs it and lets it go after its last use,
+    but for those the zonings read (the rules' and recipes' layers are 49 bytes a cell for
+    the national config, 2.75 GB at 25 m, that the compile held at once); a layer asked for
+    later is read again."""
     clock = _Clock()
     check_layers(config, ds)
     province_codes = {s: province_index(config, ds, s) for s in config.provinces}
     mask = cell_mask(config, ds, province_codes)
     cells = Cells(ds, mask)
-    cells.preload(layers_used(config))
+    cells.preload(layers_used(config) if keep_layers else recipe_layers(config))
     if cells.n == 0:
         raise ConfigError(
             config.path,
@@ -115,15 +116,13 @@ def compile_problem(config: Config, ds, *, keep_layers: bool = True) -> Compiled
     clock.step("cells")
 
     value = option_values(config, cells)
-    cells.forget_f32()
     clock.step("suitability")
-    effects = apply_rules(config, cells, area_ha, province_codes, value)
+    zoning_layers = [z.layer for z in config.zonings.values()]
+    keep = None if keep_layers else ["province", "municipality", *zoning_layers]
+    effects = apply_rules(config, cells, area_ha, province_codes, value, keep_layers=keep)
     value = np.ascontiguousarray(value.T)  # (N, O) for the Problem: no copy, see option_values
     # The rules' option-major mask is let go: the problem and the effects share one copy.
     effects.allowed = allowed = np.ascontiguousarray(effects.allowed)
-    if not keep_layers:
-        zoning_layers = [z.layer for z in config.zonings.values()]
-        cells.release(keep=["province", "municipality", *zoning_layers])
     clock.step("rules")
 
     claims = config.claim_names

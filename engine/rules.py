@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import os
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -84,12 +85,24 @@ class Cells:
     def __init__(self, ds, mask: np.ndarray):
         self.ds = ds
         self.shape = mask.shape
-        self.flat = np.flatnonzero(mask.ravel()).astype(_position_type(mask.shape))
+        self._flat = np.flatnonzero(mask.ravel()).astype(_position_type(mask.shape))
+        self._bits = np.packbits(mask.ravel())  # the positions again, 1 bit a grid cell
+        self.n = len(self._flat)
         self._cache: dict[str, np.ndarray] = {}
 
     @property
-    def n(self) -> int:
-        return len(self.flat)
+    def flat(self) -> np.ndarray:
+        """The cells' flat positions in the grid, ascending."""
+        if self._flat is None:
+            mask = np.unpackbits(self._bits, count=self.shape[0] * self.shape[1])
+            self._flat = np.flatnonzero(mask).astype(_position_type(self.shape))
+        return self._flat
+
+    def forget_positions(self) -> None:
+        """Let the positions go until asked for again (4 bytes a cell, held through the
+        solve otherwise, which never reads them): worked out again from 1 bit a grid cell."""
+        if self._bits is not None:
+            self._flat = None
 
     def has(self, name: str) -> bool:
         return name in self.ds.data_vars
@@ -135,27 +148,12 @@ class Cells:
             dask.compute(*tasks, scheduler="threads")
         self._cache.update(out)
 
-    def layer_f32(self, name: str) -> np.ndarray:
-        """The layer as contiguous float32 (for the suitability kernels), kept until
-        :meth:`forget_f32`."""
-        key = name + "\0f32"
-        if key not in self._cache:
-            self._cache[key] = np.ascontiguousarray(self.layer(name), dtype=np.float32)
-        return self._cache[key]
-
     def release(self, keep=()) -> None:
-        """Let every layer read so far go but those named in ``keep`` (49 bytes a cell for
-        the national rules); a layer asked for again is read again from the grid, the same
-        bits. For a run whose rules are not applied again after the compile (no analysis)."""
+        """Let every layer read so far go but those named in ``keep``; a layer asked for
+        again is read again from the grid, the same bits. For a run whose rules are not
+        applied again after the compile (no analysis)."""
         for name in [n for n in self._cache if n not in keep]:
             del self._cache[name]
-
-    def forget_f32(self) -> None:
-        """Drop the float32 copies of the layers that are stored narrower (4 bytes a cell
-        each, 24 for the national recipes): only the values need them, and they are made
-        again if asked for."""
-        for key in [k for k in self._cache if k.endswith("\0f32")]:
-            del self._cache[key]
 
     def names(self, name: str) -> list[str]:
         return category_names(self.ds[name])
@@ -167,7 +165,8 @@ class Cells:
     def subset(self, keep: np.ndarray) -> Cells:
         out = Cells.__new__(Cells)
         out.ds, out.shape = self.ds, self.shape
-        out.flat = self.flat[keep]
+        out._flat, out._bits = self.flat[keep], None
+        out.n = len(out._flat)
         out._cache = {k: v[keep] for k, v in self._cache.items()}
         return out
 
@@ -392,14 +391,20 @@ def layers_used(config: Config) -> list[str]:
     """Every grid layer the rules and recipes of a config read."""
     out = ["land_cover", "province", "municipality"]
     for r in config.rules:
-        out += _condition_layers(r.where)
-        for _, w, _ in r.steps:
-            out += _condition_layers(w)
-        if r.order_layer:
-            out += [r.order_layer, r.group_by]
+        out += rule_layers(r)
     for recipe in config.recipes.values():
         out += [t.layer for t in recipe.terms]
     out += [zoning.layer for zoning in config.zonings.values()]
+    return list(dict.fromkeys(out))
+
+
+def rule_layers(rule: Rule) -> list[str]:
+    """The grid layers a rule reads: its conditions', and a reservation's order and groups."""
+    out = list(_condition_layers(rule.where))
+    for _, where, _ in rule.steps:
+        out += _condition_layers(where)
+    if rule.order_layer:
+        out += [rule.order_layer, rule.group_by]
     return list(dict.fromkeys(out))
 
 
@@ -484,17 +489,24 @@ def apply_rules(
     province_codes: dict,
     value: np.ndarray | None,
     memo: RuleMemo | None = None,
+    keep_layers: Collection[str] | None = None,
 ) -> RuleEffects:
     """All enabled rules on the cells. ``province_codes``: slug -> grid province code.
 
     ``value`` is option-major (O, N) float32, usually a view of the problem's cell-major
     values (so no transposed copy exists); penalties and ladders are added to it in place
     (None: only ``allowed`` and the reservations are wanted). ``memo``: what earlier calls on
-    the same cells worked out (:class:`RuleMemo`).
+    the same cells worked out (:class:`RuleMemo`). ``keep_layers``: None keeps every layer
+    read; otherwise the layers the caller needs after the rules, and any other is let go
+    after the last rule that reads it (a layer is read when a rule first needs it), so a
+    25 m compile holds a few of the rules' 49 bytes a cell at a time, not all of them.
     """
-    from engine.suitability import add_to_options  # it imports this module
-
     memo = _Forgetful() if memo is None else memo
+    # Reservations last: they pick from the cells the other rules leave.
+    reservations = [r for r in config.rules if r.kind == "reservations"]
+    others = [r for r in config.rules if r.kind != "reservations"]
+    release = _LayerRelease(cells, others + reservations, keep_layers)
+    release.start()
     options = config.option_names
     n, n_opt = cells.n, len(options)
     allowed = np.ones((n_opt, n), dtype=bool)
@@ -516,31 +528,21 @@ def apply_rules(
         return memo.get(key, (), lambda: scope_mask(rule, evaluate(rule.where, cells)))
 
     cols = {name: j for j, name in enumerate(options)}
-    for rule in config.rules:
-        idx = [cols[o] for o in rule.options]
+    for rule in others:
+        idx = np.array([cols[o] for o in rule.options], dtype=np.int64)
         if rule.kind == "exclusions":
             mask = rule_cells(rule)
-            for j in idx:
-                allowed[j] &= ~mask
+            outside = ~mask
+            for j in idx:  # row by row: allowed[idx] would copy the rows
+                allowed[j] &= outside
             counts[rule.id] = int(mask.sum())
         elif value is None:
-            continue
+            pass
         elif rule.kind == "penalties":
-            mask = rule_cells(rule)
-            cost = mask.astype(np.float32) * np.float32(rule.amount)
-            add_to_options(value.T, np.array(idx), cost, True)
-            counts[rule.id] = int(mask.sum())
+            counts[rule.id] = _add_penalty(value, idx, rule_cells(rule), rule.amount)
         elif rule.kind == "ladders":
-            add = np.full(n, rule.otherwise, dtype=np.float32)
-            todo = scope_mask(rule, np.ones(n, dtype=bool))
-            if rule.province is not None:
-                add[~todo] = 0.0
-            for _, where, step_value in rule.steps:
-                hit = todo & evaluate(where, cells)
-                add[hit] = step_value
-                todo &= ~hit
-            add_to_options(value.T, np.array(idx), add, False)
-            counts[rule.id] = int(n - todo.sum())
+            counts[rule.id] = _add_ladder(value, idx, rule, scope_mask, cells)
+        release.after(rule)
 
     # Before the reservations, so that a reservation picks only cells its options may keep;
     # again after them, since reserved cells take land from the other options' pieces.
@@ -550,9 +552,7 @@ def apply_rules(
     reserved = np.zeros(n, dtype=bool)
     lost = np.zeros(n_opt, dtype=bool)  # options a reservation took allowed cells from
     targets = []
-    for rule in config.rules:
-        if rule.kind != "reservations":
-            continue
+    for rule in reservations:
         idx = [cols[o] for o in rule.options]
         # Only cells that can take a reserved option after the exclusions are candidates.
         # The share is of all the land in `where` (the polder); it is taken from the cells
@@ -588,6 +588,7 @@ def apply_rules(
                 (rule.id, rule.claim, int(g), float(take[province == g].sum()) * area_ha)
             )
         counts[rule.id] = int(take.sum())
+        release.after(rule)
     # After the first pass every piece an option keeps is at least its minimum, so only the
     # options the reservations took cells from can have pieces below it now.
     shrunk = {name: m for name, m in minimum.items() if lost[cols[name]]}
@@ -599,6 +600,60 @@ def apply_rules(
     for name, out in min_patch.items():
         counts[f"min_patch.{name}"] = len(out)
     return RuleEffects(allowed.T, reserved, targets, counts, min_patch)
+
+
+def _add_penalty(value, options, mask, amount: float) -> int:
+    """``amount`` off ``options``' values in the cells of ``mask``; the cells it hit."""
+    from engine.suitability import add_to_options  # it imports this module
+
+    cost = mask.astype(np.float32) * np.float32(amount)
+    add_to_options(value.T, options, cost, True)
+    return int(mask.sum())
+
+
+def _add_ladder(value, options, rule: Rule, scope_mask, cells: Cells) -> int:
+    """A ladder's step values (its first step a cell meets, else ``otherwise``) added to
+    ``options``' values; the cells a step hit."""
+    from engine.suitability import add_to_options  # it imports this module
+
+    n = cells.n
+    add = np.full(n, rule.otherwise, dtype=np.float32)
+    todo = scope_mask(rule, np.ones(n, dtype=bool))
+    if rule.province is not None:
+        add[~todo] = 0.0
+    for _, where, step_value in rule.steps:
+        hit = todo & evaluate(where, cells)
+        add[hit] = step_value
+        todo &= ~hit
+    add_to_options(value.T, options, add, False)
+    return int(n - todo.sum())
+
+
+class _LayerRelease:
+    """Lets a layer go after the last of ``rules`` (in the order they are applied) that
+    reads it, unless it is in ``keep`` (None: keep every layer); the province layer stays
+    (every rule may scope to a province)."""
+
+    def __init__(self, cells: Cells, rules: list, keep: Collection[str] | None):
+        self.cells = cells
+        self.keep = None if keep is None else {"province", *keep}
+        self.later: dict[str, set[str]] = {}
+        needed: set[str] = set()
+        for rule in reversed(rules):
+            self.later[rule.id] = set(needed)
+            needed |= set(rule_layers(rule))
+        self.needed = needed
+
+    def start(self) -> None:
+        """Before the first rule: what no rule reads goes (the values' layers)."""
+        self._keep_only(self.needed)
+
+    def after(self, rule: Rule) -> None:
+        self._keep_only(self.later[rule.id])
+
+    def _keep_only(self, needed: set[str]) -> None:
+        if self.keep is not None:
+            self.cells.release(keep=self.keep | needed)
 
 
 def min_patch_by_option(config: Config, area_ha: float) -> dict[str, int]:
@@ -678,9 +733,12 @@ def _groups_in_province(cells: Cells, rule: Rule) -> np.ndarray:
     own part of a polder, so province runs add up to the national run (optelbaarheid)."""
     # One key per pair, in the pairs' lexicographic order (not numbered 0, 1, ...:
     # reserve_ranked only compares them).
-    group, _ = _ordered_codes(cells.layer(rule.group_by))
+    # Built in place: three int64 arrays of every cell were 1.35 GB of a 25 m compile's peak.
+    out, _ = _ordered_codes(cells.layer(rule.group_by))
     province, n_provinces = _ordered_codes(cells.layer("province"))
-    return group * n_provinces + province
+    out *= n_provinces
+    out += province
+    return out
 
 
 def _ordered_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -691,7 +749,9 @@ def _ordered_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
     if np.issubdtype(values.dtype, np.integer) and len(values):
         low, high = int(values.min()), int(values.max())
         if high - low < 2**31:
-            return values.astype(np.int64) - low, high - low + 1
+            codes = values.astype(np.int64)
+            codes -= low
+            return codes, high - low + 1
     ranks = np.unique(values, return_inverse=True)[1].ravel().astype(np.int64)
     return ranks, int(ranks.max(initial=-1)) + 1
 

@@ -157,6 +157,7 @@ def prepare_run(
     prepared = _compile(config, grid, resolution, overrides, stages, keep_layers)
     if not keep_layers:
         prepared.compiled.cells.release()
+        prepared.compiled.cells.forget_positions()
     error = refusal(prepared.compiled)
     if error is not None:
         raise error

@@ -21,7 +21,7 @@ from engine import progress
 from engine.config import Config
 from engine.rules import Cells, category_names
 
-__all__ = ["option_values", "add_to_options"]
+__all__ = ["option_values", "add_to_options", "recipe_layers"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ _KIND = {"value": 0, "linear": 1, "decay": 2, "above": 3, "below": 4}
 # added one after the other.
 _BLOCK = 4096
 _LAYERS = 16
+# Cells per slice of the values (a multiple of _BLOCK).
+_SLICE = 1 << 21
 
 
 @numba.njit(parallel=True, cache=True)
@@ -102,6 +104,14 @@ def _parameters(term, kind: int) -> tuple:
     return 0.0, 0.0
 
 
+def recipe_layers(config: Config) -> list[str]:
+    """The grid layers the values read: the recipes' and the land cover."""
+    out = ["land_cover"]
+    for recipe in config.recipes.values():
+        out += [t.layer for t in recipe.terms]
+    return list(dict.fromkeys(out))
+
+
 def option_values(config: Config, cells: Cells) -> np.ndarray:
     """``v`` option-major, (O, N) float32, from the recipes; keep is 0.
 
@@ -117,7 +127,7 @@ def option_values(config: Config, cells: Cells) -> np.ndarray:
     cost = np.zeros((n_options, max(len(classes or ()), 256)), dtype=np.float32)
     take = np.zeros(n_options, dtype=np.float32)
     has_recipe = np.zeros(n_options, dtype=bool)  # without one the value stays 0 (keep)
-    layers: list[np.ndarray] = []
+    layers: list[str] = []
     layer_of: dict[str, int] = {}
     terms = []
     for o, name in enumerate(config.options):
@@ -127,7 +137,7 @@ def option_values(config: Config, cells: Cells) -> np.ndarray:
         for t in recipe.terms:
             if t.layer not in layer_of:
                 layer_of[t.layer] = len(layers)
-                layers.append(cells.layer_f32(t.layer))
+                layers.append(t.layer)
             kind = _KIND[t.transform]
             a, b = _parameters(t, kind)
             # float32 parameters, as the kernel's float32 arithmetic takes them.
@@ -141,7 +151,7 @@ def option_values(config: Config, cells: Cells) -> np.ndarray:
     # once for it and loaded from the cache after, whatever the config; a numba typed list
     # compiled its own methods in every process (1.4 s at 100 m).
     arity = max(_LAYERS, 1 << (len(layers) - 1).bit_length())
-    layers += [np.zeros(0, dtype=np.float32)] * (arity - len(layers))
+    padding = [np.zeros(0, dtype=np.float32)] * (arity - len(layers))
     cover = (
         cells.layer("land_cover").astype(np.uint8, copy=False)  # cost's 256 columns: any uint8
         if classes is not None
@@ -149,7 +159,13 @@ def option_values(config: Config, cells: Cells) -> np.ndarray:
     )
     v = np.zeros((cells.n, n_options), dtype=np.float32)
     table = np.array(terms, dtype=np.float64).reshape(len(terms), 6)
-    _option_values(v, tuple(layers), table, np.ascontiguousarray(cover), cost, take, has_recipe)
+    # Slice by slice of cells: the float32 copies of the byte layers are a slice's, not the
+    # grid's (24 bytes a cell for the national recipes, 1.35 GB at 25 m).
+    for lo in range(0, cells.n, _SLICE):
+        part = slice(lo, min(lo + _SLICE, cells.n))
+        as_f32 = [np.ascontiguousarray(cells.layer(n)[part], dtype=np.float32) for n in layers]
+        part_cover = np.ascontiguousarray(cover[part]) if len(cover) else cover
+        _option_values(v[part], (*as_f32, *padding), table, part_cover, cost, take, has_recipe)
     log.debug(
         "option values: %d cells, %d terms over %d layers", cells.n, len(terms), len(layer_of)
     )

@@ -20,8 +20,9 @@ from engine.analysis.plausibility import _layer_at as plausibility_layer
 from engine.compile import cell_mask, compile_problem
 from engine.config import load_config
 from engine.grid import open_grid
-from engine.rules import Cells, _position_type, layers_used, province_index
+from engine.rules import Cells, _position_type, layers_used, province_index, rule_layers
 from engine.solve.compact import Geometry
+from engine.suitability import recipe_layers
 from tests.class_reference import (
     reference_classes,
     reference_hash,
@@ -114,9 +115,10 @@ def test_compiled_problem_holds_one_allowed_mask_and_no_float_copies(grid, confi
     # The rules' mask and the problem's are one array, cell-major.
     assert compiled.effects.allowed is p.allowed
     assert p.allowed.flags.c_contiguous
-    # The float32 copies of the narrower layers were only the values' input.
-    assert not [k for k in compiled.cells._cache if k.endswith("\0f32")]
-    assert compiled.cells.layer_f32("peat").dtype == np.float32  # made again when asked
+    # The float32 copies of the narrower layers were only the values' input, a slice's.
+    cache = compiled.cells._cache
+    assert set(cache) == set(layers_used(config)) & set(grid.data_vars)
+    assert all(cache[n].dtype == grid[n].dtype for n in cache)
 
 
 def test_compile_gives_the_values_of_the_whole_grid_read(grid, config, monkeypatch):
@@ -155,21 +157,23 @@ def padded_neighbours(shape, flat: np.ndarray) -> np.ndarray:
     )
 
 
+@st.composite
+def grid_masks(draw, shares=(0.0, 0.05, 0.5, 0.95, 1.0)) -> np.ndarray:
+    """A grid of up to 40 x 40 cells with a random share of them in the problem."""
+    ny, nx = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    share = draw(st.sampled_from(shares))
+    return np.random.default_rng(draw(st.integers(0, 2**32 - 1))).random((ny, nx)) < share
+
+
 @settings(max_examples=200, deadline=None)
-@given(
-    ny=st.integers(1, 40),
-    nx=st.integers(1, 40),
-    share=st.sampled_from([0.05, 0.5, 0.95, 1.0]),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_neighbours_are_those_of_the_padded_index(ny, nx, share, seed):
-    mask = np.random.default_rng(seed).random((ny, nx)) < share
+@given(grid_masks())
+def test_neighbours_are_those_of_the_padded_index(mask):
     flat = np.flatnonzero(mask.ravel())
     if len(flat) == 0:
         flat = np.array([0])
-    got = Geometry((ny, nx), flat, 0.1).neighbours
+    got = Geometry(mask.shape, flat, 0.1).neighbours
     assert got.dtype == np.int32
-    assert np.array_equal(got, padded_neighbours((ny, nx), flat))
+    assert np.array_equal(got, padded_neighbours(mask.shape, flat))
 
 
 def test_released_layers_are_read_again_with_the_same_bits(grid, config):
@@ -199,6 +203,39 @@ def test_a_compile_that_lets_its_layers_go_builds_the_same_problem(grid, config)
         assert np.array_equal(a, b, equal_nan=True)
 
 
+def test_a_compile_that_lets_its_layers_go_reads_each_once_and_holds_few(grid, config, monkeypatch):
+    """Each layer is read once, when the values or a rule first needs it, and let go after
+    its last use: two layers whose uses do not overlap are never held together, so the
+    compile never holds all the rules' layers at once (they were 2.75 GB of the 25 m
+    compile's peak)."""
+    reads, held = [], []
+    preload = Cells.preload
+
+    def counting_preload(self, names):
+        names = list(names)
+        reads.extend(n for n in dict.fromkeys(names) if self.has(n) and n not in self._cache)
+        preload(self, names)
+        held.append(set(self._cache))
+
+    monkeypatch.setattr(Cells, "preload", counting_preload)
+    compile_problem(config, grid, keep_layers=False)
+    used = [n for n in layers_used(config) if n in grid.data_vars]
+    assert sorted(reads) == sorted(used), reads  # each once
+
+    # The steps that read layers, in the order the compile takes them.
+    steps = [recipe_layers(config)]
+    steps += [rule_layers(r) for r in config.rules if r.kind != "reservations"]
+    steps += [rule_layers(r) for r in config.rules if r.kind == "reservations"]
+    kept = {"province", "municipality", *(z.layer for z in config.zonings.values())}
+    let_go = [n for n in used if n not in kept]
+    first = {n: min(i for i, s in enumerate(steps) if n in s) for n in let_go}
+    last = {n: max(i for i, s in enumerate(steps) if n in s) for n in let_go}
+    apart = [(a, b) for a in let_go for b in let_go if last[a] < first[b]]
+    assert apart  # the national rules have layers whose uses do not overlap
+    for h in held:
+        assert not [(a, b) for a, b in apart if a in h and b in h]
+
+
 def test_a_run_without_analysis_writes_the_same_folder_with_its_layers_released(
     tmp_path, monkeypatch
 ):
@@ -221,9 +258,10 @@ def test_a_run_without_analysis_writes_the_same_folder_with_its_layers_released(
     )
     monkeypatch.setattr(engine.run, "refusal", lambda c: (calls.append("refusal"), refusal(c))[1])
     released, released_map = run_once(tmp_path / "released")
-    # The run let its layers go once the rules were applied (but the zonings'), then the
-    # zonings' before the refusal.
-    assert calls == ["release", "release", "refusal"]
+    # The run let the values' layers go before the rules, each rule's after the last rule
+    # that reads it (but the zonings'), then the zonings' before the refusal.
+    n_rules = len(load_config(NATIONAL).rules)
+    assert calls == ["release"] * (n_rules + 2) + ["refusal"]
     monkeypatch.setattr(Cells, "release", lambda self, keep=(): None)
     kept, kept_map = run_once(tmp_path / "kept")
     assert released_map == kept_map
@@ -363,6 +401,57 @@ def test_the_repair_lets_the_price_stage_go_before_its_certificate(problem, aggr
     assert sol.timings["prices_aggregated"] or not aggregated
     assert sol.objective == pytest.approx(highs.objective, rel=1e-9, abs=1e-9)
     assert sol.gap <= 1e-9
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    problems(tied=True, max_cells=300, extremes=True),
+    st.sampled_from([0.0, 1e-3, 1e9]),
+    st.integers(0, 2**32 - 1),
+)
+def test_no_pass_over_every_cell_is_held_while_a_repair_lp_runs(problem, size, seed):
+    """While HiGHS solves a repair LP, no pass's choices and margins are alive (10 bytes a
+    cell, 0.56 GB at 25 m); widening after an infeasible LP (reached from prices far off)
+    makes them again from their prices. The optimum stays HiGHS's."""
+    import weakref
+
+    import engine
+    from engine.solve import fast
+
+    highs = engine.solve(problem, method="highs")
+    rng = np.random.default_rng(seed)
+    warm = [p + rng.normal(scale=size, size=p.shape) for p in highs.prices]
+    passes, alive = [], []
+
+    def price_cells(*args):
+        priced = price(*args)
+        passes.append(weakref.ref(priced.margin))
+        return priced
+
+    def restricted_lp(*args, **kwargs):
+        alive.append(sum(ref() is not None for ref in passes))
+        return restrict(*args, **kwargs)
+
+    price, restrict = fast.price_cells, fast.restricted_lp
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "price_cells", price_cells)
+        patch.setattr(fast, "restricted_lp", restricted_lp)
+        sol = fast.solve_fast(problem, prices=warm)
+    assert alive and not any(alive)
+    assert sol.objective == pytest.approx(highs.objective, rel=1e-9, abs=1e-9)
+    assert sol.gap <= 1e-9
+
+
+@settings(max_examples=200, deadline=None)
+@given(grid_masks())
+def test_positions_let_go_come_back_the_same(mask):
+    cells = Cells(None, mask)
+    before = cells.flat.copy()
+    cells.forget_positions()
+    assert cells._flat is None and cells.n == len(before)
+    assert cells.flat.dtype == before.dtype
+    assert np.array_equal(cells.flat, before)
+    assert np.array_equal(cells.subset(np.arange(cells.n) % 2 == 0).flat, before[::2])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

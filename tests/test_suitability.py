@@ -8,10 +8,12 @@ from types import SimpleNamespace
 
 import numba
 import numpy as np
+import pytest
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine import suitability
 from engine.config.model import Recipe, Term
 from engine.rules import Cells, category_names
 from engine.suitability import _KIND, _parameters, add_to_options, option_values
@@ -56,7 +58,7 @@ def per_term_values(config, cells) -> np.ndarray:
         for t in recipe.terms:
             kind = _KIND[t.transform]
             a, b = _parameters(t, kind)
-            x = cells.layer_f32(t.layer)
+            x = np.asarray(cells.layer(t.layer), dtype=np.float32)
             add_term(out, x, kind, np.float32(t.weight), np.float32(a), np.float32(b))
         if classes is not None:
             cost = np.full(256, recipe.default_cost, dtype=np.float32)
@@ -147,18 +149,30 @@ def test_the_fused_pass_gives_the_bits_of_one_pass_per_term(case):
     assert got.T.flags.c_contiguous
 
 
-def test_blocks_of_cells_on_every_core_give_the_bits_of_one_block():
-    """More cells than one block: every block is filled, each with its own cells' values."""
+@pytest.mark.parametrize("cells_per_slice", [4096, 2 * 4096, 1000, suitability._SLICE])
+def test_blocks_and_slices_of_cells_give_the_bits_of_one_block(monkeypatch, cells_per_slice):
+    """More cells than one block, and than one slice: every block is filled, each with its
+    own cells' values; the float32 copies of a byte layer are a slice's, none kept."""
+    monkeypatch.setattr(suitability, "_SLICE", cells_per_slice)
     rng = np.random.default_rng(5)
     n = 3 * 4096 + 17
-    ds = xr.Dataset({"a": (("y", "x"), rng.normal(size=(1, n)).astype(np.float32))})
-    term = Term(layer="a", transform="decay", weight=2.0, scale=3.0)
-    recipe = Recipe(option="o", terms=(term,), conversion_cost={}, default_cost=0.5)
+    ds = xr.Dataset(
+        {
+            "a": (("y", "x"), rng.normal(size=(1, n)).astype(np.float32)),
+            "b": (("y", "x"), rng.integers(0, 9, size=(1, n), dtype=np.uint8)),
+        }
+    )
+    terms = (
+        Term(layer="a", transform="decay", weight=2.0, scale=3.0),
+        Term(layer="b", transform="linear", weight=1.5, low=1.0, high=7.0),
+    )
+    recipe = Recipe(option="o", terms=terms, conversion_cost={}, default_cost=0.5)
     config = SimpleNamespace(
         options={"keep": None, "o": None}, recipes={"o": recipe}, assumptions={}
     )
     cells = Cells(ds, np.ones((1, n), dtype=bool))
     got = option_values(config, cells)
+    assert sorted(cells._cache) == ["a", "b"]
     assert np.array_equal(got, per_term_values(config, cells))
     assert not got[0].any() and np.isfinite(got[1]).all()
 
