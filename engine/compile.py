@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -92,12 +93,15 @@ def _meta(file, key, t: Target | None, note: str = "") -> dict:
     }  # fmt: skip
 
 
-def compile_problem(config: Config, ds, *, keep_layers: bool = True) -> Compiled:
+def compile_problem(
+    config: Config, ds, *, keep_layers: bool = True, values_paged_in: Path | None = None
+) -> Compiled:
     """Check the config against the grid, then build the Problem. ``keep_layers`` False reads
     each layer when the values or a rule first needs it and lets it go after its last use,
     but for those the zonings read (the rules' and recipes' layers are 49 bytes a cell for
     the national config, 2.75 GB at 25 m, that the compile held at once); a layer asked for
-    later is read again."""
+    later is read again. ``values_paged_in``: a folder on disk for the values' file, paged
+    by the kernel (:mod:`engine.paging`); None: the values in memory."""
     clock = _Clock()
     check_layers(config, ds)
     province_codes = {s: province_index(config, ds, s) for s in config.provinces}
@@ -115,7 +119,7 @@ def compile_problem(config: Config, ds, *, keep_layers: bool = True) -> Compiled
     area_ha = res * res / 1e4
     clock.step("cells")
 
-    value = option_values(config, cells)
+    value = option_values(config, cells, values_paged_in)
     clock.step("suitability")
     zoning_layers = [z.layer for z in config.zonings.values()]
     keep = None if keep_layers else ["province", "municipality", *zoning_layers]

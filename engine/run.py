@@ -124,7 +124,9 @@ class Prepared:
     inputs: list
 
 
-def _compile(config, grid, resolution, overrides, stages, keep_layers=True) -> Prepared:
+def _compile(
+    config, grid, resolution, overrides, stages, keep_layers=True, values_paged_in=None
+) -> Prepared:
     from engine.config import check_environment
 
     stages = stages or Stages([], show=False)
@@ -137,12 +139,19 @@ def _compile(config, grid, resolution, overrides, stages, keep_layers=True) -> P
     ds, deviations, inputs = substitute_layers(config, ds)
     stages.done()
     stages.start("compile")
-    compiled = compile_problem(config, ds, keep_layers=keep_layers)
+    compiled = compile_problem(config, ds, keep_layers=keep_layers, values_paged_in=values_paged_in)
     return Prepared(config, ds, compiled, deviations, inputs)
 
 
 def prepare_run(
-    config, *, grid=None, resolution=None, overrides=None, stages=None, keep_layers=True
+    config,
+    *,
+    grid=None,
+    resolution=None,
+    overrides=None,
+    stages=None,
+    keep_layers=True,
+    values_paged_in=None,
 ) -> Prepared:
     """Everything a run does before the solve, and every refusal it makes before it: the
     environment, the config, the grid and the config's layers, the compiled problem, then
@@ -153,8 +162,9 @@ def prepare_run(
     the stages config, grid and compile. ``keep_layers`` False lets the layers the rules
     read go once the rules are applied (for a run that does not apply them again: 49 bytes
     a cell, through the compile's building of the problem and the refusal's per-cell work,
-    the peaks of a 25 m run's compile)."""
-    prepared = _compile(config, grid, resolution, overrides, stages, keep_layers)
+    the peaks of a 25 m run's compile). ``values_paged_in``: a folder on disk for the
+    values' file, paged by the kernel (:mod:`engine.paging`)."""
+    prepared = _compile(config, grid, resolution, overrides, stages, keep_layers, values_paged_in)
     if not keep_layers:
         prepared.compiled.cells.release()
         prepared.compiled.cells.forget_positions()
@@ -198,7 +208,8 @@ def run(
     ``lang``: the language of report.html, summary.md and the legends (default Dutch).
     ``memory`` ("8GB") and ``scheduler`` (a Dask address, or "local"): the solver's price
     stage over chunks of cells sized for that memory, on that cluster
-    (:class:`engine.solve.chunked.PriceStage`).
+    (:class:`engine.solve.chunked.PriceStage`); with ``memory`` the values also live in a
+    file the kernel pages (:mod:`engine.paging`), let go while HiGHS solves.
     """
     import engine
     from engine.i18n import check_language
@@ -228,6 +239,9 @@ def run(
                 overrides=overrides,
                 stages=stages,
                 keep_layers=level != "off",
+                # With a memory budget the values live in a paged file in the staging
+                # folder (on the output's disk): their pages go while HiGHS solves.
+                values_paged_in=folder.stage if price_stage.memory else None,
             )
             compiled = prepared.compiled
             stages.start("solve")

@@ -13,12 +13,14 @@ cell-major, the layout the problem holds.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numba
 import numpy as np
 
 from engine import progress
 from engine.config import Config
+from engine.paging import file_backed_zeros
 from engine.rules import Cells, category_names
 
 __all__ = ["option_values", "add_to_options", "recipe_layers"]
@@ -112,12 +114,13 @@ def recipe_layers(config: Config) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def option_values(config: Config, cells: Cells) -> np.ndarray:
+def option_values(config: Config, cells: Cells, paged_in: Path | None = None) -> np.ndarray:
     """``v`` option-major, (O, N) float32, from the recipes; keep is 0.
 
     The rows are a view of a cell-major (N, O) array, the layout the problem holds: its
     transpose is then no copy (60 bytes a cell at once at the compile's peak, 3.4 GB at
-    25 m)."""
+    25 m). ``paged_in``: a folder on disk for that array's file, paged by the kernel
+    (:mod:`engine.paging`); None: in memory."""
     classes = category_names(cells.ds["land_cover"]) if cells.has("land_cover") else None
     # The assumption land_take_cost: what changing a hectare costs whatever it becomes, so that
     # options go where targets need them rather than wherever they score above zero.
@@ -157,7 +160,11 @@ def option_values(config: Config, cells: Cells) -> np.ndarray:
         if classes is not None
         else np.zeros(0, dtype=np.uint8)
     )
-    v = np.zeros((cells.n, n_options), dtype=np.float32)
+    shape = (cells.n, n_options)
+    if paged_in is None:
+        v = np.zeros(shape, dtype=np.float32)
+    else:
+        v = file_backed_zeros(shape, np.float32, paged_in)
     table = np.array(terms, dtype=np.float64).reshape(len(terms), 6)
     # Slice by slice of cells: the float32 copies of the byte layers are a slice's, not the
     # grid's (24 bytes a cell for the national recipes, 1.35 GB at 25 m).

@@ -46,6 +46,7 @@ from scipy import optimize, sparse
 from threadpoolctl import threadpool_limits
 
 from engine import progress
+from engine.paging import release_pages
 from engine.problem import Problem
 from engine.solve import class_kernels, kernels
 from engine.solve.chunked import cell_chunks
@@ -1389,6 +1390,8 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
     del target_block, share_block, pick  # not held beside HiGHS's copy while it solves
     cost = np.concatenate([-gain, *slack_cost])
     cost /= units.value
+    # HiGHS reads none of the cells' values: where they are paged, their memory is its.
+    release_pages(problem.value)
     result = solve_lp(
         cost,
         matrix,

@@ -1,0 +1,76 @@
+"""Arrays that live in a file the kernel pages, for runs with a memory budget (``--memory``).
+
+The problem's values are the largest array of a run (60 bytes a cell for the national
+config: 3.4 GB at 25 m), read in full by every pass of the price stage, but not at all
+while HiGHS solves a repair LP, the run's other large holder (2.2 GB at 25 m). In a file
+mapped into memory, their pages are the kernel's to page: :func:`release_pages` hands them
+back before such an LP, and the next pass reads them again from the page cache (or from
+disk, where the memory was needed meanwhile). The run's peak is then the larger of the two,
+not their sum. The values are the same bits wherever they live.
+
+The file is unlinked from the start (``O_TMPFILE`` where the file system has it): it has no
+name in the run's folder, and goes when the array does or the process ends, however.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from engine.outputs import DiskError, disk_error
+
+__all__ = ["file_backed_zeros", "release_pages"]
+
+log = logging.getLogger(__name__)
+
+
+def file_backed_zeros(shape: tuple, dtype, folder: Path) -> np.ndarray:
+    """A C-contiguous array of zeros in an unlinked file in ``folder`` (which must be on a
+    disk: on a tmpfs the pages would stay in memory). Raises
+    :class:`~engine.outputs.DiskError` where the folder's disk is full or read-only."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    try:
+        with tempfile.TemporaryFile(dir=folder) as file:
+            # The disk's blocks now (its pages read as zeros until written): a full disk is
+            # an error here, not a SIGBUS when the kernel writes a page back.
+            os.posix_fallocate(file.fileno(), 0, max(size, 1))
+            # The mapping keeps its own handle on the file; it stays while the array does.
+            pages = mmap.mmap(file.fileno(), max(size, 1))
+    except OSError as err:
+        if disk_error(err, folder) is None:
+            raise
+        raise DiskError(
+            f"{folder}: no room for the values' file ({size / 1e9:.1f} GB) that --memory "
+            f"pages ({os.strerror(err.errno).lower()}); free space there, give --out a "
+            f"folder on another disk, or run without --memory",
+            folder,
+            err.errno,
+        ) from err
+    log.debug("%d MB of values in a paged file in %s", size // 10**6, folder)
+    return np.frombuffer(pages, dtype=dtype, count=size // dtype.itemsize).reshape(shape)
+
+
+def release_pages(array: np.ndarray) -> bool:
+    """Hand the pages of a file-backed ``array`` (or a view of one) back to the kernel: its
+    contents stay in the file and come back when read. False (nothing done) for an array in
+    ordinary memory."""
+    pages = _mapping(array)
+    if pages is None:
+        return False
+    pages.madvise(mmap.MADV_DONTNEED)
+    return True
+
+
+def _mapping(array) -> mmap.mmap | None:
+    base = array
+    while base is not None:
+        if isinstance(base, mmap.mmap):
+            return base
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    return None

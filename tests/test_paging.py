@@ -1,0 +1,169 @@
+"""The values in a file the kernel pages (``--memory``): their pages go back to the kernel
+while HiGHS solves, they come back the same bits, the plan is the same bit for bit, and the
+file never has a name in the run's folder, however the run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.compile import compile_problem
+from engine.config import load_config
+from engine.grid import open_grid
+from engine.outputs import DiskError
+from engine.paging import file_backed_zeros, release_pages
+from engine.run import run
+
+NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
+
+
+def resident_mb() -> float:
+    """This process's resident memory (VmRSS), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    shape=st.tuples(st.integers(0, 300), st.integers(1, 20)),
+    dtype=st.sampled_from([np.float32, np.float64, np.int16, np.bool_]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_file_backed_array_keeps_what_is_written_through_a_release(
+    tmp_path_factory, shape, dtype, seed
+):
+    folder = tmp_path_factory.mktemp("paged")
+    a = file_backed_zeros(shape, dtype, folder)
+    assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+    assert not a.any()
+    values = np.random.default_rng(seed).normal(size=shape).astype(dtype)
+    a[:] = values
+    assert release_pages(a.T) and release_pages(a[1:])  # views find the file
+    assert np.array_equal(a, values)
+    assert list(folder.iterdir()) == []  # no name in the folder, ever
+
+
+def test_released_pages_leave_the_process_and_come_back():
+    """A 256 MB array's pages: resident once written, gone from the process after the
+    release, back (with the same bits) when read."""
+    a = file_backed_zeros((2**25, 2), np.float32, Path.cwd())
+    a[:, 0] = np.arange(2**25, dtype=np.float32)
+    a[:, 1] = -a[:, 0]
+    written = resident_mb()
+    assert release_pages(a)
+    released = resident_mb()
+    assert written - released > 200, (written, released)
+    assert a[:, 0].sum(dtype=np.float64) == np.arange(2**25, dtype=np.float32).sum(dtype=np.float64)
+    assert np.array_equal(a[:, 1], -a[:, 0])
+    assert resident_mb() - released > 200
+
+
+def test_an_array_in_memory_has_no_pages_to_release():
+    a = np.zeros((100, 3), dtype=np.float32)
+    assert not release_pages(a)
+    assert not release_pages(a.T)
+    assert not release_pages(np.frombuffer(bytearray(64), dtype=np.float32))
+
+
+def test_a_compile_with_its_values_paged_builds_the_same_problem(tmp_path):
+    config, grid = load_config(NATIONAL), open_grid("nl", resolution=1000)
+    in_memory = compile_problem(config, grid, keep_layers=False).problem
+    paged = compile_problem(config, grid, keep_layers=False, values_paged_in=tmp_path).problem
+    assert release_pages(paged.value)
+    assert not release_pages(in_memory.value)
+    assert paged.value.dtype == in_memory.value.dtype
+    assert np.array_equal(paged.value.view(np.uint32), in_memory.value.view(np.uint32))
+    assert np.array_equal(paged.allowed, in_memory.allowed)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_with_a_memory_budget_pages_its_values_and_writes_the_same_plan(
+    tmp_path, monkeypatch
+):
+    """``memory``: the values are paged and let go before each repair LP; the plan and its
+    certificate are those of the run without, bit for bit."""
+    from engine import paging
+    from engine.solve import fast
+
+    released = []
+    release = paging.release_pages
+    monkeypatch.setattr(fast, "release_pages", lambda a: released.append(release(a)) or True)
+    paged = run(NATIONAL, tmp_path / "paged", resolution=1000, analysis="off", progress=False,
+                memory="1GB")  # fmt: skip
+    assert released and all(released)
+    released.clear()
+    plain = run(NATIONAL, tmp_path / "plain", resolution=1000, analysis="off", progress=False)
+    assert released and not any(released)  # in memory: nothing to release
+    for key in ("objective", "gap", "status", "targets"):
+        assert paged[key] == plain[key], key
+    tif = "allocation.tif"
+    assert (tmp_path / "paged" / tif).read_bytes() == (tmp_path / "plain" / tif).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["paged", "plain"]
+
+
+def test_a_run_killed_in_its_solve_leaves_no_values_file(tmp_path):
+    """kill -9 while the values are paged: their file had no name, so the staging folder
+    the next run cleans up holds nothing of them."""
+    out = tmp_path / "national"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "run", "national", "--resolution", "1000",
+         "--quiet", "--analysis", "off", "--memory", "1GB", "--out", str(out)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lock = tmp_path / "national.lock"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if json.loads(lock.read_text()).get("stage") == "solve":
+                break
+        except (OSError, ValueError):  # not there, or being written
+            pass
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no solve within 180 s"
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    stages = [p for p in tmp_path.iterdir() if p.is_dir() and p.name.startswith("national.")]
+    assert len(stages) == 1
+    left = [p for p in stages[0].rglob("*") if p.is_file()]
+    assert sum(os.path.getsize(p) for p in left) < 10**6, left
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 4 MB file system (tmpfs), mounted for the test (root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_disk_without_room_for_the_values_is_a_clear_error_before_any_value(small_disk):
+    with pytest.raises(DiskError, match=r"no room for the values' file \(0.0 GB\).*--memory"):
+        file_backed_zeros((10**6, 4), np.float32, small_disk)  # 16 MB
+    assert list(small_disk.iterdir()) == []
+    file_backed_zeros((10**5, 4), np.float32, small_disk)  # 1.6 MB fits
+
+
+def test_a_read_only_disk_is_a_clear_error(small_disk):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(DiskError, match="read-only file system.*--memory"):
+        file_backed_zeros((10, 2), np.float32, small_disk)
