@@ -140,30 +140,14 @@ def test_a_run_killed_in_its_solve_leaves_no_values_file(tmp_path):
     assert sum(os.path.getsize(p) for p in left) < 10**6, left
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 4 MB file system (tmpfs), mounted for the test (root)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def test_a_disk_without_room_for_the_values_is_a_clear_error_before_any_value(small_disk):
+def test_a_disk_without_room_for_the_values_is_a_clear_error_before_any_value(tmpfs):
     with pytest.raises(DiskError, match=r"no room for the values' file \(0.0 GB\).*--memory"):
-        file_backed_zeros((10**6, 4), np.float32, small_disk)  # 16 MB
-    assert list(small_disk.iterdir()) == []
-    file_backed_zeros((10**5, 4), np.float32, small_disk)  # 1.6 MB fits
+        file_backed_zeros((10**6, 4), np.float32, tmpfs)  # 16 MB
+    assert list(tmpfs.iterdir()) == []
+    file_backed_zeros((10**5, 4), np.float32, tmpfs)  # 1.6 MB fits
 
 
-def test_a_read_only_disk_is_a_clear_error(small_disk):
-    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+def test_a_read_only_disk_is_a_clear_error(tmpfs):
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
     with pytest.raises(DiskError, match="read-only file system.*--memory"):
-        file_backed_zeros((10, 2), np.float32, small_disk)
+        file_backed_zeros((10, 2), np.float32, tmpfs)

@@ -134,22 +134,6 @@ def folder(previous, tmp_path) -> Path:
     return out
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount
-    if subprocess.run(["umount", str(mount)], capture_output=True).returncode:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
 def _remount(mount: Path, mode: str, timeout: float = 5) -> None:
     """Remount ro or rw; busy while a file there is open for writing, so try again."""
     deadline = time.monotonic() + timeout
