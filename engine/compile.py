@@ -24,6 +24,7 @@ import numpy as np
 
 from engine.config import Config, ConfigError, Target
 from engine.grid import read_once
+from engine.paging import release_pages
 from engine.problem import Problem
 from engine.rules import (
     Cells,
@@ -125,6 +126,7 @@ def compile_problem(
     keep = None if keep_layers else ["province", "municipality", *zoning_layers]
     effects = apply_rules(config, cells, area_ha, province_codes, value, keep_layers=keep)
     value = np.ascontiguousarray(value.T)  # (N, O) for the Problem: no copy, see option_values
+    release_pages(value)  # paged values: nothing reads them until the solve
     # The rules' option-major mask is let go: the problem and the effects share one copy.
     effects.allowed = allowed = np.ascontiguousarray(effects.allowed)
     clock.step("rules")

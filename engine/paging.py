@@ -14,6 +14,7 @@ name in the run's folder, and goes when the array does or the process ends, howe
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import mmap
 import os
@@ -57,13 +58,20 @@ def file_backed_zeros(shape: tuple, dtype, folder: Path) -> np.ndarray:
 
 
 def release_pages(array: np.ndarray) -> bool:
-    """Hand the pages of a file-backed ``array`` (or a view of one) back to the kernel: its
-    contents stay in the file and come back when read. False (nothing done) for an array in
-    ordinary memory."""
+    """Hand the pages ``array`` spans in its file (a file-backed array, or a view of one)
+    back to the kernel: the contents stay in the file and come back when read. False
+    (nothing done) for an array in ordinary memory."""
     pages = _mapping(array)
     if pages is None:
         return False
-    pages.madvise(mmap.MADV_DONTNEED)
+    if array.size == 0:
+        return True
+    start = ctypes.addressof(ctypes.c_char.from_buffer(pages))
+    low, high = _byte_bounds(array)
+    # Whole pages, rounded outwards: a neighbour's page let go is only read again.
+    first = (low - start) // mmap.PAGESIZE * mmap.PAGESIZE
+    end = min(-(-(high - start) // mmap.PAGESIZE) * mmap.PAGESIZE, len(pages))
+    pages.madvise(mmap.MADV_DONTNEED, first, end - first)
     return True
 
 
@@ -74,3 +82,14 @@ def _mapping(array) -> mmap.mmap | None:
             return base
         base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
     return None
+
+
+def _byte_bounds(array: np.ndarray) -> tuple[int, int]:
+    """The first and one past the last byte address ``array`` reaches, for any strides."""
+    low = high = array.__array_interface__["data"][0]
+    for n, stride in zip(array.shape, array.strides):
+        if stride < 0:
+            low += (n - 1) * stride
+        else:
+            high += (n - 1) * stride
+    return low, high + array.itemsize

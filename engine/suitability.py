@@ -20,7 +20,7 @@ import numpy as np
 
 from engine import progress
 from engine.config import Config
-from engine.paging import file_backed_zeros
+from engine.paging import file_backed_zeros, release_pages
 from engine.rules import Cells, category_names
 
 __all__ = ["option_values", "add_to_options", "recipe_layers"]
@@ -173,6 +173,7 @@ def option_values(config: Config, cells: Cells, paged_in: Path | None = None) ->
         as_f32 = [np.ascontiguousarray(cells.layer(n)[part], dtype=np.float32) for n in layers]
         part_cover = np.ascontiguousarray(cover[part]) if len(cover) else cover
         _option_values(v[part], (*as_f32, *padding), table, part_cover, cost, take, has_recipe)
+        release_pages(v[part])  # paged values: a slice's pages at a time, not the grid's
     log.debug(
         "option values: %d cells, %d terms over %d layers", cells.n, len(terms), len(layer_of)
     )

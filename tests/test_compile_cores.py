@@ -72,7 +72,8 @@ def one_core_compile(config, ds, monkeypatch):
         names = [n for n in dict.fromkeys(names) if n not in self._cache and self.has(n)]
         self._cache.update(whole_grid(self.ds, self.flat, names))
 
-    def values_per_term(config, cells):
+    def values_per_term(config, cells, paged_in=None):
+        assert paged_in is None  # a compile with its values in memory
         return np.ascontiguousarray(per_term_values(config, cells).T).T
 
     with monkeypatch.context() as m:

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine import paging
 from engine.compile import compile_problem
 from engine.config import load_config
 from engine.grid import open_grid
@@ -67,6 +68,34 @@ def test_released_pages_leave_the_process_and_come_back():
     assert a[:, 0].sum(dtype=np.float64) == np.arange(2**25, dtype=np.float32).sum(dtype=np.float64)
     assert np.array_equal(a[:, 1], -a[:, 0])
     assert resident_mb() - released > 200
+
+
+def test_a_view_releases_the_pages_it_spans_only():
+    a = file_backed_zeros((2**24, 4), np.float32, Path.cwd())  # 256 MB
+    a[:] = 1.0
+    written = resident_mb()
+    assert release_pages(a[: 2**23])  # the first half
+    half = resident_mb()
+    assert 100 < written - half < 156, (written, half)
+    assert release_pages(a[::-1][: 2**23])  # the second half, through a reversed view
+    assert half - resident_mb() > 100
+    assert a.sum(dtype=np.float64) == 4 * 2**24
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 9),
+    st.slices(40),
+    st.slices(9),
+    st.booleans(),
+)
+def test_the_bytes_a_view_spans_are_numpys(rows, cols, rows_taken, cols_taken, transposed):
+    byte_bounds = getattr(np.lib, "array_utils", np).byte_bounds
+    view = np.zeros((rows, cols), dtype=np.float32)[rows_taken, cols_taken]
+    view = view.T if transposed else view
+    if view.size:
+        assert paging._byte_bounds(view) == byte_bounds(view)
 
 
 def test_an_array_in_memory_has_no_pages_to_release():

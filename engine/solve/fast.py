@@ -272,8 +272,8 @@ def repair(
     # (10 bytes a cell): they go before the allocation matrix is built.
     prices, bound = priced.prices, priced.bound
     priced = None
-    lp_x = np.zeros((0, problem.n_options)) if last is None else last.x()
-    choice[lp_cells] = np.argmax(lp_x, axis=1)
+    lp_x = sparse.csr_matrix((0, problem.n_options)) if last is None else last.x()
+    choice[lp_cells] = _largest_share(lp_x)
     x = _allocation_matrix(problem, choice, lp_cells, lp_x)
     solution = build_solution(
         problem,
@@ -1121,9 +1121,9 @@ class RepairLP:
     cell_area: np.ndarray  # (M,) of the free cells
     basis: LPBasis | None  # None: no LP was needed
 
-    def x(self) -> np.ndarray:
-        """(M, O) the shares per free cell; only the last LP's are needed, so only its
-        classes are spread over their cells."""
+    def x(self) -> sparse.csr_matrix:
+        """(M, O) the shares per free cell, the positive ones; only the last LP's are
+        needed, so only its classes are spread over their cells."""
         return _spread(self.class_x, self.classes, self.cell_area)
 
 
@@ -1478,11 +1478,13 @@ def _carry(old: np.ndarray, status: np.ndarray, new: np.ndarray, missing: int) -
     return np.where(found, status[order][at], missing).astype(np.int8)
 
 
-def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np.ndarray:
+def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> sparse.csr_matrix:
     """Each class's hectares per option over its cells: cells in index order take the
     options in option order, so at most one cell per option boundary is split. In blocks
     of cells: the shares' (cells x options) temporaries of all free cells at once were the
-    repair's peak (national 100 m: 570 k free cells, +99 bytes a cell of the grid)."""
+    repair's peak (national 100 m: 570 k free cells, +99 bytes a cell of the grid). The
+    positive shares only, as a CSR matrix (free cells x options): the dense one was 120
+    bytes a free cell (2.3 GB at 25 m, the end of the solve's peak)."""
     order = np.argsort(classes.of_cell, kind="stable")
     of_cell = classes.of_cell[order]
     area = cell_area[order]
@@ -1491,7 +1493,7 @@ def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np
     before = np.where(class_start > 0, filled[np.maximum(class_start - 1, 0)], 0.0)
     end = filled - before[of_cell]
     begin = end - area
-    x = np.empty((len(order), class_x.shape[1]))
+    rows, options, shares = [], [], []
     for lo in range(0, len(order), _CHUNK):
         block = slice(lo, lo + _CHUNK)
         # Each block's classes' running hectares per option, rather than every class's.
@@ -1505,8 +1507,25 @@ def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> np
         )
         # Rounding in the running sums leaves slivers of a boundary in the neighbouring cell.
         share[share < 1e-9 * area[block, None]] = 0.0
-        x[order[block]] = share / share.sum(axis=1, keepdims=True)
-    return x
+        share /= share.sum(axis=1, keepdims=True)
+        row, option = np.nonzero(share > 0)
+        rows.append(order[block][row])
+        options.append(option)
+        shares.append(share[row, option])
+    # A cell's entries are together and in option order: a stable sort by cell puts them in
+    # the matrix's order.
+    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    by_cell = np.argsort(row, kind="stable")
+    indptr = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=len(order)), out=indptr[1:])
+    return sparse.csr_matrix(
+        (
+            np.concatenate(shares)[by_cell] if rows else np.zeros(0),
+            np.concatenate(options)[by_cell] if rows else np.zeros(0, dtype=np.int64),
+            indptr,
+        ),
+        shape=(len(order), class_x.shape[1]),
+    )
 
 
 def improving_options(problem, structure, priced, choice, free: FreeCells, tolerance: float):
@@ -1575,8 +1594,7 @@ def _allocation_matrix(problem: Problem, choice, lp_cells, lp_x) -> sparse.csr_m
     whole-grid intp copy of an index array otherwise: 20 bytes a cell at the peak, where
     per-cell counts, int64 offsets, a mask and their gathers took 45."""
     n, n_opt = problem.n_cells, problem.n_options
-    keep = lp_x > 0
-    per_lp = keep.sum(axis=1)
+    per_lp = np.diff(lp_x.indptr)
     nnz = n + int(per_lp.sum()) - len(lp_cells)
     indptr = np.ones(n + 1, dtype=_index_type(max(nnz, n_opt)))
     indptr[0] = 0
@@ -1591,11 +1609,29 @@ def _allocation_matrix(problem: Problem, choice, lp_cells, lp_x) -> sparse.csr_m
         filled = indptr[begin + 1 : end + 1] > starts
         indices[starts[filled]] = choice[begin:end][filled]
     data = np.ones(nnz, dtype=np.float64)
-    lp_row, lp_opt = np.nonzero(keep)
-    position = indptr[lp_cells][lp_row] + (np.arange(len(lp_row)) - np.searchsorted(lp_row, lp_row))
-    indices[position] = lp_opt
-    data[position] = lp_x[lp_row, lp_opt]
+    lp_row = np.repeat(np.arange(len(lp_cells)), per_lp)
+    position = indptr[lp_cells][lp_row] + (np.arange(len(lp_row)) - lp_x.indptr[lp_row])
+    indices[position] = lp_x.indices
+    data[position] = lp_x.data
     return sparse.csr_matrix((data, indices, indptr), shape=(n, n_opt))
+
+
+def _largest_share(x: sparse.csr_matrix) -> np.ndarray:
+    """Each row's option of the largest share, the first of equals, as ``np.argmax`` gives
+    it on the dense rows (a left-out zero is never the largest of a row with a share; a row
+    without any, a cell without area, gives 0)."""
+    counts = np.diff(x.indptr)
+    out = np.zeros(x.shape[0], dtype=np.int64)
+    has = counts > 0
+    if not has.any():
+        return out
+    # The rows without entries hold no data, so each segment from one row's start to the
+    # next such start is that row's.
+    largest = np.maximum.reduceat(x.data, x.indptr[:-1][has])
+    row = np.repeat(np.arange(x.shape[0]), counts)
+    at = np.flatnonzero(x.data == np.repeat(largest, counts[has]))
+    out[has] = x.indices[at[np.searchsorted(row[at], np.flatnonzero(has))]]
+    return out
 
 
 def _index_type(largest: int) -> np.dtype:
