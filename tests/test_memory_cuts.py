@@ -665,15 +665,10 @@ def test_the_aggregated_lp_holds_no_options_of_every_cell():
 
 def dense_spread(class_x, classes, cell_area) -> np.ndarray:
     """The free cells' shares as the repair spread them before (main at 8955100): a dense
-    (cells x options) array, the reference."""
-    order = np.argsort(classes.of_cell, kind="stable")
-    of_cell = classes.of_cell[order]
-    area = cell_area[order]
-    filled = np.cumsum(area)
-    class_start = np.searchsorted(of_cell, np.arange(len(classes.first)))
-    before = np.where(class_start > 0, filled[np.maximum(class_start - 1, 0)], 0.0)
-    end = filled - before[of_cell]
-    begin = end - area
+    (cells x options) array, all cells at once, the reference."""
+    from engine.solve.fast import _cell_spans
+
+    order, of_cell, area, begin, end = _cell_spans(classes, cell_area)
     hectares = class_x[of_cell] * classes.area[of_cell, None]
     upto = np.cumsum(hectares, axis=1)
     share = np.clip(

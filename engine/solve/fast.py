@@ -1478,13 +1478,9 @@ def _carry(old: np.ndarray, status: np.ndarray, new: np.ndarray, missing: int) -
     return np.where(found, status[order][at], missing).astype(np.int8)
 
 
-def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> sparse.csr_matrix:
-    """Each class's hectares per option over its cells: cells in index order take the
-    options in option order, so at most one cell per option boundary is split. In blocks
-    of cells: the shares' (cells x options) temporaries of all free cells at once were the
-    repair's peak (national 100 m: 570 k free cells, +99 bytes a cell of the grid). The
-    positive shares only, as a CSR matrix (free cells x options): the dense one was 120
-    bytes a free cell (2.3 GB at 25 m, the end of the solve's peak)."""
+def _cell_spans(classes: _Classes, cell_area: np.ndarray) -> tuple:
+    """The free cells grouped by class, each class's in index order (``order``), with their
+    classes, areas and the span of their class's hectares each covers (``begin``, ``end``)."""
     order = np.argsort(classes.of_cell, kind="stable")
     of_cell = classes.of_cell[order]
     area = cell_area[order]
@@ -1492,7 +1488,17 @@ def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> sp
     class_start = np.searchsorted(of_cell, np.arange(len(classes.first)))
     before = np.where(class_start > 0, filled[np.maximum(class_start - 1, 0)], 0.0)
     end = filled - before[of_cell]
-    begin = end - area
+    return order, of_cell, area, end - area, end
+
+
+def _spread(class_x: np.ndarray, classes: _Classes, cell_area: np.ndarray) -> sparse.csr_matrix:
+    """Each class's hectares per option over its cells: cells in index order take the
+    options in option order, so at most one cell per option boundary is split. In blocks
+    of cells: the shares' (cells x options) temporaries of all free cells at once were the
+    repair's peak (national 100 m: 570 k free cells, +99 bytes a cell of the grid). The
+    positive shares only, as a CSR matrix (free cells x options): the dense one was 120
+    bytes a free cell (2.3 GB at 25 m, the end of the solve's peak)."""
+    order, of_cell, area, begin, end = _cell_spans(classes, cell_area)
     rows, options, shares = [], [], []
     for lo in range(0, len(order), _CHUNK):
         block = slice(lo, lo + _CHUNK)
