@@ -23,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.outputs import DiskError, disk_error
-
 __all__ = ["file_backed_zeros", "release_pages"]
 
 log = logging.getLogger(__name__)
@@ -44,6 +42,8 @@ def file_backed_zeros(shape: tuple, dtype, folder: Path) -> np.ndarray:
             # The mapping keeps its own handle on the file; it stays while the array does.
             pages = mmap.mmap(file.fileno(), max(size, 1))
     except OSError as err:
+        from engine.outputs import DiskError, disk_error  # the run's, not the core's
+
         if disk_error(err, folder) is None:
             raise
         raise DiskError(

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import sparse
 
 from engine.errors import RuimtepuzzelError
+from engine.paging import release_pages
 
 __all__ = ["Problem", "TargetRows", "Units"]
 
@@ -141,6 +142,22 @@ class Units:
 
 def _power_of_two(x: float) -> float:
     return float(2.0 ** np.round(np.log2(x))) if x > 0 and np.isfinite(x) else 1.0
+
+
+def _value_range(value: np.ndarray) -> tuple[float, float]:
+    """The largest and the smallest value, NaN if any is: max and min propagate NaN (a pass
+    each, not a boolean copy of the array), slice by slice of cells, each slice's pages let
+    go after it where the values are paged (:mod:`engine.paging`)."""
+    vmax, vmin = -np.inf, np.inf
+    for lo in range(0, value.shape[0], _RANGE_SLICE):
+        part = value[lo : lo + _RANGE_SLICE]
+        vmax, vmin = np.maximum(vmax, part.max()), np.minimum(vmin, part.min())
+        release_pages(part)
+    return float(vmax), float(vmin)
+
+
+# Cells per slice of the values' range.
+_RANGE_SLICE = 1 << 21
 
 
 def _option_spread(value: np.ndarray, largest: float) -> float:
@@ -268,8 +285,7 @@ class Problem:
         n_cells, n_options = value.shape
         if n_cells == 0 or n_options == 0:
             raise RuimtepuzzelError(f"value: shape {value.shape} has no cells or no options")
-        # max and min propagate NaN: one pass each instead of a boolean copy of the array.
-        vmax, vmin = float(value.max()), float(value.min())
+        vmax, vmin = _value_range(value)
         if not (np.isfinite(vmax) and np.isfinite(vmin)):
             i, o = np.argwhere(~np.isfinite(value))[0]
             raise RuimtepuzzelError(
@@ -278,6 +294,7 @@ class Problem:
             )
         largest = max(abs(vmax), abs(vmin))
         spread = _option_spread(value, largest)
+        release_pages(value)  # paged values (engine.paging): read here, not again until solved
         if largest > VALUE_RANGE * spread:
             i, o = np.unravel_index(int(np.argmax(np.abs(value))), value.shape)
             raise RuimtepuzzelError(

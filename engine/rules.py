@@ -604,17 +604,17 @@ def apply_rules(
 
 def _add_penalty(value, options, mask, amount: float) -> int:
     """``amount`` off ``options``' values in the cells of ``mask``; the cells it hit."""
-    from engine.suitability import add_to_options  # it imports this module
+    from engine.suitability import add_to_values  # it imports this module
 
     cost = mask.astype(np.float32) * np.float32(amount)
-    add_to_options(value.T, options, cost, True)
+    add_to_values(value.T, options, cost, True)
     return int(mask.sum())
 
 
 def _add_ladder(value, options, rule: Rule, scope_mask, cells: Cells) -> int:
     """A ladder's step values (its first step a cell meets, else ``otherwise``) added to
     ``options``' values; the cells a step hit."""
-    from engine.suitability import add_to_options  # it imports this module
+    from engine.suitability import add_to_values  # it imports this module
 
     n = cells.n
     add = np.full(n, rule.otherwise, dtype=np.float32)
@@ -625,7 +625,7 @@ def _add_ladder(value, options, rule: Rule, scope_mask, cells: Cells) -> int:
         hit = todo & evaluate(where, cells)
         add[hit] = step_value
         todo &= ~hit
-    add_to_options(value.T, options, add, False)
+    add_to_values(value.T, options, add, False)
     return int(n - todo.sum())
 
 

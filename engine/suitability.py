@@ -23,7 +23,7 @@ from engine.config import Config
 from engine.paging import file_backed_zeros, release_pages
 from engine.rules import Cells, category_names
 
-__all__ = ["option_values", "add_to_options", "recipe_layers"]
+__all__ = ["option_values", "add_to_options", "add_to_values", "recipe_layers"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,15 @@ def add_to_options(value, options, add, subtract):
                 value[i, o] -= a
             else:
                 value[i, o] += a
+
+
+def add_to_values(value, options, add, subtract) -> None:
+    """:func:`add_to_options` slice by slice of cells: the pages of paged values
+    (:mod:`engine.paging`) go after each slice, so a rule holds a slice's, not the grid's."""
+    for lo in range(0, value.shape[0], _SLICE):
+        part = slice(lo, lo + _SLICE)
+        add_to_options(value[part], options, add[part], subtract)
+        release_pages(value[part])
 
 
 def _parameters(term, kind: int) -> tuple:

@@ -135,3 +135,29 @@ def test_zones_read_from_the_groups_are_the_zones_given(data):
     other = engine.Problem(problem.value, problem.contribution, problem.zones, lower=lower)
     assert other.groups is problem.groups
     np.testing.assert_array_equal(np.asarray(other.zones), given_zones)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(1, 60),
+    n_options=st.integers(1, 5),
+    cells_per_slice=st.integers(1, 70),
+    special=st.sampled_from([None, np.nan, np.inf, -np.inf]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_value_range_by_slices_is_numpys_max_and_min(
+    n, n_options, cells_per_slice, special, seed
+):
+    """Slice by slice (the pages of paged values go after each): numpy's max and min of the
+    whole array, NaN wherever one is."""
+    from engine import problem as problem_module
+
+    rng = np.random.default_rng(seed)
+    value = rng.normal(0, 100, (n, n_options)).astype(np.float32)
+    if special is not None:
+        value[rng.integers(n), rng.integers(n_options)] = special
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(problem_module, "_RANGE_SLICE", cells_per_slice)
+        got = problem_module._value_range(value)
+    want = (float(value.max()), float(value.min()))
+    assert np.array_equal(got, want, equal_nan=True)

@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 from engine import suitability
 from engine.config.model import Recipe, Term
 from engine.rules import Cells, category_names
-from engine.suitability import _KIND, _parameters, add_to_options, option_values
+from engine.suitability import (
+    _KIND,
+    _parameters,
+    add_to_options,
+    add_to_values,
+    option_values,
+)
 
 CLASSES = ["water", "built", "grass", "arable", "forest"]
 
@@ -216,5 +222,11 @@ def test_adding_to_options_gives_the_bits_of_a_pass_per_option(
     options = rng.choice(n_options, rng.integers(0, n_options + 1), replace=False)
     want = value.copy()
     add_per_option(want, options, add, subtract)
+    by_slices = value.copy()
     add_to_options(value, options.astype(np.int64), add, subtract)
     assert np.array_equal(value.view(np.uint32), want.view(np.uint32))
+    # Slice by slice of cells (as the rules add, for paged values): the same bits.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(suitability, "_SLICE", int(rng.integers(1, n + 2)))
+        add_to_values(by_slices, options.astype(np.int64), add, subtract)
+    assert np.array_equal(by_slices.view(np.uint32), want.view(np.uint32))

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import RuimtepuzzelError
+from engine.paging import release_pages
 from engine.solve import kernels
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,7 @@ def _best_options(chunk: Chunk, has_allowed: bool, adj: np.ndarray):
     for b, args in enumerate(chunk.blocks(has_allowed)):
         lo, hi = chunk.bounds[b], chunk.bounds[b + 1]
         choice[lo:hi], margin[lo:hi], parts[b] = kernels.best_options(*args, adj)
+    release_pages(chunk.value)  # paged values: a chunk's pages at a time, not the grid's
     return choice, margin, parts
 
 
@@ -168,6 +170,7 @@ def _smoothed_terms(chunk: Chunk, has_allowed: bool, adj: np.ndarray, tau: float
     s = np.empty((n_blocks, n_groups, adj.shape[1]), dtype=np.float64)
     for b, args in enumerate(chunk.blocks(has_allowed)):
         f[b], s[b] = kernels.smoothed_dual_terms(*args, adj, tau, n_groups)
+    release_pages(chunk.value)
     return f, s
 
 
