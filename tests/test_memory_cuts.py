@@ -739,3 +739,32 @@ def test_the_largest_share_is_numpys_argmax(n_rows, n_options, density, seed):
     got = _largest_share(sparse.csr_matrix(dense))
     assert got.dtype == np.int64
     assert np.array_equal(got, np.argmax(dense, axis=1))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(200, 5 * 2**15 + 7),
+    blocks_per_slice=st.integers(1, 3),
+    split=st.sampled_from([0.0, 0.3]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_allocation_totals_by_slices_are_the_one_pass_bits(n, blocks_per_slice, split, seed):
+    """The allocation's value, hectares and value per group, in slices of whole blocks of
+    cells (the pages of paged values go after each): the bits of one pass over them all."""
+    from engine.solve import solution
+    from engine.synthetic import allocation_problem
+
+    problem = allocation_problem(n, 5, 7, seed=seed % 1000)
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, problem.n_options))
+    x[np.arange(n), rng.integers(0, problem.n_options, n)] = 1.0
+    halves = rng.random(n) < split
+    x[halves] *= 0.5
+    x[np.flatnonzero(halves), rng.integers(0, problem.n_options, int(halves.sum()))] += 0.5
+    whole = solution._totals(problem, sparse.csr_matrix(x))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(solution, "_TOTALS_BLOCKS", blocks_per_slice)
+        sliced = solution._totals(problem, sparse.csr_matrix(x))
+    assert whole[0] == sliced[0]
+    for a, b in zip(whole[1:], sliced[1:]):
+        assert np.array_equal(a, b)

@@ -375,7 +375,7 @@ KERNELS = (
     "smoothed_dual_terms",
     "assigned_area",
     "assigned_value",
-    "allocation_totals",
+    "allocation_parts",
     "near_best",
     "left_out",
 )

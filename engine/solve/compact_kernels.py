@@ -22,8 +22,8 @@ __all__ = ["plan_area", "patch_labels", "cut_terms", "grow"]
 def plan_area(choice, split, indptr, indices, data, group, area, n_groups, n_opt):
     """Hectares per (group, option) of the plan that gives every cell its option in
     ``choice`` but the ``split`` cells, which keep their fractions (CSR rows ``indptr``,
-    ``indices``, ``data``): what ``kernels.allocation_totals`` sums for that plan, in the
-    same order."""
+    ``indices``, ``data``): what ``kernels.allocation_parts`` and ``allocation_sums`` give
+    for that plan, in the same order."""
     n = choice.shape[0]
     out = np.zeros((n_groups, n_opt), dtype=np.float64)
     part = np.zeros((n_groups, n_opt), dtype=np.float64)

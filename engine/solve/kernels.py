@@ -232,10 +232,12 @@ def _assigned_value(value, choice, selected, area):
     return _ordered_sum(part)
 
 
-def _allocation_totals(value, indptr, indices, data, group, area, n_groups):
-    """For an allocation in CSR form: ``sum_i a_i sum_o v[i,o] x[i,o]``, the hectares per
-    (group, option), from which every target row's supply follows, and the value per group
-    (what each zone realises, without a per-cell array)."""
+def _allocation_parts(value, indptr, indices, data, group, area, n_groups):
+    """For an allocation in CSR form, per block of cells: ``sum_i a_i sum_o v[i,o] x[i,o]``,
+    the hectares per (group, option), from which every target row's supply follows, and the
+    value per group (what each zone realises, without a per-cell array). Their sums over the
+    blocks, in block order, are :func:`allocation_sums`'s: the cells may come in slices of
+    whole blocks, each slice's partials the same."""
     n, n_opt = value.shape
     nb = n_blocks(n)
     obj_part = np.zeros(nb, dtype=np.float64)
@@ -255,9 +257,16 @@ def _allocation_totals(value, indptr, indices, data, group, area, n_groups):
                 value_part[b, g] += v
                 area_part[b, g, o] += a * data[j]
         obj_part[b] = acc
-    assigned = np.zeros((n_groups, n_opt), dtype=np.float64)
-    by_group = np.zeros(n_groups, dtype=np.float64)
-    for b in range(nb):
+    return obj_part, area_part, value_part
+
+
+@njit(cache=True)
+def allocation_sums(obj_part, area_part, value_part):
+    """The partials of :func:`_allocation_parts` added up in block order: the objective's
+    value term, the hectares per (group, option), the value per group."""
+    assigned = np.zeros(area_part.shape[1:], dtype=np.float64)
+    by_group = np.zeros(value_part.shape[1], dtype=np.float64)
+    for b in range(area_part.shape[0]):
         assigned += area_part[b]
         by_group += value_part[b]
     return _ordered_sum(obj_part), assigned, by_group
@@ -318,7 +327,7 @@ best_options = _BySize(_best_options)
 smoothed_dual_terms = _BySize(_smoothed_dual_terms)
 assigned_area = _BySize(_assigned_area)
 assigned_value = _BySize(_assigned_value)
-allocation_totals = _BySize(_allocation_totals)
+allocation_parts = _BySize(_allocation_parts)
 near_best = _BySize(_near_best)
 left_out = _BySize(_left_out)
 SOLVER_KERNELS = (
@@ -326,7 +335,7 @@ SOLVER_KERNELS = (
     smoothed_dual_terms,
     assigned_area,
     assigned_value,
-    allocation_totals,
+    allocation_parts,
     near_best,
     left_out,
 )

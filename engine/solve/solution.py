@@ -9,6 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from engine.errors import RuimtepuzzelError
+from engine.paging import release_pages
 from engine.problem import Problem
 
 
@@ -97,16 +98,35 @@ def _totals(problem: Problem, x) -> tuple[float, np.ndarray, np.ndarray]:
 
     x = sparse.csr_matrix(x)
     structure = dual_structure(problem)
-    value, assigned, by_group = kernels.allocation_totals(
-        problem.value,
-        x.indptr,
-        x.indices,
-        np.asarray(x.data, dtype=np.float64),  # no copy of the float64 shares
-        structure.group,
-        structure.area,
-        structure.n_groups,
+    data = np.asarray(x.data, dtype=np.float64)  # no copy of the float64 shares
+    area = structure.area
+    parts = []
+    # Slices of whole blocks of cells, whose partials are those of one pass: the pages of
+    # paged values (engine.paging) go after each slice.
+    step = _TOTALS_BLOCKS * kernels.BLOCK
+    for lo in range(0, problem.n_cells, step):
+        hi = min(lo + step, problem.n_cells)
+        entries = slice(x.indptr[lo], x.indptr[hi])
+        parts.append(
+            kernels.allocation_parts(
+                problem.value[lo:hi],
+                x.indptr[lo : hi + 1] - x.indptr[lo],
+                x.indices[entries],
+                data[entries],
+                structure.group[lo:hi],
+                area if len(area) == 1 else area[lo:hi],
+                structure.n_groups,
+            )
+        )
+        release_pages(problem.value[lo:hi])
+    value, assigned, by_group = kernels.allocation_sums(
+        *(np.concatenate(part) for part in zip(*parts))
     )
     return float(value), assigned, by_group
+
+
+# Blocks of cells per slice of the allocation's totals.
+_TOTALS_BLOCKS = 64
 
 
 def dominant_option(x) -> np.ndarray:

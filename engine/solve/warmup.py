@@ -59,7 +59,7 @@ def _solver_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
         (kernels.smoothed_dual_terms, (a.value, a.allowed, True, a.group, a.area, a.adj, 1.0, 1)),
         (kernels.assigned_value, (a.value, a.choices[0], a.selected, a.area)),
         (
-            kernels.allocation_totals,
+            kernels.allocation_parts,
             (a.value, a.x.indptr, a.x.indices, a.x.data, a.group, a.area, 1),
         ),
     ]
@@ -88,7 +88,7 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
     the compaction (:mod:`engine.solve.compact_kernels`) and the classes' serial ones."""
     from engine import suitability
     from engine.grid import noise
-    from engine.solve import class_kernels, compact_kernels
+    from engine.solve import class_kernels, compact_kernels, kernels
 
     xy = np.zeros(2)
     # Two cells side by side, as Geometry.neighbours gives them (int32 on any national grid).
@@ -110,6 +110,7 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
             suitability.add_to_options,
             (a.value.copy(), np.zeros(1, np.int64), a.area.astype(np.float32), True),
         ),
+        (kernels.allocation_sums, (np.zeros(1), np.zeros((1, 1, 2)), np.zeros((1, 1)))),
         (noise._value_noise, (xy, xy, 1.0, np.uint64(1), 1.0, np.zeros((2, 2)))),
         (
             compact_kernels.plan_area,
