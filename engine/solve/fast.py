@@ -1032,7 +1032,9 @@ def _interchangeable(
     hashes = class_kernels.repair_hashes(*arguments, class_kernels.hash_multipliers(length))
     of_cell = np.empty(m, dtype=_index_type(m))
     first = class_kernels.group_by_hash(hashes, of_cell)
-    if class_kernels.keys_agree(*arguments, of_cell, first, length):
+    agree = class_kernels.keys_agree(*arguments, of_cell, first, length)
+    release_pages(problem.value)  # paged values: the LP reads only its columns' few
+    if agree:
         return _classes(hashes, first, of_cell, cell_area)
     # Two classes share a hash: the exact repair must not merge them, so group by the keys
     # themselves (several times slower).
@@ -1572,6 +1574,9 @@ def _left_out(problem, structure, prices, free: FreeCells, tolerance: float):
         structure.adjustment(prices),
         tolerance,
     )
+    # Paged values (engine.paging): the free cells' pages go before the allocation or the
+    # next LP is built, which read none of them.
+    release_pages(problem.value)
     return np.flatnonzero(beats), best[beats]
 
 
