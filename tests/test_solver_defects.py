@@ -41,7 +41,7 @@ def quiet(function, *args, **kwargs):
 
 @pytest.mark.parametrize(
     "name",
-    ["best_options", "smoothed_dual_terms", "assigned_area", "assigned_value", "allocation_totals"],
+    ["best_options", "smoothed_dual_terms", "assigned_area", "assigned_value", "allocation_parts"],
 )
 def test_serial_and_parallel_builds_have_their_own_cache_entry(name):
     """numba's cache keys on the function's name and source, not on parallel=True: two
