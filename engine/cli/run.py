@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the cells' values (60 bytes a cell) in a file on the --out folder's disk that "
         "the kernel pages, each pass holding a slice of them at a time and HiGHS's LPs "
         "none; the allowed options, the repair and the writing still hold every cell "
-        "(a national 25 m run, compaction off: about 8 GB with --memory 8GB, 9 GB "
+        "(a national 25 m run, compaction off: about 8 GB with --memory 8GB, 8.7 GB "
         "without); default: everything in memory",
     )
     parser.add_argument(
