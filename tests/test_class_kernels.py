@@ -91,13 +91,12 @@ def test_repair_hashes_and_keys_are_the_numpy_ones(build, problem, data):
     assert np.array_equal(class_kernels.repair_keys(*arguments, length), key)
 
     first, of_cell = reference_classes(hashes)
-    assert class_kernels.keys_agree(*arguments, of_cell, first, length)
+    assert class_kernels.keys_agree(*arguments, of_cell, key[first])
     # Every cell in one class: the keys agree only if they are all the same.
     together = np.zeros(len(cells), dtype=np.int64)
     all_alike = len(np.unique(key, axis=0)) <= 1
-    assert (
-        class_kernels.keys_agree(*arguments, together, np.zeros(1, np.int64), length) == all_alike
-    )
+    first_key = key[:1] if len(key) else np.zeros((1, length), np.int64)
+    assert class_kernels.keys_agree(*arguments, together, first_key) == all_alike
 
 
 @settings(max_examples=300, deadline=None)
@@ -149,18 +148,49 @@ def test_near_best_and_left_out_are_the_numpy_ones(build, problem, data):
     if window == "per cell":
         window = rng.choice([0.0, 0.2, 1.0, np.inf], size=len(cells))
     expected = reference_near_best(problem, structure, prices, cells, window)
-    got = fast._near_best(problem, structure, prices, cells, window)
-    assert np.array_equal(got, expected)
-
     options = expected & (rng.random(expected.shape) < 0.7)
     tolerance = data.draw(st.sampled_from([0.0, 1e-9, 0.3]))
     values = reference_values(problem, structure, prices, cells)
     best_taken = np.where(options, values, -np.inf).max(axis=1)
     missing = np.flatnonzero(values.max(axis=1) > best_taken + tolerance)
     free = fast.FreeCells(cells, options)
-    got_missing, got_best = fast._left_out(problem, structure, prices, free, tolerance)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "_CELL_SLICE", data.draw(CELLS_PER_SLICE))
+        got = fast._near_best(problem, structure, prices, cells, window)
+        got_missing, got_best = fast._left_out(problem, structure, prices, free, tolerance)
+    assert np.array_equal(got, expected)
     assert np.array_equal(got_missing, missing)
     assert np.array_equal(got_best, np.argmax(values[missing], axis=1))
+
+
+# The repair's passes over its free cells in slices of any size (engine.solve.fast).
+CELLS_PER_SLICE = st.sampled_from([1, 2, 7, 64, 1 << 21])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(problems(tied=True, max_cells=400, extremes=True), st.data())
+def test_the_repair_classes_in_slices_are_the_numpy_ones(build, problem, data):
+    """The free cells' classes, their hashes and keys taken slice by slice of the cells
+    (a class's first cell in an earlier slice than its others): numpy's classes."""
+    structure = dual_structure(problem)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    cells = np.flatnonzero(rng.random(problem.n_cells) < data.draw(st.sampled_from([0.3, 1.0])))
+    options = structure.allowed[cells] & (rng.random((len(cells), problem.n_options)) < 0.7)
+    options[np.arange(len(cells)), np.argmax(structure.allowed[cells], axis=1)] = True
+    key = reference_key(problem, structure, cells, options, 0.0)
+    first, of_cell = reference_classes(reference_hash(key))
+    free, length = fast.FreeCells(cells, options), key.shape[1]
+    together = np.zeros(len(cells), dtype=np.int64)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "_CELL_SLICE", data.draw(CELLS_PER_SLICE))
+        classes = fast._interchangeable(problem, structure, free, np.ones(len(cells)))
+        agree = fast._keys_agree(problem, structure, free, of_cell, first, length)
+        # Every cell in one class: the keys agree only if they are all the same.
+        all_agree = fast._keys_agree(problem, structure, free, together, together[:1], length)
+    assert np.array_equal(classes.first, first)
+    assert np.array_equal(classes.of_cell, of_cell)
+    assert agree
+    assert all_agree == (len(np.unique(key, axis=0)) <= 1)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

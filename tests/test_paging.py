@@ -180,3 +180,63 @@ def test_a_read_only_disk_is_a_clear_error(tmpfs):
     subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
     with pytest.raises(DiskError, match="read-only file system.*--memory"):
         file_backed_zeros((10, 2), np.float32, tmpfs)
+
+
+def mapped_kb(array: np.ndarray) -> int:
+    """The kB of ``array``'s file mapping this process holds (its ``Rss`` in smaps): the
+    pages it has read and not let go, whatever the page cache keeps of the file."""
+    import ctypes
+
+    start = ctypes.addressof(ctypes.c_char.from_buffer(paging._mapping(array)))
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"{start:x}-"))
+    return int(next(line for line in lines[at:] if line.startswith("Rss:")).split()[1])
+
+
+@pytest.mark.parametrize("cells_per_slice", [1 << 12, 1 << 40])
+def test_passes_over_the_free_cells_hold_a_slice_of_the_paged_values(
+    tmp_path, monkeypatch, cells_per_slice
+):
+    """The repair's passes over its free cells (their options near the best, the classes'
+    hashes and keys, the options an LP left out): a third of the cells, on every page of
+    the values. Paged, each slice's pages go once it is read, so the process never holds
+    more than a slice's span of them; in one slice it holds them all (the check can fail)."""
+    from engine import Problem
+    from engine.solve import class_kernels, fast, kernels
+    from engine.solve.dual import dual_structure
+    from engine.synthetic import allocation_problem
+
+    built = allocation_problem(300_000, 8, seed=1)
+    value = file_backed_zeros(built.value.shape, np.float32, tmp_path)
+    value[:] = built.value
+    problem = Problem(value, built.contribution, built.zones, built.lower, built.upper,
+                      allowed=built.allowed, area=built.area)  # fmt: skip
+    structure = dual_structure(problem)
+    prices = np.random.default_rng(2).normal(size=len(problem.rows))
+    cells = np.arange(0, problem.n_cells, 3)
+    held = []
+
+    def watched(kernel):
+        def call(*arguments):
+            result = kernel(*arguments)
+            held.append(mapped_kb(value))
+            return result
+
+        return call
+
+    passes = [(kernels, "near_best"), (kernels, "left_out")]
+    passes += [(class_kernels, "repair_hashes"), (class_kernels, "keys_agree")]
+    for module, name in passes:
+        monkeypatch.setattr(module, name, watched(getattr(module, name)))
+    monkeypatch.setattr(fast, "_CELL_SLICE", cells_per_slice)
+    release_pages(value)
+    free = fast.FreeCells(cells, fast._near_best(problem, structure, prices, cells, 1.0))
+    fast._interchangeable(problem, structure, free, np.full(len(cells), 6.25))
+    fast._left_out(problem, structure, prices, free, 0.0)
+    assert len(held) == 4 * -(-len(cells) // cells_per_slice)  # four passes, sliced
+    span_kb = 3 * cells_per_slice * value.itemsize * value.shape[1] / 1024
+    if cells_per_slice < len(cells):
+        assert max(held) <= 2 * span_kb + 16
+    else:
+        assert max(held) > 0.9 * value.nbytes / 1024
+    assert mapped_kb(value) <= 8  # the last slice's pages went too

@@ -209,10 +209,11 @@ def test_a_repair_lp_started_from_any_basis_ends_at_the_optimum(problem, start, 
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problems(tied=True, max_cells=300, extremes=True))
-def test_classes_whose_hashes_collide_stay_apart_in_the_repair(problem):
+@given(problems(tied=True, max_cells=300, extremes=True), st.sampled_from([1, 5, 1 << 21]))
+def test_classes_whose_hashes_collide_stay_apart_in_the_repair(problem, cells_per_slice):
     """The repair groups its free cells by a hash of their keys; where two keys share one,
-    it must group by the keys themselves (here every key hashes alike)."""
+    it must group by the keys themselves (here every key hashes alike), whether its keys
+    are compared in one slice of the free cells or many."""
     from engine.solve import class_kernels, fast
 
     def alike(*arguments):
@@ -223,6 +224,7 @@ def test_classes_whose_hashes_collide_stay_apart_in_the_repair(problem):
         patch.setattr(class_kernels, "aggregated_hashes", alike)
         patch.setattr(class_kernels, "repair_hashes", alike)
         patch.setattr(fast, "FINE_EVALUATIONS", 0)
+        patch.setattr(fast, "_CELL_SLICE", cells_per_slice)
         sol = fast.solve_fast(problem)
     assert_optimum(problem, sol, highs)
 

@@ -153,19 +153,18 @@ def _repair_hashes(cells, options, value, group, multipliers):
     return hashes
 
 
-def _keys_agree(cells, options, value, group, of_cell, first, length):
-    """Whether every free cell's key equals its class's first cell's."""
-    m = cells.shape[0]
+def _keys_agree(cells, options, value, group, of_cell, first_keys):
+    """Whether every free cell's key equals its class's first cell's (``first_keys``, one
+    row a class)."""
+    m, length = cells.shape[0], first_keys.shape[1]
     nb = n_blocks(m)
     agree = np.ones(nb, dtype=np.bool_)
     for b in prange(nb):
         key = np.empty(length, dtype=np.int64)
-        other = np.empty(length, dtype=np.int64)
         differences = np.empty(value.shape[1], dtype=np.float64)
         for j in range(b * BLOCK, min(m, (b + 1) * BLOCK)):
-            k = first[of_cell[j]]
             _repair_key(value, cells[j], options[j], group[cells[j]], key, differences)
-            _repair_key(value, cells[k], options[k], group[cells[k]], other, differences)
+            other = first_keys[of_cell[j]]
             for c in range(length):
                 if key[c] != other[c]:
                     agree[b] = False

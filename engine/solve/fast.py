@@ -993,15 +993,37 @@ def _adjusted_values(problem, structure, prices, cells) -> np.ndarray:
 
 def _near_best(problem, structure, prices, cells, window) -> np.ndarray:
     """(M, O) bool: the allowed options within ``window`` (scalar or per cell) of the best."""
-    return kernels.near_best(
-        np.asarray(cells),
-        np.ascontiguousarray(window, dtype=np.float64).reshape(-1),
-        problem.value,
-        structure.allowed,
-        structure.has_allowed,
-        structure.group,
-        structure.adjustment(prices),
-    )
+    cells = np.asarray(cells)
+    window = np.ascontiguousarray(window, dtype=np.float64).reshape(-1)
+    adj = structure.adjustment(prices)
+    options = np.empty((len(cells), problem.n_options), dtype=bool)
+    for part in _cell_slices(problem, cells):
+        options[part] = kernels.near_best(
+            cells[part],
+            window if len(window) == 1 else window[part],
+            problem.value,
+            structure.allowed,
+            structure.has_allowed,
+            structure.group,
+            adj,
+        )
+    return options
+
+
+def _cell_slices(problem: Problem, cells: np.ndarray):
+    """Slices of ``cells`` for a pass over their values. Where the values are paged
+    (:mod:`engine.paging`), the pages of each slice's span of cells go once the caller has
+    read them: the free cells are a third of the grid at 25 m, spread over most of the
+    values' pages, and a pass over them would otherwise hold those pages all at once."""
+    for lo in range(0, len(cells), _CELL_SLICE):
+        part = slice(lo, lo + _CELL_SLICE)
+        yield part
+        within = cells[part]
+        release_pages(problem.value[within.min() : within.max() + 1])
+
+
+# Cells per slice of a pass over some cells' values (:func:`_cell_slices`).
+_CELL_SLICE = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -1028,20 +1050,49 @@ def _interchangeable(
     differences between their values (:mod:`engine.solve.class_kernels`)."""
     m = len(free.cells)
     length = class_kernels.key_length(problem.n_options, 1)
-    arguments = (free.cells, free.options, problem.value, structure.group)
-    hashes = class_kernels.repair_hashes(*arguments, class_kernels.hash_multipliers(length))
+    multipliers = class_kernels.hash_multipliers(length)
+    hashes = np.empty(m, dtype=np.uint64)
+    for part in _cell_slices(problem, free.cells):
+        hashes[part] = class_kernels.repair_hashes(
+            free.cells[part], free.options[part], problem.value, structure.group, multipliers
+        )
     of_cell = np.empty(m, dtype=_index_type(m))
     first = class_kernels.group_by_hash(hashes, of_cell)
-    agree = class_kernels.keys_agree(*arguments, of_cell, first, length)
-    release_pages(problem.value)  # paged values: the LP reads only its columns' few
-    if agree:
+    if _keys_agree(problem, structure, free, of_cell, first, length):
         return _classes(hashes, first, of_cell, cell_area)
     # Two classes share a hash: the exact repair must not merge them, so group by the keys
     # themselves (several times slower).
-    key = class_kernels.repair_keys(*arguments, length)
+    key = class_kernels.repair_keys(
+        free.cells, free.options, problem.value, structure.group, length
+    )
+    release_pages(problem.value)  # paged values: the LP reads only its columns' few
     rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
     _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
     return _classes(hashes, first, inverse.ravel(), cell_area)
+
+
+def _keys_agree(problem, structure, free: FreeCells, of_cell, first, length) -> bool:
+    """Whether every free cell's key equals its class's first cell's: no two classes share
+    a hash. Slice by slice of the free cells: a class's first cell comes before its
+    others, so the keys of the classes that begin in a slice are taken as it is read."""
+    first_keys = np.empty((len(first), length), dtype=np.int64)
+    taken, agree = 0, True
+    for part in _cell_slices(problem, free.cells):
+        begun = int(np.searchsorted(first, part.stop))
+        new = first[taken:begun]
+        first_keys[taken:begun] = class_kernels.repair_keys(
+            free.cells[new], free.options[new], problem.value, structure.group, length
+        )
+        taken = begun
+        agree &= class_kernels.keys_agree(
+            free.cells[part],
+            free.options[part],
+            problem.value,
+            structure.group,
+            of_cell[part],
+            first_keys,
+        )
+    return agree
 
 
 def _classes(hashes, first, inverse, cell_area) -> _Classes:
@@ -1564,19 +1615,20 @@ def improving_options(problem, structure, priced, choice, free: FreeCells, toler
 def _left_out(problem, structure, prices, free: FreeCells, tolerance: float):
     """The free cells (indices into them) whose best option under ``prices`` beats every
     option the LP had by more than ``tolerance``, and that best option."""
-    beats, best = kernels.left_out(
-        free.cells,
-        free.options,
-        problem.value,
-        structure.allowed,
-        structure.has_allowed,
-        structure.group,
-        structure.adjustment(prices),
-        tolerance,
-    )
-    # Paged values (engine.paging): the free cells' pages go before the allocation or the
-    # next LP is built, which read none of them.
-    release_pages(problem.value)
+    adj = structure.adjustment(prices)
+    beats = np.empty(len(free.cells), dtype=bool)
+    best = np.empty(len(free.cells), dtype=np.int64)
+    for part in _cell_slices(problem, free.cells):
+        beats[part], best[part] = kernels.left_out(
+            free.cells[part],
+            free.options[part],
+            problem.value,
+            structure.allowed,
+            structure.has_allowed,
+            structure.group,
+            adj,
+            tolerance,
+        )
     return np.flatnonzero(beats), best[beats]
 
 

@@ -72,7 +72,7 @@ def _solver_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
             (a.value, a.allowed, True, a.group, a.adj, 1.0, 1.0, *one_family, multipliers),
         ),
         (class_kernels.repair_hashes, (*repair, multipliers)),
-        (class_kernels.keys_agree, (*repair, a.group, a.cells, len(multipliers))),
+        (class_kernels.keys_agree, (*repair, a.group, np.zeros((1, len(multipliers)), np.int64))),
         (class_kernels.option_codes, (a.allowed,)),
         (kernels.near_best, (a.cells, a.area, a.value, a.allowed, True, a.group, a.adj)),
         (
