@@ -198,11 +198,12 @@ def test_passes_over_the_free_cells_hold_a_slice_of_the_paged_values(
     tmp_path, monkeypatch, cells_per_slice
 ):
     """The repair's passes over its free cells (their options near the best, the classes'
-    hashes and keys, the options an LP left out): a third of the cells, on every page of
-    the values. Paged, each slice's pages go once it is read, so the process never holds
-    more than a slice's span of them; in one slice it holds them all (the check can fail)."""
+    hashes and keys, the LP's column values, the options it left out): a third of the
+    cells, on every page of the values. Paged, each slice's pages go once it is read, so
+    the process never holds more than a slice's span of them; in one slice it holds them
+    all (the check can fail)."""
     from engine import Problem
-    from engine.solve import class_kernels, fast, kernels
+    from engine.solve import fast
     from engine.solve.dual import dual_structure
     from engine.synthetic import allocation_problem
 
@@ -216,26 +217,22 @@ def test_passes_over_the_free_cells_hold_a_slice_of_the_paged_values(
     cells = np.arange(0, problem.n_cells, 3)
     held = []
 
-    def watched(kernel):
-        def call(*arguments):
-            result = kernel(*arguments)
-            held.append(mapped_kb(value))
-            return result
+    def watched_release(array):
+        held.append(mapped_kb(value))
+        return release_pages(array)
 
-        return call
-
-    passes = [(kernels, "near_best"), (kernels, "left_out")]
-    passes += [(class_kernels, "repair_hashes"), (class_kernels, "keys_agree")]
-    for module, name in passes:
-        monkeypatch.setattr(module, name, watched(getattr(module, name)))
+    monkeypatch.setattr(fast, "release_pages", watched_release)
     monkeypatch.setattr(fast, "_CELL_SLICE", cells_per_slice)
     release_pages(value)
     free = fast.FreeCells(cells, fast._near_best(problem, structure, prices, cells, 1.0))
     fast._interchangeable(problem, structure, free, np.full(len(cells), 6.25))
+    lead = np.argmax(free.options, axis=1)
+    fast._column_gains(problem, cells, (lead + 1) % problem.n_options, lead)
     fast._left_out(problem, structure, prices, free, 0.0)
-    assert len(held) == 4 * -(-len(cells) // cells_per_slice)  # four passes, sliced
+    n_slices = -(-len(cells) // cells_per_slice)
+    assert len(held) == 5 * n_slices  # five passes, each slice's pages let go
     span_kb = 3 * cells_per_slice * value.itemsize * value.shape[1] / 1024
-    if cells_per_slice < len(cells):
+    if n_slices > 1:
         assert max(held) <= 2 * span_kb + 16
     else:
         assert max(held) > 0.9 * value.nbytes / 1024

@@ -1354,10 +1354,8 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
     col_class, col_opt = np.nonzero(moves)
     col_lead = lead[col_class]
     n_x = len(col_class)
-    # The columns' values only: (classes, options) in float64 was 0.22 GB through the LP.
     col_cell = representative[col_class]
-    gain = problem.value[col_cell, col_opt].astype(np.float64)
-    gain -= problem.value[col_cell, col_lead]
+    gain = _column_gains(problem, col_cell, col_opt, col_lead)
 
     # What a hectare moved from the lead to the option adds to each target row, through a
     # table over the (group, lead, option) triples that occur: a national problem has few.
@@ -1476,6 +1474,18 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
 # key mixed with the option, a slack column's kind and row far above, a target row its index.
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _SLACK = np.uint64(2**63)
+
+
+def _column_gains(problem: Problem, cell, option, lead) -> np.ndarray:
+    """Per column, the value of its option over its cell's lead option: the columns' values
+    only ((classes, options) in float64 was 0.22 GB through the LP), slice by slice of
+    their cells (the classes' first cells lie on most of the values' pages)."""
+    gain = np.empty(len(cell))
+    for part in _cell_slices(problem, cell):
+        at = cell[part]
+        gain[part] = problem.value[at, option[part]].astype(np.float64)
+        gain[part] -= problem.value[at, lead[part]]
+    return gain
 
 
 @dataclass(frozen=True)
