@@ -167,12 +167,17 @@ def grid_masks(draw, shares=(0.0, 0.05, 0.5, 0.95, 1.0)) -> np.ndarray:
 
 
 @settings(max_examples=200, deadline=None)
-@given(grid_masks())
-def test_neighbours_are_those_of_the_padded_index(mask):
+@given(grid_masks(), st.sampled_from([1, 3, 64, 1 << 22]))
+def test_neighbours_are_those_of_the_padded_index(mask, cells_per_slice):
+    """The neighbour table built slice by slice of cells (of any size): the reference's."""
+    from engine.solve import compact
+
     flat = np.flatnonzero(mask.ravel())
     if len(flat) == 0:
         flat = np.array([0])
-    got = Geometry(mask.shape, flat, 0.1).neighbours
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compact, "_NEIGHBOUR_SLICE", cells_per_slice)
+        got = Geometry(mask.shape, flat, 0.1).neighbours
     assert got.dtype == np.int32
     assert np.array_equal(got, padded_neighbours(mask.shape, flat))
 

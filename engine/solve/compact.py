@@ -84,6 +84,8 @@ logger = logging.getLogger(__name__)
 # Cuts at most in the search of a group's price offset. Each settles at least one cell, and
 # Newton steps need few (at most 14 in a national run); 50 halvings reach the last bit.
 SEARCH_CUTS = 50
+# Cells per slice of the neighbour table's build (:attr:`Geometry.neighbours`).
+_NEIGHBOUR_SLICE = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -116,19 +118,28 @@ class Geometry:
         (outside the grid or outside the cells of the problem: the sea, abroad)."""
         # int32 where the cells fit (any national grid): half the bytes a cell, and one
         # padded grid of cell numbers instead of an index, its padded copy and the four
-        # columns stacked (120 bytes a cell at 100 m before, 38 now).
+        # columns stacked (120 bytes a cell at 100 m before, 38 now). The cells' places in
+        # the padded grid slice by slice: for all cells at once they were 8 bytes a cell,
+        # with as many again for each temporary (the write stage's peak at 25 m).
         ny, nx = self.shape
         kind = np.int32 if self.n_cells < np.iinfo(np.int32).max else np.int64
-        grid = np.full((ny + 2, nx + 2), -1, dtype=kind)
-        rows, cols = np.divmod(np.asarray(self.flat, dtype=np.int64), nx)
-        at = (rows + 1) * (nx + 2) + (cols + 1)  # each cell's place in the padded grid
-        del rows, cols
-        padded = grid.ravel()
-        padded[at] = np.arange(self.n_cells, dtype=kind)
+        padded = np.full((ny + 2) * (nx + 2), -1, dtype=kind)
+        n, step = self.n_cells, _NEIGHBOUR_SLICE
+        slices = [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
+        for part in slices:
+            padded[self._padded_places(part)] = np.arange(part.start, part.stop, dtype=kind)
         out = np.empty((self.n_cells, 4), dtype=kind)
-        for j, step in enumerate((-1, 1, -(nx + 2), nx + 2)):  # left, right, above, below
-            out[:, j] = padded[at + step]
+        for part in slices:
+            at = self._padded_places(part)
+            for j, step in enumerate((-1, 1, -(nx + 2), nx + 2)):  # left, right, above, below
+                out[part, j] = padded[at + step]
         return out
+
+    def _padded_places(self, part: slice) -> np.ndarray:
+        """The ``part`` of the cells' places in the grid padded by one cell on every side."""
+        nx = self.shape[1]
+        rows, cols = np.divmod(np.asarray(self.flat[part], dtype=np.int64), nx)
+        return (rows + 1) * (nx + 2) + (cols + 1)
 
     def raster(self, values: np.ndarray, fill=0) -> np.ndarray:
         """Per-cell ``values`` as a grid of ``shape`` (``fill`` elsewhere)."""
