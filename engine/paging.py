@@ -15,6 +15,7 @@ name in the run's folder, and goes when the array does or the process ends, howe
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import mmap
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["file_backed_zeros", "release_pages"]
+__all__ = ["file_backed_zeros", "release_pages", "trim_heap"]
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +94,20 @@ def _byte_bounds(array: np.ndarray) -> tuple[int, int]:
         else:
             high += (n - 1) * stride
     return low, high + array.itemsize
+
+
+def trim_heap() -> bool:
+    """Hand the C heap's free pages back to the kernel (glibc's ``malloc_trim``); False
+    where the C library has none. A large LP's vectors are below glibc's mmap threshold
+    (32 MB), so HiGHS frees them into the heap, where they stay resident after the LP
+    unless trimmed, under every array the run makes next."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+@functools.cache
+def _libc():
+    return ctypes.CDLL(None)

@@ -52,10 +52,14 @@ def _prices(problem, structure, rng):
     st.sampled_from([0.0, 0.3, 1.0, np.inf]),
     st.sampled_from([1e-3, 0.05, 0.5]),
     st.integers(0, 2**32 - 1),
+    st.sampled_from([1, 7, 64, 1 << 21]),
 )
-def test_aggregated_classes_are_the_numpy_keys_hashed(build, problem, window, step, seed):
+def test_aggregated_classes_are_the_numpy_keys_hashed(
+    build, problem, window, step, seed, cells_per_slice
+):
     """The classes (first cells, each cell's class, the hashes) of the numpy keys: as the
-    classes group equal hashes, every cell's hash is its class's."""
+    classes group equal hashes, every cell's hash is its class's. The hashes slice by
+    slice of cells of any size."""
     structure = dual_structure(problem)
     prices = _prices(problem, structure, np.random.default_rng(seed))
     cells = np.arange(problem.n_cells)
@@ -63,7 +67,9 @@ def test_aggregated_classes_are_the_numpy_keys_hashed(build, problem, window, st
     hashes = reference_hash(reference_key(problem, structure, cells, options, step))
     first, of_cell = reference_classes(hashes)
     area = np.ones(problem.n_cells)
-    got = fast._aggregated_classes(problem, structure, prices, window, step, area)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "_CELL_SLICE", cells_per_slice)
+        got = fast._aggregated_classes(problem, structure, prices, window, step, area)
     assert np.array_equal(got.first, first)
     assert np.array_equal(got.of_cell, of_cell)
     assert np.array_equal(got.key, hashes[first])

@@ -237,3 +237,16 @@ def test_passes_over_the_free_cells_hold_a_slice_of_the_paged_values(
     else:
         assert max(held) > 0.9 * value.nbytes / 1024
     assert mapped_kb(value) <= 8  # the last slice's pages went too
+
+
+def test_trimming_the_heap_gives_freed_memory_back():
+    """Arrays below glibc's mmap threshold are freed into the C heap, which keeps their
+    pages while a later one stands above them (as a large LP's vectors do); a trim hands
+    them back to the system."""
+    many = [np.ones(100_000 // 8) for _ in range(3000)]  # 300 MB in 100 kB arrays
+    kept = np.ones(100_000 // 8)  # above them in the heap: nothing to shrink from the top
+    del many
+    freed = resident_mb()
+    assert paging.trim_heap()
+    assert freed - resident_mb() > 200
+    assert kept.sum() == len(kept)

@@ -1310,19 +1310,26 @@ def _aggregated_classes(
     zones, reaches = structure.claim_zones
     length = class_kernels.key_length(problem.n_options, zones.shape[1])
     # The options are found and hashed in one pass without being held: a national grid's
-    # at once would be gigabytes.
-    hashes = class_kernels.aggregated_hashes(
-        problem.value,
-        structure.allowed,
-        structure.has_allowed,
-        structure.group,
-        structure.adjustment(prices),
-        window,
-        step,
-        zones,
-        reaches,
-        class_kernels.hash_multipliers(length),
-    )
+    # at once would be gigabytes. Slice by slice of cells, as :func:`_cell_slices`.
+    n, adj = problem.n_cells, structure.adjustment(prices)
+    multipliers = class_kernels.hash_multipliers(length)
+    hashes = np.empty(n, dtype=np.uint64)
+    for lo in range(0, n, _CELL_SLICE):
+        part = slice(lo, min(lo + _CELL_SLICE, n))
+        allowed = structure.allowed[part] if structure.has_allowed else structure.allowed
+        hashes[part] = class_kernels.aggregated_hashes(
+            problem.value[part],
+            allowed,
+            structure.has_allowed,
+            structure.group[part],
+            adj,
+            window,
+            step,
+            zones,
+            reaches,
+            multipliers,
+        )
+        release_pages(problem.value[part])
     of_cell = np.empty(problem.n_cells, dtype=_index_type(problem.n_cells))
     return _classes(hashes, class_kernels.group_by_hash(hashes, of_cell), of_cell, cell_area)
 

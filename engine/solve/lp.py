@@ -14,6 +14,8 @@ import highspy
 import numpy as np
 from scipy import sparse
 
+from engine.paging import trim_heap
+
 
 def _swallow_banner() -> None:
     """HiGHS prints its banner on C-level stdout at the first Highs() of a process, before any
@@ -146,7 +148,7 @@ def solve_lp(
         )
     solution = h.getSolution()
     ended = h.getBasis()
-    return LPResult(
+    result = LPResult(
         status=status,
         x=np.asarray(solution.col_value, dtype=np.float64),
         row_dual=np.asarray(solution.row_dual, dtype=np.float64),
@@ -154,6 +156,9 @@ def solve_lp(
         col_status=_numbers(ended.col_status),
         row_status=_numbers(ended.row_status),
     )
+    del h, solution, ended
+    trim_heap()  # HiGHS's memory back to the system, not kept under the next arrays
+    return result
 
 
 _STATUSES = list(highspy.HighsBasisStatus.__members__.values())
