@@ -161,3 +161,27 @@ def test_the_value_range_by_slices_is_numpys_max_and_min(
         got = problem_module._value_range(value)
     want = (float(value.max()), float(value.min()))
     assert np.array_equal(got, want, equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.sampled_from([1, 7, 99_999, 200_001, 350_017]),
+    n_options=st.integers(1, 3),
+    cells_per_slice=st.sampled_from([1, 4096, 65_537, 1 << 21]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_option_spread_by_slices_is_that_of_the_whole_sample(
+    n, n_options, cells_per_slice, seed
+):
+    """The options' spread from a sample of every step-th cell, taken slice by slice (the
+    pages of paged values go after each): the median of the whole sample's, to the bit."""
+    from engine import problem as problem_module
+
+    value = np.random.default_rng(seed).normal(0, 100, (n, n_options)).astype(np.float32)
+    sample = value[:: max(1, n // 100_000)]
+    spread = sample.max(axis=1).astype(np.float64) - sample.min(axis=1)
+    spread = spread[spread > 0]
+    want = float(np.median(spread)) if len(spread) else 7.0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(problem_module, "_RANGE_SLICE", cells_per_slice)
+        assert problem_module._option_spread(value, 7.0) == want

@@ -985,7 +985,10 @@ def near_ties(
 def _adjusted_values(problem, structure, prices, cells) -> np.ndarray:
     """(M, O) ``v + adj`` of the given cells, -inf where an option is not allowed."""
     adj = structure.adjustment(prices)
-    values = problem.value[cells].astype(np.float64) + adj[structure.group[cells]]
+    values = np.empty((len(cells), problem.n_options))
+    for part in _cell_slices(problem, cells):
+        at = cells[part]
+        values[part] = problem.value[at].astype(np.float64) + adj[structure.group[at]]
     if structure.has_allowed:
         values[~structure.allowed[cells]] = -np.inf
     return values
@@ -1011,18 +1014,29 @@ def _near_best(problem, structure, prices, cells, window) -> np.ndarray:
 
 
 def _cell_slices(problem: Problem, cells: np.ndarray):
-    """Slices of ``cells`` for a pass over their values. Where the values are paged
-    (:mod:`engine.paging`), the pages of each slice's span of cells go once the caller has
-    read them: the free cells are a third of the grid at 25 m, spread over most of the
-    values' pages, and a pass over them would otherwise hold those pages all at once."""
-    for lo in range(0, len(cells), _CELL_SLICE):
-        part = slice(lo, lo + _CELL_SLICE)
-        yield part
-        within = cells[part]
+    """Slices of ``cells`` for a pass over their values, each within a window of
+    :data:`_CELL_SLICE` cells of the grid where ``cells`` ascend (one slice otherwise).
+    Where the values are paged (:mod:`engine.paging`), the pages of each slice's span go
+    once the caller has read them. The free cells are a third of the grid at 25 m, the
+    classes' first cells a few in every page; and the kernel maps the cached pages around
+    each one read (16 at a time), so a pass over either maps nearly all the values' pages
+    unless it lets them go as it moves on."""
+    if len(cells) == 0:
+        return
+    ascending = len(cells) < 2 or bool(np.all(cells[1:] >= cells[:-1]))
+    if ascending:
+        first = cells[0] // _CELL_SLICE + 1
+        edges = np.arange(first, cells[-1] // _CELL_SLICE + 1) * _CELL_SLICE
+        bounds = np.unique(np.concatenate([[0], np.searchsorted(cells, edges), [len(cells)]]))
+    else:
+        bounds = np.array([0, len(cells)])
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        yield slice(lo, hi)
+        within = cells[lo:hi]
         release_pages(problem.value[within.min() : within.max() + 1])
 
 
-# Cells per slice of a pass over some cells' values (:func:`_cell_slices`).
+# Cells of the grid per window of a pass over some cells' values (:func:`_cell_slices`).
 _CELL_SLICE = 1 << 21
 
 
