@@ -6,7 +6,8 @@ while HiGHS solves a repair LP, the run's other large holder (2.2 GB at 25 m). I
 mapped into memory, their pages are the kernel's to page: :func:`release_pages` hands them
 back before such an LP, and the next pass reads them again from the page cache (or from
 disk, where the memory was needed meanwhile). The run's peak is then the larger of the two,
-not their sum. The values are the same bits wherever they live.
+not their sum. The values are the same bits wherever they live. The allowed options (15
+bytes a cell for the national config), read by the same passes, live beside them.
 
 The file is unlinked from the start (``O_TMPFILE`` where the file system has it): it has no
 name in the run's folder, and goes when the array does or the process ends, however.
@@ -48,13 +49,14 @@ def file_backed_zeros(shape: tuple, dtype, folder: Path) -> np.ndarray:
         if disk_error(err, folder) is None:
             raise
         raise DiskError(
-            f"{folder}: no room for the values' file ({size / 1e9:.1f} GB) that --memory "
-            f"pages ({os.strerror(err.errno).lower()}); free space there, give --out a "
+            f"{folder}: no room for a file of {size / 1e6:,.0f} MB that --memory pages (the "
+            f"cells' values or allowed options; {os.strerror(err.errno).lower()}); free "
+            f"space there, give --out a "
             f"folder on another disk, or run without --memory",
             folder,
             err.errno,
         ) from err
-    log.debug("%d MB of values in a paged file in %s", size // 10**6, folder)
+    log.debug("%d MB in a paged file in %s", size // 10**6, folder)
     return np.frombuffer(pages, dtype=dtype, count=size // dtype.itemsize).reshape(shape)
 
 

@@ -402,6 +402,7 @@ class Problem:
                     f"allowed: shape {allowed.shape}, expected {(n_cells, n_options)} like `value`"
                 )
             empty = ~allowed.any(axis=1)
+            release_pages(allowed)  # paged (engine.paging): read here, not again until solved
             if empty.any():
                 i = int(np.argmax(empty))
                 raise RuimtepuzzelError(
@@ -469,6 +470,14 @@ class Problem:
         ]
 
     # -- sizes ------------------------------------------------------------------------------
+    def release_cells(self, cells: slice = slice(None)) -> None:
+        """Hand the pages of ``value`` and ``allowed`` over ``cells`` back to the kernel
+        where they live in a paged file (:mod:`engine.paging`): a pass that has read them
+        holds none of them after. Nothing for arrays in memory."""
+        release_pages(self.value[cells])
+        if self.allowed is not None:
+            release_pages(self.allowed[cells])
+
     @property
     def n_cells(self) -> int:
         return self.value.shape[0]

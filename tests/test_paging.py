@@ -114,6 +114,7 @@ def test_a_compile_with_its_values_paged_builds_the_same_problem(tmp_path):
     assert paged.value.dtype == in_memory.value.dtype
     assert np.array_equal(paged.value.view(np.uint32), in_memory.value.view(np.uint32))
     assert np.array_equal(paged.allowed, in_memory.allowed)
+    assert release_pages(paged.allowed) and not release_pages(in_memory.allowed)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -123,11 +124,13 @@ def test_a_run_with_a_memory_budget_pages_its_values_and_writes_the_same_plan(
     """``memory``: the values are paged and let go before each repair LP; the plan and its
     certificate are those of the run without, bit for bit."""
     from engine import paging
-    from engine.solve import fast
+    from engine import problem as problem_module
 
     released = []
     release = paging.release_pages
-    monkeypatch.setattr(fast, "release_pages", lambda a: released.append(release(a)) or True)
+    monkeypatch.setattr(
+        problem_module, "release_pages", lambda a: released.append(release(a)) or True
+    )
     paged = run(NATIONAL, tmp_path / "paged", resolution=1000, analysis="off", progress=False,
                 memory="1GB")  # fmt: skip
     assert released and all(released)
@@ -170,7 +173,7 @@ def test_a_run_killed_in_its_solve_leaves_no_values_file(tmp_path):
 
 
 def test_a_disk_without_room_for_the_values_is_a_clear_error_before_any_value(tmpfs):
-    with pytest.raises(DiskError, match=r"no room for the values' file \(0.0 GB\).*--memory"):
+    with pytest.raises(DiskError, match=r"no room for a file of 16 MB .*values.*--memory"):
         file_backed_zeros((10**6, 4), np.float32, tmpfs)  # 16 MB
     assert list(tmpfs.iterdir()) == []
     file_backed_zeros((10**5, 4), np.float32, tmpfs)  # 1.6 MB fits
@@ -205,6 +208,7 @@ def test_passes_over_some_cells_hold_a_window_of_the_paged_values(
     it is read, so the process never holds more than a window of them; in one window it
     holds them all (the check can fail)."""
     from engine import Problem
+    from engine import problem as problem_module
     from engine.solve import fast
     from engine.solve.dual import dual_structure
     from engine.synthetic import allocation_problem
@@ -212,20 +216,22 @@ def test_passes_over_some_cells_hold_a_window_of_the_paged_values(
     built = allocation_problem(300_000, 8, seed=1)
     value = file_backed_zeros(built.value.shape, np.float32, tmp_path)
     value[:] = built.value
+    allowed = file_backed_zeros(built.allowed.shape, bool, tmp_path)
+    allowed[:] = built.allowed
     problem = Problem(value, built.contribution, built.zones, built.lower, built.upper,
-                      allowed=built.allowed, area=built.area)  # fmt: skip
+                      allowed=allowed, area=built.area)  # fmt: skip
     structure = dual_structure(problem)
     prices = np.random.default_rng(2).normal(size=len(problem.rows))
     cells = np.arange(0, problem.n_cells, every)
     held = []
 
     def watched_release(array):
-        held.append(mapped_kb(value))
+        held.append((mapped_kb(value), mapped_kb(allowed)))
         return release_pages(array)
 
-    monkeypatch.setattr(fast, "release_pages", watched_release)
+    problem.release_cells()
+    monkeypatch.setattr(problem_module, "release_pages", watched_release)
     monkeypatch.setattr(fast, "_CELL_SLICE", cells_per_slice)
-    release_pages(value)
     free = fast.FreeCells(cells, fast._near_best(problem, structure, prices, cells, 1.0))
     fast._interchangeable(problem, structure, free, np.full(len(cells), 6.25))
     lead = np.argmax(free.options, axis=1)
@@ -233,13 +239,14 @@ def test_passes_over_some_cells_hold_a_window_of_the_paged_values(
     fast._left_out(problem, structure, prices, free, 0.0)
     fast._adjusted_values(problem, structure, prices, cells)
     windows = -(-problem.n_cells // cells_per_slice)
-    assert len(held) == 6 * windows  # six passes, each window's pages let go
-    window_kb = cells_per_slice * value.itemsize * value.shape[1] / 1024
-    if windows > 1:
-        assert max(held) <= window_kb + 2 * 64  # and the 64 kB the kernel maps around
-    else:
-        assert max(held) > 0.9 * value.nbytes / 1024
-    assert mapped_kb(value) <= 64  # the last window's pages went too
+    assert len(held) == 2 * 6 * windows  # six passes, each window's pages let go
+    for array, kb in zip((value, allowed), zip(*held)):
+        window_kb = cells_per_slice * array.itemsize * array.shape[1] / 1024
+        if windows > 1:
+            assert max(kb) <= window_kb + 2 * 64  # and the 64 kB the kernel maps around
+        else:
+            assert max(kb) > 0.9 * array.nbytes / 1024
+        assert mapped_kb(array) <= 64  # the last window's pages went too
 
 
 def test_trimming_the_heap_gives_freed_memory_back():

@@ -119,6 +119,12 @@ class Chunk:
         area = self.area if self.uniform else self.area[lo:hi]
         return self.value[lo:hi], allowed, has_allowed, self.group[lo:hi], area
 
+    def release(self) -> None:
+        """Paged values and allowed options (engine.paging): a chunk's pages at a time,
+        not the grid's."""
+        release_pages(self.value)
+        release_pages(self.allowed)
+
     def blocks(self, has_allowed: bool):
         return (self.block(b, has_allowed) for b in range(len(self.bounds) - 1))
 
@@ -159,7 +165,7 @@ def _best_options(chunk: Chunk, has_allowed: bool, adj: np.ndarray):
     for b, args in enumerate(chunk.blocks(has_allowed)):
         lo, hi = chunk.bounds[b], chunk.bounds[b + 1]
         choice[lo:hi], margin[lo:hi], parts[b] = kernels.best_options(*args, adj)
-    release_pages(chunk.value)  # paged values: a chunk's pages at a time, not the grid's
+    chunk.release()
     return choice, margin, parts
 
 
@@ -170,7 +176,7 @@ def _smoothed_terms(chunk: Chunk, has_allowed: bool, adj: np.ndarray, tau: float
     s = np.empty((n_blocks, n_groups, adj.shape[1]), dtype=np.float64)
     for b, args in enumerate(chunk.blocks(has_allowed)):
         f[b], s[b] = kernels.smoothed_dual_terms(*args, adj, tau, n_groups)
-    release_pages(chunk.value)
+    chunk.release()
     return f, s
 
 

@@ -46,7 +46,6 @@ from scipy import optimize, sparse
 from threadpoolctl import threadpool_limits
 
 from engine import progress
-from engine.paging import release_pages
 from engine.problem import Problem
 from engine.solve import class_kernels, kernels
 from engine.solve.chunked import cell_chunks
@@ -989,8 +988,8 @@ def _adjusted_values(problem, structure, prices, cells) -> np.ndarray:
     for part in _cell_slices(problem, cells):
         at = cells[part]
         values[part] = problem.value[at].astype(np.float64) + adj[structure.group[at]]
-    if structure.has_allowed:
-        values[~structure.allowed[cells]] = -np.inf
+        if structure.has_allowed:
+            values[part][~structure.allowed[at]] = -np.inf
     return values
 
 
@@ -1033,7 +1032,7 @@ def _cell_slices(problem: Problem, cells: np.ndarray):
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         yield slice(lo, hi)
         within = cells[lo:hi]
-        release_pages(problem.value[within.min() : within.max() + 1])
+        problem.release_cells(slice(within.min(), within.max() + 1))
 
 
 # Cells of the grid per window of a pass over some cells' values (:func:`_cell_slices`).
@@ -1079,7 +1078,7 @@ def _interchangeable(
     key = class_kernels.repair_keys(
         free.cells, free.options, problem.value, structure.group, length
     )
-    release_pages(problem.value)  # paged values: the LP reads only its columns' few
+    problem.release_cells()  # paged values: the LP reads only its columns' few
     rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
     _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
     return _classes(hashes, first, inverse.ravel(), cell_area)
@@ -1343,7 +1342,7 @@ def _aggregated_classes(
             reaches,
             multipliers,
         )
-        release_pages(problem.value[part])
+        problem.release_cells(part)
     of_cell = np.empty(problem.n_cells, dtype=_index_type(problem.n_cells))
     return _classes(hashes, class_kernels.group_by_hash(hashes, of_cell), of_cell, cell_area)
 
@@ -1463,7 +1462,7 @@ def _class_lp(problem, structure, choice, free: FreeCells, classes: _Classes, bo
     cost = np.concatenate([-gain, *slack_cost])
     cost /= units.value
     # HiGHS reads none of the cells' values: where they are paged, their memory is its.
-    release_pages(problem.value)
+    problem.release_cells()
     result = solve_lp(
         cost,
         matrix,

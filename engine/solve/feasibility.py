@@ -194,6 +194,7 @@ def cell_classes(problem: Problem):
         # Up to 16 options a pattern is a number below 2**16: a table finds the patterns
         # present without sorting the cells (a sort of millions of cells takes a second).
         code = class_kernels.option_codes(problem.allowed)
+        problem.release_cells()
         seen = np.zeros(1 << 16, dtype=bool)
         seen[code] = True
         codes = np.flatnonzero(seen)

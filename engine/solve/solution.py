@@ -9,7 +9,6 @@ import numpy as np
 from scipy import sparse
 
 from engine.errors import RuimtepuzzelError
-from engine.paging import release_pages
 from engine.problem import Problem
 
 
@@ -118,7 +117,7 @@ def _totals(problem: Problem, x) -> tuple[float, np.ndarray, np.ndarray]:
                 structure.n_groups,
             )
         )
-        release_pages(problem.value[lo:hi])
+        problem.release_cells(slice(lo, hi))
     value, assigned, by_group = kernels.allocation_sums(
         *(np.concatenate(part) for part in zip(*parts))
     )
