@@ -184,4 +184,5 @@ def test_the_option_spread_by_slices_is_that_of_the_whole_sample(
     want = float(np.median(spread)) if len(spread) else 7.0
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(problem_module, "_RANGE_SLICE", cells_per_slice)
+        assert np.array_equal(problem_module._sampled_rows(value), sample)
         assert problem_module._option_spread(value, 7.0) == want

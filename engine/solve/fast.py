@@ -535,9 +535,7 @@ def supply(problem, structure, prices, cells, claim: int, *, drawing: bool) -> S
 
 def value_scale(problem: Problem) -> float:
     """A typical spread of the values, the unit for temperatures and tolerances."""
-    step = max(1, problem.n_cells // 100_000)
-    sample = np.asarray(problem.value[::step], dtype=np.float64)
-    spread = float(np.std(sample))
+    spread = float(np.std(np.asarray(problem.value_sample(), dtype=np.float64)))
     return spread if spread > 0 else problem.units.value
 
 
