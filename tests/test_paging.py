@@ -260,3 +260,21 @@ def test_trimming_the_heap_gives_freed_memory_back():
     assert paging.trim_heap()
     assert freed - resident_mb() > 200
     assert kept.sum() == len(kept)
+
+
+@pytest.mark.parametrize(("columns_to_trim", "trims"), [(5, 1), (6, 0)])
+def test_an_lp_of_many_columns_hands_its_memory_back(monkeypatch, columns_to_trim, trims):
+    """HiGHS's memory goes back to the system after an LP of at least ``TRIM_COLUMNS``
+    columns; after a smaller one the trim's walk of the heap is not worth it."""
+    from scipy import sparse
+
+    from engine.solve import lp
+
+    called = []
+    monkeypatch.setattr(lp, "trim_heap", lambda: called.append(paging.trim_heap()))
+    monkeypatch.setattr(lp, "TRIM_COLUMNS", columns_to_trim)
+    matrix = sparse.csc_matrix(np.ones((1, 5)))
+    one = np.ones(1)
+    result = lp.solve_lp(np.arange(5.0), matrix, one, one, np.zeros(5), np.ones(5))
+    assert result.status == "optimal" and result.x[0] == 1.0
+    assert called == [True] * trims

@@ -157,8 +157,15 @@ def solve_lp(
         row_status=_numbers(ended.row_status),
     )
     del h, solution, ended
-    trim_heap()  # HiGHS's memory back to the system, not kept under the next arrays
+    if matrix.shape[1] >= TRIM_COLUMNS:
+        trim_heap()  # HiGHS's memory back to the system, not kept under the next arrays
     return result
+
+
+# Columns from which an LP's memory is handed back to the system after it (HiGHS holds
+# about a kilobyte a column; a trim walks the heap, about 10 ms with 2 GB of it, which the
+# analysis's many small re-solves need not pay).
+TRIM_COLUMNS = 100_000
 
 
 _STATUSES = list(highspy.HighsBasisStatus.__members__.values())
