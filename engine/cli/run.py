@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the cells' values and allowed options (75 bytes a cell) in files on the --out "
         "folder's disk that the kernel pages, each pass holding a slice of them at a time "
         "and HiGHS's LPs none; the repair and the writing still hold a few bytes of every "
-        "cell (a national 25 m run, compaction off: 5.5 GB with --memory 8GB, 8.7 GB "
+        "cell (a national 25 m run, compaction off: 5.4 GB with --memory 8GB, 8.5 GB "
         "without); default: everything in memory",
     )
     parser.add_argument(
