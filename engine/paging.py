@@ -21,6 +21,7 @@ import logging
 import mmap
 import os
 import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,10 @@ import numpy as np
 __all__ = ["file_backed_zeros", "release_pages", "trim_heap"]
 
 log = logging.getLogger(__name__)
+
+# The mappings file_backed_zeros made: only their pages are released. A caller's own mapped
+# array (a copy-on-write np.memmap) would lose its edits to MADV_DONTNEED.
+_PAGED: weakref.WeakSet = weakref.WeakSet()
 
 
 def file_backed_zeros(shape: tuple, dtype, folder: Path) -> np.ndarray:
@@ -43,6 +48,7 @@ def file_backed_zeros(shape: tuple, dtype, folder: Path) -> np.ndarray:
             os.posix_fallocate(file.fileno(), 0, max(size, 1))
             # The mapping keeps its own handle on the file; it stays while the array does.
             pages = mmap.mmap(file.fileno(), max(size, 1))
+            _PAGED.add(pages)
     except OSError as err:
         from engine.outputs import DiskError, disk_error  # the run's, not the core's
 
@@ -61,9 +67,9 @@ def file_backed_zeros(shape: tuple, dtype, folder: Path) -> np.ndarray:
 
 
 def release_pages(array: np.ndarray) -> bool:
-    """Hand the pages ``array`` spans in its file (a file-backed array, or a view of one)
-    back to the kernel: the contents stay in the file and come back when read. False
-    (nothing done) for an array in ordinary memory."""
+    """Hand the pages ``array`` spans in its file (an array of :func:`file_backed_zeros`,
+    or a view of one) back to the kernel: the contents stay in the file and come back when
+    read. False (nothing done) for any other array, in memory or mapped."""
     pages = _mapping(array)
     if pages is None:
         return False
@@ -79,10 +85,11 @@ def release_pages(array: np.ndarray) -> bool:
 
 
 def _mapping(array) -> mmap.mmap | None:
+    """The mapping of :func:`file_backed_zeros` that ``array`` views, if any."""
     base = array
     while base is not None:
         if isinstance(base, mmap.mmap):
-            return base
+            return base if base in _PAGED else None
         base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
     return None
 

@@ -278,3 +278,44 @@ def test_an_lp_of_many_columns_hands_its_memory_back(monkeypatch, columns_to_tri
     result = lp.solve_lp(np.arange(5.0), matrix, one, one, np.zeros(5), np.ones(5))
     assert result.status == "optimal" and result.x[0] == 1.0
     assert called == [True] * trims
+
+
+def test_a_copy_on_write_memmap_keeps_its_edits(tmp_path):
+    """Only the files of file_backed_zeros are released: on a caller's copy-on-write
+    mapping MADV_DONTNEED would throw its edits away."""
+    path = tmp_path / "allowed.npy"
+    np.save(path, np.ones((50_000, 4), dtype=bool))
+    allowed = np.load(path, mmap_mode="c")
+    allowed[:, 2] = False
+    assert not release_pages(allowed)
+    assert not allowed[:, 2].any()
+
+
+@pytest.mark.parametrize("scheduler", [None, "local"])
+def test_the_sample_stage_and_the_scatter_let_the_paged_pages_go(tmp_path, scheduler):
+    """The price stage's chunks: a sample taken from them (the rough and fine stages) and,
+    on a cluster, their pickling for the workers read pages all over the values; each
+    chunk's are let go after it."""
+    from engine import Problem
+    from engine.solve.chunked import _connect, cell_chunks
+    from engine.solve.dual import dual_structure
+    from engine.solve.fast import stratified_sample
+    from engine.synthetic import allocation_problem
+
+    built = allocation_problem(200_000, 8, seed=1)
+    value = file_backed_zeros(built.value.shape, np.float32, tmp_path)
+    value[:] = built.value
+    problem = Problem(value, built.contribution, built.zones, built.lower, built.upper,
+                      allowed=built.allowed, area=built.area)  # fmt: skip
+    structure = dual_structure(problem)
+    problem.release_cells()
+    if scheduler is None:
+        chunks = cell_chunks(problem, structure, 1 << 16)
+        sample = chunks.select(stratified_sample(problem.n_cells, 97), 97.0, 6.25)
+        assert sample.n_cells == len(stratified_sample(problem.n_cells, 97))
+    else:
+        with _connect(scheduler) as client:
+            chunks = cell_chunks(problem, structure, 1 << 16, client=client)
+            assert chunks.n_cells == problem.n_cells
+            chunks.release()
+    assert mapped_kb(value) <= 64

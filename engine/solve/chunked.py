@@ -142,6 +142,13 @@ def _grid_bounds(positions: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], changes, [len(positions)]]).astype(np.int64)
 
 
+def _scattered(place, chunk: Chunk):
+    """The chunk sent to a worker; the pages its pickling read let go (engine.paging)."""
+    future = place.scatter([chunk])[0]
+    chunk.release()
+    return future
+
+
 def _full_chunk(value, allowed, group, area, start: int, stop: int, has_allowed: bool) -> Chunk:
     return Chunk(
         value=np.ascontiguousarray(value[start:stop]),
@@ -183,7 +190,7 @@ def _smoothed_terms(chunk: Chunk, has_allowed: bool, adj: np.ndarray, tau: float
 def _take(chunk: Chunk, positions: np.ndarray, weight: float, has_allowed: bool) -> Chunk:
     """The cells at these positions of a full chunk, their area times ``weight``."""
     area = chunk.area if chunk.uniform else chunk.area[positions]
-    return Chunk(
+    taken = Chunk(
         value=np.ascontiguousarray(chunk.value[positions]),
         allowed=np.ascontiguousarray(chunk.allowed[positions]) if has_allowed else chunk.allowed,
         group=np.ascontiguousarray(chunk.group[positions]),
@@ -191,6 +198,8 @@ def _take(chunk: Chunk, positions: np.ndarray, weight: float, has_allowed: bool)
         bounds=_grid_bounds(positions),
         uniform=chunk.uniform,
     )
+    chunk.release()  # a sample spread over the chunk maps all its pages (engine.paging)
+    return taken
 
 
 def _compact(chunks: list[Chunk], has_allowed: bool) -> Chunk:
@@ -322,7 +331,7 @@ def cell_chunks(problem, structure, chunk_cells: int, client=None) -> CellChunks
         _full_chunk(*arrays, start, start + m, has_allowed) for start, m in zip(starts, sizes)
     )
     # On a cluster one chunk at a time: the client never holds a second copy of the cells.
-    chunks = [chunk if client is None else place.scatter([chunk])[0] for chunk in chunks]
+    chunks = [chunk if client is None else _scattered(place, chunk) for chunk in chunks]
     log.info("%d cells in %d chunks of up to %d", n, len(sizes), size)
     smallest = float(np.min(structure.area))
     return CellChunks(chunks, sizes, has_allowed, place, smallest)

@@ -881,7 +881,7 @@ def smoothed_prices(
             return priced.prices, tau, False
         settled = ~active
         settled_part = (
-            kernels.assigned_value(problem.value, priced.choice, settled, structure.area),
+            _assigned_value(problem, priced.choice, settled, structure.area),
             kernels.assigned_area(
                 priced.choice,
                 settled,
@@ -909,6 +909,14 @@ def smoothed_prices(
         if not inside:
             radius = max(base_radius, min(2 * radius, too_far / 2))
     return prices, tau, False
+
+
+def _assigned_value(problem: Problem, choice, selected, area) -> float:
+    """The value of the ``selected`` cells' ``choice``: a pass over all cells, whose pages
+    of paged values (engine.paging) go after it."""
+    value = kernels.assigned_value(problem.value, choice, selected, area)
+    problem.release_cells()
+    return value
 
 
 def stratified_sample(n: int, stride: int) -> np.ndarray:

@@ -194,7 +194,6 @@ def cell_classes(problem: Problem):
         # Up to 16 options a pattern is a number below 2**16: a table finds the patterns
         # present without sorting the cells (a sort of millions of cells takes a second).
         code = class_kernels.option_codes(problem.allowed)
-        problem.release_cells()
         seen = np.zeros(1 << 16, dtype=bool)
         seen[code] = True
         codes = np.flatnonzero(seen)
@@ -208,6 +207,7 @@ def cell_classes(problem: Problem):
         unique, pattern_id = np.unique(rows, return_inverse=True)
         patterns = unique.view(np.uint8).reshape(-1, n_bytes)
         pattern_id = pattern_id.reshape(-1)
+    problem.release_cells()  # paged allowed options (engine.paging): read, not again here
     n_patterns = len(patterns)
     key = group.astype(np.int64) * n_patterns + pattern_id  # < N**2: no overflow
     if n_groups * n_patterns <= 4 * problem.n_cells + 1_000_000:
