@@ -77,11 +77,17 @@ def release_pages(array: np.ndarray) -> bool:
         return True
     start = ctypes.addressof(ctypes.c_char.from_buffer(pages))
     low, high = _byte_bounds(array)
-    # Whole pages, rounded outwards: a neighbour's page let go is only read again.
-    first = (low - start) // mmap.PAGESIZE * mmap.PAGESIZE
-    end = min(-(-(high - start) // mmap.PAGESIZE) * mmap.PAGESIZE, len(pages))
+    # Whole blocks of the kernel's fault-around, rounded outwards (it maps the cached pages
+    # of the block around a page read, so a slice's reads map a little of its neighbours'):
+    # a neighbour's page let go is only read again.
+    first = max(low // _FAULT_AROUND * _FAULT_AROUND, start) - start
+    end = min(-(-high // _FAULT_AROUND) * _FAULT_AROUND - start, len(pages))
     pages.madvise(mmap.MADV_DONTNEED, first, end - first)
     return True
+
+
+# Linux's fault_around_bytes (64 kB by default), a multiple of the page size.
+_FAULT_AROUND = max(1 << 16, mmap.PAGESIZE)
 
 
 def _mapping(array) -> mmap.mmap | None:
