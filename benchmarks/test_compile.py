@@ -46,3 +46,46 @@ def test_compile_national(benchmark, resolution):
         }
     )
     print(f"\n{resolution} m: {benchmark.extra_info}")
+
+
+def _land_and_allowed(shape, seed=0):
+    """A country-like grid: smooth blobs of land (the cells) and, on them, smooth blobs of
+    an option's allowed land, with pieces of every size at their edges."""
+    import numpy as np
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.random(shape, dtype=np.float32), 8)
+    land = field > np.quantile(field[::7, ::7], 0.55)
+    flat = np.flatnonzero(land).astype(np.int32)
+    option = ndimage.gaussian_filter(rng.random(shape, dtype=np.float32), 2).ravel()[flat]
+    return flat, option > np.quantile(option[::7], 0.45)
+
+
+@pytest.mark.parametrize("method", ["union_find", "scipy_label"])
+@pytest.mark.parametrize("grid", ["100m", "50m"])
+def test_small_patches(benchmark, method, grid):
+    """A minimum patch size's cells to rule out (``engine.rules.small_patch_mask``, once per
+    option with a minimum at every compile and every relaxation of the rule costs) beside
+    the labelling of the whole grid with scipy it replaced (the peer)."""
+    import numpy as np
+    from scipy import ndimage
+
+    from engine.rules import small_patch_mask
+
+    shape = {"100m": (3170, 2800), "50m": (6340, 5600)}[grid]
+    flat, allowed = _land_and_allowed(shape)
+
+    def scipy_label():
+        on_grid = np.zeros(shape, dtype=bool)
+        on_grid.ravel()[flat] = allowed
+        labels, _ = ndimage.label(on_grid)
+        piece = labels.ravel()[flat]
+        return allowed & (np.bincount(piece) < 10)[piece]
+
+    run = {"union_find": lambda: small_patch_mask(flat, shape[1], allowed, 10)}.get(
+        method, scipy_label
+    )
+    small = benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    np.testing.assert_array_equal(small, scipy_label())
+    benchmark.extra_info.update(cells=len(flat), small=int(small.sum()))

@@ -15,7 +15,14 @@ from scipy import ndimage
 
 from engine.compile import check_capacity, compile_problem
 from engine.config import ConfigError, load_config
-from engine.rules import Cells, _neighbours_of, _ordered_codes, evaluate, reserve_ranked
+from engine.rules import (
+    Cells,
+    _neighbours_of,
+    _ordered_codes,
+    evaluate,
+    reserve_ranked,
+    small_patch_mask,
+)
 
 NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
 
@@ -267,6 +274,48 @@ def test_targets_larger_than_the_land_that_may_take_them(grid):
         if b["claim"] == "housing" and b["zone"] == "Zeeland"
     ]
     assert bad and bad[0]["file"].endswith("zeeland.toml") and bad[0]["key"] == "targets.housing"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.tuples(st.integers(1, 30), st.integers(1, 30)),
+    in_grid=st.sampled_from([0.0, 0.3, 0.8, 1.0]),
+    share=st.sampled_from([0.0, 0.2, 0.5, 0.6, 0.8, 1.0]),
+    m=st.sampled_from([1, 2, 3, 5, 10, 50, 10**6]),
+    dtype=st.sampled_from([np.int32, np.int64]),
+)
+def test_small_patch_mask_is_the_grid_labelling(seed, shape, in_grid, share, m, dtype):
+    """The union-find over the cells gives what scipy's 4-connected labelling of the whole
+    grid gives: a piece ends at the grid's edge and at positions outside the cells (a row's
+    last cell is not next to the next row's first), at every share of allowed cells (0.5
+    and 0.6 near the percolation threshold: pieces of every size) and every minimum."""
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    on_grid = rng.random(shape) < in_grid
+    flat = np.flatnonzero(on_grid).astype(dtype)
+    allowed = rng.random(len(flat)) < share
+    grid = np.zeros(shape, dtype=bool)
+    grid.ravel()[flat] = allowed
+    labels, _ = ndimage.label(grid)
+    piece = labels.ravel()[flat]
+    expected = allowed & (np.bincount(piece, minlength=1) < m)[piece]
+    got = small_patch_mask(flat, nx, allowed, m)
+    assert got.dtype == bool
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_small_patch_mask_joins_pieces_the_long_way_round():
+    """A comb: every tooth joins the spine only through the row below, so the roots meet
+    late and the pieces' sizes must add up through the joins (a union that dropped a size
+    or kept a stale root counts the comb as many small pieces)."""
+    grid = np.zeros((7, 9), dtype=bool)
+    grid[:6, ::2] = True  # the teeth
+    grid[6, :] = True  # the spine, last
+    flat = np.flatnonzero(np.ones(grid.shape, bool)).astype(np.int32)
+    allowed = grid.ravel()
+    assert not small_patch_mask(flat, 9, allowed, int(allowed.sum())).any()
+    assert small_patch_mask(flat, 9, allowed, int(allowed.sum()) + 1).sum() == allowed.sum()
 
 
 @settings(max_examples=200, deadline=None)

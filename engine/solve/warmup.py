@@ -84,9 +84,10 @@ def _solver_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
 
 
 def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
-    """The kernels of :mod:`engine.suitability` (building ``v``), of the grid build, of
-    the compaction (:mod:`engine.solve.compact_kernels`) and the classes' serial ones."""
-    from engine import suitability
+    """The kernels of :mod:`engine.suitability` (building ``v``), of the rules' minimum
+    patch sizes, of the grid build, of the compaction (:mod:`engine.solve.compact_kernels`)
+    and the classes' serial ones."""
+    from engine import rules, suitability
     from engine.grid import noise
     from engine.solve import class_kernels, compact_kernels, kernels
 
@@ -110,6 +111,8 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
             suitability.add_to_options,
             (a.value.copy(), np.zeros(1, np.int64), a.area.astype(np.float32), True),
         ),
+        # The cells' positions are int32 on any national grid (engine.rules._position_type).
+        (rules.small_patch_mask, (np.arange(2, dtype=np.int32), 2, a.selected, 2)),
         (kernels.allocation_sums, (np.zeros(1), np.zeros((1, 1, 2)), np.zeros((1, 1)))),
         (noise._value_noise, (xy, xy, 1.0, np.uint64(1), 1.0, np.zeros((2, 2)))),
         (
