@@ -347,6 +347,30 @@ def test_ordered_codes_order_pairs_as_their_values(values, dtype):
     )
 
 
+def test_rule_memo_reuses_only_what_the_same_contents_gave():
+    """The memo hashes a mask's bits: equal contents give the remembered result, any other
+    contents work again, including masks whose packed bits are the same (a mask and the
+    same one padded with False) and a mask and None."""
+    from engine.rules import RuleMemo
+
+    memo, calls = RuleMemo(), []
+
+    def work(tag):
+        calls.append(tag)
+        return tag
+
+    seven = np.ones(7, dtype=bool)
+    eight = np.append(seven, False)  # packs to the same byte as seven
+    assert np.array_equal(np.packbits(seven), np.packbits(eight))
+    for arrays, tag in [((seven,), "7"), ((eight,), "8"), ((seven.copy(),), "7 again")]:
+        memo.get(("k",), arrays, partial(work, tag))
+    memo.get(("k",), (seven, None), partial(work, "with None"))
+    memo.get(("k",), (seven, seven[:0]), partial(work, "with empty"))
+    memo.get(("other",), (seven,), partial(work, "other key"))
+    assert memo.get(("k",), (seven,), partial(work, "never")) == "7"
+    assert calls == ["7", "8", "with None", "with empty", "other key"]
+
+
 def test_relaxations_sharing_a_memo_equal_the_rules_applied_afresh():
     """Each rule left out, with what earlier relaxations worked out (RuleMemo), in two
     orders: the same ``allowed`` as the config without that rule applied from scratch. A
