@@ -726,6 +726,8 @@ def small_patch_mask(flat, nx, allowed, m):
     cells), in less than half the time (benchmarks/test_compile.py). ``piece[i]``: the
     cell's parent in its piece, or, at a piece's root, minus its size."""
     n = flat.shape[0]
+    if allowed.shape[0] != n:
+        raise ValueError("small_patch_mask: allowed must have one entry per cell of flat")
     piece = np.full(n, -1, dtype=np.int32)
     above = 0  # the first cell at or after the position a row above cell i
     for i in range(n):

@@ -305,6 +305,11 @@ def test_small_patch_mask_is_the_grid_labelling(seed, shape, in_grid, share, m, 
     np.testing.assert_array_equal(got, expected)
 
 
+def test_small_patch_mask_refuses_a_mask_of_another_length():
+    with pytest.raises(ValueError, match="one entry per cell"):
+        small_patch_mask(np.arange(4, dtype=np.int32), 2, np.ones(3, dtype=bool), 2)
+
+
 def test_small_patch_mask_joins_pieces_the_long_way_round():
     """A comb: every tooth joins the spine only through the row below, so the roots meet
     late and the pieces' sizes must add up through the joins (a union that dropped a size
@@ -367,8 +372,10 @@ def test_rule_memo_reuses_only_what_the_same_contents_gave():
     memo.get(("k",), (seven, None), partial(work, "with None"))
     memo.get(("k",), (seven, seven[:0]), partial(work, "with empty"))
     memo.get(("other",), (seven,), partial(work, "other key"))
+    for dtype in (np.int8, np.uint8):  # the same bytes in two dtypes
+        memo.get(("k",), (np.zeros(2, dtype),), partial(work, np.dtype(dtype).name))
     assert memo.get(("k",), (seven,), partial(work, "never")) == "7"
-    assert calls == ["7", "8", "with None", "with empty", "other key"]
+    assert calls == ["7", "8", "with None", "with empty", "other key", "int8", "uint8"]
 
 
 def test_relaxations_sharing_a_memo_equal_the_rules_applied_afresh():
