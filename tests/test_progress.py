@@ -235,7 +235,10 @@ def test_the_analysis_counts_its_re_solves_not_their_rounds(every_line):
     work = [line.split(": ", 2)[2] for line in out.getvalue().splitlines()[1:-1]]
     re_solved = sum(c["method"] == "re-solve" for c in costs)
     assert re_solved >= 2 and exchanges
-    assert all(re.match(r"\d+/\d+ (rules re-solved|exchanges verified)", w) for w in work), work
+    kinds = r"\d+/\d+ (rules priced|rules re-solved|exchanges verified)"
+    assert all(re.match(kinds, w) for w in work), work
+    # Once a re-solve is done the line says the time left from the pieces' own pace.
+    assert all(re.search(r", about .* left", w) for w in work if not w.startswith("0/")), work
     assert sum(w.startswith(f"{re_solved}/{re_solved} rules re-solved") for w in work) == 1
     assert np.isfinite([c["gain"] for c in costs]).all()
 
@@ -246,13 +249,85 @@ def test_pieces_finished_by_many_threads_count_up(every_line):
     out = io.StringIO()
     with Stages(["analysis"], show=True, stream=out, tty=False) as stages:
         stages.start("analysis")
-        tally = progress.Tally(400, "rules re-solved")
-        threads = [
-            threading.Thread(target=lambda: [tally.one_done() for _ in range(50)]) for _ in range(8)
-        ]
+        tally = progress.Tally([1.0] * 400, "rules re-solved", workers=8)
+
+        def finish(pieces):
+            for index in pieces:
+                with tally.piece(index):
+                    pass
+
+        threads = [threading.Thread(target=finish, args=(range(k, 400, 8),)) for k in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     counts = [int(c) for c in re.findall(r"(\d+)/400 rules re-solved", out.getvalue())]
-    assert counts == list(range(1, 401))
+    assert counts == list(range(0, 401))
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The seconds the display and a Tally read, set by the test."""
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    return now
+
+
+def _shown_left(out: io.StringIO) -> str:
+    return re.findall(r"rules re-solved, (.*) left", out.getvalue())[-1]
+
+
+def test_pieces_of_different_sizes_tell_the_time_left_by_their_costs(every_line, clock):
+    """Two workers on two large re-solves and four small ones: when the first large one
+    is done after 20 s, the other is done too by its pace and the small ones take 2 s each,
+    two at a time: 4 s left, where the count's rate says 1 min 40 s."""
+    out = io.StringIO()
+    with Stages(["analysis"], show=True, stream=out, tty=False) as stages:
+        stages.start("analysis")
+        tally = progress.Tally([10, 10, 1, 1, 1, 1], "rules re-solved", workers=2)
+        first, second = tally.piece(0), tally.piece(1)
+        first.__enter__()
+        second.__enter__()
+        clock[0] = 20.0
+        first.__exit__(None, None, None)
+        assert _shown_left(out) == "about 4 s"
+        # A small one in 2 s: 2 s a cost. The other large one is late (22 s of 20): its
+        # end is not known, the three small ones left are 6 s, two at a time.
+        with tally.piece(2):
+            clock[0] = 22.0
+        assert _shown_left(out) == "about 3 s"
+        clock[0] = 30.0
+        second.__exit__(None, None, None)
+        # 52 s for 21 of cost: the three small ones at 2.5 s each, two at a time.
+        assert _shown_left(out) == "about 4 s"
+
+
+def test_pieces_of_one_size_one_at_a_time_tell_the_count_s_rate(every_line, clock):
+    out = io.StringIO()
+    with Stages(["analysis"], show=True, stream=out, tty=False) as stages:
+        stages.start("analysis")
+        tally = progress.Tally([3.0] * 4, "rules re-solved")
+        for index in range(3):
+            with tally.piece(index):
+                clock[0] += 10.0
+            assert _shown_left(out) == f"about {10 * (3 - index)} s"
+
+
+def test_a_piece_that_fails_is_neither_counted_nor_under_way(every_line, clock):
+    out = io.StringIO()
+    with Stages(["analysis"], show=True, stream=out, tty=False) as stages:
+        stages.start("analysis")
+        tally = progress.Tally([1.0, 1.0, 1.0], "rules re-solved", workers=2)
+        with pytest.raises(RuntimeError, match="infeasible"), tally.piece(0):
+            clock[0] = 5.0
+            raise RuntimeError("infeasible")
+        with tally.piece(1):
+            clock[0] = 10.0
+        # One done in 5 s: pieces 0 and 2 are left, two at a time, none under way.
+        assert "1/3 rules re-solved, about 5 s left" in out.getvalue()
+
+
+@pytest.mark.parametrize("costs", [[1.0, 0.0], [1.0, -2.0], [float("inf")], [float("nan")]])
+def test_a_tally_refuses_a_cost_that_is_not_positive_and_finite(costs):
+    with pytest.raises(ValueError, match="cost must be > 0 and finite"):
+        progress.Tally(costs, "rules re-solved")

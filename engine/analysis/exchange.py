@@ -157,14 +157,14 @@ def exchange_suggestions(
         return out
     scale = max(1.0, abs(sol.objective))
     # Each suggestion is verified on its own: the same whatever the number of workers.
-    finished = progress.Tally(len(out), "exchanges verified")
+    finished = progress.Tally([1.0] * len(out), "exchanges verified", workers=workers)
 
-    def verify_one(s: dict) -> None:
-        _verify(problem, sol, s, method, halvings, scale)
-        finished.one_done()
+    def verify_one(index: int) -> None:
+        with finished.piece(index):
+            _verify(problem, sol, out[index], method, halvings, scale)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(verify_one, out))
+        list(pool.map(verify_one, range(len(out))))
     out = [s for s in out if s["verified"]]
     out.sort(key=lambda e: -e["gain"])
     return out
