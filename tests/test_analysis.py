@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import engine
 from engine.analysis import (
@@ -22,6 +24,7 @@ from engine.analysis import (
 )
 from engine.analysis.rule_costs import relaxed_problem
 from engine.synthetic import allocation_problem
+from tests.problems import problems
 
 
 def _solve(p):
@@ -180,3 +183,78 @@ def test_addability_sums_provinces_against_the_national_target():
     assert entry["sum"]["target"] == pytest.approx(917_193)
     assert entry["sum_vs_national"]["targets_minus_national"] == pytest.approx(17_193)
     assert entry["sum_vs_national"]["provinces_bid_enough"]
+
+
+def _numpy_price_bound(problem, base, relaxation, structure, adj, best_u):
+    """The bound as numpy gave it before the kernels, whose bits the report kept."""
+    new = relaxation.rows & ~base[relaxation.cells]
+    some = new.any(axis=1)
+    cells, new = relaxation.cells[some], new[some]
+    if len(cells) == 0:
+        return 0.0, np.zeros(problem.n_claims), 0
+    u = problem.value[cells].astype(np.float64) + adj[structure.group[cells]]
+    u[~new] = -np.inf
+    gain_cell = np.maximum(u.max(axis=1) - best_u[cells], 0.0) * problem.area_of(cells)
+    gaining = gain_cell > 0
+    u, best_gaining = u[gaining], best_u[cells[gaining]]
+    area = problem.area_of(cells[gaining])
+    per_claim = np.zeros(problem.n_claims)
+    for k in range(problem.n_claims):
+        opts = problem.contribution[:, k] > 0
+        if opts.any():
+            uk = np.where(opts[None, :], u, -np.inf).max(axis=1)
+            per_claim[k] = float(np.sum(np.maximum(uk - best_gaining, 0.0) * area))
+    return float(gain_cell.sum()), per_claim, int(new.sum())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    problems(max_cells=300, extremes=True),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([1e-6, 1.0, 1e6]),
+    st.sampled_from([np.float32, np.float64]),
+    st.sampled_from([0.0, 0.05, 0.5, 1.0]),
+    st.sampled_from([0.0, 0.3]),
+)
+def test_a_rules_price_bound_is_its_definition_cell_by_cell(
+    problem, seed, unit, dtype, lifted, forbidden
+):
+    """The bound's kernels against the definition (a cell's best newly allowed option over
+    its best now, times its area; per claim among the options that deliver it) and against
+    the numpy form bit for bit, in any unit, for relaxations that lift and forbid pairs."""
+    from engine.analysis.rule_costs import _price_bound, _Relaxation
+    from engine.problem import Problem
+    from engine.solve.dual import dual_structure
+
+    rng = np.random.default_rng(seed)
+    p = Problem(
+        (problem.value * unit).astype(dtype), problem.contribution, problem.zones,
+        problem.lower, problem.upper, problem.allowed, problem.area,
+    )  # fmt: skip
+    structure = dual_structure(p)
+    prices = rng.normal(scale=2 * unit, size=len(p.rows)) * rng.integers(0, 2, len(p.rows))
+    adj = structure.adjustment(prices)
+    base = p.allowed
+    u = p.value.astype(np.float64) + adj[structure.group]
+    best_u = np.where(base, u, -np.inf).max(axis=1)
+    rows = (base | (rng.random(base.shape) < lifted)) & ~(rng.random(base.shape) < forbidden)
+    relaxation = _Relaxation.of(rows, base)
+    got = _price_bound(p, base, relaxation, structure, adj, best_u)
+
+    expected = _numpy_price_bound(p, base, relaxation, structure, adj, best_u)
+    assert got[0] == expected[0] and got[2] == expected[2]
+    assert np.array_equal(got[1], expected[1])
+
+    new = rows & ~base
+    area = p.area_of()
+    total, per_claim = 0.0, np.zeros(p.n_claims)
+    for i in np.flatnonzero(new.any(axis=1)):
+        total += area[i] * max(0.0, u[i, new[i]].max() - best_u[i])
+        for k in range(p.n_claims):
+            serving = new[i] & (p.contribution[:, k] > 0)
+            if serving.any():
+                per_claim[k] += area[i] * max(0.0, u[i, serving].max() - best_u[i])
+    scale = float(np.sum(area * np.abs(u).max(axis=1, where=base, initial=0.0)))
+    assert got[0] == pytest.approx(total, rel=1e-12, abs=1e-12 * scale)
+    assert got[1] == pytest.approx(per_claim, rel=1e-12, abs=1e-12 * scale)
+    assert got[2] == int(new.sum())

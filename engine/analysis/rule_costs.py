@@ -31,6 +31,7 @@ import copy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from engine import progress
@@ -143,29 +144,79 @@ class _Relaxation:
 
 
 def _price_bound(problem: Problem, base, relaxation: _Relaxation, structure, adj, best_u):
-    """Per claim and in total: sum_i a_i max(0, best newly allowed u - best u)."""
-    new = relaxation.rows & ~base[relaxation.cells]
-    some = new.any(axis=1)
-    cells, new = relaxation.cells[some], new[some]
-    if len(cells) == 0:
+    """Per claim and in total: sum_i a_i max(0, best newly allowed u - best u), and the
+    (cell, option) pairs newly allowed."""
+    cells = relaxation.cells
+    some, gain_cell, pairs = new_option_gains(
+        cells, relaxation.rows, base, problem.value, adj, structure.group, best_u, structure.area
+    )
+    if pairs == 0:
         return 0.0, np.zeros(problem.n_claims), 0
-    u = problem.value[cells].astype(np.float64) + adj[structure.group[cells]]
-    u[~new] = -np.inf
-    gain_cell = np.maximum(u.max(axis=1) - best_u[cells], 0.0) * problem.area_of(cells)
+    # Summed over the cells with a new option only, in numpy's (pairwise) order: the bound
+    # is the same to the bit as before the kernel (the report shows it).
+    total = float(gain_cell[some].sum())
     # Per claim: the gain of the newly allowed options that deliver it. A cell whose best new
     # option gains nothing gains nothing for any claim: only the others are looked at.
-    gaining = gain_cell > 0
-    u, best_gaining = u[gaining], best_u[cells[gaining]]
-    area = problem.area_of(cells[gaining])
-    per_claim = np.zeros(problem.n_claims)
+    gaining = np.flatnonzero(gain_cell > 0)
     serves = problem.contribution > 0
-    for k in range(problem.n_claims):
-        opts = serves[:, k]
-        if not opts.any():
-            continue
-        uk = np.where(opts[None, :], u, -np.inf).max(axis=1)
-        per_claim[k] = float(np.sum(np.maximum(uk - best_gaining, 0.0) * area))
-    return float(gain_cell.sum()), per_claim, int(new.sum())
+    terms = claim_gains(
+        cells, gaining, relaxation.rows, base, problem.value, adj, structure.group, best_u,
+        structure.area, serves,
+    )  # fmt: skip
+    per_claim = np.zeros(problem.n_claims)
+    for k in np.flatnonzero(serves.any(axis=0)):
+        per_claim[k] = float(np.sum(terms[k]))
+    return total, per_claim, int(pairs)
+
+
+@numba.njit(cache=True, nogil=True)
+def new_option_gains(cells, rows, base, value, adj, group, best_u, area):
+    """Per cell of a relaxation (``cells``, their options ``rows`` without the rule, ``base``
+    the problem's allowed options): whether it gains an option, what its best newly allowed
+    option gains over its best now under the prices (``best_u``), times its area, and the
+    newly allowed (cell, option) pairs in all. One pass, no (cells, options) temporaries:
+    the numpy form took 3.4 s for a rule that frees 2.9 M cells at national 100 m."""
+    n, n_opt = rows.shape
+    some = np.zeros(n, dtype=np.bool_)
+    gain = np.zeros(n)
+    pairs = 0
+    for j in range(n):
+        i = cells[j]
+        best = -np.inf
+        for o in range(n_opt):
+            if rows[j, o] and not base[i, o]:
+                pairs += 1
+                some[j] = True
+                u = np.float64(value[i, o]) + adj[group[i], o]
+                if u > best:
+                    best = u
+        if some[j]:
+            gain[j] = max(best - best_u[i], 0.0) * (area[0] if area.shape[0] == 1 else area[i])
+    return some, gain, pairs
+
+
+@numba.njit(cache=True, nogil=True)
+def claim_gains(cells, gaining, rows, base, value, adj, group, best_u, area, serves):
+    """(claims, gaining cells): what the best newly allowed option delivering each claim
+    gains over the cell's best now, times its area (``gaining``: positions in ``cells``;
+    the rest as :func:`new_option_gains`)."""
+    n_opt, n_claims = serves.shape
+    out = np.zeros((n_claims, len(gaining)))
+    best = np.empty(n_claims)
+    for t in range(len(gaining)):
+        j = gaining[t]
+        i = cells[j]
+        best[:] = -np.inf
+        for o in range(n_opt):
+            if rows[j, o] and not base[i, o]:
+                u = np.float64(value[i, o]) + adj[group[i], o]
+                for k in range(n_claims):
+                    if serves[o, k] and u > best[k]:
+                        best[k] = u
+        a = area[0] if area.shape[0] == 1 else area[i]
+        for k in range(n_claims):
+            out[k, t] = max(best[k] - best_u[i], 0.0) * a
+    return out
 
 
 def rule_costs(

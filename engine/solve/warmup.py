@@ -13,6 +13,7 @@ same numbers (:class:`engine.solve.kernels._BySize`).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -131,15 +132,30 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
     ]
 
 
+def _analysis_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
+    """The kernels of the rule costs' price bounds (:mod:`engine.analysis.rule_costs`): a
+    relaxation's cells as ``np.flatnonzero`` gives them, its rows a copy of ``allowed``'s."""
+    rule_costs = importlib.import_module("engine.analysis.rule_costs")
+    relaxation = (a.cells, a.allowed.copy(), a.allowed, a.value, a.adj, a.group, np.zeros(2))
+    return [
+        (rule_costs.new_option_gains, (*relaxation, a.area)),
+        (
+            rule_costs.claim_gains,
+            (a.cells, a.cells, *relaxation[1:], a.area, np.ones((2, 1), bool)),
+        ),
+    ]
+
+
 def _jobs() -> list[tuple[object, tuple, object]]:
     """(dispatcher, arguments, the kernel whose parallel build it is, or None) in the order
-    to compile: what every run needs first."""
+    to compile: what every run needs first, the analysis's last."""
     a = _arguments()
     solver = _solver_calls(a)
     return (
         [(dispatcher, args, None) for dispatcher, args in _compile_calls(a)]
         + [(kernel.serial, args, None) for kernel, args in solver]
         + [(kernel.parallel, args, kernel) for kernel, args in solver]
+        + [(dispatcher, args, None) for dispatcher, args in _analysis_calls(a)]
     )
 
 
