@@ -731,3 +731,50 @@ def test_the_grid_commands_report_bad_definitions_without_traceback(tmp_path, ca
     assert "Traceback" not in err
     assert main(["grid", "info", "atlantis"]) == 2
     assert "no grid named 'atlantis'" in capsys.readouterr().err
+
+
+_BURN_BESIDE_CATCH_WARNINGS = """
+import threading, warnings
+import numpy as np, shapely
+import engine
+from engine.grid.tiles import BaseField
+from engine.grid.sources import burn_shapes
+
+stop = threading.Event()
+
+def enter_and_leave():
+    # What numba's compiler does on its thread while a first run builds its grid.
+    while not stop.is_set():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+
+other = threading.Thread(target=enter_and_leave)
+other.start()
+try:
+    field = BaseField.over((100_000, 400_000, 106_400, 406_400), 100)
+    shapes = np.array([shapely.box(100_000, 400_000, 100_200, 400_200)])
+    for _ in range(300):
+        out = burn_shapes(field, shapes)
+    assert out.sum() == 4
+finally:
+    stop.set()
+    other.join()
+"""
+
+
+def test_burning_shapes_beside_another_thread_s_warning_blocks_shows_no_warning():
+    """rasterio silences a warning of its own inside warnings.catch_warnings, which another
+    thread entering and leaving such blocks undoes: a first run printed rasterio's
+    'NotGeoreferencedWarning: Dataset has no geotransform' while it built its grid beside
+    the kernels' compilation. Every warning is an error here (-W error)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _BURN_BESIDE_CATCH_WARNINGS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == ""
