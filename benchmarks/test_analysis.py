@@ -151,3 +151,41 @@ def test_national_re_solves_one_by_one(benchmark, resolution):
     for name, figures in sorted(rows.items(), key=lambda item: -item[1]["cpu"]):
         print(f"{resolution} m {name}: {figures}")
     print(f"{resolution} m all re-solves: {sum(f['cpu'] for f in rows.values()):.1f} s CPU")
+
+
+@pytest.mark.parametrize("resolution", [250, 100])
+@pytest.mark.parametrize("method", ["kernels", "numpy"])
+def test_national_rule_price_bounds(benchmark, resolution, method):
+    """The price bounds of every rule the analysis lifts (the Lagrangian bound each rule's
+    cost lies under, :func:`engine.analysis.rule_costs._price_bound`): the numba kernels
+    beside the numpy form they replaced (``tests.analysis_reference``), the same bits. The
+    relaxations are built once, untimed."""
+    import numpy as np
+
+    from engine.analysis.rule_costs import _price_bound
+    from engine.solve import kernels
+    from engine.solve.dual import dual_structure
+    from tests.analysis_reference import numpy_price_bound
+
+    compiled, sol = _solved(resolution)
+    problem = compiled.problem
+    structure = dual_structure(problem)
+    adj = structure.adjustment(np.asarray(sol.row_prices, dtype=np.float64))
+    best, _, _ = kernels.best_options(
+        problem.value, structure.allowed, structure.has_allowed, structure.group,
+        structure.area, adj,
+    )  # fmt: skip
+    best = best.astype(np.int64)
+    best_u = problem.value[np.arange(problem.n_cells), best] + adj[structure.group, best]
+    base = problem.allowed
+    relaxations = [_Relaxation.of(f, base) for f in compiled_relaxations(compiled).values()]
+    bound = {"kernels": _price_bound, "numpy": numpy_price_bound}[method]
+
+    def every_rule():
+        return [bound(problem, base, r, structure, adj, best_u) for r in relaxations]
+
+    got = benchmark.pedantic(every_rule, rounds=3, iterations=1, warmup_rounds=1)
+    expected = [numpy_price_bound(problem, base, r, structure, adj, best_u) for r in relaxations]
+    for (total, per_claim, pairs), (total_0, per_claim_0, pairs_0) in zip(got, expected):
+        assert total == total_0 and pairs == pairs_0 and np.array_equal(per_claim, per_claim_0)
+    benchmark.extra_info.update(rules=len(relaxations), cells=problem.n_cells)

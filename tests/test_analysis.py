@@ -24,6 +24,7 @@ from engine.analysis import (
 )
 from engine.analysis.rule_costs import relaxed_problem
 from engine.synthetic import allocation_problem
+from tests.analysis_reference import numpy_price_bound
 from tests.problems import problems
 
 
@@ -185,28 +186,6 @@ def test_addability_sums_provinces_against_the_national_target():
     assert entry["sum_vs_national"]["provinces_bid_enough"]
 
 
-def _numpy_price_bound(problem, base, relaxation, structure, adj, best_u):
-    """The bound as numpy gave it before the kernels, whose bits the report kept."""
-    new = relaxation.rows & ~base[relaxation.cells]
-    some = new.any(axis=1)
-    cells, new = relaxation.cells[some], new[some]
-    if len(cells) == 0:
-        return 0.0, np.zeros(problem.n_claims), 0
-    u = problem.value[cells].astype(np.float64) + adj[structure.group[cells]]
-    u[~new] = -np.inf
-    gain_cell = np.maximum(u.max(axis=1) - best_u[cells], 0.0) * problem.area_of(cells)
-    gaining = gain_cell > 0
-    u, best_gaining = u[gaining], best_u[cells[gaining]]
-    area = problem.area_of(cells[gaining])
-    per_claim = np.zeros(problem.n_claims)
-    for k in range(problem.n_claims):
-        opts = problem.contribution[:, k] > 0
-        if opts.any():
-            uk = np.where(opts[None, :], u, -np.inf).max(axis=1)
-            per_claim[k] = float(np.sum(np.maximum(uk - best_gaining, 0.0) * area))
-    return float(gain_cell.sum()), per_claim, int(new.sum())
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     problems(max_cells=300, extremes=True),
@@ -241,7 +220,7 @@ def test_a_rules_price_bound_is_its_definition_cell_by_cell(
     relaxation = _Relaxation.of(rows, base)
     got = _price_bound(p, base, relaxation, structure, adj, best_u)
 
-    expected = _numpy_price_bound(p, base, relaxation, structure, adj, best_u)
+    expected = numpy_price_bound(p, base, relaxation, structure, adj, best_u)
     assert got[0] == expected[0] and got[2] == expected[2]
     assert np.array_equal(got[1], expected[1])
 
