@@ -497,6 +497,40 @@ def test_gap_warning_when_not_certified():
     assert sol.status.startswith("not certified")
 
 
+def test_a_thread_s_muted_gaps_leave_the_other_threads_warnings_alone():
+    """Two re-solves at a time each mute their own GapWarning (their caller reads the
+    status): another thread's solve still warns meanwhile, and the filters of the process
+    are what they were (warnings.catch_warnings, used for this before, changed both)."""
+    import threading
+
+    from engine.solve.solution import gaps_muted
+
+    problem = allocation_problem(2000, 4, 2, seed=1)
+    inside, leave = threading.Event(), threading.Event()
+    statuses = []
+
+    def muted_solve():
+        with gaps_muted():
+            statuses.append(engine.solve(problem, method="fast", gap_tolerance=-1.0).status)
+            inside.set()
+            leave.wait(60)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filters = list(warnings.filters)
+        other = threading.Thread(target=muted_solve)
+        other.start()
+        assert inside.wait(60)
+        engine.solve(problem, method="fast", gap_tolerance=-1.0)
+        leave.set()
+        other.join()
+        assert warnings.filters == filters
+    assert statuses[0].startswith("not certified")
+    assert [str(w.message)[:20] for w in caught if w.category is GapWarning] == [
+        "fast: not certified:"
+    ]
+
+
 def test_a_price_resting_on_the_box_edge_is_not_the_last(monkeypatch):
     """Two lower targets of one claim on the same cells, one at the capacity of the land
     (every cell must serve it): every split of the price between the rows is optimal, so a

@@ -40,6 +40,7 @@ from engine.problem import Problem
 from engine.solve import kernels
 from engine.solve.dual import dual_structure
 from engine.solve.local import resolve_near
+from engine.solve.solution import gaps_muted
 
 __all__ = ["rule_costs", "relaxed_problem", "compiled_relaxations"]
 
@@ -81,15 +82,13 @@ def resolve(
     (:func:`engine.solve.local.resolve_near`, ``tested`` as there), ``before`` the solved
     problem's allowed options (``changed`` the cells where they differ, if known),
     ``targets`` its (lower, upper) where a target moved."""
-    import warnings
-
     import engine
 
     method = _resolve_method(problem, method)
     # A re-solve is one piece of the analysis's count (progress.Tally): its own price
-    # evaluations and LPs, two re-solves at a time, are not shown.
-    with warnings.catch_warnings(), progress.muted():
-        warnings.simplefilter("ignore")
+    # evaluations and LPs, two re-solves at a time, are not shown. Its status and gap go
+    # into the analysis's tables, not to the log as warnings.
+    with gaps_muted(), progress.muted():
         if method == "fast" and sol is not None:
             return resolve_near(
                 problem,

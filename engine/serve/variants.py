@@ -307,13 +307,10 @@ def _solve_from(problem, prices):
     search, the bulk of a solve), else, when that does not settle in :data:`NEAR_REPAIRS`
     rounds, solved again with the search. Exact either way: a result counts only when
     certified optimal. ``timings["price_search"]`` says which ran."""
-    import warnings
-
     import engine
-    from engine.solve import GapWarning
+    from engine.solve.solution import gaps_muted
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GapWarning)  # not settled: the search takes over
+    with gaps_muted():  # not settled: the search takes over
         sol = engine.solve(problem, prices=prices, search=False, max_repairs=NEAR_REPAIRS)
     searched = sol.status != "optimal"
     if searched:

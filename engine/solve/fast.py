@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -53,11 +52,11 @@ from engine.solve.dual import DualStructure, PricedCells, dual_structure, price_
 from engine.solve.feasibility import TOLERANCE, unmet
 from engine.solve.lp import lower_bounds, solve_lp, upper_bounds
 from engine.solve.solution import (
-    GapWarning,
     Solution,
     WarmStartError,
     build_solution,
     row_scale,
+    warn_gap,
 )
 
 # Cells in the sample of the rough price stage (all cells of a smaller problem). Enough for
@@ -254,10 +253,9 @@ def repair(
             # without a box gives them exactly, in the round it would take anyway.
             box = box.around(priced.prices, binding) if binding.any() else None
     else:
-        warnings.warn(
+        warn_gap(
             f"fast: repair did not settle in {max_repairs} rounds; the certificate says how "
             f"far from optimal the result is",
-            GapWarning,
             stacklevel=3,
         )
     timings["repair"] = time.perf_counter() - clock

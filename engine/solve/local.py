@@ -23,12 +23,11 @@ in full, warm-started from the same prices, and that answer is returned instead.
 from __future__ import annotations
 
 import logging
-import warnings
 
 from engine.problem import Problem
 from engine.solve.fast import Near, initial_prices, solve_fast
 from engine.solve.feasibility import check_feasible
-from engine.solve.solution import GapWarning, Solution
+from engine.solve.solution import Solution, gaps_muted
 
 __all__ = ["resolve_near"]
 
@@ -71,9 +70,8 @@ def resolve_near(
         problem = check_feasible(problem)
     start = initial_prices(problem, prices)
     near = Near(before, end, targets, changed=changed, switch_share=None if fallback else 1.0)
-    with warnings.catch_warnings():
+    with gaps_muted():
         # A restricted answer that is not certified is replaced below, not reported.
-        warnings.simplefilter("ignore", GapWarning)
         sol = solve_fast(
             problem,
             prices=start,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +28,31 @@ class InfeasibleError(RuimtepuzzelError):
 
 class GapWarning(UserWarning):
     """The solver stopped before certifying the requested gap."""
+
+
+# Per thread: whether its solves keep their GapWarning to themselves (see gaps_muted).
+_gaps_muted = threading.local()
+
+
+@contextmanager
+def gaps_muted():
+    """Within, this thread's solves warn of no gap: for a caller that reads the solution's
+    status itself and answers it (a re-solve that falls back to the full solve, a variant
+    that searches). Not ``warnings.catch_warnings``: that changes the filters of every
+    thread, so two re-solves at a time left them changed after the analysis (the last to
+    finish restores what the first had set) and hid other threads' warnings meanwhile."""
+    before = getattr(_gaps_muted, "on", False)
+    _gaps_muted.on = True
+    try:
+        yield
+    finally:
+        _gaps_muted.on = before
+
+
+def warn_gap(message: str, stacklevel: int = 2) -> None:
+    """A :class:`GapWarning` with ``message``, unless this thread's gaps are muted."""
+    if not getattr(_gaps_muted, "on", False):
+        warnings.warn(message, GapWarning, stacklevel=stacklevel + 1)
 
 
 @dataclass
@@ -180,7 +207,7 @@ def build_solution(
     if status == "optimal" and gap > gap_tolerance:
         status = f"not certified: gap {gap:.2e} above {gap_tolerance:.0e}"
     if status != "optimal":
-        warnings.warn(f"{method}: {status}", GapWarning, stacklevel=3)
+        warn_gap(f"{method}: {status}", stacklevel=3)
     return Solution(
         objective=objective,
         x=x,
