@@ -32,6 +32,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from engine.thread_flag import ThreadFlag
+
 __all__ = ["Stages", "Tally", "advance", "muted", "remaining"]
 
 # Seconds between two log lines of one stage when the output is not a terminal.
@@ -41,7 +43,7 @@ REDRAW_EVERY = 0.1
 
 _active: Stages | None = None
 # Per thread: whether its work is counted by a caller instead (see muted).
-_muted = threading.local()
+_muted = ThreadFlag()
 
 
 def advance(
@@ -57,21 +59,15 @@ def advance(
     """Tell the active display that ``done`` of ``total`` ``unit`` of the current stage are
     done (the rest as :meth:`Stages.advance` takes them)."""
     stages = _active
-    if stages is not None and not getattr(_muted, "on", False):
+    if stages is not None and not _muted:
         stages.advance(done, total, unit, at_most=at_most, expected=expected, note=note, left=left)
 
 
-@contextmanager
 def muted():
     """Within, this thread's :func:`advance` shows nothing: for work counted as a whole by
     its caller (each re-solve of the analysis counts as one; their own price evaluations and
     repair LPs, two re-solves at a time, would take turns on the one line)."""
-    before = getattr(_muted, "on", False)
-    _muted.on = True
-    try:
-        yield
-    finally:
-        _muted.on = before
+    return _muted.within()
 
 
 class Tally:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +10,7 @@ from scipy import sparse
 
 from engine.errors import RuimtepuzzelError
 from engine.problem import Problem
+from engine.thread_flag import ThreadFlag
 
 
 class WarmStartError(RuimtepuzzelError):
@@ -31,27 +30,21 @@ class GapWarning(UserWarning):
 
 
 # Per thread: whether its solves keep their GapWarning to themselves (see gaps_muted).
-_gaps_muted = threading.local()
+_gaps_muted = ThreadFlag()
 
 
-@contextmanager
 def gaps_muted():
     """Within, this thread's solves warn of no gap: for a caller that reads the solution's
     status itself and answers it (a re-solve that falls back to the full solve, a variant
     that searches). Not ``warnings.catch_warnings``: that changes the filters of every
     thread, so two re-solves at a time left them changed after the analysis (the last to
     finish restores what the first had set) and hid other threads' warnings meanwhile."""
-    before = getattr(_gaps_muted, "on", False)
-    _gaps_muted.on = True
-    try:
-        yield
-    finally:
-        _gaps_muted.on = before
+    return _gaps_muted.within()
 
 
 def warn_gap(message: str, stacklevel: int = 2) -> None:
     """A :class:`GapWarning` with ``message``, unless this thread's gaps are muted."""
-    if not getattr(_gaps_muted, "on", False):
+    if not _gaps_muted:
         warnings.warn(message, GapWarning, stacklevel=stacklevel + 1)
 
 
