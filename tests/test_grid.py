@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from pathlib import Path
 
@@ -509,6 +510,27 @@ def test_cli_grid_commands(nl1000, cache, tmp_path, monkeypatch, capsys):
     assert (tmp_path / "cogs" / "land_cover.tif").is_file()
     assert main(["grid", "info", "nl", "--resolution", "7"]) == 2
     assert "not one of its resolutions" in capsys.readouterr().err
+
+
+def test_cli_grid_build_shows_its_tiles_as_a_run_does(tmp_path, monkeypatch, capsys):
+    """`grid build` shows the run's progress lines on stderr (stages, tiles, time left), not
+    dask's progress bar with its carriage returns on stdout; --quiet shows none."""
+    from engine import progress
+    from engine.cli import main
+
+    monkeypatch.setenv("RUIMTEPUZZEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
+    assert main(["grid", "build", "nl", "-r", "1000"]) == 0
+    out, err = capsys.readouterr()
+    assert re.fullmatch(r"grid nl at 1000 m ready in [\d.]+ s: .*\n", out), out
+    lines = err.splitlines()
+    assert lines[0] == "ruimtepuzzel: [1/1] grid: started"
+    assert any(re.match(r"ruimtepuzzel: \[1/1\] grid: \d+/\d+ tiles", line) for line in lines)
+    assert lines[-1].startswith("ruimtepuzzel: [1/1] grid: done")
+    assert "\r" not in out + err and "Completed" not in out + err
+    assert main(["grid", "build", "nl", "-r", "1000", "--rebuild", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "ready in" in out and "grid:" not in err
 
 
 def test_the_whole_stack_from_exported_cogs_reopens_identically(nl1000, cache, tmp_path):

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help="cell size in metres (default: the definition's default)",
         )
         p.add_argument("--rebuild", action="store_true", help="build again even if cached")
+        p.add_argument(
+            "--quiet", action="store_true", help="no progress of a build (tiles, time left)"
+        )
         return p
 
     grid_action("build", "build the grid (or find it in the cache) and print where it is")
@@ -63,6 +66,7 @@ def _bbox(text: str) -> list[float]:
 def run(args: argparse.Namespace) -> int:
     from engine.grid import cache_root, grid_folder, load_definition, open_folder
     from engine.grid.definition import GRIDS_DIR
+    from engine.progress import Stages
 
     if args.action == "list":
         print(f"grid definitions in {GRIDS_DIR}:")
@@ -81,9 +85,11 @@ def run(args: argparse.Namespace) -> int:
 
     definition = load_definition(args.grid)
     started = time.perf_counter()
-    folder = grid_folder(
-        definition, args.resolution, rebuild=args.rebuild, progress=args.action == "build"
-    )
+    # A build shows its tiles and the time left on stderr, as a run's grid stage does.
+    with Stages(["grid"], show=not args.quiet) as stages:
+        stages.start("grid")
+        folder = grid_folder(definition, args.resolution, rebuild=args.rebuild)
+        stages.done()
     elapsed = time.perf_counter() - started
     if args.action == "build":
         print(

@@ -197,18 +197,16 @@ def build_grid(
     *,
     tile_size: int | None = None,
     workers: int | None = None,
-    progress: bool = False,
 ) -> Path:
-    """Build every layer of the grid into the folder ``dest`` (written atomically)."""
+    """Build every layer of the grid into the folder ``dest`` (written atomically). The
+    tiles done go to the active progress display (:mod:`engine.progress`)."""
     resolution = definition.check_resolution(resolution)
     geometry = GridGeometry.of(definition, resolution)
     with Context(definition, geometry) as ctx:
-        return _build(ctx, dest, tile_size, workers, progress)
+        return _build(ctx, dest, tile_size, workers)
 
 
-def _build(
-    ctx: Context, dest: Path, tile_size: int | None, workers: int | None, progress: bool
-) -> Path:
+def _build(ctx: Context, dest: Path, tile_size: int | None, workers: int | None) -> Path:
     import dask
 
     definition, geometry, resolution = ctx.definition, ctx.geometry, ctx.geometry.res
@@ -257,10 +255,6 @@ def _build(
             # fields) is made before the threads start and any error surfaces plainly.
             process(windows[0])
             tasks = [dask.delayed(process)(w) for w in windows[1:]]
-            if progress:
-                from dask.diagnostics import ProgressBar
-
-                stack.enter_context(ProgressBar())
             dask.compute(*tasks, scheduler="threads", num_workers=workers or os.cpu_count())
             _check_coverage(definition, covered, land_cells[0])
 
@@ -357,7 +351,6 @@ def grid_folder(
     *,
     rebuild: bool = False,
     cache_dir: os.PathLike | None = None,
-    progress: bool = False,
 ) -> Path:
     """The cache folder of a grid at a resolution, built first if it is not there."""
     definition = (
@@ -379,7 +372,7 @@ def grid_folder(
         resolution,
         folder,
     )
-    build_grid(definition, resolution, folder, progress=progress)
+    build_grid(definition, resolution, folder)
     _remove_stale(folder)
     return folder
 
@@ -465,7 +458,6 @@ def open_grid(
     chunks: int | None = None,
     rebuild: bool = False,
     cache_dir: os.PathLike | None = None,
-    progress: bool = False,
 ) -> xr.Dataset:
     """Open a grid as an ``xarray.Dataset`` (dims y, x; dask-chunked), building it first
     when the cache does not have it.
@@ -473,9 +465,7 @@ def open_grid(
     ``name_or_path`` is a grid name in ``grids/`` (``"nl"``) or a definition .toml;
     ``resolution`` in metres (the definition's default when omitted).
     """
-    folder = grid_folder(
-        name_or_path, resolution, rebuild=rebuild, cache_dir=cache_dir, progress=progress
-    )
+    folder = grid_folder(name_or_path, resolution, rebuild=rebuild, cache_dir=cache_dir)
     return open_folder(folder, chunks=chunks)
 
 
