@@ -26,6 +26,7 @@ left itself (``left``: a :class:`Tally` of pieces that differ in size).
 
 from __future__ import annotations
 
+import heapq
 import sys
 import threading
 import time
@@ -76,20 +77,23 @@ class Tally:
     count). The count only goes up (two threads that took their numbers and then told them
     in the other order would show a count going down, which starts a new rate).
 
-    The time left is the cost of the pieces not finished at the seconds per cost of those
-    finished, less what the pieces under way have had, shared over the workers. A count's
-    rate would mislead where pieces differ in size: an analysis re-solves its most costly
-    rules first (national 100 m: 13-25 s each, the last ones 1 s), and the first of 19
-    finished said "10 min 48 s left" of 75 s.
+    The time left comes from the workers as they would go on: the seconds per cost of the
+    pieces finished so far give each piece under way what it has left (nothing, once it is
+    late) and each piece waiting its time, handed in order (as a pool starts them) to the
+    worker free first; the last to be free says it. A count's rate would mislead where
+    pieces differ in size: an analysis re-solves its most costly rules first (national
+    100 m: 13-25 s each, the last ones 1 s), and the first of 19 finished said "10 min 48 s
+    left" of 75 s. A piece that fails is dropped: it is neither counted nor waited for.
     """
 
     def __init__(self, costs, unit: str, *, workers: int = 1):
         self.costs = [float(c) for c in costs]
         if not all(0 < c < float("inf") for c in self.costs):
-            raise ValueError(f"{unit}: a piece's cost must be > 0 and finite, got {costs}")
+            raise ValueError(f"{unit}: a piece's cost must be > 0 and finite, got {self.costs}")
         self.unit, self.workers = unit, max(1, workers)
         self._lock = threading.Lock()
         self._started: dict[int, float] = {}  # piece under way -> when it started
+        self._over: set[int] = set()  # pieces finished or failed
         self._done, self._seconds, self._cost_done = 0, 0.0, 0.0
         if self.costs:
             advance(0, len(self.costs), unit)
@@ -105,20 +109,26 @@ class Tally:
         except BaseException:
             with self._lock:
                 del self._started[index]
+                self._over.add(index)
             raise
         with self._lock:
             now = time.perf_counter()
             self._seconds += now - self._started.pop(index)
+            self._over.add(index)
             self._cost_done += self.costs[index]
             self._done += 1
             advance(self._done, len(self.costs), self.unit, left=self._left(now))
 
     def _left(self, now: float) -> float:
         per_cost = self._seconds / self._cost_done
-        under_way = [(now - t, self.costs[i]) for i, t in self._started.items()]
-        waiting = sum(self.costs) - self._cost_done - sum(c for _, c in under_way)
-        work = per_cost * waiting + sum(max(per_cost * c - had, 0.0) for had, c in under_way)
-        return work / min(self.workers, max(1, len(self.costs) - self._done))
+        # Per worker: the seconds until it is free (idle workers: now).
+        free = [max(per_cost * self.costs[i] - (now - t), 0.0) for i, t in self._started.items()]
+        free += [0.0] * max(0, self.workers - len(free))
+        heapq.heapify(free)
+        for i, cost in enumerate(self.costs):
+            if i not in self._over and i not in self._started:
+                heapq.heappush(free, heapq.heappop(free) + per_cost * cost)
+        return max(free)
 
 
 def remaining(seconds: float) -> str:

@@ -292,14 +292,33 @@ def test_pieces_of_different_sizes_tell_the_time_left_by_their_costs(every_line,
         first.__exit__(None, None, None)
         assert _shown_left(out) == "about 4 s"
         # A small one in 2 s: 2 s a cost. The other large one is late (22 s of 20): its
-        # end is not known, the three small ones left are 6 s, two at a time.
+        # end is not known; the three small ones left, 2 s each, end 4 s from now on two.
         with tally.piece(2):
             clock[0] = 22.0
-        assert _shown_left(out) == "about 3 s"
+        assert _shown_left(out) == "about 4 s"
         clock[0] = 30.0
         second.__exit__(None, None, None)
         # 52 s for 21 of cost: the three small ones at 2.5 s each, two at a time.
-        assert _shown_left(out) == "about 4 s"
+        assert _shown_left(out) == "about 5 s"
+
+
+def test_a_large_piece_beside_small_ones_leaves_its_own_rest(every_line, clock):
+    """A large piece on one worker, the small ones one after the other on the other: the
+    time left is what the large one has left, and it falls as the small ones finish (shared
+    over the two workers it said 12, 10 and 8 s, then 12 s)."""
+    out = io.StringIO()
+    with Stages(["analysis"], show=True, stream=out, tty=False) as stages:
+        stages.start("analysis")
+        tally = progress.Tally([10, 1, 1, 1, 1], "rules re-solved", workers=2)
+        large = tally.piece(0)
+        large.__enter__()
+        shown = []
+        for index in range(1, 5):
+            with tally.piece(index):
+                clock[0] += 2.0
+            shown.append(_shown_left(out))
+        assert shown == ["about 18 s", "about 16 s", "about 14 s", "about 12 s"]
+        large.__exit__(None, None, None)
 
 
 def test_pieces_of_one_size_one_at_a_time_tell_the_count_s_rate(every_line, clock):
@@ -323,7 +342,7 @@ def test_a_piece_that_fails_is_neither_counted_nor_under_way(every_line, clock):
             raise RuntimeError("infeasible")
         with tally.piece(1):
             clock[0] = 10.0
-        # One done in 5 s: pieces 0 and 2 are left, two at a time, none under way.
+        # One done in 5 s: piece 2 is left (piece 0 failed: it will not run), none under way.
         assert "1/3 rules re-solved, about 5 s left" in out.getvalue()
 
 
