@@ -83,7 +83,7 @@ class Tally:
     worker free first; the last to be free says it. A count's rate would mislead where
     pieces differ in size: an analysis re-solves its most costly rules first (national
     100 m: 13-25 s each, the last ones 1 s), and the first of 19 finished said "10 min 48 s
-    left" of 75 s. A piece that fails is dropped: it is neither counted nor waited for.
+    left" when 50 s were. A piece that fails is dropped: it is neither counted nor waited for.
     """
 
     def __init__(self, costs, unit: str, *, workers: int = 1):
