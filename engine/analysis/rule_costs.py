@@ -190,7 +190,7 @@ def new_option_gains(cells, rows, base, value, adj, group, best_u, area):
                 if u > best:
                     best = u
         if some[j]:
-            gain[j] = max(best - best_u[i], 0.0) * (area[0] if area.shape[0] == 1 else area[i])
+            gain[j] = max(best - best_u[i], 0.0) * kernels._area(area, i)
     return some, gain, pairs
 
 
@@ -212,7 +212,7 @@ def claim_gains(cells, gaining, rows, base, value, adj, group, best_u, area, ser
                 for k in range(n_claims):
                     if serves[o, k] and u > best[k]:
                         best[k] = u
-        a = area[0] if area.shape[0] == 1 else area[i]
+        a = kernels._area(area, i)
         for k in range(n_claims):
             out[k, t] = max(best[k] - best_u[i], 0.0) * a
     return out
