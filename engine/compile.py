@@ -381,6 +381,7 @@ def capacity(compiled: Compiled) -> list[np.ndarray]:
     p = compiled.problem
     c = p.contribution
     allowed = p.allowed if p.allowed is not None else np.ones(p.value.shape, dtype=bool)
+    groups = p.groups
     out = [np.zeros((n, p.n_claims)) for n in p.n_zones]
     for k in range(p.n_claims):
         best = np.zeros(p.n_cells, dtype=np.float32)
@@ -389,9 +390,13 @@ def capacity(compiled: Compiled) -> list[np.ndarray]:
         p.release_cells()  # a column of a paged mask is on every one of its pages
         if not best.any():
             continue
+        # A cell group lies in one zone of every zoning: one pass over the cells, then the
+        # few groups per zoning (national 100 m: 0.2 s instead of 1.3 s with 7 zonings).
+        by_group = np.bincount(groups.group, weights=best, minlength=groups.count)
         for l in range(p.n_zonings):
             out[l][:, k] = (
-                np.bincount(p.zones[l], weights=best, minlength=p.n_zones[l]) * compiled.area_ha
+                np.bincount(groups.zones[:, l], weights=by_group, minlength=p.n_zones[l])
+                * compiled.area_ha
             )
     return out
 

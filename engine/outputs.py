@@ -84,12 +84,15 @@ MANIFEST = "manifest.json"
 
 #: The creation options of every GeoTIFF the engine writes: tiled, DEFLATE with the predictor
 #: GDAL picks for the type (horizontal for integers, floating point for floats), overviews.
+#: The tiles are compressed on every core GDAL may use: the same bytes whatever their number
+#: (national 100 m: the analysis's four maps 5.3 s -> 3.5 s on two cores).
 COG_OPTIONS = {
     "driver": "COG",
     "compress": "DEFLATE",
     "predictor": "YES",
     "blocksize": 512,
     "bigtiff": "IF_SAFER",
+    "num_threads": "ALL_CPUS",
 }
 
 

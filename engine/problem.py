@@ -599,7 +599,9 @@ class Problem:
         return out
 
     def supply(self, x) -> np.ndarray:
-        """Hectares each target row receives from an allocation ``x`` (N, O), dense or sparse."""
+        """Hectares each target row receives from an allocation ``x`` (N, O), dense or sparse,
+        summed zoning by zoning as the rows define it: the tests' reference. The engine sums
+        them in one pass over the cells (:func:`engine.solve.solution.allocation_totals`)."""
         delivered = np.asarray(x @ self.contribution) * self.area_of()[:, None]  # (N, K)
         rows = self.rows
         out = np.empty(len(rows))

@@ -60,6 +60,32 @@ def test_allocation_is_a_cog_with_colours_and_names(done, grid):
         assert f'value="{o["code"]}" color="{o["colour"]}"' in qml
 
 
+@pytest.mark.parametrize("categorical", [True, False])
+def test_a_cog_is_the_same_bytes_whatever_the_threads_that_compress_it(monkeypatch, categorical):
+    from affine import Affine
+
+    from engine import outputs
+
+    rng = np.random.default_rng(5)
+    # Several tiles per band, nodata among them, and more than one band.
+    if categorical:
+        bands = [rng.integers(0, 6, (1100, 1300)).astype("uint8") for _ in range(2)]
+        dtype, nodata = "uint8", 255
+    else:
+        bands = [rng.normal(size=(1100, 1300)).astype("float32") for _ in range(2)]
+        dtype, nodata = "float32", -9999.0
+    bands[0][:300, :400] = nodata
+    kwargs = dict(
+        transform=Affine(100.0, 0.0, 0.0, 0.0, -100.0, 622_000.0),
+        dtype=dtype,
+        nodata=nodata,
+        categorical=categorical,
+    )
+    written = outputs.cog_bytes(bands, **kwargs)
+    monkeypatch.setitem(outputs.COG_OPTIONS, "num_threads", 1)
+    assert outputs.cog_bytes(bands, **kwargs) == written
+
+
 def test_report_json_rows_carry_both_units_and_their_source(done):
     report, _ = done
     housing = [

@@ -16,6 +16,7 @@ from scipy import sparse
 
 from engine.problem import Problem
 from engine.solve.dual import dual_structure
+from engine.solve.solution import allocation_totals
 
 __all__ = ["shadow_price_table", "cell_prices", "group_prices", "regret"]
 
@@ -23,7 +24,8 @@ __all__ = ["shadow_price_table", "cell_prices", "group_prices", "regret"]
 def shadow_price_table(problem: Problem, sol) -> list[dict]:
     rows = problem.rows
     prices = np.asarray(sol.row_prices, dtype=np.float64)
-    supply = problem.supply(sol.x)
+    # The report's own totals (one pass over the cells): the same hectares as its targets.
+    _, supply = allocation_totals(problem, sol.x)
     out = []
     for r in range(len(rows)):
         l, z, k = int(rows.zoning[r]), int(rows.zone[r]), int(rows.claim[r])
