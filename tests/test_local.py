@@ -122,6 +122,7 @@ def _from_the_end(neighbour, base, before=None, **options):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fast, "SWITCH_MOST", 1.0)
         patch.setattr(fast, "SEARCHLESS_GROWTH", np.inf)
+        patch.setattr(fast, "NEAR_GROWTH", np.inf)
         return _quiet(
             local.resolve_near, neighbour, base.row_prices, before, end=base.repair_end, **options
         )
@@ -338,6 +339,35 @@ def test_a_change_that_switches_many_cells_goes_to_the_full_re_solve_at_once():
     assert answered.timings["local"] == "full"
     assert answered.timings["local_reason"].endswith("cells switch")
     _assert_same_optimum(neighbour, answered)
+
+
+def test_a_repair_that_outgrows_the_solved_problems_last_lp_goes_to_the_full_re_solve():
+    """From the repair end, a change that frees more than NEAR_GROWTH times the cells of the
+    solved problem's last LP stops the restricted repair (its LPs would outgrow the full
+    re-solve's) and the full re-solve answers; without that limit the restricted one does.
+    Both are the optimum."""
+    problem = allocation_problem(3000, 6, 4, seed=5, forbidden=0.4)
+    base = _quiet(solve_fast, problem)
+    neighbour = relaxed_problem(problem, np.ones_like(problem.allowed))
+    answers = {}
+    for growth in (np.inf, 1.0):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fast, "SWITCH_MOST", 1.0)
+            patch.setattr(fast, "NEAR_GROWTH", growth)
+            answers[growth] = _quiet(
+                local.resolve_near,
+                neighbour,
+                base.row_prices,
+                problem.allowed,
+                end=base.repair_end,
+            )
+    assert answers[np.inf].timings["local"] == "restricted"
+    assert answers[np.inf].timings["lp_cells"] > len(base.repair_end.free.cells)
+    assert answers[1.0].timings["local"] == "full"
+    reason = answers[1.0].timings["local_reason"]
+    assert reason.endswith(f"cells free, above {len(base.repair_end.free.cells):,}")
+    for answered in answers.values():
+        _assert_same_optimum(neighbour, answered)
 
 
 def test_rule_costs_and_exchanges_are_the_same_whatever_the_workers():

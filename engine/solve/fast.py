@@ -66,6 +66,12 @@ SAMPLE_CELLS = 40_000
 # the cells it started with: national 250 m, a variant near its base frees 83 k -> 85 k
 # cells, solar yield halved 27 k -> 63 k -> 361 k, whose LPs cost twice a price search.
 SEARCHLESS_GROWTH = 4.0
+# Starting where a solved problem's repair ended (``Near.end``), the repair stops when it
+# frees this many times the cells of that repair's last LP: its LPs then outgrow a full warm
+# re-solve's. National 100 m, the rules lifted that the restricted re-solve answered: at most
+# 0.97-1.03 times those 567,599 cells, but edge_homes_next_to_towns 1.48 times after its first
+# LP and 1.85 by its fifth (394,703 classes, 14.3 s), 27.9 s in all against 10.7 s in full.
+NEAR_GROWTH = 1.25
 
 
 def solve_fast(
@@ -85,7 +91,8 @@ def solve_fast(
     given prices, exact all the same (it frees cells until none improves). Prices of a
     near neighbour (the praatkaart's variant of its base) settle in a few rounds; from far
     ones the repair stops once it frees :data:`SEARCHLESS_GROWTH` times the cells it started
-    with (its LPs would cost more than a price search), or after ``max_repairs`` rounds, and
+    with, or :data:`NEAR_GROWTH` times those of the last LP of the repair ``near`` ended
+    (its LPs would cost more than a price search), or after ``max_repairs`` rounds, and
     the status says the result is not the optimum (not certified, or an allocation that
     misses a target: a boxed repair LP's). ``near`` says more of the solved problem the
     prices come from (:class:`Near`): the repair then starts where that problem's ended,
@@ -143,6 +150,8 @@ def solve_fast(
         start = RepairStart(priced, free, basis)
         del priced, free
     max_free = None if search else SEARCHLESS_GROWTH * len(start.free.cells)
+    if max_free is not None and near is not None:
+        max_free = min(max_free, near.free_limit())
     # Only the start holds them now: the repair lets them go once used.
     del moved, basis
     return repair(
@@ -239,7 +248,9 @@ def repair(
         if better is not None:
             free = free.join(*better)
             if max_free is not None and len(free.cells) > max_free:
-                break  # far from the given prices: the status says it is no optimum
+                # Far from the given prices: the status says it is no optimum.
+                timings["stopped"] = f"{len(free.cells):,} cells free, above {max_free:,.0f}"
+                break
         elif box is not None:
             # The free cells alone need prices beyond the box and no other cell joins at its
             # edge, or a price rests on its edge without trading (a degenerate LP: any price
@@ -358,6 +369,13 @@ class Near:
         if self.switch_share is not None:
             return self.switch_share * n_cells
         return min(SWITCH_CELLS + SWITCH_SHARE * n_cells, SWITCH_MOST * n_cells)
+
+    def free_limit(self) -> float:
+        """The most cells the repair from ``end`` may free: :data:`NEAR_GROWTH` times its
+        last LP's (no limit without ``end`` or with a ``switch_share`` of the caller's)."""
+        if self.end is None or self.switch_share is not None:
+            return math.inf
+        return NEAR_GROWTH * len(self.end.free.cells)
 
     def moved(self, problem, structure, prices, scale, local) -> Moved:
         """Where the repair starts: the cells priced under ``prices`` projected on the
@@ -609,8 +627,12 @@ def local_rows(problem: Problem) -> np.ndarray:
     rows = problem.rows
     local = np.zeros(len(rows), dtype=bool)
     limit = min(LOCAL_CELLS, LOCAL_SHARE * problem.n_cells)
+    # A zone's cells counted over the cell groups, each in one zone of every zoning: one
+    # pass over the cells (national 100 m, seven zonings: 0.02 s instead of 0.3 s a solve).
+    groups = problem.groups
+    group_cells = np.bincount(groups.group, minlength=groups.count)
     for l in range(problem.n_zonings):
-        cells = np.bincount(problem.zones[l], minlength=problem.n_zones[l])
+        cells = np.bincount(groups.zones[:, l], weights=group_cells, minlength=problem.n_zones[l])
         in_zoning = rows.zoning == l
         local[in_zoning] = cells[rows.zone[in_zoning]] <= limit
     return local
@@ -647,11 +669,15 @@ AGGREGATE_WINDOW = 2.0
 # Evaluations of the fine stage after which it gives way to the aggregated LP: a problem
 # without large tied classes settles well within them.
 FINE_EVALUATIONS = 300
-# The share of all cells near a tie (active in the fine stage) beyond which a cold start
-# goes to the aggregated LP without the fine stage: large tied classes make the smoothed
-# dual stiff, and each evaluation visits them all. National 100 m: 13% near a tie under the
-# sample's prices, 43% after the first round, 131 evaluations (5-6 s CPU) for prices the
-# aggregated LP replaced; 250 m: 17%, replaced too; the synthetic instances: 3-4%, settled.
+# The share of all cells near a tie (active in the fine stage) beyond which the prices go to
+# the aggregated LP without the fine stage: large tied classes make the smoothed dual stiff,
+# and each evaluation visits them all. National 100 m: 13% near a tie under the sample's
+# prices, 43% after the first round, 131 evaluations (5-6 s CPU) for prices the aggregated
+# LP replaced; 250 m: 17%, replaced too; the synthetic instances: 3-4%, settled. A warm start
+# too: national 100 m from its own optimum's prices x 1.1 or x 0.5, 16.1 and 14.9 s -> 11.4
+# and 11.2 s (the fine stage spent its budget and the aggregated LP answered all the same);
+# from the optimum itself 9.8 s -> 10.6 s wall, 13.2 -> 11.3 s CPU; the rule costs' three
+# full re-solves 19.2-19.9 s CPU -> 11.2-13.6 s.
 STIFF_SHARE = 0.1
 
 
@@ -822,8 +848,8 @@ def smoothed_prices(
     warm: bool = False,
 ) -> tuple[np.ndarray, float, bool]:
     """Near-optimal prices, the temperature they were found at, and whether the fine stage
-    settled (False: it spent :data:`FINE_EVALUATIONS` first, or from a cold start found more
-    than :data:`STIFF_SHARE` of the cells near a tie).
+    settled (False: it spent :data:`FINE_EVALUATIONS` first, or found more than
+    :data:`STIFF_SHARE` of the cells near a tie).
 
     The sample stage starts from ``prices``; with ``warm`` prices (of a neighbouring
     problem) the fine stage starts from whichever of those and the sample's is better by
@@ -875,7 +901,7 @@ def smoothed_prices(
                 too_far = min(too_far, step_radius)
                 priced, radius = centre, max(base_radius, step_radius / 4)
         active = priced.margin < window
-        if not warm and np.count_nonzero(active) > STIFF_SHARE * problem.n_cells:
+        if np.count_nonzero(active) > STIFF_SHARE * problem.n_cells:
             return priced.prices, tau, False
         settled = ~active
         settled_part = (

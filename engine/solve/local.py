@@ -16,8 +16,10 @@ Exactness does not rest on that choice of cells. Every repair round prices *all*
 a fixed cell that the new prices make improving joins the free ones; the result carries the
 fast solver's certificate, the dual bound of its prices over the whole problem against the
 objective of its allocation. When that certificate fails (the repair did not settle within
-``max_repairs`` rounds, or the gap is above ``gap_tolerance``) the problem is solved again
-in full, warm-started from the same prices, and that answer is returned instead.
+``max_repairs`` rounds, or the gap is above ``gap_tolerance``), or the repair frees more
+cells than the solved problem's last LP held by :data:`engine.solve.fast.NEAR_GROWTH` (its
+LPs would cost more than a full re-solve's), the problem is solved again in full,
+warm-started from the same prices, and that answer is returned instead.
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ def resolve_near(
     ``changed``: the cells whose options differ between ``before`` and ``problem``, where
     the caller knows them (None: found by comparing every cell's). The solution's
     ``timings['local']`` says how it was found: ``'restricted'`` (certified on the whole
-    problem) or ``'full'`` (the full warm re-solve answered: too many cells switch, or the
-    certificate failed). ``fallback=False`` returns the restricted answer whatever its
+    problem) or ``'full'`` (the full warm re-solve answered: too many cells switch, the
+    repair freed more cells than the full re-solve's LPs hold, or the certificate failed;
+    ``timings['local_reason']`` says which). ``fallback=False`` returns the restricted answer whatever its
     certificate says (its ``status`` and ``gap`` tell). Hard targets that cannot be met
     raise ``InfeasibleError``, as in :func:`engine.solve`; ``tested=True`` skips that test
     where the caller knows it would pass ``problem`` unchanged (a relaxation, with the same
@@ -86,7 +89,7 @@ def resolve_near(
     if sol.status == "optimal" or not fallback:
         sol.timings["local"] = "restricted"
         return sol
-    return _full(problem, start, gap_tolerance, sol.status)
+    return _full(problem, start, gap_tolerance, sol.timings.get("stopped", sol.status))
 
 
 def _full(problem, start, gap_tolerance, reason) -> Solution:
