@@ -110,9 +110,7 @@ def test_prices_from_the_aggregated_lp_end_at_the_optimum(problem, step, window,
 
 @SETTINGS
 @given(problems(tied=True, max_cells=300, extremes=True), st.sampled_from([None, 1.0, 1.1, 0.5]))
-def test_a_stiff_smoothed_dual_goes_to_the_aggregated_lp_from_a_cold_or_warm_start(
-    problem, warm
-):
+def test_a_stiff_smoothed_dual_goes_to_the_aggregated_lp_from_a_cold_or_warm_start(problem, warm):
     """Where more than STIFF_SHARE of the cells lie near a tie the fine price stage is
     skipped, from a cold start and from a warm one (the optimum's prices, scaled): here every
     problem counts as stiff, so the aggregated LP gives the prices, and they lead to the

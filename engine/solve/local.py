@@ -62,11 +62,12 @@ def resolve_near(
     ``timings['local']`` says how it was found: ``'restricted'`` (certified on the whole
     problem) or ``'full'`` (the full warm re-solve answered: too many cells switch, the
     repair freed more cells than the full re-solve's LPs hold, or the certificate failed;
-    ``timings['local_reason']`` says which). ``fallback=False`` returns the restricted answer whatever its
-    certificate says (its ``status`` and ``gap`` tell). Hard targets that cannot be met
-    raise ``InfeasibleError``, as in :func:`engine.solve`; ``tested=True`` skips that test
-    where the caller knows it would pass ``problem`` unchanged (a relaxation, with the same
-    targets, of a problem that passed it so: every allocation of that one is one of this).
+    ``timings['local_reason']`` says which). ``fallback=False`` returns the restricted
+    answer whatever its certificate says (its ``status`` and ``gap`` tell). Hard targets
+    that cannot be met raise ``InfeasibleError``, as in :func:`engine.solve`; ``tested=True``
+    skips that test where the caller knows it would pass ``problem`` unchanged (a
+    relaxation, with the same targets, of a problem that passed it so: every allocation of
+    that one is one of this).
     """
     if not tested:
         # As engine.solve: unmet hard targets raise, targets a hair out of reach are moved.
