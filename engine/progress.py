@@ -11,8 +11,9 @@ On a terminal the progress is one line, redrawn in place::
     ruimtepuzzel [4/8] solve: 1,200/15,000 price evaluations, at most 1 min 30 s left (12 s)
 
 Anywhere else (a batch job's log, a pipe) it is whole lines, like the engine's log lines: one
-when a stage starts, one when it ends and one at most every :data:`LOG_EVERY` seconds in
-between, so that a cluster's log file holds lines and no carriage returns. With ``show``
+when a stage starts, one when it ends, one when its work turns to another kind (the rules'
+re-solves, then the exchanges, then the maps) and one at most every :data:`LOG_EVERY`
+seconds in between, so that a cluster's log file holds lines and no carriage returns. With ``show``
 False nothing is shown and only the timings are kept.
 
 Work deep in the engine (grid tiles, price evaluations, repair LPs, compaction) tells
@@ -234,6 +235,10 @@ class Stages:
         seconds left (said "about"), instead of its rate's."""
         with self._lock:
             now = time.perf_counter()
+            # A stage's next kind of work is shown at once in a log too: the last line's time
+            # left was the previous kind's ("19/19 rules re-solved, about 0 s left" stood for
+            # 18 s of exchanges and maps at national 100 m).
+            next_kind = self._work is not None and self._work.unit != unit
             if self._work is None:
                 # The stage's first work counts from the stage's start.
                 since, done_since = self._t, 0
@@ -246,7 +251,7 @@ class Stages:
             self._work = _Work(
                 unit, done, total, at_most, expected, note, since, done_since, told_left
             )
-        self._show()
+        self._show(force=next_kind)
 
     def close(self) -> None:
         global _active

@@ -59,6 +59,25 @@ def test_lines_for_a_log_with_the_time_left(every_line):
     assert set(stages.timings) == {"grid", "solve"}
 
 
+def test_the_next_kind_of_work_in_a_stage_is_shown_at_once_in_a_log():
+    """A log shows a line every LOG_EVERY seconds, but a stage's next kind of work at once:
+    the last line's time left was the previous kind's."""
+    out = io.StringIO()
+    with Stages(["analysis"], show=True, stream=out, tty=False) as stages:
+        stages.start("analysis")
+        advance(1, 2, "rules re-solved")  # the stage's first work: within LOG_EVERY
+        advance(2, 2, "rules re-solved")
+        advance(0, 3, "exchanges verified")
+        advance(1, 3, "exchanges verified")
+        stages.done()
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "ruimtepuzzel: [1/1] analysis: started",
+        "ruimtepuzzel: [1/1] analysis: 0/3 exchanges verified (0 s)",
+        "ruimtepuzzel: [1/1] analysis: done",
+    ]
+
+
 def test_work_that_expects_to_end_before_its_budget_says_about(every_line, monkeypatch):
     now = [0.0]
     monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
@@ -165,6 +184,9 @@ def test_a_run_shows_every_stage_in_order_with_the_analysis_its_own(
     assert gaining and gaining[-1] == "0"
     assert re.search(r"\[4/8\] solve: \d+/\d+ repair LPs \(.+\), about .+ left", err)
     assert re.search(r"\[3/8\] compile: \d+/\d+ option values, .+ left", err)
+    # The analysis's maps and page after its re-solves: a count of their own.
+    assert "[7/8] analysis: 0/5 outputs written" in err
+    assert "[7/8] analysis: 5/5 outputs written" in err
 
 
 def test_a_run_without_the_analysis_has_no_such_stage(grid, tmp_path, capsys):

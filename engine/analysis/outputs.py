@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import progress
 from engine.analysis.addability import addability
 from engine.analysis.conflict import CLASSES, cell_conflict, conflict_summary, contested_pairs
 from engine.analysis.exchange import exchange_suggestions
@@ -230,18 +231,26 @@ def analysis_outputs(
     report["verdicts"] = clean_json(verdicts(compiled, report))
     arrays = result["arrays"]
     conflict = arrays["conflict"]
+    # The maps and the page take seconds after the last re-solve (national 100 m: 8 s): a
+    # count of their own, shown as it starts.
+    progress.advance(0, 5, "outputs written")
     write_conflict_tif(out / "conflict.tif", compiled, ds, conflict)
     write_file(out / "conflict.tif.aux.xml", conflict_aux_xml())
+    progress.advance(1, 5, "outputs written")
     margin = np.where(np.isfinite(conflict.margin), conflict.margin, np.nan)
     write_float_tif(out / "margin.tif", compiled, ds, {"margin": margin})
+    progress.advance(2, 5, "outputs written")
     write_float_tif(
         out / "scarcity.tif",
         compiled,
         ds,
         {name: arrays["prices"][:, k] for k, name in enumerate(problem.claim_names)},
     )
+    progress.advance(3, 5, "outputs written")
     write_float_tif(out / "regret.tif", compiled, ds, {"regret": arrays["regret"]})
+    progress.advance(4, 5, "outputs written")
     write_file(out / "report.html", render_report(report, manifest or {}, out, lang))
+    progress.advance(5, 5, "outputs written")
     # Timed after the page is drawn: the maps are a good part of the analysis stage.
     report.setdefault("timings", {})["analysis"] = time.perf_counter() - t
     return report
