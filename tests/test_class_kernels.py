@@ -224,3 +224,34 @@ def test_classes_for_any_options_and_threads(build, threads, n_options, forbidde
         first, of_cell = reference_classes(hashes)
         assert np.array_equal(classes.first, first)
         assert np.array_equal(classes.of_cell, of_cell)
+
+
+def _joined_by_sorting(free, cells, options):
+    """What ``FreeCells.join`` did before its kernel: every row sorted, then or-reduced."""
+    all_cells = np.concatenate([free.cells, cells])
+    all_options = np.concatenate([free.options, options])
+    order = np.argsort(all_cells, kind="stable")
+    unique, start = np.unique(all_cells[order], return_index=True)
+    return unique, np.logical_or.reduceat(all_options[order], start, axis=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 8),
+    st.lists(st.integers(0, 60), unique=True, max_size=40),
+    st.lists(st.integers(0, 60), max_size=40),
+    st.integers(0, 2**32 - 1),
+)
+def test_free_cells_joined_as_sorting_every_row_did(n_options, held, added, seed):
+    """Cells already free or not, added once or many times, in any order, none at all: the
+    join's merge gives the cells and options of sorting and or-reducing every row."""
+    rng = np.random.default_rng(seed)
+    held = np.sort(np.asarray(held, dtype=np.int64))
+    free = fast.FreeCells(held, rng.random((len(held), n_options)) < 0.4)
+    cells = np.asarray(added, dtype=np.int32 if seed % 2 else np.int64)
+    options = rng.random((len(cells), n_options)) < 0.4
+    joined = free.join(cells, options)
+    expected_cells, expected_options = _joined_by_sorting(free, cells, options)
+    np.testing.assert_array_equal(joined.cells, expected_cells)
+    np.testing.assert_array_equal(joined.options, expected_options)
+    assert joined.cells.dtype == np.int64 and joined.options.dtype == bool

@@ -977,11 +977,19 @@ class FreeCells:
 
     def join(self, cells: np.ndarray, options: np.ndarray) -> FreeCells:
         """These cells and options as well."""
-        all_cells = np.concatenate([self.cells, cells])
-        all_options = np.concatenate([self.options, options])
-        order = np.argsort(all_cells, kind="stable")
-        unique, start = np.unique(all_cells[order], return_index=True)
-        return FreeCells(unique, np.logical_or.reduceat(all_options[order], start, axis=0))
+        if len(cells) == 0:
+            return self
+        cells = np.ascontiguousarray(cells, dtype=np.int64)
+        order = np.argsort(cells, kind="stable")
+        return FreeCells(
+            *kernels.joined_free(
+                np.ascontiguousarray(self.cells, dtype=np.int64),
+                np.ascontiguousarray(self.options, dtype=bool),
+                cells,
+                np.ascontiguousarray(options, dtype=bool),
+                order,
+            )
+        )
 
 
 def tie_window(problem: Problem, tau: float) -> float:

@@ -86,8 +86,8 @@ def _solver_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
 
 def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
     """The kernels of :mod:`engine.suitability` (building ``v``), of the rules' minimum
-    patch sizes, of the grid build, of the compaction (:mod:`engine.solve.compact_kernels`)
-    and the classes' serial ones."""
+    patch sizes, of the grid build, of the compaction (:mod:`engine.solve.compact_kernels`),
+    the classes' serial ones and the repair's join of free cells."""
     from engine import rules, suitability
     from engine.grid import noise
     from engine.solve import class_kernels, compact_kernels, kernels
@@ -129,6 +129,7 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
         # Each cell's class: int32 on any grid below 2**31 cells.
         (class_kernels.group_by_hash, (np.zeros(2, np.uint64), a.group.copy())),
         (class_kernels.repair_keys, (a.cells, a.allowed, a.value, a.group, 4)),
+        (kernels.joined_free, (a.cells, a.allowed, a.cells, a.allowed, a.cells)),
     ]
 
 
