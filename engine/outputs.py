@@ -84,21 +84,29 @@ MANIFEST = "manifest.json"
 
 #: The creation options of every GeoTIFF the engine writes: tiled, DEFLATE with the predictor
 #: GDAL picks for the type (horizontal for integers, floating point for floats), overviews.
-#: The tiles are compressed on every core GDAL may use: the same bytes whatever their number
-#: (national 100 m: the analysis's four maps 5.3 s -> 3.5 s on two cores).
 COG_OPTIONS = {
     "driver": "COG",
     "compress": "DEFLATE",
     "predictor": "YES",
     "blocksize": 512,
     "bigtiff": "IF_SAFER",
-    "num_threads": "ALL_CPUS",
 }
 
 
-def cog_options(*, categorical: bool) -> dict:
-    """The COG creation options; categories and masks must not be averaged in overviews."""
-    return {**COG_OPTIONS, "overview_resampling": "nearest" if categorical else "average"}
+def cog_options(*, categorical: bool, threads: int | None = None) -> dict:
+    """The COG creation options; categories and masks must not be averaged in overviews.
+    The tiles are compressed on ``threads`` (default: as many as the solver's kernels may
+    use, ``NUMBA_NUM_THREADS``, which a sweep sets per worker): the same bytes whatever their
+    number (national 100 m: the analysis's four maps 5.3 s -> 3.5 s on two cores)."""
+    if threads is None:
+        import numba
+
+        threads = numba.config.NUMBA_NUM_THREADS
+    return {
+        **COG_OPTIONS,
+        "overview_resampling": "nearest" if categorical else "average",
+        "num_threads": threads,
+    }
 
 
 def cog_bytes(
@@ -114,18 +122,19 @@ def cog_bytes(
     colormap=None,
     tags=None,
     band_tags=None,
+    threads: int | None = None,
 ) -> bytes:
     """A COG in memory: ``bands`` 2-D arrays, one per band (a generator, with ``count``, is
     drawn one band at a time). Built in memory and then written by :func:`write_file`, so
     that a full disk is an ``OSError`` with its errno: GDAL reports it only as a write error
-    at some scanline."""
+    at some scanline. ``threads``: as :func:`cog_options`."""
     from rasterio.io import MemoryFile
 
     count = len(bands) if count is None else count
     bands = iter(bands)
     first = np.asarray(next(bands), dtype=dtype)
     profile = {
-        **cog_options(categorical=categorical),
+        **cog_options(categorical=categorical, threads=threads),
         "width": first.shape[1],
         "height": first.shape[0],
         "count": count,

@@ -4,6 +4,7 @@ is wrong on purpose, which only the certificate's fallback puts right."""
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 
@@ -341,32 +342,49 @@ def test_a_change_that_switches_many_cells_goes_to_the_full_re_solve_at_once():
     _assert_same_optimum(neighbour, answered)
 
 
-def test_a_repair_that_outgrows_the_solved_problems_last_lp_goes_to_the_full_re_solve():
-    """From the repair end, a change that frees more than NEAR_GROWTH times the cells of the
-    solved problem's last LP stops the restricted repair (its LPs would outgrow the full
-    re-solve's) and the full re-solve answers; without that limit the restricted one does.
-    Both are the optimum."""
+def _grown_from_the_end(growth: float, floor: int, **options):
+    """The wide lift re-solved from the base's repair end, restricted however many cells
+    switch, with the growth limit ``growth`` and its floor ``floor`` (in cells)."""
     problem = allocation_problem(3000, 6, 4, seed=5, forbidden=0.4)
     base = _quiet(solve_fast, problem)
     neighbour = relaxed_problem(problem, np.ones_like(problem.allowed))
-    answers = {}
-    for growth in (np.inf, 1.0):
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(fast, "SWITCH_MOST", 1.0)
-            patch.setattr(fast, "NEAR_GROWTH", growth)
-            answers[growth] = _quiet(
-                local.resolve_near,
-                neighbour,
-                base.row_prices,
-                problem.allowed,
-                end=base.repair_end,
-            )
-    assert answers[np.inf].timings["local"] == "restricted"
-    assert answers[np.inf].timings["lp_cells"] > len(base.repair_end.free.cells)
-    assert answers[1.0].timings["local"] == "full"
-    reason = answers[1.0].timings["local_reason"]
-    assert reason.endswith(f"cells free, above {len(base.repair_end.free.cells):,}")
-    for answered in answers.values():
+    with pytest.MonkeyPatch.context() as patch:
+        # Every cell may switch (the floor of SWITCH_CELLS is also the switching limit's).
+        patch.setattr(fast, "SWITCH_MOST", 1.0)
+        patch.setattr(fast, "SWITCH_SHARE", 1.0)
+        patch.setattr(fast, "SWITCH_CELLS", floor)
+        patch.setattr(fast, "NEAR_GROWTH", growth)
+        answered = _quiet(
+            local.resolve_near,
+            neighbour,
+            base.row_prices,
+            problem.allowed,
+            end=base.repair_end,
+            **options,
+        )
+    return answered, neighbour, base
+
+
+def test_a_repair_that_outgrows_the_solved_problems_last_lp_goes_to_the_full_re_solve():
+    """From the repair end, a change that frees more than NEAR_GROWTH times the cells of the
+    solved problem's last LP (or of its own start) stops the restricted repair, its LPs
+    would outgrow the full re-solve's, and the full re-solve answers. Without that limit,
+    below its floor of SWITCH_CELLS, or where the caller takes the restricted answer
+    whatever it costs (``fallback=False``), the restricted one answers. All are the
+    optimum."""
+    unlimited, neighbour, base = _grown_from_the_end(np.inf, 0)
+    assert unlimited.timings["local"] == "restricted"
+    assert unlimited.timings["lp_cells"] > len(base.repair_end.free.cells)
+    stopped, _, _ = _grown_from_the_end(1.0, 0)
+    assert stopped.timings["local"] == "full"
+    reason = re.fullmatch(r"([\d,]+) cells free, above ([\d,]+)", stopped.timings["local_reason"])
+    freed, limit = (int(n.replace(",", "")) for n in reason.groups())
+    assert freed > limit >= len(base.repair_end.free.cells)
+    below_floor, _, _ = _grown_from_the_end(1.0, 10**6)
+    assert below_floor.timings["local"] == "restricted"
+    taken, _, _ = _grown_from_the_end(1.0, 0, fallback=False)
+    assert taken.timings["local"] == "restricted" and "stopped" not in taken.timings
+    for answered in (unlimited, stopped, below_floor, taken):
         _assert_same_optimum(neighbour, answered)
 
 

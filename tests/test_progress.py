@@ -185,8 +185,8 @@ def test_a_run_shows_every_stage_in_order_with_the_analysis_its_own(
     assert re.search(r"\[4/8\] solve: \d+/\d+ repair LPs \(.+\), about .+ left", err)
     assert re.search(r"\[3/8\] compile: \d+/\d+ option values, .+ left", err)
     # The analysis's maps and page after its re-solves: a count of their own.
-    assert "[7/8] analysis: 0/5 outputs written" in err
-    assert "[7/8] analysis: 5/5 outputs written" in err
+    assert "[7/8] analysis: 0/6 outputs written" in err
+    assert "[7/8] analysis: 6/6 outputs written" in err
 
 
 def test_a_run_without_the_analysis_has_no_such_stage(grid, tmp_path, capsys):

@@ -231,26 +231,22 @@ def analysis_outputs(
     report["verdicts"] = clean_json(verdicts(compiled, report))
     arrays = result["arrays"]
     conflict = arrays["conflict"]
+    margin = np.where(np.isfinite(conflict.margin), conflict.margin, np.nan)
+    prices = {name: arrays["prices"][:, k] for k, name in enumerate(problem.claim_names)}
+    writes = [
+        lambda: write_conflict_tif(out / "conflict.tif", compiled, ds, conflict),
+        lambda: write_file(out / "conflict.tif.aux.xml", conflict_aux_xml()),
+        lambda: write_float_tif(out / "margin.tif", compiled, ds, {"margin": margin}),
+        lambda: write_float_tif(out / "scarcity.tif", compiled, ds, prices),
+        lambda: write_float_tif(out / "regret.tif", compiled, ds, {"regret": arrays["regret"]}),
+        lambda: write_file(out / "report.html", render_report(report, manifest or {}, out, lang)),
+    ]
     # The maps and the page take seconds after the last re-solve (national 100 m: 8 s): a
     # count of their own, shown as it starts.
-    progress.advance(0, 5, "outputs written")
-    write_conflict_tif(out / "conflict.tif", compiled, ds, conflict)
-    write_file(out / "conflict.tif.aux.xml", conflict_aux_xml())
-    progress.advance(1, 5, "outputs written")
-    margin = np.where(np.isfinite(conflict.margin), conflict.margin, np.nan)
-    write_float_tif(out / "margin.tif", compiled, ds, {"margin": margin})
-    progress.advance(2, 5, "outputs written")
-    write_float_tif(
-        out / "scarcity.tif",
-        compiled,
-        ds,
-        {name: arrays["prices"][:, k] for k, name in enumerate(problem.claim_names)},
-    )
-    progress.advance(3, 5, "outputs written")
-    write_float_tif(out / "regret.tif", compiled, ds, {"regret": arrays["regret"]})
-    progress.advance(4, 5, "outputs written")
-    write_file(out / "report.html", render_report(report, manifest or {}, out, lang))
-    progress.advance(5, 5, "outputs written")
+    for done, write in enumerate(writes):
+        progress.advance(done, len(writes), "outputs written")
+        write()
+    progress.advance(len(writes), len(writes), "outputs written")
     # Timed after the page is drawn: the maps are a good part of the analysis stage.
     report.setdefault("timings", {})["analysis"] = time.perf_counter() - t
     return report

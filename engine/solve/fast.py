@@ -67,10 +67,12 @@ SAMPLE_CELLS = 40_000
 # cells, solar yield halved 27 k -> 63 k -> 361 k, whose LPs cost twice a price search.
 SEARCHLESS_GROWTH = 4.0
 # Starting where a solved problem's repair ended (``Near.end``), the repair stops when it
-# frees this many times the cells of that repair's last LP: its LPs then outgrow a full warm
-# re-solve's. National 100 m, the rules lifted that the restricted re-solve answered: at most
-# 0.97-1.03 times those 567,599 cells, but edge_homes_next_to_towns 1.48 times after its first
-# LP and 1.85 by its fifth (394,703 classes, 14.3 s), 27.9 s in all against 10.7 s in full.
+# frees this many times the cells of that repair's last LP, or of its own start where that
+# is more, and at least SWITCH_CELLS (LPs that small cost less than any price search): its
+# LPs then outgrow a full warm re-solve's. National 100 m, the rules lifted that the
+# restricted re-solve answered: at most 0.97-1.03 times those 567,599 cells, but
+# edge_homes_next_to_towns 1.48 times after its first LP and 1.85 by its fifth (394,703
+# classes, 14.3 s), 27.9 s in all against 10.7 s in full.
 NEAR_GROWTH = 1.25
 
 
@@ -151,7 +153,7 @@ def solve_fast(
         del priced, free
     max_free = None if search else SEARCHLESS_GROWTH * len(start.free.cells)
     if max_free is not None and near is not None:
-        max_free = min(max_free, near.free_limit())
+        max_free = min(max_free, near.free_limit(len(start.free.cells)))
     # Only the start holds them now: the repair lets them go once used.
     del moved, basis
     return repair(
@@ -220,6 +222,11 @@ def repair(
     rounds = -1
     gaining: list[int] = []  # after each LP, the cells that gain from another option
     for rounds in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
+        if max_free is not None and len(free.cells) > max_free:
+            # Far from the given prices (cells joined, or widened for a hard target): the
+            # status says it is no optimum, and the LP over them is not solved in vain.
+            timings["stopped"] = f"{len(free.cells):,} cells free, above {max_free:,.0f}"
+            break
         # The last pass's choices and margins (10 bytes a cell, 0.56 GB at 25 m) are not
         # held while HiGHS runs: only widening needs them, and their prices give them again.
         priced = PricedCells(priced.prices, None, None, priced.bound)
@@ -247,10 +254,6 @@ def repair(
             break
         if better is not None:
             free = free.join(*better)
-            if max_free is not None and len(free.cells) > max_free:
-                # Far from the given prices: the status says it is no optimum.
-                timings["stopped"] = f"{len(free.cells):,} cells free, above {max_free:,.0f}"
-                break
         elif box is not None:
             # The free cells alone need prices beyond the box and no other cell joins at its
             # edge, or a price rests on its edge without trading (a degenerate LP: any price
@@ -363,6 +366,9 @@ class Near:
     # Beyond this share of the cells switching the price search runs (None: the limit of
     # SWITCH_CELLS, SWITCH_SHARE and SWITCH_MOST).
     switch_share: float | None = None
+    # Whether the repair stops once it outgrows the solved problem's (:meth:`free_limit`);
+    # False where the caller takes the restricted answer whatever it costs.
+    limit_growth: bool = True
 
     def switch_limit(self, n_cells: int) -> float:
         """The most cells that may switch for the repair to start from the prices."""
@@ -370,12 +376,13 @@ class Near:
             return self.switch_share * n_cells
         return min(SWITCH_CELLS + SWITCH_SHARE * n_cells, SWITCH_MOST * n_cells)
 
-    def free_limit(self) -> float:
-        """The most cells the repair from ``end`` may free: :data:`NEAR_GROWTH` times its
-        last LP's (no limit without ``end`` or with a ``switch_share`` of the caller's)."""
-        if self.end is None or self.switch_share is not None:
+    def free_limit(self, start_cells: int) -> float:
+        """The most cells the repair from ``end`` may free, having started with
+        ``start_cells``: :data:`NEAR_GROWTH` times the more of those and ``end``'s last LP's,
+        at least :data:`SWITCH_CELLS` (no limit without ``end`` or ``limit_growth``)."""
+        if self.end is None or not self.limit_growth:
             return math.inf
-        return NEAR_GROWTH * len(self.end.free.cells)
+        return max(NEAR_GROWTH * max(len(self.end.free.cells), start_cells), SWITCH_CELLS)
 
     def moved(self, problem, structure, prices, scale, local) -> Moved:
         """Where the repair starts: the cells priced under ``prices`` projected on the

@@ -297,7 +297,10 @@ def joined_free(cells, options, more_cells, more_options, order):
         for o in range(n_opt):
             if source[row, o]:
                 out_options[k, o] = True
-    return out_cells[: k + 1], out_options[: k + 1]
+    if k + 1 == n + m:
+        return out_cells, out_options
+    # Not views of the larger buffers: the free cells may outlive the repair (its end).
+    return out_cells[: k + 1].copy(), out_options[: k + 1].copy()
 
 
 # Below this many cells a pass runs on one thread (read at every call, so a test can force

@@ -73,7 +73,14 @@ def resolve_near(
         # As engine.solve: unmet hard targets raise, targets a hair out of reach are moved.
         problem = check_feasible(problem)
     start = initial_prices(problem, prices)
-    near = Near(before, end, targets, changed=changed, switch_share=None if fallback else 1.0)
+    near = Near(
+        before,
+        end,
+        targets,
+        changed=changed,
+        switch_share=None if fallback else 1.0,
+        limit_growth=fallback,
+    )
     with gaps_muted():
         # A restricted answer that is not certified is replaced below, not reported.
         sol = solve_fast(
