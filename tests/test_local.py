@@ -591,3 +591,33 @@ def test_a_nudge_within_the_tolerance_is_no_move_and_the_two_sides_do_not_cancel
     )
     assert len(drawn) > 0 and len(cells) > len(drawn)
     assert options.any(axis=1).all()
+
+
+@pytest.mark.parametrize("way", ["switching", "certificate"])
+def test_a_full_re_solve_starts_its_aggregated_lp_where_the_solved_problems_ended(way):
+    """A stiff problem's prices come from the aggregated LP; a neighbour re-solved in full
+    (too many cells switch, or the restricted answer fails its certificate) starts its own
+    aggregated LP from that LP's basis, carried by name, and ends at the optimum."""
+    problem = allocation_problem(3000, 6, 4, seed=5, forbidden=0.4)
+    neighbour = relaxed_problem(problem, np.ones_like(problem.allowed))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast, "STIFF_SHARE", -1.0)  # every price search ends in it
+        base = _quiet(solve_fast, problem)
+        assert base.repair_end.aggregated is not None
+        if way == "switching":
+            patch.setattr(fast, "SWITCH_MOST", 0.0)
+            options = {}
+        else:
+            patch.setattr(fast, "SWITCH_MOST", 1.0)
+            options = {"max_repairs": 1}
+        answered = _quiet(
+            local.resolve_near,
+            neighbour,
+            base.row_prices,
+            problem.allowed,
+            end=base.repair_end,
+            **options,
+        )
+    assert answered.timings["local"] == "full"
+    assert answered.timings["aggregated_start"] == "carried"
+    _assert_same_optimum(neighbour, answered)

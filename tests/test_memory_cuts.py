@@ -387,8 +387,8 @@ def test_the_repair_lets_the_price_stage_go_before_its_certificate(problem, aggr
         passes.append(weakref.ref(priced))
         return priced
 
-    def aggregated_lp(*args):
-        lp = aggregate(*args)
+    def aggregated_lp(*args, **kwargs):
+        lp = aggregate(*args, **kwargs)
         lps.append(weakref.ref(lp))
         return lp
 

@@ -97,13 +97,16 @@ def resolve_near(
     if sol.status == "optimal" or not fallback:
         sol.timings["local"] = "restricted"
         return sol
-    return _full(problem, start, gap_tolerance, sol.timings.get("stopped", sol.status))
+    return _full(problem, start, near, gap_tolerance, sol.timings.get("stopped", sol.status))
 
 
-def _full(problem, start, gap_tolerance, reason) -> Solution:
-    """The full warm re-solve, when the restricted one is not the way (``reason``)."""
+def _full(problem, start, near, gap_tolerance, reason) -> Solution:
+    """The full warm re-solve, when the restricted one is not the way (``reason``): its
+    aggregated LP starts where the solved problem's ended (``near.end``)."""
     logger.debug("restricted re-solve not used (%s): full warm re-solve", reason)
-    return _answered_in_full(solve_fast(problem, prices=start, gap_tolerance=gap_tolerance), reason)
+    return _answered_in_full(
+        solve_fast(problem, prices=start, near=near, gap_tolerance=gap_tolerance), reason
+    )
 
 
 def _answered_in_full(sol: Solution, reason: str) -> Solution:
