@@ -342,18 +342,15 @@ def test_a_change_that_switches_many_cells_goes_to_the_full_re_solve_at_once():
     _assert_same_optimum(neighbour, answered)
 
 
-def _grown_from_the_end(growth: float, floor: int, **options):
-    """The wide lift re-solved from the base's repair end, restricted however many cells
-    switch, with the growth limit ``growth`` and its floor ``floor`` (in cells)."""
+def _wide_lift_from_the_end(settings: dict, **options):
+    """Every pair a 3000-cell problem forbids lifted at once, re-solved from the base's
+    repair end, with ``settings`` of :mod:`engine.solve.fast` for both solves."""
     problem = allocation_problem(3000, 6, 4, seed=5, forbidden=0.4)
-    base = _quiet(solve_fast, problem)
     neighbour = relaxed_problem(problem, np.ones_like(problem.allowed))
     with pytest.MonkeyPatch.context() as patch:
-        # Every cell may switch (the floor of SWITCH_CELLS is also the switching limit's).
-        patch.setattr(fast, "SWITCH_MOST", 1.0)
-        patch.setattr(fast, "SWITCH_SHARE", 1.0)
-        patch.setattr(fast, "SWITCH_CELLS", floor)
-        patch.setattr(fast, "NEAR_GROWTH", growth)
+        for name, value in settings.items():
+            patch.setattr(fast, name, value)
+        base = _quiet(solve_fast, problem)
         answered = _quiet(
             local.resolve_near,
             neighbour,
@@ -363,6 +360,14 @@ def _grown_from_the_end(growth: float, floor: int, **options):
             **options,
         )
     return answered, neighbour, base
+
+
+def _grown_from_the_end(growth: float, floor: int, **options):
+    """The wide lift from the repair end, restricted however many cells switch, with the
+    growth limit ``growth`` and its floor ``floor`` (in cells)."""
+    # Every cell may switch (the floor of SWITCH_CELLS is also the switching limit's).
+    settings = {"SWITCH_MOST": 1.0, "SWITCH_SHARE": 1.0, "SWITCH_CELLS": floor}
+    return _wide_lift_from_the_end({**settings, "NEAR_GROWTH": growth}, **options)
 
 
 def test_a_repair_that_outgrows_the_solved_problems_last_lp_goes_to_the_full_re_solve():
@@ -598,26 +603,12 @@ def test_a_full_re_solve_starts_its_aggregated_lp_where_the_solved_problems_ende
     """A stiff problem's prices come from the aggregated LP; a neighbour re-solved in full
     (too many cells switch, or the restricted answer fails its certificate) starts its own
     aggregated LP from that LP's basis, carried by name, and ends at the optimum."""
-    problem = allocation_problem(3000, 6, 4, seed=5, forbidden=0.4)
-    neighbour = relaxed_problem(problem, np.ones_like(problem.allowed))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fast, "STIFF_SHARE", -1.0)  # every price search ends in it
-        base = _quiet(solve_fast, problem)
-        assert base.repair_end.aggregated is not None
-        if way == "switching":
-            patch.setattr(fast, "SWITCH_MOST", 0.0)
-            options = {}
-        else:
-            patch.setattr(fast, "SWITCH_MOST", 1.0)
-            options = {"max_repairs": 1}
-        answered = _quiet(
-            local.resolve_near,
-            neighbour,
-            base.row_prices,
-            problem.allowed,
-            end=base.repair_end,
-            **options,
-        )
+    # Every price search ends in the aggregated LP; every change goes to the full re-solve
+    # at once, or the restricted one stops after one LP uncertified.
+    settings = {"STIFF_SHARE": -1.0, "SWITCH_MOST": 0.0 if way == "switching" else 1.0}
+    options = {} if way == "switching" else {"max_repairs": 1}
+    answered, neighbour, base = _wide_lift_from_the_end(settings, **options)
+    assert base.repair_end.aggregated is not None
     assert answered.timings["local"] == "full"
     assert answered.timings["aggregated_start"] == "carried"
     _assert_same_optimum(neighbour, answered)
