@@ -93,7 +93,7 @@ def solve_fast(
     given prices, exact all the same (it frees cells until none improves). Prices of a
     near neighbour (the praatkaart's variant of its base) settle in a few rounds; from far
     ones the repair stops once it frees :data:`SEARCHLESS_GROWTH` times the cells it started
-    with, or :data:`NEAR_GROWTH` times those of the last LP of the repair ``near`` ended
+    with, or more than :meth:`Near.free_limit` allows from where ``near``'s repair ended
     (its LPs would cost more than a price search), or after ``max_repairs`` rounds, and
     the status says the result is not the optimum (not certified, or an allocation that
     misses a target: a boxed repair LP's). ``near`` says more of the solved problem the
