@@ -17,9 +17,9 @@ a fixed cell that the new prices make improving joins the free ones; the result 
 fast solver's certificate, the dual bound of its prices over the whole problem against the
 objective of its allocation. When that certificate fails (the repair did not settle within
 ``max_repairs`` rounds, or the gap is above ``gap_tolerance``), or the repair frees more
-cells than the solved problem's last LP held by :data:`engine.solve.fast.NEAR_GROWTH` (its
-LPs would cost more than a full re-solve's), the problem is solved again in full,
-warm-started from the same prices, and that answer is returned instead.
+cells than :meth:`engine.solve.fast.Near.free_limit` allows (its LPs would cost more than a
+full re-solve's), the problem is solved again in full, warm-started from the same prices
+(its aggregated LP from the solved problem's), and that answer is returned instead.
 """
 
 from __future__ import annotations
