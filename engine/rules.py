@@ -29,6 +29,7 @@ import numpy as np
 
 from engine.config import Config, ConfigError, Rule, did_you_mean, slugify
 from engine.grid import read_once
+from engine.solve.compact import grid_neighbours, positions_among
 
 __all__ = [
     "Cells",
@@ -784,15 +785,7 @@ def _join(piece, a, b):
 def _neighbours_of(cells: Cells, idx: np.ndarray) -> np.ndarray:
     """(len(idx), 4) the cells left, right, above and below cells ``idx``, -1 where there is
     none in ``cells``; built for these cells only, so a reservation at 25 m stays small."""
-    nx = cells.shape[1]
-    flat = cells.flat[idx]
-    col = flat % nx
-    around = np.stack([flat - 1, flat + 1, flat - nx, flat + nx], axis=1)
-    pos = np.clip(np.searchsorted(cells.flat, around), 0, len(cells.flat) - 1)
-    found = cells.flat[pos] == around
-    found[:, 0] &= col > 0
-    found[:, 1] &= col < nx - 1
-    return np.where(found, pos, -1)
+    return grid_neighbours(cells.shape, cells.flat, idx)
 
 
 def _groups_in_province(cells: Cells, rule: Rule) -> np.ndarray:
@@ -881,7 +874,7 @@ def _fill_in_patches(ranked: np.ndarray, k: int, neighbours, min_cells: int) -> 
     anywhere. Pieces of candidate land smaller than ``min_cells`` come last, so a patch below
     the minimum remains only where the group has no other land, or for its last few cells.
     Where the deepest cells already lie together this takes exactly them."""
-    nbr = _positions(ranked, neighbours(ranked))
+    nbr = positions_among(ranked, neighbours(ranked))
     # Best first within the pieces that can hold a patch, then within the rest.
     order = np.argsort(_piece_sizes(nbr) < min_cells, kind="stable")
     rank = np.empty_like(order)
@@ -918,13 +911,6 @@ def _fill_in_patches(ranked: np.ndarray, k: int, neighbours, min_cells: int) -> 
         for p in own:
             heapq.heappush(frontier, p)
     return ranked[order[taken]]
-
-
-def _positions(cells: np.ndarray, around: np.ndarray) -> np.ndarray:
-    """``around`` (cell indices, -1 for none) as positions in ``cells``, -1 where not in it."""
-    sorter = np.argsort(cells)
-    at = sorter[np.clip(np.searchsorted(cells, around, sorter=sorter), 0, len(cells) - 1)]
-    return np.where((around >= 0) & (cells[at] == around), at, -1)
 
 
 def _piece_sizes(nbr: np.ndarray) -> np.ndarray:

@@ -174,6 +174,75 @@ def test_fragmentation_counts_patches_and_edges():
     assert b["patches"] == 1 and b["below_min_share"] is None and b["boundary_km"] == 0.75
 
 
+def _fragmentation_over_the_whole_table(geometry, choice, options, zone, n_zones, allowed):
+    """The figures fragmentation's rows are made of, worked out over the grid's whole
+    neighbour table: what the write stage did before it looked up the option's cells alone."""
+    nbr = geometry.neighbours
+    out = []
+    for o in options:
+        mask = choice == o
+        patch, sizes = patch_sizes(geometry, mask)
+        cells = np.flatnonzero(mask)
+        around = nbr[cells]
+        valid = around >= 0
+        edges = (valid & ~mask[np.where(valid, around, 0)]).sum(axis=1)
+        patch = patch[cells]
+        single = sizes[patch] == 1
+        lonely = single & ~np.any(valid & allowed[np.where(valid, around, 0), o], axis=1)
+        out.append((patch, patch * n_zones + zone[cells], edges, single, lonely))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ny=st.integers(1, 12),
+    nx=st.integers(1, 12),
+    seed=st.integers(0, 2**32 - 1),
+    land=st.floats(0.0, 1.0),
+)
+def test_fragmentation_from_the_options_cells_is_the_whole_tables(ny, nx, seed, land):
+    # Grids with sea and holes (cells of the grid outside the problem), any number of
+    # options and zones, rules that leave some single cells nowhere to join.
+    rng = np.random.default_rng(seed)
+    flat = np.flatnonzero(rng.random(ny * nx) < land)
+    n = len(flat)
+    geometry = Geometry((ny, nx), flat, 0.1)
+    names = ["keep", "a", "b", "c"]
+    choice = rng.integers(0, len(names), n)
+    n_zones = int(rng.integers(1, 4))
+    zone = rng.integers(0, n_zones, n)
+    allowed = rng.random((n, len(names))) < 0.5
+    assert np.array_equal(
+        geometry.neighbours_of(np.arange(n)).reshape(n, 4), geometry.neighbours.reshape(n, 4)
+    )
+    rows = fragmentation(
+        geometry,
+        choice,
+        option_names=names,
+        options=[1, 2, 3],
+        zone=zone,
+        zone_names=[f"z{z}" for z in range(n_zones)],
+        cell_ha=1.0,
+        allowed=allowed,
+    )
+    whole = _fragmentation_over_the_whole_table(geometry, choice, [1, 2, 3], zone, n_zones, allowed)
+    for i, (patch, key, edges, single, lonely) in enumerate(whole):
+        national = rows[i * (n_zones + 1)]
+        assert national["patches"] == len(np.unique(patch))
+        assert national["boundary_km"] == float(np.sum(edges * 0.1))
+        assert national["single_cell_share_forced"] == (
+            float(np.count_nonzero(lonely)) / len(patch) if len(patch) else 0.0
+        )
+        assert national["single_cell_share"] == (
+            float(np.count_nonzero(single)) / len(patch) if len(patch) else 0.0
+        )
+        for z in range(n_zones):
+            in_zone = zone[choice == i + 1] == z
+            row = rows[i * (n_zones + 1) + 1 + z]
+            assert row["patches"] == len(np.unique(key[in_zone]))
+            assert row["area_ha"] == float(np.count_nonzero(in_zone))
+
+
 def test_bad_compactness_config_says_file_key_and_fix(tmp_path):
     # The shipped entry for defence is taken out, so that the test can write its own.
     shipped = (shipped_dir("configs") / "national.toml").read_text()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.solve.compact import Geometry, patch_sizes
+from engine.solve.compact import Geometry, positions_among
+from engine.solve.compact_kernels import patch_labels
 
 __all__ = ["fragmentation", "FIELDS"]
 
@@ -54,24 +55,22 @@ def fragmentation(
     n_zones = len(zone_names)
     rows = []
     choice = np.asarray(choice)
-    nbr = geometry.neighbours
     for o in options:
         name = option_names[o]
-        mask = choice == o
-        patch, sizes = patch_sizes(geometry, mask)
-        # Every figure is of the option's own cells: their neighbours alone are looked at,
-        # not the whole grid's, once per option and plan.
-        cells = np.flatnonzero(mask)
-        around = nbr[cells]
+        # Every figure is of the option's own cells: their neighbours alone are looked up,
+        # not the whole grid's table (16 bytes a cell, the 25 m write stage's peak).
+        cells = np.flatnonzero(choice == o)
+        around = geometry.neighbours_of(cells)
         valid = around >= 0
-        edges = (valid & ~mask[np.where(valid, around, 0)]).sum(axis=1) * geometry.cell_km
-        patch = patch[cells]
+        inside = positions_among(cells, around)
+        edges = (valid & (inside < 0)).sum(axis=1) * geometry.cell_km
+        patch = np.zeros(len(cells), dtype=np.int64)
+        sizes = patch_labels(np.arange(len(cells)), np.ones(len(cells), bool), inside, patch)
         forced = sizes[patch] == 1
         if allowed is not None:
             single = np.flatnonzero(forced)
-            forced[single] = ~np.any(
-                _neighbour_values(geometry, allowed[:, o], cells[single]), axis=1
-            )
+            nbr = around[single]
+            forced[single] = ~np.any((nbr >= 0) & allowed[np.where(nbr >= 0, nbr, 0), o], axis=1)
         minimum = min_patch_ha.get(name)
         rows.append(_row(name, "national", patch, edges, forced, cell_ha, minimum))
         # Patches cut at zone borders: a (patch, zone) pair is one patch of the zone. A stable
@@ -79,7 +78,7 @@ def fragmentation(
         zone_of = zone[cells]
         order = np.argsort(zone_of, kind="stable")
         bounds = np.searchsorted(zone_of[order], np.arange(n_zones + 1))
-        key = (patch.astype(np.int64) * n_zones + zone_of)[order]
+        key = (patch * n_zones + zone_of)[order]
         edges, forced = edges[order], forced[order]
         for z in range(n_zones):
             part = slice(bounds[z], bounds[z + 1])
@@ -87,12 +86,6 @@ def fragmentation(
                 _row(name, zone_names[z], key[part], edges[part], forced[part], cell_ha, minimum)
             )
     return rows
-
-
-def _neighbour_values(geometry: Geometry, values: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """(len(cells), 4) ``values`` of the 4-neighbours of ``cells``, False where there is none."""
-    nbr = geometry.neighbours[cells]
-    return (nbr >= 0) & values[np.where(nbr >= 0, nbr, 0)]
 
 
 def _row(option, zone_name, patch_of_cell, edge_km, forced, cell_ha, minimum) -> dict:
