@@ -18,6 +18,7 @@ from engine.analysis.fragmentation import fragmentation
 from engine.compactness import page_rows, plan_objective, sweep_columns
 from engine.config import ConfigError, load_config
 from engine.errors import RuimtepuzzelError
+from engine.paging import file_backed_zeros, release_pages
 from engine.resources import shipped_dir
 from engine.solve.compact import (
     Geometry,
@@ -193,6 +194,14 @@ def _fragmentation_over_the_whole_table(geometry, choice, options, zone, n_zones
     return out
 
 
+class _WithoutTable(Geometry):
+    """A geometry whose whole neighbour table (16 bytes a cell) may not be built."""
+
+    @property
+    def neighbours(self):
+        raise AssertionError("the grid's whole neighbour table was built")
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     ny=st.integers(1, 12),
@@ -207,6 +216,7 @@ def test_fragmentation_from_the_options_cells_is_the_whole_tables(ny, nx, seed, 
     flat = np.flatnonzero(rng.random(ny * nx) < land)
     n = len(flat)
     geometry = Geometry((ny, nx), flat, 0.1)
+    without_table = _WithoutTable((ny, nx), flat, 0.1)
     names = ["keep", "a", "b", "c"]
     choice = rng.integers(0, len(names), n)
     n_zones = int(rng.integers(1, 4))
@@ -216,7 +226,7 @@ def test_fragmentation_from_the_options_cells_is_the_whole_tables(ny, nx, seed, 
         geometry.neighbours_of(np.arange(n)).reshape(n, 4), geometry.neighbours.reshape(n, 4)
     )
     rows = fragmentation(
-        geometry,
+        without_table,
         choice,
         option_names=names,
         options=[1, 2, 3],
@@ -241,6 +251,34 @@ def test_fragmentation_from_the_options_cells_is_the_whole_tables(ny, nx, seed, 
             row = rows[i * (n_zones + 1) + 1 + z]
             assert row["patches"] == len(np.unique(key[in_zone]))
             assert row["area_ha"] == float(np.count_nonzero(in_zone))
+
+
+def test_fragmentation_lets_the_pages_of_a_paged_mask_go(tmp_path):
+    """Single cells spread over the whole grid: the rules' mask is read around each, which
+    with a paged mask (--memory) maps nearly all of it. Those pages go once read."""
+    from tests.test_paging import resident_mb
+
+    ny = nx = 4096
+    n, n_options = ny * nx, 8
+    allowed = file_backed_zeros((n, n_options), np.bool_, tmp_path)  # 128 MB
+    allowed[:] = True
+    release_pages(allowed)
+    choice = np.zeros(n, dtype=np.int16)
+    choice[::997] = 1
+    zone = np.zeros(n, dtype=np.int64)
+
+    def figures(geometry, choice, allowed):
+        names = [f"o{o}" for o in range(n_options)]
+        return fragmentation(
+            geometry, choice, option_names=names, options=[1], zone=zone[: len(choice)],
+            zone_names=[], cell_ha=0.0625, allowed=allowed,
+        )  # fmt: skip
+
+    figures(Geometry((1, 2), np.arange(2), 0.025), choice[:2], allowed[:2])  # kernels loaded
+    before = resident_mb()
+    rows = figures(Geometry((ny, nx), np.arange(n), 0.025), choice, allowed)
+    assert rows[0]["single_cell_share"] == 1.0 and rows[0]["single_cell_share_forced"] == 0.0
+    assert resident_mb() - before < 40, (before, resident_mb())
 
 
 def test_bad_compactness_config_says_file_key_and_fix(tmp_path):

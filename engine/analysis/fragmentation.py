@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.paging import release_pages
 from engine.solve.compact import Geometry, positions_among
 from engine.solve.compact_kernels import patch_labels
 
@@ -71,6 +72,9 @@ def fragmentation(
             single = np.flatnonzero(forced)
             nbr = around[single]
             forced[single] = ~np.any((nbr >= 0) & allowed[np.where(nbr >= 0, nbr, 0), o], axis=1)
+            # A paged mask (engine.paging): each read maps the pages around it, most of the
+            # mask over a national option's scattered single cells (0.8 GB at 25 m).
+            release_pages(allowed)
         minimum = min_patch_ha.get(name)
         rows.append(_row(name, "national", patch, edges, forced, cell_ha, minimum))
         # Patches cut at zone borders: a (patch, zone) pair is one patch of the zone. A stable
