@@ -26,13 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["file_backed_zeros", "release_pages", "trim_heap"]
+__all__ = ["file_backed_zeros", "hand_back_freed_blocks", "release_pages", "trim_heap"]
 
 log = logging.getLogger(__name__)
 
 # The mappings file_backed_zeros made: only their pages are released. A caller's own mapped
 # array (a copy-on-write np.memmap) would lose its edits to MADV_DONTNEED.
 _PAGED: weakref.WeakSet = weakref.WeakSet()
+# glibc's mallopt parameter for the size from which a block is mapped on its own.
+_M_MMAP_THRESHOLD = -3
+# Blocks from 4 MiB on: the national 25 m run with --memory 4GB peaked at 3.85 GB rather than
+# 4.47, its wall 8 % longer (the pages of each new block are zeroed by the kernel); 1 MiB gave
+# the same peak and took longer (benchmarks/README.md, twelfth session).
+FREED_BLOCK = 4 << 20
 
 
 def file_backed_zeros(shape: tuple, dtype, folder: Path) -> np.ndarray:
@@ -109,6 +115,22 @@ def _byte_bounds(array: np.ndarray) -> tuple[int, int]:
         else:
             high += (n - 1) * stride
     return low, high + array.itemsize
+
+
+def hand_back_freed_blocks(threshold: int = FREED_BLOCK) -> bool:
+    """Let every allocation of ``threshold`` bytes or more have a mapping of its own, handed
+    back to the kernel when freed (glibc's ``M_MMAP_THRESHOLD``); False where the C library
+    has no ``mallopt``. For the rest of the process's life: for a run with a memory budget.
+
+    By default glibc raises that threshold to 32 MB as large blocks are freed, and the blocks
+    below it (a chunk's per-cell arrays, a pass's temporaries, numba's results) are freed
+    into the heap, where they stay resident under whatever the run makes next: at 25 m
+    1-1.7 GB at the solve's and the write stage's starts. :func:`trim_heap` hands such pages
+    back at a point; this never keeps them."""
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold)))
 
 
 def trim_heap() -> bool:

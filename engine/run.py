@@ -24,6 +24,7 @@ from engine.compactness import cluster
 from engine.compile import Compiled, capacity, compile_problem, refusal, shortfalls
 from engine.config import Config, ConfigError, load_config
 from engine.outputs import RunFolder, sha256_file
+from engine.paging import hand_back_freed_blocks
 from engine.progress import Stages
 from engine.report import stage_outputs
 from engine.solve import warmup
@@ -209,7 +210,9 @@ def run(
     ``memory`` ("8GB") and ``scheduler`` (a Dask address, or "local"): the solver's price
     stage over chunks of cells sized for that memory, on that cluster
     (:class:`engine.solve.chunked.PriceStage`); with ``memory`` the values also live in a
-    file the kernel pages (:mod:`engine.paging`), let go while HiGHS solves.
+    file the kernel pages (:mod:`engine.paging`), let go while HiGHS solves, and from then on
+    the process hands freed blocks of 4 MiB or more back to the kernel
+    (:func:`engine.paging.hand_back_freed_blocks`).
     """
     import engine
     from engine.i18n import check_language
@@ -218,6 +221,8 @@ def run(
     level = analysis_level(analysis)
     lang = check_language(lang)
     price_stage = PriceStage.of(memory, scheduler)
+    if price_stage.memory:
+        hand_back_freed_blocks()
     with RunFolder(out_dir) as folder:  # --out checked and locked before any work
         # The kernels the solve calls are compiled (first run) or loaded while the config
         # and the grid are read.

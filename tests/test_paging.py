@@ -262,6 +262,60 @@ def test_trimming_the_heap_gives_freed_memory_back():
     assert kept.sum() == len(kept)
 
 
+# In a process of its own (the setting is the process's): 800 MB in blocks twice the size
+# handed back, freed below small blocks that stay (a chunk's arrays under the next pass's),
+# after glibc has raised its mmap threshold above them, as a run's first large frees do.
+# Prints the MB still resident.
+_FREED_BLOCKS = """
+import sys
+from pathlib import Path
+import numpy as np
+
+def resident_mb():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+from engine.paging import FREED_BLOCK, hand_back_freed_blocks
+if sys.argv[1] == "handed back":
+    assert hand_back_freed_blocks()
+big = np.ones(4 * FREED_BLOCK, dtype=np.uint8)
+del big
+before = resident_mb()
+blocks, kept = [], []
+for _ in range(100):
+    blocks.append(np.ones(2 * FREED_BLOCK, dtype=np.uint8))
+    kept.append(np.ones(1000))
+del blocks
+print(resident_mb() - before)
+"""
+
+
+@pytest.mark.parametrize("mode", ["handed back", "default"])
+def test_freed_blocks_go_back_to_the_kernel(tmp_path, mode):
+    """With the setting, blocks of ``FREED_BLOCK`` bytes or more go back to the kernel when
+    freed; by default (glibc's own threshold) they stay resident."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FREED_BLOCKS, mode],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    held = float(out.stdout.split()[-1])
+    if mode == "handed back":
+        assert held < 100, out.stdout
+    else:
+        assert held > 500, out.stdout
+
+
+@pytest.mark.parametrize("memory", ["1GB", None])
+def test_a_run_with_a_memory_budget_hands_freed_blocks_back(tmp_path, monkeypatch, memory):
+    import engine.run
+
+    calls = []
+    monkeypatch.setattr(engine.run, "hand_back_freed_blocks", lambda: calls.append(True))
+    run(NATIONAL, tmp_path / "out", resolution=1000, analysis="off", progress=False, memory=memory)
+    assert calls == ([True] if memory else [])
+
+
 @pytest.mark.parametrize(("columns_to_trim", "trims"), [(5, 1), (6, 0)])
 def test_an_lp_of_many_columns_hands_its_memory_back(monkeypatch, columns_to_trim, trims):
     """HiGHS's memory goes back to the system after an LP of at least ``TRIM_COLUMNS``

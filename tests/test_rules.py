@@ -19,6 +19,7 @@ from engine.rules import (
     Cells,
     _neighbours_of,
     _ordered_codes,
+    _pair_keys,
     evaluate,
     reserve_ranked,
     small_patch_mask,
@@ -345,11 +346,36 @@ def test_ordered_codes_order_pairs_as_their_values(values, dtype):
         values = np.clip(np.nan_to_num(values), info.min, info.max)
     values = values.astype(dtype)
     codes, count = _ordered_codes(values)
-    assert codes.dtype == np.int64 and codes.min() >= 0 and codes.max() < count
+    assert codes.dtype == np.int32 and codes.min() >= 0 and codes.max() < count
     ranks = np.unique(values, return_inverse=True)[1].ravel()
     np.testing.assert_array_equal(
         np.sign(np.subtract.outer(codes, codes)), np.sign(np.subtract.outer(ranks, ranks))
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-(2**62), 2**62), st.integers(-(2**40), 2**40)),
+        min_size=1,
+        max_size=60,
+    ),
+    st.sampled_from([np.int16, np.int32, np.uint32, np.int64]),
+    st.sampled_from([np.int8, np.int16, np.int64]),
+)
+def test_pair_keys_order_pairs_lexicographically(pairs, first_type, second_type):
+    """A reservation's (group, province) keys, int32 where they fit and int64 where not
+    (wide layers, a large range times many provinces), order the pairs as the pairs do."""
+    first, second = (np.array(v) for v in zip(*pairs))
+    first = np.clip(first, np.iinfo(first_type).min, np.iinfo(first_type).max).astype(first_type)
+    second = np.clip(second, np.iinfo(second_type).min, np.iinfo(second_type).max)
+    second = second.astype(second_type)
+    keys = _pair_keys(first, second)
+    assert keys.dtype in (np.int32, np.int64)
+    wide = [(int(a), int(b)) for a, b in zip(first, second)]
+    order = np.sign(np.subtract.outer(keys.astype(object), keys.astype(object)))
+    expect = np.array([[(a > b) - (a < b) for b in wide] for a in wide])
+    np.testing.assert_array_equal(order.astype(int), expect)
 
 
 def test_rule_memo_reuses_only_what_the_same_contents_gave():
