@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 _PAGED: weakref.WeakSet = weakref.WeakSet()
 # glibc's mallopt parameter for the size from which a block is mapped on its own.
 _M_MMAP_THRESHOLD = -3
-# Blocks from 4 MiB on: the national 25 m run with --memory 4GB peaked at 3.85 GB rather than
-# 4.47, its wall 8 % longer (the pages of each new block are zeroed by the kernel); 1 MiB gave
-# the same peak and took longer (benchmarks/README.md, twelfth session).
+# Blocks from 4 MiB on: the national 25 m run with --memory 4GB peaked at 3,848,808 kB rather
+# than 4,470,692, its wall 9-17 % longer (the kernel zeroes each new block's pages, where the
+# heap reused them); 1 MiB gave the same peak and took longer (benchmarks/README.md, twelfth
+# session).
 FREED_BLOCK = 4 << 20
 
 
@@ -136,8 +137,9 @@ def hand_back_freed_blocks(threshold: int = FREED_BLOCK) -> bool:
 def trim_heap() -> bool:
     """Hand the C heap's free pages back to the kernel (glibc's ``malloc_trim``); False
     where the C library has none. A large LP's vectors are below glibc's mmap threshold
-    (32 MB), so HiGHS frees them into the heap, where they stay resident after the LP
-    unless trimmed, under every array the run makes next."""
+    (up to 32 MB by default; see :func:`hand_back_freed_blocks`), so HiGHS frees them into
+    the heap, where they stay resident after the LP unless trimmed, under every array the
+    run makes next."""
     trim = getattr(_libc(), "malloc_trim", None)
     if trim is None:
         return False

@@ -802,17 +802,17 @@ def _pair_keys(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     three int64 arrays of every cell were 1.35 GB of a 25 m compile's peak, and one still
     0.45 GB at the reservations' (the peak of a run with --memory 4GB)."""
     out, n_first = _ordered_codes(first)
-    second, n_second = _ordered_codes(second)
-    if n_first * n_second > np.iinfo(out.dtype).max:
+    then, n_then = _ordered_codes(second)
+    if n_first * n_then > np.iinfo(out.dtype).max:
         out = out.astype(np.int64)
-    out *= n_second
-    out += second
+    out *= n_then
+    out += then
     return out
 
 
 def _ordered_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """(codes, count): int32 codes in the order of ``values``, 0 <= code < count (int64 for
-    more than 2**31 codes). An integer layer of a moderate range is its values less the
+    """(codes, count): codes in the order of ``values``, 0 <= code < count, int32 (int64 only
+    for 2**31 values or more). An integer layer of a moderate range is its values less the
     smallest, without a sort (the two sorts of a national 100 m grid took 0.7 s CPU); any
     other its ranks."""
     values = np.asarray(values).ravel()

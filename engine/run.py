@@ -7,13 +7,15 @@
 
 ``run`` has no side effects but writing ``out_dir``, whole or not at all (see
 :mod:`engine.outputs`: checked and locked before any work, staged beside it and swapped in
-when every file is complete); a sweep calls it once per variant. ``check`` does only the
-validation: config, then the config against the grid, then every target against the land
-the rules leave for it.
+when every file is complete), and with a memory budget the process's hold on freed blocks
+(:func:`engine.paging.hand_back_freed_blocks`); a sweep calls it once per variant.
+``check`` does only the validation: config, then the config against the grid, then every
+target against the land the rules leave for it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from engine.paging import hand_back_freed_blocks
 from engine.progress import Stages
 from engine.report import stage_outputs
 from engine.solve import warmup
+
+log = logging.getLogger(__name__)
 
 __all__ = ["run", "check", "open_run_grid", "prepare", "prepare_run", "Prepared"]
 
@@ -211,8 +215,8 @@ def run(
     stage over chunks of cells sized for that memory, on that cluster
     (:class:`engine.solve.chunked.PriceStage`); with ``memory`` the values also live in a
     file the kernel pages (:mod:`engine.paging`), let go while HiGHS solves, and from then on
-    the process hands freed blocks of 4 MiB or more back to the kernel
-    (:func:`engine.paging.hand_back_freed_blocks`).
+    this process hands freed blocks of 4 MiB or more back to the kernel, for the rest of its
+    life (:func:`engine.paging.hand_back_freed_blocks`).
     """
     import engine
     from engine.i18n import check_language
@@ -221,8 +225,8 @@ def run(
     level = analysis_level(analysis)
     lang = check_language(lang)
     price_stage = PriceStage.of(memory, scheduler)
-    if price_stage.memory:
-        hand_back_freed_blocks()
+    if price_stage.memory and not hand_back_freed_blocks():
+        log.debug("no mallopt in this C library: freed blocks stay with it")
     with RunFolder(out_dir) as folder:  # --out checked and locked before any work
         # The kernels the solve calls are compiled (first run) or loaded while the config
         # and the grid are read.

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import ndimage, sparse
 
 import engine
-from engine.analysis.fragmentation import fragmentation
+from engine.analysis.fragmentation import _row, fragmentation
 from engine.compactness import page_rows, plan_objective, sweep_columns
 from engine.config import ConfigError, load_config
 from engine.errors import RuimtepuzzelError
@@ -175,23 +175,35 @@ def test_fragmentation_counts_patches_and_edges():
     assert b["patches"] == 1 and b["below_min_share"] is None and b["boundary_km"] == 0.75
 
 
-def _fragmentation_over_the_whole_table(geometry, choice, options, zone, n_zones, allowed):
-    """The figures fragmentation's rows are made of, worked out over the grid's whole
-    neighbour table: what the write stage did before it looked up the option's cells alone."""
-    nbr = geometry.neighbours
-    out = []
+def _rows_over_the_whole_table(
+    geometry, choice, options, names, zone, zone_names, allowed, minimum
+):
+    """fragmentation's rows worked out over the grid's whole neighbour table: what the write
+    stage did before it looked up the option's cells alone (main at da58e6a)."""
+    nbr, n_zones, rows = geometry.neighbours, len(zone_names), []
     for o in options:
         mask = choice == o
         patch, sizes = patch_sizes(geometry, mask)
         cells = np.flatnonzero(mask)
         around = nbr[cells]
         valid = around >= 0
-        edges = (valid & ~mask[np.where(valid, around, 0)]).sum(axis=1)
+        edges = (valid & ~mask[np.where(valid, around, 0)]).sum(axis=1) * geometry.cell_km
         patch = patch[cells]
-        single = sizes[patch] == 1
-        lonely = single & ~np.any(valid & allowed[np.where(valid, around, 0), o], axis=1)
-        out.append((patch, patch * n_zones + zone[cells], edges, single, lonely))
-    return out
+        forced = sizes[patch] == 1
+        single = np.flatnonzero(forced)
+        there = nbr[cells[single]]
+        forced[single] = ~np.any((there >= 0) & allowed[np.where(there >= 0, there, 0), o], 1)
+        rows.append(_row(names[o], "national", patch, edges, forced, 1.0, minimum))
+        zone_of = zone[cells]
+        order = np.argsort(zone_of, kind="stable")
+        bounds = np.searchsorted(zone_of[order], np.arange(n_zones + 1))
+        key = (patch.astype(np.int64) * n_zones + zone_of)[order]
+        edges, forced = edges[order], forced[order]
+        for z in range(n_zones):
+            part = slice(bounds[z], bounds[z + 1])
+            rows.append(_row(names[o], zone_names[z], key[part], edges[part], forced[part], 1.0,
+                             minimum))  # fmt: skip
+    return rows
 
 
 class _WithoutTable(Geometry):
@@ -208,49 +220,37 @@ class _WithoutTable(Geometry):
     nx=st.integers(1, 12),
     seed=st.integers(0, 2**32 - 1),
     land=st.floats(0.0, 1.0),
+    positions=st.sampled_from([np.int32, np.int64]),
 )
-def test_fragmentation_from_the_options_cells_is_the_whole_tables(ny, nx, seed, land):
-    # Grids with sea and holes (cells of the grid outside the problem), any number of
-    # options and zones, rules that leave some single cells nowhere to join.
+def test_fragmentation_from_the_options_cells_is_the_whole_tables(ny, nx, seed, land, positions):
+    # Grids with sea and holes (cells of the grid outside the problem), one row or column,
+    # any number of zones, rules that leave some single cells nowhere to join, options
+    # without cells, and the cells' positions in either type a grid gives them.
     rng = np.random.default_rng(seed)
-    flat = np.flatnonzero(rng.random(ny * nx) < land)
+    flat = np.flatnonzero(rng.random(ny * nx) < land).astype(positions)
     n = len(flat)
-    geometry = Geometry((ny, nx), flat, 0.1)
-    without_table = _WithoutTable((ny, nx), flat, 0.1)
-    names = ["keep", "a", "b", "c"]
-    choice = rng.integers(0, len(names), n)
-    n_zones = int(rng.integers(1, 4))
-    zone = rng.integers(0, n_zones, n)
+    names = ["keep", "a", "b", "c", "d"]
+    choice = rng.integers(0, len(names) - 1, n)  # "d" has no cells
+    zone_names = [f"z{z}" for z in range(int(rng.integers(0, 4)))]
+    zone = rng.integers(0, max(len(zone_names), 1), n)
     allowed = rng.random((n, len(names))) < 0.5
-    assert np.array_equal(
-        geometry.neighbours_of(np.arange(n)).reshape(n, 4), geometry.neighbours.reshape(n, 4)
-    )
     rows = fragmentation(
-        without_table,
+        _WithoutTable((ny, nx), flat, 1.0),
         choice,
         option_names=names,
-        options=[1, 2, 3],
+        options=[1, 2, 3, 4],
         zone=zone,
-        zone_names=[f"z{z}" for z in range(n_zones)],
+        zone_names=zone_names,
         cell_ha=1.0,
+        min_patch_ha={name: 2.0 for name in names},
         allowed=allowed,
     )
-    whole = _fragmentation_over_the_whole_table(geometry, choice, [1, 2, 3], zone, n_zones, allowed)
-    for i, (patch, key, edges, single, lonely) in enumerate(whole):
-        national = rows[i * (n_zones + 1)]
-        assert national["patches"] == len(np.unique(patch))
-        assert national["boundary_km"] == float(np.sum(edges * 0.1))
-        assert national["single_cell_share_forced"] == (
-            float(np.count_nonzero(lonely)) / len(patch) if len(patch) else 0.0
-        )
-        assert national["single_cell_share"] == (
-            float(np.count_nonzero(single)) / len(patch) if len(patch) else 0.0
-        )
-        for z in range(n_zones):
-            in_zone = zone[choice == i + 1] == z
-            row = rows[i * (n_zones + 1) + 1 + z]
-            assert row["patches"] == len(np.unique(key[in_zone]))
-            assert row["area_ha"] == float(np.count_nonzero(in_zone))
+    geometry = Geometry((ny, nx), flat, 1.0)
+    assert np.array_equal(geometry.neighbours_of(np.arange(n)), geometry.neighbours)
+    whole = _rows_over_the_whole_table(
+        geometry, choice, [1, 2, 3, 4], names, zone, zone_names, allowed, 2.0
+    )
+    assert repr(rows) == repr(whole)
 
 
 def test_fragmentation_lets_the_pages_of_a_paged_mask_go(tmp_path):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rp_grid import synthetic_grid
 from scipy import ndimage
@@ -363,6 +363,11 @@ def test_ordered_codes_order_pairs_as_their_values(values, dtype):
     st.sampled_from([np.int16, np.int32, np.uint32, np.int64]),
     st.sampled_from([np.int8, np.int16, np.int64]),
 )
+@example([(2**31 + 5, 1), (2**31 + 7, -3), (2**31 + 5, -3)], np.uint32, np.int8)
+@example([(2**32 - 1, 0), (2**31, 1)], np.uint32, np.int16)
+@example([(0, 0), (2**31 - 2, 1), (5, 1)], np.int64, np.int64)  # the range at int32's end
+@example([(0, 0), (2**31 - 1, 1), (5, 1)], np.int64, np.int64)  # one more: ranks
+@example([(-128, 1), (127, -1), (-128, -1)], np.int16, np.int8)
 def test_pair_keys_order_pairs_lexicographically(pairs, first_type, second_type):
     """A reservation's (group, province) keys, int32 where they fit and int64 where not
     (wide layers, a large range times many provinces), order the pairs as the pairs do."""

@@ -70,8 +70,8 @@ def fragmentation(
         forced = sizes[patch] == 1
         if allowed is not None:
             single = np.flatnonzero(forced)
-            nbr = around[single]
-            forced[single] = ~np.any((nbr >= 0) & allowed[np.where(nbr >= 0, nbr, 0), o], axis=1)
+            nbr, has = around[single], valid[single]
+            forced[single] = ~np.any(has & allowed[np.where(has, nbr, 0), o], axis=1)
             # A paged mask (engine.paging): each read maps the pages around it, most of the
             # mask over a national option's scattered single cells (0.8 GB at 25 m).
             release_pages(allowed)
