@@ -791,8 +791,6 @@ def _neighbours_of(cells: Cells, idx: np.ndarray) -> np.ndarray:
 def _groups_in_province(cells: Cells, rule: Rule) -> np.ndarray:
     """The rule's groups split at provincial borders: each province reserves its share of its
     own part of a polder, so province runs add up to the national run (optelbaarheid)."""
-    # One key per pair, in the pairs' lexicographic order (not numbered 0, 1, ...:
-    # reserve_ranked only compares them).
     return _pair_keys(cells.layer(rule.group_by), cells.layer("province"))
 
 
