@@ -16,6 +16,10 @@ re-solves, then the exchanges, then the maps) and one at most every :data:`LOG_E
 seconds in between, so that a cluster's log file holds lines and no carriage returns. With ``show``
 False nothing is shown and only the timings are kept.
 
+Work that tells nothing for a while (one LP of HiGHS, minutes at 25 m) does not freeze the
+display: a terminal's line is redrawn every :data:`TICK` seconds with the time spent, and a
+log gets the current line again after :data:`LOG_QUIET` seconds without one.
+
 Work deep in the engine (grid tiles, price evaluations, repair LPs, compaction) tells
 :func:`advance` how far it is; with no display active that is one global read. The time
 left is the stage's rate so far applied to the work still to do; where ``total`` is a budget
@@ -42,6 +46,12 @@ __all__ = ["Stages", "Tally", "advance", "muted", "remaining"]
 LOG_EVERY = 10.0
 # Seconds between two redraws of the terminal line.
 REDRAW_EVERY = 0.1
+# Seconds between two redraws of a terminal's line while the work tells nothing: its time
+# spent goes on.
+TICK = 1.0
+# Seconds without a line after which a log gets the current one again: a batch job's log
+# that says nothing for minutes (the first LPs of a 25 m solve) looks like a hung job.
+LOG_QUIET = 60.0
 
 _active: Stages | None = None
 # Per thread: whether its work is counted by a caller instead (see muted).
@@ -195,11 +205,17 @@ class Stages:
         self._work: _Work | None = None
         self._shown_at = 0.0
         self._line_width = 0
+        self._running = False  # a stage started and not done
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __enter__(self) -> Stages:
         global _active
         if self.show:
             _active = self
+            self._stop.clear()
+            self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+            self._ticker.start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -209,6 +225,7 @@ class Stages:
         with self._lock:
             self._name, self._t = name, time.perf_counter()
             self._work = None
+            self._running = True
         if self.on_start is not None:
             self.on_start(name)
         self._show(force=True, event="started")
@@ -216,6 +233,8 @@ class Stages:
     def done(self) -> None:
         seconds = time.perf_counter() - self._t
         self.timings[self._name] = seconds
+        with self._lock:
+            self._running = False
         self._show(force=True, event=f"done in {remaining(seconds)}" if seconds >= 1 else "done")
 
     def advance(
@@ -239,9 +258,12 @@ class Stages:
             # left was the previous kind's ("19/19 rules re-solved, about 0 s left" stood for
             # 18 s of exchanges and maps at national 100 m).
             next_kind = self._work is not None and self._work.unit != unit
-            if self._work is None:
-                # The stage's first work counts from the stage's start.
+            if self._work is None and done > 0:
+                # The stage's first work counts from the stage's start, unless it said when
+                # it started (none done yet).
                 since, done_since = self._t, 0
+            elif self._work is None:
+                since, done_since = now, 0
             elif self._work.unit != unit or done < self._work.done:
                 # A new kind of work (or a new count) starts its own rate.
                 since, done_since = now, done
@@ -257,6 +279,10 @@ class Stages:
         global _active
         if _active is self:
             _active = None
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
         if self.show and self.tty and self._line_width:
             self.stream.write("\n")
             self.stream.flush()
@@ -274,14 +300,26 @@ class Stages:
             return f"{head} ({elapsed})"
         return f"{head}: {self._work.left(time.perf_counter())} ({elapsed})"
 
-    def _show(self, force: bool = False, event: str | None = None) -> None:
+    def _tick(self) -> None:
+        """Until closed: the current line again where nothing was shown for a while."""
+        while not self._stop.wait(TICK):
+            if self._running:
+                self._show(quiet=TICK if self.tty else LOG_QUIET)
+
+    def _show(
+        self, force: bool = False, event: str | None = None, quiet: float | None = None
+    ) -> None:
+        """The current line, if ``force`` or if the last was longer ago than the display's
+        interval (``quiet``: this one instead)."""
         if not self.show:
             return
         with self._lock:
             now = time.perf_counter()
-            every = REDRAW_EVERY if self.tty else LOG_EVERY
+            every = quiet if quiet is not None else REDRAW_EVERY if self.tty else LOG_EVERY
             if not force and now - self._shown_at < every:
                 return
+            if quiet is not None and not self._running:
+                return  # the stage ended while the ticker waited for the lock
             self._shown_at = now
             if not self.tty:
                 self.stream.write(f"ruimtepuzzel: {self._text(event)}\n")

@@ -28,7 +28,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from engine import i18n
+from engine import i18n, progress
 from engine.analysis.plausibility import plausibility
 from engine.compactness import compactness_section
 from engine.config import Config, from_ha
@@ -412,7 +412,11 @@ def stage_outputs(
         raise ValueError("the analysis reads the problem's value and allowed: keep_problem")
     stage = Path(stage)
     t = time.perf_counter()
+    # The report's per-cell work, the manifest's inputs and the map: 20 s at national 25 m.
+    parts = "core outputs"
+    progress.advance(0, 4, parts)
     report = build_report(compiled, sol, timings=timings, keep_problem=keep_problem)
+    progress.advance(1, 4, parts)
     manifest = build_manifest(
         compiled,
         sol,
@@ -421,13 +425,16 @@ def stage_outputs(
         deviations=list(deviations),
         inputs=grid_inputs(ds) + list(extra_inputs),
     )
+    progress.advance(2, 4, parts)
     write_allocation_tif(stage / "allocation.tif", compiled, sol.choice, ds)
+    progress.advance(3, 4, parts)
     write_file(stage / "allocation.tif.aux.xml", allocation_aux_xml(compiled.config, lang))
     write_file(stage / "allocation.qml", allocation_qml(compiled.config, lang))
     write_file(
         stage / PRICES_FILE,
         npz_bytes(**{f"p{l}": np.asarray(a, dtype=np.float64) for l, a in enumerate(sol.prices)}),
     )
+    progress.advance(4, 4, parts)
     timings["write"] = time.perf_counter() - t
     if analysis != "off":
         from engine.analysis.outputs import analysis_outputs

@@ -27,6 +27,7 @@ from functools import partial
 import numba
 import numpy as np
 
+from engine import progress
 from engine.config import Config, ConfigError, Rule, did_you_mean, slugify
 from engine.grid import read_once
 from engine.solve.compact import grid_neighbours, positions_among
@@ -537,7 +538,9 @@ def apply_rules(
         return memo.get(key, (), lambda: scope_mask(rule, evaluate(rule.where, cells)))
 
     cols = {name: j for j, name in enumerate(options)}
-    for rule in others:
+    # A 25 m compile spends most of a minute here (layers read, conditions, patches).
+    n_rules = len(others) + len(reservations)
+    for applied, rule in enumerate(others, start=1):
         idx = np.array([cols[o] for o in rule.options], dtype=np.int64)
         if rule.kind == "exclusions":
             mask = rule_cells(rule)
@@ -552,6 +555,7 @@ def apply_rules(
         elif rule.kind == "ladders":
             counts[rule.id] = _add_ladder(value, idx, rule, scope_mask, cells)
         release.after(rule)
+        progress.advance(applied, n_rules, "rules applied")
 
     # Before the reservations, so that a reservation picks only cells its options may keep;
     # again after them, since reserved cells take land from the other options' pieces.
@@ -561,7 +565,7 @@ def apply_rules(
     reserved = np.zeros(n, dtype=bool)
     lost = np.zeros(n_opt, dtype=bool)  # options a reservation took allowed cells from
     targets = []
-    for rule in reservations:
+    for applied, rule in enumerate(reservations, start=len(others) + 1):
         idx = [cols[o] for o in rule.options]
         # Only cells that can take a reserved option after the exclusions are candidates.
         # The share is of all the land in `where` (the polder); it is taken from the cells
@@ -601,6 +605,7 @@ def apply_rules(
             )
         counts[rule.id] = int(take.sum())
         release.after(rule)
+        progress.advance(applied, n_rules, "rules applied")
     # After the first pass every piece an option keeps is at least its minimum, so only the
     # options the reservations took cells from can have pieces below it now.
     shrunk = {name: m for name, m in minimum.items() if lost[cols[name]]}

@@ -183,8 +183,8 @@ def option_values(config: Config, cells: Cells, paged_in: Path | None = None) ->
         part_cover = np.ascontiguousarray(cover[part]) if len(cover) else cover
         _option_values(v[part], (*as_f32, *padding), table, part_cover, cost, take, has_recipe)
         release_pages(v[part])  # paged values: a slice's pages at a time, not the grid's
+        progress.advance(part.stop, cells.n, "cells valued")
     log.debug(
         "option values: %d cells, %d terms over %d layers", cells.n, len(terms), len(layer_of)
     )
-    progress.advance(n_options, n_options, "option values")
     return v.T

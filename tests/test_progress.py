@@ -104,6 +104,60 @@ def test_work_that_expects_to_end_before_its_budget_says_about(every_line, monke
     ]
 
 
+def test_work_that_says_when_it_starts_counts_its_rate_from_then(every_line, clock):
+    """A repair that tells it started (none done) after minutes of other work in its stage
+    (national 25 m: the price stage and the aggregated LP, 2.5 min): its time left is its
+    own LPs' rate, not the stage's."""
+    out = io.StringIO()
+    with Stages(["solve"], show=True, stream=out, tty=False) as stages:
+        stages.start("solve")
+        clock[0] = 150.0
+        advance(0, 40, "repair LPs", at_most=True)
+        clock[0] = 160.0
+        advance(1, 40, "repair LPs", at_most=True)
+    lines = out.getvalue().splitlines()
+    assert lines[-1].endswith("1/40 repair LPs, at most 6 min 30 s left (2 min 40 s)")
+
+
+def test_a_log_gets_the_line_again_when_the_work_tells_nothing(monkeypatch):
+    """One long LP tells nothing for minutes: the log gets the current line again after
+    LOG_QUIET seconds, with the time spent, and nothing once the stage is done."""
+    import time
+
+    monkeypatch.setattr(progress, "TICK", 0.01)
+    monkeypatch.setattr(progress, "LOG_QUIET", 0.05)
+    out = io.StringIO()
+    with Stages(["solve"], show=True, stream=out, tty=False) as stages:
+        stages.start("solve")
+        advance(0, 1, "aggregated LPs")
+        time.sleep(0.5)
+        stages.done()
+        ended = out.getvalue()
+        time.sleep(0.2)
+        assert out.getvalue() == ended
+    lines = ended.splitlines()
+    again = [line for line in lines if line.startswith("ruimtepuzzel: [1/1] solve: 0/1 aggregated")]
+    assert 3 <= len(again) <= 12
+    assert lines[-1] == "ruimtepuzzel: [1/1] solve: done"
+
+
+def test_a_terminal_line_goes_on_while_the_work_tells_nothing(monkeypatch):
+    """On a terminal the line is redrawn every TICK seconds without any work told; the
+    display's thread ends with it."""
+    import threading
+    import time
+
+    monkeypatch.setattr(progress, "TICK", 0.01)
+    out = io.StringIO()
+    with Stages(["solve"], show=True, stream=out, tty=True) as stages:
+        stages.start("solve")
+        time.sleep(0.3)
+        redrawn = out.getvalue().count("\rruimtepuzzel [1/1] solve (0 s)")
+        stages.done()
+    assert redrawn >= 5
+    assert not [t for t in threading.enumerate() if t.name == "progress"]
+
+
 @pytest.mark.parametrize(
     "gaining, expected",
     [
@@ -183,7 +237,14 @@ def test_a_run_shows_every_stage_in_order_with_the_analysis_its_own(
     gaining = re.findall(r"\[4/8\] solve: \d+/\d+ repair LPs \(([\d,]+) cells still gain\)", err)
     assert gaining and gaining[-1] == "0"
     assert re.search(r"\[4/8\] solve: \d+/\d+ repair LPs \(.+\), about .+ left", err)
-    assert re.search(r"\[3/8\] compile: \d+/\d+ option values, .+ left", err)
+    # Every stage's long work counts: the cells given values and the rules applied, the
+    # repair said before its first LP (minutes at 25 m), the write stage's outputs.
+    assert re.search(r"\[3/8\] compile: [\d,]+/[\d,]+ cells valued, .+ left", err)
+    assert re.search(r"\[3/8\] compile: (\d+)/\1 rules applied, 0 s left", err)
+    assert re.search(r"\[4/8\] solve: 0/40 repair LPs \([\d,]+ cells free\)", err)
+    assert "[6/8] write: 4/4 core outputs, 0 s left" in err
+    # The report's bound of the minimum patches is part of its work, not a count of its own.
+    assert not re.search(r"\[6/8\] write: .*rules priced", err)
     # The analysis's maps and page after its re-solves: a count of their own.
     assert "[7/8] analysis: 0/6 outputs written" in err
     assert "[7/8] analysis: 6/6 outputs written" in err

@@ -266,7 +266,9 @@ def rule_costs(
     priced = progress.Tally([1.0] * len(relaxed_all), "rules priced", workers=workers)
 
     def bounded(index: int):
-        with priced.piece(index):
+        # Each rule priced is one piece of the count: applying the other rules again is
+        # not shown as a compile's "rules applied" would be.
+        with priced.piece(index), progress.muted():
             relaxation = _Relaxation.of(relaxed_all[index], base)
             return relaxation, _price_bound(problem, base, relaxation, structure, adj, best_u)
 

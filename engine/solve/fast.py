@@ -137,7 +137,10 @@ def solve_fast(
         carried = None if near is None or near.end is None else near.end.aggregated
         if carried is not None:
             timings["aggregated_start"] = "carried"
+        # One LP that tells nothing while HiGHS runs (national 25 m: about a minute).
+        progress.advance(0, 1, "aggregated LP")
         aggregated = aggregated_lp(problem, structure, scale, approx, start=carried)
+        progress.advance(1, 1, "aggregated LP")
         if aggregated is not None:
             approx, basis, aggregated_end = aggregated.prices, aggregated, aggregated.basis
         del aggregated
@@ -228,6 +231,11 @@ def repair(
     box: Box | None = Box.start(priced.prices, scale, unboxed=local)
     rounds = -1
     gaining: list[int] = []  # after each LP, the cells that gain from another option
+    # Said before the first LP (national 25 m: minutes), so that the LPs' rate counts from
+    # here and not from the stage's start.
+    progress.advance(
+        0, max_repairs, "repair LPs", at_most=True, note=f"{len(free.cells):,} cells free"
+    )
     for rounds in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
         if max_free is not None and len(free.cells) > max_free:
             # Far from the given prices (cells joined, or widened for a hard target): the
