@@ -230,12 +230,12 @@ def repair(
     lp_cells, last, lp_free = np.zeros(0, dtype=np.int64), None, free
     box: Box | None = Box.start(priced.prices, scale, unboxed=local)
     rounds = -1
-    gaining: list[int] = []  # after each LP, the cells that gain from another option
+    # The cells in play: free before the first LP, then after each LP those that gain from
+    # another option.
+    gaining: list[int] = [len(free.cells)]
     # Said before the first LP (national 25 m: minutes), so that the LPs' rate counts from
     # here and not from the stage's start.
-    progress.advance(
-        0, max_repairs, "repair LPs", at_most=True, note=f"{len(free.cells):,} cells free"
-    )
+    progress.advance(0, max_repairs, "repair LPs", at_most=True, note=f"{gaining[0]:,} cells free")
     for rounds in range(max_repairs):  # noqa: B007 (read after the loop: rounds taken)
         if max_free is not None and len(free.cells) > max_free:
             # Far from the given prices (cells joined, or widened for a hard target): the
@@ -317,13 +317,16 @@ def repair(
 
 
 def expected_repairs(done: int, gaining: list[int], budget: int) -> int | None:
-    """About how many repair LPs a repair takes in all, from ``gaining``, the cells that
-    gained from another option after each of the ``done`` LPs so far.
+    """About how many repair LPs a repair takes in all, from ``gaining``, the cells in play:
+    those free before the first LP, then those that gained from another option after each
+    of the ``done`` LPs so far.
 
-    The count falls about geometrically, faster towards the end (national 100 m: 36,094,
-    2,085, 2, 0 after LPs 1-4; 250 m: 32,013, 14,394, 0, then 3,604 and 17 where a price
-    met its box, 0), so the LPs until it is under one cell at the last rate are an estimate
-    from above; the budget bounds it. None where the count did not fall."""
+    The count falls about geometrically, faster towards the end (national 100 m: 538,760
+    free, then 36,094, 2,085, 2, 0 after LPs 1-4; 250 m: 82,575, then 32,013, 14,394, 0, then
+    3,604 and 17 where a price met its box, 0; 25 m: 9,061,160, then 483,567, 642, 0), so the
+    LPs until it is under one cell at the last rate are an estimate from above; the budget
+    bounds it. None where the count did not fall. The first LP's estimate comes from the
+    free cells (at 25 m that LP takes minutes, and the budget alone said "at most 56 min")."""
     now = gaining[-1]
     if now == 0:
         return done  # ends here, unless a price met its box (then one LP more says so)
