@@ -95,6 +95,8 @@ class Tally:
     pieces differ in size: an analysis re-solves its most costly rules first (national
     100 m: 13-25 s each, the last ones 1 s), and the first of 19 finished said "10 min 48 s
     left" when 50 s were. A piece that fails is dropped: it is neither counted nor waited for.
+    A tally made where progress is muted stays muted in the threads that finish its pieces
+    (the report's bound of the minimum patches prices its rule in a pool).
     """
 
     def __init__(self, costs, unit: str, *, workers: int = 1):
@@ -102,6 +104,7 @@ class Tally:
         if not all(0 < c < float("inf") for c in self.costs):
             raise ValueError(f"{unit}: a piece's cost must be > 0 and finite, got {self.costs}")
         self.unit, self.workers = unit, max(1, workers)
+        self._shown = not _muted
         self._lock = threading.Lock()
         self._started: dict[int, float] = {}  # piece under way -> when it started
         self._over: set[int] = set()  # pieces finished or failed
@@ -128,7 +131,8 @@ class Tally:
             self._over.add(index)
             self._cost_done += self.costs[index]
             self._done += 1
-            advance(self._done, len(self.costs), self.unit, left=self._left(now))
+            if self._shown:
+                advance(self._done, len(self.costs), self.unit, left=self._left(now))
 
     def _left(self, now: float) -> float:
         per_cost = self._seconds / self._cost_done

@@ -299,6 +299,29 @@ def test_a_muted_thread_shows_nothing_while_the_others_do(every_line):
     assert "1/2 rules re-solved" in shown and "2/2 rules re-solved" in shown
 
 
+def test_a_tally_made_where_progress_is_muted_stays_muted_in_its_workers(every_line):
+    """The report's bound of the minimum patches prices its rule in a pool's thread: made
+    in a muted thread, the count shows nothing from there either."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = io.StringIO()
+    with Stages(["write"], show=True, stream=out, tty=False) as stages:
+        stages.start("write")
+        with progress.muted():
+            quiet = progress.Tally([1.0, 2.0], "rules priced")
+        shown = progress.Tally([1.0], "exchanges verified")
+
+        def finish(tally, index):
+            with tally.piece(index):
+                pass
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(finish, [quiet, quiet, shown], [0, 1, 0]))
+    text = out.getvalue()
+    assert "rules priced" not in text
+    assert "1/1 exchanges verified" in text
+
+
 def test_the_analysis_counts_its_re_solves_not_their_rounds(every_line):
     """Two re-solves at a time, each with its own price evaluations and repair LPs: the
     line counts the re-solves."""
