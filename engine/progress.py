@@ -168,17 +168,20 @@ class _Work:
     note: str | None
     since: float
     done_since: int
-    # Seconds left as the work itself told them, when: (seconds, told at).
-    told_left: tuple[float, float] | None = None
+    told: float  # when this count was told
+    # Seconds left as the work itself told them.
+    told_left: float | None = None
 
     def left(self, now: float) -> str:
         count = f"{self.done:,}/{self.total:,} {self.unit}"
         if self.note:
             count += f" ({self.note})"
+        # Until the next count the time left counts down from what this one said: a rate
+        # taken at any moment would climb while one long step (an LP) tells nothing.
+        waited = now - self.told
         if self.told_left is not None:
-            seconds, told = self.told_left
-            return f"{count}, about {remaining(seconds - (now - told))} left"
-        elapsed = now - self.since
+            return f"{count}, about {remaining(self.told_left - waited)} left"
+        elapsed = self.told - self.since
         if self.done <= self.done_since or elapsed <= 0:
             return count
         per_unit = elapsed / (self.done - self.done_since)
@@ -186,7 +189,7 @@ class _Work:
             end, word = max(self.expected, self.done), "about "
         else:
             end, word = self.total, "at most " if self.at_most else ""
-        return f"{count}, {word}{remaining((end - self.done) * per_unit)} left"
+        return f"{count}, {word}{remaining((end - self.done) * per_unit - waited)} left"
 
 
 class Stages:
@@ -215,7 +218,7 @@ class Stages:
 
     def __enter__(self) -> Stages:
         global _active
-        if self.show:
+        if self.show and self._ticker is None:
             _active = self
             self._stop.clear()
             self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
@@ -273,9 +276,8 @@ class Stages:
                 since, done_since = now, done
             else:
                 since, done_since = self._work.since, self._work.done_since
-            told_left = None if left is None else (left, now)
             self._work = _Work(
-                unit, done, total, at_most, expected, note, since, done_since, told_left
+                unit, done, total, at_most, expected, note, since, done_since, now, left
             )
         self._show(force=next_kind)
 
@@ -283,6 +285,8 @@ class Stages:
         global _active
         if _active is self:
             _active = None
+        with self._lock:
+            self._running = False  # a stage an error ended is not redrawn
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join()
@@ -308,7 +312,10 @@ class Stages:
         """Until closed: the current line again where nothing was shown for a while."""
         while not self._stop.wait(TICK):
             if self._running:
-                self._show(quiet=TICK if self.tty else LOG_QUIET)
+                try:
+                    self._show(quiet=TICK if self.tty else LOG_QUIET)
+                except (OSError, ValueError):
+                    return  # the stream went (a closed pipe): the run goes on without it
 
     def _show(
         self, force: bool = False, event: str | None = None, quiet: float | None = None

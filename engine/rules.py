@@ -538,8 +538,9 @@ def apply_rules(
         return memo.get(key, (), lambda: scope_mask(rule, evaluate(rule.where, cells)))
 
     cols = {name: j for j, name in enumerate(options)}
-    # A 25 m compile spends most of a minute here (layers read, conditions, patches).
-    n_rules = len(others) + len(reservations)
+    # A 25 m compile spends most of a minute here (layers read, conditions, patches). The
+    # minimum patch sizes' last pass counts as the last rule.
+    n_rules = len(others) + len(reservations) + 1
     for applied, rule in enumerate(others, start=1):
         idx = np.array([cols[o] for o in rule.options], dtype=np.int64)
         if rule.kind == "exclusions":
@@ -610,6 +611,7 @@ def apply_rules(
     # options the reservations took cells from can have pieces below it now.
     shrunk = {name: m for name, m in minimum.items() if lost[cols[name]]}
     after = exclude_small_patches(cells, shrunk, options, allowed, keep=reserved, memo=memo)
+    progress.advance(n_rules, n_rules, "rules applied")
     min_patch = {
         name: np.union1d(before.get(name, []), after.get(name, [])).astype(np.int64)
         for name in before.keys() | after.keys()
