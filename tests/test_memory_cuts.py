@@ -582,9 +582,10 @@ def aggregated_lp_holding_every_cells_options(problem, structure, scale, prices)
     """The aggregated LP as it was built before: every cell's options and lead held at once,
     the classes from them, the LP over them with every cell free: the reference."""
     from engine.solve import fast
+    from engine.solve.indices import index_type
 
     n = problem.n_cells
-    cells = np.arange(n, dtype=fast._index_type(n))
+    cells = np.arange(n, dtype=index_type(n))
     cell_area = (
         np.broadcast_to(np.float64(problem.area), (n,))
         if np.ndim(problem.area) == 0
@@ -600,7 +601,7 @@ def aggregated_lp_holding_every_cells_options(problem, structure, scale, prices)
         hashes = reference_hash(reference_key(problem, structure, cells, options, step))
         first, of_cell = reference_classes(hashes)
         classes = fast._Classes(
-            of_cell=of_cell.astype(fast._index_type(len(first))),
+            of_cell=of_cell.astype(index_type(len(first))),
             first=first,
             area=np.bincount(of_cell, weights=cell_area),
             key=hashes[first],

@@ -65,6 +65,7 @@ from scipy import sparse
 from engine import progress
 from engine.errors import RuimtepuzzelError
 from engine.problem import Problem
+from engine.solve.indices import index_type
 from engine.solve.solution import Solution, allocation_totals
 
 __all__ = [
@@ -124,7 +125,7 @@ class Geometry:
         # the padded grid slice by slice: for all cells at once they were 8 bytes a cell,
         # with as many again for each temporary (the write stage's peak at 25 m).
         ny, nx = self.shape
-        kind = _index_type(self.n_cells)
+        kind = index_type(self.n_cells)
         padded = np.full((ny + 2) * (nx + 2), -1, dtype=kind)
         n, step = self.n_cells, _NEIGHBOUR_SLICE
         slices = [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
@@ -167,14 +168,14 @@ def grid_neighbours(shape: tuple[int, int], flat: np.ndarray, cells: np.ndarray)
     found = flat[pos] == around
     found[:, 0] &= col > 0
     found[:, 1] &= col < nx - 1
-    return np.where(found, pos, -1).astype(_index_type(len(flat)), copy=False)
+    return np.where(found, pos, -1).astype(index_type(len(flat)), copy=False)
 
 
 def positions_among(cells: np.ndarray, around: np.ndarray) -> np.ndarray:
     """``around`` (cell indices, -1 for none) as positions in ``cells``, -1 where not among
     them: a neighbour table of a set of cells over the set alone; int32 where they fit (the
     type the kernels are compiled for at install, :mod:`engine.solve.warmup`)."""
-    kind = _index_type(len(cells))
+    kind = index_type(len(cells))
     if len(cells) == 0:
         return np.full(np.shape(around), -1, dtype=kind)
     if np.all(cells[1:] > cells[:-1]):  # ascending, as an option's cells: no sort
@@ -183,11 +184,6 @@ def positions_among(cells: np.ndarray, around: np.ndarray) -> np.ndarray:
         sorter = np.argsort(cells, kind="stable")
         at = sorter[np.clip(np.searchsorted(cells, around, sorter=sorter), 0, len(cells) - 1)]
     return np.where((around >= 0) & (cells[at] == around), at, -1).astype(kind, copy=False)
-
-
-def _index_type(n: int) -> type:
-    """The type of indices into ``n`` cells: int32 on any national grid (half the bytes)."""
-    return np.int32 if n < np.iinfo(np.int32).max else np.int64
 
 
 @dataclass(frozen=True)

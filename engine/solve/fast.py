@@ -50,6 +50,7 @@ from engine.solve import class_kernels, kernels
 from engine.solve.chunked import cell_chunks
 from engine.solve.dual import DualStructure, PricedCells, dual_structure, price_cells
 from engine.solve.feasibility import TOLERANCE, unmet
+from engine.solve.indices import index_type
 from engine.solve.lp import lower_bounds, solve_lp, upper_bounds
 from engine.solve.solution import (
     Solution,
@@ -1136,7 +1137,7 @@ def _interchangeable(
         hashes[part] = class_kernels.repair_hashes(
             free.cells[part], free.options[part], problem.value, structure.group, multipliers
         )
-    of_cell = np.empty(m, dtype=_index_type(m))
+    of_cell = np.empty(m, dtype=index_type(m))
     first = class_kernels.group_by_hash(hashes, of_cell)
     if _keys_agree(problem, structure, free, of_cell, first, length):
         return _classes(hashes, first, of_cell, cell_area)
@@ -1180,7 +1181,7 @@ def _classes(hashes, first, inverse, cell_area) -> _Classes:
     ordered by their first cells."""
     order = np.argsort(first)
     # Each cell's class in the narrowest index type: 4 bytes a cell, not 8.
-    kind = _index_type(len(order))
+    kind = index_type(len(order))
     if np.array_equal(order, np.arange(len(order))):
         of_cell = inverse.astype(kind, copy=False)  # grouped in the order of first cells
     else:
@@ -1415,7 +1416,7 @@ def _aggregated_classes(
             multipliers,
         )
         problem.release_cells(part)
-    of_cell = np.empty(problem.n_cells, dtype=_index_type(problem.n_cells))
+    of_cell = np.empty(problem.n_cells, dtype=index_type(problem.n_cells))
     return _classes(hashes, class_kernels.group_by_hash(hashes, of_cell), of_cell, cell_area)
 
 
@@ -1761,7 +1762,7 @@ def _allocation_matrix(problem: Problem, choice, lp_cells, lp_x) -> sparse.csr_m
     n, n_opt = problem.n_cells, problem.n_options
     per_lp = np.diff(lp_x.indptr)
     nnz = n + int(per_lp.sum()) - len(lp_cells)
-    indptr = np.ones(n + 1, dtype=_index_type(max(nnz, n_opt)))
+    indptr = np.ones(n + 1, dtype=index_type(max(nnz, n_opt)))
     indptr[0] = 0
     indptr[lp_cells + 1] = per_lp
     np.cumsum(indptr, out=indptr)
@@ -1797,8 +1798,3 @@ def _largest_share(x: sparse.csr_matrix) -> np.ndarray:
     at = np.flatnonzero(x.data == np.repeat(largest, counts[has]))
     out[has] = x.indices[at[np.searchsorted(row[at], np.flatnonzero(has))]]
     return out
-
-
-def _index_type(largest: int) -> np.dtype:
-    """The index type scipy's sparse matrices keep for indices up to ``largest``."""
-    return np.dtype(np.int32 if largest <= np.iinfo(np.int32).max else np.int64)
