@@ -26,6 +26,7 @@ from engine.solve.compact import (
     _counted_cut,
     _CutGraph,
     _Exact,
+    _split_rows,
     boundary_cost,
     compact,
     patch_sizes,
@@ -768,3 +769,45 @@ def test_a_trial_plans_supply_is_the_allocation_totals_of_the_plan(seed, ny, are
     expected = allocation_totals(problem, plan_x(trial, x, split))[1]
     np.testing.assert_array_equal(exact.plan_supply(trial), expected)
     np.testing.assert_array_equal(exact.supply, allocation_totals(problem, x)[1])
+
+
+def summed_plan_x(choice, exact_x, split):
+    """The plan as the compaction built it before it was laid out directly: a one-hot
+    matrix of the whole cells plus the split rows (a product with a diagonal)."""
+    n, n_options = exact_x.shape
+    whole = sparse.csr_matrix(
+        ((~split).astype(np.float64), choice, np.arange(n + 1)), shape=(n, n_options)
+    )
+    kept = (sparse.diags(split.astype(np.float64)) @ exact_x).tocsr()
+    kept.eliminate_zeros()
+    out = (whole + kept).tocsr()
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    ny=st.sampled_from([1, 3, 17]),
+    split_share=st.sampled_from([0.0, 0.01, 0.5, 1.0]),
+    zeros=st.sampled_from([0.0, 0.2]),
+)
+def test_the_plan_laid_out_directly_is_the_summed_plan(seed, ny, split_share, zeros):
+    """``plan_x`` (and the split rows it takes) give the entries, in the order, of the sum
+    of the one-hot plan and the split rows they replace: with the compaction's int16
+    choices, any share of split cells, and explicit zeros stored in the exact allocation
+    (they are left out, as ``eliminate_zeros`` left them out)."""
+    rng = np.random.default_rng(seed)
+    problem, _ = grid_problem(seed, ny=ny, nx=ny + 2)
+    choice, x, split = random_plan(problem, rng, split_share)
+    x.data[rng.random(x.nnz) < zeros] = 0.0  # stored, not eliminated
+    choice = choice.astype(np.int16)
+    got, expected = plan_x(choice, x, split), summed_plan_x(choice, x, split)
+    assert got.has_canonical_format
+    np.testing.assert_array_equal(got.indptr, expected.indptr)
+    np.testing.assert_array_equal(got.indices, expected.indices)
+    np.testing.assert_array_equal(got.data, expected.data)
+    kept = _split_rows(x, split)
+    assert not (kept.data == 0).any()
+    np.testing.assert_array_equal(kept.toarray(), np.where(split[:, None], x.toarray(), 0.0))

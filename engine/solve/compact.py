@@ -64,8 +64,9 @@ from scipy import sparse
 
 from engine import progress
 from engine.errors import RuimtepuzzelError
+from engine.paging import release_pages
 from engine.problem import Problem
-from engine.solve.indices import index_type
+from engine.solve.indices import index_type, option_type
 from engine.solve.solution import Solution, allocation_totals
 
 __all__ = [
@@ -245,12 +246,15 @@ def compact(
             "patch rules: an option that delivers no claim (keep) is what other options "
             "cluster against; give it no rule"
         )
-    choice = np.asarray(solution.choice, dtype=np.int64).copy()
+    # The plans in the fast solver's option type (int16), not int64: four of them and the
+    # rule that changed each cell live through the stage (national 25 m: 1.7 GB less).
+    choice = np.array(solution.choice, dtype=option_type(problem.n_options))
     exact_x = sparse.csr_matrix(solution.x)
     split = split_cells(exact_x)
     given = {r.option: r for r in rules}
     rules = [given.get(int(o), PatchRule(int(o))) for o in _new_uses(problem)]
-    result = Compaction(choice, choice.copy(), exact_x, np.full(problem.n_cells, -1), tuple(rules))
+    changed_by = np.full(problem.n_cells, -1, dtype=option_type(len(rules) + 1))
+    result = Compaction(choice, choice.copy(), exact_x, changed_by, tuple(rules))
     if neutral.size == 0:
         return result
     best_neutral, neutral_value = _best_neutral(problem, neutral)
@@ -365,6 +369,7 @@ def _swap_stuck(problem, geometry, choice, split, is_neutral, rules, members) ->
             t = int(keep_ok[np.argmax(change)])
             choice[s], choice[t] = r, o
             swapped[[s, t]] = True
+    _let_go_values(problem)
     return swapped
 
 
@@ -390,7 +395,7 @@ class _Exact:
 
         kept, structure = self._kept, self._structure
         assigned = plan_area(
-            np.asarray(choice, dtype=np.int64),
+            choice,
             self.split,
             kept.indptr,
             kept.indices,
@@ -501,7 +506,7 @@ def _pull_neighbour(problem, geometry, choice, exact: _Exact, rules, o, is_neutr
 
 def _members(group: np.ndarray, count: int) -> list[np.ndarray]:
     """The cells of every group, in increasing order."""
-    order = np.argsort(group, kind="stable")
+    order = np.argsort(group, kind="stable").astype(index_type(len(group)), copy=False)
     return np.split(order, np.cumsum(np.bincount(group, minlength=count))[:-1])
 
 
@@ -511,21 +516,46 @@ def split_cells(x) -> np.ndarray:
 
 
 def plan_x(choice: np.ndarray, exact_x: sparse.csr_matrix, split: np.ndarray) -> sparse.csr_matrix:
-    """(N, O) the plan: the whole cells of ``choice``, the ``split`` cells as in ``exact_x``."""
+    """(N, O) the plan: the whole cells of ``choice``, the ``split`` cells as in ``exact_x``
+    (their nonzero entries), in canonical form.
+
+    Laid out directly: the sum of a one-hot matrix and the split rows, as sparse matrices,
+    held four matrices of the grid's size at once (the compaction's peak at 25 m)."""
     n, n_options = exact_x.shape
-    whole = sparse.csr_matrix(
-        ((~split).astype(np.float64), choice, np.arange(n + 1)), shape=(n, n_options)
-    )
-    out = (whole + _split_rows(exact_x, split)).tocsr()
-    out.eliminate_zeros()
+    kept = _split_rows(exact_x, split)
+    lengths = np.where(split, np.diff(kept.indptr), 1)
+    kind = index_type(max(int(lengths.sum()), n_options))
+    indptr = np.zeros(n + 1, dtype=kind)
+    np.cumsum(lengths, out=indptr[1:])
+    del lengths
+    indices = np.empty(int(indptr[-1]), dtype=kind)
+    data = np.empty(int(indptr[-1]))
+    whole = ~split
+    at = indptr[:-1][whole]
+    indices[at] = choice[whole]
+    data[at] = 1.0
+    del at, whole
+    rows = np.flatnonzero(split)
+    counts = np.diff(kept.indptr)[rows]
+    to = np.repeat(indptr[rows] - kept.indptr[rows], counts) + np.arange(kept.nnz)
+    indices[to] = kept.indices
+    data[to] = kept.data
+    out = sparse.csr_matrix((data, indices, indptr), shape=(n, n_options))
+    out.sort_indices()
     return out
 
 
 def _split_rows(x: sparse.csr_matrix, split: np.ndarray) -> sparse.csr_matrix:
-    """The rows of ``x`` of the ``split`` cells, every other row empty."""
-    kept = (sparse.diags(split.astype(np.float64)) @ x).tocsr()
-    kept.eliminate_zeros()
-    return kept
+    """The rows of ``x`` of the ``split`` cells (their nonzero entries), every other row
+    empty: selected entry by entry, not by a product with a diagonal (two copies of ``x``)."""
+    x = sparse.csr_matrix(x)
+    keep = np.repeat(split, np.diff(x.indptr)) & (x.data != 0)
+    kind = index_type(max(int(keep.sum()), x.shape[1]))
+    before = np.zeros(x.nnz + 1, dtype=kind)  # kept entries before each entry
+    np.cumsum(keep, out=before[1:])
+    indptr = before[x.indptr]
+    del before
+    return sparse.csr_matrix((x.data[keep], x.indices[keep], indptr), shape=x.shape)
 
 
 def target_counts(problem: Problem, choice: np.ndarray, option: int) -> np.ndarray:
@@ -564,13 +594,42 @@ def _neutral_options(problem: Problem) -> np.ndarray:
 def _best_neutral(problem: Problem, neutral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per cell the best allowed neutral option (-1 if none) and its value a_i v[i,n]
     (-inf if none). Ties to the lower option index, as everywhere."""
-    value = problem.value[:, neutral].astype(np.float64)
+    best = np.empty(problem.n_cells, dtype=option_type(problem.n_options))
+    best_value = np.empty(problem.n_cells)
+    # Slice by slice: the neutral options' values of all cells at once, as float64 with
+    # their mask and pick, were 5 GB at national 25 m, the compaction's peak then.
+    for part in _cell_parts(problem.n_cells):
+        value = problem.value[part, neutral].astype(np.float64)
+        if problem.allowed is not None:
+            value = np.where(problem.allowed[part, neutral], value, -np.inf)
+        pick = np.argmax(value, axis=1)
+        part_value = value[np.arange(len(value)), pick]
+        best[part] = np.where(np.isfinite(part_value), neutral[pick], -1)
+        best_value[part] = part_value * _area(problem, part)
+    _let_go_values(problem)
+    return best, best_value
+
+
+def _cell_parts(n_cells: int) -> list[slice]:
+    """Slices of :data:`_NEIGHBOUR_SLICE` cells: a pass over all cells with float64
+    temporaries a slice's size, not the grid's."""
+    step = _NEIGHBOUR_SLICE
+    return [slice(lo, min(lo + step, n_cells)) for lo in range(0, n_cells, step)]
+
+
+def _area(problem: Problem, part: slice):
+    """The hectares of a slice of cells: the scalar itself where all cells have it (the
+    same products, without a grid-sized array of it)."""
+    return problem.area if np.ndim(problem.area) == 0 else problem.area[part]
+
+
+def _let_go_values(problem: Problem) -> None:
+    """Hand the pages of the values and the allowed options a pass read back to the kernel
+    where they live in a paged file (``--memory``, :mod:`engine.paging`): otherwise every
+    page the compaction read stays resident (national 25 m: 4 GB of them)."""
+    release_pages(problem.value)
     if problem.allowed is not None:
-        value = np.where(problem.allowed[:, neutral], value, -np.inf)
-    pick = np.argmax(value, axis=1)
-    best_value = value[np.arange(problem.n_cells), pick]
-    best = np.where(np.isfinite(best_value), neutral[pick], -1)
-    return best, best_value * problem.area_of()
+        release_pages(problem.allowed)
 
 
 def _group_prices(problem: Problem, prices: list) -> np.ndarray:
@@ -594,11 +653,15 @@ class _OptionState:
         self.nbr = geometry.neighbours
         self.group = problem.groups.group
         self.members = members
-        area = problem.area_of()
-        own = area * (
-            problem.value[:, o].astype(np.float64) + (price @ problem.contribution[o])[self.group]
-        )
-        self.gain = own - neutral_value  # -inf where no neutral option is allowed
+        option_price = price @ problem.contribution[o]
+        # -inf where no neutral option is allowed. Slice by slice (no grid-sized float64
+        # temporaries), the same operations on every cell.
+        self.gain = np.empty(problem.n_cells)
+        for part in _cell_parts(problem.n_cells):
+            own = _area(problem, part) * (
+                problem.value[part, o].astype(np.float64) + option_price[self.group[part]]
+            )
+            self.gain[part] = own - neutral_value[part]
         self.label = choice == o
         allowed = np.ones(problem.n_cells, dtype=bool)
         if problem.allowed is not None:
@@ -606,6 +669,7 @@ class _OptionState:
         # Cells that may trade between the option and a neutral one; the rest keep theirs.
         self.free = allowed & np.isfinite(neutral_value) & (self.label | is_neutral[choice])
         self.target = target
+        _let_go_values(problem)
 
     def groups_with_cells(self, counted: np.ndarray) -> np.ndarray:
         """The groups where the option has cells now or is to have them, or may have them

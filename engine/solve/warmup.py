@@ -118,7 +118,7 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
         (noise._value_noise, (xy, xy, 1.0, np.uint64(1), 1.0, np.zeros((2, 2)))),
         (
             compact_kernels.plan_area,
-            (a.choices[1], a.selected, a.x.indptr, a.x.indices, a.x.data, a.group, a.area, 1, 2),
+            (a.choices[0], a.selected, a.x.indptr, a.x.indices, a.x.data, a.group, a.area, 1, 2),
         ),
         (compact_kernels.patch_labels, (np.arange(2), a.selected, neighbours, np.zeros(2, int))),
         (compact_kernels.cut_terms, (np.arange(2), neighbours, a.selected)),
