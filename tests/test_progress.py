@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine import progress
-from engine.progress import Stages, advance, remaining
+from engine.progress import Stages, _Work, advance, remaining
 from engine.run import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,8 +172,8 @@ def test_the_time_left_counts_down_while_the_work_tells_nothing(monkeypatch, clo
     assert lines == [
         "ruimtepuzzel: [1/1] solve: 1/40 repair LPs, at most 6 min 30 s left (10 s)",
         "ruimtepuzzel: [1/1] solve: 1/40 repair LPs, at most 6 min left (40 s)",
-        # Late: nothing left, not a negative time.
-        "ruimtepuzzel: [1/1] solve: 1/40 repair LPs, at most 0 s left (8 min 20 s)",
+        # Late: neither a negative time nor "0 s left" for as long as the work goes on.
+        "ruimtepuzzel: [1/1] solve: 1/40 repair LPs, longer than estimated (8 min 20 s)",
     ]
 
 
@@ -532,3 +532,17 @@ def test_a_piece_that_fails_is_neither_counted_nor_under_way(every_line, clock):
 def test_a_tally_refuses_a_cost_that_is_not_positive_and_finite(costs):
     with pytest.raises(ValueError, match="cost must be > 0 and finite"):
         progress.Tally(costs, "rules re-solved")
+
+
+def test_a_countdown_that_runs_out_says_the_work_takes_longer():
+    """Between two counts the time left counts down; once it has run out with work still to
+    do, the line says the work takes longer than estimated (not "0 s left" for minutes),
+    for a rate's estimate and for the work's own; all work done is "0 s left"."""
+    rate = _Work("uses compacted", 12, 14, False, None, None, 0.0, 0, 120.0)
+    assert rate.left(130.0) == "12/14 uses compacted, 10 s left"
+    assert rate.left(141.0) == "12/14 uses compacted, longer than estimated"
+    own = _Work("rules re-solved", 1, 3, False, None, None, 0.0, 0, 10.0, told_left=5.0)
+    assert own.left(12.0) == "1/3 rules re-solved, about 3 s left"
+    assert own.left(16.0) == "1/3 rules re-solved, longer than estimated"
+    done = _Work("tiles", 4, 4, False, None, None, 0.0, 0, 10.0)
+    assert done.left(30.0) == "4/4 tiles, 0 s left"
