@@ -276,24 +276,28 @@ def _given_up_by(compiled, compaction: Compaction, province: int | None, scale: 
     configured option it joined or left; a claim's national row sums the provinces. The
     share is of the exact optimum's objective, as the national figure's (so shares add up)."""
     problem = compiled.problem
-    idx = np.arange(problem.n_cells)
-    before, after = compaction.before, compaction.choice
-    # The two values of each cell only: a float64 copy of all of ``value`` is (N, O).
-    loss = problem.area_of() * (
-        problem.value[idx, before].astype(np.float64) - problem.value[idx, after]
-    )
     configured = np.zeros(problem.n_options, dtype=bool)
     configured[[problem.option_names.index(n) for n in compiled.config.compactness]] = True
+    # The moved cells only, in cell order: a per-cell array of every cell's loss read all
+    # of the (paged) values' pages and held 2 GB of temporaries at national 25 m.
+    moved = np.flatnonzero(compaction.before != compaction.choice)
+    before, after = compaction.before[moved], compaction.choice[moved]
     option = np.where(configured[after], after, before)
-    moved = (before != after) & configured[option]
-    zone = problem.zones[province] if province is not None else np.zeros(problem.n_cells, int)
+    kept = configured[option]
+    moved, before, after, option = moved[kept], before[kept], after[kept], option[kept]
+    # The two values of each cell only: a float64 copy of all of ``value`` is (N, O).
+    loss = problem.area_of(moved) * (
+        problem.value[moved, before].astype(np.float64) - problem.value[moved, after]
+    )
+    problem.release_cells()
+    zone = problem.zones[province, moved] if province is not None else np.zeros(len(moved), int)
     zone_names = problem.zone_names[province] if province is not None else []
     rows = []
     for k, claim in enumerate(problem.claim_names):
         serving = configured & (problem.contribution[:, k] > 0)
         if not serving.any():
             continue
-        cells = moved & serving[option]
+        cells = serving[option]
         by_zone = np.bincount(zone[cells], weights=loss[cells], minlength=len(zone_names))
         for name, given_up in [("national", by_zone.sum())] + list(zip(zone_names, by_zone)):
             rows.append(

@@ -4,6 +4,7 @@ file never has a name in the run's folder, however the run ends."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -382,3 +383,103 @@ def test_the_sample_stage_and_the_scatter_let_the_paged_pages_go(tmp_path, sched
             assert chunks.n_cells == problem.n_cells
             chunks.release()
     assert mapped_kb(value) <= 64
+
+
+def paged_copy(problem, folder):
+    """``problem`` with its values and allowed options in paged files, their pages let go."""
+    from engine import Problem
+
+    value = file_backed_zeros(problem.value.shape, problem.value.dtype, folder)
+    value[:] = problem.value
+    allowed = file_backed_zeros(problem.allowed.shape, bool, folder)
+    allowed[:] = problem.allowed
+    paged = Problem(value, problem.contribution, problem.zones, problem.lower, problem.upper,
+                    allowed=allowed, area=problem.area,
+                    shortfall_penalty=problem.shortfall_penalty)  # fmt: skip
+    paged.release_cells()
+    return paged
+
+
+def watch_windows(monkeypatch, modules, problem, callers):
+    """At every release of pages that ``modules`` make in a function of ``callers`` (or in
+    a helper it calls for it): the kB of the values and of the allowed options then mapped
+    (read and not let go)."""
+    held = []
+
+    def watched_release(array):
+        names = {sys._getframe(1).f_code.co_name, sys._getframe(2).f_code.co_name}
+        if names & callers:
+            held.append((mapped_kb(problem.value), mapped_kb(problem.allowed)))
+        return release_pages(array)
+
+    for module in modules:
+        monkeypatch.setattr(module, "release_pages", watched_release)
+    return held
+
+
+def assert_windows(held, problem, cells_per_slice, passes):
+    windows = -(-problem.n_cells // cells_per_slice)
+    assert len(held) >= passes * windows
+    for array, kb in zip((problem.value, problem.allowed), zip(*held)):
+        window_kb = cells_per_slice * array.itemsize * array.shape[1] / 1024
+        assert max(kb) <= window_kb + 2 * 64  # and the 64 kB the kernel maps around
+    assert mapped_kb(problem.value) <= 64 and mapped_kb(problem.allowed) <= 64
+
+
+def test_the_compactions_passes_hold_a_slice_of_the_paged_values(tmp_path, monkeypatch):
+    """The compaction's passes over all cells (each cell's best neutral option, and per
+    option its gain and where it may go): paged (``--memory``), a slice's pages at a time.
+    Let go only after a pass, every page was held (national 25 m: 4.5 GB, the peak)."""
+    import engine
+    from engine import problem as problem_module
+    from engine.solve import compact as compact_module
+    from tests.test_compact import grid_problem, rules_for
+
+    built, geometry = grid_problem(3, ny=512, nx=512)
+    problem = paged_copy(built, tmp_path)
+    exact = engine.solve(problem)
+    problem.release_cells()
+    cells_per_slice = 1 << 15
+    monkeypatch.setattr(compact_module, "_NEIGHBOUR_SLICE", cells_per_slice)
+    held = watch_windows(monkeypatch, [problem_module], problem, {"_best_neutral", "__init__"})
+    plan = compact_module.compact(problem, exact, geometry, rules_for(problem))
+    # The best neutral options, and each of the three new uses' gains at least once.
+    assert_windows(held, problem, cells_per_slice, passes=4)
+    problem.release_cells()
+    monkeypatch.undo()
+    again = compact_module.compact(built, exact, geometry, rules_for(built))
+    assert np.array_equal(plan.choice, again.choice)
+
+
+def test_the_rule_costs_price_pass_holds_a_slice_of_the_paged_values(tmp_path, monkeypatch):
+    """The rule costs' bounds (the report's minimum patch sizes too, with the analysis
+    off): every cell's best option under the optimum's prices, its adjusted value, and
+    which cells a rule lifted changes, a slice of the paged values at a time; the bounds
+    the same bits as from values in memory."""
+    import engine
+    from engine import problem as problem_module
+    from engine.solve import chunked, kernels
+    from tests.test_compact import grid_problem
+
+    rule_costs_module = importlib.import_module("engine.analysis.rule_costs")
+    built, _ = grid_problem(5, ny=512, nx=512)
+    problem = paged_copy(built, tmp_path)
+    sol = engine.solve(problem)
+    problem.release_cells()
+    # A rule lifted frees some cells, spread over the grid.
+    relaxed = built.allowed.copy()
+    relaxed[::7] = True
+    # The best options' chunks are whole blocks of the kernels.
+    cells_per_slice = kernels.BLOCK
+    monkeypatch.setattr(rule_costs_module, "_PASS_CELLS", cells_per_slice)
+    held = watch_windows(
+        monkeypatch,
+        [problem_module, chunked, rule_costs_module],
+        problem,
+        {"_best_options", "_best_adjusted", "of"},
+    )
+    (paged,) = rule_costs_module.rule_costs(problem, sol, {"all": relaxed}, exact=False)
+    # The best options over chunks, their adjusted values, the cells the rule changes.
+    assert_windows(held, problem, cells_per_slice, passes=3)
+    (in_memory,) = rule_costs_module.rule_costs(built, sol, {"all": relaxed}, exact=False)
+    assert paged == in_memory and paged["bound_gain"] > 0

@@ -36,8 +36,10 @@ import numpy as np
 
 from engine import progress
 from engine.errors import RuimtepuzzelError
+from engine.paging import release_pages
 from engine.problem import Problem
 from engine.solve import kernels
+from engine.solve.chunked import cell_chunks
 from engine.solve.dual import dual_structure
 from engine.solve.local import resolve_near
 from engine.solve.solution import gaps_muted
@@ -113,7 +115,14 @@ class _Relaxation:
     @classmethod
     def of(cls, relaxed, base: np.ndarray) -> _Relaxation:
         allowed = relaxed() if callable(relaxed) else np.asarray(relaxed, dtype=bool)
-        cells = np.flatnonzero((allowed != base).any(axis=1))
+        # Slice by slice of cells: an (N, O) comparison at once was 0.8 GB at national 25 m,
+        # and the paged allowed options' pages (``--memory``) go back after each slice.
+        changed = np.empty(len(allowed), dtype=bool)
+        for lo in range(0, len(allowed), _PASS_CELLS):
+            part = slice(lo, lo + _PASS_CELLS)
+            changed[part] = (allowed[part] != base[part]).any(axis=1)
+            release_pages(base[part])
+        cells = np.flatnonzero(changed)
         return cls(cells, allowed[cells])
 
     def allowed(self, base: np.ndarray) -> np.ndarray:
@@ -140,6 +149,23 @@ class _Relaxation:
     def forbidden(self, base: np.ndarray) -> int:
         """(cell, option) pairs allowed before and not here."""
         return int((base[self.cells] & ~self.rows).sum())
+
+
+# Cells per slice of a pass over the values (4M: 240 MB of the national config's values).
+_PASS_CELLS = 1 << 22
+
+
+def _best_adjusted(problem: Problem, best: np.ndarray, adj: np.ndarray, group) -> np.ndarray:
+    """Per cell its best option's adjusted value, slice by slice of cells, each slice's
+    pages of paged values let go after it."""
+    out = np.empty(problem.n_cells)
+    for lo in range(0, problem.n_cells, _PASS_CELLS):
+        part = slice(lo, lo + _PASS_CELLS)
+        option = best[part].astype(np.int64)
+        rows = np.arange(len(option))
+        out[part] = problem.value[part][rows, option].astype(np.float64) + adj[group[part], option]
+        problem.release_cells(part)
+    return out
 
 
 def _price_bound(problem: Problem, base, relaxation: _Relaxation, structure, adj, best_u):
@@ -239,20 +265,13 @@ def rule_costs(
     structure = dual_structure(problem)
     prices = np.asarray(sol.row_prices, dtype=np.float64)
     adj = structure.adjustment(prices)
-    # Best adjusted value per cell under the current rules.
-    best, margin, best_sum = kernels.best_options(
-        problem.value,
-        structure.allowed,
-        structure.has_allowed,
-        structure.group,
-        structure.area,
-        adj,
-    )
-    rows = np.arange(problem.n_cells)
-    best_u = (
-        problem.value[rows, best.astype(np.int64)].astype(np.float64)
-        + adj[structure.group, best.astype(np.int64)]
-    )
+    # Best adjusted value per cell under the current rules: over chunks of cells, each
+    # chunk's pages let go after it where the values are paged (``--memory``): the pass
+    # over all cells at once held all of them (national 25 m: 4.5 GB, the write stage's
+    # peak). The same sums to the bit (:mod:`engine.solve.chunked`).
+    cells = cell_chunks(problem, structure, _PASS_CELLS)
+    best, _, best_sum = cells.best_options(adj)
+    best_u = _best_adjusted(problem, best, adj, structure.group)
     dual = best_sum - structure.target_term(prices)
     scale = max(1.0, abs(sol.objective))
     results, todo = [], []
@@ -270,17 +289,21 @@ def rule_costs(
         # not shown as a compile's "rules applied" would be.
         with priced.piece(index), progress.muted():
             relaxation = _Relaxation.of(relaxed_all[index], base)
-            return relaxation, _price_bound(problem, base, relaxation, structure, adj, best_u)
+            bound = _price_bound(problem, base, relaxation, structure, adj, best_u)
+            forbidden = relaxation.forbidden(base)
+        # The values and options of the cells the rule changes, spread over the grid:
+        # paged (``--memory``), their pages go.
+        problem.release_cells()
+        return relaxation, bound, forbidden
 
     # Building a relaxation (every rule but one applied again) and its bound run in the pool
     # too: on the main thread the bounds ran one after the other while the pool waited
     # (national 100 m: 6 % of the rule costs' wall time, sampled).
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         built = list(pool.map(bounded, range(len(relaxed_all))))
-    for name, (relaxation, (extra, per_claim, pairs)) in zip(relaxations, built):
+    for name, (relaxation, (extra, per_claim, pairs), forbidden) in zip(relaxations, built):
         bound_gain = max(0.0, dual + extra - sol.objective)
         binds = [problem.claim_names[k] for k in np.flatnonzero(per_claim > tolerance * scale)]
-        forbidden = relaxation.forbidden(base)
         entry = {
             "rule": name,
             "cells_options_freed": pairs,
