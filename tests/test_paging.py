@@ -454,8 +454,8 @@ def test_the_compactions_passes_hold_a_slice_of_the_paged_values(tmp_path, monke
 def test_the_rule_costs_price_pass_holds_a_slice_of_the_paged_values(tmp_path, monkeypatch):
     """The rule costs' bounds (the report's minimum patch sizes too, with the analysis
     off): every cell's best option under the optimum's prices, its adjusted value, and
-    which cells a rule lifted changes, a slice of the paged values at a time; the bounds
-    the same bits as from values in memory."""
+    which cells a rule lifted changes and what they gain, a slice of the paged values at a
+    time; the bounds the same bits as from values in memory."""
     import engine
     from engine import problem as problem_module
     from engine.solve import chunked, kernels
@@ -476,10 +476,11 @@ def test_the_rule_costs_price_pass_holds_a_slice_of_the_paged_values(tmp_path, m
         monkeypatch,
         [problem_module, chunked, rule_costs_module],
         problem,
-        {"_best_options", "_best_adjusted", "of"},
+        {"_best_options", "_best_adjusted", "of", "_price_bound"},
     )
     (paged,) = rule_costs_module.rule_costs(problem, sol, {"all": relaxed}, exact=False)
-    # The best options over chunks, their adjusted values, the cells the rule changes.
-    assert_windows(held, problem, cells_per_slice, passes=3)
+    # The best options over chunks, their adjusted values, the cells the rule changes, the
+    # best of their new options, and per claim.
+    assert_windows(held, problem, cells_per_slice, passes=5)
     (in_memory,) = rule_costs_module.rule_costs(built, sol, {"all": relaxed}, exact=False)
     assert paged == in_memory and paged["bound_gain"] > 0
