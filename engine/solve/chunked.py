@@ -332,7 +332,7 @@ def cell_chunks(problem, structure, chunk_cells: int, client=None) -> CellChunks
     )
     # On a cluster one chunk at a time: the client never holds a second copy of the cells.
     chunks = [chunk if client is None else _scattered(place, chunk) for chunk in chunks]
-    log.info("%d cells in %d chunks of up to %d", n, len(sizes), size)
+    log.debug("%d cells in %d chunks of up to %d", n, len(sizes), size)
     smallest = float(np.min(structure.area))
     return CellChunks(chunks, sizes, has_allowed, place, smallest)
 
