@@ -322,7 +322,6 @@ def _swap_stuck(problem, geometry, choice, split, is_neutral, rules, members) ->
     value = problem.value
     group = problem.groups.group
     swapped = np.zeros(problem.n_cells, dtype=bool)
-    no_neutral = ~allowed[:, is_neutral].any(axis=1)
 
     def beside(cells, option, but=-1):
         """Per cell of ``cells``, its neighbours (other than ``but``) in ``option``."""
@@ -335,7 +334,11 @@ def _swap_stuck(problem, geometry, choice, split, is_neutral, rules, members) ->
         if rule.min_cells < 2:
             continue
         patch, sizes = patch_sizes(geometry, choice == o)
-        stuck = np.flatnonzero((choice == o) & (sizes[patch] == 1) & no_neutral & ~split)
+        single = np.flatnonzero((choice == o) & (sizes == 1)[patch] & ~split)
+        # Whether a neutral option is allowed, of the single cells only: of every cell it
+        # read all of the (paged) allowed options at the compaction's peak (national 25 m).
+        stuck = single[~allowed[single][:, is_neutral].any(axis=1)]
+        problem.release_cells()
         for s in stuck:
             others = np.flatnonzero(allowed[s] & ~is_neutral)
             others = others[others != o]
@@ -438,7 +441,7 @@ def _join_neighbours(problem, geometry, choice, exact: _Exact, is_neutral, rules
         if rule.min_cells < 2:
             continue
         patch, sizes = patch_sizes(geometry, choice == o)
-        singles = np.flatnonzero((choice == o) & (sizes[patch] == 1) & ~split)
+        singles = np.flatnonzero((choice == o) & (sizes == 1)[patch] & ~split)
         by_pair: dict[int, list[int]] = {}
         for s in singles:
             around = np.unique(choice[nbr[s][valid[s]]])
@@ -966,7 +969,7 @@ def _enforce_min_patch(state: _OptionState):
     if m <= 1:
         return
     patch, sizes = patch_sizes(state.geometry, state.label)
-    small = state.label & (sizes[patch] < m) & state.free
+    small = state.label & (sizes < m)[patch] & state.free
     if not small.any():
         return
     state.label[small] = False
