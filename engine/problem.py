@@ -514,7 +514,9 @@ class Problem:
     def area_of(self, cells=slice(None)) -> np.ndarray:
         """Hectares of the given cells (broadcasts a scalar area)."""
         if np.ndim(self.area) == 0:
-            return np.full(np.arange(self.n_cells)[cells].shape, self.area)
+            # The scalar broadcast over the cells (no stride), then taken: only the given
+            # cells' copy, no grid-sized index array to find their count.
+            return np.array(np.broadcast_to(self.area, (self.n_cells,))[cells])
         return self.area[cells]
 
     # -- derived structure --------------------------------------------------------------------

@@ -186,3 +186,20 @@ def test_the_option_spread_by_slices_is_that_of_the_whole_sample(
         patch.setattr(problem_module, "_RANGE_SLICE", cells_per_slice)
         assert np.array_equal(problem_module._sampled_rows(value), sample)
         assert problem_module._option_spread(value, 7.0) == want
+
+
+@pytest.mark.parametrize("area", [6.25, np.float32(0.5)])
+@pytest.mark.parametrize(
+    "cells", [slice(None), slice(3, 10), np.array([5, 1, 7]), np.arange(40) % 3 == 0, 4]
+)
+def test_a_scalar_area_of_some_cells_is_theirs_in_its_type(area, cells):
+    """Each given cell's hectares, as a new array of the area's type (cells by a slice, an
+    index array, a mask or one index)."""
+    from engine.synthetic import allocation_problem
+
+    problem = allocation_problem(40, 3, seed=1)
+    problem.area = area
+    out = problem.area_of(cells)
+    expected = np.asarray(area)[()] * np.ones(40, dtype=np.asarray(area).dtype)
+    assert out.dtype == np.asarray(area).dtype and out.flags.writeable
+    assert np.array_equal(out, expected[cells])
