@@ -26,7 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["file_backed_zeros", "hand_back_freed_blocks", "release_pages", "trim_heap"]
+__all__ = [
+    "cell_slices",
+    "file_backed_zeros",
+    "hand_back_freed_blocks",
+    "release_pages",
+    "trim_heap",
+]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +97,12 @@ def release_pages(array: np.ndarray) -> bool:
     end = min(-(-high // _FAULT_AROUND) * _FAULT_AROUND - start, len(pages))
     pages.madvise(mmap.MADV_DONTNEED, first, end - first)
     return True
+
+
+def cell_slices(n_cells: int, step: int) -> list[slice]:
+    """Slices of ``step`` cells over ``n_cells``: a pass over paged arrays (or with float64
+    temporaries) a slice at a time, its pages let go after each."""
+    return [slice(lo, min(lo + step, n_cells)) for lo in range(0, n_cells, step)]
 
 
 # Linux's fault_around_bytes (64 kB by default), a multiple of the page size.

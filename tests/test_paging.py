@@ -214,19 +214,13 @@ def test_passes_over_some_cells_hold_a_window_of_the_paged_values(
     classes' first cells), on every page of the values. Paged, each window's pages go once
     it is read, so the process never holds more than a window of them; in one window it
     holds them all (the check can fail)."""
-    from engine import Problem
     from engine import problem as problem_module
     from engine.solve import fast
     from engine.solve.dual import dual_structure
     from engine.synthetic import allocation_problem
 
-    built = allocation_problem(300_000, 8, seed=1)
-    value = file_backed_zeros(built.value.shape, np.float32, tmp_path)
-    value[:] = built.value
-    allowed = file_backed_zeros(built.allowed.shape, bool, tmp_path)
-    allowed[:] = built.allowed
-    problem = Problem(value, built.contribution, built.zones, built.lower, built.upper,
-                      allowed=allowed, area=built.area)  # fmt: skip
+    problem = paged_copy(allocation_problem(300_000, 8, seed=1), tmp_path)
+    value, allowed = problem.value, problem.allowed
     structure = dual_structure(problem)
     prices = np.random.default_rng(2).normal(size=len(problem.rows))
     cells = np.arange(0, problem.n_cells, every)
@@ -458,7 +452,7 @@ def test_the_rule_costs_price_pass_holds_a_slice_of_the_paged_values(tmp_path, m
     time; the bounds the same bits as from values in memory."""
     import engine
     from engine import problem as problem_module
-    from engine.solve import chunked, kernels
+    from engine.solve import chunked, fast, kernels
     from tests.test_compact import grid_problem
 
     rule_costs_module = importlib.import_module("engine.analysis.rule_costs")
@@ -472,11 +466,12 @@ def test_the_rule_costs_price_pass_holds_a_slice_of_the_paged_values(tmp_path, m
     # The best options' chunks are whole blocks of the kernels.
     cells_per_slice = kernels.BLOCK
     monkeypatch.setattr(rule_costs_module, "_PASS_CELLS", cells_per_slice)
+    monkeypatch.setattr(fast, "_CELL_SLICE", cells_per_slice)
     held = watch_windows(
         monkeypatch,
         [problem_module, chunked, rule_costs_module],
         problem,
-        {"_best_options", "_best_adjusted", "of", "_price_bound"},
+        {"_best_options", "_best_adjusted", "of", "cell_windows"},
     )
     (paged,) = rule_costs_module.rule_costs(problem, sol, {"all": relaxed}, exact=False)
     # The best options over chunks, their adjusted values, the cells the rule changes, the

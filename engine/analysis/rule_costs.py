@@ -36,11 +36,12 @@ import numpy as np
 
 from engine import progress
 from engine.errors import RuimtepuzzelError
-from engine.paging import release_pages
+from engine.paging import cell_slices, release_pages
 from engine.problem import Problem
 from engine.solve import kernels
 from engine.solve.chunked import cell_chunks
 from engine.solve.dual import dual_structure
+from engine.solve.fast import cell_windows
 from engine.solve.local import resolve_near
 from engine.solve.solution import gaps_muted
 
@@ -118,8 +119,7 @@ class _Relaxation:
         # Slice by slice of cells: an (N, O) comparison at once was 0.8 GB at national 25 m,
         # and the paged allowed options' pages (``--memory``) go back after each slice.
         changed = np.empty(len(allowed), dtype=bool)
-        for lo in range(0, len(allowed), _PASS_CELLS):
-            part = slice(lo, lo + _PASS_CELLS)
+        for part in cell_slices(len(allowed), _PASS_CELLS):
             changed[part] = (allowed[part] != base[part]).any(axis=1)
             release_pages(base[part])
         cells = np.flatnonzero(changed)
@@ -159,8 +159,7 @@ def _best_adjusted(problem: Problem, best: np.ndarray, adj: np.ndarray, group) -
     """Per cell its best option's adjusted value, slice by slice of cells, each slice's
     pages of paged values let go after it."""
     out = np.empty(problem.n_cells)
-    for lo in range(0, problem.n_cells, _PASS_CELLS):
-        part = slice(lo, lo + _PASS_CELLS)
+    for part in cell_slices(problem.n_cells, _PASS_CELLS):
         option = best[part].astype(np.int64)
         rows = np.arange(len(option))
         out[part] = problem.value[part][rows, option].astype(np.float64) + adj[group[part], option]
@@ -174,14 +173,16 @@ def _price_bound(problem: Problem, base, relaxation: _Relaxation, structure, adj
     cells, rows = relaxation.cells, relaxation.rows
     args = (base, problem.value, adj, structure.group, best_u, structure.area)
     some, gain_cell, pairs = [], [], 0
-    for window, part in _windows(problem, cells):
+    # In windows of the grid, each window's pages let go (paged values): the cells a rule
+    # changes lie all over the grid, and reading them at once mapped all of the values'
+    # pages (national 25 m: 3.3 GB, the write stage's peak).
+    for window in cell_windows(problem, cells):
         window_some, window_gain, window_pairs = new_option_gains(
             cells[window], rows[window], *args
         )
         some.append(window_some)
         gain_cell.append(window_gain)
         pairs += window_pairs
-        problem.release_cells(part)
     if pairs == 0:
         return 0.0, np.zeros(problem.n_claims), 0
     some, gain_cell = np.concatenate(some), np.concatenate(gain_cell)
@@ -193,26 +194,13 @@ def _price_bound(problem: Problem, base, relaxation: _Relaxation, structure, adj
     gaining = np.flatnonzero(gain_cell > 0)
     serves = problem.contribution > 0
     terms = [np.zeros((problem.n_claims, 0))]
-    for window, part in _windows(problem, cells[gaining]):
+    for window in cell_windows(problem, cells[gaining]):
         terms.append(claim_gains(cells, gaining[window], rows, *args, serves))
-        problem.release_cells(part)
     terms = np.concatenate(terms, axis=1)
     per_claim = np.zeros(problem.n_claims)
     for k in np.flatnonzero(serves.any(axis=0)):
         per_claim[k] = float(np.sum(terms[k]))
     return total, per_claim, int(pairs)
-
-
-def _windows(problem: Problem, cells: np.ndarray):
-    """(positions in ``cells``, the slice of the grid's cells they lie in) per slice of
-    :data:`_PASS_CELLS` cells that holds any of the (ascending) ``cells``: a pass over
-    cells spread over the grid maps the paged values' pages around each one read, all of
-    them in one pass (national 25 m: 3.4 GB, the write stage's peak), a slice's in a
-    window."""
-    bounds = np.searchsorted(cells, np.arange(0, problem.n_cells + _PASS_CELLS, _PASS_CELLS))
-    for w in np.flatnonzero(np.diff(bounds)):
-        part = slice(int(w) * _PASS_CELLS, (int(w) + 1) * _PASS_CELLS)
-        yield slice(int(bounds[w]), int(bounds[w + 1])), part
 
 
 @numba.njit(cache=True, nogil=True)
@@ -312,8 +300,8 @@ def rule_costs(
             relaxation = _Relaxation.of(relaxed_all[index], base)
             bound = _price_bound(problem, base, relaxation, structure, adj, best_u)
             forbidden = relaxation.forbidden(base)
-        # The values and options of the cells the rule changes, spread over the grid:
-        # paged (``--memory``), their pages go.
+        # The allowed options of the cells the rule changes (read for ``forbidden``), spread
+        # over the grid: paged (``--memory``), their pages go.
         problem.release_cells()
         return relaxation, bound, forbidden
 

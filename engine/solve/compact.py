@@ -64,6 +64,7 @@ from scipy import sparse
 
 from engine import progress
 from engine.errors import RuimtepuzzelError
+from engine.paging import cell_slices
 from engine.problem import Problem
 from engine.solve.indices import index_type, option_type
 from engine.solve.solution import Solution, allocation_totals
@@ -601,7 +602,7 @@ def _best_neutral(problem: Problem, neutral: np.ndarray) -> tuple[np.ndarray, np
     best_value = np.empty(problem.n_cells)
     # Slice by slice: the neutral options' values of all cells at once, as float64 with
     # their mask and pick, were 5 GB at national 25 m, the compaction's peak then.
-    for part in _cell_parts(problem.n_cells):
+    for part in cell_slices(problem.n_cells, _NEIGHBOUR_SLICE):
         value = problem.value[part, neutral].astype(np.float64)
         if problem.allowed is not None:
             value = np.where(problem.allowed[part, neutral], value, -np.inf)
@@ -613,13 +614,6 @@ def _best_neutral(problem: Problem, neutral: np.ndarray) -> tuple[np.ndarray, np
         # resident, not the grid's (national 25 m: 4 GB of them).
         problem.release_cells(part)
     return best, best_value
-
-
-def _cell_parts(n_cells: int) -> list[slice]:
-    """Slices of :data:`_NEIGHBOUR_SLICE` cells: a pass over all cells with float64
-    temporaries a slice's size, not the grid's."""
-    step = _NEIGHBOUR_SLICE
-    return [slice(lo, min(lo + step, n_cells)) for lo in range(0, n_cells, step)]
 
 
 def _area(problem: Problem, part: slice):
@@ -654,7 +648,7 @@ class _OptionState:
         # temporaries), the same operations on every cell.
         self.gain = np.empty(problem.n_cells)
         allowed = np.ones(problem.n_cells, dtype=bool)
-        for part in _cell_parts(problem.n_cells):
+        for part in cell_slices(problem.n_cells, _NEIGHBOUR_SLICE):
             own = _area(problem, part) * (
                 problem.value[part, o].astype(np.float64) + option_price[self.group[part]]
             )

@@ -1053,7 +1053,7 @@ def _adjusted_values(problem, structure, prices, cells) -> np.ndarray:
     """(M, O) ``v + adj`` of the given cells, -inf where an option is not allowed."""
     adj = structure.adjustment(prices)
     values = np.empty((len(cells), problem.n_options))
-    for part in _cell_slices(problem, cells):
+    for part in cell_windows(problem, cells):
         at = cells[part]
         values[part] = problem.value[at].astype(np.float64) + adj[structure.group[at]]
         if structure.has_allowed:
@@ -1067,7 +1067,7 @@ def _near_best(problem, structure, prices, cells, window) -> np.ndarray:
     window = np.ascontiguousarray(window, dtype=np.float64).reshape(-1)
     adj = structure.adjustment(prices)
     options = np.empty((len(cells), problem.n_options), dtype=bool)
-    for part in _cell_slices(problem, cells):
+    for part in cell_windows(problem, cells):
         options[part] = kernels.near_best(
             cells[part],
             window if len(window) == 1 else window[part],
@@ -1080,7 +1080,7 @@ def _near_best(problem, structure, prices, cells, window) -> np.ndarray:
     return options
 
 
-def _cell_slices(problem: Problem, cells: np.ndarray):
+def cell_windows(problem: Problem, cells: np.ndarray):
     """Slices of ``cells`` for a pass over their values, each within a window of
     :data:`_CELL_SLICE` cells of the grid where ``cells`` ascend (one slice otherwise).
     Where the values are paged (:mod:`engine.paging`), the pages of each slice's span go
@@ -1103,7 +1103,7 @@ def _cell_slices(problem: Problem, cells: np.ndarray):
         problem.release_cells(slice(within.min(), within.max() + 1))
 
 
-# Cells of the grid per window of a pass over some cells' values (:func:`_cell_slices`).
+# Cells of the grid per window of a pass over some cells' values (:func:`cell_windows`).
 _CELL_SLICE = 1 << 21
 
 
@@ -1133,7 +1133,7 @@ def _interchangeable(
     length = class_kernels.key_length(problem.n_options, 1)
     multipliers = class_kernels.hash_multipliers(length)
     hashes = np.empty(m, dtype=np.uint64)
-    for part in _cell_slices(problem, free.cells):
+    for part in cell_windows(problem, free.cells):
         hashes[part] = class_kernels.repair_hashes(
             free.cells[part], free.options[part], problem.value, structure.group, multipliers
         )
@@ -1158,7 +1158,7 @@ def _keys_agree(problem, structure, free: FreeCells, of_cell, first, length) -> 
     others, so the keys of the classes that begin in a slice are taken as it is read."""
     first_keys = np.empty((len(first), length), dtype=np.int64)
     taken, agree = 0, True
-    for part in _cell_slices(problem, free.cells):
+    for part in cell_windows(problem, free.cells):
         begun = int(np.searchsorted(first, part.stop))
         new = first[taken:begun]
         first_keys[taken:begun] = class_kernels.repair_keys(
@@ -1396,7 +1396,7 @@ def _aggregated_classes(
     zones, reaches = structure.claim_zones
     length = class_kernels.key_length(problem.n_options, zones.shape[1])
     # The options are found and hashed in one pass without being held: a national grid's
-    # at once would be gigabytes. Slice by slice of cells, as :func:`_cell_slices`.
+    # at once would be gigabytes. Slice by slice of cells, as :func:`cell_windows`.
     n, adj = problem.n_cells, structure.adjustment(prices)
     multipliers = class_kernels.hash_multipliers(length)
     hashes = np.empty(n, dtype=np.uint64)
@@ -1574,7 +1574,7 @@ def _column_gains(problem: Problem, cell, option, lead) -> np.ndarray:
     only ((classes, options) in float64 was 0.22 GB through the LP), slice by slice of
     their cells (the classes' first cells lie on most of the values' pages)."""
     gain = np.empty(len(cell))
-    for part in _cell_slices(problem, cell):
+    for part in cell_windows(problem, cell):
         at = cell[part]
         gain[part] = problem.value[at, option[part]].astype(np.float64)
         gain[part] -= problem.value[at, lead[part]]
@@ -1721,7 +1721,7 @@ def _left_out(problem, structure, prices, free: FreeCells, tolerance: float):
     adj = structure.adjustment(prices)
     beats = np.empty(len(free.cells), dtype=bool)
     best = np.empty(len(free.cells), dtype=np.int64)
-    for part in _cell_slices(problem, free.cells):
+    for part in cell_windows(problem, free.cells):
         beats[part], best[part] = kernels.left_out(
             free.cells[part],
             free.options[part],
