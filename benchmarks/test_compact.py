@@ -12,7 +12,11 @@ that tests/test_compact.py asserts). Figures are in benchmarks/README.md.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +63,24 @@ def test_national_compaction(benchmark, resolution):
     plan = benchmark.pedantic(timed, rounds=2, iterations=1)
     print(f"\n{resolution} m compaction: " + "; ".join(rounds))
     assert plan.compactness is not None
+
+
+def test_the_cut_recorder_accounts_for_every_cut(tmp_path):
+    """``compaction_cuts.py`` on a national run at 1000 m: its steps add up to the cuts and
+    the seconds its first line counts, and the run it wraps writes its folder."""
+    script = Path(__file__).with_name("compaction_cuts.py")
+    out = tmp_path / "out"
+    cli = ["--quiet", "run", "national", "--resolution", "1000", "--analysis", "off"]
+    printed = subprocess.run(
+        [sys.executable, str(script), "--", *cli, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    head = re.search(r"minimum cuts ([\d.]+) s: (\d+) in (\d+) count searches", printed)
+    steps = re.findall(r"^ +\d+\+? +(\d+) +[\d,]+ +([\d.]+) +[\d.]+$", printed, re.M)
+    assert head and steps, printed
+    assert int(head[2]) > 0 and int(head[3]) > 0
+    assert sum(int(cuts) for cuts, _ in steps) == int(head[2])
+    assert sum(float(s) for _, s in steps) == pytest.approx(float(head[1]), abs=0.1 * len(steps))
+    assert (out / "report.json").is_file()
