@@ -74,12 +74,15 @@ def patch_labels(cells, mask, neighbours, patch):
 
 
 @njit(cache=True, nogil=True)
-def cut_terms(cells, neighbours, label):
+def cut_terms(cells, neighbours, label, local):
     """The terms of a cut over ``cells``, every other cell held at ``label``:
     per cut cell its neighbours held in and held out, and the edges between cut cells, each
-    once (to the right and below), in the order of their first cell."""
+    once (to the right and below), in the order of their first cell.
+
+    ``local``: (N,) -1 for every cell, where the cut cells' places among ``cells`` are noted
+    for the pass and cleared after it. One such map made per cut was written and faulted in
+    whole at every cut (national 100 m: 2.7 s of a 17 s compaction; 25 m: 449 MB a cut)."""
     k = cells.shape[0]
-    local = np.full(neighbours.shape[0], -1, dtype=np.int64)
     for m in range(k):
         local[cells[m]] = m
     fixed_in = np.zeros(k, dtype=np.int64)
@@ -101,6 +104,8 @@ def cut_terms(cells, neighbours, label):
                 edge_a[edges] = m
                 edge_b[edges] = local[j]
                 edges += 1
+    for m in range(k):
+        local[cells[m]] = -1
     return fixed_in, fixed_out, edge_a[:edges], edge_b[:edges]
 
 
