@@ -662,8 +662,6 @@ class _OptionState:
             # the end, all of the values' pages were (national 25 m: 4.5 GB, the peak).
             problem.release_cells(part)
         self.label = choice == o
-        # The cut cells' places among them, -1 between cuts (compact_kernels.cut_terms).
-        self.cut_places = np.full(problem.n_cells, -1, dtype=index_type(problem.n_cells))
         # Cells that may trade between the option and a neutral one; the rest keep theirs.
         self.free = allowed & np.isfinite(neutral_value) & (self.label | is_neutral[choice])
         self.target = target
@@ -868,7 +866,7 @@ class _CutGraph:
         from engine.solve.compact_kernels import cut_terms
 
         fixed_in, fixed_out, edge_a, edge_b = cut_terms(
-            np.asarray(cells, dtype=np.int64), state.nbr, state.label, state.cut_places
+            np.asarray(cells, dtype=np.int64), state.nbr, state.label
         )
         return cls(state.gain[cells], fixed_in, fixed_out, edge_a, edge_b, state.rule.edge_cost)
 

@@ -121,10 +121,7 @@ def _compile_calls(a: SimpleNamespace) -> list[tuple[object, tuple]]:
             (a.choices[0], a.selected, a.x.indptr, a.x.indices, a.x.data, a.group, a.area, 1, 2),
         ),
         (compact_kernels.patch_labels, (np.arange(2), a.selected, neighbours, np.zeros(2, int))),
-        (
-            compact_kernels.cut_terms,
-            (np.arange(2), neighbours, a.selected, np.full(2, -1, neighbours.dtype)),
-        ),
+        (compact_kernels.cut_terms, (np.arange(2), neighbours, a.selected)),
         (
             compact_kernels.grow,
             (np.arange(2), 1, True, a.selected.copy(), neighbours, a.area, 1.0, 2),
