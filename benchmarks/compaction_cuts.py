@@ -62,11 +62,10 @@ def main() -> None:
 
 def report(searches: list[dict], free_cuts: list[tuple], seconds: float) -> None:
     cuts = [cut for s in searches for cut in s["cuts"]]
-    in_cuts = sum(c[3] for c in cuts) + sum(c[3] for c in free_cuts)
+    searched, free = sum(c[3] for c in cuts), sum(c[3] for c in free_cuts)
     print(
-        f"run {seconds:.1f} s; minimum cuts {in_cuts:.1f} s: {len(cuts)} in {len(searches)} "
-        f"count searches ({sum(c[3] for c in cuts):.1f} s), {len(free_cuts)} free "
-        f"({sum(c[3] for c in free_cuts):.1f} s)"
+        f"run {seconds:.1f} s; minimum cuts {searched + free:.1f} s: {len(cuts)} in "
+        f"{len(searches)} count searches ({searched:.1f} s), {len(free_cuts)} free ({free:.1f} s)"
     )
     steps = defaultdict(lambda: [0, 0, 0.0])
     for s in searches:

@@ -100,17 +100,16 @@ def cut_terms(cells, neighbours, label):
             if j < 0:
                 continue
             if d == 0:
-                place = m - 1 if m > 0 and cells[m - 1] == j else -1
+                at = m - 1
             elif d == 1:
-                place = m + 1 if m + 1 < k and cells[m + 1] == j else -1
+                at = m + 1
             elif d == 2:
-                while above < k and cells[above] < j:
-                    above += 1
-                place = above if above < k and cells[above] == j else -1
+                above = _first_from(cells, above, j)
+                at = above
             else:
-                while below < k and cells[below] < j:
-                    below += 1
-                place = below if below < k and cells[below] == j else -1
+                below = _first_from(cells, below, j)
+                at = below
+            place = at if 0 <= at < k and cells[at] == j else -1
             if place < 0:
                 if label[j]:
                     fixed_in[m] += 1
@@ -121,6 +120,14 @@ def cut_terms(cells, neighbours, label):
                 edge_b[edges] = place
                 edges += 1
     return fixed_in, fixed_out, edge_a[:edges], edge_b[:edges]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _first_from(cells, at, j):
+    """The first place from ``at`` in the increasing ``cells`` whose cell is not before j."""
+    while at < cells.shape[0] and cells[at] < j:
+        at += 1
+    return at
 
 
 @njit(cache=True, nogil=True, inline="always")
