@@ -742,12 +742,9 @@ def _counted_cut(graph: _CutGraph, need: int, reach: float) -> tuple[np.ndarray,
     # takes too few takes them for good, and the next guess reaches further.
     guesses = list(GUESS_MARGINS)
     for _ in range(SEARCH_CUTS):
-        if guesses:
-            mid = _margin_offset(graph, need - taken_low, guesses[0])
-            if not low < mid < high:
-                guesses, mid = [], graph.balance()
-        else:
-            mid = graph.balance()
+        mid = _margin_offset(graph, need - taken_low, guesses[0]) if guesses else None
+        if mid is None or not low < mid < high:
+            guesses, mid = [], graph.balance()
         if not low < mid < high:
             # All open cells out and all in cost the same at an end of the bracket (they
             # took none of them at ``low`` and all at ``high``): the jump is there.
