@@ -399,6 +399,7 @@ def stage_outputs(
     on_stage=None,
     lang: str | None = None,
     keep_problem: bool = True,
+    ahead=None,
 ) -> tuple[dict, dict]:
     """Write every output of a run but the manifest into the folder ``stage``; returns
     (report, manifest) for :meth:`engine.outputs.RunFolder.commit` to finish.
@@ -406,7 +407,8 @@ def stage_outputs(
     ``analysis``: full, quick or off (:mod:`engine.analysis.outputs`); ``on_stage(name)`` is
     told when the analysis starts; ``lang``: the language of the pages and legends (nl);
     ``keep_problem`` False lets the problem's value and allowed go once the report has read
-    them (:func:`build_report`; the analysis needs them).
+    them (:func:`build_report`; the analysis needs them); ``ahead``: the rules' relaxations
+    built while the run solved (:class:`engine.analysis.rule_costs.RelaxationsAhead`).
     """
     if analysis != "off" and not keep_problem:
         raise ValueError("the analysis reads the problem's value and allowed: keep_problem")
@@ -452,6 +454,7 @@ def stage_outputs(
             level=analysis,
             manifest=manifest,
             lang=lang,
+            ahead=ahead,
         )
         timings["analysis"] = report["timings"]["analysis"]
     # After the analysis: the summary starts with its verdicts.

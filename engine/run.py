@@ -15,6 +15,7 @@ target against the land the rules leave for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.analysis.outputs import analysis_level
+from engine.analysis.rule_costs import RelaxationsAhead
 from engine.compactness import cluster
 from engine.compile import Compiled, capacity, compile_problem, refusal, shortfalls
 from engine.config import Config, ConfigError, load_config
@@ -238,7 +240,7 @@ def run(
             stages.done()
             stages.start(name)
 
-        with stages:
+        with stages, contextlib.ExitStack() as beside:
             # Only the analysis applies the rules again; the outputs read the few layers
             # they show again from the grid.
             prepared = prepare_run(
@@ -253,6 +255,7 @@ def run(
                 values_paged_in=folder.stage if price_stage.memory else None,
             )
             compiled = prepared.compiled
+            ahead = beside.enter_context(_relaxations_ahead(compiled, level, price_stage))
             stages.start("solve")
             with price_stage.solve_options(compiled.problem) as chunking:
                 sol = engine.solve(
@@ -287,12 +290,22 @@ def run(
                 # Nothing after the report reads the values and the rules' mask but the
                 # analysis: without it they go before the write stage's per-cell work.
                 keep_problem=level != "off",
+                ahead=ahead,
             )
             stages.done()
             stages.start("manifest")
             folder.commit(manifest)
             stages.done()
     return report
+
+
+def _relaxations_ahead(compiled, level: str, price_stage):
+    """The rules' relaxations built beside the solve and the compaction, where the analysis
+    will want them and no memory budget holds the run: they are gigabytes at 25 m, so with
+    a budget the analysis builds them once the solve has let its memory go."""
+    if level == "off" or price_stage.memory:
+        return contextlib.nullcontext()
+    return RelaxationsAhead(compiled)
 
 
 def check(config, *, grid=None, resolution=None, overrides=None) -> dict:

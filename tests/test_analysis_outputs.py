@@ -132,3 +132,94 @@ def test_a_rules_cost_equals_the_run_with_the_rule_switched_off(done):
         warnings.simplefilter("ignore")
         other = engine.solve(off.problem, method="highs")
     assert other.objective - sol.objective == pytest.approx(cost["gain"], rel=1e-6, abs=1e-6)
+
+
+def test_the_relaxations_built_ahead_are_those_built_in_the_analysis(done):
+    """Built in a thread while the run solves (:class:`RelaxationsAhead`), the relaxations
+    are the same cells and options, and the rule costs from them the same to the bit."""
+    from engine.analysis.rule_costs import (
+        RelaxationsAhead,
+        _Relaxation,
+        compiled_relaxations,
+        rule_costs,
+    )
+
+    compiled, sol, _, _, _ = done
+    base = compiled.problem.allowed
+    with RelaxationsAhead(compiled) as ahead:
+        built = ahead.result()
+    here = compiled_relaxations(compiled)
+    assert list(built) == list(here) and ahead.seconds > 0
+    for name, relaxed in here.items():
+        relaxation = _Relaxation.of(relaxed, base)
+        np.testing.assert_array_equal(built[name].cells, relaxation.cells, err_msg=name)
+        np.testing.assert_array_equal(built[name].rows, relaxation.rows, err_msg=name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        costs = [
+            rule_costs(compiled.problem, sol, relaxations, max_resolves=2)
+            for relaxations in (built, here)
+        ]
+    assert costs[0] == costs[1]
+    assert any(c["method"] == "re-solve" for c in costs[0])
+
+
+def _blocking_relaxations(monkeypatch, compiled, fail: bool = False):
+    """Three relaxations whose first waits for the test (and raises, with ``fail``); the
+    names of those asked for."""
+    import importlib
+    import threading
+
+    from engine.errors import RuimtepuzzelError
+
+    # The module, not the function the package exports under its name.
+    rule_costs_module = importlib.import_module("engine.analysis.rule_costs")
+
+    started, go_on, asked = threading.Event(), threading.Event(), []
+
+    def relaxation(name):
+        def relaxed():
+            asked.append(name)
+            started.set()
+            assert go_on.wait(60)
+            if fail:
+                raise RuimtepuzzelError(f"{name}: a rule that cannot be applied again")
+            return compiled.problem.allowed.copy()
+
+        return relaxed
+
+    names = ("first", "second", "third")
+    monkeypatch.setattr(
+        rule_costs_module,
+        "compiled_relaxations",
+        lambda compiled: {name: relaxation(name) for name in names},
+    )
+    return started, go_on, asked
+
+
+def test_leaving_the_relaxations_ahead_stops_them_after_the_rule_at_hand(done, monkeypatch):
+    """A run that fails or is interrupted leaves the context: the thread ends after the
+    relaxation it is building, so that the error does not wait for the others."""
+    from engine.analysis.rule_costs import RelaxationsAhead
+
+    compiled = done[0]
+    started, go_on, asked = _blocking_relaxations(monkeypatch, compiled)
+    with RelaxationsAhead(compiled) as ahead:
+        assert started.wait(60)
+    go_on.set()
+    assert list(ahead._future.result(timeout=60)) == ["first"]
+    assert asked == ["first"]
+    with pytest.raises(RuntimeError, match="stopped"):
+        ahead.result()
+
+
+def test_an_error_building_a_relaxation_ahead_is_raised_where_the_analysis_asks(done, monkeypatch):
+    from engine.analysis.rule_costs import RelaxationsAhead
+    from engine.errors import RuimtepuzzelError
+
+    compiled = done[0]
+    _, go_on, _ = _blocking_relaxations(monkeypatch, compiled, fail=True)
+    go_on.set()
+    match = "first: a rule that cannot be applied"
+    with RelaxationsAhead(compiled) as ahead, pytest.raises(RuimtepuzzelError, match=match):
+        ahead.result()

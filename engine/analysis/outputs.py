@@ -28,7 +28,7 @@ from engine import progress
 from engine.analysis.addability import addability
 from engine.analysis.conflict import CLASSES, cell_conflict, conflict_summary, contested_pairs
 from engine.analysis.exchange import exchange_suggestions
-from engine.analysis.rule_costs import compiled_relaxations, rule_costs
+from engine.analysis.rule_costs import RelaxationsAhead, compiled_relaxations, rule_costs
 from engine.analysis.scarcity import cell_prices, regret, shadow_price_table
 from engine.analysis.verdicts import verdicts
 from engine.config.environment import ANALYSIS_LEVELS
@@ -86,10 +86,12 @@ def analyse(
     compiled=None,
     options=None,
     level: str | None = None,
+    ahead: RelaxationsAhead | None = None,
 ) -> dict:
     """All analyses of a solved problem: the report sections and the per-cell arrays.
 
-    ``level``: full or quick (default: RUIMTEPUZZEL_ANALYSIS, else full).
+    ``level``: full or quick (default: RUIMTEPUZZEL_ANALYSIS, else full); ``ahead``: the
+    rules' relaxations, built while the run solved (else built here).
     """
     opt = {**DEFAULTS, **(QUICK if analysis_level(level) == "quick" else {}), **(options or {})}
     timings = {}
@@ -109,10 +111,15 @@ def analyse(
     costs = []
     if opt["rule_costs"] and compiled is not None:
         t = time.perf_counter()
+        if ahead is None:
+            relaxations = compiled_relaxations(compiled)
+        else:
+            relaxations = ahead.result()
+            timings["relaxations_ahead"] = ahead.seconds
         costs = rule_costs(
             problem,
             sol,
-            compiled_relaxations(compiled),
+            relaxations,
             workers=opt["rule_cost_workers"],
             max_resolves=opt["rule_cost_resolves"],
         )
@@ -213,11 +220,12 @@ def analysis_outputs(
     level: str | None = None,
     manifest: dict | None = None,
     lang: str | None = None,
+    ahead: RelaxationsAhead | None = None,
 ) -> dict:
     """Write the analysis rasters and report.html into ``folder`` (a run's staging folder)
     and add the analysis sections to ``report`` (updated in place and returned); the caller
     writes report.json. ``level``: see analyse; ``manifest``: the run's, for the page's
-    provenance; ``lang``: the page's language (nl)."""
+    provenance; ``lang``: the page's language (nl); ``ahead``: as :func:`analyse`."""
     from engine.html import render_report
 
     level = analysis_level(level)
@@ -226,7 +234,9 @@ def analysis_outputs(
     out = Path(folder)
     t = time.perf_counter()
     problem = compiled.problem
-    result = analyse(problem, sol, report=report, compiled=compiled, options=options, level=level)
+    result = analyse(
+        problem, sol, report=report, compiled=compiled, options=options, level=level, ahead=ahead
+    )
     report.update(result["sections"])
     report["verdicts"] = clean_json(verdicts(compiled, report))
     arrays = result["arrays"]
