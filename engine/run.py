@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.analysis.outputs import analysis_level
-from engine.analysis.rule_costs import RelaxationsAhead
+from engine.analysis.rule_costs import AHEAD_CELLS, RelaxationsAhead
 from engine.compactness import cluster
 from engine.compile import Compiled, capacity, compile_problem, refusal, shortfalls
 from engine.config import Config, ConfigError, load_config
@@ -301,9 +301,10 @@ def run(
 
 def _relaxations_ahead(compiled, level: str, price_stage):
     """The rules' relaxations built beside the solve and the compaction, where the analysis
-    will want them and no memory budget holds the run: they are gigabytes at 25 m, so with
-    a budget the analysis builds them once the solve has let its memory go."""
-    if level == "off" or price_stage.memory:
+    will want them, no memory budget holds the run and they are small
+    (:data:`engine.analysis.rule_costs.AHEAD_CELLS`); else the analysis builds them, once the
+    solve has let its memory go."""
+    if level == "off" or price_stage.memory or compiled.problem.n_cells > AHEAD_CELLS:
         return contextlib.nullcontext()
     return RelaxationsAhead(compiled)
 

@@ -93,14 +93,21 @@ def test_the_report_adds_up(national):
     assert housing["allocated"] >= 900_000 - 1
 
 
-def test_the_rules_relaxations_are_built_beside_the_solve_with_the_same_costs(grid, tmp_path):
+def test_the_rules_relaxations_are_built_beside_the_solve_with_the_same_costs(
+    grid, tmp_path, monkeypatch
+):
     """Without a memory budget the analysis's relaxations are built while the run solves
-    (``relaxations_ahead``, seconds); with one, in the analysis as before. The rule costs are
-    the same to the bit."""
+    (``relaxations_ahead``, seconds); with one, or above AHEAD_CELLS cells, in the analysis
+    as before. The rule costs are the same to the bit."""
+    import engine.run
+
     beside = run(NATIONAL, tmp_path / "beside", grid=grid, progress=False)
     assert beside["analysis_timings"]["relaxations_ahead"] > 0
     budget = run(NATIONAL, tmp_path / "budget", grid=grid, progress=False, memory="1GB")
-    assert "relaxations_ahead" not in budget["analysis_timings"]
+    monkeypatch.setattr(engine.run, "AHEAD_CELLS", beside["cells"] - 1)
+    large = run(NATIONAL, tmp_path / "large", grid=grid, progress=False, analysis="quick")
+    for after in (budget, large):
+        assert "relaxations_ahead" not in after["analysis_timings"]
     assert [c for c in budget["rule_costs"] if c["method"] == "re-solve"]
     assert budget["rule_costs"] == beside["rule_costs"]
 
