@@ -612,9 +612,12 @@ def apply_rules(
     shrunk = {name: m for name, m in minimum.items() if lost[cols[name]]}
     after = exclude_small_patches(cells, shrunk, options, allowed, keep=reserved, memo=memo)
     progress.advance(n_rules, n_rules, "rules applied")
+    # In the options' order: a set's order changes with each process's string hashing, and
+    # the page lists options with the same hectares in this order.
     min_patch = {
         name: np.union1d(before.get(name, []), after.get(name, [])).astype(np.int64)
-        for name in before.keys() | after.keys()
+        for name in options
+        if name in before or name in after
     }
     for name, out in min_patch.items():
         counts[f"min_patch.{name}"] = len(out)

@@ -436,3 +436,13 @@ def test_relaxations_sharing_a_memo_equal_the_rules_applied_afresh():
             without, compiled.cells, compiled.area_ha, compiled.province_codes, scratch
         )
         np.testing.assert_array_equal(relaxations[name](), afresh.allowed, err_msg=name)
+
+
+def test_the_minimum_patch_exclusions_come_in_the_options_order():
+    """Not in a set's order, which changes with each process's string hashing: the page
+    lists the options whose minimum patches rule out the same hectares in this order, and
+    the same run must write the same page."""
+    compiled = compile_problem(load_config(NATIONAL), synthetic_grid(block=20, resolution=100.0))
+    excluded = list(compiled.effects.min_patch)
+    assert len(excluded) > 2
+    assert excluded == [o for o in compiled.config.option_names if o in excluded]
