@@ -666,10 +666,13 @@ def page_context(report: dict, manifest: dict, lang: str | None = None) -> dict:
     }
 
 
-def render_report(report: dict, manifest: dict, folder, lang: str | None = None) -> str:
-    """report.html of the run in ``folder`` (its rasters are read from there)."""
+def render_report(
+    report: dict, manifest: dict, folder, lang: str | None = None, grids: dict | None = None
+) -> str:
+    """report.html of the run in ``folder``: its rasters read from there, or ``grids`` as
+    :func:`read_grids` would read them (the analysis, which has just made them)."""
     context = page_context(report, manifest, lang)
-    context["maps"] = _maps(report, read_grids(folder), context["t"])
+    context["maps"] = _maps(report, read_grids(folder) if grids is None else grids, context["t"])
     return render("report.html", **context)
 
 

@@ -212,14 +212,19 @@ def build_report(compiled, sol, *, timings: dict | None = None, keep_problem: bo
 # -- the map --------------------------------------------------------------------------------------
 
 
-def write_allocation_tif(path: Path, compiled, choice, ds) -> None:
-    config = compiled.config
-    codes = np.array([o.code for o in config.options.values()], dtype=np.uint8)
+def allocation_grid(compiled, choice) -> np.ndarray:
+    """The allocated option's code per grid cell (NODATA outside the cells)."""
+    codes = np.array([o.code for o in compiled.config.options.values()], dtype=np.uint8)
     grid = np.full(compiled.cells.shape, NODATA, dtype=np.uint8)
     grid.ravel()[compiled.cells.flat] = codes[np.asarray(choice)]
+    return grid
+
+
+def write_allocation_tif(path: Path, compiled, choice, ds) -> None:
+    config = compiled.config
     write_cog(
         path,
-        [grid],
+        [allocation_grid(compiled, choice)],
         transform=grid_transform(ds),
         dtype="uint8",
         nodata=NODATA,

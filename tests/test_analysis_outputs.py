@@ -223,3 +223,27 @@ def test_an_error_building_a_relaxation_ahead_is_raised_where_the_analysis_asks(
     match = "first: a rule that cannot be applied"
     with RelaxationsAhead(compiled) as ahead, pytest.raises(RuimtepuzzelError, match=match):
         ahead.result()
+
+
+def test_the_page_draws_the_maps_as_they_were_written(done):
+    """report.html is drawn from the analysis's arrays while its maps are written, not from
+    the maps read back: the same arrays as :func:`engine.html.read_grids` reads."""
+    from engine.analysis.outputs import analyse, page_grids
+    from engine.html import read_grids
+
+    compiled, sol, out, _, _ = done
+    problem = compiled.problem
+    arrays = analyse(problem, sol, options={"rule_costs": False, "exchanges": False})["arrays"]
+    prices = {name: arrays["prices"][:, k] for k, name in enumerate(problem.claim_names)}
+    drawn = page_grids(
+        compiled, compiled.cells.ds, sol.choice, arrays["conflict"], prices, arrays["regret"]
+    )
+    read = read_grids(out)
+    assert drawn.keys() == read.keys() and drawn["transform"] == read["transform"]
+    for key in ("allocation", "conflict", "regret"):
+        np.testing.assert_array_equal(drawn[key], read[key], err_msg=key)
+        assert drawn[key].dtype == read[key].dtype, key
+    assert list(drawn["prices"]) == list(read["prices"])
+    for name, values in read["prices"].items():
+        np.testing.assert_array_equal(drawn["prices"][name], values, err_msg=name)
+    assert np.isnan(drawn["regret"]).any()  # outside the cells, as read
