@@ -126,6 +126,10 @@ class Cells:
         from dask.base import is_dask_collection
 
         names = [n for n in dict.fromkeys(names) if self.has(n) and n not in self._cache]
+        if not names:
+            # read_once sets GDAL's process-wide cache limit: not for layers already read
+            # (the rules applied again beside the solve, while the main thread writes).
+            return
         ny, nx = self.shape
         out = {n: np.empty(self.n, dtype=self.ds[n].dtype) for n in names}
         flat = self.flat

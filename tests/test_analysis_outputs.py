@@ -205,9 +205,10 @@ def test_leaving_the_relaxations_ahead_stops_them_after_the_rule_at_hand(done, m
     compiled = done[0]
     started, go_on, asked = _blocking_relaxations(monkeypatch, compiled)
     with RelaxationsAhead(compiled) as ahead:
+        future = ahead._future
         assert started.wait(60)
     go_on.set()
-    assert list(ahead._future.result(timeout=60)) == ["first"]
+    assert list(future.result(timeout=60)) == ["first"]
     assert asked == ["first"]
     with pytest.raises(RuntimeError, match="stopped"):
         ahead.result()
@@ -225,25 +226,31 @@ def test_an_error_building_a_relaxation_ahead_is_raised_where_the_analysis_asks(
         ahead.result()
 
 
-def test_the_page_draws_the_maps_as_they_were_written(done):
-    """report.html is drawn from the analysis's arrays while its maps are written, not from
-    the maps read back: the same arrays as :func:`engine.html.read_grids` reads."""
-    from engine.analysis.outputs import analyse, page_grids
-    from engine.html import read_grids
+def test_the_page_is_drawn_from_what_the_maps_hold(tmp_path, monkeypatch):
+    """report.html is drawn from the analysis's arrays, not from the maps read back: what
+    the analysis hands the page equals what :func:`engine.html.read_grids` reads from the
+    maps it has just written."""
+    import engine.html
 
-    compiled, sol, out, _, _ = done
-    problem = compiled.problem
-    arrays = analyse(problem, sol, options={"rule_costs": False, "exchanges": False})["arrays"]
-    prices = {name: arrays["prices"][:, k] for k, name in enumerate(problem.claim_names)}
-    drawn = page_grids(
-        compiled, compiled.cells.ds, sol.choice, arrays["conflict"], prices, arrays["regret"]
-    )
-    read = read_grids(out)
-    assert drawn.keys() == read.keys() and drawn["transform"] == read["transform"]
-    for key in ("allocation", "conflict", "regret"):
-        np.testing.assert_array_equal(drawn[key], read[key], err_msg=key)
-        assert drawn[key].dtype == read[key].dtype, key
-    assert list(drawn["prices"]) == list(read["prices"])
-    for name, values in read["prices"].items():
-        np.testing.assert_array_equal(drawn["prices"][name], values, err_msg=name)
-    assert np.isnan(drawn["regret"]).any()  # outside the cells, as read
+    compiled, ds = prepare(NATIONAL, grid=synthetic_grid(block=20))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = engine.solve(compiled.problem, method="highs")
+    render, drawn = engine.html.render_report, []
+
+    def compared(report, manifest, folder, lang=None, grids=None):
+        read = engine.html.read_grids(folder)
+        assert grids is not None and grids.keys() == read.keys()
+        assert grids["transform"] == read["transform"]
+        for key in ("allocation", "conflict", "regret"):
+            np.testing.assert_array_equal(grids[key], read[key], err_msg=key)
+            assert grids[key].dtype == read[key].dtype, key
+        assert list(grids["prices"]) == list(read["prices"])
+        for name, values in read["prices"].items():
+            np.testing.assert_array_equal(grids["prices"][name], values, err_msg=name)
+        drawn.append(folder)
+        return render(report, manifest, folder, lang, grids=grids)
+
+    monkeypatch.setattr(engine.html, "render_report", compared)
+    write_outputs(tmp_path / "run", compiled, sol, ds, timings={}, analysis="quick")
+    assert drawn

@@ -124,6 +124,7 @@ def analyse(
             workers=opt["rule_cost_workers"],
             max_resolves=opt["rule_cost_resolves"],
         )
+        del relaxations  # and with them what applying the rules again kept (RuleMemo)
         timings["rule_costs"] = time.perf_counter() - t
     exchanges = []
     if opt["exchanges"]:

@@ -430,10 +430,12 @@ class RelaxationsAhead:
         return built
 
     def result(self) -> dict:
-        """Rule name -> its relaxation, for :func:`rule_costs`."""
-        if self._stop.is_set():
-            raise RuntimeError("the relaxations built ahead were stopped")
-        return self._future.result()
+        """Rule name -> its relaxation, for :func:`rule_costs`; once: the relaxations are
+        not held here after (0.37 GB at national 100 m, through the exchanges and maps)."""
+        if self._stop.is_set() or self._future is None:
+            raise RuntimeError("the relaxations built ahead were stopped or taken")
+        future, self._future = self._future, None
+        return future.result()
 
     def __enter__(self) -> RelaxationsAhead:
         return self
