@@ -57,7 +57,7 @@ def test_national_full_analysis(benchmark, resolution, way, monkeypatch):
         monkeypatch.setattr(fast, "SWITCH_SHARE", 0.0)
         monkeypatch.setattr(fast, "SWITCH_CELLS", 0)
     workers = 1 if way.endswith("-1") else 2
-    options = {"rule_cost_workers": workers, "exchange_workers": workers}
+    options = {"resolve_workers": workers}
     result = {}
 
     def job():

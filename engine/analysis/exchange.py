@@ -14,18 +14,25 @@ makes things worse or is infeasible).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from engine import progress
 from engine.analysis.conflict import _zoning_index
+from engine.analysis.resolves import Resolve, resolve_cost, run_resolves
 from engine.analysis.rule_costs import relaxed_problem, resolve
 from engine.problem import Problem
 from engine.solve.dual import dual_structure
 from engine.solve.fast import supply
 
-__all__ = ["exchange_suggestions", "apply_exchange", "candidate_pairs"]
+__all__ = [
+    "exchange_suggestions",
+    "plan_exchanges",
+    "Exchanges",
+    "apply_exchange",
+    "candidate_pairs",
+]
 
 
 def candidate_pairs(
@@ -110,7 +117,30 @@ def apply_exchange(problem: Problem, suggestion: dict) -> Problem:
     return relaxed_problem(problem, lower=lower)
 
 
-def exchange_suggestions(
+def exchange_suggestions(problem: Problem, sol, zoning=None, *, workers: int = 1, **options):
+    """Exchange suggestions, best estimated gain first, each verified by a re-solve around
+    the optimum's prices (``workers`` at a time); ``options`` as :func:`plan_exchanges`."""
+    planned = plan_exchanges(problem, sol, zoning, **options)
+    run_resolves(planned.resolves, "exchanges verified", workers=workers)
+    return planned.entries()
+
+
+@dataclass(frozen=True)
+class Exchanges:
+    """The suggestions estimated, and the re-solves that verify them
+    (:func:`engine.analysis.resolves.run_resolves`); none where they are not verified."""
+
+    suggestions: list[dict]
+    resolves: list[Resolve]
+
+    def entries(self) -> list[dict]:
+        """The suggestions (once verified: those that hold, the best measured gain first)."""
+        if not self.resolves:
+            return list(self.suggestions)
+        return sorted((s for s in self.suggestions if s["verified"]), key=lambda e: -e["gain"])
+
+
+def plan_exchanges(
     problem: Problem,
     sol,
     zoning=None,
@@ -121,10 +151,9 @@ def exchange_suggestions(
     method: str = "auto",
     halvings: int = 4,
     min_difference: float = 1e-6,
-    workers: int = 1,
-) -> list[dict]:
-    """Exchange suggestions, best estimated gain first, each verified by a re-solve around
-    the optimum's prices (``workers`` at a time)."""
+) -> Exchanges:
+    """:func:`exchange_suggestions` up to its re-solves: the suggestions estimated from the
+    supply curves, and a re-solve to verify each, to be run with any other re-solves."""
     structure = dual_structure(problem)
     out = []
     for cand in candidate_pairs(
@@ -154,20 +183,17 @@ def exchange_suggestions(
     out.sort(key=lambda e: -e["gain_estimate"])
     out = out[:max_suggestions]
     if not verify:
-        return out
+        return Exchanges(out, [])
     scale = max(1.0, abs(sol.objective))
     # Each suggestion is verified on its own: the same whatever the number of workers.
-    finished = progress.Tally([1.0] * len(out), "exchanges verified", workers=workers)
-
-    def verify_one(index: int) -> None:
-        with finished.piece(index):
-            _verify(problem, sol, out[index], method, halvings, scale)
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(verify_one, range(len(out))))
-    out = [s for s in out if s["verified"]]
-    out.sort(key=lambda e: -e["gain"])
-    return out
+    resolves = [
+        Resolve(
+            resolve_cost(s["gain_estimate"], scale),
+            partial(_verify, problem, sol, s, method, halvings, scale),
+        )
+        for s in out
+    ]
+    return Exchanges(out, resolves)
 
 
 def _verify(problem: Problem, sol, s: dict, method: str, halvings: int, scale: float) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,9 @@ import numpy as np
 from engine import progress
 from engine.analysis.addability import addability
 from engine.analysis.conflict import CLASSES, cell_conflict, conflict_summary, contested_pairs
-from engine.analysis.exchange import exchange_suggestions
-from engine.analysis.rule_costs import RelaxationsAhead, compiled_relaxations, rule_costs
+from engine.analysis.exchange import plan_exchanges
+from engine.analysis.resolves import ResolvesBeside
+from engine.analysis.rule_costs import RelaxationsAhead, compiled_relaxations, plan_rule_costs
 from engine.analysis.scarcity import cell_prices, regret, shadow_price_table
 from engine.analysis.verdicts import verdicts
 from engine.config.environment import ANALYSIS_LEVELS
@@ -51,8 +53,9 @@ NODATA_FLOAT = -9999.0
 DEFAULTS = {
     "conflict_threshold": 0.05,  # value units per ha: options this close to the best compete
     "rule_costs": True,
-    # Two re-solves at a time: HiGHS and the relaxations' rule passes are single-threaded.
-    "rule_cost_workers": 2,
+    # Two re-solves at a time (the rules' and the exchanges'): HiGHS and the relaxations' rule
+    # passes are single-threaded.
+    "resolve_workers": 2,
     # Every rule whose price bound is not decisive is re-solved (None); a number caps the
     # re-solves to the rules with the largest bounds, the rest keep their bound.
     "rule_cost_resolves": None,
@@ -60,7 +63,6 @@ DEFAULTS = {
     "exchanges_per_claim": 2,
     "max_exchanges": 3,
     "verify_exchanges": True,
-    "exchange_workers": 2,
 }
 QUICK = {"rule_cost_resolves": 0, "verify_exchanges": False}
 
@@ -96,51 +98,40 @@ def analyse(
     """
     opt = {**DEFAULTS, **(QUICK if analysis_level(level) == "quick" else {}), **(options or {})}
     timings = {}
+    rules = exchanges = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="exchanges") as beside:
+        # The supply curves of the exchanges' candidates are one thread's work (national
+        # 100 m: 2 s): beside the rules' pricing, which is the workers'.
+        if opt["exchanges"]:
+            exchanges_planned = beside.submit(_plan_exchanges, problem, sol, opt, timings)
+        if opt["rule_costs"] and compiled is not None:
+            rules = _plan_rule_costs(problem, sol, compiled, ahead, opt, timings)
+        if opt["exchanges"]:
+            exchanges = exchanges_planned.result()
+    resolves = [*(rules.resolves if rules else []), *(exchanges.resolves if exchanges else [])]
     t = time.perf_counter()
-    conflict = cell_conflict(problem, sol, opt["conflict_threshold"])
-    pairs = contested_pairs(problem, conflict, min_ha=0.0)
-    summary = conflict_summary(problem, conflict)
-    area = problem.area_of()
-    timings["conflicts"] = time.perf_counter() - t
+    # The conflicts and the prices per cell need no re-solve: they are worked out beside them.
+    with ResolvesBeside(resolves, "re-solves", workers=opt["resolve_workers"]):
+        conflict = cell_conflict(problem, sol, opt["conflict_threshold"])
+        pairs = contested_pairs(problem, conflict, min_ha=0.0)
+        summary = conflict_summary(problem, conflict)
+        area = problem.area_of()
+        timings["conflicts"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    prices = cell_prices(problem, sol)
-    reg = regret(problem, sol)
-    table = shadow_price_table(problem, sol)
-    timings["scarcity"] = time.perf_counter() - t
-
-    costs = []
-    if opt["rule_costs"] and compiled is not None:
-        t = time.perf_counter()
-        if ahead is None:
-            relaxations = compiled_relaxations(compiled)
-        else:
-            relaxations = ahead.result()
-            timings["relaxations_ahead"] = ahead.seconds
-        costs = rule_costs(
-            problem,
-            sol,
-            relaxations,
-            workers=opt["rule_cost_workers"],
-            max_resolves=opt["rule_cost_resolves"],
-        )
-        del relaxations  # and with them what applying the rules again kept (RuleMemo)
-        timings["rule_costs"] = time.perf_counter() - t
-    exchanges = []
-    if opt["exchanges"]:
-        t = time.perf_counter()
-        exchanges = exchange_suggestions(
-            problem,
-            sol,
-            per_claim=opt["exchanges_per_claim"],
-            max_suggestions=opt["max_exchanges"],
-            verify=opt["verify_exchanges"],
-            workers=opt["exchange_workers"],
-        )
-        for e in exchanges:
-            for key in ("zoning_index", "claim_index", "from_index", "to_index"):
-                e.pop(key, None)
-        timings["exchanges"] = time.perf_counter() - t
+        t_scarcity = time.perf_counter()
+        prices = cell_prices(problem, sol)
+        reg = regret(problem, sol)
+        table = shadow_price_table(problem, sol)
+        timings["scarcity"] = time.perf_counter() - t_scarcity
+    timings["re_solves"] = time.perf_counter() - t
+    costs = [] if rules is None else rules.entries()
+    suggestions = [] if exchanges is None else exchanges.entries()
+    # The re-solves let go of the rules' relaxations (national 100 m: 0.37 GB) and of what
+    # applying the rules again kept (RuleMemo), before the maps and the page.
+    rules = exchanges = resolves = None
+    for e in suggestions:
+        for key in ("zoning_index", "claim_index", "from_index", "to_index"):
+            e.pop(key, None)
     sections = {
         "conflicts": {
             **summary,
@@ -154,12 +145,43 @@ def analyse(
             "regret_mean_per_ha": float(np.sum(reg * area) / max(area.sum(), 1e-12)),
         },
         "rule_costs": costs,
-        "exchanges": exchanges,
+        "exchanges": suggestions,
         "addability": addability(report) if report is not None else [],
         "analysis_timings": timings,
     }
     arrays = {"conflict": conflict, "prices": prices, "regret": reg}
     return {"sections": clean_json(sections), "arrays": arrays}
+
+
+def _plan_rule_costs(problem, sol, compiled, ahead, opt: dict, timings: dict):
+    t = time.perf_counter()
+    if ahead is None:
+        relaxations = compiled_relaxations(compiled)
+    else:
+        relaxations = ahead.result()
+        timings["relaxations_ahead"] = ahead.seconds
+    rules = plan_rule_costs(
+        problem,
+        sol,
+        relaxations,
+        workers=opt["resolve_workers"],
+        max_resolves=opt["rule_cost_resolves"],
+    )
+    timings["rule_bounds"] = time.perf_counter() - t
+    return rules
+
+
+def _plan_exchanges(problem, sol, opt: dict, timings: dict):
+    t = time.perf_counter()
+    exchanges = plan_exchanges(
+        problem,
+        sol,
+        per_claim=opt["exchanges_per_claim"],
+        max_suggestions=opt["max_exchanges"],
+        verify=opt["verify_exchanges"],
+    )
+    timings["exchange_estimates"] = time.perf_counter() - t
+    return exchanges
 
 
 def _grid(compiled, values, fill, dtype):

@@ -13,6 +13,8 @@ is the exact objective difference. The re-solves start from the optimum's prices
 the cells the rule moves (:func:`engine.solve.local.resolve_near`, certified on the whole
 problem). They and the relaxations run in a thread pool when ``workers > 1``; each rule's
 result depends on that rule alone, so it is the same whatever the number of workers.
+:func:`plan_rule_costs` stops short of the re-solves, so that the analysis runs them in one
+pool with the exchanges' (:mod:`engine.analysis.resolves`).
 
 ``binds`` lists the claims whose options gain from the lifting under the current prices: the
 claims the rule keeps from land they would take.
@@ -32,11 +34,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numba
 import numpy as np
 
 from engine import progress
+from engine.analysis.resolves import Resolve, resolve_cost, run_resolves
 from engine.errors import RuimtepuzzelError
 from engine.paging import cell_slices, release_pages
 from engine.problem import Problem
@@ -47,7 +51,14 @@ from engine.solve.fast import cell_windows
 from engine.solve.local import resolve_near
 from engine.solve.solution import gaps_muted
 
-__all__ = ["rule_costs", "relaxed_problem", "compiled_relaxations", "RelaxationsAhead"]
+__all__ = [
+    "rule_costs",
+    "plan_rule_costs",
+    "RuleCosts",
+    "relaxed_problem",
+    "compiled_relaxations",
+    "RelaxationsAhead",
+]
 
 
 def relaxed_problem(
@@ -257,7 +268,35 @@ def claim_gains(cells, gaining, rows, base, value, adj, group, best_u, area, ser
     return out
 
 
-def rule_costs(
+def rule_costs(problem: Problem, sol, relaxations: dict, *, workers: int = 1, **options):
+    """Per rule: ``bound_gain`` from the prices, ``gain`` (exact), ``binds`` and how it was found.
+
+    ``relaxations``: rule name -> the (N, O) ``allowed`` array without that rule (or a callable
+    returning it, or the relaxation built ahead: :meth:`RelaxationsAhead.result`).
+    ``workers`` threads price and re-solve the rules; ``options`` as :func:`plan_rule_costs`.
+    """
+    planned = plan_rule_costs(problem, sol, relaxations, workers=workers, **options)
+    run_resolves(planned.resolves, "rules re-solved", workers=workers)
+    return planned.entries()
+
+
+@dataclass(frozen=True)
+class RuleCosts:
+    """The rules priced: their entries, and the re-solves that complete the entries of the
+    rules their bound does not settle (:func:`engine.analysis.resolves.run_resolves`)."""
+
+    results: list[dict]
+    resolves: list[Resolve]
+
+    def entries(self) -> list[dict]:
+        """The entries, the costliest rule first (once the re-solves have run)."""
+        return sorted(
+            self.results,
+            key=lambda e: -(e["gain"] if e["gain"] is not None else e["bound_gain"]),
+        )
+
+
+def plan_rule_costs(
     problem: Problem,
     sol,
     relaxations: dict,
@@ -267,11 +306,11 @@ def rule_costs(
     tolerance: float = 1e-9,
     exact: bool = True,
     max_resolves: int | None = None,
-) -> list[dict]:
-    """Per rule: ``bound_gain`` from the prices, ``gain`` (exact), ``binds`` and how it was found.
+) -> RuleCosts:
+    """:func:`rule_costs` up to its re-solves: every rule priced (``workers`` threads), its
+    bound's entry made, and a re-solve for each rule the bound does not settle, to be run
+    with any other re-solves.
 
-    ``relaxations``: rule name -> the (N, O) ``allowed`` array without that rule (or a callable
-    returning it, or the relaxation built ahead: :meth:`RelaxationsAhead.result`).
     ``exact=False`` skips the re-solves; ``max_resolves`` re-solves only the rules with the
     largest bounds. A rule not re-solved has ``gain`` None and ``method`` 'bound': its cost
     lies between 0 and ``bound_gain``.
@@ -345,23 +384,15 @@ def rule_costs(
     # unchanged too: one test here instead of one per re-solve (national 100 m: 0.5 s CPU).
     tested = bool(todo) and _passes_unchanged(problem)
 
-    finished = progress.Tally(
-        [_resolve_cost(entry["bound_gain"], scale) for entry, _ in todo],
-        "rules re-solved",
-        workers=workers,
-    )
-
-    def work(index: int):
-        entry, relaxation = todo[index]
-        with finished.piece(index):
-            rsol = resolve(
-                relaxation.problem(problem, base),
-                method,
-                sol=sol,
-                before=problem.allowed,
-                tested=tested and entry["cells_options_forbidden"] == 0,
-                changed=relaxation.cells,
-            )
+    def re_solve(entry: dict, relaxation: _Relaxation) -> None:
+        rsol = resolve(
+            relaxation.problem(problem, base),
+            method,
+            sol=sol,
+            before=problem.allowed,
+            tested=tested and entry["cells_options_forbidden"] == 0,
+            changed=relaxation.cells,
+        )
         gain = float(rsol.objective - sol.objective)
         entry.update(
             gain=max(gain, 0.0) if gain > -tolerance * scale else gain,
@@ -370,16 +401,12 @@ def rule_costs(
             status_relaxed=rsol.status,
             gap_relaxed=float(rsol.gap),
         )
-        return entry
 
-    if workers > 1 and len(todo) > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(work, range(len(todo))))
-    else:
-        for index in range(len(todo)):
-            work(index)
-    results.sort(key=lambda e: -(e["gain"] if e["gain"] is not None else e["bound_gain"]))
-    return results
+    resolves = [
+        Resolve(resolve_cost(entry["bound_gain"], scale), partial(re_solve, entry, relaxation))
+        for entry, relaxation in todo
+    ]
+    return RuleCosts(results, resolves)
 
 
 def _base_allowed(problem: Problem) -> np.ndarray:
@@ -442,18 +469,6 @@ class RelaxationsAhead:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-
-
-def _resolve_cost(bound_gain: float, scale: float) -> float:
-    """A rule's re-solve's work, roughly, for the time left only (:class:`progress.Tally`):
-    it grows with how far the prices must move, which the bound measures, but far slower.
-    National 100 m, CPU: about 1 s at bounds up to 1e-4 of the objective, 2-10 s up to
-    0.05, 13-25 s for 0.2-2 times it. Of the forms tried on those 19 re-solves, a power of
-    the logarithm came nearest over the analysis (the time left said after each re-solve
-    against the time it took): 40 s said of 51, 27 of 33, 16 of 15; the logarithm alone
-    said 56, 43, 28; equal costs 151, 141, 101. Finite whatever the bound (a display must
-    not stop the analysis)."""
-    return (1.0 + float(np.log1p(min(bound_gain / (1e-4 * scale), 1e300)))) ** 1.5
 
 
 def _passes_unchanged(problem: Problem) -> bool:
