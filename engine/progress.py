@@ -11,8 +11,8 @@ On a terminal the progress is one line, redrawn in place::
     ruimtepuzzel [4/8] solve: 1,200/15,000 price evaluations, at most 1 min 30 s left (12 s)
 
 Anywhere else (a batch job's log, a pipe) it is whole lines, like the engine's log lines: one
-when a stage starts, one when it ends, one when its work turns to another kind (the rules'
-re-solves, then the exchanges, then the maps) and one at most every :data:`LOG_EVERY`
+when a stage starts, one when it ends, one when its work turns to another kind (the rules
+priced, then the re-solves, then the maps) and one at most every :data:`LOG_EVERY`
 seconds in between, so that a cluster's log file holds lines and no carriage returns. With ``show``
 False nothing is shown and only the timings are kept.
 

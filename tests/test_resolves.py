@@ -27,7 +27,7 @@ NATIONAL = Path(__file__).resolve().parents[1] / "configs" / "national.toml"
 
 
 def _recording(costs, ran: list) -> list[Resolve]:
-    return [Resolve(cost, lambda i=i: ran.append(i)) for i, cost in enumerate(costs)]
+    return [Resolve(str(i), cost, lambda i=i: ran.append(i)) for i, cost in enumerate(costs)]
 
 
 def test_the_costliest_run_first_and_every_one_once():
@@ -58,7 +58,7 @@ def test_the_work_beside_runs_while_the_re_solves_do():
         started.set()
         assert beside_done.wait(10), "the caller's work did not run beside the re-solve"
 
-    with ResolvesBeside([Resolve(1.0, resolve)], "tests", workers=2):
+    with ResolvesBeside([Resolve("waits", 1.0, resolve)], "tests", workers=2):
         assert started.wait(10)
         beside_done.set()
 
@@ -69,7 +69,7 @@ def test_an_error_in_a_re_solve_is_raised_and_starts_no_further_one():
 
     for workers in (1, 2):
         ran = []
-        resolves = [Resolve(5.0, fails), *_recording([1.0, 2.0], ran)]
+        resolves = [Resolve("fails", 5.0, fails), *_recording([1.0, 2.0], ran)]
         failed = pytest.raises(ValueError, match="a re-solve failed")
         with failed, ResolvesBeside(resolves, "tests", workers=workers):
             pass
@@ -85,7 +85,10 @@ def test_leaving_by_an_error_starts_no_further_re_solve():
         assert gate.wait(10)
         ran.append("under way")
 
-    resolves = [Resolve(2.0, under_way), Resolve(1.0, lambda: ran.append("next"))]
+    resolves = [
+        Resolve("under way", 2.0, under_way),
+        Resolve("next", 1.0, lambda: ran.append("next")),
+    ]
     with pytest.raises(KeyError), ResolvesBeside(resolves, "tests", workers=1):
         # Let the re-solve under way end well after the error has left the block.
         threading.Timer(0.3, gate.set).start()

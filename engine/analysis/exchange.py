@@ -188,6 +188,7 @@ def plan_exchanges(
     # Each suggestion is verified on its own: the same whatever the number of workers.
     resolves = [
         Resolve(
+            f"{s['claim']} {s['from']} -> {s['to']}",
             resolve_cost(s["gain_estimate"], scale),
             partial(_verify, problem, sol, s, method, halvings, scale),
         )

@@ -28,8 +28,10 @@ __all__ = ["Resolve", "ResolvesBeside", "resolve_cost", "run_resolves"]
 @dataclass(frozen=True)
 class Resolve:
     """One re-solve: ``run`` fills in its entry; ``cost`` is its work, roughly
-    (:func:`resolve_cost`), for the order and the time left."""
+    (:func:`resolve_cost`), for the order and the time left; ``name`` says what it
+    re-solves (a rule, an exchange)."""
 
+    name: str
     cost: float
     run: Callable[[], None]
 

@@ -403,7 +403,11 @@ def plan_rule_costs(
         )
 
     resolves = [
-        Resolve(resolve_cost(entry["bound_gain"], scale), partial(re_solve, entry, relaxation))
+        Resolve(
+            entry["rule"],
+            resolve_cost(entry["bound_gain"], scale),
+            partial(re_solve, entry, relaxation),
+        )
         for entry, relaxation in todo
     ]
     return RuleCosts(results, resolves)
