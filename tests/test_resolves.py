@@ -1,12 +1,14 @@
 """The analysis's re-solves as one pool (:mod:`engine.analysis.resolves`): the costliest
-first, every one once, beside the work that needs none of them, errors raised and none
-started after the caller failed; and the analysis through it gives what the rules' and the
-exchanges' own functions give, whatever the number of workers."""
+first, every one once, errors and Ctrl-C raised with none started after them; and the
+analysis through it gives what the rules' and the exchanges' own functions give, whatever
+the number of workers."""
 
 from __future__ import annotations
 
 import io
+import os
 import re
+import signal
 import threading
 import warnings
 from pathlib import Path
@@ -18,8 +20,9 @@ import engine
 from engine import progress
 from engine.analysis import exchange_suggestions, rule_costs
 from engine.analysis.outputs import analyse
-from engine.analysis.resolves import Resolve, ResolvesBeside, resolve_cost, run_resolves
+from engine.analysis.resolves import Resolve, resolve_cost, run_resolves
 from engine.analysis.rule_costs import compiled_relaxations
+from engine.errors import RuimtepuzzelError
 from engine.progress import Stages
 from engine.run import prepare
 
@@ -50,50 +53,68 @@ def test_a_cost_grows_with_the_gain_and_stays_finite():
     assert resolve_cost(-1.0, scale) == 1.0
 
 
-def test_the_work_beside_runs_while_the_re_solves_do():
-    """A re-solve that waits for the caller's work ends only if that work runs beside it."""
-    started, beside_done = threading.Event(), threading.Event()
-
-    def resolve():
-        started.set()
-        assert beside_done.wait(10), "the caller's work did not run beside the re-solve"
-
-    with ResolvesBeside([Resolve("waits", 1.0, resolve)], "tests", workers=2):
-        assert started.wait(10)
-        beside_done.set()
-
-
 def test_an_error_in_a_re_solve_is_raised_and_starts_no_further_one():
-    def fails():
-        raise ValueError("a re-solve failed")
-
+    """The costliest fails; on two workers the next one is under way beside it and ends
+    (held until the error is well raised); the last never starts."""
     for workers in (1, 2):
-        ran = []
-        resolves = [Resolve("fails", 5.0, fails), *_recording([1.0, 2.0], ran)]
-        failed = pytest.raises(ValueError, match="a re-solve failed")
-        with failed, ResolvesBeside(resolves, "tests", workers=workers):
-            pass
-        # One worker: the failed one ran first, alone. Two: the next may have started.
-        assert ran == [] if workers == 1 else ran in ([], [1])
+        started, gate, ran = threading.Event(), threading.Event(), []
+
+        def fails(started=started, workers=workers):
+            if workers == 2:
+                assert started.wait(10)
+            raise ValueError("a re-solve failed")
+
+        def beside(started=started, gate=gate, ran=ran):
+            started.set()
+            assert gate.wait(10)
+            ran.append("beside")
+
+        resolves = [
+            Resolve("last", 1.0, lambda ran=ran: ran.append("last")),
+            Resolve("fails", 5.0, fails),
+            Resolve("beside", 2.0, beside),
+        ]
+        threading.Timer(0.3, gate.set).start()
+        with pytest.raises(ValueError, match="a re-solve failed"):
+            run_resolves(resolves, "tests", workers=workers)
+        assert ran == ([] if workers == 1 else ["beside"])
 
 
-def test_leaving_by_an_error_starts_no_further_re_solve():
-    """An error (or Ctrl-C) in the caller's work waits for the re-solve under way only."""
+def test_a_ctrl_c_starts_no_further_re_solve():
+    """Ctrl-C while the re-solves run: those under way end, the ones waiting never start,
+    and the interrupt reaches the caller."""
     gate, ran = threading.Event(), []
 
-    def under_way():
+    def under_way(name: str):
         assert gate.wait(10)
-        ran.append("under way")
+        ran.append(name)
+
+    def interrupted(signum, frame):
+        gate.set()  # the re-solves under way may end now
+        raise KeyboardInterrupt
 
     resolves = [
-        Resolve("under way", 2.0, under_way),
-        Resolve("next", 1.0, lambda: ran.append("next")),
+        Resolve("first", 3.0, lambda: under_way("first")),
+        Resolve("second", 2.0, lambda: under_way("second")),
+        Resolve("waiting", 1.0, lambda: ran.append("waiting")),
     ]
-    with pytest.raises(KeyError), ResolvesBeside(resolves, "tests", workers=1):
-        # Let the re-solve under way end well after the error has left the block.
-        threading.Timer(0.3, gate.set).start()
-        raise KeyError("the caller's work failed")
-    assert ran == ["under way"]
+    before = signal.signal(signal.SIGINT, interrupted)
+    try:
+        # To the process, as a terminal's Ctrl-C: the main thread takes it while it waits.
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):
+            run_resolves(resolves, "tests", workers=2)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert sorted(ran) == ["first", "second"]
+
+
+def test_an_unknown_analysis_option_is_refused(solved):
+    """An option the analysis does not have (one renamed, say) is an error that names the
+    options it has, not a setting silently ignored."""
+    compiled, sol = solved
+    with pytest.raises(RuimtepuzzelError, match="rule_cost_workers unknown.*resolve_workers"):
+        analyse(compiled.problem, sol, options={"rule_cost_workers": 2}, level="quick")
 
 
 @pytest.fixture(scope="module")
@@ -133,4 +154,11 @@ def test_the_analysis_gives_what_the_rules_and_exchanges_own_functions_give(solv
     for section in sections:
         assert section["rule_costs"] == engine.outputs.clean_json(costs)
         assert section["exchanges"] == engine.outputs.clean_json(exchanges)
-        assert section["analysis_timings"]["re_solves"] > 0
+        # In the same order whichever thread ended first (report.json, byte for byte).
+        assert list(section["analysis_timings"]) == [
+            "conflicts",
+            "scarcity",
+            "rule_bounds",
+            "exchange_estimates",
+            "re_solves",
+        ]

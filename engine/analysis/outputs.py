@@ -29,7 +29,7 @@ from engine import progress
 from engine.analysis.addability import addability
 from engine.analysis.conflict import CLASSES, cell_conflict, conflict_summary, contested_pairs
 from engine.analysis.exchange import plan_exchanges
-from engine.analysis.resolves import ResolvesBeside
+from engine.analysis.resolves import run_resolves
 from engine.analysis.rule_costs import RelaxationsAhead, compiled_relaxations, plan_rule_costs
 from engine.analysis.scarcity import cell_prices, regret, shadow_price_table
 from engine.analysis.verdicts import verdicts
@@ -97,38 +97,49 @@ def analyse(
     rules' relaxations, built while the run solved (else built here).
     """
     opt = {**DEFAULTS, **(QUICK if analysis_level(level) == "quick" else {}), **(options or {})}
+    unknown = sorted(set(opt) - set(DEFAULTS))
+    if unknown:
+        raise RuimtepuzzelError(
+            f"analysis options: {', '.join(unknown)} unknown; the options are {', '.join(DEFAULTS)}"
+        )
     timings = {}
+    t = time.perf_counter()
+    conflict = cell_conflict(problem, sol, opt["conflict_threshold"])
+    pairs = contested_pairs(problem, conflict, min_ha=0.0)
+    summary = conflict_summary(problem, conflict)
+    area = problem.area_of()
+    timings["conflicts"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    prices = cell_prices(problem, sol)
+    reg = regret(problem, sol)
+    table = shadow_price_table(problem, sol)
+    timings["scarcity"] = time.perf_counter() - t
+
     rules = exchanges = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="exchanges") as beside:
         # The supply curves of the exchanges' candidates are one thread's work (national
         # 100 m: 2 s): beside the rules' pricing, which is the workers'.
         if opt["exchanges"]:
-            exchanges_planned = beside.submit(_plan_exchanges, problem, sol, opt, timings)
+            exchanges_planned = beside.submit(_plan_exchanges, problem, sol, opt)
         if opt["rule_costs"] and compiled is not None:
             rules = _plan_rule_costs(problem, sol, compiled, ahead, opt, timings)
         if opt["exchanges"]:
-            exchanges = exchanges_planned.result()
-    resolves = [*(rules.resolves if rules else []), *(exchanges.resolves if exchanges else [])]
+            # Said here, after the rules' timings: report.json's keys in the same order
+            # whichever thread ended first.
+            exchanges, timings["exchange_estimates"] = exchanges_planned.result()
     t = time.perf_counter()
-    # The conflicts and the prices per cell need no re-solve: they are worked out beside them.
-    with ResolvesBeside(resolves, "re-solves", workers=opt["resolve_workers"]):
-        conflict = cell_conflict(problem, sol, opt["conflict_threshold"])
-        pairs = contested_pairs(problem, conflict, min_ha=0.0)
-        summary = conflict_summary(problem, conflict)
-        area = problem.area_of()
-        timings["conflicts"] = time.perf_counter() - t
-
-        t_scarcity = time.perf_counter()
-        prices = cell_prices(problem, sol)
-        reg = regret(problem, sol)
-        table = shadow_price_table(problem, sol)
-        timings["scarcity"] = time.perf_counter() - t_scarcity
+    run_resolves(
+        [*(rules.resolves if rules else []), *(exchanges.resolves if exchanges else [])],
+        "re-solves",
+        workers=opt["resolve_workers"],
+    )
     timings["re_solves"] = time.perf_counter() - t
     costs = [] if rules is None else rules.entries()
     suggestions = [] if exchanges is None else exchanges.entries()
-    # The re-solves let go of the rules' relaxations (national 100 m: 0.37 GB) and of what
-    # applying the rules again kept (RuleMemo), before the maps and the page.
-    rules = exchanges = resolves = None
+    # The relaxations of the rules re-solved (national 100 m: 0.37 GB) go before the maps
+    # and the page.
+    del rules, exchanges
     for e in suggestions:
         for key in ("zoning_index", "claim_index", "from_index", "to_index"):
             e.pop(key, None)
@@ -154,6 +165,7 @@ def analyse(
 
 
 def _plan_rule_costs(problem, sol, compiled, ahead, opt: dict, timings: dict):
+    """The rules planned, on the calling thread: their seconds go into ``timings``."""
     t = time.perf_counter()
     if ahead is None:
         relaxations = compiled_relaxations(compiled)
@@ -171,7 +183,8 @@ def _plan_rule_costs(problem, sol, compiled, ahead, opt: dict, timings: dict):
     return rules
 
 
-def _plan_exchanges(problem, sol, opt: dict, timings: dict):
+def _plan_exchanges(problem, sol, opt: dict) -> tuple:
+    """The exchanges planned, and the seconds that took."""
     t = time.perf_counter()
     exchanges = plan_exchanges(
         problem,
@@ -180,8 +193,7 @@ def _plan_exchanges(problem, sol, opt: dict, timings: dict):
         max_suggestions=opt["max_exchanges"],
         verify=opt["verify_exchanges"],
     )
-    timings["exchange_estimates"] = time.perf_counter() - t
-    return exchanges
+    return exchanges, time.perf_counter() - t
 
 
 def _grid(compiled, values, fill, dtype):

@@ -6,9 +6,7 @@ Each re-solve fills in its own entry and depends on nothing but its own inputs, 
 results are the same whatever the number of workers and the order they run in. Run as one
 pool, the exchanges' few long re-solves no longer wait for the rules' last ones with a core
 idle beside them (national 100 m: the three exchanges took 6.6, 1.5 and 1.4 s one by one,
-so two workers spent 7 of their 14 s on one of them), and the work of one thread that needs
-none of them (the conflicts and the prices per cell) runs beside the pool
-(:class:`ResolvesBeside`).
+so two workers spent 7 of their 14 s on one of them).
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import numpy as np
 
 from engine import progress
 
-__all__ = ["Resolve", "ResolvesBeside", "resolve_cost", "run_resolves"]
+__all__ = ["Resolve", "resolve_cost", "run_resolves"]
 
 
 @dataclass(frozen=True)
@@ -53,16 +51,15 @@ def run_resolves(
     unit: str,
     *,
     workers: int = 1,
-    stop: threading.Event | None = None,
 ) -> None:
     """Run ``resolves`` on ``workers`` threads, the costliest first (the longest last would
     leave the other workers idle while it runs), told as ``unit`` done
-    (:class:`progress.Tally`). Once ``stop`` is set, or one has failed, no further one
-    starts (the analysis fails with it); the first error is raised once the ones under way
-    have ended."""
+    (:class:`progress.Tally`). Once one has failed (or a Ctrl-C came) no further one starts:
+    the analysis fails with it; its error is raised once the ones under way have ended (of
+    two that failed, the costlier one's)."""
     order = sorted(range(len(resolves)), key=lambda i: -resolves[i].cost)
     tally = progress.Tally([resolves[i].cost for i in order], unit, workers=workers)
-    stop = stop or threading.Event()
+    stop = threading.Event()
 
     def work(k: int) -> None:
         if stop.is_set():
@@ -80,28 +77,3 @@ def run_resolves(
     else:
         for k in range(len(order)):
             work(k)
-
-
-class ResolvesBeside:
-    """:func:`run_resolves` in a thread of its own, while the caller does work that needs
-    none of them. A context manager: leaving it waits for the re-solves and raises the
-    first error among them; leaving it by an error (or Ctrl-C) starts no further one and
-    waits only for those under way, so that the run's folder is not swapped in while a
-    thread still works."""
-
-    def __init__(self, resolves: list[Resolve], unit: str, *, workers: int = 1):
-        self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="re-solves")
-        self._future = self._pool.submit(
-            run_resolves, resolves, unit, workers=workers, stop=self._stop
-        )
-
-    def __enter__(self) -> ResolvesBeside:
-        return self
-
-    def __exit__(self, kind, error, traceback) -> None:
-        if kind is not None:
-            self._stop.set()
-        self._pool.shutdown(wait=True)
-        if kind is None:
-            self._future.result()
