@@ -60,4 +60,4 @@ def test_the_columns_kinds_are_numpys_unique(values):
     expected_kinds, expected_of_column = np.unique(values, return_inverse=True)
     np.testing.assert_array_equal(kinds, expected_kinds)
     np.testing.assert_array_equal(of_column, expected_of_column)
-    assert kinds.dtype == np.int64 and len(of_column) == len(values)
+    assert kinds.dtype == np.int64 and of_column.dtype == expected_of_column.dtype
